@@ -1,0 +1,139 @@
+/**
+ * The evaluation report: the one data model that the CLI writes (`eval --json`), the gate checks, the extension
+ * turns into diagnostics and trees, and the webview panel draws. Plain JSON-safe data only.
+ *
+ * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
+ */
+import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+
+export const REPORT_SCHEMA_VERSION = 2;
+
+/** Averages over classes (keep). */
+export interface AveragedScores {
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+/** Per-class metrics (keep). Zero-division follows scikit-learn's default: 0 where a ratio is 0/0. */
+export interface ClassMetrics {
+  class: string;
+  /** Number of samples whose true label is this class. */
+  support: number;
+  /** Number of samples predicted (top-1) as this class. */
+  predicted: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  /** Recall@K for this class, keyed by K as a string. */
+  recallAtK: Record<string, number>;
+  /** One-vs-rest average precision of this class's probability (sklearn average_precision_score); null with no support. */
+  averagePrecision: number | null;
+}
+
+/** The `metrics` object (keep): rows of confusionMatrix are true classes, columns predicted, both in `classes` order. */
+export interface Metrics {
+  classes: string[];
+  n: number;
+  top1Accuracy: number;
+  balancedAccuracy: number;
+  recallAtK: Record<string, number>;
+  macro: AveragedScores;
+  weighted: AveragedScores;
+  perClass: ClassMetrics[];
+  confusionMatrix: number[][];
+}
+
+export type WarningKind =
+  | 'rare-class-low-recall'
+  | 'class-imbalance'
+  | 'low-accuracy'
+  | 'good-accuracy'
+  | 'low-recall-at-k'
+  | 'duplicate'
+  | 'possible-leakage'
+  | 'dataset-errors';
+
+/** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
+export interface Warning {
+  kind: WarningKind;
+  severity: 'error' | 'warning' | 'info';
+  message: string;
+  /** The class concerned, when there is one. */
+  class?: string;
+  /** The split concerned, when the warning is about one split. */
+  split?: string;
+  /** Sample paths concerned (duplicates, leakage), relative to the dataset root. */
+  paths?: string[];
+  /** The numbers behind the message, e.g. { recall: 0.12, support: 8, threshold: 0.5 }. */
+  numbers: Record<string, number>;
+}
+
+/** A likely label error (keep): `index` is the sample's row; `score` is its label quality (lower = more suspicious). */
+export interface LabelIssue {
+  index: number;
+  given: string;
+  suggested: string;
+  score: number;
+  /** 1-based rank, 1 = most likely wrong. */
+  rank: number;
+  /** Sample path relative to the dataset root (reports of datasets only). */
+  path?: string;
+}
+
+export interface ReportSample {
+  path: string;
+  label: string;
+  split?: string;
+  /** Label file and 1-based line the label comes from. */
+  source?: { file: string; line: number };
+  /** Top-K classes with softmax probabilities, best first. Empty when the image could not be read. */
+  predicted: ScoredClass[];
+  /** Full probability vector in `dataset.classes` order (only with --probabilities). */
+  probabilities?: number[];
+  /** SHA-256 of the file content, hex (used for duplicate and leakage detection). */
+  contentHash?: string;
+  /** Why this sample has no prediction. */
+  error?: { code: string; message: string };
+}
+
+export interface EvalReport {
+  schemaVersion: number;
+  tool: { name: 'clip-lens'; version: string };
+  createdAt: string;
+  model: {
+    /** Registry id or the model directory as given. */
+    id: string;
+    dir: string;
+    quantized: boolean;
+    embeddingDim: number;
+    logitScale: number;
+    imageSize: number;
+  };
+  templates: { name: string; count: number };
+  topK: number;
+  dataset: {
+    root: string;
+    format: DatasetFormat;
+    labelFile?: string;
+    classes: string[];
+    splits?: string[];
+    counts: { samples: number; evaluated: number; failed: number; perClass: Record<string, number> };
+  };
+  samples: ReportSample[];
+  errors: DatasetProblem[];
+  /** Metrics over all evaluated samples; null when nothing could be evaluated. */
+  metrics: Metrics | null;
+  /** Metrics per split when the dataset has splits. */
+  metricsBySplit?: Record<string, Metrics>;
+  warnings: Warning[];
+  labelIssues: LabelIssue[];
+  timing: {
+    totalMs: number;
+    textMs: number;
+    imageMs: number;
+    imagesComputed: number;
+    imagesFromCache: number;
+    imagesPerSecond: number;
+  };
+}
