@@ -1,0 +1,68 @@
+/** The human summary `clip-lens eval` prints. */
+import type { EvalReport, Metrics } from '../core/report';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function band(x: number, good: number, bad: number): string {
+  return x >= good ? 'good' : x < bad ? 'bad' : 'fair';
+}
+
+function metricsLines(m: Metrics, indent = ''): string[] {
+  const lines: string[] = [];
+  lines.push(`${indent}Top-1 accuracy     ${pct(m.top1Accuracy).padStart(6)}  (${band(m.top1Accuracy, 0.7, 0.5)}: >= 70% good, < 50% bad)`);
+  lines.push(`${indent}Balanced accuracy  ${pct(m.balancedAccuracy).padStart(6)}`);
+  const ks = Object.keys(m.recallAtK).map(Number).sort((a, b) => a - b);
+  if (ks.length > 0) lines.push(`${indent}Recall@K           ${ks.map((k) => `@${k} ${pct(m.recallAtK[String(k)])}`).join('   ')}`);
+  lines.push(`${indent}Macro P / R / F1   ${pct(m.macro.precision)} / ${pct(m.macro.recall)} / ${pct(m.macro.f1)}`);
+  return lines;
+}
+
+export function formatSummary(r: EvalReport, options: { worst?: number; issues?: number } = {}): string {
+  const lines: string[] = [];
+  const d = r.dataset;
+  lines.push(`CLIP Lens ${r.tool.version}: ${d.root}`);
+  lines.push(`  ${d.counts.samples} images, ${d.classes.length} classes (${d.format}${d.splits ? `: ${d.splits.join(', ')}` : ''}), model ${r.model.id}${r.model.quantized ? ' (quantized)' : ''}, templates ${r.templates.name} (${r.templates.count})`);
+  lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
+  lines.push('');
+  if (!r.metrics) {
+    lines.push('No image could be evaluated.');
+  } else {
+    lines.push(...metricsLines(r.metrics, '  '));
+    if (r.metricsBySplit) {
+      for (const [split, m] of Object.entries(r.metricsBySplit)) {
+        lines.push(`  ${split}: top-1 ${pct(m.top1Accuracy)}, balanced ${pct(m.balancedAccuracy)}, n=${m.n}`);
+      }
+    }
+    const worst = [...r.metrics.perClass].filter((c) => c.support > 0).sort((a, b) => a.recall - b.recall || b.support - a.support).slice(0, options.worst ?? 5);
+    if (worst.length > 0) {
+      lines.push('');
+      lines.push('  Worst classes (by recall):');
+      const w = Math.max(...worst.map((c) => c.class.length), 5);
+      for (const c of worst) lines.push(`    ${c.class.padEnd(w)}  recall ${pct(c.recall).padStart(6)}  precision ${pct(c.precision).padStart(6)}  support ${c.support}`);
+    }
+  }
+  if (r.warnings.length > 0) {
+    lines.push('');
+    lines.push(`  Warnings (${r.warnings.length}):`);
+    for (const w of r.warnings) lines.push(`    ${w.severity === 'error' ? 'x' : w.severity === 'warning' ? '!' : 'i'} [${w.kind}] ${w.message}`);
+  }
+  if (r.labelIssues.length > 0) {
+    const n = options.issues ?? 10;
+    lines.push('');
+    lines.push(`  Likely label errors (${r.labelIssues.length}, showing ${Math.min(n, r.labelIssues.length)}):`);
+    for (const li of r.labelIssues.slice(0, n)) lines.push(`    ${String(li.rank).padStart(3)}. ${li.path ?? `#${li.index}`}: labelled '${li.given}', looks like '${li.suggested}' (label quality ${li.score.toFixed(3)})`);
+  }
+  if (r.errors.length > 0) {
+    lines.push('');
+    lines.push(`  Problems (${r.errors.length}):`);
+    for (const e of r.errors.slice(0, 10)) lines.push(`    ${e.file ?? e.path ?? ''}${e.line ? `:${e.line}` : ''}: ${e.message}`);
+    if (r.errors.length > 10) lines.push(`    ... ${r.errors.length - 10} more in the JSON report`);
+  }
+  const sampleErrors = r.samples.filter((s) => s.error);
+  if (sampleErrors.length > 0) {
+    lines.push('');
+    lines.push(`  Unreadable images (${sampleErrors.length}):`);
+    for (const s of sampleErrors.slice(0, 10)) lines.push(`    ${s.path}: ${s.error?.message}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,93 @@
+/**
+ * Zero-shot classification: class embeddings from prompt templates (each prompt embedded and L2-normalised, the
+ * class's prompts averaged and normalised again, as in the CLIP paper), then softmax(logitScale * cosine).
+ */
+import type { ClipModel } from './runtime';
+import type { EmbeddingCache } from './embeddingCache';
+import { sha256 } from './embeddingCache';
+import { throwIfAborted } from './errors';
+
+/** Text batch size for the text tower. */
+const TEXT_BATCH = 64;
+
+export interface ClassEmbeddings {
+  /** K x D, row-normalised, in `classes` order. */
+  matrix: Float32Array;
+  dim: number;
+  /** Prompts embedded by the model in this call (the rest came from the cache). */
+  computed: number;
+  ms: number;
+}
+
+/**
+ * Embeds every prompt of every class (using and filling `cache` when given) and averages per class.
+ * `prompts[k]` are the prompt texts of class k (one per template).
+ */
+export async function embedClassPrompts(model: ClipModel, prompts: string[][], cache: EmbeddingCache | null, signal?: AbortSignal): Promise<ClassEmbeddings> {
+  const t0 = performance.now();
+  const unique = new Map<string, Float32Array | null>();
+  for (const list of prompts) for (const p of list) unique.set(p, cache?.get(sha256(p)) ?? null);
+  const missing = [...unique.entries()].filter(([, v]) => v === null).map(([k]) => k);
+  for (let i = 0; i < missing.length; i += TEXT_BATCH) {
+    throwIfAborted(signal);
+    const texts = missing.slice(i, i + TEXT_BATCH);
+    const { embeddings, dim } = await model.embedTexts(texts);
+    texts.forEach((t, j) => {
+      const e = embeddings.subarray(j * dim, (j + 1) * dim);
+      unique.set(t, e);
+      cache?.put(sha256(t), e);
+    });
+  }
+  const dim = [...unique.values()][0]?.length ?? 0;
+  const matrix = new Float32Array(prompts.length * dim);
+  prompts.forEach((list, k) => {
+    const row = matrix.subarray(k * dim, (k + 1) * dim);
+    for (const p of list) {
+      const e = unique.get(p) as Float32Array;
+      for (let j = 0; j < dim; j++) row[j] += e[j];
+    }
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += row[j] * row[j];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let j = 0; j < dim; j++) row[j] *= inv;
+  });
+  return { matrix, dim, computed: missing.length, ms: performance.now() - t0 };
+}
+
+/** softmax(logitScale * classMatrix . image) into `out` (length K). Computed in float64, stored as float32. */
+export function zeroShotProbabilities(image: Float32Array, classes: ClassEmbeddings, logitScale: number, out = new Float32Array(classes.matrix.length / classes.dim)): Float32Array {
+  const { matrix, dim } = classes;
+  const k = out.length;
+  const logits = new Float64Array(k);
+  let max = -Infinity;
+  for (let c = 0; c < k; c++) {
+    let dot = 0;
+    const off = c * dim;
+    for (let j = 0; j < dim; j++) dot += matrix[off + j] * image[j];
+    logits[c] = logitScale * dot;
+    if (logits[c] > max) max = logits[c];
+  }
+  let sum = 0;
+  for (let c = 0; c < k; c++) {
+    logits[c] = Math.exp(logits[c] - max);
+    sum += logits[c];
+  }
+  for (let c = 0; c < k; c++) out[c] = logits[c] / sum;
+  return out;
+}
+
+/** Indices of the k largest values, best first; ties keep the lower index first (stable, like numpy's argsort of -p). */
+export function topKIndices(values: ArrayLike<number>, k: number): number[] {
+  const n = values.length;
+  const kk = Math.min(k, n);
+  const best: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (best.length === kk && v <= values[best[kk - 1]]) continue;
+    let pos = best.length;
+    while (pos > 0 && values[best[pos - 1]] < v) pos--;
+    best.splice(pos, 0, i);
+    if (best.length > kk) best.pop();
+  }
+  return best;
+}
