@@ -265,7 +265,7 @@ test('schemas/clip-lens.schema.json is the schema generated from the validator s
   assert.deepEqual(
     onDisk,
     projectConfigJsonSchema(),
-    'regenerate: node --import tsx -e "..." writing JSON.stringify(projectConfigJsonSchema(), null, 2) to the schema file',
+    `regenerate with: node --import tsx -e "require('fs').writeFileSync('schemas/clip-lens.schema.json', JSON.stringify(require('./src/core/projectConfig.ts').projectConfigJsonSchema(), null, 2) + '\\n')"`,
   );
   assert.equal(onDisk.$schema, 'http://json-schema.org/draft-07/schema#');
   // Every schema node has a description (VS Code shows it on hover); every fixed-key object is closed.
