@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
-import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
+import { embedClassPrompts, topKIndices, zeroShotProbabilities } from './zeroShot';
 import { readDataset } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { promptsForClass, resolveTemplates } from './prompts';
@@ -76,23 +76,25 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const progress = options.onProgress ?? (() => undefined);
 
   progress({ phase: 'reading', done: 0, total: 0, rate: 0, fromCache: 0 });
+  // The project config sits at the dataset root: read it first, since it may name the label file and columns.
+  const problems: DatasetProblem[] = [];
+  let config = options.projectConfig;
+  const configRoot = await datasetRootOf(target);
+  if (!config) {
+    const read = await readProjectConfig(configRoot);
+    config = read.config;
+    const file = read.file ? path.relative(configRoot, read.file) || read.file : '.clip-lens.json';
+    for (const p of read.problems) problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file, line: p.line });
+  }
+  const labelsConfig = config.labels ?? {};
   const dataset = await readDataset(target, {
-    labelFile: options.labelFile,
-    imageColumn: options.imageColumn,
-    labelColumn: options.labelColumn,
-    splitColumn: options.splitColumn,
+    labelFile: options.labelFile ?? (labelsConfig.file && target === configRoot ? path.resolve(configRoot, labelsConfig.file) : undefined),
+    imageColumn: options.imageColumn ?? labelsConfig.imageColumn,
+    labelColumn: options.labelColumn ?? labelsConfig.labelColumn,
+    splitColumn: options.splitColumn ?? labelsConfig.splitColumn,
     signal,
   });
-  const problems: DatasetProblem[] = [...dataset.problems];
-
-  let config = options.projectConfig;
-  if (!config) {
-    const read = await readProjectConfig(dataset.root);
-    config = read.config;
-    for (const p of read.problems) {
-      problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file: read.file ? path.relative(dataset.root, read.file) || read.file : '.clip-lens.json', line: p.line });
-    }
-  }
+  problems.push(...dataset.problems);
   const topK = Math.max(1, options.topK ?? config.topK ?? 5);
   const templates = await resolveTemplates(options.templates ?? config.templates, dataset.root);
   const classes = dataset.classes;
@@ -262,6 +264,13 @@ function round(x: number): number {
 function stripLocation(message: string, samplePath: string): string {
   const i = message.indexOf(': ');
   return i > 0 && message.slice(0, i).endsWith(samplePath) ? message.slice(i + 2) : message;
+}
+
+/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
+async function datasetRootOf(target: string): Promise<string> {
+  const st = await fs.promises.stat(target).catch(() => null);
+  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
+  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
 }
 
 async function openCache(root: string, namespace: string, problems: DatasetProblem[]): Promise<EmbeddingCache | null> {

@@ -33,6 +33,9 @@ function workerScript(): string {
   throw new Error(`inference worker script not found next to ${__dirname}`);
 }
 
+/** A request without its id (distributes over the union). */
+type WorkerRequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+
 /** A worker thread with request/response matching. */
 class InferenceWorkerClient {
   private readonly worker: Worker;
@@ -41,7 +44,11 @@ class InferenceWorkerClient {
   private dead: Error | null = null;
 
   constructor() {
-    this.worker = new Worker(workerScript());
+    const script = workerScript();
+    // From source (tests under tsx), the worker needs tsx's require hook to load TypeScript.
+    this.worker = script.endsWith('.ts')
+      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(script)});`, { eval: true })
+      : new Worker(script);
     this.worker.unref();
     this.worker.on('message', (res: WorkerResponse) => {
       const p = this.pending.get(res.id);
@@ -58,7 +65,7 @@ class InferenceWorkerClient {
     this.worker.on('exit', (code) => fail(new Error(`inference worker exited (code ${code})`)));
   }
 
-  request(req: Omit<WorkerRequest, 'id'> & { type: WorkerRequest['type'] }, transfer: ArrayBuffer[] = []): Promise<WorkerResponse> {
+  request(req: WorkerRequestBody, transfer: ArrayBuffer[] = []): Promise<WorkerResponse> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const full = { ...req, id } as WorkerRequest;
