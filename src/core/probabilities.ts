@@ -1,0 +1,489 @@
+/**
+ * Predicted class probabilities: the N x K container every metric and the label-issue finder read, plus the
+ * readers of the "bring your own model's outputs" input (`clip-lens metrics --input FILE`).
+ *
+ * Storage: rows are kept in row-major Float32Array chunks of at most {@link DEFAULT_CHUNK_FLOATS} floats (64 MB),
+ * so 1,000,000 x 1,000 probabilities (4 GB) never need one ArrayBuffer. float32 is what CLIP produces; values read
+ * from float64 sources are rounded to float32 once, on `push`, and every computation afterwards sees the same values
+ * (metrics equal scikit-learn / cleanlab run on the float32-rounded matrix).
+ *
+ * Input formats of {@link readPredictionsFile} (chosen by the path):
+ * - `*.json`: `{"classes": [...], "labels": [...], "pred_probs": [[...], ...]}`; a label is a class index or a class
+ *   name. Parsed in one piece, so it is for files up to a few hundred MB (V8's string limit is about 512 MB).
+ * - `*.csv`: header `label,<class 1>,<class 2>,...`, then one row per sample: its label (class name, or class index
+ *   when no class has that name) and K probabilities. Read line by line: any size.
+ * - a directory holding `pred_probs.npy` (float32 or float64, shape (N, K), C order), `labels.npy` (integers,
+ *   shape (N,)) and `classes.json` (array of names) or `classes.txt` (one name a line), as written by `np.save`.
+ *   Read in chunks: any size.
+ * Every row is validated; a bad one is an error (not a warning) naming the file and the row (CSV: the 1-based line):
+ * a wrong number of values, a value that is not finite or is below 0 or above 1 + {@link PROBABILITY_TOLERANCE},
+ * a row whose sum is farther than {@link ROW_SUM_TOLERANCE} from 1 (logits or unnormalised scores: apply a softmax
+ * first), or a label out of range.
+ */
+import { promises as fs, createReadStream } from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { ClipLensError } from './errors';
+
+/** Floats per storage chunk: 2^24 float32 = 64 MB. */
+export const DEFAULT_CHUNK_FLOATS = 1 << 24;
+/** A row's probabilities must sum to 1 within this (covers float32 and 6-decimal rounding of 1000 classes). */
+export const ROW_SUM_TOLERANCE = 1e-2;
+/** A probability may exceed 1 by this much (rounding). */
+export const PROBABILITY_TOLERANCE = 1e-4;
+
+const INITIAL_ROWS = 64;
+
+/**
+ * An append-only N x K matrix of non-negative probabilities, stored as float32 in row-major chunks.
+ * Rows are immutable once pushed, so views returned by {@link row} stay valid.
+ */
+export class ProbabilityMatrix {
+  readonly numClasses: number;
+  /** Rows per chunk: every chunk but the last holds exactly this many rows. */
+  readonly rowsPerChunk: number;
+  private readonly chunks: Float32Array[] = [];
+  private count = 0;
+
+  /** @param options.chunkFloats floats per chunk (default 2^24); tests use small values to exercise chunking. */
+  constructor(numClasses: number, options: { chunkFloats?: number } = {}) {
+    if (!Number.isInteger(numClasses) || numClasses < 1) {
+      throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
+    }
+    this.numClasses = numClasses;
+    const chunkFloats = options.chunkFloats ?? DEFAULT_CHUNK_FLOATS;
+    this.rowsPerChunk = Math.max(1, Math.floor(chunkFloats / numClasses));
+  }
+
+  /** Builds a matrix from rows (numClasses defaults to the first row's length). */
+  static fromRows(rows: ArrayLike<number>[], numClasses?: number): ProbabilityMatrix {
+    const k = numClasses ?? (rows.length > 0 ? rows[0].length : undefined);
+    if (k === undefined) throw new RangeError('fromRows: no rows and no numClasses');
+    const m = new ProbabilityMatrix(k);
+    for (const r of rows) m.push(r);
+    return m;
+  }
+
+  /** Number of rows. */
+  get length(): number {
+    return this.count;
+  }
+
+  /**
+   * Appends one row (copied, rounded to float32). Throws ClipLensError 'probabilities-invalid' when the row has the
+   * wrong length or a value that is NaN, infinite or negative; -0 is stored as 0.
+   */
+  push(row: ArrayLike<number>): void {
+    const k = this.numClasses;
+    if (row.length !== k) {
+      throw new ClipLensError('probabilities-invalid', `row ${this.count}: expected ${k} probabilities, found ${row.length}`);
+    }
+    const chunkIndex = Math.floor(this.count / this.rowsPerChunk);
+    const r = this.count - chunkIndex * this.rowsPerChunk;
+    let chunk = this.chunks[chunkIndex];
+    if (chunk === undefined) {
+      chunk = new Float32Array(Math.min(this.rowsPerChunk, INITIAL_ROWS) * k);
+      this.chunks.push(chunk);
+    } else if ((r + 1) * k > chunk.length) {
+      const grown = new Float32Array(Math.min(this.rowsPerChunk, 2 * r) * k);
+      grown.set(chunk);
+      chunk = grown;
+      this.chunks[chunkIndex] = grown;
+    }
+    const off = r * k;
+    for (let j = 0; j < k; j++) {
+      const v = row[j];
+      if (!(v >= 0) || v === Infinity) {
+        throw new ClipLensError('probabilities-invalid', `row ${this.count}, class ${j}: ${v} is not a probability (finite and >= 0)`);
+      }
+      chunk[off + j] = v + 0; // -0 + 0 === +0: keeps float bit patterns monotone in value
+    }
+    this.count++;
+  }
+
+  /** Row i as a read-only view (no copy) of length numClasses. */
+  row(i: number): Float32Array {
+    this.check(i);
+    const off = this.offsetOf(i);
+    return this.chunkOf(i).subarray(off, off + this.numClasses);
+  }
+
+  /** Index of row i's largest probability, the lowest index on ties (like numpy's argmax). */
+  argmax(i: number): number {
+    const d = this.chunkOf(i);
+    const o = this.offsetOf(i);
+    let best = d[o];
+    let arg = 0;
+    for (let j = 1; j < this.numClasses; j++) {
+      if (d[o + j] > best) {
+        best = d[o + j];
+        arg = j;
+      }
+    }
+    return arg;
+  }
+
+  /** The chunk holding row i; with {@link offsetOf}, hot loops read `chunkOf(i)[offsetOf(i) + j]` without a view. */
+  chunkOf(i: number): Float32Array {
+    return this.chunks[Math.floor(i / this.rowsPerChunk)];
+  }
+
+  /** Offset of row i's first value inside {@link chunkOf}(i). */
+  offsetOf(i: number): number {
+    return (i % this.rowsPerChunk) * this.numClasses;
+  }
+
+  private check(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`row ${i} out of range [0, ${this.count})`);
+  }
+}
+
+/**
+ * Rows grouped by label with a counting sort: the rows labelled c are `rows[start[c] .. start[c + 1])`, in row order.
+ * With `indices`, only those rows are grouped. Labels must be valid class indices.
+ */
+export function groupRowsByLabel(
+  labels: ArrayLike<number>,
+  numClasses: number,
+  indices?: ArrayLike<number>,
+): { start: Int32Array; rows: Int32Array } {
+  const n = indices ? indices.length : labels.length;
+  const start = new Int32Array(numClasses + 1);
+  for (let s = 0; s < n; s++) start[labels[indices ? indices[s] : s] + 1]++;
+  for (let c = 0; c < numClasses; c++) start[c + 1] += start[c];
+  const fill = start.slice(0, numClasses);
+  const rows = new Int32Array(n);
+  for (let s = 0; s < n; s++) {
+    const i = indices ? indices[s] : s;
+    rows[fill[labels[i]]++] = i;
+  }
+  return { start, rows };
+}
+
+/** Predictions read from a file: class names, label indices, probabilities (rows in file order). */
+export interface Predictions {
+  classes: string[];
+  labels: number[];
+  probs: ProbabilityMatrix;
+}
+
+/** Reads a predictions file (JSON, CSV or a directory of .npy files; see the module comment). */
+export async function readPredictionsFile(file: string): Promise<Predictions> {
+  let stat;
+  try {
+    stat = await fs.stat(file);
+  } catch (e) {
+    throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
+  }
+  if (stat.isDirectory()) return readNpyDirectory(file);
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.json') return readPredictionsJson(file);
+  if (ext === '.csv') return readPredictionsCsv(file);
+  throw new ClipLensError(
+    'predictions-unknown-format',
+    `unknown predictions format '${ext || '(no extension)'}': use .json, .csv or a directory with pred_probs.npy, labels.npy and classes.json`,
+    { file },
+  );
+}
+
+/** Checks a row of probabilities; returns an error message or undefined. */
+export function checkProbabilityRow(values: ArrayLike<number>, numClasses: number): string | undefined {
+  if (values.length !== numClasses) return `expected ${numClasses} probabilities, found ${values.length}`;
+  let sum = 0;
+  for (let j = 0; j < numClasses; j++) {
+    const v = values[j];
+    if (typeof v !== 'number' || !Number.isFinite(v)) return `probability of class ${j} is ${String(v)}, not a finite number`;
+    if (v < 0 || v > 1 + PROBABILITY_TOLERANCE) return `probability of class ${j} is ${v}, outside [0, 1]`;
+    sum += v;
+  }
+  if (Math.abs(sum - 1) > ROW_SUM_TOLERANCE) {
+    return `probabilities sum to ${sum}, not 1 (within ${ROW_SUM_TOLERANCE}): give softmax probabilities, not logits or scores`;
+  }
+  return undefined;
+}
+
+function checkClasses(classes: unknown, where: { file: string; line?: number }): string[] {
+  if (!Array.isArray(classes) || classes.length === 0) {
+    throw new ClipLensError('predictions-bad-field', 'classes must be a non-empty array of class names', where);
+  }
+  const seen = new Set<string>();
+  classes.forEach((c, i) => {
+    if (typeof c !== 'string' || c.length === 0) {
+      throw new ClipLensError('predictions-bad-field', `class ${i} must be a non-empty string`, where);
+    }
+    if (seen.has(c)) throw new ClipLensError('predictions-bad-field', `class ${i} '${c}' is a duplicate`, where);
+    seen.add(c);
+  });
+  return classes as string[];
+}
+
+/** Resolves a label given as a class index or a class name; undefined when it is neither. */
+function resolveLabel(value: unknown, classes: string[], byName: Map<string, number>): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 && value < classes.length ? value : undefined;
+  if (typeof value === 'string') {
+    const named = byName.get(value);
+    if (named !== undefined) return named;
+    if (/^\d+$/.test(value.trim())) return resolveLabel(Number(value.trim()), classes, byName);
+  }
+  return undefined;
+}
+
+function labelError(value: unknown, classes: string[]): string {
+  return `label ${JSON.stringify(value)} is neither a class index in [0, ${classes.length - 1}] nor a class name`;
+}
+
+async function readPredictionsJson(file: string): Promise<Predictions> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const at = /position (\d+)/.exec(msg);
+    const line = at ? text.slice(0, Number(at[1])).split('\n').length : undefined;
+    throw new ClipLensError('predictions-bad-json', `not valid JSON: ${msg}`, { file, line });
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ClipLensError('predictions-bad-field', 'expected an object {"classes", "labels", "pred_probs"}', { file });
+  }
+  const obj = data as Record<string, unknown>;
+  const classes = checkClasses(obj.classes, { file });
+  const { labels: rawLabels, pred_probs: rows } = obj;
+  if (!Array.isArray(rawLabels)) throw new ClipLensError('predictions-bad-field', '"labels" must be an array', { file });
+  if (!Array.isArray(rows)) throw new ClipLensError('predictions-bad-field', '"pred_probs" must be an array of rows', { file });
+  if (rows.length !== rawLabels.length) {
+    throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "pred_probs" has ${rows.length} rows`, { file });
+  }
+  const byName = new Map(classes.map((c, i) => [c, i]));
+  const probs = new ProbabilityMatrix(classes.length);
+  const labels: number[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const label = resolveLabel(rawLabels[i], classes, byName);
+    if (label === undefined) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(rawLabels[i], classes)}`, { file });
+    labels[i] = label;
+    const row = rows[i];
+    const problem = Array.isArray(row) ? checkProbabilityRow(row, classes.length) : 'not an array';
+    if (problem) throw new ClipLensError('predictions-bad-row', `pred_probs[${i}]: ${problem}`, { file });
+    probs.push(row as number[]);
+  }
+  return { classes, labels, probs };
+}
+
+/** Splits one CSV line (RFC 4180 quoting: "a,b" and "" inside quotes). */
+export function splitCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"' && field.length === 0) quoted = true;
+    else if (ch === ',') {
+      out.push(field);
+      field = '';
+    } else field += ch;
+  }
+  out.push(field);
+  return out;
+}
+
+async function readPredictionsCsv(file: string): Promise<Predictions> {
+  const stream = createReadStream(file, { encoding: 'utf8' });
+  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let classes: string[] | undefined;
+  let byName = new Map<string, number>();
+  let probs: ProbabilityMatrix | undefined;
+  const labels: number[] = [];
+  let lineNo = 0;
+  const values: number[] = [];
+  try {
+    for await (const raw of lines) {
+      lineNo++;
+      const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (line.trim() === '') continue;
+      const fields = splitCsvLine(line);
+      if (classes === undefined) {
+        if (fields[0].trim().toLowerCase() !== 'label' || fields.length < 2) {
+          throw new ClipLensError('predictions-bad-header', 'the header must be label,<class 1>,<class 2>,...', { file, line: lineNo });
+        }
+        classes = checkClasses(fields.slice(1).map((f) => f.trim()), { file, line: lineNo });
+        byName = new Map(classes.map((c, i) => [c, i]));
+        probs = new ProbabilityMatrix(classes.length);
+        continue;
+      }
+      const k = classes.length;
+      if (fields.length !== k + 1) {
+        throw new ClipLensError('predictions-bad-row', `expected ${k + 1} fields (label and ${k} probabilities), found ${fields.length}`, { file, line: lineNo });
+      }
+      const label = resolveLabel(fields[0].trim(), classes, byName);
+      if (label === undefined) throw new ClipLensError('predictions-bad-label', labelError(fields[0], classes), { file, line: lineNo });
+      values.length = 0;
+      for (let j = 1; j <= k; j++) {
+        const f = fields[j].trim();
+        values.push(f === '' ? NaN : Number(f));
+      }
+      const problem = checkProbabilityRow(values, k);
+      if (problem) throw new ClipLensError('predictions-bad-row', problem, { file, line: lineNo });
+      labels.push(label);
+      probs!.push(values);
+    }
+  } catch (e) {
+    if (e instanceof ClipLensError) throw e;
+    throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
+  } finally {
+    lines.close();
+    stream.destroy();
+  }
+  if (classes === undefined || probs === undefined) {
+    throw new ClipLensError('predictions-bad-header', 'empty file: expected a header label,<class 1>,<class 2>,...', { file });
+  }
+  return { classes, labels, probs };
+}
+
+/** A parsed .npy header. */
+interface NpyHeader {
+  dtype: 'f4' | 'f8' | 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
+  shape: number[];
+  dataOffset: number;
+}
+
+const NPY_ITEM_SIZE: Record<NpyHeader['dtype'], number> = { f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 };
+
+/** Parses the header of a .npy file (format versions 1-3, little-endian numeric arrays in C order). */
+export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
+  if (buf.length < 10 || buf.readUInt8(0) !== 0x93 || buf.toString('latin1', 1, 6) !== 'NUMPY') {
+    throw new ClipLensError('predictions-bad-npy', 'not a .npy file (bad magic)', { file });
+  }
+  const major = buf.readUInt8(6);
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  if (buf.length < start + headerLen) throw new ClipLensError('predictions-bad-npy', 'truncated .npy header', { file });
+  const header = buf.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([<>|=])([a-z])(\d+)'/.exec(header);
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header);
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header);
+  if (!descr || !fortran || !shape) throw new ClipLensError('predictions-bad-npy', `unreadable .npy header ${header.trim()}`, { file });
+  const dtype = `${descr[2]}${descr[3]}` as NpyHeader['dtype'];
+  if (!(dtype in NPY_ITEM_SIZE) || descr[1] === '>' || (descr[1] === '|' && NPY_ITEM_SIZE[dtype] > 1)) {
+    throw new ClipLensError('predictions-bad-npy', `unsupported dtype '${descr[1]}${dtype}' (use little-endian float32/float64 or integers)`, { file });
+  }
+  if (fortran[1] === 'True') throw new ClipLensError('predictions-bad-npy', 'Fortran-order arrays are not supported: save with np.ascontiguousarray', { file });
+  const dims = shape[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  return { dtype, shape: dims, dataOffset: start + headerLen };
+}
+
+function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): number {
+  switch (dtype) {
+    case 'f4': return buf.readFloatLE(offset);
+    case 'f8': return buf.readDoubleLE(offset);
+    case 'i1': return buf.readInt8(offset);
+    case 'i2': return buf.readInt16LE(offset);
+    case 'i4': return buf.readInt32LE(offset);
+    case 'i8': return Number(buf.readBigInt64LE(offset));
+    case 'u1': return buf.readUInt8(offset);
+    case 'u2': return buf.readUInt16LE(offset);
+    case 'u4': return buf.readUInt32LE(offset);
+    case 'u8': return Number(buf.readBigUInt64LE(offset));
+  }
+}
+
+async function readFileOrFail(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (e) {
+    throw new ClipLensError('predictions-read-failed', `cannot read: ${(e as Error).message}`, { file });
+  }
+}
+
+async function readNpyClasses(dir: string): Promise<string[]> {
+  const jsonFile = path.join(dir, 'classes.json');
+  const txtFile = path.join(dir, 'classes.txt');
+  const exists = async (f: string) => fs.stat(f).then(() => true, () => false);
+  if (await exists(jsonFile)) {
+    const text = (await readFileOrFail(jsonFile)).toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new ClipLensError('predictions-bad-json', `not valid JSON: ${(e as Error).message}`, { file: jsonFile });
+    }
+    return checkClasses(parsed, { file: jsonFile });
+  }
+  if (await exists(txtFile)) {
+    const names = (await readFileOrFail(txtFile)).toString('utf8').split(/\r?\n/).map((s) => s.trim());
+    while (names.length > 0 && names[names.length - 1] === '') names.pop();
+    return checkClasses(names, { file: txtFile });
+  }
+  throw new ClipLensError('predictions-read-failed', 'the directory needs classes.json (a JSON array) or classes.txt (one class a line) next to pred_probs.npy and labels.npy', { file: dir });
+}
+
+/** Reads pred_probs.npy (streamed in chunks of rows), labels.npy and classes.json/classes.txt from a directory. */
+async function readNpyDirectory(dir: string): Promise<Predictions> {
+  const classes = await readNpyClasses(dir);
+  const k = classes.length;
+  const labelsFile = path.join(dir, 'labels.npy');
+  const labelsBuf = await readFileOrFail(labelsFile);
+  const lh = parseNpyHeader(labelsBuf, labelsFile);
+  if (lh.dtype[0] === 'f' || lh.shape.length !== 1) {
+    throw new ClipLensError('predictions-bad-npy', `labels must be a 1-D integer array, found ${lh.dtype} of shape (${lh.shape.join(', ')})`, { file: labelsFile });
+  }
+  const n = lh.shape[0];
+  const labels: number[] = new Array(n);
+  const lsize = NPY_ITEM_SIZE[lh.dtype];
+  for (let i = 0; i < n; i++) {
+    const v = readNpyValue(labelsBuf, lh.dataOffset + i * lsize, lh.dtype);
+    if (v < 0 || v >= k) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(v, classes)}`, { file: labelsFile });
+    labels[i] = v;
+  }
+
+  const probsFile = path.join(dir, 'pred_probs.npy');
+  let handle;
+  try {
+    handle = await fs.open(probsFile, 'r');
+  } catch (e) {
+    throw new ClipLensError('predictions-read-failed', `cannot read: ${(e as Error).message}`, { file: probsFile });
+  }
+  try {
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const ph = parseNpyHeader(head.subarray(0, bytesRead), probsFile);
+    if (ph.dtype[0] !== 'f' || ph.shape.length !== 2 || ph.shape[0] !== n || ph.shape[1] !== k) {
+      throw new ClipLensError(
+        'predictions-bad-npy',
+        `pred_probs must be float32/float64 of shape (${n}, ${k}) (labels x classes), found ${ph.dtype} of shape (${ph.shape.join(', ')})`,
+        { file: probsFile },
+      );
+    }
+    const size = NPY_ITEM_SIZE[ph.dtype];
+    const rowBytes = k * size;
+    const rowsPerRead = Math.max(1, Math.floor((8 << 20) / rowBytes));
+    const buf = Buffer.alloc(rowsPerRead * rowBytes);
+    const probs = new ProbabilityMatrix(k);
+    const row = new Float64Array(k);
+    for (let start = 0; start < n; start += rowsPerRead) {
+      const rows = Math.min(rowsPerRead, n - start);
+      const want = rows * rowBytes;
+      const got = (await handle.read(buf, 0, want, ph.dataOffset + start * rowBytes)).bytesRead;
+      if (got !== want) throw new ClipLensError('predictions-bad-npy', `truncated data: expected ${n} rows`, { file: probsFile });
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < k; j++) row[j] = readNpyValue(buf, r * rowBytes + j * size, ph.dtype);
+        const problem = checkProbabilityRow(row, k);
+        if (problem) throw new ClipLensError('predictions-bad-row', `row ${start + r}: ${problem}`, { file: probsFile });
+        probs.push(row);
+      }
+    }
+    return { classes, labels, probs };
+  } finally {
+    await handle.close();
+  }
+}

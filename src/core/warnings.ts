@@ -1,0 +1,227 @@
+/**
+ * Judgements a person acts on, computed from metrics and sample content hashes. Each {@link Warning} has a stable
+ * kind, the numbers behind it and one plain sentence. Rules (thresholds in {@link DEFAULT_WARNING_THRESHOLDS}):
+ *
+ * - `rare-class-low-recall` (warning): a class with support > 0 and (support <= rareClassMaxSupport or
+ *   <= rareClassMaxFraction of the evaluated images) whose recall is below rareClassMinRecall. The accuracy paradox:
+ *   a high top-1 accuracy hides a class the model fails on.
+ * - `class-imbalance` (warning): largest / smallest support (classes with support) >= imbalanceRatio; the message
+ *   puts top-1 accuracy next to balanced accuracy.
+ * - `low-accuracy`: top-1 accuracy < lowAccuracy is an error; between lowAccuracy and goodAccuracy it is a warning
+ *   (a "fair" model). `good-accuracy` (info): top-1 accuracy >= goodAccuracy.
+ * - `low-recall-at-k` (warning): Recall@k below min, when the metrics have that K (classes > k).
+ * - `possible-leakage` (error): one content hash in two or more splits.
+ * - `duplicate`: one content hash on samples with different labels (warning: at most one label is right), or several
+ *   times with the same label in the same split (info: the image counts several times in the metrics).
+ *
+ * The metric rules run on the overall metrics and again on each split of `metricsBySplit` (those warnings carry
+ * `split`). Warnings are sorted most severe first (error, warning, info); within a severity they keep the order
+ * above: overall before splits, classes in class order.
+ */
+import { ClipLensError } from './errors';
+import type { Metrics, Warning } from './report';
+
+export interface WarningThresholds {
+  /** A class is rare when its support is at most this fraction of the evaluated images... */
+  rareClassMaxFraction: number;
+  /** ...or at most this many images. */
+  rareClassMaxSupport: number;
+  /** A rare class with recall below this is flagged. */
+  rareClassMinRecall: number;
+  /** Largest / smallest class support at or above this is flagged as imbalance. */
+  imbalanceRatio: number;
+  /** Top-1 accuracy below this is an error. */
+  lowAccuracy: number;
+  /** Top-1 accuracy at or above this is good; between lowAccuracy and this is "fair" (a warning). */
+  goodAccuracy: number;
+  /** Recall@k below min is flagged. */
+  recallAtK: { k: number; min: number };
+}
+
+export const DEFAULT_WARNING_THRESHOLDS: WarningThresholds = {
+  rareClassMaxFraction: 0.02,
+  rareClassMaxSupport: 20,
+  rareClassMinRecall: 0.5,
+  imbalanceRatio: 10,
+  lowAccuracy: 0.5,
+  goodAccuracy: 0.7,
+  recallAtK: { k: 5, min: 0.9 },
+};
+
+/** What the duplicate and leakage rules need to know about a sample. */
+export interface WarningSample {
+  path: string;
+  label: string;
+  split?: string;
+  /** Hash of the file content (e.g. SHA-256 hex); samples without one are skipped. */
+  contentHash?: string;
+}
+
+export interface WarningsInput {
+  metrics: Metrics;
+  samples: WarningSample[];
+  metricsBySplit?: Record<string, Metrics>;
+}
+
+const SEVERITY_RANK: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
+const MAX_PATHS_IN_MESSAGE = 3;
+
+/** "12%", "12.5%": a ratio as a percentage with at most one decimal. */
+function pct(x: number): string {
+  return `${Math.round(x * 1000) / 10}%`;
+}
+
+function quoteList(xs: string[]): string {
+  return xs.map((x) => `'${x}'`).join(', ');
+}
+
+function pathList(paths: string[]): string {
+  const shown = paths.slice(0, MAX_PATHS_IN_MESSAGE).join(', ');
+  return paths.length > MAX_PATHS_IN_MESSAGE ? `${shown} and ${paths.length - MAX_PATHS_IN_MESSAGE} more` : shown;
+}
+
+function checkThresholds(t: WarningThresholds): void {
+  const numbers: [string, number][] = [
+    ['rareClassMaxFraction', t.rareClassMaxFraction],
+    ['rareClassMaxSupport', t.rareClassMaxSupport],
+    ['rareClassMinRecall', t.rareClassMinRecall],
+    ['imbalanceRatio', t.imbalanceRatio],
+    ['lowAccuracy', t.lowAccuracy],
+    ['goodAccuracy', t.goodAccuracy],
+    ['recallAtK.k', t.recallAtK?.k],
+    ['recallAtK.min', t.recallAtK?.min],
+  ];
+  for (const [name, v] of numbers) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new ClipLensError('warnings-bad-threshold', `warning threshold ${name} must be a finite number >= 0, got ${v}`);
+    }
+  }
+  if (t.lowAccuracy > t.goodAccuracy) {
+    throw new ClipLensError('warnings-bad-threshold', `lowAccuracy (${t.lowAccuracy}) must not exceed goodAccuracy (${t.goodAccuracy})`);
+  }
+}
+
+/** The metric rules for one Metrics object (overall when split is undefined). */
+function metricWarnings(m: Metrics, t: WarningThresholds, split?: string): Warning[] {
+  const out: Warning[] = [];
+  const where = split === undefined ? '' : `In split '${split}': `;
+  const tag = split === undefined ? {} : { split };
+  const acc = m.top1Accuracy;
+  const correct = Math.round(acc * m.n);
+  const accText = `Top-1 accuracy is ${pct(acc)} (${correct} of ${m.n} images)`;
+
+  if (acc < t.lowAccuracy) {
+    out.push({
+      kind: 'low-accuracy', severity: 'error', ...tag,
+      message: `${where}${accText}: below ${pct(t.lowAccuracy)}, the model gets most images wrong.`,
+      numbers: { top1Accuracy: acc, n: m.n, threshold: t.lowAccuracy },
+    });
+  } else if (acc < t.goodAccuracy) {
+    out.push({
+      kind: 'low-accuracy', severity: 'warning', ...tag,
+      message: `${where}${accText}: fair, below the ${pct(t.goodAccuracy)} of a good model.`,
+      numbers: { top1Accuracy: acc, n: m.n, threshold: t.goodAccuracy },
+    });
+  } else {
+    out.push({
+      kind: 'good-accuracy', severity: 'info', ...tag,
+      message: `${where}${accText}, balanced accuracy ${pct(m.balancedAccuracy)}.`,
+      numbers: { top1Accuracy: acc, balancedAccuracy: m.balancedAccuracy, n: m.n, threshold: t.goodAccuracy },
+    });
+  }
+
+  for (const c of m.perClass) {
+    if (c.support === 0 || c.recall >= t.rareClassMinRecall) continue;
+    const fraction = c.support / m.n;
+    if (c.support > t.rareClassMaxSupport && fraction > t.rareClassMaxFraction) continue;
+    const hits = Math.round(c.recall * c.support);
+    out.push({
+      kind: 'rare-class-low-recall', severity: 'warning', class: c.class, ...tag,
+      message:
+        `${where}Top-1 accuracy is ${pct(acc)}, but '${c.class}' has recall ${pct(c.recall)} ` +
+        `(${hits} of ${c.support} images): not production-ready.`,
+      numbers: { recall: c.recall, support: c.support, correct: hits, supportFraction: fraction, top1Accuracy: acc, threshold: t.rareClassMinRecall },
+    });
+  }
+
+  const withSupport = m.perClass.filter((c) => c.support > 0);
+  if (withSupport.length >= 2) {
+    const largest = withSupport.reduce((a, b) => (b.support > a.support ? b : a));
+    const smallest = withSupport.reduce((a, b) => (b.support < a.support ? b : a));
+    const ratio = largest.support / smallest.support;
+    if (ratio >= t.imbalanceRatio) {
+      out.push({
+        kind: 'class-imbalance', severity: 'warning', class: smallest.class, ...tag,
+        message:
+          `${where}Classes are imbalanced: '${largest.class}' has ${largest.support} images, '${smallest.class}' ` +
+          `${smallest.support} (${Math.round(ratio * 10) / 10}x). Top-1 accuracy ${pct(acc)} vs balanced accuracy ` +
+          `${pct(m.balancedAccuracy)}: judge the model by the balanced figure, which weighs every class equally.`,
+        numbers: { ratio, largest: largest.support, smallest: smallest.support, top1Accuracy: acc, balancedAccuracy: m.balancedAccuracy, threshold: t.imbalanceRatio },
+      });
+    }
+  }
+
+  const { k, min } = t.recallAtK;
+  const rk = m.recallAtK[String(k)];
+  if (rk !== undefined && rk < min) {
+    out.push({
+      kind: 'low-recall-at-k', severity: 'warning', ...tag,
+      message: `${where}Recall@${k} is ${pct(rk)}: for ${pct(1 - rk)} of images the right class is not even among the model's ${k} best guesses.`,
+      numbers: { recallAtK: rk, k, threshold: min },
+    });
+  }
+  return out;
+}
+
+/** Duplicate and leakage rules over content hashes. */
+function contentWarnings(samples: WarningSample[]): Warning[] {
+  const groups = new Map<string, WarningSample[]>();
+  for (const s of samples) {
+    if (!s.contentHash) continue;
+    let g = groups.get(s.contentHash);
+    if (!g) groups.set(s.contentHash, (g = []));
+    g.push(s);
+  }
+  const out: Warning[] = [];
+  for (const group of groups.values()) {
+    if (group.length < 2) continue;
+    const paths = group.map((s) => s.path);
+    const labels = [...new Set(group.map((s) => s.label))];
+    const splits = [...new Set(group.map((s) => s.split).filter((s): s is string => s !== undefined))];
+    if (splits.length > 1) {
+      out.push({
+        kind: 'possible-leakage', severity: 'error', paths,
+        message:
+          `The same image is in splits ${quoteList(splits)}: ${pathList(paths)}. ` +
+          `Evaluation on a split that shares images with training is inflated.`,
+        numbers: { count: group.length, splits: splits.length },
+      });
+    }
+    if (labels.length > 1) {
+      out.push({
+        kind: 'duplicate', severity: 'warning', paths,
+        message: `The same image appears ${group.length} times with different labels (${quoteList(labels)}): ${pathList(paths)}. At most one label can be right.`,
+        numbers: { count: group.length, labels: labels.length },
+      });
+    } else if (splits.length <= 1) {
+      out.push({
+        kind: 'duplicate', severity: 'info', class: labels[0], ...(splits.length === 1 ? { split: splits[0] } : {}), paths,
+        message: `The same image appears ${group.length} times as '${labels[0]}': ${pathList(paths)}. It counts ${group.length} times in the metrics.`,
+        numbers: { count: group.length, labels: 1 },
+      });
+    }
+  }
+  return out;
+}
+
+/** All warnings for a report, most severe first. Throws ClipLensError on an invalid threshold. */
+export function computeWarnings(input: WarningsInput, thresholds: Partial<WarningThresholds> = {}): Warning[] {
+  const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
+  checkThresholds(t);
+  const all = [
+    ...metricWarnings(input.metrics, t),
+    ...Object.entries(input.metricsBySplit ?? {}).flatMap(([split, m]) => metricWarnings(m, t, split)),
+    ...contentWarnings(input.samples),
+  ];
+  return all.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]); // stable: keeps rule order
+}
