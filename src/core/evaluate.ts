@@ -322,7 +322,7 @@ async function runImages(a: RunImagesArgs): Promise<void> {
       return null;
     }
     try {
-      await pre.preprocess(bytes, pixels, slot * perImage);
+      await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path);
     } catch (e) {
       a.onFailed(index, e);
       return null;
