@@ -1,0 +1,485 @@
+/**
+ * The report panel's extension-host side: one WebviewPanel showing an EvalReport.
+ *
+ * - Strict CSP with a fresh nonce per page (see webview/panelHtml.ts); scripts enabled, nothing remote.
+ * - `localResourceRoots`: the extension's dist/ and media/ folders and the dataset root, nothing else.
+ * - The webview keeps its UI state with setState; the host keeps the report and sends it on every `ready`, so
+ *   hide/show needs no retainContextWhenHidden, and the serializer restores the panel after a window reload
+ *   through `ReportPanelActions.loadReport(reportRef)`.
+ * - Everything the webview asks for is checked against the report (paths must be sample paths inside the dataset
+ *   root, classes must exist) before the file system or the extension's callbacks are touched.
+ * - Actions that change things (fixes, ignore, saving exports, opening editors) are delegated to the callbacks the
+ *   extension supplies ({@link ReportPanelActions}).
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type {
+  ExportFormat,
+  ExportRequest,
+  HostToPanel,
+  PanelToHost,
+  PanelUiState,
+  RevealTarget,
+  SampleFix,
+  ThumbnailItem,
+} from '../core/panelProtocol';
+import type { EvalReport, ReportSample } from '../core/report';
+import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
+import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
+import { classPrCurve } from '../../webview/lib/prCurve';
+import { panelHtml } from '../../webview/panelHtml';
+
+export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
+
+/** Probability vectors are sent to the webview only up to this many numbers in total (samples × classes). */
+export const MAX_PANEL_PROBABILITIES = 2_000_000;
+
+/** An export ready to be written. */
+export interface ExportFile {
+  format: ExportFormat;
+  /** Suggested file name, e.g. "shapes-report.html". */
+  fileName: string;
+  /** Text (json, csv, html) or bytes (png). */
+  content: string | Uint8Array;
+  /** Folder to propose in a save dialog: the dataset root. */
+  defaultDir: vscode.Uri;
+}
+
+/** What the panel cannot do itself; supplied by the extension. Throw (or reject) to report a failure to the user. */
+export interface ReportPanelActions {
+  /** Open an image of the dataset (e.g. `vscode.commands.executeCommand('vscode.open', uri)`). */
+  openImage(image: vscode.Uri): Thenable<unknown> | void;
+  /** Open a label file at a 1-based line. */
+  openLabelLine(file: vscode.Uri, line: number): Thenable<unknown> | void;
+  /** Apply a fix of a likely label error; resolve with a short confirmation such as "Moved to circle_red/". */
+  applyFix(fix: SampleFix, report: EvalReport): Promise<string | void>;
+  /** Ignore a sample (dataset-relative path) from now on; resolve with a short confirmation. */
+  ignoreSample(samplePath: string, report: EvalReport): Promise<string | void>;
+  /** Save an export; resolve with where it went, or undefined when the user cancelled. See {@link saveExportWithDialog}. */
+  saveExport(file: ExportFile): Promise<vscode.Uri | undefined>;
+  /** Load the report named by a `reportRef` given to createOrShow, to restore the panel after a window reload. */
+  loadReport?(reportRef: string): Promise<EvalReport | undefined>;
+  /** Samples already ignored (dataset-relative paths), shown as resolved in the label-issue list. */
+  ignoredPaths?(report: EvalReport): readonly string[];
+  /** Log a line (webview errors, refused requests), e.g. to an OutputChannel. */
+  log?(message: string): void;
+}
+
+export interface ShowReportOptions {
+  /** Opaque reference (e.g. the report JSON path) saved with the panel state and passed to `loadReport` on restore. */
+  reportRef?: string;
+  viewColumn?: vscode.ViewColumn;
+  preserveFocus?: boolean;
+}
+
+/** The report as sent to the webview: without content hashes, and without probability vectors when too large. */
+export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; probabilitiesStripped: boolean } {
+  const hasProbabilities = report.samples.some((s) => s.probabilities);
+  const strip = hasProbabilities && report.samples.length * report.dataset.classes.length > maxProbabilities;
+  const samples = report.samples.map((s) => {
+    if (!s.contentHash && !(strip && s.probabilities)) return s;
+    const { contentHash: _hash, probabilities, ...rest } = s;
+    return strip || !probabilities ? rest : { ...rest, probabilities };
+  });
+  return { report: { ...report, samples }, probabilitiesStripped: strip };
+}
+
+/** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
+export function buildFix(report: EvalReport, sample: ReportSample, toClass: string): SampleFix | null {
+  if (report.dataset.format === 'label-file') {
+    if (!sample.source) return null;
+    return { kind: 'change-label', path: sample.path, file: sample.source.file, line: sample.source.line, fromClass: sample.label, toClass };
+  }
+  return { kind: 'move-to-folder', path: sample.path, fromClass: sample.label, toClass };
+}
+
+/** A file named by the report (label file, problem file): inside the dataset root, or the report's own label file. */
+export function resolveReportFile(report: EvalReport, file: string): string | null {
+  if (path.isAbsolute(file)) {
+    return report.dataset.labelFile && path.resolve(file) === path.resolve(report.dataset.labelFile) ? path.resolve(file) : null;
+  }
+  return resolveInsideRoot(report.dataset.root, file);
+}
+
+/** Suggested export file names: "<dataset>-report.json", "-per-class.csv", "-report.html", "-confusion-matrix.png". */
+export function exportFileName(report: EvalReport, format: ExportFormat): string {
+  const base = (path.basename(report.dataset.root) || 'dataset').replace(/[^\w.-]+/g, '_');
+  return { json: `${base}-report.json`, csv: `${base}-per-class.csv`, html: `${base}-report.html`, png: `${base}-confusion-matrix.png` }[format];
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Decodes a `data:image/png;base64,` URL; throws unless it is a PNG. */
+export function decodePngDataUrl(url: string): Uint8Array {
+  const m = /^data:image\/png;base64,([A-Za-z0-9+/=]+)$/.exec(url);
+  if (!m) throw new Error('not a PNG data URL');
+  const bytes = Buffer.from(m[1], 'base64');
+  if (bytes.length < 8 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error('not a PNG image');
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** Content of an export request, built from the report the host owns. */
+export function buildExport(report: EvalReport, request: ExportRequest): Pick<ExportFile, 'format' | 'fileName' | 'content'> {
+  const fileName = exportFileName(report, request.format);
+  switch (request.format) {
+    case 'json':
+      return { format: 'json', fileName, content: jsonReport(report) };
+    case 'csv':
+      return { format: 'csv', fileName, content: perClassCsv(report) };
+    case 'html': {
+      // The matrix image is optional: an unusable one is left out rather than failing the export.
+      let matrixPng: string | undefined;
+      try {
+        if (request.matrixPng) decodePngDataUrl(request.matrixPng);
+        matrixPng = request.matrixPng;
+      } catch {
+        matrixPng = undefined;
+      }
+      return { format: 'html', fileName, content: htmlReport(report, { matrixPng }) };
+    }
+    case 'png':
+      return { format: 'png', fileName, content: decodePngDataUrl(request.png) };
+  }
+}
+
+/** A `saveExport` implementation: a save dialog in the dataset folder, then `workspace.fs.writeFile`. */
+export async function saveExportWithDialog(file: ExportFile): Promise<vscode.Uri | undefined> {
+  const filters: Record<ExportFormat, Record<string, string[]>> = {
+    json: { 'JSON report': ['json'] },
+    csv: { CSV: ['csv'] },
+    html: { 'HTML report': ['html'] },
+    png: { 'PNG image': ['png'] },
+  };
+  const target = await vscode.window.showSaveDialog({
+    defaultUri: vscode.Uri.joinPath(file.defaultDir, file.fileName),
+    filters: filters[file.format],
+    saveLabel: 'Export',
+  });
+  if (!target) return undefined;
+  const bytes = typeof file.content === 'string' ? new TextEncoder().encode(file.content) : file.content;
+  await vscode.workspace.fs.writeFile(target, bytes);
+  return target;
+}
+
+function nonce(): string {
+  return crypto.randomBytes(18).toString('base64url');
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/** Shape check of a message from the webview (it is not trusted to be well-formed). */
+export function parsePanelMessage(v: unknown): PanelToHost | null {
+  if (!isObj(v) || typeof v.type !== 'string') return null;
+  const id = typeof v.requestId === 'number' && Number.isSafeInteger(v.requestId);
+  const str = (x: unknown) => typeof x === 'string' && x.length > 0 && x.length < 4096;
+  switch (v.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'requestThumbnails':
+      return id && Array.isArray(v.paths) && v.paths.every(str) ? (v as PanelToHost) : null;
+    case 'requestPrCurve':
+      return id && str(v.class) && (v.split === null || str(v.split)) ? (v as PanelToHost) : null;
+    case 'openImage':
+    case 'openLabelLine':
+      return str(v.path) ? (v as PanelToHost) : null;
+    case 'openProblem':
+      return typeof v.index === 'number' && Number.isSafeInteger(v.index) ? (v as PanelToHost) : null;
+    case 'applyFix':
+      return id && str(v.path) && str(v.toClass) ? (v as PanelToHost) : null;
+    case 'ignoreSample':
+      return id && str(v.path) ? (v as PanelToHost) : null;
+    case 'export': {
+      const r = v.request;
+      if (!id || !isObj(r)) return null;
+      if (r.format === 'json' || r.format === 'csv') return v as PanelToHost;
+      if (r.format === 'html') return r.matrixPng === undefined || typeof r.matrixPng === 'string' ? (v as PanelToHost) : null;
+      if (r.format === 'png') return typeof r.png === 'string' ? (v as PanelToHost) : null;
+      return null;
+    }
+    case 'error':
+      return typeof v.message === 'string' ? { type: 'error', message: v.message.slice(0, 2000), stack: typeof v.stack === 'string' ? v.stack.slice(0, 8000) : undefined } : null;
+    default:
+      return null;
+  }
+}
+
+/** Most thumbnails answered per request (the webview sends 24). */
+const MAX_THUMBNAILS_PER_REQUEST = 64;
+
+export class ReportPanel implements vscode.Disposable {
+  private static currentPanel: ReportPanel | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly thumbnails = new ThumbnailCache({ size: 128, format: 'webp' });
+  private report: EvalReport | undefined;
+  private reportRef: string | undefined;
+  private samplesByPath = new Map<string, ReportSample>();
+  private emptyMessage = 'No report to show yet. Run "CLIP Lens: Evaluate Dataset" first.';
+  private disposed = false;
+  /** The webview said `ready` and has not been unloaded since (hidden panels lose their content). */
+  private webviewReady = false;
+  private pendingReveal: RevealTarget | undefined;
+
+  /** The open panel, if any. */
+  static get current(): ReportPanel | undefined {
+    return ReportPanel.currentPanel;
+  }
+
+  /** Shows `report` in the panel, creating the panel or revealing and updating the existing one. */
+  static createOrShow(extensionUri: vscode.Uri, actions: ReportPanelActions, report: EvalReport, options: ShowReportOptions = {}): ReportPanel {
+    const existing = ReportPanel.currentPanel;
+    if (existing) {
+      existing.panel.reveal(options.viewColumn, options.preserveFocus);
+      existing.update(report, options);
+      return existing;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      REPORT_PANEL_VIEW_TYPE,
+      ReportPanel.title(report),
+      { viewColumn: options.viewColumn ?? vscode.ViewColumn.Active, preserveFocus: options.preserveFocus },
+      { ...ReportPanel.webviewOptions(extensionUri, report), enableFindWidget: true },
+    );
+    const p = new ReportPanel(panel, extensionUri, actions);
+    p.update(report, options);
+    return p;
+  }
+
+  /**
+   * Registers the serializer that restores the panel after a window reload (call during activation; the extension
+   * also needs `"onWebviewPanel:clipLens.report"` in activationEvents).
+   */
+  static registerSerializer(extensionUri: vscode.Uri, actions: ReportPanelActions): vscode.Disposable {
+    return vscode.window.registerWebviewPanelSerializer(REPORT_PANEL_VIEW_TYPE, {
+      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+        const saved = isObj(state) ? (state as Partial<PanelUiState>) : {};
+        const ref = typeof saved.reportRef === 'string' ? saved.reportRef : undefined;
+        const p = new ReportPanel(panel, extensionUri, actions);
+        let report: EvalReport | undefined;
+        if (ref && actions.loadReport) {
+          try {
+            report = await actions.loadReport(ref);
+          } catch (e) {
+            actions.log?.(`CLIP Lens: could not reload the report ${ref}: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+        if (report) p.update(report, { reportRef: ref });
+        else p.showEmpty(ref ? `The report ${ref} is no longer available. Evaluate the dataset again to see it.` : p.emptyMessage);
+      },
+    });
+  }
+
+  private static title(report: EvalReport): string {
+    return `CLIP Lens: ${path.basename(report.dataset.root) || report.dataset.root}`;
+  }
+
+  private static webviewOptions(extensionUri: vscode.Uri, report: EvalReport | undefined): vscode.WebviewOptions {
+    const roots = [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')];
+    if (report) roots.push(vscode.Uri.file(report.dataset.root));
+    return { enableScripts: true, enableCommandUris: false, localResourceRoots: roots };
+  }
+
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    private readonly extensionUri: vscode.Uri,
+    private readonly actions: ReportPanelActions,
+  ) {
+    ReportPanel.currentPanel?.dispose();
+    ReportPanel.currentPanel = this;
+    panel.webview.options = ReportPanel.webviewOptions(extensionUri, undefined);
+    panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'panel-icon.svg');
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.onDidChangeViewState(() => {
+        // Without retainContextWhenHidden a hidden webview is unloaded; it says `ready` again when shown.
+        if (!panel.visible) this.webviewReady = false;
+      }),
+      panel.webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
+    );
+  }
+
+  /**
+   * Replaces the report shown. The webview keeps its view settings (tab, sorting, zoom) and, for the same report
+   * (same dataset root and creation time), its selections.
+   */
+  update(report: EvalReport, options: Pick<ShowReportOptions, 'reportRef'> = {}): void {
+    const rootChanged = this.report?.dataset.root !== report.dataset.root;
+    this.report = report;
+    this.reportRef = options.reportRef;
+    this.samplesByPath = new Map(report.samples.map((s) => [s.path, s]));
+    this.panel.title = ReportPanel.title(report);
+    if (rootChanged) {
+      this.thumbnails.clear();
+      this.panel.webview.options = ReportPanel.webviewOptions(this.extensionUri, report);
+    }
+    this.sendReport();
+  }
+
+  /** Brings a class, a matrix cell or a label issue into view. */
+  reveal(target: RevealTarget): void {
+    this.panel.reveal(undefined, true);
+    if (this.webviewReady) this.post({ type: 'reveal', target });
+    else this.pendingReveal = target;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (ReportPanel.currentPanel === this) ReportPanel.currentPanel = undefined;
+    this.thumbnails.clear();
+    this.panel.dispose();
+    while (this.disposables.length) this.disposables.pop()?.dispose();
+  }
+
+  private showEmpty(message: string): void {
+    this.report = undefined;
+    this.emptyMessage = message;
+    this.sendReport();
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    return panelHtml({
+      cspSource: webview.cspSource,
+      nonce: nonce(),
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'panel.css')).toString(),
+    });
+  }
+
+  private post(message: HostToPanel): void {
+    if (!this.disposed) void this.panel.webview.postMessage(message);
+  }
+
+  /** Sends the report once the webview is listening (it asks with `ready`). */
+  private sendReport(): void {
+    if (!this.webviewReady) return;
+    if (!this.report) {
+      this.post({ type: 'empty', message: this.emptyMessage });
+      return;
+    }
+    const { report, probabilitiesStripped } = toPanelReport(this.report);
+    this.post({
+      type: 'report',
+      report,
+      reportRef: this.reportRef,
+      ignoredPaths: this.actions.ignoredPaths ? [...this.actions.ignoredPaths(this.report)] : undefined,
+      probabilitiesStripped,
+    });
+    if (this.pendingReveal) {
+      this.post({ type: 'reveal', target: this.pendingReveal });
+      this.pendingReveal = undefined;
+    }
+  }
+
+  private refuse(what: string): void {
+    this.actions.log?.(`CLIP Lens report panel: refused ${what}`);
+  }
+
+  /** A sample of the current report by path, with its absolute file; null (and logged) otherwise. */
+  private sampleFile(samplePath: string): { sample: ReportSample; file: string } | null {
+    const sample = this.samplesByPath.get(samplePath);
+    const file = sample && this.report ? resolveInsideRoot(this.report.dataset.root, sample.path) : null;
+    if (!sample || !file) {
+      this.refuse(`a path that is not a sample of the report: ${samplePath}`);
+      return null;
+    }
+    return { sample, file };
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const m = parsePanelMessage(raw);
+    if (!m) {
+      this.refuse(`a malformed message: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    if (m.type === 'ready') {
+      this.webviewReady = true;
+      return this.sendReport();
+    }
+    if (m.type === 'error') {
+      this.actions.log?.(`CLIP Lens report panel error: ${m.message}${m.stack ? `\n${m.stack}` : ''}`);
+      return;
+    }
+    const report = this.report;
+    if (!report) return;
+    switch (m.type) {
+      case 'requestThumbnails': {
+        const paths = m.paths.slice(0, MAX_THUMBNAILS_PER_REQUEST);
+        const files = paths.map((p) => this.sampleFile(p)?.file ?? null);
+        const results = await this.thumbnails.getMany(files.map((f) => f ?? ''));
+        const items: ThumbnailItem[] = paths.map((p, i) => {
+          const r = results[i];
+          if (!files[i]) return { path: p, error: 'not a sample of this report' };
+          return r instanceof Error ? { path: p, error: r.message } : { path: p, dataUri: r.dataUri, width: r.width, height: r.height };
+        });
+        this.post({ type: 'thumbnails', requestId: m.requestId, items });
+        return;
+      }
+      case 'requestPrCurve': {
+        try {
+          const curve = classPrCurve(m.class, report.dataset.classes, report.samples, m.split);
+          this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve });
+        } catch (e) {
+          this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve: null, error: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
+      case 'openImage': {
+        const s = this.sampleFile(m.path);
+        if (s) await this.actions.openImage(vscode.Uri.file(s.file));
+        return;
+      }
+      case 'openLabelLine': {
+        const s = this.sampleFile(m.path);
+        const file = s?.sample.source ? resolveReportFile(report, s.sample.source.file) : null;
+        if (s && s.sample.source && file) await this.actions.openLabelLine(vscode.Uri.file(file), s.sample.source.line);
+        else if (s) this.refuse(`opening the label line of ${m.path}: it has none`);
+        return;
+      }
+      case 'openProblem': {
+        const problem = report.errors[m.index];
+        if (!problem) return this.refuse(`problem #${m.index}`);
+        if (problem.file) {
+          const file = resolveReportFile(report, problem.file);
+          if (file) await this.actions.openLabelLine(vscode.Uri.file(file), problem.line ?? 1);
+          else this.refuse(`a problem file outside the dataset: ${problem.file}`);
+        } else if (problem.path) {
+          const file = resolveInsideRoot(report.dataset.root, problem.path);
+          if (file) await this.actions.openImage(vscode.Uri.file(file));
+        }
+        return;
+      }
+      case 'applyFix':
+      case 'ignoreSample': {
+        const s = this.sampleFile(m.path);
+        if (!s) return this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: `${m.path} is not a sample of this report.` });
+        try {
+          let message: string | void;
+          if (m.type === 'applyFix') {
+            if (!report.dataset.classes.includes(m.toClass)) throw new Error(`'${m.toClass}' is not a class of this dataset.`);
+            const fix = buildFix(report, s.sample, m.toClass);
+            if (!fix) throw new Error(`${m.path} has no label-file line to change.`);
+            message = await this.actions.applyFix(fix, report);
+          } else {
+            message = await this.actions.ignoreSample(m.path, report);
+          }
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: true, message: message || undefined });
+        } catch (e) {
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
+      case 'export': {
+        try {
+          const built = buildExport(report, m.request);
+          const saved = await this.actions.saveExport({ ...built, defaultDir: vscode.Uri.file(report.dataset.root) });
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: true, message: saved ? `Saved ${path.basename(saved.fsPath)}` : undefined });
+        } catch (e) {
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: `Export failed: ${e instanceof Error ? e.message : String(e)}` });
+        }
+        return;
+      }
+    }
+  }
+}

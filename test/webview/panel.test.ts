@@ -1,0 +1,439 @@
+/**
+ * The report panel in headless Chromium (playwright-core + Debian's /usr/bin/chromium): the bundle built with
+ * webview/build.mjs, served with the extension's HTML and CSP, driven by a fake extension host.
+ *
+ * Without Chromium the suite is skipped with a message, or fails when CI=true.
+ * Screenshots go to out/screenshots/, or to docs/images/ with UPDATE_SCREENSHOTS=1.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import type { Browser, Page } from 'playwright-core';
+import type { EvalReport } from '../../src/core/report';
+import type { PanelToHost } from '../../src/core/panelProtocol';
+import { largeReport, shapesReport } from '../fixtures/report/generate';
+import { CHROMIUM, FakeHost, ROOT, applyTheme, buildWebview, launchChromium, screenshotPath, tmpDir, type ThemeName } from './harness';
+
+const FIXTURE = path.join(ROOT, 'test/fixtures/report/shapes-report.json');
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+
+interface Watched {
+  page: Page;
+  errors: string[];
+}
+
+/** A page that records console errors and uncaught exceptions. */
+async function newPage(browser: Browser, width = 1280, height = 1000): Promise<Watched> {
+  const page = await browser.newPage({ viewport: { width, height }, deviceScaleFactor: 1 });
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  return { page, errors };
+}
+
+async function ready(page: Page): Promise<void> {
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
+}
+
+async function cspViolations(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations);
+}
+
+/** Clicks the centre of a matrix cell (by class index in report order, the default "By class" order). */
+async function clickCell(page: Page, row: number, col: number): Promise<void> {
+  const canvas = page.locator('canvas.matrix-canvas');
+  await canvas.scrollIntoViewIfNeeded();
+  const g = await canvas.evaluate((el) => ({ ...(el as HTMLCanvasElement).dataset }));
+  const box = (await canvas.boundingBox())!;
+  const cell = Number(g.cell);
+  const x = box.x + Number(g.left) + (col - Number(g.offsetX) + 0.5) * cell;
+  const y = box.y + Number(g.top) + (row - Number(g.offsetY) + 0.5) * cell;
+  await page.mouse.move(x, y);
+  await page.mouse.click(x, y);
+}
+
+async function selectTab(page: Page, tab: 'matrix' | 'classes' | 'issues'): Promise<void> {
+  await page.click(`vscode-tab-header[data-tab="${tab}"]`);
+  await page.waitForFunction((t) => {
+    const panel = document.querySelector(`vscode-tab-panel[data-tab="${t}"]`);
+    return panel !== null && !panel.hasAttribute('hidden');
+  }, tab);
+}
+
+async function visibleClasses(page: Page): Promise<string[]> {
+  return page.$$eval('.vspacer .vrow', (rows) => rows.map((r) => (r as HTMLElement).dataset.class!));
+}
+
+function sortedClasses(report: EvalReport, key: 'support' | 'recall' | 'class', descending: boolean): string[] {
+  const rows = [...report.metrics!.perClass];
+  rows.sort((a, b) => {
+    const cmp = key === 'class' ? a.class.localeCompare(b.class) : a[key] - b[key];
+    return (descending ? -cmp : cmp) || a.class.localeCompare(b.class);
+  });
+  return rows.map((r) => r.class);
+}
+
+const chromiumMissing = !fs.existsSync(CHROMIUM);
+
+if (chromiumMissing && process.env.CI === 'true') {
+  test('headless Chromium is available for the report panel tests', () => {
+    assert.fail(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium fonts-liberation (or set CHROMIUM_PATH)`);
+  });
+}
+
+describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromium not found at ${CHROMIUM} (apt-get install -y chromium fonts-liberation); set CI=true to make this a failure` }, () => {
+  let browser: Browser;
+  let bundleBytes = 0;
+  let imageRoot: string;
+  const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as EvalReport;
+  const { shows } = shapesReport();
+  let host: FakeHost;
+  let watched: Watched;
+
+  before(async () => {
+    bundleBytes = await buildWebview();
+    browser = await launchChromium();
+    imageRoot = tmpDir('clip-lens-panel-');
+    host = new FakeHost(fixture, { imageRoot, shows, reportRef: 'shapes-report.json' });
+    watched = await newPage(browser);
+    await host.open(watched.page, 'light');
+    await ready(watched.page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (imageRoot) fs.rmSync(imageRoot, { recursive: true, force: true });
+  });
+
+  test('the bundle is one minified file of reasonable size', (t) => {
+    t.diagnostic(`dist/webview.js: ${(bundleBytes / 1024).toFixed(1)} KiB`);
+    assert.ok(bundleBytes > 50_000 && bundleBytes < 400_000, `unexpected bundle size ${bundleBytes}`);
+  });
+
+  test('renders the header with banded metrics and puts warnings first', async () => {
+    const { page } = watched;
+    const m = fixture.metrics!;
+    assert.match(await page.textContent('.report-header h1') ?? '', /shapes/);
+    const card = (name: string) => page.locator(`.card[data-metric="${name}"]`);
+    assert.equal(await card('Top-1 accuracy').locator('.card-value').textContent(), pct(m.top1Accuracy));
+    assert.equal(await card('Balanced accuracy').locator('.card-value').textContent(), pct(m.balancedAccuracy));
+    assert.equal(await card('Recall@5').locator('.card-value').textContent(), pct(m.recallAtK['5']));
+    assert.match((await card('Top-1 accuracy').getAttribute('class')) ?? '', /\bgood\b/);
+
+    // The rare class with low recall is the first thing after the header, above the tabs.
+    const first = page.locator('.warning-list > li').first();
+    assert.equal(await first.getAttribute('data-kind'), 'rare-class-low-recall');
+    const text = (await first.textContent()) ?? '';
+    assert.match(text, /yellow_star/);
+    assert.match(text, /11%/);
+    const warnY = (await first.boundingBox())!.y;
+    const tabsY = (await page.locator('vscode-tabs').boundingBox())!.y;
+    assert.ok(warnY < tabsY, 'warnings come before the tabs');
+
+    // A duplicate warning shows both files.
+    const dup = fixture.warnings.find((w) => w.kind === 'duplicate')!;
+    await page.click('li[data-kind="duplicate"] button:has-text("Show 2 images")');
+    await page.waitForSelector('li[data-kind="duplicate"] .tile');
+    assert.deepEqual(await page.$$eval('li[data-kind="duplicate"] .tile', (t) => t.map((el) => (el as HTMLElement).dataset.path)), dup.paths);
+
+    assert.deepEqual(await cspViolations(page), []);
+    assert.deepEqual(host.remoteRequests, []);
+    assert.deepEqual(watched.errors, []);
+  });
+
+  test('the split selector switches every number to that split', async () => {
+    const { page } = watched;
+    const val = fixture.metricsBySplit!.val;
+    const pick = async (label: string) => {
+      await page.click('vscode-single-select.split');
+      await page.locator('vscode-single-select.split li[role="option"]', { hasText: label }).click();
+    };
+    await pick('Split: val');
+    await page.waitForFunction((v) => document.querySelector('.card[data-metric="Top-1 accuracy"] .card-value')?.textContent === v, pct(val.top1Accuracy));
+    assert.equal(await page.textContent('.card[data-metric="Balanced accuracy"] .card-value'), pct(val.balancedAccuracy));
+    assert.match((await page.textContent('.matrix-view .caption')) ?? '', new RegExp(`${val.n} images in 'val'`));
+    await pick('All splits');
+    await page.waitForFunction((v) => document.querySelector('.card[data-metric="Top-1 accuracy"] .card-value')?.textContent === v, pct(fixture.metrics!.top1Accuracy));
+  });
+
+  test('clicking a confusion cell lists exactly its images, with lazy thumbnails', async () => {
+    const { page } = watched;
+    const classes = fixture.dataset.classes;
+    const t = classes.indexOf('yellow_star');
+    const p = classes.indexOf('yellow_circle');
+    const expected = fixture.samples
+      .filter((s) => s.label === 'yellow_star' && s.predicted[0]?.class === 'yellow_circle')
+      .map((s) => s.path)
+      .sort();
+    assert.equal(expected.length, fixture.metrics!.confusionMatrix[t][p], 'fixture is consistent');
+    assert.ok(expected.length > 0);
+
+    const sentBefore = host.received.length;
+    await clickCell(page, t, p);
+    const tooltip = page.locator('.tooltip');
+    assert.match((await tooltip.textContent()) ?? '', new RegExp(`yellow_star → yellow_circle${expected.length} images`));
+    await page.waitForFunction((n) => document.querySelectorAll('.cell-drawer .tile').length === n, expected.length);
+    const listed = await page.$$eval('.cell-drawer .tile', (tiles) => tiles.map((el) => (el as HTMLElement).dataset.path!));
+    assert.deepEqual([...listed].sort(), expected);
+
+    // Thumbnails arrive from the host as small WebP data URIs.
+    await page.waitForFunction((n) => document.querySelectorAll('.cell-drawer .thumb.loaded').length === n, expected.length, { timeout: 30_000 });
+    const srcs = await page.$$eval('.cell-drawer .thumb img', (imgs) => imgs.map((i) => (i as HTMLImageElement).src));
+    for (const src of srcs) assert.match(src, /^data:image\/webp;base64,/);
+    const requested = host.received.slice(sentBefore).filter((m): m is Extract<PanelToHost, { type: 'requestThumbnails' }> => m.type === 'requestThumbnails').flatMap((m) => m.paths);
+    assert.deepEqual([...new Set(requested)].sort(), expected, 'only the visible thumbnails were requested');
+
+    // Clicking a thumbnail opens the image.
+    const opened = host.next((m) => m.type === 'openImage');
+    await page.click(`.cell-drawer .tile[data-path="${listed[0]}"] .thumb`);
+    assert.deepEqual(await opened, { type: 'openImage', path: listed[0] });
+
+    // From the keyboard: arrows move a cursor from the selected cell, Enter lists the cell under it.
+    await page.focus('.matrix-scroll');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    const diagonal = fixture.metrics!.confusionMatrix[t][p + 2];
+    assert.equal(classes[p + 2], 'yellow_star');
+    await page.waitForFunction((n) => document.querySelectorAll('.cell-drawer .tile').length === n, diagonal);
+    assert.match((await page.textContent('.cell-drawer h3')) ?? '', /yellow_star predicted correctly/);
+    // Back to the cell of the test, by keyboard too.
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((n) => document.querySelectorAll('.cell-drawer .tile').length === n, expected.length);
+  });
+
+  test('the matrix switches to row-normalised colours and confusion order', async () => {
+    const { page } = watched;
+    await page.click('.matrix-view vscode-button[data-value="recall"]');
+    assert.equal(await page.getAttribute('.matrix-view vscode-button[data-value="recall"]', 'aria-pressed'), 'true');
+    await page.click('.matrix-view vscode-button[data-value="confusion"]');
+    assert.equal(await page.getAttribute('canvas.matrix-canvas', 'data-order'), 'confusion');
+    // The selection survives the re-ordering: the drawer still lists the same cell.
+    assert.match((await page.textContent('.cell-drawer h3')) ?? '', /yellow_star → yellow_circle/);
+    await page.click('.matrix-view vscode-button[data-value="class"]');
+    await page.click('.matrix-view vscode-button[data-value="counts"]');
+  });
+
+  test('the per-class table sorts by any column and filters', async () => {
+    const { page } = watched;
+    await selectTab(page, 'classes');
+    await page.waitForSelector('.vspacer .vrow');
+    // Default: recall ascending, worst first.
+    assert.deepEqual(await visibleClasses(page), sortedClasses(fixture, 'recall', false));
+    assert.equal((await visibleClasses(page))[0], 'yellow_star');
+
+    await page.click('.vhead [data-key="support"]');
+    assert.deepEqual(await visibleClasses(page), sortedClasses(fixture, 'support', true));
+    assert.equal(await page.getAttribute('.vhead [data-key="support"]', 'aria-sort'), 'descending');
+    await page.click('.vhead [data-key="support"]');
+    assert.deepEqual(await visibleClasses(page), sortedClasses(fixture, 'support', false));
+    assert.equal(await page.getAttribute('.vhead [data-key="support"]', 'aria-sort'), 'ascending');
+    await page.click('.vhead [data-key="class"]');
+    assert.deepEqual(await visibleClasses(page), sortedClasses(fixture, 'class', false));
+
+    await page.fill('.classes-view vscode-textfield input', 'yellow');
+    await page.waitForFunction(() => document.querySelectorAll('.vspacer .vrow').length === 4);
+    assert.deepEqual(await visibleClasses(page), ['yellow_circle', 'yellow_square', 'yellow_star', 'yellow_triangle']);
+    assert.equal(await page.textContent('.classes-view .count'), '4 of 16 classes');
+    await page.fill('.classes-view vscode-textfield input', '');
+    await page.waitForFunction(() => document.querySelectorAll('.vspacer .vrow').length === 16);
+    // "Only weak classes": named by a warning or recall below 50%.
+    await page.click('.classes-view vscode-checkbox');
+    await page.waitForFunction(() => document.querySelectorAll('.vspacer .vrow').length < 16);
+    assert.deepEqual(await visibleClasses(page), ['yellow_star']);
+    await page.click('.classes-view vscode-checkbox');
+    await page.waitForFunction(() => document.querySelectorAll('.vspacer .vrow').length === 16);
+
+    // The detail pane: precision-recall curve computed from the samples' probabilities, same AP as the report.
+    await page.click('.vrow[data-class="yellow_star"]');
+    await page.waitForFunction(() => /^AP /.test(document.querySelector('.pr-note')?.textContent ?? ''));
+    const ap = fixture.metrics!.perClass.find((c) => c.class === 'yellow_star')!.averagePrecision!;
+    assert.match((await page.textContent('.pr-note')) ?? '', new RegExp(`^AP ${ap.toFixed(3)} over`));
+  });
+
+  test('label issues: fixes, ignore and open go to the host', async () => {
+    const { page } = watched;
+    await selectTab(page, 'issues');
+    const issues = [...fixture.labelIssues].sort((a, b) => a.rank - b.rank);
+    await page.waitForSelector('.issues li');
+    assert.equal(await page.locator('.issues li').count(), issues.length);
+    const first = page.locator('.issues li').first();
+    assert.equal(await first.getAttribute('data-path'), issues[0].path);
+    assert.equal((await first.locator('vscode-button.fix').textContent())?.trim(), `Move to folder '${issues[0].suggested}'`);
+
+    const fixMsg = host.next((m) => m.type === 'applyFix');
+    await first.locator('vscode-button.fix').click();
+    const fix = (await fixMsg) as Extract<PanelToHost, { type: 'applyFix' }>;
+    assert.equal(fix.path, issues[0].path);
+    assert.equal(fix.toClass, issues[0].suggested);
+    await page.waitForFunction(() => document.querySelector('.issues li')?.classList.contains('resolved'));
+    assert.match((await first.locator('.resolved-note').textContent()) ?? '', /Moved/);
+
+    const second = page.locator('.issues li').nth(1);
+    const ignoreMsg = host.next((m) => m.type === 'ignoreSample');
+    await second.locator('vscode-button', { hasText: 'Ignore' }).click();
+    assert.equal(((await ignoreMsg) as Extract<PanelToHost, { type: 'ignoreSample' }>).path, issues[1].path);
+
+    const third = page.locator('.issues li').nth(2);
+    const openMsg = host.next((m) => m.type === 'openImage');
+    await third.locator('vscode-button', { hasText: 'Open image' }).click();
+    assert.deepEqual(await openMsg, { type: 'openImage', path: issues[2].path });
+    assert.equal(await page.textContent('vscode-tab-header[data-tab="issues"] vscode-badge'), String(issues.length - 2));
+  });
+
+  test('exports: PNG of the matrix, CSV of per-class metrics, HTML and JSON from the host', async () => {
+    const { page } = watched;
+    const count = host.exports.length;
+    for (const format of ['png', 'csv', 'html', 'json']) {
+      const done = host.next((m) => m.type === 'export');
+      await page.click(`.export vscode-button[data-export="${format}"]`);
+      await done;
+    }
+    await page.waitForFunction(() => document.querySelectorAll('.toast').length > 0);
+    const [png, csv, html, json] = host.exports.slice(count);
+    assert.equal(png.format, 'png');
+    const meta = await sharp(Buffer.from(png.content as Uint8Array)).metadata();
+    assert.equal(meta.format, 'png');
+    assert.ok(meta.width! > 600 && meta.height! > 600, `matrix PNG is ${meta.width}×${meta.height}`);
+    assert.equal(png.fileName, 'shapes-confusion-matrix.png');
+    assert.match(csv.content as string, /^class,support,predicted,precision,recall,f1,recall@1,recall@3,recall@5,average_precision\r\n/);
+    assert.equal((csv.content as string).trim().split('\r\n').length, 17);
+    assert.match(html.content as string, /<img class="matrix" alt="Confusion matrix" src="data:image\/png;base64,/);
+    assert.deepEqual(JSON.parse(json.content as string), fixture);
+  });
+
+  test('UI state survives the webview being unloaded and reloaded (hide/show, window reload)', async () => {
+    const { page } = watched;
+    await selectTab(page, 'classes');
+    await page.click('.vrow[data-class="red_star"]');
+    await page.waitForTimeout(300); // state saves are coalesced (200 ms)
+    await page.reload();
+    await ready(page);
+    assert.equal(await page.getAttribute('vscode-tabs', 'selected-index'), '1');
+    assert.equal(await page.getAttribute('.vhead [data-key="class"]', 'aria-sort'), 'ascending');
+    assert.equal(await page.getAttribute('.vrow.selected', 'data-class'), 'red_star');
+    await selectTab(page, 'issues');
+    assert.equal(await page.locator('.issues li.resolved').count(), 2, 'fixed and ignored issues stay resolved');
+    await selectTab(page, 'matrix');
+    await page.waitForSelector('.cell-drawer .tile');
+    assert.match((await page.textContent('.cell-drawer h3')) ?? '', /yellow_star → yellow_circle/);
+  });
+
+  test('screenshots in light, dark and high-contrast themes (live theme switches redraw the canvas)', async (t) => {
+    const { page } = watched;
+    await selectTab(page, 'matrix');
+    await page.waitForFunction(() => document.querySelectorAll('.cell-drawer .thumb.loaded').length > 0);
+    const themes: Array<[ThemeName, [number, number, number]]> = [
+      ['light', [255, 255, 255]],
+      ['dark', [31, 31, 31]],
+      ['high-contrast', [0, 0, 0]],
+    ];
+    for (const [theme, background] of themes) {
+      await applyTheme(page, theme);
+      await page.waitForTimeout(150);
+      const pixel = await page.evaluate(() => Array.from((document.querySelector('canvas.matrix-canvas') as HTMLCanvasElement).getContext('2d')!.getImageData(2, 2, 1, 1).data.slice(0, 3)));
+      assert.deepEqual(pixel, background, `canvas background follows the ${theme} theme`);
+      await page.mouse.move(0, 0);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      const file = screenshotPath(`panel-${theme}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      t.diagnostic(`screenshot: ${path.relative(ROOT, file)}`);
+    }
+    await applyTheme(page, 'dark');
+    await selectTab(page, 'classes');
+    await page.click('.vrow[data-class="yellow_star"]');
+    await page.waitForFunction(() => /^AP /.test(document.querySelector('.pr-note')?.textContent ?? ''));
+    await page.locator('vscode-tabs').evaluate((el) => el.scrollIntoView());
+    await page.screenshot({ path: screenshotPath('panel-classes-dark.png') });
+    await applyTheme(page, 'light');
+    await selectTab(page, 'issues');
+    await page.locator('vscode-tabs').evaluate((el) => el.scrollIntoView());
+    await page.waitForFunction(() => document.querySelectorAll('.issues .thumb.loaded').length >= 8, undefined, { timeout: 30_000 });
+    await page.waitForTimeout(300); // thumbnails fade in
+    await page.screenshot({ path: screenshotPath('panel-issues-light.png') });
+    assert.deepEqual(await cspViolations(page), []);
+    assert.deepEqual(watched.errors, []);
+  });
+
+  test('PR curves come from the host when the report is too big to send probabilities', async () => {
+    const w = await newPage(browser);
+    const h = new FakeHost(fixture, { imageRoot, shows, reportRef: 'stripped', maxProbabilities: 1000 });
+    await h.open(w.page, 'dark');
+    await ready(w.page);
+    await selectTab(w.page, 'classes');
+    const asked = h.next((m) => m.type === 'requestPrCurve');
+    await w.page.click('.vrow[data-class="green_star"]');
+    assert.deepEqual(await asked, { type: 'requestPrCurve', requestId: (await asked as { requestId: number }).requestId, class: 'green_star', split: null });
+    await w.page.waitForFunction(() => /^AP /.test(document.querySelector('.pr-note')?.textContent ?? ''));
+    const ap = fixture.metrics!.perClass.find((c) => c.class === 'green_star')!.averagePrecision!;
+    assert.match((await w.page.textContent('.pr-note')) ?? '', new RegExp(`^AP ${ap.toFixed(3)} `));
+    // When the host has nothing to show (a restored panel whose report is gone), the panel says so.
+    await h.send({ type: 'empty', message: 'The report shapes.json is no longer available.' });
+    await w.page.waitForSelector('body[data-state="empty"]');
+    assert.equal(await w.page.textContent('.empty-state p'), 'The report shapes.json is no longer available.');
+    assert.deepEqual(w.errors, []);
+    await w.page.close();
+  });
+
+  test('1,000 classes / 100,000 samples: renders fast, table virtualised, matrix zooms', async (t) => {
+    const g0 = performance.now();
+    const { report } = largeReport(1000, 100_000);
+    const genMs = performance.now() - g0;
+    const w = await newPage(browser, 1400, 1000);
+    const h = new FakeHost(report, { reportRef: 'large' });
+    const t0 = performance.now();
+    await h.open(w.page, 'dark');
+    await ready(w.page);
+    const wallMs = performance.now() - t0;
+    const { renderMs, sinceSentMs } = await w.page.evaluate(() => ({
+      renderMs: Number(document.body.dataset.renderMs),
+      sinceSentMs: performance.now() - (window as unknown as { __lastSentAt: number }).__lastSentAt,
+    }));
+    t.diagnostic(`generated in ${genMs.toFixed(0)} ms; page load to ready ${wallMs.toFixed(0)} ms (incl. transfer); render after receipt ${renderMs.toFixed(0)} ms; JSON.parse+render ${sinceSentMs.toFixed(0)} ms`);
+    assert.ok(renderMs < 5000, `render took ${renderMs} ms`);
+    assert.equal(await w.page.getAttribute('canvas.matrix-canvas', 'data-classes'), '1000');
+    const canvas = w.page.locator('canvas.matrix-canvas');
+    await w.page.locator('vscode-tabs').evaluate((el) => el.scrollIntoView());
+    await w.page.screenshot({ path: screenshotPath('panel-1000-classes.png') });
+
+    // Ctrl+wheel zooms around the pointer; labels appear once cells are big enough.
+    const box = (await canvas.boundingBox())!;
+    const before = Number(await canvas.getAttribute('data-cell'));
+    await w.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await w.page.keyboard.down('Control');
+    for (let i = 0; i < 4; i++) await w.page.mouse.wheel(0, -300);
+    await w.page.keyboard.up('Control');
+    await w.page.waitForFunction((b) => Number(document.querySelector('canvas.matrix-canvas')!.getAttribute('data-cell')) > b * 4, before);
+    await w.page.mouse.move(box.x + box.width / 2 + 3, box.y + box.height / 2 + 3);
+    await w.page.waitForSelector('.tooltip:not([hidden])');
+    await w.page.screenshot({ path: screenshotPath('panel-1000-classes-zoomed.png') });
+
+    const s0 = performance.now();
+    await w.page.click('.matrix-view vscode-button[data-value="confusion"]');
+    await w.page.waitForFunction(() => document.querySelector('canvas.matrix-canvas')!.getAttribute('data-order') === 'confusion');
+    t.diagnostic(`confusion ordering of 1,000 classes: ${(performance.now() - s0).toFixed(0)} ms`);
+
+    await selectTab(w.page, 'classes');
+    await w.page.waitForSelector('.vspacer .vrow');
+    const rendered = await w.page.locator('.vspacer .vrow').count();
+    assert.ok(rendered < 80, `only visible rows are in the DOM (${rendered})`);
+    const worst = [...report.metrics!.perClass].sort((a, b) => a.recall - b.recall || a.class.localeCompare(b.class))[0];
+    assert.equal((await visibleClasses(w.page))[0], worst.class);
+    // Scroll to the end: the last rows render.
+    await w.page.evaluate(() => {
+      const s = document.querySelector('.vscroll')!;
+      s.scrollTop = s.scrollHeight;
+    });
+    const last = [...report.metrics!.perClass].sort((a, b) => a.recall - b.recall || a.class.localeCompare(b.class)).at(-1)!;
+    await w.page.waitForSelector(`.vrow[data-class="${last.class}"]`);
+    assert.deepEqual(w.errors, []);
+    assert.deepEqual(await cspViolations(w.page), []);
+    await w.page.close();
+  });
+});

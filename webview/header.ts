@@ -1,0 +1,130 @@
+/**
+ * The report header: dataset, model, image counts and time, the split selector, export buttons, and the headline
+ * metrics side by side (top-1 accuracy, balanced accuracy, Recall@K, macro F1), each with its good/fair/poor band.
+ */
+import type { ExportFormat } from '../src/core/panelProtocol';
+import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/reportExport';
+import { h } from './dom';
+import { dateTime, duration, int, pct, plural } from './format';
+import type { ReportModel } from './model';
+
+export interface HeaderDeps {
+  onSplit: (split: string | null) => void;
+  onExport: (format: ExportFormat) => void;
+}
+
+const BAND_TEXT = { good: 'Good', fair: 'Fair', poor: 'Poor' } as const;
+
+function card(label: string, value: number, kind: BandKind, sub: string, help: string): HTMLElement {
+  const band = metricBand(kind, value);
+  const t = METRIC_BANDS[kind];
+  const fill = h('span', { class: 'gauge-fill' });
+  fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
+  const tick = (at: number, name: string) => {
+    const el = h('span', { class: 'gauge-tick', title: `${name}: ${pct(at, 0)}` });
+    el.style.left = `${at * 100}%`;
+    return el;
+  };
+  return h(
+    'div',
+    { class: `card ${band}`, title: `${help}\nGood ≥ ${pct(t.good, 0)}, poor < ${pct(t.poor, 0)}.`, 'data-metric': label },
+    h('div', { class: 'card-label' }, h('span', { text: label }), h('span', { class: `band ${band}`, text: BAND_TEXT[band] })),
+    h('div', { class: 'card-value', text: pct(value) }),
+    h('div', { class: 'gauge', 'aria-hidden': 'true' }, fill, tick(t.poor, 'poor below'), tick(t.good, 'good from')),
+    h('div', { class: 'card-sub', text: sub }),
+  );
+}
+
+export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement {
+  const r = model.report;
+  const m = model.metrics;
+  const counts = r.dataset.counts;
+  const splits = model.splits;
+  let splitSelect: HTMLElement | null = null;
+  if (splits.length) {
+    splitSelect = h(
+      'vscode-single-select',
+      { class: 'split', 'aria-label': 'Split' },
+      h('vscode-option', { value: '', selected: model.split === null, text: 'All splits' }),
+      ...splits.map((s) => h('vscode-option', { value: s, selected: model.split === s, text: `Split: ${s}` })),
+    );
+    splitSelect.addEventListener('change', () => {
+      const v = (splitSelect as HTMLElement & { value: string }).value;
+      deps.onSplit(v ? v : null);
+    });
+  }
+  const exportButton = (format: ExportFormat, text: string, title: string) =>
+    h('vscode-button', { secondary: true, 'data-export': format, title, text, onclick: () => deps.onExport(format) });
+
+  const meta = h(
+    'p',
+    { class: 'meta' },
+    h('span', { class: 'meta-item', text: r.dataset.format === 'label-file' ? 'label file' : r.dataset.format === 'class-folders-split' ? 'class folders with splits' : 'class folders' }),
+    h('span', { class: 'meta-item', title: r.model.dir }, 'model ', h('code', { text: r.model.id })),
+    h(
+      'span',
+      { class: 'meta-item' },
+      `${plural(counts.samples, 'image')}`,
+      counts.failed ? h('span', { class: 'failed', text: ` (${int(counts.failed)} unreadable)` }) : null,
+    ),
+    h('span', { class: 'meta-item', text: `${plural(r.dataset.classes.length, 'class', 'classes')}` }),
+    h('span', { class: 'meta-item', title: r.createdAt, text: `${dateTime(r.createdAt)} · ${duration(r.timing.totalMs)}` }),
+  );
+
+  const cards = h('div', { class: 'cards' });
+  if (m) {
+    const k = model.k;
+    const correct = Math.round(m.top1Accuracy * m.n);
+    cards.append(
+      card('Top-1 accuracy', m.top1Accuracy, 'accuracy', `${int(correct)} of ${int(m.n)} images`, 'Share of images whose best prediction is their label.'),
+      card('Balanced accuracy', m.balancedAccuracy, 'accuracy', `mean recall of ${plural(m.perClass.filter((c) => c.support > 0).length, 'class', 'classes')}`, 'Recall averaged over classes: every class counts the same, however rare.'),
+    );
+    if (k) {
+      cards.append(
+        card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK', `label among the top ${k}`, `Share of images whose label is among the ${k} best predictions.`),
+      );
+    }
+    cards.append(card('Macro F1', m.macro.f1, 'accuracy', `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`, 'F1 averaged over classes.'));
+  }
+  let gap: HTMLElement | null = null;
+  if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
+    gap = h(
+      'p',
+      { class: 'gap-note' },
+      h('strong', { text: `Balanced accuracy is ${((m.top1Accuracy - m.balancedAccuracy) * 100).toFixed(1)} points below accuracy: ` }),
+      'some classes do much worse than the average suggests. See the warnings below.',
+    );
+  }
+
+  return h(
+    'header',
+    { class: 'report-header' },
+    h(
+      'div',
+      { class: 'title-row' },
+      h(
+        'div',
+        { class: 'title' },
+        h('h1', null, h('span', { class: 'product', text: 'CLIP Lens' }), h('span', { text: model.name })),
+        h('p', { class: 'root', title: r.dataset.root, text: r.dataset.root }),
+        meta,
+      ),
+      h(
+        'div',
+        { class: 'header-actions' },
+        splitSelect,
+        h(
+          'div',
+          { class: 'export', role: 'group', 'aria-label': 'Export' },
+          h('span', { class: 'muted', text: 'Export' }),
+          exportButton('json', 'JSON', 'Save the full report as JSON'),
+          exportButton('csv', 'CSV', 'Save per-class metrics as CSV'),
+          exportButton('html', 'HTML', 'Save a self-contained HTML report'),
+          exportButton('png', 'PNG', 'Save the confusion matrix as a PNG image'),
+        ),
+      ),
+    ),
+    cards,
+    gap,
+  );
+}
