@@ -1,12 +1,17 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EmbeddingCache, sha256 } from '../../src/core/embeddingCache';
 
+const made: string[] = [];
+after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-cache-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-cache-'));
+  made.push(d);
+  return d;
 }
 
 function vec(seed: number, dim = 8): Float32Array {
