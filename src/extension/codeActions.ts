@@ -1,0 +1,98 @@
+/**
+ * Quick fixes on the diagnostics of likely label errors in label files ("Change label to 'dog'", "Change label to
+ * another class…", "Open image", "Ignore this sample") and on failed gate thresholds in `.clip-lens.json` ("Open the
+ * report"). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
+ * apply to the current text, and only the label field (or the ignore list) changes.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { CONFIG_FILE_NAME } from '../core/projectConfig';
+import { COMMANDS } from './commandIds';
+import { DIAGNOSTIC_SOURCE, type DiagnosticsManager } from './diagnostics';
+import type { IssueRef } from './diagnosticsModel';
+import type { Fixes } from './fixes';
+import type { ReportStore } from './store';
+
+/** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
+export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.{csv,tsv,jsonl,ndjson,CSV,TSV,JSONL,NDJSON}' }];
+export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: `**/${CONFIG_FILE_NAME}` }];
+
+function codeOf(d: vscode.Diagnostic): string | undefined {
+  const c = d.code;
+  if (c === undefined) return undefined;
+  return typeof c === 'object' ? String(c.value) : String(c);
+}
+
+class IssueAction extends vscode.CodeAction {
+  constructor(
+    title: string,
+    readonly fix: { type: 'change' | 'ignore'; issue: IssueRef },
+  ) {
+    super(title, vscode.CodeActionKind.QuickFix);
+  }
+}
+
+export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.CodeAction> {
+  static readonly metadata: vscode.CodeActionProviderMetadata = { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] };
+
+  constructor(
+    private readonly store: ReportStore,
+    private readonly diagnostics: DiagnosticsManager,
+    private readonly fixes: Fixes,
+  ) {}
+
+  provideCodeActions(document: vscode.TextDocument, _range: vscode.Range | vscode.Selection, context: vscode.CodeActionContext): vscode.CodeAction[] {
+    const actions: vscode.CodeAction[] = [];
+    for (const d of context.diagnostics) {
+      if (d.source !== DIAGNOSTIC_SOURCE) continue;
+      const code = codeOf(d);
+      if (code === 'label-issue') {
+        const issue = this.diagnostics.issueAt(document.uri, d.range.start.line);
+        if (!issue || !this.store.get(issue.datasetRoot)) continue;
+        const change = new IssueAction(`Change label to '${issue.suggested}'`, { type: 'change', issue });
+        change.diagnostics = [d];
+        change.isPreferred = true;
+        const other = new vscode.CodeAction('Change label to another class…', vscode.CodeActionKind.QuickFix);
+        other.diagnostics = [d];
+        other.command = { command: COMMANDS.applyFixChooseClass, title: 'Change label to another class…', arguments: [issue.datasetRoot, issue.samplePath] };
+        const open = new vscode.CodeAction(`Open image ${path.posix.basename(issue.samplePath)}`, vscode.CodeActionKind.QuickFix);
+        open.diagnostics = [d];
+        open.command = { command: COMMANDS.openImage, title: 'Open image', arguments: [issue.datasetRoot, issue.samplePath] };
+        const ignore = new IssueAction(`Ignore this sample (add it to ${CONFIG_FILE_NAME})`, { type: 'ignore', issue });
+        ignore.diagnostics = [d];
+        actions.push(change, other, open, ignore);
+      } else if (code?.startsWith('clip-lens/') && path.basename(document.uri.fsPath) === CONFIG_FILE_NAME) {
+        const root = path.dirname(document.uri.fsPath);
+        if (!this.store.get(root)) continue;
+        const open = new vscode.CodeAction('Open the CLIP Lens report', vscode.CodeActionKind.QuickFix);
+        open.diagnostics = [d];
+        open.command = { command: COMMANDS.openReport, title: 'Open the CLIP Lens report', arguments: [root] };
+        actions.push(open);
+      }
+    }
+    return actions;
+  }
+
+  async resolveCodeAction(action: vscode.CodeAction): Promise<vscode.CodeAction> {
+    if (!(action instanceof IssueAction)) return action;
+    const { issue } = action.fix;
+    const result = this.store.get(issue.datasetRoot);
+    if (!result) return action;
+    try {
+      if (action.fix.type === 'change') {
+        const e = await this.fixes.labelEdit(result, issue.samplePath, issue.suggested);
+        const edit = new vscode.WorkspaceEdit();
+        edit.replace(e.uri, e.range, e.text);
+        action.edit = edit;
+        this.store.resolve(result.root, issue.samplePath, 'fixed');
+      } else {
+        const edit = await this.fixes.ignoreEdit(result, issue.samplePath);
+        if (edit) action.edit = edit;
+        this.store.resolve(result.root, issue.samplePath, 'ignored');
+      }
+    } catch (e) {
+      void vscode.window.showErrorMessage(`CLIP Lens: ${(e as Error).message}`);
+    }
+    return action;
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The commands (ids in commandIds.ts, titles and menus in package.json). Commands accept the arguments VS Code
+ * passes from each place they appear (Explorer: the resource and the selection; views: the tree node; code actions
+ * and tests: a dataset root and a sample path) and return something useful to callers: the evaluate commands return
+ * the report (or undefined), the fix commands a confirmation message.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { labelFileKind } from '../core/labelFile';
+import type { RevealTarget } from '../core/panelProtocol';
+import type { EvalReport } from '../core/report';
+import { COMMANDS } from './commandIds';
+import type { Settings } from './config';
+import { formatScore, sampleFile } from './diagnosticsModel';
+import type { Engine } from './engine';
+import type { Fixes } from './fixes';
+import { datasetName } from './format';
+import { installCommitGate, uninstallCommitGate } from './gateHook';
+import type { PanelHost } from './panel';
+import { selectModel } from './selectModel';
+import type { DatasetResult, ReportStore } from './store';
+
+export interface CommandServices {
+  extensionUri: vscode.Uri;
+  store: ReportStore;
+  engine: Engine;
+  fixes: Fixes;
+  panel: PanelHost;
+  settings: () => Settings;
+  log: vscode.LogOutputChannel;
+}
+
+type NodeLike = { root?: unknown; samplePath?: unknown; index?: unknown; kind?: unknown };
+
+function isUri(x: unknown): x is vscode.Uri {
+  return x instanceof vscode.Uri;
+}
+
+/** The dataset a command is about: a tree node, a root path, a Uri inside a dataset, or the current one. */
+function resultFrom(store: ReportStore, arg: unknown): DatasetResult | undefined {
+  if (typeof arg === 'string') return store.get(arg) ?? store.findContaining(arg);
+  if (isUri(arg)) return store.get(arg.fsPath) ?? store.findContaining(arg.fsPath);
+  if (arg && typeof arg === 'object' && typeof (arg as NodeLike).root === 'string') return store.get((arg as NodeLike).root as string);
+  return store.currentResult;
+}
+
+/** The sample a command is about: (root, samplePath), an issue node, an image node, or an image Uri. */
+function sampleFrom(store: ReportStore, a: unknown, b: unknown): { result: DatasetResult; samplePath: string } | undefined {
+  if (typeof a === 'string' && typeof b === 'string') {
+    const result = store.get(a);
+    return result ? { result, samplePath: b } : undefined;
+  }
+  if (isUri(a)) {
+    const result = store.findContaining(a.fsPath);
+    if (!result) return undefined;
+    return { result, samplePath: path.relative(result.root, a.fsPath).split(path.sep).join('/') };
+  }
+  if (a && typeof a === 'object') {
+    const n = a as NodeLike;
+    const result = typeof n.root === 'string' ? store.get(n.root) : undefined;
+    if (!result) return undefined;
+    if (typeof n.samplePath === 'string') return { result, samplePath: n.samplePath };
+    if (typeof n.index === 'number' && n.kind === 'image') {
+      const s = result.report.samples[n.index];
+      return s ? { result, samplePath: s.path } : undefined;
+    }
+  }
+  return undefined;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return fs.promises.stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+export function registerCommands(s: CommandServices): vscode.Disposable[] {
+  const { store, engine, fixes, panel, log } = s;
+
+  /** Evaluates, then shows the report (user-triggered runs open the panel; it follows re-runs by itself). */
+  const evaluateAndShow = async (target: string): Promise<EvalReport | undefined> => {
+    const report = await engine.evaluate(target, 'user');
+    const result = report ? store.get(report.dataset.root) : undefined;
+    if (result) await panel.show(result).catch((e: unknown) => log.error(`could not open the report panel: ${(e as Error).message}`));
+    return report;
+  };
+
+  const pickDatasetFolder = async (): Promise<string | undefined> => {
+    const configs = await vscode.workspace.findFiles('**/.clip-lens.json', '**/node_modules/**', 50);
+    const candidates = new Map<string, string>();
+    for (const r of store.all()) candidates.set(r.root, 'evaluated before');
+    for (const u of configs) if (!candidates.has(path.dirname(u.fsPath))) candidates.set(path.dirname(u.fsPath), 'has a .clip-lens.json');
+    const browse = async () => {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectFolders: true,
+        canSelectFiles: false,
+        canSelectMany: false,
+        openLabel: 'Evaluate',
+        title: 'CLIP Lens: choose a dataset folder (class folders, or a folder with a label file)',
+        defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+      });
+      return picked?.[0]?.fsPath;
+    };
+    if (candidates.size === 0) return browse();
+    const items: (vscode.QuickPickItem & { root?: string })[] = [
+      ...[...candidates].map(([root, why]) => ({ label: `$(folder-library) ${datasetName(root)}`, description: vscode.workspace.asRelativePath(root), detail: why, root })),
+      { label: '$(folder-opened) Browse for a folder…' },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: 'CLIP Lens: Evaluate Dataset', placeHolder: 'Dataset folder to evaluate' });
+    if (!picked) return undefined;
+    return picked.root ?? browse();
+  };
+
+  const handlers: Record<string, (...args: any[]) => unknown> = {
+    [COMMANDS.evaluateDataset]: async (uri?: unknown, uris?: unknown): Promise<EvalReport | undefined> => {
+      const selected = Array.isArray(uris) && uris.every(isUri) && uris.length > 0 ? (uris as vscode.Uri[]) : isUri(uri) ? [uri] : [];
+      const targets = selected.map((u) => u.fsPath);
+      if (targets.length === 0) {
+        const t = typeof uri === 'string' ? uri : await pickDatasetFolder();
+        if (!t) return undefined;
+        targets.push(t);
+      }
+      let last: EvalReport | undefined;
+      for (const t of targets) {
+        if (!(await isDirectory(t)) && !labelFileKind(t)) {
+          void vscode.window.showErrorMessage(`CLIP Lens: ${path.basename(t)} is not a dataset folder or a CSV/TSV/JSONL label file.`);
+          continue;
+        }
+        last = (await evaluateAndShow(t)) ?? last;
+      }
+      return last;
+    },
+
+    [COMMANDS.evaluateLabelFile]: async (uri?: unknown): Promise<EvalReport | undefined> => {
+      let file = isUri(uri) ? uri.fsPath : typeof uri === 'string' ? uri : undefined;
+      if (!file) {
+        const active = vscode.window.activeTextEditor?.document.uri;
+        if (active?.scheme === 'file' && labelFileKind(active.fsPath)) file = active.fsPath;
+      }
+      if (!file) {
+        const picked = await vscode.window.showOpenDialog({
+          canSelectFiles: true,
+          canSelectFolders: false,
+          canSelectMany: false,
+          openLabel: 'Evaluate',
+          title: 'CLIP Lens: choose a label file',
+          filters: { 'Label files': ['csv', 'tsv', 'jsonl', 'ndjson'] },
+          defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+        });
+        file = picked?.[0]?.fsPath;
+      }
+      if (!file) return undefined;
+      if (!labelFileKind(file)) {
+        void vscode.window.showErrorMessage(`CLIP Lens: ${path.basename(file)} is not a label file (.csv, .tsv, .jsonl or .ndjson).`);
+        return undefined;
+      }
+      return evaluateAndShow(file);
+    },
+
+    [COMMANDS.rerun]: async (arg?: unknown): Promise<EvalReport | undefined> => {
+      const result = resultFrom(store, arg);
+      if (!result) return vscode.commands.executeCommand(COMMANDS.evaluateDataset);
+      return engine.evaluate(result.target, 'user');
+    },
+
+    [COMMANDS.cancelEvaluation]: (arg?: unknown) => {
+      const root = typeof arg === 'string' ? arg : resultFrom(store, arg)?.root ?? engine.anyRunning?.root;
+      if (root) engine.cancel(root);
+    },
+
+    [COMMANDS.openReport]: async (arg?: unknown, reveal?: RevealTarget) => {
+      const result = resultFrom(store, arg);
+      if (!result) {
+        const a = await vscode.window.showInformationMessage('CLIP Lens: no report yet. Evaluate a dataset first.', 'Evaluate a Dataset');
+        if (a) void vscode.commands.executeCommand(COMMANDS.evaluateDataset);
+        return;
+      }
+      store.setCurrent(result.root);
+      await panel.show(result, reveal);
+    },
+
+    [COMMANDS.revealInExplorer]: async (arg?: unknown) => {
+      const sample = sampleFrom(store, arg, undefined);
+      if (sample) return vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(sampleFile(sample.result.report, sample.samplePath)));
+      const result = resultFrom(store, arg);
+      if (result) return vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.target));
+    },
+
+    [COMMANDS.clearResult]: (arg?: unknown) => {
+      if (arg !== undefined) {
+        const result = resultFrom(store, arg);
+        if (result) store.remove(result.root);
+        return;
+      }
+      for (const r of store.all()) store.remove(r.root);
+    },
+
+    [COMMANDS.openImage]: async (a?: unknown, b?: unknown) => {
+      if (isUri(a)) return vscode.commands.executeCommand('vscode.open', a);
+      const sample = sampleFrom(store, a, b);
+      if (sample) return vscode.commands.executeCommand('vscode.open', vscode.Uri.file(sampleFile(sample.result.report, sample.samplePath)));
+    },
+
+    [COMMANDS.openLabelLine]: async (a?: unknown, b?: unknown) => {
+      const sample = sampleFrom(store, a, b);
+      const s = sample?.result.report.samples.find((x) => x.path === sample.samplePath);
+      const file = sample?.result.report.dataset.labelFile;
+      if (!s?.source || !file) return;
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+      const line = Math.max(0, Math.min(doc.lineCount - 1, s.source.line - 1));
+      await vscode.window.showTextDocument(doc, { selection: new vscode.Range(line, 0, line, 0) });
+    },
+
+    [COMMANDS.applyFix]: async (a?: unknown, b?: unknown): Promise<string | undefined> => {
+      const sample = sampleFrom(store, a, b);
+      if (!sample) return undefined;
+      const issue = fixes.issueOf(sample.result, sample.samplePath);
+      if (!issue) {
+        void vscode.window.showInformationMessage(`CLIP Lens has no suggested class for ${sample.samplePath}.`);
+        return undefined;
+      }
+      return runFix(() => fixes.apply(sample.result, sample.samplePath, issue.suggested, { reveal: true }));
+    },
+
+    [COMMANDS.applyFixChooseClass]: async (a?: unknown, b?: unknown): Promise<string | undefined> => {
+      const sample = sampleFrom(store, a, b);
+      if (!sample) return undefined;
+      const { report } = sample.result;
+      const s = report.samples.find((x) => x.path === sample.samplePath);
+      if (!s) return undefined;
+      const scores = new Map(s.predicted.map((p) => [p.class, p.score]));
+      const classes = report.dataset.classes.filter((c) => c !== s.label).sort((x, y) => (scores.get(y) ?? -1) - (scores.get(x) ?? -1));
+      const verb = report.dataset.format === 'label-file' ? 'Change the label of' : 'Move';
+      const picked = await vscode.window.showQuickPick(
+        classes.map((c) => ({ label: c, description: scores.has(c) ? `CLIP ${formatScore(scores.get(c) as number)}` : undefined })),
+        { title: `${verb} ${path.posix.basename(s.path)} (now '${s.label}')`, placeHolder: report.dataset.format === 'label-file' ? 'New label' : 'Class folder to move the image to' },
+      );
+      if (!picked) return undefined;
+      return runFix(() => fixes.apply(sample.result, sample.samplePath, picked.label, { reveal: true }));
+    },
+
+    [COMMANDS.ignoreSample]: async (a?: unknown, b?: unknown): Promise<string | undefined> => {
+      const sample = sampleFrom(store, a, b);
+      if (!sample) return undefined;
+      return runFix(() => fixes.ignore(sample.result, sample.samplePath));
+    },
+
+    [COMMANDS.moveToSuggestedClass]: async (uri?: unknown, uris?: unknown): Promise<string | undefined> => {
+      const selected = Array.isArray(uris) && uris.length > 0 && uris.every(isUri) ? (uris as vscode.Uri[]) : isUri(uri) ? [uri] : [];
+      let last: string | undefined;
+      for (const u of selected) {
+        const sample = sampleFrom(store, u, undefined);
+        const issue = sample ? fixes.issueOf(sample.result, sample.samplePath) : undefined;
+        if (!sample || !issue || sample.result.report.dataset.format === 'label-file') {
+          void vscode.window.showInformationMessage(`CLIP Lens has no suggested class folder for ${path.basename(u.fsPath)}.`);
+          continue;
+        }
+        last = (await runFix(() => fixes.moveToFolder(sample.result, sample.samplePath, issue.suggested))) ?? last;
+      }
+      return last;
+    },
+
+    [COMMANDS.selectModel]: async () => {
+      const target = await selectModel(s.settings(), store);
+      if (target) return engine.evaluate(target, 'user');
+    },
+
+    [COMMANDS.installCommitGate]: () => installCommitGate(s.extensionUri, s.settings(), log),
+    [COMMANDS.uninstallCommitGate]: () => uninstallCommitGate(log),
+    [COMMANDS.showLog]: () => log.show(),
+  };
+
+  /** Runs a fix, confirming in the status bar or explaining a refusal. */
+  async function runFix(fix: () => Promise<string>): Promise<string | undefined> {
+    try {
+      const message = await fix();
+      vscode.window.setStatusBarMessage(`$(check) CLIP Lens: ${message}`, 5000);
+      return message;
+    } catch (e) {
+      log.warn(`fix refused: ${(e as Error).message}`);
+      void vscode.window.showErrorMessage(`CLIP Lens: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  const missing = Object.values(COMMANDS).filter((id) => !(id in handlers));
+  if (missing.length > 0) throw new Error(`commands without a handler: ${missing.join(', ')}`);
+  return Object.entries(handlers).map(([id, fn]) => vscode.commands.registerCommand(id, fn));
+}

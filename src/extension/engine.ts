@@ -1,0 +1,448 @@
+/**
+ * Runs evaluations for the editor.
+ *
+ * - One shared model per model spec (folder + variant + threads + execution providers), loaded on first use and
+ *   released after `clipLens.releaseModelAfterMinutes` without use (ModelPool).
+ * - Runs are serialised per dataset (KeyedRunner): a second request from a command while one runs is refused with a
+ *   message offering to cancel it; automatic re-runs queue behind it and collapse into one.
+ * - Inference runs in the model's worker thread and image decoding on libuv's pool (see core/runtime.ts), so the
+ *   extension host only reads files and gathers results; a cancellable notification shows counts and the rate.
+ * - Registry models are downloaded only after the user agreed (size shown), with a cancellable progress notification.
+ * - The heavy core modules (sharp, onnxruntime-node) are imported on first use, never at activation.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { CancelledError, ClipLensError } from '../core/errors';
+import type { ClipModel } from '../core/runtime';
+import type { EvaluateProgress } from '../core/evaluate';
+import { evaluateGate, gateKs, hasThresholds } from '../core/gate';
+import { executionProviders } from '../core/executionProviders';
+import { CONFIG_FILE_NAME, readProjectConfig, type ProjectConfig } from '../core/projectConfig';
+import { quantizedVariant, resolveModelSpec, type RegistryEntry } from '../core/modelRegistry';
+import { cachedModelDir, checkCachedModel, DEFAULT_BASE_URL, defaultCacheDir, downloadModel, MIRROR_ENV } from '../core/modelDownload';
+import { defaultEmbeddingCacheDir } from '../core/embeddingCache';
+import type { EvalReport } from '../core/report';
+import { effectiveThreads, mergeThresholds, type Settings } from './config';
+import { KeyedRunner, ModelPool, type Lease } from './enginePool';
+import { datasetName, downloadMessage, formatBytes, formatDuration, pct, progressMessage } from './format';
+import type { DatasetResult, ReportStore } from './store';
+import { chooseModel, describeModelSource, type ModelChoice } from './trust';
+import { COMMANDS } from './commandIds';
+import { pathKey } from './datasetFiles';
+
+export interface RunningState {
+  root: string;
+  message: string;
+  /** 0..1 during the image phase. */
+  fraction?: number;
+}
+
+export interface EngineDeps {
+  store: ReportStore;
+  log: vscode.LogOutputChannel;
+  settings: () => Settings;
+}
+
+/** How an evaluation was asked for: by the user (a busy dataset is refused) or by a file change (queued). */
+export type Trigger = 'user' | 'auto';
+
+interface PoolKey {
+  dir: string;
+  quantized: boolean | undefined;
+  threads: number;
+  providers: string[];
+}
+
+/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
+export async function datasetRootOf(target: string): Promise<string> {
+  const st = await fs.promises.stat(target).catch(() => null);
+  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
+  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
+}
+
+/** `~` and relative paths of the cacheDirectory setting, resolved. */
+export function resolveCacheSetting(value: string): string | undefined {
+  if (!value) return undefined;
+  const expanded = value === '~' || value.startsWith('~/') || value.startsWith('~\\') ? path.join(os.homedir(), value.slice(1)) : value;
+  return path.resolve(os.homedir(), expanded);
+}
+
+export class Engine implements vscode.Disposable {
+  private readonly runner = new KeyedRunner();
+  private readonly pool: ModelPool<ClipModel>;
+  private readonly running = new Map<string, RunningState>();
+  private readonly runningChanged = new vscode.EventEmitter<RunningState | { root: string; done: true }>();
+  readonly onDidChangeRunning = this.runningChanged.event;
+  /** Downloads (and their prompts) in progress, by registry id: concurrent runs share them. */
+  private readonly downloads = new Map<string, Promise<string | undefined>>();
+  /** CUDA failed to create a session in this window: use the CPU from now on. */
+  private cudaFailed = false;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.pool = new ModelPool<ClipModel>({
+      load: async (key) => {
+        const k = JSON.parse(key) as PoolKey;
+        const { ClipModel } = await import('../core/runtime.js');
+        this.deps.log.info(`loading the model ${k.dir}${k.quantized ? ' (quantized)' : ''} with ${k.threads} thread${k.threads === 1 ? '' : 's'} on ${k.providers.join(', ')}`);
+        return ClipModel.load(k.dir, { quantized: k.quantized, threads: k.threads, executionProviders: k.providers });
+      },
+      dispose: async (model, key) => {
+        this.deps.log.info(`released the model ${(JSON.parse(key) as PoolKey).dir}`);
+        await model.dispose();
+      },
+      idleMs: () => this.deps.settings().releaseModelAfterMinutes * 60_000,
+    });
+  }
+
+  isRunning(root: string): boolean {
+    return this.runner.isRunning(pathKey(root));
+  }
+
+  runningState(root: string): RunningState | undefined {
+    return this.running.get(pathKey(root));
+  }
+
+  /** Any dataset being evaluated, for the status bar. */
+  get anyRunning(): RunningState | undefined {
+    return this.running.values().next().value;
+  }
+
+  cancel(root: string): void {
+    this.runner.cancel(pathKey(root));
+  }
+
+  /**
+   * Evaluates a dataset folder or label file, updates the store and returns the report; undefined when the run was
+   * refused, cancelled, declined (download) or failed (the user was told why).
+   */
+  async evaluate(target: string, trigger: Trigger): Promise<EvalReport | undefined> {
+    let root: string;
+    try {
+      root = await datasetRootOf(target);
+    } catch (e) {
+      this.reportError(e, target);
+      return undefined;
+    }
+    const result = await this.runner.run(pathKey(root), (signal) => this.runOnce(target, root, signal, trigger), trigger === 'user' ? 'refuse' : 'queue').catch((e: unknown) => {
+      if (e instanceof CancelledError) {
+        this.deps.log.info(`${datasetName(root)}: evaluation cancelled`);
+        vscode.window.setStatusBarMessage(`CLIP Lens: evaluation of ${datasetName(root)} cancelled`, 4000);
+      } else this.reportError(e, target);
+      return { status: 'failed' as const };
+    });
+    if (result.status === 'busy') {
+      void vscode.window.showInformationMessage(`CLIP Lens is already evaluating '${datasetName(root)}'.`, 'Cancel That Run').then((a) => {
+        if (a) this.cancel(root);
+      });
+      return undefined;
+    }
+    return result.status === 'done' ? result.value : undefined;
+  }
+
+  private setRunning(state: RunningState | undefined, root: string): void {
+    if (state) {
+      this.running.set(pathKey(root), state);
+      this.runningChanged.fire(state);
+    } else {
+      this.running.delete(pathKey(root));
+      this.runningChanged.fire({ root, done: true });
+    }
+  }
+
+  private async runOnce(target: string, root: string, runSignal: AbortSignal, trigger: Trigger): Promise<EvalReport | undefined> {
+    const settings = this.deps.settings();
+    const name = datasetName(root);
+    const log = this.deps.log;
+    this.setRunning({ root, message: 'Starting…' }, root);
+    try {
+      const read = await readProjectConfig(root);
+      const config = read.config;
+      const configFile = read.file ?? path.join(root, CONFIG_FILE_NAME);
+      const trusted = vscode.workspace.isTrusted;
+      const choice = chooseModel({
+        env: process.env,
+        projectModel: config.model,
+        projectDir: root,
+        settingModel: settings.model,
+        settingBaseDir: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? os.homedir(),
+        trusted,
+      });
+      if (choice.note) log.warn(`${name}: ${choice.note}`);
+      const cacheSetting = trusted ? resolveCacheSetting(settings.cacheDirectory) : resolveCacheSetting(this.userCacheDirectory());
+      const modelCacheDir = cacheSetting ?? defaultCacheDir();
+      const embeddingCacheDir = cacheSetting ?? defaultEmbeddingCacheDir();
+
+      const model = await this.modelDirectory(choice, settings, modelCacheDir, runSignal);
+      if (!model) return undefined;
+      const threads = effectiveThreads(settings.threads, os.availableParallelism());
+      let providers = ['cpu'];
+      if (settings.executionProvider !== 'cpu' && !this.cudaFailed) {
+        const ep = executionProviders(settings.executionProvider);
+        providers = ep.providers;
+        if (ep.note) log.warn(ep.note);
+      }
+
+      const merged: ProjectConfig = {
+        ...config,
+        topK: config.topK ?? settings.topK,
+        templates: config.templates ?? settings.templates,
+        warnings: mergeThresholds(config.warnings, settings.thresholds),
+      };
+      const run = async (prov: string[]): Promise<EvalReport> => {
+        const key: PoolKey = { dir: model.dir, quantized: model.quantized, threads, providers: prov };
+        const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
+        try {
+          return await this.withEvaluationProgress(root, name, runSignal, async (signal, onProgress) => {
+            const { evaluateDataset } = await import('../core/evaluate.js');
+            return evaluateDataset(target, {
+              model: lease.model,
+              modelId: choice.spec,
+              projectConfig: merged,
+              ks: gateKs(config.gate),
+              cacheDir: embeddingCacheDir,
+              batchSize: settings.batchSize,
+              signal,
+              onProgress,
+            });
+          });
+        } catch (e) {
+          if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
+            lease.release();
+            await this.pool.evict(JSON.stringify(key));
+            throw new CudaFailure(e);
+          }
+          throw e;
+        } finally {
+          lease.release();
+        }
+      };
+      let report: EvalReport;
+      try {
+        report = await run(providers);
+      } catch (e) {
+        if (!(e instanceof CudaFailure)) throw e;
+        this.cudaFailed = true;
+        log.warn(`CUDA could not run the model (${e.original.message}); using the CPU for the rest of this session`);
+        void vscode.window.showWarningMessage('CLIP Lens: CUDA could not run the model; evaluating on the CPU instead. See the log for details.', 'Show Log').then((a) => {
+          if (a) log.show(true);
+        });
+        report = await run(['cpu']);
+      }
+
+      // Config problems are shown live on .clip-lens.json; list them in the report as the CLI does.
+      for (const p of read.problems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
+      const gate = config.gate && hasThresholds(config.gate) ? evaluateGate(report, config.gate, { warnings: config.warnings }) : null;
+      const result: DatasetResult = {
+        root,
+        target,
+        report,
+        gate,
+        config,
+        configFile,
+        modelChoice: choice,
+        stale: false,
+        resolved: new Map(),
+      };
+      this.deps.store.persist(result);
+      this.deps.store.set(result);
+      const t = report.timing;
+      log.info(
+        `${name}: ${report.dataset.counts.evaluated} of ${report.dataset.counts.samples} images evaluated (${t.imagesComputed} inferred, ${t.imagesFromCache} from the cache) in ${formatDuration(t.totalMs)}` +
+          `${report.metrics ? `; top-1 ${pct(report.metrics.top1Accuracy)}` : ''}; ${report.labelIssues.length} likely label errors` +
+          `${gate ? `; gate ${gate.passed ? 'passed' : `failed (${gate.summary.failed} of ${gate.summary.total})`}` : ''}; model ${choice.spec} from ${describeModelSource(choice.source)}${trigger === 'auto' ? ' (automatic re-run)' : ''}`,
+      );
+      return report;
+    } finally {
+      this.setRunning(undefined, root);
+    }
+  }
+
+  /** The user-level cacheDirectory (workspace values are ignored in Restricted Mode). */
+  private userCacheDirectory(): string {
+    const v = vscode.workspace.getConfiguration('clipLens').inspect<string>('cacheDirectory');
+    return typeof v?.globalValue === 'string' ? v.globalValue : '';
+  }
+
+  private async withEvaluationProgress(
+    root: string,
+    name: string,
+    runSignal: AbortSignal,
+    body: (signal: AbortSignal, onProgress: (p: EvaluateProgress) => void) => Promise<EvalReport>,
+  ): Promise<EvalReport> {
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `CLIP Lens: ${name}`, cancellable: true },
+      async (progress, token) => {
+        const controller = new AbortController();
+        const abort = () => controller.abort();
+        if (runSignal.aborted) abort();
+        runSignal.addEventListener('abort', abort, { once: true });
+        const sub = token.onCancellationRequested(abort);
+        let reported = 0;
+        let lastUpdate = 0;
+        const onProgress = (p: EvaluateProgress) => {
+          const now = Date.now();
+          const fraction = p.phase === 'images' && p.total > 0 ? p.done / p.total : undefined;
+          // Notifications and the status bar are updated at most 10 times a second.
+          if (p.phase === 'images' && p.done < p.total && now - lastUpdate < 100) return;
+          lastUpdate = now;
+          const message = progressMessage(p);
+          let increment: number | undefined;
+          if (fraction !== undefined) {
+            const target = Math.floor(fraction * 100);
+            if (target > reported) {
+              increment = target - reported;
+              reported = target;
+            }
+          }
+          progress.report({ message, increment });
+          this.setRunning({ root, message, fraction }, root);
+        };
+        try {
+          return await body(controller.signal, onProgress);
+        } finally {
+          sub.dispose();
+          runSignal.removeEventListener('abort', abort);
+        }
+      },
+    );
+  }
+
+  /**
+   * The model folder for a choice: a local folder as is, a registry model from the cache, downloaded first when
+   * missing and the user agrees. Undefined when the user declined.
+   */
+  private async modelDirectory(choice: ModelChoice, settings: Settings, cacheDir: string, signal: AbortSignal): Promise<{ dir: string; quantized: boolean | undefined } | undefined> {
+    const resolved = resolveModelSpec(choice.spec, choice.baseDir);
+    if (resolved.kind === 'path') return { dir: resolved.dir, quantized: settings.quantized ? true : undefined };
+    let entry: RegistryEntry = resolved.entry;
+    if (settings.quantized && !entry.quantized) {
+      const q = quantizedVariant(entry);
+      if (!q) throw new ClipLensError('model-no-quantized', `model '${entry.id}' has no quantized variant; turn off clipLens.quantized or choose another model`);
+      entry = q;
+    }
+    if ((await checkCachedModel(entry, cacheDir)) === null) return { dir: cachedModelDir(entry, cacheDir), quantized: entry.quantized };
+    const key = `${cacheDir}\0${entry.id}`;
+    let pending = this.downloads.get(key);
+    if (!pending) {
+      pending = this.askAndDownload(entry, cacheDir, signal).finally(() => this.downloads.delete(key));
+      this.downloads.set(key, pending);
+    }
+    const dir = await pending;
+    return dir ? { dir, quantized: entry.quantized } : undefined;
+  }
+
+  private async askAndDownload(entry: RegistryEntry, cacheDir: string, signal: AbortSignal): Promise<string | undefined> {
+    const server = (process.env[MIRROR_ENV] || DEFAULT_BASE_URL).replace(/\/+$/, '');
+    const choice = await vscode.window.showInformationMessage(
+      `CLIP Lens needs the model '${entry.id}' (about ${formatBytes(entry.approxBytes)}). Download it now?`,
+      {
+        modal: true,
+        detail: `${entry.description}.\n\nFrom ${server}/${entry.repo} into ${path.join(cacheDir, 'models')}; checked against pinned SHA-256 sums. Downloaded once, then shared with the clip-lens command line.\n\nLicense: ${entry.license}.`,
+      },
+      'Download',
+      'Select Another Model…',
+    );
+    if (choice === 'Select Another Model…') {
+      void vscode.commands.executeCommand(COMMANDS.selectModel);
+      return undefined;
+    }
+    if (choice !== 'Download') return undefined;
+    this.deps.log.info(`downloading ${entry.id} from ${server}/${entry.repo} into ${cacheDir}`);
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `CLIP Lens: downloading ${entry.id}`, cancellable: true },
+      async (progress, token) => {
+        const controller = new AbortController();
+        const abort = () => controller.abort();
+        const sub = token.onCancellationRequested(abort);
+        signal.addEventListener('abort', abort, { once: true });
+        const finished = new Map<string, number>();
+        let reported = 0;
+        let last = 0;
+        try {
+          const dir = await downloadModel(entry, {
+            cacheDir,
+            signal: controller.signal,
+            onProgress: (p) => {
+              finished.set(p.file, p.bytes);
+              const now = Date.now();
+              if (now - last < 200) return;
+              last = now;
+              let before = 0;
+              for (const [f, b] of finished) if (f !== p.file) before += b;
+              const fraction = Math.min(1, (before + p.bytes) / entry.approxBytes);
+              const targetPct = Math.floor(fraction * 100);
+              const increment = targetPct > reported ? targetPct - reported : undefined;
+              if (increment) reported = targetPct;
+              progress.report({ message: downloadMessage(p, before, entry.approxBytes), increment });
+            },
+          });
+          this.deps.log.info(`downloaded ${entry.id} into ${dir}`);
+          return dir;
+        } catch (e) {
+          if (e instanceof CancelledError) {
+            this.deps.log.info(`download of ${entry.id} cancelled (what was fetched is kept and resumed next time)`);
+            throw e;
+          }
+          throw e;
+        } finally {
+          sub.dispose();
+          signal.removeEventListener('abort', abort);
+        }
+      },
+    );
+  }
+
+  /** Tells the user about a failed run, with a way to the file at fault when there is one. */
+  reportError(e: unknown, target: string): void {
+    const log = this.deps.log;
+    if (e instanceof ClipLensError) {
+      log.error(`${e.code}: ${e.message}`);
+      const actions: string[] = [];
+      if (e.file && fs.existsSync(e.file) && fs.statSync(e.file).isFile()) actions.push('Open File');
+      if (e.code.startsWith('model-')) actions.push('Select Model');
+      actions.push('Show Log');
+      void vscode.window.showErrorMessage(`CLIP Lens: ${e.message}`, ...actions).then(async (a) => {
+        if (a === 'Open File' && e.file) {
+          const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(e.file));
+          const line = Math.max(0, (e.line ?? 1) - 1);
+          await vscode.window.showTextDocument(doc, { selection: new vscode.Range(line, 0, line, 0) });
+        } else if (a === 'Select Model') void vscode.commands.executeCommand(COMMANDS.selectModel);
+        else if (a === 'Show Log') log.show(true);
+      });
+      return;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    log.error(`evaluating ${target} failed: ${err.stack ?? err.message}`);
+    void vscode.window.showErrorMessage(`CLIP Lens: evaluating ${path.basename(target)} failed: ${err.message}`, 'Show Log').then((a) => {
+      if (a) log.show(true);
+    });
+  }
+
+  /** Models loaded now (for the log and tests). */
+  get loadedModels(): string[] {
+    return this.pool.keys.map((k) => (JSON.parse(k) as PoolKey).dir);
+  }
+
+  /** Releases the models not in use now (e.g. after the model settings changed). */
+  releaseIdleModels(): Promise<void> {
+    return this.pool.evictIdle();
+  }
+
+  async shutdown(): Promise<void> {
+    this.runner.cancelAll();
+    await this.pool.dispose();
+  }
+
+  dispose(): void {
+    void this.shutdown();
+    this.runningChanged.dispose();
+  }
+}
+
+class CudaFailure extends Error {
+  constructor(readonly original: ClipLensError) {
+    super(original.message);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Hosts the report panel (reportPanel.ts, written separately) for the extension: shows and updates it after
+ * evaluations, restores it after a window reload, and implements its ReportPanelActions with the same fixes as the
+ * editor (fixes.ts). reportPanel.ts pulls in sharp for thumbnails, so it is imported on first use only.
+ */
+import * as vscode from 'vscode';
+import type { RevealTarget, SampleFix } from '../core/panelProtocol';
+import type { EvalReport } from '../core/report';
+import type { ExportFile, ReportPanelActions } from './reportPanel';
+import type { Fixes } from './fixes';
+import { PANEL_VIEW_TYPE } from './commandIds';
+import { samePath } from './datasetFiles';
+import type { DatasetResult, ReportStore } from './store';
+
+type PanelModule = typeof import('./reportPanel.js');
+
+
+export class PanelHost implements vscode.Disposable {
+  private module: Promise<PanelModule> | undefined;
+  private serializer: vscode.Disposable | undefined;
+  /** Dataset root of the report the panel shows. */
+  private shownRoot: string | undefined;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  readonly actions: ReportPanelActions;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly store: ReportStore,
+    private readonly fixes: Fixes,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.actions = {
+      openImage: (image) => vscode.commands.executeCommand('vscode.open', image, { preview: true, viewColumn: vscode.ViewColumn.Beside }),
+      openLabelLine: async (file, line) => {
+        const doc = await vscode.workspace.openTextDocument(file);
+        const l = Math.max(0, Math.min(doc.lineCount - 1, line - 1));
+        await vscode.window.showTextDocument(doc, { selection: new vscode.Range(l, 0, l, 0), viewColumn: vscode.ViewColumn.Beside, preview: true });
+      },
+      applyFix: (fix, report) => this.applyFix(fix, report),
+      ignoreSample: async (samplePath, report) => this.fixes.ignore(this.resultOf(report), samplePath),
+      saveExport: (file) => this.saveExport(file),
+      loadReport: async (ref) => {
+        const report = await this.store.loadReport(ref);
+        if (report) this.shownRoot = report.dataset.root;
+        return report;
+      },
+      ignoredPaths: (report) => {
+        const result = this.store.get(report.dataset.root);
+        if (!result) return [];
+        return [...new Set([...(result.config.ignore ?? []), ...this.store.ignoredPaths(result)])];
+      },
+      log: (message) => this.log.info(message),
+    };
+    // The panel follows re-runs of the dataset it shows.
+    this.subscriptions.push(store.onDidChange((root) => void this.updateIfShown(root)));
+  }
+
+  private load(): Promise<PanelModule> {
+    this.module ??= import('./reportPanel.js').then((m) => {
+      this.serializer ??= m.ReportPanel.registerSerializer(this.extensionUri, this.actions);
+      return m;
+    });
+    return this.module;
+  }
+
+  /**
+   * Registers the serializer now when a report panel from the last session waits to be restored (so restoring does
+   * not wait for a command); otherwise it is registered on first use.
+   */
+  restoreIfNeeded(): void {
+    const open = vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith(PANEL_VIEW_TYPE)));
+    if (open) void this.load();
+  }
+
+  /** Opens (or reveals) the panel on a dataset's report. */
+  async show(result: DatasetResult, reveal?: RevealTarget): Promise<void> {
+    const m = await this.load();
+    const panel = m.ReportPanel.createOrShow(this.extensionUri, this.actions, result.report, { reportRef: result.reportFile });
+    this.shownRoot = result.root;
+    if (reveal) panel.reveal(reveal);
+  }
+
+  private async updateIfShown(root: string | undefined): Promise<void> {
+    if (!this.module || root === undefined || this.shownRoot === undefined || !samePath(root, this.shownRoot)) return;
+    const m = await this.module;
+    const result = this.store.get(root);
+    const panel = m.ReportPanel.current;
+    if (!panel || !result) return;
+    panel.update(result.report, { reportRef: result.reportFile });
+  }
+
+  private resultOf(report: EvalReport): DatasetResult {
+    const result = this.store.get(report.dataset.root);
+    if (!result) throw new Error('this report is no longer loaded; evaluate the dataset again');
+    return result;
+  }
+
+  private async applyFix(fix: SampleFix, report: EvalReport): Promise<string> {
+    const result = this.resultOf(report);
+    if (result.report !== report && result.report.createdAt !== report.createdAt) {
+      throw new Error('the dataset was evaluated again since; reload the report');
+    }
+    return fix.kind === 'move-to-folder' ? this.fixes.moveToFolder(result, fix.path, fix.toClass) : this.fixes.changeLabel(result, fix.path, fix.toClass, { reveal: false });
+  }
+
+  private async saveExport(file: ExportFile): Promise<vscode.Uri | undefined> {
+    const m = await this.load();
+    const saved = await m.saveExportWithDialog(file);
+    if (saved) this.log.info(`exported ${file.format} to ${saved.fsPath}`);
+    return saved;
+  }
+
+  dispose(): void {
+    this.serializer?.dispose();
+    for (const s of this.subscriptions) s.dispose();
+    void this.module?.then((m) => m.ReportPanel.current?.dispose());
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The Datasets view: dataset -> class (images, recall, a warning icon when a warning concerns the class) -> image
+ * (given vs predicted, score). Clicking an image opens it; datasets have re-run, open-report, reveal and remove
+ * actions (package.json menus on TREE_CONTEXT.dataset).
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { COMMANDS, TREE_CONTEXT } from '../commandIds';
+import { sampleFile } from '../diagnosticsModel';
+import type { Engine } from '../engine';
+import { datasetName, escapeMarkdown, pct, statusTooltipLines } from '../format';
+import { predictionsMarkdown, type Thumbnails } from '../hover';
+import type { DatasetResult, ReportStore } from '../store';
+import { classDescription, classImages, classRows, imageDescription, type ClassRow, type ImageRow } from './model';
+import type { EvalReport } from '../../core/report';
+
+/** Images listed per class; the rest is one "… more" item that opens the report. */
+export const MAX_IMAGES_PER_CLASS = 500;
+
+export type DatasetNode =
+  | { kind: 'dataset'; root: string }
+  | { kind: 'class'; root: string; cls: string }
+  | { kind: 'image'; root: string; index: number }
+  | { kind: 'more'; root: string; cls: string; count: number };
+
+const green = new vscode.ThemeColor('testing.iconPassed');
+const red = new vscode.ThemeColor('testing.iconFailed');
+const yellow = new vscode.ThemeColor('list.warningForeground');
+
+export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<DatasetNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  /** Node objects are reused so the view keeps expansion and selection across refreshes. */
+  private readonly nodes = new Map<string, DatasetNode>();
+  /** Rows computed once per report (a class may hold thousands of images). */
+  private readonly classCache = new WeakMap<EvalReport, ClassRow[]>();
+  private readonly imageCache = new WeakMap<EvalReport, Map<string, ImageRow[]>>();
+
+  private classRowsOf(report: EvalReport): ClassRow[] {
+    let rows = this.classCache.get(report);
+    if (!rows) this.classCache.set(report, (rows = classRows(report)));
+    return rows;
+  }
+
+  private imageRowsOf(report: EvalReport, cls: string): ImageRow[] {
+    let byClass = this.imageCache.get(report);
+    if (!byClass) this.imageCache.set(report, (byClass = new Map()));
+    let rows = byClass.get(cls);
+    if (!rows) byClass.set(cls, (rows = classImages(report, cls)));
+    return rows;
+  }
+
+  constructor(
+    private readonly store: ReportStore,
+    private readonly engine: Engine,
+    private readonly thumbnails: Thumbnails,
+  ) {
+    this.subscriptions.push(
+      store.onDidChange(() => this.changed.fire(undefined)),
+      engine.onDidChangeRunning((s) => this.changed.fire(this.node({ kind: 'dataset', root: s.root }))),
+    );
+  }
+
+  private node<T extends DatasetNode>(n: T): T {
+    const key = JSON.stringify(n);
+    const existing = this.nodes.get(key);
+    if (existing) return existing as T;
+    this.nodes.set(key, n);
+    return n;
+  }
+
+  getChildren(element?: DatasetNode): DatasetNode[] {
+    if (!element) {
+      const roots = this.store.all().map((r) => this.node({ kind: 'dataset', root: r.root }));
+      if (roots.length === 0) this.nodes.clear();
+      return roots;
+    }
+    const result = this.store.get(element.root);
+    if (!result) return [];
+    if (element.kind === 'dataset') return result.report.dataset.classes.map((cls) => this.node({ kind: 'class', root: element.root, cls }));
+    if (element.kind === 'class') {
+      const rows = this.imageRowsOf(result.report, element.cls);
+      const shown = rows.slice(0, MAX_IMAGES_PER_CLASS).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
+      if (rows.length > MAX_IMAGES_PER_CLASS) shown.push(this.node({ kind: 'more', root: element.root, cls: element.cls, count: rows.length - MAX_IMAGES_PER_CLASS }));
+      return shown;
+    }
+    return [];
+  }
+
+  getParent(element: DatasetNode): DatasetNode | undefined {
+    if (element.kind === 'dataset') return undefined;
+    if (element.kind === 'class' || element.kind === 'more') return element.kind === 'class' ? this.node({ kind: 'dataset', root: element.root }) : this.node({ kind: 'class', root: element.root, cls: element.cls });
+    const s = this.store.get(element.root)?.report.samples[element.index];
+    return s ? this.node({ kind: 'class', root: element.root, cls: s.label }) : undefined;
+  }
+
+  getTreeItem(element: DatasetNode): vscode.TreeItem {
+    const result = this.store.get(element.root);
+    if (!result) return new vscode.TreeItem('(gone)');
+    switch (element.kind) {
+      case 'dataset':
+        return this.datasetItem(result);
+      case 'class': {
+        const row = this.classRowsOf(result.report).find((r) => r.class === element.cls);
+        const item = new vscode.TreeItem(element.cls, vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `class:${element.root}\0${element.cls}`;
+        item.contextValue = TREE_CONTEXT.class;
+        if (!row) return item;
+        item.description = classDescription(row);
+        item.iconPath = row.warnings.length > 0 ? new vscode.ThemeIcon('warning', yellow) : new vscode.ThemeIcon('symbol-class');
+        const md = new vscode.MarkdownString(undefined, true);
+        md.appendMarkdown(`**${escapeMarkdown(row.class)}**\n\n`);
+        md.appendMarkdown(`${row.images} image${row.images === 1 ? '' : 's'}, ${row.support} evaluated\n\n`);
+        if (row.recall !== null) md.appendMarkdown(`Recall ${pct(row.recall)} · precision ${row.precision === null ? '–' : pct(row.precision)} · F1 ${row.f1 === null ? '–' : pct(row.f1)}\n\n`);
+        for (const w of row.warnings) md.appendMarkdown(`$(warning) ${escapeMarkdown(w.message)}\n\n`);
+        item.tooltip = md;
+        return item;
+      }
+      case 'image': {
+        const sample = result.report.samples[element.index];
+        const row = this.imageRowsOf(result.report, sample.label).find((r) => r.index === element.index);
+        const file = sampleFile(result.report, sample.path);
+        const item = new vscode.TreeItem(path.posix.basename(sample.path), vscode.TreeItemCollapsibleState.None);
+        item.id = `image:${element.root}\0${sample.path}`;
+        item.resourceUri = vscode.Uri.file(file);
+        item.contextValue = TREE_CONTEXT.image;
+        if (row) {
+          item.description = imageDescription(row);
+          item.iconPath = row.error ? new vscode.ThemeIcon('warning', yellow) : row.correct ? new vscode.ThemeIcon('pass', green) : new vscode.ThemeIcon('error', red);
+        }
+        item.command = { command: 'vscode.open', title: 'Open Image', arguments: [vscode.Uri.file(file)] };
+        return item;
+      }
+      case 'more': {
+        const item = new vscode.TreeItem(`… ${element.count} more image${element.count === 1 ? '' : 's'}`, vscode.TreeItemCollapsibleState.None);
+        item.description = 'open the report';
+        item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [element.root, { kind: 'class', class: element.cls }] };
+        return item;
+      }
+    }
+  }
+
+  private datasetItem(result: DatasetResult): vscode.TreeItem {
+    const { report } = result;
+    const current = this.store.currentResult?.root === result.root;
+    const item = new vscode.TreeItem(datasetName(result.root), current ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
+    item.id = `dataset:${result.root}`;
+    item.contextValue = TREE_CONTEXT.dataset;
+    const running = this.engine.runningState(result.root);
+    const parts: string[] = [];
+    if (running) parts.push(running.message);
+    else {
+      parts.push(report.metrics ? `top-1 ${pct(report.metrics.top1Accuracy)}` : 'no result');
+      parts.push(`${report.dataset.counts.samples} images`);
+      if (result.gate && result.gate.summary.total > 0) parts.push(result.gate.passed ? 'gate passed' : `gate failed ${result.gate.summary.failed}/${result.gate.summary.total}`);
+      if (result.stale) parts.push('out of date');
+    }
+    item.description = parts.join(' · ');
+    item.iconPath = running
+      ? new vscode.ThemeIcon('sync~spin')
+      : result.gate && !result.gate.passed
+        ? new vscode.ThemeIcon('error', red)
+        : new vscode.ThemeIcon(report.dataset.format === 'label-file' ? 'file-text' : 'folder-library');
+    const md = new vscode.MarkdownString(statusTooltipLines(report, result.gate, { datasetName: datasetName(result.root), stale: result.stale }).slice(0, -2).join('\n'), true);
+    md.appendMarkdown(`\n\n${escapeMarkdown(result.target)}`);
+    item.tooltip = md;
+    return item;
+  }
+
+  async resolveTreeItem(item: vscode.TreeItem, element: DatasetNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
+    if (element.kind !== 'image' || item.tooltip) return item;
+    const result = this.store.get(element.root);
+    const sample = result?.report.samples[element.index];
+    if (!result || !sample) return item;
+    const thumb = await this.thumbnails.markdown(sampleFile(result.report, sample.path));
+    if (token.isCancellationRequested) return item;
+    const md = new vscode.MarkdownString(`${thumb}\n\n**${escapeMarkdown(sample.path)}** · label **${escapeMarkdown(sample.label)}**\n\n${predictionsMarkdown(sample, result.report)}`, true);
+    item.tooltip = md;
+    return item;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+    for (const s of this.subscriptions) s.dispose();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * What the three CLIP Lens views show, computed from a report as plain data (no 'vscode'), unit-tested. The tree
+ * providers in this folder only turn these rows into TreeItems.
+ */
+import type { EvalReport, LabelIssue, Warning, WarningKind } from '../../core/report';
+import type { ScoredClass } from '../../core/types';
+import { sortWarnings } from '../../core/reportExport';
+import { pct } from '../format';
+
+export interface ClassRow {
+  class: string;
+  /** Images labelled with this class (evaluated or not). */
+  images: number;
+  /** Evaluated images (metrics support). */
+  support: number;
+  recall: number | null;
+  precision: number | null;
+  f1: number | null;
+  /** Warnings about this class (rare class with low recall, imbalance, ...). */
+  warnings: Warning[];
+}
+
+/** One row per class, in the report's class order. */
+export function classRows(report: EvalReport): ClassRow[] {
+  const perClass = new Map(report.metrics?.perClass.map((c) => [c.class, c]) ?? []);
+  return report.dataset.classes.map((cls) => {
+    const m = perClass.get(cls);
+    return {
+      class: cls,
+      images: report.dataset.counts.perClass[cls] ?? 0,
+      support: m?.support ?? 0,
+      recall: m && m.support > 0 ? m.recall : null,
+      precision: m && m.predicted > 0 ? m.precision : null,
+      f1: m && m.support > 0 ? m.f1 : null,
+      warnings: report.warnings.filter((w) => w.class === cls && w.kind !== 'good-accuracy' && w.split === undefined),
+    };
+  });
+}
+
+/** "12 images · recall 83.3%" */
+export function classDescription(row: ClassRow): string {
+  const parts = [`${row.images} image${row.images === 1 ? '' : 's'}`];
+  if (row.recall !== null) parts.push(`recall ${pct(row.recall)}`);
+  return parts.join(' · ');
+}
+
+export interface ImageRow {
+  /** Index into report.samples. */
+  index: number;
+  path: string;
+  label: string;
+  /** Top-1 prediction; undefined when the image could not be evaluated. */
+  top?: ScoredClass;
+  /** Probability of the given label among the top-K, when it is there. */
+  labelScore?: number;
+  correct: boolean;
+  error?: string;
+  /** Rank of its likely label error, when it is one. */
+  issueRank?: number;
+}
+
+/**
+ * The images of a class, in the order worth looking at: misclassified ones first (most confident mistakes first),
+ * then unreadable ones, then correct ones (least confident first).
+ */
+export function classImages(report: EvalReport, cls: string): ImageRow[] {
+  const issueRank = new Map(report.labelIssues.map((i) => [i.index, i.rank]));
+  const rows: ImageRow[] = [];
+  report.samples.forEach((s, index) => {
+    if (s.label !== cls) return;
+    const top = s.predicted[0];
+    const labelScore = s.predicted.find((p) => p.class === s.label)?.score;
+    rows.push({
+      index,
+      path: s.path,
+      label: s.label,
+      ...(top ? { top } : {}),
+      ...(labelScore !== undefined ? { labelScore } : {}),
+      correct: top !== undefined && top.class === s.label,
+      ...(s.error ? { error: s.error.message } : {}),
+      ...(issueRank.has(index) ? { issueRank: issueRank.get(index) } : {}),
+    });
+  });
+  const group = (r: ImageRow) => (r.error ? 1 : r.correct ? 2 : 0);
+  return rows.sort((a, b) => {
+    const g = group(a) - group(b);
+    if (g !== 0) return g;
+    if (group(a) === 0) return (b.top?.score ?? 0) - (a.top?.score ?? 0) || a.index - b.index;
+    if (group(a) === 2) return (a.top?.score ?? 0) - (b.top?.score ?? 0) || a.index - b.index;
+    return a.index - b.index;
+  });
+}
+
+/** "→ dog 0.91" for a mistake, "✓ 0.97" for a correct prediction, the error for an unreadable image. */
+export function imageDescription(row: ImageRow): string {
+  if (row.error) return `unreadable: ${row.error}`;
+  if (!row.top) return 'not evaluated';
+  return row.correct ? `✓ ${row.top.score.toFixed(2)}` : `→ ${row.top.class} ${row.top.score.toFixed(2)}${row.labelScore !== undefined ? ` (${row.label} ${row.labelScore.toFixed(2)})` : ''}`;
+}
+
+export interface IssueGroup {
+  given: string;
+  suggested: string;
+  /** In rank order (most likely wrong first). */
+  issues: LabelIssue[];
+}
+
+/**
+ * Likely label errors grouped by given -> suggested class, groups ordered by their most suspicious issue; issues
+ * whose sample path is in `hidden` (fixed or ignored in this session) are left out, and so are empty groups.
+ */
+export function issueGroups(report: EvalReport, hidden: ReadonlySet<string> = new Set()): IssueGroup[] {
+  const groups = new Map<string, IssueGroup>();
+  const sorted = [...report.labelIssues].sort((a, b) => a.rank - b.rank);
+  for (const issue of sorted) {
+    const p = issue.path ?? report.samples[issue.index]?.path;
+    if (p === undefined || hidden.has(p)) continue;
+    const key = `${issue.given}\0${issue.suggested}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { given: issue.given, suggested: issue.suggested, issues: [] }));
+    g.issues.push(issue);
+  }
+  return [...groups.values()];
+}
+
+export function issuePath(report: EvalReport, issue: LabelIssue): string {
+  return issue.path ?? report.samples[issue.index]?.path ?? `#${issue.index}`;
+}
+
+/** Warnings in reading order (errors first), overall before per split, without the "good accuracy" note. */
+export function warningRows(report: EvalReport): Warning[] {
+  return sortWarnings(report.warnings);
+}
+
+/** What each kind of warning means and what to do about it (tooltips of the Warnings view). */
+export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
+  'rare-class-low-recall':
+    'A class with few images that the model rarely recognises. A high overall accuracy can hide it (the accuracy paradox): the many images of common classes outweigh it. Check its prompt (the "prompts" section of .clip-lens.json), its labels, or collect more images.',
+  'class-imbalance':
+    'The largest class has many times the images of the smallest. Top-1 accuracy then mostly measures the large classes; compare it with balanced accuracy (the mean of per-class recalls).',
+  'low-accuracy':
+    'Zero-shot top-1 accuracy is in the poor or fair band. CLIP may not know these classes by their names: try clearer prompts, the imagenet80 templates or a larger model, and look for systematic label errors in the confusion matrix.',
+  'good-accuracy': 'Zero-shot top-1 accuracy is in the good band for this dataset.',
+  'low-recall-at-k':
+    'For many images the right class is not even among the model\'s best K guesses: the classes are hard to tell apart by their names, or many labels are wrong.',
+  duplicate:
+    'The same image file content appears more than once. With different labels at most one can be right; with the same label it counts several times in the metrics.',
+  'possible-leakage':
+    'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
+  'dataset-errors':
+    'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+};
+
+/** The numbers behind a warning, as "recall 12.5% · support 8 · threshold 50%". */
+export function warningNumbers(w: Warning): string {
+  const fractionKeys = /recall|accuracy|threshold|min|fraction|rate/i;
+  return Object.entries(w.numbers)
+    .map(([k, v]) => `${k} ${fractionKeys.test(k) && v >= 0 && v <= 1 && !Number.isInteger(v) ? pct(v) : Number.isInteger(v) ? String(v) : v.toFixed(2)}`)
+    .join(' · ');
+}
+
+/** Short label of a warning for the tree. */
+export function warningLabel(w: Warning): string {
+  const where = [w.class, w.split].filter((x) => x !== undefined).join(', ');
+  const title: Record<WarningKind, string> = {
+    'rare-class-low-recall': 'Rare class, low recall',
+    'class-imbalance': 'Class imbalance',
+    'low-accuracy': w.severity === 'error' ? 'Poor accuracy' : 'Fair accuracy',
+    'good-accuracy': 'Good accuracy',
+    'low-recall-at-k': 'Low Recall@K',
+    duplicate: 'Duplicate images',
+    'possible-leakage': 'Possible leakage between splits',
+    'dataset-errors': 'Unreadable images or lines',
+  };
+  return where ? `${title[w.kind]}: ${where}` : title[w.kind];
+}

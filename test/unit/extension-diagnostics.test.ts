@@ -1,0 +1,230 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readDataset } from '../../src/core/dataset';
+import type { EvalReport, LabelIssue, ReportSample, Warning } from '../../src/core/report';
+import type { Dataset } from '../../src/core/types';
+import type { GateResult } from '../../src/core/gate';
+import {
+  configDiagnostics,
+  datasetDiagnostics,
+  FILE_START,
+  formatScore,
+  gateDiagnostics,
+  keyPathRange,
+  labelIssueDiagnostics,
+  labelIssueMessage,
+  type PlainRange,
+} from '../../src/extension/diagnosticsModel';
+import { applyEdits, changeLabelEdit, editorLineStarts } from '../../src/extension/labelEdits';
+
+/** The text a 0-based range covers. */
+function textAt(text: string, r: PlainRange): string {
+  const starts = editorLineStarts(text);
+  return text.slice(starts[r.start.line] + r.start.character, starts[r.end.line] + r.end.character);
+}
+
+function tmpDataset(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-ext-'));
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), content);
+  }
+  return dir;
+}
+
+/** A report for a dataset read by core, with given top-K predictions per sample path and issues by path. */
+function reportFor(dataset: Dataset, predicted: Record<string, [string, number][]>, issues: { path: string; suggested: string; score: number }[], extra: Partial<EvalReport> = {}): EvalReport {
+  const samples: ReportSample[] = dataset.samples.map((s) => ({
+    path: s.path,
+    label: s.label,
+    ...(s.source ? { source: s.source } : {}),
+    predicted: (predicted[s.path] ?? []).map(([c, p]) => ({ class: c, score: p })),
+  }));
+  const labelIssues: LabelIssue[] = issues.map((i, r) => {
+    const index = samples.findIndex((s) => s.path === i.path);
+    return { index, given: samples[index].label, suggested: i.suggested, score: i.score, rank: r + 1, path: i.path };
+  });
+  return {
+    schemaVersion: 2,
+    tool: { name: 'clip-lens', version: 'test' },
+    createdAt: '2025-01-01T00:00:00.000Z',
+    model: { id: 'test', dir: '/m', quantized: false, embeddingDim: 4, logitScale: 100, imageSize: 224 },
+    templates: { name: 'simple', count: 1 },
+    topK: 3,
+    dataset: {
+      root: dataset.root,
+      format: dataset.format,
+      ...(dataset.labelFile ? { labelFile: dataset.labelFile } : {}),
+      classes: dataset.classes,
+      counts: { samples: samples.length, evaluated: samples.length, failed: 0, perClass: {} },
+    },
+    samples,
+    errors: dataset.problems,
+    metrics: null,
+    warnings: [],
+    labelIssues,
+    timing: { totalMs: 1, textMs: 1, imageMs: 1, imagesComputed: 0, imagesFromCache: 0, imagesPerSecond: 0 },
+    ...extra,
+  };
+}
+
+const CSV = ['file_name,note,label', 'a.png,plain,cat', '"b.png","two', 'lines",dog', 'c.png,"x, y", "cat" ', 'd.png,,bird', 'e.png,missing'].join('\r\n') + '\r\n';
+
+test('label-file issues: on the label of the image line, message and severity by score', async () => {
+  const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x', 'd.png': 'x' });
+  const dataset = await readDataset(path.join(root, 'labels.csv'));
+  const report = reportFor(dataset, { 'a.png': [['dog', 0.91], ['cat', 0.04]], 'c.png': [['bird', 0.6], ['dog', 0.3]] }, [
+    { path: 'a.png', suggested: 'dog', score: 0.04 },
+    { path: 'c.png', suggested: 'bird', score: 0.07 },
+  ]);
+  const text = CSV;
+  const diags = labelIssueDiagnostics({ report, labelFile: { text, kind: 'csv', columns: {} }, warningScore: 0.05 });
+  assert.equal(diags.length, 2);
+  const [a, c] = diags;
+  assert.equal(a.file, path.join(root, 'labels.csv'));
+  assert.equal(a.message, "CLIP predicts 'dog' (0.91) but the label is 'cat' (0.04)");
+  assert.equal(a.severity, 'warning');
+  assert.equal(a.code, 'label-issue');
+  assert.deepEqual(a.range, { start: { line: 1, character: 12 }, end: { line: 1, character: 15 } });
+  assert.equal(textAt(text, a.range), 'cat');
+  assert.equal(a.issue?.line, 2);
+  assert.deepEqual(a.related?.[0]?.file, path.join(root, 'a.png'));
+  // c.png comes after a record spanning two lines; its label is quoted and padded.
+  assert.equal(c.range.start.line, 4);
+  assert.equal(textAt(text, c.range), '"cat"');
+  assert.equal(c.severity, 'information');
+  assert.equal(c.message, "CLIP predicts 'bird' (0.60) but the label is 'cat' (0.07)", 'the given label is not in the top-K: its score is the label quality');
+});
+
+test('label-file issues follow the text: fixed labels disappear, moved lines move, undo brings them back, ignored ones hide', async () => {
+  const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x', 'd.png': 'x' });
+  const dataset = await readDataset(path.join(root, 'labels.csv'));
+  const report = reportFor(dataset, { 'a.png': [['dog', 0.91]] }, [{ path: 'a.png', suggested: 'dog', score: 0.04 }]);
+  const run = (text: string, resolved?: Set<string>) => labelIssueDiagnostics({ report, labelFile: { text, kind: 'csv', columns: {} }, warningScore: 0.05, resolved });
+  const fixed = applyEdits(CSV, [changeLabelEdit(CSV, 'csv', 2, 'cat', 'dog')]);
+  assert.equal(run(fixed).length, 0);
+  const shifted = CSV.replace('file_name,note,label\r\n', 'file_name,note,label\r\nz.png,new,cat\r\n\r\n');
+  const moved = run(shifted);
+  assert.equal(moved.length, 1);
+  assert.equal(moved[0].range.start.line, 3);
+  assert.equal(moved[0].issue?.line, 4);
+  assert.equal(run(CSV).length, 1);
+  assert.equal(run(CSV, new Set(['a.png'])).length, 0);
+  const gone = CSV.replace('a.png,plain,cat\r\n', '');
+  assert.equal(run(gone).length, 0);
+  // Without the text (unreadable file): the report's line, zero width.
+  const blind = labelIssueDiagnostics({ report, labelFile: null, warningScore: 0.05 });
+  assert.deepEqual(blind[0].range, { start: { line: 1, character: 0 }, end: { line: 1, character: 0 } });
+});
+
+test('JSONL issues: the label value range, explicit columns from .clip-lens.json', async () => {
+  const jsonl = '{"img": "x.png", "kind": "cat", "label": "unused"}\n{"img": "y.png", "kind": "dog", "label": "unused"}\n';
+  const root = tmpDataset({ 'data.jsonl': jsonl, 'x.png': '1', 'y.png': '2' });
+  const columns = { imageColumn: 'img', labelColumn: 'kind' };
+  const dataset = await readDataset(path.join(root, 'data.jsonl'), columns);
+  const report = reportFor(dataset, { 'y.png': [['cat', 0.8]] }, [{ path: 'y.png', suggested: 'cat', score: 0.1 }]);
+  const [d] = labelIssueDiagnostics({ report, labelFile: { text: jsonl, kind: 'jsonl', columns }, warningScore: 0.05 });
+  assert.equal(textAt(jsonl, d.range), '"dog"');
+  assert.equal(d.range.start.line, 1);
+});
+
+test('class folders: issues on the image file itself, gone when the image moved', async () => {
+  const root = tmpDataset({ 'cat/1.png': 'a', 'cat/2.png': 'b', 'dog/3.png': 'c' });
+  const dataset = await readDataset(root);
+  const report = reportFor(dataset, { 'cat/2.png': [['dog', 0.88], ['cat', 0.1]] }, [{ path: 'cat/2.png', suggested: 'dog', score: 0.1 }]);
+  const [d] = labelIssueDiagnostics({ report, warningScore: 0.05 });
+  assert.equal(d.file, path.join(root, 'cat', '2.png'));
+  assert.deepEqual(d.range, FILE_START);
+  assert.equal(d.message, "CLIP predicts 'dog' (0.88) but the image is in the folder 'cat' (0.10)");
+  assert.equal(d.issue?.samplePath, 'cat/2.png');
+  assert.equal(labelIssueDiagnostics({ report, warningScore: 0.05, imageExists: () => false }).length, 0);
+});
+
+test('dataset problems: malformed and missing lines on their lines, unreadable images, duplicates with related locations', async () => {
+  const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
+  const dataset = await readDataset(path.join(root, 'labels.csv'));
+  const report = reportFor(dataset, {}, []);
+  report.samples.find((s) => s.path === 'b.png')!.error = { code: 'image-undecodable', message: 'cannot decode' };
+  report.errors.push({ code: 'cache-unavailable', message: 'no cache', file: '/cache' });
+  const dup: Warning = { kind: 'duplicate', severity: 'warning', message: 'The same image twice', paths: ['a.png', 'c.png'], numbers: {} };
+  report.warnings.push(dup);
+  const diags = datasetDiagnostics({ report, labelFile: { text: CSV, kind: 'csv', columns: {} } });
+  const byCode = (code: string) => diags.filter((d) => d.code === code);
+  const bad = byCode('label-file-bad-line');
+  assert.equal(bad.length, 1);
+  assert.equal(bad[0].range.start.line, 6);
+  assert.equal(textAt(CSV, bad[0].range), 'e.png,missing');
+  const missing = byCode('image-missing');
+  assert.equal(missing.length, 1);
+  assert.equal(missing[0].range.start.line, 5);
+  assert.equal(missing[0].severity, 'warning');
+  const undecodable = byCode('image-undecodable');
+  assert.equal(undecodable.length, 1);
+  assert.equal(textAt(CSV, undecodable[0].range), '"b.png"');
+  assert.match(undecodable[0].message, /^b\.png: cannot decode/);
+  assert.equal(byCode('cache-unavailable').length, 0, 'cache problems are not about the dataset');
+  const dups = byCode('duplicate');
+  assert.equal(dups.length, 2);
+  assert.equal(textAt(CSV, dups[0].related![0].range), 'c.png');
+});
+
+test('config diagnostics: syntax errors are errors, invalid values warnings, each at its token', () => {
+  const file = '/d/.clip-lens.json';
+  const bad = configDiagnostics(file, '{\n  "topK": 3,\n  "gate": {\n    "minTop1Accuracy": "high"\n  }\n}\n');
+  assert.equal(bad.length, 1);
+  assert.equal(bad[0].severity, 'warning');
+  assert.match(bad[0].message, /^gate\.minTop1Accuracy: /);
+  assert.equal(textAt('{\n  "topK": 3,\n  "gate": {\n    "minTop1Accuracy": "high"\n  }\n}\n', bad[0].range), '"high"');
+  const syntax = configDiagnostics(file, '{\r\n  "topK": 3,,\r\n}');
+  assert.equal(syntax.length, 1);
+  assert.equal(syntax[0].severity, 'error');
+  assert.equal(syntax[0].range.start.line, 1);
+  assert.deepEqual(configDiagnostics(file, '{ "topK": 3 }'), []);
+});
+
+test('gate diagnostics sit on the threshold they come from; a missing key falls back to its nearest parent', () => {
+  const text = '{\n  "gate": {\n    "minRecall": 0.5,\n    "classes": { "cat": { "minRecall": 0.9 } }\n  }\n}\n';
+  const check = (configPath: string[], passed = false) => ({
+    id: configPath.join('.'),
+    kind: 'classRecall' as const,
+    ruleId: 'clip-lens/min-class-recall',
+    name: 'x',
+    comparison: 'min' as const,
+    actual: 0.4,
+    required: 0.9,
+    passed,
+    message: `recall is 0.4, below ${configPath.join('.')}`,
+    configKey: configPath.join('.'),
+    configPath,
+  });
+  const gate: GateResult = {
+    passed: false,
+    checks: [check(['gate', 'classes', 'cat', 'minRecall']), check(['gate', 'minRecall']), check(['gate', 'maxLabelIssues']), check(['gate', 'minTop1Accuracy'], true)],
+    summary: { total: 4, passed: 1, failed: 3 },
+  };
+  const diags = gateDiagnostics('/d/.clip-lens.json', text, gate);
+  assert.equal(diags.length, 3, 'passing checks give nothing');
+  assert.equal(textAt(text, diags[0].range), '"minRecall": 0.9');
+  assert.equal(diags[0].range.start.line, 3);
+  assert.equal(textAt(text, diags[1].range), '"minRecall": 0.5');
+  assert.match(textAt(text, diags[2].range), /^"gate": \{/);
+  assert.equal(diags[0].severity, 'error');
+  assert.equal(diags[0].code, 'clip-lens/min-class-recall');
+  assert.match(diags[0].message, /^Gate: /);
+  assert.equal(keyPathRange('[1]', ['gate']), null);
+  assert.deepEqual(gateDiagnostics('/d/.clip-lens.json', null, gate)[0].range, FILE_START);
+});
+
+test('scores print with enough digits to tell small ones apart', () => {
+  assert.equal(formatScore(0.913), '0.91');
+  assert.equal(formatScore(0.004), '0.004');
+  assert.equal(formatScore(0.00003), '3e-5');
+  assert.equal(formatScore(0.9971), '0.9971');
+  assert.equal(formatScore(0.99999), '>0.9999');
+  assert.equal(formatScore(0), '0.00');
+  const msg = labelIssueMessage({ index: 0, given: 'a', suggested: 'b', score: 0.001, rank: 1 }, { path: 'x', label: 'a', predicted: [{ class: 'b', score: 0.998 }] }, 'class-folders');
+  assert.equal(msg, "CLIP predicts 'b' (0.998) but the image is in the folder 'a' (0.001)");
+});

@@ -1,0 +1,213 @@
+/**
+ * The extension's glue end to end in plain Node: activate (from source) against the fake 'vscode', evaluate small
+ * generated datasets with the fixture model (CLIP_LENS_MODEL), and check what the user would see and what the fixes
+ * do to the files. The real-VS-Code suite is test/integration (not run by npm test).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import type { EvalReport } from '../../src/core/report';
+import { COMMANDS } from '../../src/extension/commandIds';
+import { createFakeVscode, fakeContext, installFakeVscode, type FakeState } from './extension-fakeVscode';
+
+const root = path.join(__dirname, '..', '..');
+const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
+const haveModel = fs.existsSync(path.join(MODEL, 'onnx', 'vision_model.onnx'));
+
+const COLOURS: Record<string, [number, number, number]> = { red: [220, 30, 30], green: [30, 200, 40], blue: [30, 40, 220] };
+
+async function png(file: string, rgb: [number, number, number], shade: number): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const [r, g, b] = rgb.map((c) => Math.max(0, Math.min(255, c + shade)));
+  await sharp({ create: { width: 40, height: 40, channels: 3, background: { r, g, b } } }).png().toFile(file);
+}
+
+let work: string;
+let state: FakeState;
+let api: { evaluate(target: string): Promise<EvalReport | undefined>; reports(): EvalReport[]; loadedModels(): string[] };
+let uninstall: () => void;
+let deactivate: () => Promise<void>;
+let run: <T>(id: string, ...args: unknown[]) => Promise<T>;
+let fakeVscode: ReturnType<typeof createFakeVscode>['vscode'];
+
+before(async () => {
+  assert.ok(haveModel, `fixture model missing: ${MODEL} (made by tools/make-fixture-model.py; CLIP_LENS_TEST_MODEL names another)`);
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-engine-'));
+  process.env.CLIP_LENS_MODEL = MODEL;
+  process.env.CLIP_LENS_CACHE = path.join(work, 'cache');
+  // A class-folder dataset (one image in the wrong folder) and a label-file dataset over the same kind of images.
+  for (const [cls, rgb] of Object.entries(COLOURS)) for (let i = 0; i < 4; i++) await png(path.join(work, 'folders', cls, `${cls}${i}.png`), rgb, i * 8);
+  await png(path.join(work, 'folders', 'red', 'actually-blue.png'), COLOURS.blue, 4);
+  const lines = ['file_name,label'];
+  for (const [cls, rgb] of Object.entries(COLOURS)) {
+    for (let i = 0; i < 4; i++) {
+      await png(path.join(work, 'labelled', 'img', `${cls}${i}.png`), rgb, i * 8);
+      lines.push(`img/${cls}${i}.png,${cls}`);
+    }
+  }
+  await png(path.join(work, 'labelled', 'img', 'odd.png'), COLOURS.green, 4);
+  lines.push('img/odd.png,"red"', 'img/missing.png,red', 'broken line without a label');
+  fs.writeFileSync(path.join(work, 'labelled', 'labels.csv'), lines.join('\n') + '\n');
+
+  const fake = createFakeVscode(work);
+  state = fake.state;
+  fakeVscode = fake.vscode;
+  state.settings['clipLens.releaseModelAfterMinutes'] = 0;
+  uninstall = installFakeVscode(fake.vscode);
+  const ext = require('../../src/extension/main') as { activate(c: unknown): typeof api; deactivate(): Promise<void> };
+  api = ext.activate(fakeContext(root, path.join(work, 'storage')));
+  deactivate = ext.deactivate;
+  run = async <T>(id: string, ...args: unknown[]) => (await state.commands.get(id)!(...args)) as T;
+});
+
+after(async () => {
+  if (!deactivate) return;
+  await deactivate();
+  uninstall();
+  delete process.env.CLIP_LENS_MODEL;
+  delete process.env.CLIP_LENS_CACHE;
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+
+function diagnostics(collection: string, file: string) {
+  return state.diagnostics.get(collection)?.get(path.resolve(file)) ?? [];
+}
+
+async function until(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!probe()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('class folders: evaluate, diagnostics on each flagged image, status bar, saved report, incremental re-run, idle release', async () => {
+  const dataset = path.join(work, 'folders');
+  const report = await api.evaluate(dataset);
+  assert.ok(report, `evaluated (messages: ${JSON.stringify(state.messages)})`);
+  assert.deepEqual(report.dataset.classes, ['blue', 'green', 'red']);
+  assert.equal(report.dataset.counts.samples, 13);
+  assert.equal(report.model.id, MODEL, 'the model of CLIP_LENS_MODEL');
+  assert.equal(report.timing.imagesComputed, 13);
+  await until('label-issue diagnostics', () => report.labelIssues.every((i) => diagnostics('clipLens.labelIssues', path.join(dataset, i.path!)).length === 1));
+  const published = [...state.diagnostics.get('clipLens.labelIssues')!.entries()].filter(([, d]) => d.length > 0);
+  assert.equal(published.length, report.labelIssues.length, 'one diagnostic per likely label error, nothing else');
+  for (const [, [d]] of published) {
+    assert.equal(d.source, 'CLIP Lens');
+    assert.match(d.message, /^CLIP predicts '\w+' \([\d.e>-]+\) but the image is in the folder '\w+' \([\d.e-]+\)$/);
+  }
+  const status = state.statusItems[0];
+  assert.ok(status.visible);
+  assert.match(status.text, /^\$\(eye\) CLIP \d+(\.\d)?% · worst \w+ \d+(\.\d)?%$/);
+  assert.equal(state.context.get('clipLens.hasResults'), true);
+  await until('idle release', () => api.loadedModels().length === 0);
+  const indexFile = path.join(work, 'storage', 'reports', 'index.json');
+  await until('the saved index', () => fs.existsSync(indexFile));
+  const saved = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { root: string; file: string }[];
+  assert.deepEqual(saved.map((s) => s.root), [dataset]);
+  assert.equal(JSON.parse(fs.readFileSync(saved[0].file, 'utf8')).createdAt, report.createdAt);
+
+  const again = await api.evaluate(dataset);
+  assert.equal(again?.timing.imagesFromCache, 13, 'the re-run is served from the embedding cache');
+  assert.equal(again?.timing.imagesComputed, 0);
+});
+
+test('a second request for a dataset being evaluated is refused with a message, never run twice', async () => {
+  const dataset = path.join(work, 'folders');
+  const [a, b] = await Promise.all([api.evaluate(dataset), api.evaluate(dataset)]);
+  assert.ok(a);
+  assert.equal(b, undefined);
+  assert.ok(state.messages.some((m) => m.text === "CLIP Lens is already evaluating 'folders'."));
+});
+
+test('moving an image to another class folder: a rename, refused when the target exists; the explorer command moves to the suggestion', async (t) => {
+  const dataset = path.join(work, 'folders');
+  const source = 'red/actually-blue.png';
+  state.quickPick = () => undefined;
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), undefined, 'dismissed: nothing happens');
+  assert.ok(fs.existsSync(path.join(dataset, source)));
+  state.quickPick = (items) => items.find((i) => i.label === 'blue');
+  fs.copyFileSync(path.join(dataset, 'blue', 'blue0.png'), path.join(dataset, 'blue', 'actually-blue.png'));
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), undefined);
+  assert.ok(state.messages.some((m) => m.level === 'error' && m.text.includes('blue/actually-blue.png already exists')));
+  assert.ok(fs.existsSync(path.join(dataset, source)), 'refused: nothing moved');
+  fs.rmSync(path.join(dataset, 'blue', 'actually-blue.png'));
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), 'Moved to blue/');
+  assert.ok(!fs.existsSync(path.join(dataset, source)));
+  assert.ok(fs.existsSync(path.join(dataset, 'blue', 'actually-blue.png')));
+  await until('its diagnostic to go', () => diagnostics('clipLens.labelIssues', path.join(dataset, source)).length === 0);
+  state.quickPick = undefined;
+
+  const report = api.reports().find((r) => r.dataset.root === dataset)!;
+  const other = report.labelIssues.find((i) => i.path !== source);
+  t.diagnostic(`${report.labelIssues.length} likely label errors`);
+  const movable = state.context.get('clipLens.movableImages') as string[];
+  assert.equal(movable.length, report.labelIssues.filter((i) => i.path !== source).length, 'the moved image is no longer offered');
+  if (other) {
+    const uri = fakeVscode.Uri.file(path.join(dataset, other.path!));
+    assert.equal(await run<string | undefined>(COMMANDS.moveToSuggestedClass, uri, [uri]), `Moved to ${other.suggested}/`);
+    assert.ok(fs.existsSync(path.join(dataset, other.suggested, path.basename(other.path!))));
+  }
+});
+
+test('label file: diagnostics on the label field, dataset problems on their lines, quick-fix edit, ignore, gate on the config', async (t) => {
+  const dataset = path.join(work, 'labelled');
+  const csv = path.join(dataset, 'labels.csv');
+  fs.writeFileSync(path.join(dataset, '.clip-lens.json'), '{\n  "gate": {\n    "classes": { "purple": { "minRecall": 0.5 } }\n  }\n}\n');
+  const report = await run<EvalReport | undefined>(COMMANDS.evaluateLabelFile, csv);
+  assert.ok(report, JSON.stringify(state.messages));
+  assert.equal(report.dataset.format, 'label-file');
+  const text = fs.readFileSync(csv, 'utf8');
+  const lines = text.split('\n');
+  await until('dataset problems', () => diagnostics('clipLens.dataset', csv).length >= 2);
+  const problems = diagnostics('clipLens.dataset', csv);
+  const missing = problems.find((d) => (d.code as { value: string }).value === 'image-missing');
+  assert.equal(missing?.range.start.line, lines.indexOf('img/missing.png,red'));
+  const bad = problems.find((d) => (d.code as { value: string }).value === 'label-file-bad-line');
+  assert.equal(bad?.range.start.line, lines.indexOf('broken line without a label'));
+  // The gate names a class the dataset does not have: a failed config check on that key.
+  await until('gate diagnostics', () => diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json')).length === 1);
+  const [gateDiag] = diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json'));
+  assert.equal(gateDiag.range.start.line, 2);
+  assert.match(gateDiag.message, /purple/);
+  assert.match(state.statusItems[0].text, /\$\(error\) gate 1\/1/);
+
+  const issues = report.labelIssues;
+  t.diagnostic(`${issues.length} likely label errors`);
+  await until('label issues', () => diagnostics('clipLens.labelIssues', csv).length === issues.length);
+  for (const d of diagnostics('clipLens.labelIssues', csv)) {
+    const line = lines[d.range.start.line];
+    const label = line.slice(d.range.start.character, d.range.end.character);
+    assert.ok(/^"?\w+"?$/.test(label) && report.dataset.classes.includes(label.replace(/"/g, '')), `the range covers the label: ${label}`);
+  }
+  if (issues.length > 0) {
+    const first = issues[0];
+    const message = await run<string | undefined>(COMMANDS.applyFix, dataset, first.path);
+    assert.match(message ?? '', new RegExp(`^Label changed to '${first.suggested}'`));
+    const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
+    const changed = doc.getText().split('\n');
+    const lineNo = lines.findIndex((l) => l.startsWith(`${first.path},`));
+    assert.equal(changed[lineNo], `${first.path},${lines[lineNo].endsWith('"') ? `"${first.suggested}"` : first.suggested}`);
+    assert.equal(changed.filter((l, i) => l !== lines[i]).length, 1, 'one line changed');
+    await until('the fixed diagnostic to go', () => diagnostics('clipLens.labelIssues', csv).length === issues.length - 1);
+  }
+  const ignored = await run<string | undefined>(COMMANDS.ignoreSample, dataset, 'img/red0.png');
+  assert.equal(ignored, 'Ignored (added to .clip-lens.json)');
+  // The edit is in the (unsaved) document of .clip-lens.json, as in the editor.
+  const configDoc = state.documents.find((d) => d.uri.fsPath === path.join(dataset, '.clip-lens.json'));
+  assert.ok(configDoc?.isDirty);
+  const config = JSON.parse(configDoc.getText()) as { ignore?: string[]; gate?: unknown };
+  assert.deepEqual(config.ignore, ['img/red0.png']);
+  assert.ok(config.gate, 'the rest of the config is kept');
+});
+
+test('Evaluate Dataset on something that is not a dataset explains why', async () => {
+  fs.writeFileSync(path.join(work, 'notes.txt'), 'x');
+  const r = await run<EvalReport | undefined>(COMMANDS.evaluateDataset, path.join(work, 'notes.txt'));
+  assert.equal(r, undefined);
+  assert.ok(state.messages.some((m) => m.level === 'error' && /notes\.txt is not a dataset folder/.test(m.text)));
+});
