@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
+for (const need of ['examples/shapes', 'test/fixtures/tiny-clip', 'dist/extension.js', 'out/integration/extension.test.js']) {
+  if (!fs.existsSync(path.join(root, need))) throw new Error(`${need} is missing: run node esbuild.mjs && npx tsc -p test/integration (and make the fixtures)`);
+}
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-it-'));
 fs.cpSync(path.join(root, 'examples', 'shapes'), path.join(workspace, 'shapes'), { recursive: true });
 const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-it-cache-'));

@@ -104,6 +104,11 @@ export class Engine implements vscode.Disposable {
     return this.running.get(pathKey(root));
   }
 
+  /** Every dataset being evaluated. */
+  get runningStates(): RunningState[] {
+    return [...this.running.values()];
+  }
+
   /** Any dataset being evaluated, for the status bar. */
   get anyRunning(): RunningState | undefined {
     return this.running.values().next().value;

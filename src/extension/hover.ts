@@ -52,7 +52,7 @@ export function predictionsMarkdown(sample: ReportSample, report: EvalReport): s
     return `| ${i + 1} | ${shown} | ${formatScore(p.score)} |`;
   });
   const issue = report.labelIssues.find((i) => report.samples[i.index] === sample);
-  const lines = [`| # | CLIP top-${report.topK} | p |`, '|--:|:--|--:|', ...rows];
+  const lines = [`| # | CLIP top-${sample.predicted.length} | p |`, '|--:|:--|--:|', ...rows];
   if (!sample.predicted.some((p) => p.class === sample.label)) lines.push('', `The label **${escapeMarkdown(sample.label)}** is not among the top ${sample.predicted.length}.`);
   if (issue) lines.push('', `$(warning) Likely label error #${issue.rank} of ${report.labelIssues.length}: CLIP suggests **${escapeMarkdown(issue.suggested)}**.`);
   return lines.join('\n');

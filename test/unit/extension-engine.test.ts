@@ -32,6 +32,7 @@ let uninstall: () => void;
 let deactivate: () => Promise<void>;
 let run: <T>(id: string, ...args: unknown[]) => Promise<T>;
 let fakeVscode: ReturnType<typeof createFakeVscode>['vscode'];
+let fake: ReturnType<typeof createFakeVscode>;
 
 before(async () => {
   assert.ok(haveModel, `fixture model missing: ${MODEL} (made by tools/make-fixture-model.py; CLIP_LENS_TEST_MODEL names another)`);
@@ -52,7 +53,7 @@ before(async () => {
   lines.push('img/odd.png,"red"', 'img/missing.png,red', 'broken line without a label');
   fs.writeFileSync(path.join(work, 'labelled', 'labels.csv'), lines.join('\n') + '\n');
 
-  const fake = createFakeVscode(work);
+  fake = createFakeVscode(work);
   state = fake.state;
   fakeVscode = fake.vscode;
   state.settings['clipLens.releaseModelAfterMinutes'] = 0;
@@ -203,6 +204,67 @@ test('label file: diagnostics on the label field, dataset problems on their line
   const config = JSON.parse(configDoc.getText()) as { ignore?: string[]; gate?: unknown };
   assert.deepEqual(config.ignore, ['img/red0.png']);
   assert.ok(config.gate, 'the rest of the config is kept');
+});
+
+test('in the label file: quick fixes computed on the current text, and a hover with the thumbnail and the top-K', async () => {
+  const dataset = path.join(work, 'labelled');
+  const csv = path.join(dataset, 'labels.csv');
+  const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
+  const diags = diagnostics('clipLens.labelIssues', csv);
+  assert.ok(diags.length > 0, 'the evaluation flagged at least one label (img/odd.png is green, labelled red)');
+  const d = diags[0];
+  const [provider] = state.codeActionProviders;
+  const actions = provider.provideCodeActions(doc, d.range, { diagnostics: [d] }) as { title: string; edit?: { ops: { kind: string; range: { start: { line: number; character: number } }; text: string }[] } }[];
+  const titles = actions.map((a) => a.title);
+  const change = actions.find((a) => a.title.startsWith('Change label to \''));
+  assert.ok(change, titles.join(' | '));
+  assert.ok(titles.includes('Change label to another class…'));
+  assert.ok(titles.some((t) => t.startsWith('Open image ')));
+  assert.ok(titles.includes('Ignore this sample (add it to .clip-lens.json)'));
+  assert.equal(change.edit, undefined, 'the edit is computed when the fix is chosen');
+  await provider.resolveCodeAction!(change);
+  const [op] = change.edit!.ops;
+  const suggested = /'(.+)'/.exec(change.title)![1];
+  assert.equal(op.text.replace(/"/g, ''), suggested);
+  assert.deepEqual(op.range.start, d.range.start, 'the edit replaces the label the diagnostic is on');
+
+  const [hover] = state.hoverProviders;
+  const lineNo = doc.getText().split('\n').indexOf('img/blue0.png,blue');
+  const token = { isCancellationRequested: false };
+  const h = (await hover.provideHover(doc, new fakeVscode.Position(lineNo, 3), token)) as { contents: { value: string }; range: { start: { character: number }; end: { character: number } } };
+  assert.ok(h, 'a hover on the image path');
+  assert.match(h.contents.value, /!\[blue0\\\.png\]\(data:image\/webp;base64,[A-Za-z0-9+/=]+\)/);
+  assert.match(h.contents.value, /\| # \| CLIP top-3 \| p \|/);
+  assert.match(h.contents.value, /label \*\*blue\*\*/);
+  assert.deepEqual([h.range.start.character, h.range.end.character], [0, 'img/blue0.png'.length]);
+  assert.equal(await hover.provideHover(doc, new fakeVscode.Position(0, 2), token), undefined, 'no hover on the header');
+
+  const fresh = path.join(work, 'fresh');
+  await png(path.join(fresh, 'a.png'), COLOURS.red, 0);
+  fs.writeFileSync(path.join(fresh, 'list.csv'), 'image,label\na.png,red\n');
+  const freshDoc = await fakeVscode.workspace.openTextDocument(path.join(fresh, 'list.csv'));
+  const h2 = (await hover.provideHover(freshDoc, new fakeVscode.Position(1, 1), token)) as { contents: { value: string } };
+  assert.match(h2.contents.value, /data:image\/webp;base64,/);
+  assert.match(h2.contents.value, /Not evaluated yet/);
+});
+
+test('saving the label file re-runs the dataset (autoRerun onSave); with autoRerun off it is only marked out of date', async () => {
+  const dataset = path.join(work, 'labelled');
+  const csv = path.join(dataset, 'labels.csv');
+  const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
+  const before = api.reports().find((r) => r.dataset.root === dataset)!.createdAt;
+  await new Promise((r) => setTimeout(r, 5));
+  fake.docEvents.save.fire(doc);
+  await until('the automatic re-run', () => api.reports().find((r) => r.dataset.root === dataset)!.createdAt !== before);
+  assert.ok(!state.statusItems[0].text.endsWith('$(history)'));
+
+  fake.setSetting('clipLens.autoRerun', 'off');
+  const current = api.reports().find((r) => r.dataset.root === dataset)!.createdAt;
+  fake.docEvents.save.fire(doc);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(api.reports().find((r) => r.dataset.root === dataset)!.createdAt, current, 'no re-run');
+  assert.ok(state.statusItems[0].text.endsWith('$(history)'), state.statusItems[0].text);
+  fake.setSetting('clipLens.autoRerun', 'onSave');
 });
 
 test('Evaluate Dataset on something that is not a dataset explains why', async () => {

@@ -253,6 +253,10 @@ export interface FakeState {
   /** Answers for showInformationMessage/showWarningMessage by message prefix (the button to press). */
   answers: { prefix: string; answer: string }[];
   panelsCreated: number;
+  codeActionProviders: { provideCodeActions: Function; resolveCodeAction?: Function }[];
+  hoverProviders: { provideHover: Function }[];
+  /** Answers showOpenDialog (default: dismiss). */
+  openDialog?: () => Uri[] | undefined;
   /** Picks an item in showQuickPick (default: dismiss). */
   quickPick?: (items: { label: string }[]) => { label: string } | undefined;
 }
@@ -270,10 +274,18 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     logs: [],
     answers: [],
     panelsCreated: 0,
+    codeActionProviders: [],
+    hoverProviders: [],
   };
   const disposable = { dispose: () => undefined };
   const event = () => () => disposable;
-  const docEvents = { change: new EventEmitter<unknown>(), save: new EventEmitter<unknown>(), open: new EventEmitter<unknown>(), close: new EventEmitter<unknown>() };
+  const docEvents = {
+    change: new EventEmitter<unknown>(),
+    save: new EventEmitter<unknown>(),
+    open: new EventEmitter<unknown>(),
+    close: new EventEmitter<unknown>(),
+    configuration: new EventEmitter<{ affectsConfiguration(section: string): boolean }>(),
+  };
   const message = (level: string) => async (text: string, ...rest: unknown[]) => {
     state.messages.push({ level, text });
     const buttons = rest.filter((r): r is string => typeof r === 'string');
@@ -334,7 +346,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       withProgress: async (_o: unknown, task: (p: unknown, t: unknown) => Promise<unknown>) =>
         task({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => disposable }),
       showQuickPick: async (items: { label: string }[]) => state.quickPick?.(await items),
-      showOpenDialog: async () => undefined,
+      showOpenDialog: async () => state.openDialog?.(),
       showTextDocument: async (doc: unknown) => ({ document: doc }),
       showWorkspaceFolderPick: async () => undefined,
       registerWebviewPanelSerializer: () => disposable,
@@ -346,7 +358,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       activeTextEditor: undefined,
     },
     workspace: {
-      isTrusted: trusted,
+      isTrusted: trusted as boolean,
       workspaceFolders: [{ uri: Uri.file(workspaceRoot), name: path.basename(workspaceRoot), index: 0 }],
       get textDocuments() {
         return state.documents;
@@ -360,7 +372,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       onDidSaveTextDocument: docEvents.save.event,
       onDidOpenTextDocument: docEvents.open.event,
       onDidCloseTextDocument: docEvents.close.event,
-      onDidChangeConfiguration: event(),
+      onDidChangeConfiguration: docEvents.configuration.event,
       onDidGrantWorkspaceTrust: event(),
       createFileSystemWatcher: () => ({ onDidCreate: event(), onDidDelete: event(), onDidChange: event(), dispose: () => undefined }),
       findFiles: async () => [],
@@ -400,8 +412,8 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
           dispose: () => map.clear(),
         };
       },
-      registerCodeActionsProvider: () => disposable,
-      registerHoverProvider: () => disposable,
+      registerCodeActionsProvider: (_selector: unknown, provider: FakeState['codeActionProviders'][number]) => (state.codeActionProviders.push(provider), disposable),
+      registerHoverProvider: (_selector: unknown, provider: FakeState['hoverProviders'][number]) => (state.hoverProviders.push(provider), disposable),
     },
     commands: {
       registerCommand: (id: string, fn: (...args: unknown[]) => unknown) => {
@@ -419,7 +431,12 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       },
     },
   };
-  return { vscode, state, docEvents };
+  /** Changes a setting the way the settings editor does (value, then the change event). */
+  const setSetting = (key: string, value: unknown) => {
+    state.settings[key] = value;
+    docEvents.configuration.fire({ affectsConfiguration: (section: string) => key === section || key.startsWith(`${section}.`) });
+  };
+  return { vscode, state, docEvents, setSetting };
 }
 
 /** Makes `require('vscode')` return the fake (for modules loaded afterwards); returns a function undoing it. */

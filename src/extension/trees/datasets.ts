@@ -33,6 +33,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   private readonly subscriptions: vscode.Disposable[] = [];
   /** Node objects are reused so the view keeps expansion and selection across refreshes. */
   private readonly nodes = new Map<string, DatasetNode>();
+  private readonly lastRunningUpdate = new Map<string, number>();
   /** Rows computed once per report (a class may hold thousands of images). */
   private readonly classCache = new WeakMap<EvalReport, ClassRow[]>();
   private readonly imageCache = new WeakMap<EvalReport, Map<string, ImageRow[]>>();
@@ -58,7 +59,15 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   ) {
     this.subscriptions.push(
       store.onDidChange(() => this.changed.fire(undefined)),
-      engine.onDidChangeRunning((s) => this.changed.fire(this.node({ kind: 'dataset', root: s.root }))),
+      // A dataset's row follows its run (at most once a second while it runs); the list changes when a first run
+      // starts or ends.
+      engine.onDidChangeRunning((s) => {
+        const now = Date.now();
+        const done = 'done' in s;
+        if (!done && now - (this.lastRunningUpdate.get(s.root) ?? 0) < 1000) return;
+        this.lastRunningUpdate.set(s.root, done ? 0 : now);
+        this.changed.fire(this.store.get(s.root) ? this.node({ kind: 'dataset', root: s.root }) : undefined);
+      }),
     );
   }
 
@@ -72,7 +81,12 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
 
   getChildren(element?: DatasetNode): DatasetNode[] {
     if (!element) {
-      const roots = this.store.all().map((r) => this.node({ kind: 'dataset', root: r.root }));
+      const results = this.store.all();
+      const roots = results.map((r) => this.node({ kind: 'dataset', root: r.root }) as DatasetNode);
+      // Datasets evaluated for the first time show while they run.
+      for (const s of this.engine.runningStates) {
+        if (!this.store.get(s.root)) roots.push(this.node({ kind: 'dataset', root: s.root }));
+      }
       if (roots.length === 0) this.nodes.clear();
       return roots;
     }
@@ -97,7 +111,14 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
 
   getTreeItem(element: DatasetNode): vscode.TreeItem {
     const result = this.store.get(element.root);
-    if (!result) return new vscode.TreeItem('(gone)');
+    if (!result) {
+      const item = new vscode.TreeItem(datasetName(element.root), vscode.TreeItemCollapsibleState.None);
+      item.id = `dataset:${element.root}`;
+      item.iconPath = new vscode.ThemeIcon('sync~spin');
+      item.description = this.engine.runningState(element.root)?.message ?? '';
+      item.tooltip = `Evaluating ${element.root}`;
+      return item;
+    }
     switch (element.kind) {
       case 'dataset':
         return this.datasetItem(result);
