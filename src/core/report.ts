@@ -131,7 +131,10 @@ export interface EvalReport {
   timing: {
     totalMs: number;
     textMs: number;
+    /** Image phase: reading, hashing, decoding and inference (session creation excluded). */
     imageMs: number;
+    /** Creating the vision session in this run (0 when every image came from the cache). */
+    sessionMs?: number;
     imagesComputed: number;
     imagesFromCache: number;
     imagesPerSecond: number;

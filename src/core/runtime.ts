@@ -136,6 +136,8 @@ export class ClipModel {
   private loadingVision: Promise<TowerDescription> | null = null;
   private loadingText: Promise<TowerDescription> | null = null;
   private measuredDim: number | null = null;
+  /** Milliseconds spent creating the vision session, cumulative (for timings). */
+  visionLoadMs = 0;
 
   private constructor(
     readonly files: ModelFiles,
@@ -181,6 +183,7 @@ export class ClipModel {
 
   private async ensureVision(): Promise<TowerDescription> {
     if (this.visionTower) return this.visionTower;
+    const t0 = performance.now();
     this.loadingVision ??= this.client()
       .request({ type: 'loadVision', file: this.files.visionModel, settings: this.settings })
       .then((r) => {
@@ -194,7 +197,10 @@ export class ClipModel {
         this.visionTower = res.tower;
         return res.tower;
       })
-      .finally(() => (this.loadingVision = null));
+      .finally(() => {
+        this.loadingVision = null;
+        this.visionLoadMs += performance.now() - t0;
+      });
     return this.loadingVision;
   }
 
@@ -210,6 +216,11 @@ export class ClipModel {
       })
       .finally(() => (this.loadingText = null));
     return this.loadingText;
+  }
+
+  /** Creates the ONNX sessions now rather than on first use (e.g. to keep session creation out of timings). */
+  async prepare(towers: { vision?: boolean; text?: boolean } = { vision: true, text: true }): Promise<void> {
+    await Promise.all([towers.text ? this.ensureText() : null, towers.vision ? this.ensureVision() : null]);
   }
 
   /** Embedding width D, known from the graph or after the first run. */
