@@ -77,6 +77,8 @@ export class Engine implements vscode.Disposable {
   readonly onDidChangeRunning = this.runningChanged.event;
   /** Downloads (and their prompts) in progress, by registry id: concurrent runs share them. */
   private readonly downloads = new Map<string, Promise<string | undefined>>();
+  /** The last failure of an automatic re-run per dataset, so a failure repeated on every save is shown once. */
+  private readonly lastAutoError = new Map<string, string>();
   /** CUDA failed to create a session in this window: use the CPU from now on. */
   private cudaFailed = false;
 
@@ -130,13 +132,22 @@ export class Engine implements vscode.Disposable {
       this.reportError(e, target);
       return undefined;
     }
-    const result = await this.runner.run(pathKey(root), (signal) => this.runOnce(target, root, signal, trigger), trigger === 'user' ? 'refuse' : 'queue').catch((e: unknown) => {
+    const key = pathKey(root);
+    const result = await this.runner.run(key, (signal) => this.runOnce(target, root, signal, trigger), trigger === 'user' ? 'refuse' : 'queue').catch((e: unknown) => {
       if (e instanceof CancelledError) {
         this.deps.log.info(`${datasetName(root)}: evaluation cancelled`);
         vscode.window.setStatusBarMessage(`CLIP Lens: evaluation of ${datasetName(root)} cancelled`, 4000);
-      } else this.reportError(e, target);
+      } else if (trigger === 'auto' && this.lastAutoError.get(key) === (e as Error)?.message) {
+        // The same failure as the last automatic re-run: logged, not shown again on every save.
+        this.deps.log.error(`${datasetName(root)}: ${(e as Error).message}`);
+        vscode.window.setStatusBarMessage(`$(error) CLIP Lens: re-evaluating ${datasetName(root)} failed (see the log)`, 5000);
+      } else {
+        if (trigger === 'auto') this.lastAutoError.set(key, (e as Error)?.message);
+        this.reportError(e, target);
+      }
       return { status: 'failed' as const };
     });
+    if (result.status === 'done') this.lastAutoError.delete(key);
     if (result.status === 'busy') {
       void vscode.window.showInformationMessage(`CLIP Lens is already evaluating '${datasetName(root)}'.`, 'Cancel That Run').then((a) => {
         if (a) this.cancel(root);
@@ -199,7 +210,7 @@ export class Engine implements vscode.Disposable {
         const key: PoolKey = { dir: model.dir, quantized: model.quantized, threads, providers: prov };
         const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
         try {
-          return await this.withEvaluationProgress(root, name, runSignal, async (signal, onProgress) => {
+          return await this.withEvaluationProgress(root, name, trigger, runSignal, async (signal, onProgress) => {
             const { evaluateDataset } = await import('../core/evaluate.js');
             return evaluateDataset(target, {
               model: lease.model,
@@ -270,14 +281,20 @@ export class Engine implements vscode.Disposable {
     return typeof v?.globalValue === 'string' ? v.globalValue : '';
   }
 
+  /**
+   * Runs an evaluation with progress: a cancellable notification when the user asked for it, the window's progress
+   * area for automatic re-runs (no notification on every save; the status-bar item cancels).
+   */
   private async withEvaluationProgress(
     root: string,
     name: string,
+    trigger: Trigger,
     runSignal: AbortSignal,
     body: (signal: AbortSignal, onProgress: (p: EvaluateProgress) => void) => Promise<EvalReport>,
   ): Promise<EvalReport> {
+    const location = trigger === 'user' ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window;
     return vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `CLIP Lens: ${name}`, cancellable: true },
+      { location, title: trigger === 'user' ? `CLIP Lens: ${name}` : `CLIP Lens: re-evaluating ${name}`, cancellable: trigger === 'user' },
       async (progress, token) => {
         const controller = new AbortController();
         const abort = () => controller.abort();
