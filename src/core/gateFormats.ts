@@ -364,9 +364,11 @@ export function sarifUri(relPath: string): string {
 }
 
 function physical(relPath: string, line: number, column?: number) {
+  // Paths outside the base folder are shown absolute: give those as file URIs.
+  const absolute = relPath.startsWith('/') || /^[A-Za-z]:[\\/]/.test(relPath);
   return {
     physicalLocation: {
-      artifactLocation: { uri: sarifUri(relPath), uriBaseId: SRCROOT },
+      artifactLocation: absolute ? { uri: pathToFileURL(relPath).href } : { uri: sarifUri(relPath), uriBaseId: SRCROOT },
       region: { startLine: Math.max(1, line), ...(column !== undefined ? { startColumn: Math.max(1, column) } : {}) },
     },
   };
