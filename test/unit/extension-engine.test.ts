@@ -17,12 +17,28 @@ const root = path.join(__dirname, '..', '..');
 const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
 const haveModel = fs.existsSync(path.join(MODEL, 'onnx', 'vision_model.onnx'));
 
-const COLOURS: Record<string, [number, number, number]> = { red: [220, 30, 30], green: [30, 200, 40], blue: [30, 40, 220] };
+/** Classes of the fixture model's own domain (coloured shapes), so its predictions mean something. */
+const SHAPES: Record<string, { colour: string; shape: 'circle' | 'square' | 'triangle' }> = {
+  blue_square: { colour: '#2040d8', shape: 'square' },
+  green_triangle: { colour: '#20b030', shape: 'triangle' },
+  red_circle: { colour: '#d82020', shape: 'circle' },
+};
+const CLASSES = Object.keys(SHAPES);
 
-async function png(file: string, rgb: [number, number, number], shade: number): Promise<void> {
+/** A 96 px PNG of a shape on a light background; `variant` shifts its size and place a little. */
+async function png(file: string, cls: string, variant: number): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const [r, g, b] = rgb.map((c) => Math.max(0, Math.min(255, c + shade)));
-  await sharp({ create: { width: 40, height: 40, channels: 3, background: { r, g, b } } }).png().toFile(file);
+  const { colour, shape } = SHAPES[cls];
+  const r = 26 + (variant % 4) * 3;
+  const c = 48 + ((variant * 5) % 9) - 4;
+  const body =
+    shape === 'circle'
+      ? `<circle cx="${c}" cy="${c}" r="${r}" fill="${colour}"/>`
+      : shape === 'square'
+        ? `<rect x="${c - r}" y="${c - r}" width="${2 * r}" height="${2 * r}" fill="${colour}"/>`
+        : `<polygon points="${c},${c - r} ${c + r},${c + r} ${c - r},${c + r}" fill="${colour}"/>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#e8e4dc"/>${body}</svg>`;
+  await sharp(Buffer.from(svg)).png().toFile(file);
 }
 
 let work: string;
@@ -40,17 +56,17 @@ before(async () => {
   process.env.CLIP_LENS_MODEL = MODEL;
   process.env.CLIP_LENS_CACHE = path.join(work, 'cache');
   // A class-folder dataset (one image in the wrong folder) and a label-file dataset over the same kind of images.
-  for (const [cls, rgb] of Object.entries(COLOURS)) for (let i = 0; i < 4; i++) await png(path.join(work, 'folders', cls, `${cls}${i}.png`), rgb, i * 8);
-  await png(path.join(work, 'folders', 'red', 'actually-blue.png'), COLOURS.blue, 4);
+  for (const cls of CLASSES) for (let i = 0; i < 4; i++) await png(path.join(work, 'folders', cls, `${cls}${i}.png`), cls, i);
+  await png(path.join(work, 'folders', 'red_circle', 'actually-blue.png'), 'blue_square', 4);
   const lines = ['file_name,label'];
-  for (const [cls, rgb] of Object.entries(COLOURS)) {
+  for (const cls of CLASSES) {
     for (let i = 0; i < 4; i++) {
-      await png(path.join(work, 'labelled', 'img', `${cls}${i}.png`), rgb, i * 8);
+      await png(path.join(work, 'labelled', 'img', `${cls}${i}.png`), cls, i);
       lines.push(`img/${cls}${i}.png,${cls}`);
     }
   }
-  await png(path.join(work, 'labelled', 'img', 'odd.png'), COLOURS.green, 4);
-  lines.push('img/odd.png,"red"', 'img/missing.png,red', 'broken line without a label');
+  await png(path.join(work, 'labelled', 'img', 'odd.png'), 'green_triangle', 4);
+  lines.push('img/odd.png,"red_circle"', 'img/missing.png,red_circle', 'broken line without a label');
   fs.writeFileSync(path.join(work, 'labelled', 'labels.csv'), lines.join('\n') + '\n');
 
   fake = createFakeVscode(work);
@@ -90,7 +106,7 @@ test('class folders: evaluate, diagnostics on each flagged image, status bar, sa
   const dataset = path.join(work, 'folders');
   const report = await api.evaluate(dataset);
   assert.ok(report, `evaluated (messages: ${JSON.stringify(state.messages)})`);
-  assert.deepEqual(report.dataset.classes, ['blue', 'green', 'red']);
+  assert.deepEqual(report.dataset.classes, CLASSES);
   assert.equal(report.dataset.counts.samples, 13);
   assert.equal(report.model.id, MODEL, 'the model of CLIP_LENS_MODEL');
   assert.equal(report.timing.imagesComputed, 13);
@@ -127,19 +143,19 @@ test('a second request for a dataset being evaluated is refused with a message, 
 
 test('moving an image to another class folder: a rename, refused when the target exists; the explorer command moves to the suggestion', async (t) => {
   const dataset = path.join(work, 'folders');
-  const source = 'red/actually-blue.png';
+  const source = 'red_circle/actually-blue.png';
   state.quickPick = () => undefined;
   assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), undefined, 'dismissed: nothing happens');
   assert.ok(fs.existsSync(path.join(dataset, source)));
-  state.quickPick = (items) => items.find((i) => i.label === 'blue');
-  fs.copyFileSync(path.join(dataset, 'blue', 'blue0.png'), path.join(dataset, 'blue', 'actually-blue.png'));
+  state.quickPick = (items) => items.find((i) => i.label === 'blue_square');
+  fs.copyFileSync(path.join(dataset, 'blue_square', 'blue_square0.png'), path.join(dataset, 'blue_square', 'actually-blue.png'));
   assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), undefined);
-  assert.ok(state.messages.some((m) => m.level === 'error' && m.text.includes('blue/actually-blue.png already exists')));
+  assert.ok(state.messages.some((m) => m.level === 'error' && m.text.includes('blue_square/actually-blue.png already exists')));
   assert.ok(fs.existsSync(path.join(dataset, source)), 'refused: nothing moved');
-  fs.rmSync(path.join(dataset, 'blue', 'actually-blue.png'));
-  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), 'Moved to blue/');
+  fs.rmSync(path.join(dataset, 'blue_square', 'actually-blue.png'));
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), 'Moved to blue_square/');
   assert.ok(!fs.existsSync(path.join(dataset, source)));
-  assert.ok(fs.existsSync(path.join(dataset, 'blue', 'actually-blue.png')));
+  assert.ok(fs.existsSync(path.join(dataset, 'blue_square', 'actually-blue.png')));
   await until('its diagnostic to go', () => diagnostics('clipLens.labelIssues', path.join(dataset, source)).length === 0);
   state.quickPick = undefined;
 
@@ -155,7 +171,7 @@ test('moving an image to another class folder: a rename, refused when the target
   }
 });
 
-test('label file: diagnostics on the label field, dataset problems on their lines, quick-fix edit, ignore, gate on the config', async (t) => {
+test('label file: diagnostics on the label field, dataset problems on their lines, ignore, gate on the config', async (t) => {
   const dataset = path.join(work, 'labelled');
   const csv = path.join(dataset, 'labels.csv');
   fs.writeFileSync(path.join(dataset, '.clip-lens.json'), '{\n  "gate": {\n    "classes": { "purple": { "minRecall": 0.5 } }\n  }\n}\n');
@@ -167,7 +183,7 @@ test('label file: diagnostics on the label field, dataset problems on their line
   await until('dataset problems', () => diagnostics('clipLens.dataset', csv).length >= 2);
   const problems = diagnostics('clipLens.dataset', csv);
   const missing = problems.find((d) => (d.code as { value: string }).value === 'image-missing');
-  assert.equal(missing?.range.start.line, lines.indexOf('img/missing.png,red'));
+  assert.equal(missing?.range.start.line, lines.indexOf('img/missing.png,red_circle'));
   const bad = problems.find((d) => (d.code as { value: string }).value === 'label-file-bad-line');
   assert.equal(bad?.range.start.line, lines.indexOf('broken line without a label'));
   // The gate names a class the dataset does not have: a failed config check on that key.
@@ -185,33 +201,22 @@ test('label file: diagnostics on the label field, dataset problems on their line
     const label = line.slice(d.range.start.character, d.range.end.character);
     assert.ok(/^"?\w+"?$/.test(label) && report.dataset.classes.includes(label.replace(/"/g, '')), `the range covers the label: ${label}`);
   }
-  if (issues.length > 0) {
-    const first = issues[0];
-    const message = await run<string | undefined>(COMMANDS.applyFix, dataset, first.path);
-    assert.match(message ?? '', new RegExp(`^Label changed to '${first.suggested}'`));
-    const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
-    const changed = doc.getText().split('\n');
-    const lineNo = lines.findIndex((l) => l.startsWith(`${first.path},`));
-    assert.equal(changed[lineNo], `${first.path},${lines[lineNo].endsWith('"') ? `"${first.suggested}"` : first.suggested}`);
-    assert.equal(changed.filter((l, i) => l !== lines[i]).length, 1, 'one line changed');
-    await until('the fixed diagnostic to go', () => diagnostics('clipLens.labelIssues', csv).length === issues.length - 1);
-  }
-  const ignored = await run<string | undefined>(COMMANDS.ignoreSample, dataset, 'img/red0.png');
+  const ignored = await run<string | undefined>(COMMANDS.ignoreSample, dataset, 'img/red_circle0.png');
   assert.equal(ignored, 'Ignored (added to .clip-lens.json)');
   // The edit is in the (unsaved) document of .clip-lens.json, as in the editor.
   const configDoc = state.documents.find((d) => d.uri.fsPath === path.join(dataset, '.clip-lens.json'));
   assert.ok(configDoc?.isDirty);
   const config = JSON.parse(configDoc.getText()) as { ignore?: string[]; gate?: unknown };
-  assert.deepEqual(config.ignore, ['img/red0.png']);
+  assert.deepEqual(config.ignore, ['img/red_circle0.png']);
   assert.ok(config.gate, 'the rest of the config is kept');
 });
 
-test('in the label file: quick fixes computed on the current text, and a hover with the thumbnail and the top-K', async () => {
+test('in the label file: quick fixes computed on the current text, the fix command, and a hover with the thumbnail and the top-K', async () => {
   const dataset = path.join(work, 'labelled');
   const csv = path.join(dataset, 'labels.csv');
-  const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
+  const doc = await fakeVscode.workspace.openTextDocument(csv);
   const diags = diagnostics('clipLens.labelIssues', csv);
-  assert.ok(diags.length > 0, 'the evaluation flagged at least one label (img/odd.png is green, labelled red)');
+  assert.ok(diags.length > 0, 'the evaluation flagged at least one label (img/odd.png is a green triangle labelled red_circle)');
   const d = diags[0];
   const [provider] = state.codeActionProviders;
   const actions = provider.provideCodeActions(doc, d.range, { diagnostics: [d] }) as { title: string; edit?: { ops: { kind: string; range: { start: { line: number; character: number } }; text: string }[] } }[];
@@ -228,20 +233,32 @@ test('in the label file: quick fixes computed on the current text, and a hover w
   assert.equal(op.text.replace(/"/g, ''), suggested);
   assert.deepEqual(op.range.start, d.range.start, 'the edit replaces the label the diagnostic is on');
 
+  // The command the Label Issues view runs: the same edit, applied, and the diagnostic goes.
+  const report = api.reports().find((r) => r.dataset.root === dataset)!;
+  const first = report.labelIssues[0];
+  const lines = doc.getText().split('\n');
+  const message = await run<string | undefined>(COMMANDS.applyFix, dataset, first.path);
+  assert.match(message ?? '', new RegExp(`^Label changed to '${first.suggested}'`));
+  const changed = doc.getText().split('\n');
+  const lineNo = lines.findIndex((l) => l.startsWith(`${first.path},`));
+  assert.equal(changed[lineNo], `${first.path},${lines[lineNo].endsWith('"') ? `"${first.suggested}"` : first.suggested}`);
+  assert.equal(changed.filter((l, i) => l !== lines[i]).length, 1, 'one line changed');
+  await until('the fixed diagnostic to go', () => diagnostics('clipLens.labelIssues', csv).length === diags.length - 1);
+
   const [hover] = state.hoverProviders;
-  const lineNo = doc.getText().split('\n').indexOf('img/blue0.png,blue');
+  const hoverLine = doc.getText().split('\n').indexOf('img/blue_square0.png,blue_square');
   const token = { isCancellationRequested: false };
-  const h = (await hover.provideHover(doc, new fakeVscode.Position(lineNo, 3), token)) as { contents: { value: string }; range: { start: { character: number }; end: { character: number } } };
+  const h = (await hover.provideHover(doc, new fakeVscode.Position(hoverLine, 3), token)) as { contents: { value: string }; range: { start: { character: number }; end: { character: number } } };
   assert.ok(h, 'a hover on the image path');
-  assert.match(h.contents.value, /!\[blue0\\\.png\]\(data:image\/webp;base64,[A-Za-z0-9+/=]+\)/);
+  assert.match(h.contents.value, /!\[blue\\_square0\\\.png\]\(data:image\/webp;base64,[A-Za-z0-9+/=]+\)/);
   assert.match(h.contents.value, /\| # \| CLIP top-3 \| p \|/);
-  assert.match(h.contents.value, /label \*\*blue\*\*/);
-  assert.deepEqual([h.range.start.character, h.range.end.character], [0, 'img/blue0.png'.length]);
+  assert.match(h.contents.value, /label \*\*blue\\_square\*\*/);
+  assert.deepEqual([h.range.start.character, h.range.end.character], [0, 'img/blue_square0.png'.length]);
   assert.equal(await hover.provideHover(doc, new fakeVscode.Position(0, 2), token), undefined, 'no hover on the header');
 
   const fresh = path.join(work, 'fresh');
-  await png(path.join(fresh, 'a.png'), COLOURS.red, 0);
-  fs.writeFileSync(path.join(fresh, 'list.csv'), 'image,label\na.png,red\n');
+  await png(path.join(fresh, 'a.png'), 'red_circle', 0);
+  fs.writeFileSync(path.join(fresh, 'list.csv'), 'image,label\na.png,red_circle\n');
   const freshDoc = await fakeVscode.workspace.openTextDocument(path.join(fresh, 'list.csv'));
   const h2 = (await hover.provideHover(freshDoc, new fakeVscode.Position(1, 1), token)) as { contents: { value: string } };
   assert.match(h2.contents.value, /data:image\/webp;base64,/);
@@ -251,7 +268,7 @@ test('in the label file: quick fixes computed on the current text, and a hover w
 test('saving the label file re-runs the dataset (autoRerun onSave); with autoRerun off it is only marked out of date', async () => {
   const dataset = path.join(work, 'labelled');
   const csv = path.join(dataset, 'labels.csv');
-  const doc = state.documents.find((d) => d.uri.fsPath === csv)!;
+  const doc = await fakeVscode.workspace.openTextDocument(csv);
   const before = api.reports().find((r) => r.dataset.root === dataset)!.createdAt;
   await new Promise((r) => setTimeout(r, 5));
   fake.docEvents.save.fire(doc);
