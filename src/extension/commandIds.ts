@@ -41,7 +41,7 @@ export const CONTEXT_KEYS = {
   hasLabelIssues: 'clipLens.hasLabelIssues',
   hasWarnings: 'clipLens.hasWarnings',
   running: 'clipLens.running',
-  /** Uri strings of images that have a suggested class (explorer "Move to Suggested Class"). */
+  /** Paths of images that have a suggested class (explorer "Move to Suggested Class", `resourcePath in ...`). */
   movableImages: 'clipLens.movableImages',
 } as const;
 

@@ -39,7 +39,12 @@ export class ContextKeys implements vscode.Disposable {
     for (const r of results) {
       if (r.report.dataset.format === 'label-file') continue;
       for (const issue of r.report.labelIssues) {
-        if (issue.path && !r.resolved.has(issue.path)) movable.push(vscode.Uri.file(sampleFile(r.report, issue.path)).toString());
+        if (!issue.path || r.resolved.has(issue.path)) continue;
+        // Matched against `resourcePath`: the file system path locally, the URI path in remote windows and
+        // code-server (where the Explorer's URIs are vscode-remote:), so both forms are listed.
+        const uri = vscode.Uri.file(sampleFile(r.report, issue.path));
+        movable.push(uri.fsPath);
+        if (uri.path !== uri.fsPath) movable.push(uri.path);
       }
     }
     this.set(CONTEXT_KEYS.movableImages, movable);
