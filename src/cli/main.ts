@@ -15,6 +15,8 @@ import { findLabelIssues } from '../core/labelIssues';
 import { readPredictionsFile } from '../core/probabilities';
 import { TOOL_VERSION } from '../core/version';
 import { modelCommand } from './modelCommand';
+import { checkCommand } from './checkCommand';
+import { hookCommand } from './hookCommand';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, type CliIO } from './io';
 
@@ -28,6 +30,9 @@ Usage:
   clip-lens tokenize --model DIR <text>...      one JSON line per text: {"text","ids"} (77 ids)
   clip-lens metrics --input FILE [--k K]...     metrics of any classifier's probabilities (JSON or CSV)
   clip-lens label-issues --input FILE [--rank-by self_confidence|normalized_margin]
+  clip-lens check [<dataset>...] [--model DIR|ID] [--format text|json|junit|sarif|markdown] [--output FILE]
+                  [--staged] [--cache DIR]        exit 0 pass, 1 a threshold failed, 2 could not run
+  clip-lens hook install | uninstall | status     git pre-commit hook running \`check --staged\`
   clip-lens model list | download <id> | verify <dir>
   clip-lens --version | --help
 
@@ -219,6 +224,10 @@ export async function main(argv: string[], io: CliIO = processIO, signal: AbortS
         return await labelIssuesCommand(rest, io);
       case 'model':
         return await modelCommand(rest, io);
+      case 'check':
+        return await checkCommand(rest, io, signal);
+      case 'hook':
+        return await hookCommand(rest, io, signal);
       default:
         throw new UsageError(`unknown command '${command}' (try --help)`);
     }

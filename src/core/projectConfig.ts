@@ -158,7 +158,7 @@ export const CONFIG_SPEC: ConfigSpec = {
     },
     gate: {
       type: 'object',
-      description: 'Quality gate: `clip-lens gate` fails (exit code 1) when any of these is not met.',
+      description: 'Quality gate: `clip-lens check` fails (exit code 1) when any of these is not met.',
       properties: {
         minTop1Accuracy: fraction('Minimum top-1 accuracy over all evaluated samples (0-1).'),
         minBalancedAccuracy: fraction('Minimum balanced accuracy, the mean of per-class recalls (0-1).'),
