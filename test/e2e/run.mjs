@@ -370,6 +370,7 @@ try {
       await explorerRow('shapes').waitFor({ timeout: 90_000 });
       await page.locator('#status\\.problems').waitFor({ timeout: 90_000 });
       timings.coldStartToWorkbench = secs(t);
+      await widenSideBar(120); // readable tree labels in the screenshots
     },
     { fatal: true },
   );
@@ -470,7 +471,7 @@ try {
     await expandExplorerFolder('shapes');
     await expandExplorerFolder(folder);
     const row = explorerRow(name);
-    await row.scrollIntoViewIfNeeded({ timeout: 10_000 });
+    await scrollExplorerTo(row);
     const item = menuItem(/^Move to Suggested Class$/);
     // the folder-only "Evaluate Dataset" must not be offered on a file (when: explorerResourceIsFolder)
     await row.click({ button: 'right' });
@@ -560,6 +561,30 @@ async function expandExplorerFolder(relPath) {
     await row.click();
     await until(`${relPath} to expand`, async () => (await row.getAttribute('aria-expanded')) === 'true', 10_000);
   }
+}
+
+/** Drags the sash between the side bar and the editor to the right. */
+async function widenSideBar(px) {
+  const box = await page.locator('.part.sidebar').boundingBox();
+  if (!box) return;
+  const x = box.x + box.width + 1;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(x, y);
+  await page.mouse.down();
+  await page.mouse.move(x + px, y, { steps: 8 });
+  await page.mouse.up();
+}
+
+/** Scrolls the Explorer (a virtualised list: rows off screen are not in the DOM) until the row is rendered. */
+async function scrollExplorerTo(row) {
+  const list = page.locator('.explorer-folders-view .monaco-list').first();
+  await list.hover();
+  for (let i = 0; i < 150 && (await row.count()) === 0; i++) {
+    await page.mouse.wheel(0, 200);
+    await sleep(50);
+  }
+  await row.waitFor({ timeout: 5_000 });
+  await row.scrollIntoViewIfNeeded();
 }
 
 /** File paths (workspace-relative) of the Problems panel's resource rows, scrolling through the whole list. */
