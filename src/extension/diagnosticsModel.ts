@@ -61,10 +61,10 @@ export interface PlainDiagnostic {
 /** Zero-width range at the start of a file (diagnostics on images and folders). */
 export const FILE_START: PlainRange = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
 
-/** Probabilities as shown in messages: two decimals, or more when that would print 0.00 / 1.00. */
+/** Probabilities as shown in messages: two decimals, up to four when that would print 0.00 / 1.00, then bounds. */
 export function formatScore(p: number): string {
   if (!Number.isFinite(p)) return String(p);
-  if (p > 0 && p < 0.005) return p < 0.0001 ? p.toExponential(0) : p.toFixed(4).replace(/0+$/, '');
+  if (p > 0 && p < 0.005) return p < 0.0001 ? '<0.0001' : p.toFixed(4).replace(/0+$/, '');
   if (p < 1 && p >= 0.995) return p > 0.9999 ? '>0.9999' : p.toFixed(4).replace(/0+$/, '');
   return p.toFixed(2);
 }

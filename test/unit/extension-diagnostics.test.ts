@@ -221,7 +221,7 @@ test('gate diagnostics sit on the threshold they come from; a missing key falls 
 test('scores print with enough digits to tell small ones apart', () => {
   assert.equal(formatScore(0.913), '0.91');
   assert.equal(formatScore(0.004), '0.004');
-  assert.equal(formatScore(0.00003), '3e-5');
+  assert.equal(formatScore(0.00003), '<0.0001');
   assert.equal(formatScore(0.9971), '0.9971');
   assert.equal(formatScore(0.99999), '>0.9999');
   assert.equal(formatScore(0), '0.00');

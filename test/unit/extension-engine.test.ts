@@ -115,7 +115,7 @@ test('class folders: evaluate, diagnostics on each flagged image, status bar, sa
   assert.equal(published.length, report.labelIssues.length, 'one diagnostic per likely label error, nothing else');
   for (const [, [d]] of published) {
     assert.equal(d.source, 'CLIP Lens');
-    assert.match(d.message, /^CLIP predicts '\w+' \([\d.e>-]+\) but the image is in the folder '\w+' \([\d.e-]+\)$/);
+    assert.match(d.message, /^CLIP predicts '\w+' \(>?[\d.]+\) but the image is in the folder '\w+' \(<?[\d.]+\)$/);
   }
   const status = state.statusItems[0];
   assert.ok(status.visible);

@@ -108,6 +108,7 @@ test('warnings: labels, numbers as percentages where they are fractions, an expl
   const [, rare, leak] = report().warnings;
   assert.equal(warningLabel(rare), 'Rare class, low recall: bird');
   assert.equal(warningNumbers(rare), 'recall 0 · support 1 · threshold 50%');
+  assert.equal(warningNumbers({ ...rare, numbers: { supportFraction: 0.011, top1Accuracy: 0.89, n: 354, ratio: 11.25 } }), 'support fraction 1.1% · top-1 accuracy 89% · images 354 · ratio 11.25');
   assert.equal(warningLabel(leak), 'Possible leakage between splits');
   for (const text of Object.values(WARNING_EXPLANATIONS)) assert.ok(text.length > 40);
 });

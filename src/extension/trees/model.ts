@@ -151,11 +151,20 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
 };
 
+/** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
+export function numberName(key: string): string {
+  const special: Record<string, string> = { top1Accuracy: 'top-1 accuracy', n: 'images', k: 'K' };
+  if (Object.hasOwn(special, key)) return special[key];
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase();
+}
+
 /** The numbers behind a warning, as "recall 12.5% · support 8 · threshold 50%". */
 export function warningNumbers(w: Warning): string {
   const fractionKeys = /recall|accuracy|threshold|min|fraction|rate/i;
   return Object.entries(w.numbers)
-    .map(([k, v]) => `${k} ${fractionKeys.test(k) && v >= 0 && v <= 1 && !Number.isInteger(v) ? pct(v) : Number.isInteger(v) ? String(v) : v.toFixed(2)}`)
+    .map(([k, v]) => `${numberName(k)} ${fractionKeys.test(k) && v >= 0 && v <= 1 && !Number.isInteger(v) ? pct(v) : Number.isInteger(v) ? String(v) : v.toFixed(2)}`)
     .join(' · ');
 }
 
