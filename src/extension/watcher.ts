@@ -109,7 +109,7 @@ export class Watcher implements vscode.Disposable {
       if (choice === 'Always Re-run on Change') {
         await vscode.workspace.getConfiguration('clipLens').update('autoRerun', 'onChange', vscode.ConfigurationTarget.Global);
       }
-      if (choice && this.store.get(root)?.stale) void this.engine.evaluate(result.target, 'auto');
+      if (choice && this.store.get(root)?.stale) void this.engine.evaluate(result.target, 'user');
     } finally {
       this.offering.delete(root);
     }

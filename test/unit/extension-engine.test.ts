@@ -284,6 +284,37 @@ test('saving the label file re-runs the dataset (autoRerun onSave); with autoRer
   fake.setSetting('clipLens.autoRerun', 'onSave');
 });
 
+test('images added on disk: a re-run is offered (onSave) or run (onChange); nothing is offered for an unrelated file', async () => {
+  const dataset = path.join(work, 'folders');
+  const watcher = state.watchers.find((w) => w.base === dataset && !w.disposed);
+  assert.ok(watcher, 'the evaluated dataset is watched');
+  const reportOf = () => api.reports().find((r) => r.dataset.root === dataset)!;
+  const before = reportOf();
+  const offers = () => state.messages.filter((m) => m.text.startsWith("Images were added, removed or changed in 'folders'")).length;
+
+  watcher.fire('create', fakeVscode.Uri.file(path.join(dataset, 'notes.txt')));
+  await new Promise((r) => setTimeout(r, 2300));
+  assert.equal(offers(), 0, 'not an image: no offer');
+
+  state.answers.push({ prefix: 'Images were added', answer: 'Re-run' });
+  const added = path.join(dataset, 'green_triangle', 'new1.png');
+  await png(added, 'green_triangle', 7);
+  watcher.fire('create', fakeVscode.Uri.file(added));
+  await until('the offer and the re-run', () => offers() === 1 && reportOf().createdAt !== before.createdAt, 15_000);
+  assert.equal(reportOf().dataset.counts.samples, before.dataset.counts.samples + 1);
+  assert.equal(reportOf().timing.imagesComputed, 1, 'incremental: only the new image is inferred');
+
+  fake.setSetting('clipLens.autoRerun', 'onChange');
+  const second = reportOf();
+  const added2 = path.join(dataset, 'green_triangle', 'new2.png');
+  await png(added2, 'green_triangle', 8);
+  watcher.fire('create', fakeVscode.Uri.file(added2));
+  await until('the automatic re-run', () => reportOf().createdAt !== second.createdAt, 15_000);
+  assert.equal(offers(), 1, 'no offer in onChange mode');
+  assert.equal(reportOf().dataset.counts.samples, second.dataset.counts.samples + 1);
+  fake.setSetting('clipLens.autoRerun', 'onSave');
+});
+
 test('Evaluate Dataset on something that is not a dataset explains why', async () => {
   fs.writeFileSync(path.join(work, 'notes.txt'), 'x');
   const r = await run<EvalReport | undefined>(COMMANDS.evaluateDataset, path.join(work, 'notes.txt'));

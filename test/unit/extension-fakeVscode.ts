@@ -254,6 +254,8 @@ export interface FakeState {
   answers: { prefix: string; answer: string }[];
   panelsCreated: number;
   codeActionProviders: { provideCodeActions: Function; resolveCodeAction?: Function }[];
+  /** File watchers: their base folder and a way to fire a created/deleted/changed event. */
+  watchers: { base: string; fire(kind: 'create' | 'delete' | 'change', uri: Uri): void; disposed: boolean }[];
   hoverProviders: { provideHover: Function }[];
   /** Answers showOpenDialog (default: dismiss). */
   openDialog?: () => Uri[] | undefined;
@@ -276,6 +278,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     panelsCreated: 0,
     codeActionProviders: [],
     hoverProviders: [],
+    watchers: [],
   };
   const disposable = { dispose: () => undefined };
   const event = () => () => disposable;
@@ -374,7 +377,18 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       onDidCloseTextDocument: docEvents.close.event,
       onDidChangeConfiguration: docEvents.configuration.event,
       onDidGrantWorkspaceTrust: event(),
-      createFileSystemWatcher: () => ({ onDidCreate: event(), onDidDelete: event(), onDidChange: event(), dispose: () => undefined }),
+      createFileSystemWatcher: (pattern: RelativePattern) => {
+        const emitters = { create: new EventEmitter<Uri>(), delete: new EventEmitter<Uri>(), change: new EventEmitter<Uri>() };
+        const base = pattern.base instanceof Uri ? pattern.base.fsPath : pattern.base.uri.fsPath;
+        const entry = { base, fire: (kind: 'create' | 'delete' | 'change', uri: Uri) => emitters[kind].fire(uri), disposed: false };
+        state.watchers.push(entry);
+        return {
+          onDidCreate: emitters.create.event,
+          onDidDelete: emitters.delete.event,
+          onDidChange: emitters.change.event,
+          dispose: () => void (entry.disposed = true),
+        };
+      },
       findFiles: async () => [],
       asRelativePath: (p: string) => path.relative(workspaceRoot, p),
       openTextDocument: openDoc,
