@@ -4,15 +4,21 @@ import type { EvalReport, Metrics } from '../core/report';
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function band(x: number, good: number, bad: number): string {
-  return x >= good ? 'good' : x < bad ? 'bad' : 'fair';
+  const g = pct(good).replace('.0%', '%');
+  const b = pct(bad).replace('.0%', '%');
+  return x >= good ? `good: >= ${g}` : x < bad ? `bad: < ${b}` : `fair: ${b} to ${g}`;
 }
 
 function metricsLines(m: Metrics, indent = ''): string[] {
   const lines: string[] = [];
-  lines.push(`${indent}Top-1 accuracy     ${pct(m.top1Accuracy).padStart(6)}  (${band(m.top1Accuracy, 0.7, 0.5)}: >= 70% good, < 50% bad)`);
+  lines.push(`${indent}Top-1 accuracy     ${pct(m.top1Accuracy).padStart(6)}  (${band(m.top1Accuracy, 0.7, 0.5)})`);
   lines.push(`${indent}Balanced accuracy  ${pct(m.balancedAccuracy).padStart(6)}`);
   const ks = Object.keys(m.recallAtK).map(Number).sort((a, b) => a - b);
-  if (ks.length > 0) lines.push(`${indent}Recall@K           ${ks.map((k) => `@${k} ${pct(m.recallAtK[String(k)])}`).join('   ')}`);
+  if (ks.length > 0) {
+    const r5 = m.recallAtK['5'];
+    const note = r5 === undefined ? '' : r5 >= 0.9 ? '  (Recall@5 good: >= 90%)' : '  (Recall@5 low: should exceed 90%)';
+    lines.push(`${indent}Recall@K           ${ks.map((k) => `@${k} ${pct(m.recallAtK[String(k)])}`).join('   ')}${note}`);
+  }
   lines.push(`${indent}Macro P / R / F1   ${pct(m.macro.precision)} / ${pct(m.macro.recall)} / ${pct(m.macro.f1)}`);
   return lines;
 }
@@ -50,7 +56,7 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     const n = options.issues ?? 10;
     lines.push('');
     lines.push(`  Likely label errors (${r.labelIssues.length}, showing ${Math.min(n, r.labelIssues.length)}):`);
-    for (const li of r.labelIssues.slice(0, n)) lines.push(`    ${String(li.rank).padStart(3)}. ${li.path ?? `#${li.index}`}: labelled '${li.given}', looks like '${li.suggested}' (label quality ${li.score.toFixed(3)})`);
+    for (const li of r.labelIssues.slice(0, n)) lines.push(`    ${String(li.rank).padStart(3)}. ${li.path ?? `#${li.index}`}: labelled '${li.given}', looks like '${li.suggested}' (p(given label) ${li.score < 0.001 ? li.score.toExponential(1) : li.score.toFixed(3)})`);
   }
   if (r.errors.length > 0) {
     lines.push('');
