@@ -175,8 +175,8 @@ async function main() {
 
   log('\n== Memory: peak RSS of eval (fixture model, no cache)');
   const tiny = path.join(ROOT, 'test/fixtures/tiny-clip');
-  const small = await ensureImages('mem-1000', quick ? 300 : 1000, 16, 128, 128);
-  const large = await ensureImages('mem-10000', quick ? 3000 : 10000, 16, 128, 128);
+  const small = await ensureImages(`mem-${quick ? 300 : 1000}`, quick ? 300 : 1000, 16, 128, 128);
+  const large = await ensureImages(`mem-${quick ? 3000 : 10000}`, quick ? 3000 : 10000, 16, 128, 128);
   const m1 = runEval(small, tiny, ['--no-cache'], { memory: true });
   const m10 = runEval(large, tiny, ['--no-cache'], { memory: true });
   log(`  ${m1.report.samples.length} images: ${m1.peakRssMiB.toFixed(0)} MiB; ${m10.report.samples.length} images: ${m10.peakRssMiB.toFixed(0)} MiB (+${((100 * (m10.peakRssMiB - m1.peakRssMiB)) / m1.peakRssMiB).toFixed(1)}%)`);

@@ -20,6 +20,10 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { ClipLensError } from './errors';
 
+// Every image is decoded once per run: libvips' operation cache (50 MB by default) only holds memory that grows
+// with the dataset. Thumbnails keep their own small LRU (thumbnails.ts).
+sharp.cache(false);
+
 /** Resampling filters of Hugging Face configs (`resample`: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic). */
 export type ResampleFilter = 'bicubic' | 'bilinear' | 'nearest' | 'lanczos';
 
