@@ -16,7 +16,7 @@
 // is decided by .vscodeignore, whose "target binaries" block this script rewrites per target (vsce --ignoreFile).
 //
 // For this machine's target the packaging runs in place (the same as
-//   npx @vscode/vsce package --target linux-x64 --allow-missing-repository -o out/clip-lens-linux-x64.vsix
+//   npx @vscode/vsce package --target linux-x64 --allow-missing-repository --no-rewrite-relative-links -o out/clip-lens-linux-x64.vsix
 // on linux-x64). For another target, the package files are copied to out/vsix-stage/<target>/ and
 // `npm ci --omit=dev --ignore-scripts --os --cpu [--libc]` installs the production dependencies for that platform
 // there (sharp's platform packages are optional dependencies chosen by os/cpu/libc), then vsce packages the copy.
@@ -246,7 +246,7 @@ async function main() {
   fs.writeFileSync(ignoreFile, ignoreText);
   log(`vsce package --target ${o.target}${inPlace ? ' (in place)' : ''}`);
   fs.rmSync(o.out, { force: true });
-  run(process.execPath, [vsce, 'package', '--target', o.target, '--allow-missing-repository', '--ignoreFile', ignoreFile, '-o', o.out], cwd);
+  run(process.execPath, [vsce, 'package', '--target', o.target, '--allow-missing-repository', '--no-rewrite-relative-links', '--ignoreFile', ignoreFile, '-o', o.out], cwd);
   if (stage && !o.keepStage) fs.rmSync(stage, { recursive: true, force: true });
 
   const problems = checkVsix(o.out, o.target);
