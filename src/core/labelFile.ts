@@ -100,9 +100,113 @@ export function detectColumn(names: readonly string[], candidates: readonly stri
   return undefined;
 }
 
+/** A CSV/TSV field: its raw token [start, end) in the text (quotes included, blanks around it excluded) and value. */
+export interface DelimitedField {
+  start: number;
+  end: number;
+  /** The value as read: unquoted and unescaped, blanks kept (callers trim). */
+  value: string;
+  quoted: boolean;
+}
+
+/** The delimiter of a CSV/TSV text: tab for .tsv; for .csv a comma, unless the first line has none but a tab or a semicolon. */
+export function delimiterOf(text: string, kind: 'csv' | 'tsv'): string {
+  if (kind === 'tsv') return '\t';
+  const firstLine = text.split(/\r?\n|\r/, 1)[0] ?? '';
+  if (!firstLine.includes(',')) {
+    if (firstLine.includes('\t')) return '\t';
+    if (firstLine.includes(';')) return ';';
+  }
+  return ',';
+}
+
 /**
- * Split CSV/TSV text into records (RFC 4180 quoting). Blank lines are dropped. An unterminated quote ends the text and is
- * returned as `unterminatedQuoteLine` (the line where the quoted field opened); the record it was in is dropped.
+ * Reads the CSV/TSV record starting at `offset` (RFC 4180 quoting: a quoted field may hold delimiters, doubled quotes
+ * and line breaks; blanks before an opening quote are dropped; text after a closing quote is appended as is; CRLF,
+ * LF or a lone CR end the record). Returns its fields and the offset after its line break, or, when a quote is
+ * never closed, where that quote opened.
+ */
+export function readDelimitedRecord(
+  text: string,
+  offset: number,
+  delimiter: string,
+): { fields: DelimitedField[]; next: number } | { unterminatedQuoteAt: number } {
+  const n = text.length;
+  const d = delimiter.charCodeAt(0);
+  const fields: DelimitedField[] = [];
+  let i = offset;
+  for (;;) {
+    let k = i;
+    while (k < n && text.charCodeAt(k) === 32 && d !== 32) k++;
+    let value = '';
+    let tokenStart = -1;
+    if (k < n && text.charCodeAt(k) === 34 /* " */) {
+      tokenStart = k;
+      i = k + 1;
+      for (;;) {
+        if (i >= n) return { unterminatedQuoteAt: k };
+        const c = text.charCodeAt(i);
+        if (c === 34) {
+          if (text.charCodeAt(i + 1) === 34) {
+            value += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        value += text[i];
+        i++;
+      }
+    }
+    let j = i;
+    while (j < n) {
+      const c = text.charCodeAt(j);
+      if (c === d || c === 10 || c === 13) break;
+      j++;
+    }
+    value += text.slice(i, j);
+    // The token: from the opening quote (or the first non-blank character) to the last non-blank character.
+    let end = j;
+    while (end > i && /\s/.test(text[end - 1])) end--;
+    let start = tokenStart;
+    if (start < 0) {
+      start = i;
+      while (start < end && /\s/.test(text[start])) start++;
+    }
+    if (end < start) end = start;
+    fields.push({ start, end, value, quoted: tokenStart >= 0 });
+    i = j;
+    if (i >= n) return { fields, next: n };
+    const c = text.charCodeAt(i);
+    if (c === d) {
+      i++;
+      continue;
+    }
+    if (c === 13 && text.charCodeAt(i + 1) === 10) i++;
+    return { fields, next: i + 1 };
+  }
+}
+
+/** Line breaks (CRLF, LF, lone CR) in text[from, to). */
+function countLineBreaks(text: string, from: number, to: number): number {
+  let lines = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) lines++;
+  }
+  return lines;
+}
+
+/** A record with nothing but blanks in its only field (a blank line). */
+export function isBlankRecord(fields: readonly { value: string }[]): boolean {
+  return fields.length === 1 && fields[0]!.value.trim() === '';
+}
+
+/**
+ * Split CSV/TSV text into records (see readDelimitedRecord). Blank lines are dropped. An unterminated quote ends the
+ * text and is returned as `unterminatedQuoteLine` (the line where the quoted field opened); the record it was in is
+ * dropped.
  */
 export function parseDelimited(
   text: string,
@@ -110,66 +214,13 @@ export function parseDelimited(
 ): { records: DelimitedRecord[]; unterminatedQuoteLine?: number } {
   const records: DelimitedRecord[] = [];
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  const n = text.length;
-  const d = delimiter.charCodeAt(0);
   let line = 1;
-  while (i < n) {
-    const startLine = line;
-    const fields: string[] = [];
-    let field = '';
-    let ended = false;
-    while (!ended) {
-      let k = i;
-      while (k < n && text.charCodeAt(k) === 32 && d !== 32) k++;
-      if (k < n && text.charCodeAt(k) === 34 /* " */) {
-        // Quoted field (spaces before the opening quote are tolerated and dropped).
-        const quoteLine = line;
-        i = k + 1;
-        for (;;) {
-          if (i >= n) return { records, unterminatedQuoteLine: quoteLine };
-          const c = text.charCodeAt(i);
-          if (c === 34) {
-            if (text.charCodeAt(i + 1) === 34) {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            break;
-          }
-          if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) line++;
-          field += text[i];
-          i++;
-        }
-      }
-      // Unquoted part (or the rest after a closing quote, appended literally).
-      let j = i;
-      while (j < n) {
-        const c = text.charCodeAt(j);
-        if (c === d || c === 10 || c === 13) break;
-        j++;
-      }
-      field += text.slice(i, j);
-      i = j;
-      fields.push(field);
-      field = '';
-      if (i >= n) {
-        ended = true;
-      } else {
-        const c = text.charCodeAt(i);
-        if (c === d) {
-          i++;
-        } else {
-          // Line break: CRLF, LF or lone CR.
-          if (c === 13 && text.charCodeAt(i + 1) === 10) i++;
-          i++;
-          line++;
-          ended = true;
-        }
-      }
-    }
-    const blank = fields.length === 1 && fields[0]!.trim() === '';
-    if (!blank) records.push({ line: startLine, fields });
+  while (i < text.length) {
+    const rec = readDelimitedRecord(text, i, delimiter);
+    if ('unterminatedQuoteAt' in rec) return { records, unterminatedQuoteLine: line + countLineBreaks(text, i, rec.unterminatedQuoteAt) };
+    if (!isBlankRecord(rec.fields)) records.push({ line, fields: rec.fields.map((f) => f.value) });
+    line += countLineBreaks(text, i, rec.next);
+    i = rec.next;
   }
   return { records };
 }
@@ -194,13 +245,20 @@ interface ColumnChoice {
   split?: string;
 }
 
+/**
+ * The column a reader uses: an explicit name (exactly, then ignoring case), else the first of `candidates` found in
+ * `names` (see detectColumn); undefined when there is none.
+ */
+export function findColumn(names: readonly string[], explicit: string | undefined, candidates: readonly string[]): string | undefined {
+  if (explicit === undefined) return detectColumn(names, candidates);
+  if (names.includes(explicit)) return explicit;
+  return names.find((n) => n.toLowerCase() === explicit.toLowerCase());
+}
+
 function chooseColumns(names: string[], options: LabelColumnOptions, file: string, line: number, what: string): ColumnChoice {
   const pick = (explicit: string | undefined, candidates: readonly string[], role: string, optName: string): string | undefined => {
-    if (explicit === undefined) return detectColumn(names, candidates);
-    if (names.includes(explicit)) return explicit;
-    // Explicit names match exactly first, then ignoring case.
-    const ci = names.find((n) => n.toLowerCase() === explicit.toLowerCase());
-    if (ci !== undefined) return ci;
+    const found = findColumn(names, explicit, candidates);
+    if (found !== undefined || explicit === undefined) return found;
     throw new ClipLensError(
       'label-file-columns',
       `${optName} "${explicit}" (the ${role} column) is not among the ${what}: ${listNames(names)}`,
@@ -233,14 +291,7 @@ const IMAGE_LIKE = /\.(jpe?g|png|webp|gif|tiff?|bmp|avif|heic|heif)$/i;
 
 function parseCsv(text: string, kind: 'csv' | 'tsv', file: string, options: LabelColumnOptions): ParsedLabelFile {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  let delimiter = kind === 'tsv' ? '\t' : ',';
-  if (kind === 'csv') {
-    const firstLine = body.split(/\r?\n|\r/, 1)[0] ?? '';
-    if (!firstLine.includes(',')) {
-      if (firstLine.includes('\t')) delimiter = '\t';
-      else if (firstLine.includes(';')) delimiter = ';';
-    }
-  }
+  const delimiter = delimiterOf(body, kind);
   const { records, unterminatedQuoteLine } = parseDelimited(body, delimiter);
   const problems: DatasetProblem[] = [];
   const header = records[0];

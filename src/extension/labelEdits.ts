@@ -2,8 +2,8 @@
  * Where the image path and the label of a label-file line are, as offsets into the file's text, and the minimal
  * edit that changes one label. Pure text functions (no 'vscode', no file system), unit-tested.
  *
- * They read label files exactly as core/labelFile.ts does (same delimiter detection, same column choice, same
- * quoting rules, JSONL lines split on LF), so the field found here is the field the evaluation read:
+ * They read label files with core/labelFile.ts's own record reader, delimiter detection and column choice (JSONL
+ * lines split on LF), so the field found here is the field the evaluation read:
  * - CSV/TSV: the record starting on the 1-based physical line (CRLF, LF or a lone CR end a line; a quoted field may
  *   span lines). A replacement keeps the field's quoting: a quoted field stays quoted; an unquoted one is quoted only
  *   when the new label needs it (delimiter, quote or line break; quotes are doubled). Whitespace around an unquoted
@@ -14,9 +14,13 @@
  * Texts are expected without a byte-order mark (VS Code documents never have one; use `stripBom` on file content).
  */
 import {
-  detectColumn,
+  delimiterOf,
+  findColumn,
   IMAGE_COLUMN_NAMES,
+  isBlankRecord,
   LABEL_COLUMN_NAMES,
+  readDelimitedRecord,
+  type DelimitedField,
   type LabelColumnOptions,
   type LabelFileKind,
 } from '../core/labelFile';
@@ -93,100 +97,6 @@ export function positionAt(starts: readonly number[], offset: number): { line: n
   return { line: lo, character: offset - starts[lo] };
 }
 
-interface RawField {
-  start: number;
-  end: number;
-  value: string;
-  quoted: boolean;
-}
-
-/**
- * Parses one CSV/TSV record starting at `offset` (the rules of core's parseDelimited). Returns its fields and the
- * offset after its line break; null when a quote is never closed.
- */
-function parseRecordAt(text: string, offset: number, delimiter: string): { fields: RawField[]; next: number } | null {
-  const n = text.length;
-  const d = delimiter.charCodeAt(0);
-  const fields: RawField[] = [];
-  let i = offset;
-  for (;;) {
-    let k = i;
-    while (k < n && text.charCodeAt(k) === 32 && d !== 32) k++;
-    let value = '';
-    let quoted = false;
-    let tokenStart = -1;
-    if (k < n && text.charCodeAt(k) === 34) {
-      quoted = true;
-      tokenStart = k;
-      i = k + 1;
-      for (;;) {
-        if (i >= n) return null;
-        const c = text.charCodeAt(i);
-        if (c === 34) {
-          if (text.charCodeAt(i + 1) === 34) {
-            value += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        value += text[i];
-        i++;
-      }
-    }
-    let j = i;
-    while (j < n) {
-      const c = text.charCodeAt(j);
-      if (c === d || c === 10 || c === 13) break;
-      j++;
-    }
-    const rest = text.slice(i, j);
-    value += rest;
-    // The token: from the opening quote (or the first non-blank character) to the last non-blank character.
-    let end = j;
-    while (end > i && /\s/.test(text[end - 1])) end--;
-    let start = tokenStart;
-    if (start < 0) {
-      start = i;
-      while (start < end && /\s/.test(text[start])) start++;
-    }
-    if (end < start) end = start;
-    fields.push({ start, end, value, quoted });
-    i = j;
-    if (i >= n) return { fields, next: n };
-    const c = text.charCodeAt(i);
-    if (c === d) {
-      i++;
-      continue;
-    }
-    if (c === 13 && text.charCodeAt(i + 1) === 10) i++;
-    return { fields, next: i + 1 };
-  }
-}
-
-function isBlankRecord(fields: RawField[]): boolean {
-  return fields.length === 1 && fields[0].value.trim() === '';
-}
-
-/** The delimiter core's reader uses for a CSV/TSV text. */
-export function delimiterOf(text: string, kind: 'csv' | 'tsv'): string {
-  if (kind === 'tsv') return '\t';
-  const firstLine = text.split(/\r?\n|\r/, 1)[0] ?? '';
-  if (!firstLine.includes(',')) {
-    if (firstLine.includes('\t')) return '\t';
-    if (firstLine.includes(';')) return ';';
-  }
-  return ',';
-}
-
-/** The column a reader picks: an explicit name (exact, then ignoring case) or the first known name in the header. */
-function pickColumn(names: string[], explicit: string | undefined, candidates: readonly string[]): string | undefined {
-  if (explicit === undefined) return detectColumn(names, candidates);
-  if (names.includes(explicit)) return explicit;
-  return names.find((n) => n.toLowerCase() === explicit.toLowerCase());
-}
-
 /** How a label file is laid out (columns as the reader detects them); null when the image or label column is not found. */
 export function labelFileLayout(text: string, kind: LabelFileKind, options: LabelColumnOptions = {}): LabelFileLayout | null {
   if (kind === 'jsonl') {
@@ -204,8 +114,8 @@ export function labelFileLayout(text: string, kind: LabelFileKind, options: Labe
         }
         if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
           const keys = Object.keys(value);
-          const image = pickColumn(keys, options.imageColumn, IMAGE_COLUMN_NAMES);
-          const label = pickColumn(keys, options.labelColumn, LABEL_COLUMN_NAMES);
+          const image = findColumn(keys, options.imageColumn, IMAGE_COLUMN_NAMES);
+          const label = findColumn(keys, options.labelColumn, LABEL_COLUMN_NAMES);
           if (image === undefined || label === undefined || image === label) return null;
           return { kind, delimiter: '', imageColumn: image, labelColumn: label, imageIndex: -1, labelIndex: -1, fieldCount: 0 };
         }
@@ -218,12 +128,12 @@ export function labelFileLayout(text: string, kind: LabelFileKind, options: Labe
   const delimiter = delimiterOf(text, kind);
   let offset = 0;
   while (offset < text.length) {
-    const rec = parseRecordAt(text, offset, delimiter);
-    if (!rec) return null;
+    const rec = readDelimitedRecord(text, offset, delimiter);
+    if ('unterminatedQuoteAt' in rec) return null;
     if (!isBlankRecord(rec.fields)) {
       const names = rec.fields.map((f) => f.value.trim());
-      const image = pickColumn(names, options.imageColumn, IMAGE_COLUMN_NAMES);
-      const label = pickColumn(names, options.labelColumn, LABEL_COLUMN_NAMES);
+      const image = findColumn(names, options.imageColumn, IMAGE_COLUMN_NAMES);
+      const label = findColumn(names, options.labelColumn, LABEL_COLUMN_NAMES);
       if (image === undefined || label === undefined || image === label) return null;
       return { kind, delimiter, imageColumn: image, labelColumn: label, imageIndex: names.indexOf(image), labelIndex: names.indexOf(label), fieldCount: names.length };
     }
@@ -266,9 +176,9 @@ export function fieldsOnLine(text: string, layout: LabelFileLayout, line: number
     const label = find(layout.labelColumn);
     return image && label ? { image, label } : null;
   }
-  const rec = parseRecordAt(text, begin, layout.delimiter);
-  if (!rec || isBlankRecord(rec.fields) || rec.fields.length !== layout.fieldCount) return null;
-  const toSpan = (f: RawField): FieldSpan => ({ start: f.start, end: f.end, value: f.value.trim(), quoted: f.quoted });
+  const rec = readDelimitedRecord(text, begin, layout.delimiter);
+  if ('unterminatedQuoteAt' in rec || isBlankRecord(rec.fields) || rec.fields.length !== layout.fieldCount) return null;
+  const toSpan = (f: DelimitedField): FieldSpan => ({ start: f.start, end: f.end, value: f.value.trim(), quoted: f.quoted });
   return { image: toSpan(rec.fields[layout.imageIndex]), label: toSpan(rec.fields[layout.labelIndex]) };
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClipLensError } from '../../src/core/errors';
-import { detectColumn, IMAGE_COLUMN_NAMES, labelFileKind, LABEL_COLUMN_NAMES, parseDelimited, parseLabelFile } from '../../src/core/labelFile';
+import { delimiterOf, detectColumn, findColumn, IMAGE_COLUMN_NAMES, labelFileKind, LABEL_COLUMN_NAMES, parseDelimited, parseLabelFile, readDelimitedRecord } from '../../src/core/labelFile';
 
 test('parseDelimited: RFC 4180 quotes, escaped quotes and line breaks inside quotes keep later line numbers right', () => {
   const text = ['a,b', '"x, y","he said ""hi"""', '"multi', 'line', 'value",z', '', 'last,row'].join('\n');
@@ -38,6 +38,36 @@ test('parseDelimited: an unterminated quote reports the line where the quote ope
   const { records, unterminatedQuoteLine } = parseDelimited('a,b\nc,d\n"e,f\ng,h\n', ',');
   assert.equal(unterminatedQuoteLine, 3);
   assert.deepEqual(records.map((r) => r.line), [1, 2]);
+});
+
+test('readDelimitedRecord: field spans cover the raw token (quotes included, blanks excluded) and next skips CRLF', () => {
+  const text = '  a.jpg , "x, ""y""" ,z\r\nnext';
+  const rec = readDelimitedRecord(text, 0, ',');
+  assert.ok(!('unterminatedQuoteAt' in rec));
+  assert.deepEqual(
+    rec.fields.map((f) => ({ token: text.slice(f.start, f.end), value: f.value, quoted: f.quoted })),
+    [
+      { token: 'a.jpg', value: '  a.jpg ', quoted: false },
+      { token: '"x, ""y"""', value: 'x, "y" ', quoted: true },
+      { token: 'z', value: 'z', quoted: false },
+    ],
+  );
+  assert.equal(text.slice(rec.next), 'next');
+  assert.deepEqual(readDelimitedRecord('a,"open\nmore', 0, ','), { unterminatedQuoteAt: 2 });
+  // An empty field at the end of a line is an empty token where the line ends.
+  const empty = readDelimitedRecord('a,\n', 0, ',');
+  assert.ok(!('unterminatedQuoteAt' in empty));
+  assert.deepEqual(empty.fields.map((f) => [f.start, f.end, f.value]), [[0, 1, 'a'], [2, 2, '']]);
+});
+
+test("delimiterOf and findColumn: the reader's sniffing and column choice", () => {
+  assert.equal(delimiterOf('a;b\n1,2', 'csv'), ';');
+  assert.equal(delimiterOf('a\tb', 'csv'), '\t');
+  assert.equal(delimiterOf('a,b;c', 'csv'), ',');
+  assert.equal(delimiterOf('a,b', 'tsv'), '\t');
+  assert.equal(findColumn(['File', 'Label'], 'file', IMAGE_COLUMN_NAMES), 'File');
+  assert.equal(findColumn(['file_name', 'label'], undefined, IMAGE_COLUMN_NAMES), 'file_name');
+  assert.equal(findColumn(['a', 'b'], 'c', IMAGE_COLUMN_NAMES), undefined);
 });
 
 test('labelFileKind by extension, case-insensitive', () => {
