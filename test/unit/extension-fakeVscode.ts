@@ -1,7 +1,8 @@
 /**
  * A small in-memory stand-in for the 'vscode' module, enough to activate the extension in plain Node and drive its
  * commands: it records registered commands, context keys, diagnostics, messages, status-bar text and tree views.
- * Used by extension-activation.test.ts (the real-VS-Code suite lives in test/integration).
+ * Used by the extension-*.test.ts units (the real-VS-Code suite lives in test/integration); its EventEmitter and Uri
+ * are also test/webview/fakeVscode.ts's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -42,7 +43,8 @@ export class Uri {
     return this.path;
   }
   toString(): string {
-    return `${this.scheme}://${encodeURIComponent(this.path)}`;
+    // As VS Code prints them: path segments encoded, slashes kept (file:///a/b%20c).
+    return `${this.scheme}://${this.path.split('/').map(encodeURIComponent).join('/')}`;
   }
 }
 

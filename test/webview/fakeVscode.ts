@@ -5,42 +5,11 @@
  */
 import Module from 'node:module';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
-type Listener<T> = (e: T) => unknown;
+// The primitives are the extension unit tests' own (one EventEmitter, one Uri for every fake).
+import { EventEmitter, Uri } from '../unit/extension-fakeVscode';
 
-export class EventEmitter<T> {
-  private listeners: Listener<T>[] = [];
-  readonly event = (listener: Listener<T>) => {
-    this.listeners.push(listener);
-    return { dispose: () => (this.listeners = this.listeners.filter((l) => l !== listener)) };
-  };
-  fire(e: T): void {
-    for (const l of [...this.listeners]) l(e);
-  }
-  dispose(): void {
-    this.listeners = [];
-  }
-}
-
-export class Uri {
-  private constructor(
-    readonly scheme: string,
-    readonly fsPath: string,
-  ) {}
-  static file(p: string): Uri {
-    return new Uri('file', path.resolve(p));
-  }
-  static joinPath(base: Uri, ...parts: string[]): Uri {
-    return new Uri(base.scheme, path.join(base.fsPath, ...parts));
-  }
-  get path(): string {
-    return this.fsPath.split(path.sep).join('/');
-  }
-  toString(): string {
-    return `${this.scheme}://${this.path}`;
-  }
-}
+export { EventEmitter, Uri };
 
 export enum ViewColumn {
   Active = -1,
