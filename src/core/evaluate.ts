@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
-import { embedClassPrompts, topKIndices, zeroShotProbabilities } from './zeroShot';
+import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
 import { readDataset } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { promptsForClass, resolveTemplates } from './prompts';
@@ -61,8 +61,55 @@ export interface EvaluateOptions {
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
 const DECODE_CONCURRENCY = 4;
+/** Floats per chunk of the per-sample probability store (4 MB). */
+const SAMPLE_CHUNK_FLOATS = 1 << 20;
+/** Image embeddings held while the prompts are still being embedded, at most (then the images wait). */
+const EARLY_LIMIT = 4096;
 /** New cache entries written to disk once this many are pending (keeps memory bounded on huge datasets). */
 const CACHE_FLUSH_EVERY = 4096;
+
+/**
+ * What the run learns per sample, in typed arrays rather than one small object per sample: the softmax
+ * probabilities (chunks of SAMPLE_CHUNK_FLOATS) and the content hashes. Objects that live to the end of a run but are
+ * made one by one during it survive every young-generation collection, and V8 answers that by growing the young
+ * generation, which is what made peak memory grow with the dataset; the report's per-sample objects are made once,
+ * at the end.
+ */
+class PerSampleStore {
+  readonly hasProbabilities: Uint8Array;
+  private readonly chunks: Float32Array[] = [];
+  private readonly rowsPerChunk: number;
+  private readonly hashes: Uint8Array;
+  private readonly hasHash: Uint8Array;
+
+  constructor(
+    private readonly n: number,
+    private readonly k: number,
+  ) {
+    this.hasProbabilities = new Uint8Array(n);
+    this.rowsPerChunk = Math.max(1, Math.floor(SAMPLE_CHUNK_FLOATS / k));
+    this.hashes = new Uint8Array(n * 32);
+    this.hasHash = new Uint8Array(n);
+  }
+
+  /** Sample i's probability row (a view; allocated on first use). */
+  probabilities(i: number): Float32Array {
+    const c = Math.floor(i / this.rowsPerChunk);
+    const chunk = (this.chunks[c] ??= new Float32Array(Math.min(this.rowsPerChunk, this.n - c * this.rowsPerChunk) * this.k));
+    const r = (i - c * this.rowsPerChunk) * this.k;
+    return chunk.subarray(r, r + this.k);
+  }
+
+  setHash(i: number, sha256: Uint8Array): void {
+    this.hashes.set(sha256, i * 32);
+    this.hasHash[i] = 1;
+  }
+
+  /** Sample i's content hash in hex, or null when the image was never read. */
+  hash(i: number): string | null {
+    return this.hasHash[i] ? Buffer.from(this.hashes.buffer, this.hashes.byteOffset + i * 32, 32).toString('hex') : null;
+  }
+}
 
 interface ImageJob {
   index: number;
@@ -107,17 +154,34 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems) : null;
   const textCache = cacheRoot ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems) : null;
 
-  // Class embeddings.
+  // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
+  // hashed and preprocessed and the vision session is created (vision worker). An image finished before the class
+  // embeddings are ready waits in `early`.
   progress({ phase: 'prompts', done: 0, total: classes.length, rate: 0, fromCache: 0 });
   const prompts = classes.map((c) => promptsForClass(c, templates.templates, config?.prompts));
-  const classEmbeddings = await embedClassPrompts(model, prompts, textCache, signal);
-  await textCache?.flush();
+  let classEmbeddings: ClassEmbeddings | null = null;
+  const early: { index: number; embedding: Float32Array }[] = [];
+  const textDone = embedClassPrompts(model, prompts, textCache, signal).then(async (e) => {
+    await textCache?.flush();
+    classEmbeddings = e;
+    for (const { index, embedding } of early.splice(0)) score(index, embedding, e);
+    return e;
+  });
+  // A failure stops the image work at once and is what the run reports.
+  let textError: unknown = null;
+  const stop = new AbortController();
+  const forwardAbort = () => stop.abort();
+  if (signal?.aborted) stop.abort();
+  signal?.addEventListener('abort', forwardAbort, { once: true });
+  textDone.catch((e) => {
+    textError = e;
+    stop.abort();
+  });
 
-  // Images.
   const samples = dataset.samples;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
-  const probs: (Float32Array | null)[] = new Array(samples.length).fill(null);
+  const store = new PerSampleStore(samples.length, classes.length);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -129,13 +193,16 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     progress({ phase: 'images', done, total: samples.length, rate: secs > 0 ? computed / secs : 0, fromCache });
   };
 
-  const finish = (index: number, embedding: Float32Array) => {
-    const p = zeroShotProbabilities(embedding, classEmbeddings, model.logitScale);
-    probs[index] = p;
-    results[index].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
-    if (options.probabilities) results[index].probabilities = Array.from(p);
+  function finish(index: number, embedding: Float32Array): void {
     done++;
-  };
+    if (classEmbeddings) score(index, embedding, classEmbeddings);
+    else early.push({ index, embedding });
+  }
+
+  function score(index: number, embedding: Float32Array, classEmbeddings: ClassEmbeddings): void {
+    zeroShotProbabilities(embedding, classEmbeddings, model.logitScale, store.probabilities(index));
+    store.hasProbabilities[index] = 1;
+  }
 
   const fail = (index: number, e: unknown) => {
     if (e instanceof CancelledError) throw e;
@@ -150,8 +217,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       model,
       imageCache,
       batchSize: Math.max(1, options.batchSize ?? 32),
-      signal,
-      onHash: (index, hash) => (results[index].contentHash = hash.toString('hex')),
+      signal: stop.signal,
+      // Bounded memory: images finished before the prompts wait in `early`; past a limit, wait for the prompts.
+      beforeBatch: () => (early.length >= EARLY_LIMIT ? textDone.then(() => undefined) : undefined),
+      onHash: (index, hash) => store.setHash(index, hash),
       onCached: (index, emb) => {
         fromCache++;
         finish(index, emb);
@@ -163,22 +232,38 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       onFailed: fail,
       onBatchDone: report,
     });
+  } catch (e) {
+    throw textError ?? e;
   } finally {
+    signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
     await imageCache?.flush().catch(() => undefined);
   }
+  const { ms: textMs, dim: embeddingDim } = await textDone;
+  throwIfAborted(signal);
+  const tDone = performance.now();
   const sessionMs = model.visionLoadMs - loadMsBefore;
-  const imageMs = performance.now() - tImages - sessionMs;
+  // The image rate counts from when the vision session was ready (its creation overlaps the first batch's decoding).
+  const imageMs = tDone - Math.max(tImages, model.visionReadyAt);
   report();
 
   // Judgement.
   progress({ phase: 'metrics', done: 0, total: 1, rate: 0, fromCache });
   const evaluated: number[] = [];
-  for (let i = 0; i < samples.length; i++) if (probs[i] && classIndex.has(samples[i].label)) evaluated.push(i);
+  // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore).
+  for (let i = 0; i < samples.length; i++) {
+    const hash = store.hash(i);
+    if (hash !== null) results[i].contentHash = hash;
+    if (!store.hasProbabilities[i]) continue;
+    const p = store.probabilities(i);
+    results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
+    if (options.probabilities) results[i].probabilities = Array.from(p);
+    if (classIndex.has(samples[i].label)) evaluated.push(i);
+  }
   const matrix = new ProbabilityMatrix(classes.length);
   const labels: number[] = [];
   for (const i of evaluated) {
-    matrix.push(probs[i] as Float32Array);
+    matrix.push(store.probabilities(i));
     labels.push(classIndex.get(samples[i].label) as number);
   }
   const ks = [...new Set([1, 3, 5, topK, ...(options.ks ?? [])])].filter((k) => k >= 1).sort((a, b) => a - b);
@@ -228,7 +313,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       id: options.modelId ?? model.files.dir,
       dir: model.files.dir,
       quantized: model.files.quantized,
-      embeddingDim: classEmbeddings.dim,
+      embeddingDim,
       logitScale: model.logitScale,
       imageSize: model.preprocessor.outputHeight,
     },
@@ -250,7 +335,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     labelIssues,
     timing: {
       totalMs: round(totalMs),
-      textMs: round(classEmbeddings.ms),
+      textMs: round(textMs),
       imageMs: round(imageMs),
       sessionMs: round(sessionMs),
       imagesComputed: computed,
@@ -299,6 +384,8 @@ interface RunImagesArgs {
   onComputed: (index: number, embedding: Float32Array) => void;
   onFailed: (index: number, error: unknown) => void;
   onBatchDone: () => void;
+  /** Called before each batch is filled; the batch waits for a returned promise. */
+  beforeBatch?: () => Promise<void> | undefined;
 }
 
 /** Reads, hashes and (when not cached) preprocesses and infers every image, in batches, with one batch in flight. */
@@ -308,6 +395,7 @@ async function runImages(a: RunImagesArgs): Promise<void> {
   const perImage = 3 * pre.outputHeight * pre.outputWidth;
   const n = dataset.samples.length;
 
+  let visionRequested = false;
   /** Read + hash + (cache hit | preprocess into the batch). Resolves with the job or null (cached/failed). */
   const prepare = async (index: number, pixels: Float32Array, slot: number): Promise<ImageJob | null> => {
     const abs = path.join(dataset.root, dataset.samples[index].path);
@@ -324,6 +412,12 @@ async function runImages(a: RunImagesArgs): Promise<void> {
     if (hit) {
       a.onCached(index, hit);
       return null;
+    }
+    // The first image to infer starts creating the vision session, overlapping this batch's decoding (errors
+    // surface from embedImages).
+    if (!visionRequested) {
+      visionRequested = true;
+      model.prepare({ vision: true }).catch(() => undefined);
     }
     try {
       await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path);
@@ -369,6 +463,7 @@ async function runImages(a: RunImagesArgs): Promise<void> {
   };
 
   for (;;) {
+    await a.beforeBatch?.();
     const batch = await fillBatch();
     if (batch === null) break;
     if (batch.jobs.length === 0) {

@@ -1,6 +1,7 @@
 /**
- * The CLIP model as the rest of core sees it: tokenizer + preprocessor on this thread, the two ONNX towers in a
- * worker thread (see inferenceWorker.ts). Embeddings come back L2-normalised.
+ * The CLIP model as the rest of core sees it: tokenizer + preprocessor on this thread, each ONNX tower in its own
+ * worker thread (see inferenceWorker.ts), so that creating the vision session (the slowest start-up step, and
+ * blocking in onnxruntime) overlaps embedding the prompts. Embeddings come back L2-normalised.
  */
 import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
@@ -130,7 +131,8 @@ async function fileFingerprint(file: string): Promise<string> {
 }
 
 export class ClipModel {
-  private worker: InferenceWorkerClient | null = null;
+  /** One worker per tower: onnxruntime blocks its thread while it creates a session. */
+  private workers: { vision: InferenceWorkerClient | null; text: InferenceWorkerClient | null } = { vision: null, text: null };
   private visionTower: TowerDescription | null = null;
   private textTower: TowerDescription | null = null;
   private loadingVision: Promise<TowerDescription> | null = null;
@@ -138,6 +140,8 @@ export class ClipModel {
   private measuredDim: number | null = null;
   /** Milliseconds spent creating the vision session, cumulative (for timings). */
   visionLoadMs = 0;
+  /** performance.now() when the vision session last became ready (0: never). */
+  visionReadyAt = 0;
 
   private constructor(
     readonly files: ModelFiles,
@@ -176,15 +180,14 @@ export class ClipModel {
     return new ClipModel(files, tokenizer, preprocessor, logitScale, imageFingerprint, textFingerprint, settings);
   }
 
-  private client(): InferenceWorkerClient {
-    if (!this.worker) this.worker = new InferenceWorkerClient();
-    return this.worker;
+  private client(tower: 'vision' | 'text'): InferenceWorkerClient {
+    return (this.workers[tower] ??= new InferenceWorkerClient());
   }
 
   private async ensureVision(): Promise<TowerDescription> {
     if (this.visionTower) return this.visionTower;
     const t0 = performance.now();
-    this.loadingVision ??= this.client()
+    this.loadingVision ??= this.client('vision')
       .request({ type: 'loadVision', file: this.files.visionModel, settings: this.settings })
       .then((r) => {
         const res = unwrap(r);
@@ -195,6 +198,7 @@ export class ClipModel {
           throw new ClipLensError('model-mismatch', `the vision graph expects pixel_values [N,${shape.join(',')}] but preprocessor_config.json produces [N,3,${p.outputHeight},${p.outputWidth}]`, { file: this.files.visionModel });
         }
         this.visionTower = res.tower;
+        this.visionReadyAt = performance.now();
         return res.tower;
       })
       .finally(() => {
@@ -206,7 +210,7 @@ export class ClipModel {
 
   private async ensureText(): Promise<TowerDescription> {
     if (this.textTower) return this.textTower;
-    this.loadingText ??= this.client()
+    this.loadingText ??= this.client('text')
       .request({ type: 'loadText', file: this.files.textModel, settings: this.settings })
       .then((r) => {
         const res = unwrap(r);
@@ -236,7 +240,7 @@ export class ClipModel {
     await this.ensureVision();
     const shape: [number, number, number] = [3, this.preprocessor.outputHeight, this.preprocessor.outputWidth];
     if (pixels.length !== count * shape[0] * shape[1] * shape[2]) throw new Error(`pixel buffer holds ${pixels.length} floats, expected ${count} images`);
-    const res = unwrap(await this.client().request({ type: 'embedImages', pixels, count, shape }, [pixels.buffer as ArrayBuffer]));
+    const res = unwrap(await this.client('vision').request({ type: 'embedImages', pixels, count, shape }, [pixels.buffer as ArrayBuffer]));
     if (res.type !== 'embeddings') throw new Error('unexpected worker reply');
     this.measuredDim = res.dim;
     return { embeddings: normalizeRows(res.embeddings, res.dim), dim: res.dim, runMs: res.runMs };
@@ -247,7 +251,7 @@ export class ClipModel {
     await this.ensureText();
     const enc = this.tokenizer.encodeBatch(texts);
     const res = unwrap(
-      await this.client().request(
+      await this.client('text').request(
         { type: 'embedTexts', ids: enc.ids, attentionMask: enc.attentionMask, count: texts.length, contextLength: CONTEXT_LENGTH },
         [enc.ids.buffer as ArrayBuffer, enc.attentionMask.buffer as ArrayBuffer],
       ),
@@ -257,17 +261,20 @@ export class ClipModel {
     return { embeddings: normalizeRows(res.embeddings, res.dim), dim: res.dim, runMs: res.runMs };
   }
 
-  /** Releases the ONNX sessions and the worker thread. The model can be used again (sessions are recreated). */
+  /** Releases the ONNX sessions and the worker threads. The model can be used again (sessions are recreated). */
   async dispose(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
+    const workers = [this.workers.vision, this.workers.text];
+    this.workers = { vision: null, text: null };
     this.visionTower = this.textTower = null;
-    if (w) {
-      try {
-        await w.request({ type: 'dispose' });
-      } finally {
-        await w.terminate();
-      }
-    }
+    await Promise.all(
+      workers.map(async (w) => {
+        if (!w) return;
+        try {
+          await w.request({ type: 'dispose' });
+        } finally {
+          await w.terminate();
+        }
+      }),
+    );
   }
 }

@@ -55,7 +55,7 @@ export async function embedClassPrompts(model: ClipModel, prompts: string[][], c
 }
 
 /** softmax(logitScale * classMatrix . image) into `out` (length K). Computed in float64, stored as float32. */
-export function zeroShotProbabilities(image: Float32Array, classes: ClassEmbeddings, logitScale: number, out = new Float32Array(classes.matrix.length / classes.dim)): Float32Array {
+export function zeroShotProbabilities(image: Float32Array, classes: ClassEmbeddings, logitScale: number, out: Float32Array = new Float32Array(classes.matrix.length / classes.dim)): Float32Array {
   const { matrix, dim } = classes;
   const k = out.length;
   const logits = new Float64Array(k);
