@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import { jsonReportChunks } from '../core/reportExport';
+import type { EvalReport } from '../core/report';
+
 /** The CLI's view of its terminal, injectable so commands can be tested in-process. */
 export interface CliIO {
   out: (s: string) => void;
@@ -42,3 +46,29 @@ export function bar(done: number, total: number, width = 24): string {
 
 /** Usage errors and fatal errors: exit code 2 with a one-line reason. */
 export class UsageError extends Error {}
+
+/**
+ * Writes the eval report as JSON (1-space indent, as JSON.stringify(report, null, 1)) to `file` atomically (a
+ * temporary file renamed into place), in 64 KB pieces: a large dataset's report is never one string in memory.
+ */
+export async function writeJsonReport(report: EvalReport, file: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await fs.promises.open(tmp, 'w');
+  try {
+    let pending = '';
+    for (const chunk of jsonReportChunks(report, 1)) {
+      pending += chunk;
+      if (pending.length >= 1 << 16) {
+        await fh.write(pending);
+        pending = '';
+      }
+    }
+    await fh.write(`${pending}\n`);
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(tmp, { force: true });
+    throw e;
+  }
+  await fs.promises.rename(tmp, file);
+}

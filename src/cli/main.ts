@@ -18,7 +18,7 @@ import { modelCommand } from './modelCommand';
 import { checkCommand } from './checkCommand';
 import { hookCommand } from './hookCommand';
 import { formatSummary } from './summary';
-import { bar, processIO, ProgressLine, UsageError, type CliIO } from './io';
+import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
 const HELP = `clip-lens ${TOOL_VERSION}: audit image classification datasets with CLIP
 
@@ -120,9 +120,7 @@ async function evalCommand(args: string[], io: CliIO, signal: AbortSignal): Prom
     if (values.json) {
       const out = path.resolve(values.json);
       await fs.promises.mkdir(path.dirname(out), { recursive: true });
-      const tmp = `${out}.tmp-${process.pid}`;
-      await fs.promises.writeFile(tmp, JSON.stringify(report, null, 1) + '\n');
-      await fs.promises.rename(tmp, out);
+      await writeJsonReport(report, out);
     }
     io.out(formatSummary(report));
     if (values.json) io.out(`\nReport written to ${values.json}\n`);

@@ -63,6 +63,37 @@ export function topConfusions(metrics: Metrics, limit: number): Confusion[] {
   return out.slice(0, limit);
 }
 
+/** Report arrays that grow with the dataset: written one element at a time by {@link jsonReportChunks}. */
+const STREAMED_ARRAYS: ReadonlySet<string> = new Set(['samples', 'labelIssues', 'errors']);
+
+/**
+ * `JSON.stringify(report, null, indent)` in pieces, byte for byte: the arrays that grow with the dataset (samples,
+ * label issues, errors) one element at a time, so that writing the report of a large dataset never holds it as one
+ * string (10,000 samples make about 6 MB of JSON; a million, over half a gigabyte).
+ */
+export function* jsonReportChunks(report: EvalReport, indent = 1): Generator<string> {
+  const pad = ' '.repeat(indent);
+  const nested = (json: string, depth: string) => json.replace(/\n/g, `\n${depth}`);
+  let sep = '';
+  yield '{';
+  for (const [key, value] of Object.entries(report)) {
+    if (value === undefined || typeof value === 'function') continue;
+    const head = `${sep}\n${pad}${JSON.stringify(key)}: `;
+    sep = ',';
+    if (STREAMED_ARRAYS.has(key) && Array.isArray(value) && value.length > 0) {
+      yield `${head}[`;
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i] === undefined ? 'null' : JSON.stringify(value[i], null, indent);
+        yield `${i > 0 ? ',' : ''}\n${pad}${pad}${nested(item, pad + pad)}`;
+      }
+      yield `\n${pad}]`;
+    } else {
+      yield head + nested(JSON.stringify(value, null, indent), pad);
+    }
+  }
+  yield sep ? '\n}' : '}';
+}
+
 /** The report as pretty JSON (2-space indent, trailing newline), exactly as loaded. */
 export function jsonReport(report: EvalReport): string {
   return JSON.stringify(report, null, 2) + '\n';

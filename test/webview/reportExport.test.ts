@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EvalReport } from '../../src/core/report';
-import { csvText, escapeHtml, headlineK, htmlReport, jsonReport, metricBand, perClassCsv, sortWarnings, topConfusions } from '../../src/core/reportExport';
+import { csvText, escapeHtml, headlineK, htmlReport, jsonReport, jsonReportChunks, metricBand, perClassCsv, sortWarnings, topConfusions } from '../../src/core/reportExport';
 
 const fixture = (): EvalReport => JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/report/shapes-report.json'), 'utf8'));
 
@@ -102,4 +102,19 @@ test('topConfusions and sortWarnings', () => {
     { kind: 'rare-class-low-recall', severity: 'error', message: 'r', numbers: {} },
   ]);
   assert.deepEqual(sorted.map((w) => w.message), ['r', 'x', 'd', 'i']);
+});
+
+test('jsonReportChunks joins to exactly JSON.stringify(report, null, indent), big arrays streamed per element', () => {
+  const report = fixture();
+  for (const indent of [1, 2]) {
+    const chunks = [...jsonReportChunks(report, indent)];
+    assert.equal(chunks.join(''), JSON.stringify(report, null, indent));
+    // One piece per sample at least: no piece holds the whole samples array.
+    assert.ok(chunks.length > report.samples.length, `${chunks.length} chunks for ${report.samples.length} samples`);
+    assert.ok(Math.max(...chunks.map((c) => c.length)) < JSON.stringify(report.samples).length / 10);
+  }
+  // Empty arrays, undefined members and strings holding line breaks.
+  const odd = { ...report, samples: [], labelIssues: [], errors: [{ code: 'x', message: 'two\nlines', file: 'a\nb.csv' }], metricsBySplit: undefined } as unknown as EvalReport;
+  assert.equal([...jsonReportChunks(odd, 1)].join(''), JSON.stringify(odd, null, 1));
+  assert.equal([...jsonReportChunks({} as EvalReport, 1)].join(''), JSON.stringify({}, null, 1));
 });
