@@ -7,12 +7,17 @@
  * classes near 0, a few larger), then one class gets (0.5 + u) times the rest of the row (a top-1 probability of
  * 1/3 to 3/5): the label in 70% of rows, a random other class otherwise (confusions, which become label issues);
  * rows are normalised to sum 1. Prints wall and CPU time of each step (the machine may be shared: CPU time is the
- * steadier figure) and the peak resident set size.
+ * steadier figure; with helper threads it exceeds wall time) and the peak resident set size.
+ *
+ * The steps use helper threads (src/core/parallel.ts): one per core beyond the first, at most 4 threads in all;
+ * `CLIP_LENS_THREADS=1` runs everything on one thread. From source (tsx), the first step includes starting the
+ * helper, which loads tsx (a few hundred ms; dist/metricsWorker.js starts in tens of ms).
  */
 import { ProbabilityMatrix } from '../src/core/probabilities';
 import { computeMetrics } from '../src/core/metrics';
 import { averagePrecisionByClass } from '../src/core/retrieval';
 import { findLabelIssues } from '../src/core/labelIssues';
+import { threadCount } from '../src/core/parallel';
 
 function positiveInt(arg: string | undefined, fallback: number, name: string): number {
   const v = arg === undefined ? fallback : Number(arg);
@@ -76,6 +81,7 @@ const { probs, labels } = time(`generate ${n} x ${k}`, () => {
   }
   return { probs: m, labels: y };
 });
+console.log(`threads: ${threadCount()} (set CLIP_LENS_THREADS to change)`);
 const classes = Array.from({ length: k }, (_, c) => `class ${c}`);
 const input = { classes, labels, probs };
 

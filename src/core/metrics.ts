@@ -18,11 +18,18 @@
  *   weighted by support.
  * - balancedAccuracy = balanced_accuracy_score(y, pred): mean recall over classes with support.
  * - confusionMatrix = confusion_matrix(y, pred, labels=range(K)): rows true, columns predicted.
+ *
+ * Computation: one pass over the rows gives each row's argmax, the rank of its label and the label's score (read
+ * as int32 float patterns, the row split at the label so the rank is one branch-free comparison per value); the
+ * APs then go by blocks of classes (retrieval.ts). Both are jobs whose units (ranges of rows, blocks of classes)
+ * helper threads share for large inputs (parallel.ts); the counts are summed afterwards, so results do not depend
+ * on the number of threads. Extra memory: about 20 bytes per row, plus the AP blocks.
  */
 import { ClipLensError } from './errors';
 import type { AveragedScores, ClassMetrics, Metrics } from './report';
-import type { ProbabilityMatrix } from './probabilities';
-import { averagePrecisionByClass } from './retrieval';
+import { defineJob, sharedInt32, toSharedInt32 } from './parallel';
+import type { ProbabilityMatrix, SharedProbabilityMatrix } from './probabilities';
+import { averagePrecisionJob } from './retrieval';
 
 /** Recall@K values computed when none are asked for. */
 export const DEFAULT_KS: readonly number[] = [1, 3, 5];
@@ -105,32 +112,32 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
     }
   }
 
+  // The per-row pass (argmax, rank of the label, and the label's score for the AP), then the AP by blocks of classes.
+  const rowUnit = Math.max(1, Math.ceil(VALUES_PER_ROW_UNIT / k));
+  const rows: RowPassData = {
+    matrix: probs.shared(),
+    labels: toSharedInt32(labels),
+    indices: indices ? toSharedInt32(indices) : null,
+    n,
+    rowsPerUnit: rowUnit,
+    pred: sharedInt32(n),
+    rank: sharedInt32(n),
+    self: sharedInt32(probs.length),
+  };
+  runRowPass(rows, Math.ceil(n / rowUnit), n * k, probs.inSharedMemory);
+  const apJob = averagePrecisionJob(probs, labels, indices, rows.self);
+  apJob.run();
+
   const confusion = new Float64Array(k * k);
   const hits = ks.map(() => new Float64Array(k));
+  const { pred, rank } = rows;
   for (let s = 0; s < n; s++) {
     const i = indices ? indices[s] : s;
-    const d = probs.chunkOf(i);
-    const o = probs.offsetOf(i);
     const y = labels[i];
-    const py = d[o + y];
-    let best = d[o]; // argmax (lowest index on ties), fused with the rank count: one read of the row
-    let arg = 0;
-    // sklearn's position of y: classes scoring higher, plus equal-scoring classes with a higher index.
-    // Counted branch-free (+(a > b)): the comparison is unpredictable on flat rows.
-    let rank = 0;
-    for (let j = 0; j < k; j++) {
-      const v = d[o + j];
-      if (v > best) {
-        best = v;
-        arg = j;
-      }
-      rank += +(v > py);
-    }
-    for (let j = y + 1; j < k; j++) rank += +(d[o + j] === py);
-    confusion[y * k + arg]++;
+    confusion[y * k + pred[s]]++;
+    const binaryHit = k === 2 && (probs.chunkOf(i)[probs.offsetOf(i) + 1] > binaryThreshold ? 1 : 0) === y;
     for (let t = 0; t < ks.length; t++) {
-      const hit = k === 2 ? (d[o + 1] > binaryThreshold ? 1 : 0) === y : rank < ks[t];
-      if (hit) hits[t][y]++;
+      if (k === 2 ? binaryHit : rank[s] < ks[t]) hits[t][y]++;
     }
   }
 
@@ -142,7 +149,7 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
       predicted[b] += confusion[a * k + b];
     }
   }
-  const ap = averagePrecisionByClass(probs, labels, indices);
+  const ap = apJob.result();
 
   const perClass: ClassMetrics[] = [];
   let correct = 0;
@@ -180,6 +187,113 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
     confusionMatrix: Array.from({ length: k }, (_, a) => Array.from(confusion.subarray(a * k, (a + 1) * k))),
   };
 }
+
+/** Values (rows x classes) read by one row unit. */
+const VALUES_PER_ROW_UNIT = 1 << 23;
+
+/** The per-row pass of computeMetrics over evaluated rows s (row indices[s], or s), shared with helper threads. */
+interface RowPassData {
+  matrix: SharedProbabilityMatrix;
+  labels: Int32Array;
+  indices: Int32Array | null;
+  n: number;
+  rowsPerUnit: number;
+  /** Output: argmax of row s, the lowest index on ties. */
+  pred: Int32Array;
+  /** Output: sklearn's rank of the label: classes scoring higher, plus equal-scoring classes with a higher index. */
+  rank: Int32Array;
+  /** Output: self[i] = float32 pattern of probs[i][labels[i]] (the AP's positive scores). */
+  self: Int32Array;
+}
+
+const rowViews = new WeakMap<RowPassData, { bits: Int32Array[]; rowsPerChunk: number; k: number }>();
+
+/**
+ * Argmax and label rank of rows s0 .. s0 + rowsPerUnit. Reads float32 patterns as int32: for non-negative floats
+ * (no NaN, no -0: see ProbabilityMatrix.push) integer order is value order. The row is split at the label y so that
+ * the rank is one branch-free comparison per value: v > py before y, v >= py after it.
+ */
+function rowPassUnit(data: RowPassData, unit: number): void {
+  let views = rowViews.get(data);
+  if (!views) {
+    const { chunks, rowsPerChunk, numClasses } = data.matrix;
+    views = { bits: chunks.map((c) => new Int32Array(c.buffer, c.byteOffset, c.length)), rowsPerChunk, k: numClasses };
+    rowViews.set(data, views);
+  }
+  const { bits, rowsPerChunk, k } = views;
+  const { labels, indices, pred, rank, self } = data;
+  const s0 = unit * data.rowsPerUnit;
+  const s1 = Math.min(data.n, s0 + data.rowsPerUnit);
+  for (let s = s0; s < s1; s++) {
+    const i = indices ? indices[s] : s;
+    const chunk = Math.floor(i / rowsPerChunk);
+    const d = bits[chunk];
+    const o = (i - chunk * rowsPerChunk) * k;
+    const mid = o + labels[i];
+    const end = o + k;
+    const py = d[mid];
+    let best = d[o];
+    let arg = o;
+    let count = 0;
+    let j = o;
+    // Four values at a time; a new maximum is rare: one test for the four (best - v < 0 when v > best).
+    for (; j + 3 < mid; j += 4) {
+      const v0 = d[j];
+      const v1 = d[j + 1];
+      const v2 = d[j + 2];
+      const v3 = d[j + 3];
+      count += ((py - v0) >>> 31) + ((py - v1) >>> 31) + ((py - v2) >>> 31) + ((py - v3) >>> 31);
+      if (((best - v0) | (best - v1) | (best - v2) | (best - v3)) < 0) {
+        for (let q = j; q < j + 4; q++) {
+          if (d[q] > best) {
+            best = d[q];
+            arg = q;
+          }
+        }
+      }
+    }
+    for (; j < mid; j++) {
+      const v = d[j];
+      if (v > best) {
+        best = v;
+        arg = j;
+      }
+      count += (py - v) >>> 31;
+    }
+    if (py > best) {
+      best = py;
+      arg = mid;
+    }
+    for (j = mid + 1; j + 3 < end; j += 4) {
+      const v0 = d[j];
+      const v1 = d[j + 1];
+      const v2 = d[j + 2];
+      const v3 = d[j + 3];
+      count += 4 - ((v0 - py) >>> 31) - ((v1 - py) >>> 31) - ((v2 - py) >>> 31) - ((v3 - py) >>> 31);
+      if (((best - v0) | (best - v1) | (best - v2) | (best - v3)) < 0) {
+        for (let q = j; q < j + 4; q++) {
+          if (d[q] > best) {
+            best = d[q];
+            arg = q;
+          }
+        }
+      }
+    }
+    for (; j < end; j++) {
+      const v = d[j];
+      if (v > best) {
+        best = v;
+        arg = j;
+      }
+      count += ((v - py) >>> 31) ^ 1;
+    }
+    pred[s] = arg - o;
+    rank[s] = count;
+    self[i] = py;
+  }
+}
+
+const runRowPass = defineJob('metricsRows', rowPassUnit);
 
 function mean(xs: number[]): number {
   return xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -5,7 +5,9 @@
  * Storage: rows are kept in row-major Float32Array chunks of at most {@link DEFAULT_CHUNK_FLOATS} floats (64 MB),
  * so 1,000,000 x 1,000 probabilities (4 GB) never need one ArrayBuffer. float32 is what CLIP produces; values read
  * from float64 sources are rounded to float32 once, on `push`, and every computation afterwards sees the same values
- * (metrics equal scikit-learn / cleanlab run on the float32-rounded matrix).
+ * (metrics equal scikit-learn / cleanlab run on the float32-rounded matrix). Chunks live in SharedArrayBuffers, so
+ * the metric and label-issue computations can hand the matrix to helper worker threads without copying it
+ * (see parallel.ts).
  *
  * Input formats of {@link readPredictionsFile} (chosen by the path):
  * - `*.json`: `{"classes": [...], "labels": [...], "pred_probs": [[...], ...]}`; a label is a class index or a class
@@ -33,6 +35,19 @@ export const ROW_SUM_TOLERANCE = 1e-2;
 export const PROBABILITY_TOLERANCE = 1e-4;
 
 const INITIAL_ROWS = 64;
+
+/** A float32 array in shared memory when the runtime has SharedArrayBuffer, else in ordinary memory. */
+function allocateFloats(length: number): Float32Array {
+  return typeof SharedArrayBuffer === 'function' ? new Float32Array(new SharedArrayBuffer(4 * length)) : new Float32Array(length);
+}
+
+/** What a worker thread needs to rebuild a {@link ProbabilityMatrix} on the same (shared) storage. */
+export interface SharedProbabilityMatrix {
+  numClasses: number;
+  rowsPerChunk: number;
+  length: number;
+  chunks: Float32Array[];
+}
 
 /**
  * An append-only N x K matrix of non-negative probabilities, stored as float32 in row-major chunks.
@@ -82,10 +97,12 @@ export class ProbabilityMatrix {
     const r = this.count - chunkIndex * this.rowsPerChunk;
     let chunk = this.chunks[chunkIndex];
     if (chunk === undefined) {
-      chunk = new Float32Array(Math.min(this.rowsPerChunk, INITIAL_ROWS) * k);
+      // The first chunk starts small and doubles (small matrices stay small); once a matrix fills one, the next
+      // chunks are allocated whole, so large matrices are not copied while they grow.
+      chunk = allocateFloats((chunkIndex === 0 ? Math.min(this.rowsPerChunk, INITIAL_ROWS) : this.rowsPerChunk) * k);
       this.chunks.push(chunk);
     } else if ((r + 1) * k > chunk.length) {
-      const grown = new Float32Array(Math.min(this.rowsPerChunk, 2 * r) * k);
+      const grown = allocateFloats(Math.min(this.rowsPerChunk, 2 * r) * k);
       grown.set(chunk);
       chunk = grown;
       this.chunks[chunkIndex] = grown;
@@ -131,6 +148,36 @@ export class ProbabilityMatrix {
   /** Offset of row i's first value inside {@link chunkOf}(i). */
   offsetOf(i: number): number {
     return (i % this.rowsPerChunk) * this.numClasses;
+  }
+
+  /**
+   * The storage chunks in row order: chunk c holds rows c * rowsPerChunk onwards, row-major. For hot loops that
+   * read many rows; do not keep the array across pushes (the first chunk is replaced by larger copies as it grows).
+   */
+  storage(): readonly Float32Array[] {
+    return this.chunks;
+  }
+
+  /**
+   * The matrix as a structured-cloneable description: its chunks are shared with a worker it is posted to, not
+   * copied, when {@link inSharedMemory}. Rebuild it with {@link ProbabilityMatrix.fromShared}.
+   */
+  shared(): SharedProbabilityMatrix {
+    return { numClasses: this.numClasses, rowsPerChunk: this.rowsPerChunk, length: this.count, chunks: this.chunks.slice() };
+  }
+
+  /** True when every chunk is in a SharedArrayBuffer (always, where the runtime has SharedArrayBuffer). */
+  get inSharedMemory(): boolean {
+    return typeof SharedArrayBuffer === 'function' && this.chunks.every((c) => c.buffer instanceof SharedArrayBuffer);
+  }
+
+  /** A read-only view of a matrix described by {@link shared} (in another thread): same storage, no copy. */
+  static fromShared(desc: SharedProbabilityMatrix): ProbabilityMatrix {
+    const m = new ProbabilityMatrix(desc.numClasses, { chunkFloats: desc.rowsPerChunk * desc.numClasses });
+    if (m.rowsPerChunk !== desc.rowsPerChunk) throw new RangeError('fromShared: inconsistent rowsPerChunk');
+    m.chunks.push(...desc.chunks);
+    m.count = desc.length;
+    return m;
   }
 
   private check(i: number): void {

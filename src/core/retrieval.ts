@@ -5,16 +5,23 @@
  *
  * {@link averagePrecisionByClass} computes AP for every class of an N x K matrix without sorting each column:
  * per class it sorts only the positives' distinct scores u_1 > u_2 > ... and counts, in one pass over the column,
- * how many samples score >= each u_t. A sample's slot (how many u are above it) comes from an 8K-entry (32 KB) table
- * indexed by the top 13 bits of its float32 pattern (monotone in value for non-negative floats: the exponent and 5
- * mantissa bits); only samples that share a bucket with some u need a binary search. Columns are gathered 256
- * classes x 8K rows at a time into an 8 MB tile, so the row-major matrix is read in 1 KB runs, once overall.
+ * how many samples score >= each u_t. Scores are compared as float32 bit patterns read as int32 (for non-negative
+ * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry (the
+ * top 13 bits of the pattern index an 8K-entry, 32 KB table per class, giving how many u lie in higher buckets) plus
+ * three branch-free comparisons with the next distinct scores: the scores after the bucket's own lie in lower
+ * buckets and never count. The rare sample whose bucket holds more than three distinct scores takes a binary
+ * search. Classes go in blocks of up to 256: rows are copied 8 at a time into an 8 MB tile of 8192 rows, two
+ * adjacent columns per 64-bit move when K is even, so the row-major matrix is read in 1 KB runs, once overall; the
+ * samples, tables and histograms of a block share one Int32Array, which keeps V8's per-access checks to one per
+ * iteration. Blocks are independent units that helper threads share (parallel.ts). The positives' scores come
+ * from one value per row read beforehand (or from computeMetrics' row pass).
  * A class with many distinct positive scores (more than 1/32 of at least 65536 samples: only with few classes)
  * would crowd the table; its column is radix-sorted instead and merged with the positives.
  * Exact, ties included: AP = sum_t (tp_t/P - tp_{t-1}/P) * tp_t / (tp_t + fp_t).
  */
 import { ClipLensError } from './errors';
-import { groupRowsByLabel, type ProbabilityMatrix } from './probabilities';
+import { defineJob, sharedFloat64, sharedInt32, threadCount, toSharedInt32 } from './parallel';
+import { groupRowsByLabel, ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
 
 /** sklearn's precision_recall_curve output: thresholds ascending; precision/recall have one more entry (1, 0). */
 export interface PrecisionRecallCurve {
@@ -116,14 +123,21 @@ export function precisionRecallAtThreshold(scores: ArrayLike<number>, positives:
   return { threshold, tp, fp, fn, precision, recall, f1 };
 }
 
+/** Buckets are the top 13 bits of a non-negative float32 pattern (sign bit 0): 2^13 of them. */
 const BUCKET_SHIFT = 18;
-/** Buckets of non-negative float32 bit patterns (sign bit 0): 2^13, plus one sentinel. */
 const NUM_BUCKETS = 1 << (31 - BUCKET_SHIFT);
+/**
+ * Thresholds compared branch-free with each sample: a sample whose bucket holds at most this many distinct positive
+ * scores gets its slot from its table entry plus this many comparisons; larger buckets take a binary search.
+ */
+const COMPARES = 3;
 /** Classes gathered per pass over the rows: 256 columns = 1 KB of each row, so rows are read in long runs. */
 const CLASS_BLOCK = 256;
-/** Floats of the gathered tile (8 MB); rows per tile = TILE_FLOATS / block, padded off a power of two. */
-const TILE_FLOATS = 1 << 21;
-const TILE_PAD = 24;
+/** Narrowest block made to give every thread a block (narrow blocks read rows in short runs). */
+const MIN_SPLIT_BLOCK = 64;
+/** Rows per gathered tile (tile = CLASS_BLOCK x TILE_ROWS floats = 8 MB), padded off a power of two. */
+const TILE_ROWS = 8192;
+const TILE_PAD = 8;
 /**
  * A class whose distinct positive scores exceed 1/DENSE_RATIO of the samples would crowd the bucket table (a binary
  * search per sample, a large histogram): its column is radix-sorted instead.
@@ -137,93 +151,383 @@ const RADIX_BITS = 11;
 interface Positives {
   /** Number of positives. */
   m: number;
-  distinct: Float32Array;
+  /** The distinct scores as float32 bit patterns (non-negative floats: integer order is value order). */
+  distinct: Int32Array;
   posCount: Int32Array;
-}
-
-/** Bucket-table state of a sparse class. */
-interface ClassCounter {
-  positives: Positives;
-  /** table[b] = number of distinct scores whose bucket (top bits of the float32 pattern) is >= b. */
-  table: Int32Array;
-  /** hist[p] = samples with exactly p distinct positive scores above them. */
-  hist: Float64Array;
 }
 
 /**
  * Average precision of every class, one-vs-rest: AP[c] = average_precision_score(labels == c, probs[:, c]) over the
  * rows in `indices` (default: all rows), or null when class c has no positive among them. Labels must be valid
- * class indices (the caller validates). Extra memory: an 8 MB tile plus 32 KB per class of a 256-class block; a
- * dense class (few classes, many positives) needs 8 bytes per sample while it is sorted.
+ * class indices (the caller validates). Classes are computed in blocks, on helper threads too for large inputs
+ * (parallel.ts). Extra memory per thread: about 16 MB for a block of 256 classes (its 8 MB tile and 32 KB per
+ * class of bucket tables); a dense class (few classes, many positives) needs 8 bytes per sample while sorted.
  */
 export function averagePrecisionByClass(
   probs: ProbabilityMatrix,
   labels: ArrayLike<number>,
   indices?: ArrayLike<number>,
 ): (number | null)[] {
+  const job = averagePrecisionJob(probs, labels, indices);
+  job.run();
+  return job.result();
+}
+
+/** The data of an AP job: what a thread needs to compute the AP of some blocks of classes. */
+interface AveragePrecisionData {
+  matrix: SharedProbabilityMatrix;
+  indices: Int32Array | null;
+  /** Rows grouped by label (groupRowsByLabel over `indices`). */
+  start: Int32Array;
+  rows: Int32Array;
+  /** self[i] = float32 pattern of probs[i][labels[i]], for the evaluated rows i. */
+  self: Int32Array;
+  /** Classes per unit (even). */
+  blockWidth: number;
+  /** AP per class, NaN when the class has no positive. */
+  ap: Float64Array;
+}
+
+/** Classes per block for `threads` threads: at most CLASS_BLOCK, and enough blocks to keep the threads busy. */
+function blockWidthFor(k: number, threads: number): number {
+  let blocks = Math.ceil(k / CLASS_BLOCK);
+  if (blocks < threads) blocks = Math.max(blocks, Math.min(threads, Math.floor(k / MIN_SPLIT_BLOCK)));
+  return 2 * Math.ceil(k / blocks / 2);
+}
+
+/**
+ * Prepares the AP of every class as a job of independent units (blocks of classes) over shared memory: `run()` runs
+ * them (on helper threads too), then `result()` reads the answers. `self` (see {@link selfScorePatterns}) is
+ * computed when not given. Exported for computeMetrics, whose per-row pass yields `self` on the way.
+ */
+export function averagePrecisionJob(
+  probs: ProbabilityMatrix,
+  labels: ArrayLike<number>,
+  indices?: ArrayLike<number>,
+  self?: Int32Array,
+): { run: () => void; result: () => (number | null)[] } {
   const k = probs.numClasses;
   const n = indices ? indices.length : probs.length;
-  const { start, rows: byClass } = groupRowsByLabel(labels, k, indices);
-  const positives = Array.from({ length: k }, (_, c) =>
-    start[c + 1] > start[c] ? classPositives(probs, byClass.subarray(start[c], start[c + 1]), c) : null,
-  );
-  const isDense = (p: Positives | null) => p !== null && n >= DENSE_MIN_SAMPLES && p.distinct.length * DENSE_RATIO > n;
+  const { start, rows } = groupRowsByLabel(labels, k, indices);
+  const blockWidth = blockWidthFor(k, threadCount());
+  const data: AveragePrecisionData = {
+    matrix: probs.shared(),
+    indices: indices ? toSharedInt32(indices) : null,
+    start: toSharedInt32(start),
+    rows: toSharedInt32(rows),
+    self: self ?? selfScorePatterns(probs, labels, indices),
+    blockWidth,
+    ap: sharedFloat64(k).fill(NaN),
+  };
+  return {
+    run: () => runAveragePrecision(data, Math.ceil(k / blockWidth), n * k, probs.inSharedMemory),
+    result: () => Array.from(data.ap, (x) => (Number.isNaN(x) ? null : x)),
+  };
+}
 
-  const result: (number | null)[] = new Array(k).fill(null);
-  positives.forEach((p, c) => {
-    if (p && isDense(p)) result[c] = sortedColumnAveragePrecision(probs, indices, c, p);
-  });
-  if (positives.every((p) => p === null || isDense(p))) return result;
+const contexts = new WeakMap<AveragePrecisionData, { probs: ProbabilityMatrix; source: TileSource }>();
 
-  const block = Math.min(CLASS_BLOCK, k);
-  const stride = Math.min(n, Math.floor(TILE_FLOATS / block) + TILE_PAD);
-  const cols = new Float32Array(block * stride);
-  const bits = new Uint32Array(cols.buffer);
-  for (let c0 = 0; c0 < k; c0 += block) {
-    const width = Math.min(block, k - c0);
-    const counters = positives.slice(c0, c0 + width).map((p) => (p && !isDense(p) ? classCounter(p) : null));
-    if (counters.every((x) => x === null)) continue;
-    for (let s0 = 0; s0 < n; s0 += stride) {
-      const len = Math.min(stride, n - s0);
-      gatherTile(probs, indices, s0, len, c0, width, cols, stride);
-      counters.forEach((counter, b) => {
-        if (counter) countTile(cols, bits, b * stride, len, counter);
-      });
-    }
-    counters.forEach((counter, b) => {
-      if (counter) result[c0 + b] = finishAveragePrecision(counter.positives, (t) => counter.hist[t]);
+/** Computes one unit (block of classes) of an AP job. */
+function averagePrecisionUnit(data: AveragePrecisionData, unit: number): void {
+  let ctx = contexts.get(data);
+  if (!ctx) {
+    const probs = ProbabilityMatrix.fromShared(data.matrix);
+    ctx = { probs, source: new TileSource(probs, data.indices ?? undefined) };
+    contexts.set(data, ctx);
+  }
+  const { probs, source } = ctx;
+  const { start, rows, indices, self, ap } = data;
+  const n = source.n;
+  const c0 = unit * data.blockWidth;
+  const c1 = Math.min(probs.numClasses, c0 + data.blockWidth);
+  const block: (Positives | null)[] = [];
+  for (let c = c0; c < c1; c++) {
+    const p = start[c + 1] > start[c] ? classPositives(self, rows.subarray(start[c], start[c + 1])) : null;
+    if (p && n >= DENSE_MIN_SAMPLES && p.distinct.length * DENSE_RATIO > n) {
+      ap[c] = sortedColumnAveragePrecision(probs, indices ?? undefined, c, p);
+      block.push(null);
+    } else block.push(p);
+  }
+  if (block.some((p) => p !== null)) {
+    blockAveragePrecision(source, c0, block).forEach((x, b) => {
+      if (x !== null) ap[c0 + b] = x;
     });
   }
-  return result;
 }
 
-/** cols[b * stride + r] = probs[row s0 + r][c0 + b]: columns c0 .. c0+width of `len` rows, made contiguous. */
-function gatherTile(
-  probs: ProbabilityMatrix,
-  indices: ArrayLike<number> | undefined,
-  s0: number,
-  len: number,
-  c0: number,
-  width: number,
-  cols: Float32Array,
-  stride: number,
-): void {
-  for (let r = 0; r < len; r++) {
-    const i = indices ? indices[s0 + r] : s0 + r;
-    const d = probs.chunkOf(i);
-    const o = probs.offsetOf(i) + c0;
-    for (let b = 0; b < width; b++) cols[b * stride + r] = d[o + b];
+const runAveragePrecision = defineJob('averagePrecision', averagePrecisionUnit);
+
+/** Rows per unit of the self-score job. */
+const SELF_ROWS_PER_UNIT = 1 << 16;
+
+interface SelfScoreData {
+  matrix: SharedProbabilityMatrix;
+  labels: Int32Array;
+  indices: Int32Array | null;
+  self: Int32Array;
+}
+
+const runSelfScores = defineJob<SelfScoreData>('selfScores', (data, unit) => {
+  const probs = ProbabilityMatrix.fromShared(data.matrix);
+  const bits = probs.storage().map((c) => new Int32Array(c.buffer, c.byteOffset, c.length));
+  const { labels, indices, self } = data;
+  const n = indices ? indices.length : probs.length;
+  const rowsPerChunk = probs.rowsPerChunk;
+  const k = probs.numClasses;
+  for (let s = unit * SELF_ROWS_PER_UNIT, end = Math.min(n, s + SELF_ROWS_PER_UNIT); s < end; s++) {
+    const i = indices ? indices[s] : s;
+    const chunk = Math.floor(i / rowsPerChunk);
+    self[i] = bits[chunk][(i - chunk * rowsPerChunk) * k + labels[i]];
+  }
+});
+
+/**
+ * self[i] = the float32 bit pattern of probs[i][labels[i]] for the rows in `indices` (default all; other entries 0),
+ * in shared memory. One value per row: on helper threads too, since the reads wait on memory.
+ */
+export function selfScorePatterns(probs: ProbabilityMatrix, labels: ArrayLike<number>, indices?: ArrayLike<number>): Int32Array {
+  const n = indices ? indices.length : probs.length;
+  const data: SelfScoreData = {
+    matrix: probs.shared(),
+    labels: toSharedInt32(labels),
+    indices: indices ? toSharedInt32(indices) : null,
+    self: sharedInt32(probs.length),
+  };
+  runSelfScores(data, Math.ceil(n / SELF_ROWS_PER_UNIT), 64 * n, probs.inSharedMemory);
+  return data.self;
+}
+
+/**
+ * The rows to evaluate, read as 32-bit patterns (and, when the row length is even, as 64-bit pairs of columns).
+ * Rows are `indices` (default: all rows) in order; the gathers copy a block of columns of `len` rows into a tile.
+ */
+class TileSource {
+  readonly n: number;
+  readonly k: number;
+  private readonly rowsPerChunk: number;
+  private readonly bits: Int32Array[];
+  /**
+   * Float64 views of the chunks (two adjacent columns per element) when k is even, else empty. Copying through them
+   * is exact: the high half is a finite non-negative float32 pattern (below 0x7f800000), so the double is never a
+   * NaN that could be canonicalized.
+   */
+  private readonly pairs: Float64Array[];
+  /** Per row of the current 8-row group: chunk index and offset (in elements of the view being read). */
+  private readonly chunkIdx = new Int32Array(8);
+  private readonly offset = new Int32Array(8);
+
+  constructor(
+    probs: ProbabilityMatrix,
+    private readonly indices: ArrayLike<number> | undefined,
+  ) {
+    this.n = indices ? indices.length : probs.length;
+    this.k = probs.numClasses;
+    this.rowsPerChunk = probs.rowsPerChunk;
+    const chunks = probs.storage();
+    this.bits = chunks.map((c) => new Int32Array(c.buffer, c.byteOffset, c.length));
+    this.pairs = this.k % 2 === 0 ? chunks.map((c) => new Float64Array(c.buffer, c.byteOffset, c.length >> 1)) : [];
+  }
+
+  /**
+   * Copies columns c0 .. c0+width of rows s0 .. s0+len into `tile` (an Int32Array holding float32 patterns): column
+   * c0 + b, row r goes to tile[2 * ((b >> 1) * stride + r) + (b & 1)], so each pair of columns is interleaved and
+   * a class is read with a step of 2. Rows are copied 8 at a time so that each tile cache line is written whole.
+   */
+  gather(s0: number, len: number, c0: number, width: number, tile: Int32Array, stride: number): void {
+    if (this.pairs.length > 0 && c0 % 2 === 0 && width % 2 === 0) this.gatherPairs(s0, len, c0 >> 1, width >> 1, tile, stride);
+    else this.gatherSingles(s0, len, c0, width, tile, stride);
+  }
+
+  /** Fills chunkIdx/offset for rows s0 + r .. s0 + r + count; true when they all lie in one chunk. */
+  private locate(s: number, count: number, unit: number): boolean {
+    const { indices, rowsPerChunk, chunkIdx, offset } = this;
+    const rowLength = this.k / unit;
+    for (let q = 0; q < count; q++) {
+      const i = indices ? indices[s + q] : s + q;
+      const ci = Math.floor(i / rowsPerChunk);
+      chunkIdx[q] = ci;
+      offset[q] = (i - ci * rowsPerChunk) * rowLength;
+    }
+    for (let q = 1; q < count; q++) if (chunkIdx[q] !== chunkIdx[0]) return false;
+    return true;
+  }
+
+  private gatherPairs(s0: number, len: number, p0: number, pairs: number, tile: Int32Array, stride: number): void {
+    const out = new Float64Array(tile.buffer, tile.byteOffset, tile.length >> 1);
+    const { offset, chunkIdx } = this;
+    let r = 0;
+    for (; r + 8 <= len; r += 8) {
+      if (this.locate(s0 + r, 8, 2)) {
+        const d = this.pairs[chunkIdx[0]];
+        const o0 = offset[0] + p0, o1 = offset[1] + p0, o2 = offset[2] + p0, o3 = offset[3] + p0;
+        const o4 = offset[4] + p0, o5 = offset[5] + p0, o6 = offset[6] + p0, o7 = offset[7] + p0;
+        for (let p = 0, w = r; p < pairs; p++, w += stride) {
+          out[w] = d[o0 + p];
+          out[w + 1] = d[o1 + p];
+          out[w + 2] = d[o2 + p];
+          out[w + 3] = d[o3 + p];
+          out[w + 4] = d[o4 + p];
+          out[w + 5] = d[o5 + p];
+          out[w + 6] = d[o6 + p];
+          out[w + 7] = d[o7 + p];
+        }
+      } else {
+        for (let q = 0; q < 8; q++) {
+          const d = this.pairs[chunkIdx[q]];
+          const o = offset[q] + p0;
+          for (let p = 0; p < pairs; p++) out[p * stride + r + q] = d[o + p];
+        }
+      }
+    }
+    for (; r < len; r++) {
+      this.locate(s0 + r, 1, 2);
+      const d = this.pairs[chunkIdx[0]];
+      const o = offset[0] + p0;
+      for (let p = 0; p < pairs; p++) out[p * stride + r] = d[o + p];
+    }
+  }
+
+  private gatherSingles(s0: number, len: number, c0: number, width: number, tile: Int32Array, stride: number): void {
+    const { offset, chunkIdx } = this;
+    for (let r = 0; r < len; r++) {
+      this.locate(s0 + r, 1, 1);
+      const d = this.bits[chunkIdx[0]];
+      const o = offset[0] + c0;
+      for (let b = 0; b < width; b++) tile[2 * ((b >> 1) * stride + r) + (b & 1)] = d[o + b];
+    }
   }
 }
 
-/** The distinct scores of class c among its positive rows, descending, with their multiplicities. */
-function classPositives(probs: ProbabilityMatrix, rows: Int32Array, c: number): Positives {
+/**
+ * AP of the sparse classes c0 .. c0 + block.length (null entries are skipped) in one pass over the rows.
+ *
+ * Per class, one Int32Array `w` holds: the distinct positive scores as float32 patterns, descending (monotone in
+ * value for non-negative floats), followed by COMPARES zero patterns (never above a sample); a table with an entry
+ * per bucket, lo = the index in `w` of the first distinct score in that bucket or below (stored as ~lo when the
+ * bucket holds more than COMPARES distinct scores), preceded by a sentinel entry for "below bucket 0" (= end);
+ * and a histogram mirroring the scores: hist[slot] = samples with exactly `slot` distinct scores above them. A
+ * sample's slot is lo + (how many of w[lo], w[lo+1], w[lo+2] exceed it): the scores after the bucket's own lie in
+ * lower buckets (or are the zero padding), so they never count. One array for everything keeps V8's per-access
+ * checks to one per iteration.
+ */
+function blockAveragePrecision(source: TileSource, c0: number, block: (Positives | null)[]): (number | null)[] {
+  const width = block.length;
+  const stride = Math.min(source.n, TILE_ROWS) + TILE_PAD;
+  const tileInts = 2 * ((width + 1) >> 1) * stride;
+  const tableAt = new Int32Array(width);
+  const scoresAt = new Int32Array(width);
+  let size = tileInts;
+  block.forEach((p, b) => {
+    if (p) {
+      tableAt[b] = size + 1;
+      size += NUM_BUCKETS + 1;
+    }
+  });
+  const firstScore = size;
+  block.forEach((p, b) => {
+    if (p) {
+      scoresAt[b] = size;
+      size += p.distinct.length + COMPARES;
+    }
+  });
+  const histOffset = size - firstScore;
+  const w = new Int32Array(size + histOffset);
+
+  const perBucket = new Int32Array(NUM_BUCKETS);
+  block.forEach((p, b) => {
+    if (!p) return;
+    const scores = p.distinct;
+    w.set(scores, scoresAt[b]);
+    perBucket.fill(0);
+    for (let t = 0; t < scores.length; t++) perBucket[scores[t] >>> BUCKET_SHIFT]++;
+    let lo = scoresAt[b];
+    for (let q = NUM_BUCKETS - 1; q >= 0; q--) {
+      w[tableAt[b] + q] = perBucket[q] > COMPARES ? ~lo : lo;
+      lo += perBucket[q];
+    }
+    w[tableAt[b] - 1] = lo;
+  });
+
+  for (let s0 = 0; s0 < source.n; s0 += TILE_ROWS) {
+    const len = Math.min(TILE_ROWS, source.n - s0);
+    source.gather(s0, len, c0, width, w, stride);
+    for (let b = 0; b < width; b++) {
+      if (!block[b]) continue;
+      const from = 2 * ((b >> 1) * stride) + (b & 1);
+      countColumn(w, from, from + 2 * len, tableAt[b], histOffset);
+    }
+  }
+  return block.map((p, b) => (p ? finishAveragePrecision(p, (t) => w[scoresAt[b] + histOffset + t]) : null));
+}
+
+/**
+ * Adds the samples w[from], w[from + 2], ... (below `to`) to a class's histogram (see blockAveragePrecision),
+ * four samples per iteration.
+ */
+function countColumn(w: Int32Array, from_: number, to_: number, table_: number, histOffset_: number): void {
+  const to = to_ | 0;
+  const table = table_ | 0;
+  const hd = histOffset_ | 0;
+  let s = from_ | 0;
+  for (; s + 6 < to; s += 8) {
+    const v0 = w[s];
+    const v1 = w[s + 2];
+    const v2 = w[s + 4];
+    const v3 = w[s + 6];
+    let e0 = w[table + (v0 >>> BUCKET_SHIFT)];
+    let e1 = w[table + (v1 >>> BUCKET_SHIFT)];
+    let e2 = w[table + (v2 >>> BUCKET_SHIFT)];
+    let e3 = w[table + (v3 >>> BUCKET_SHIFT)];
+    if ((e0 | e1 | e2 | e3) < 0) {
+      // Rare: some bucket holds more than COMPARES distinct scores.
+      e0 = slotOf(w, table, v0);
+      e1 = slotOf(w, table, v1);
+      e2 = slotOf(w, table, v2);
+      e3 = slotOf(w, table, v3);
+    } else {
+      // (v - score) >>> 31 is 1 exactly when score > v: patterns of non-negative floats are below 2^31.
+      e0 = e0 + ((v0 - w[e0]) >>> 31) + ((v0 - w[e0 + 1]) >>> 31) + ((v0 - w[e0 + 2]) >>> 31);
+      e1 = e1 + ((v1 - w[e1]) >>> 31) + ((v1 - w[e1 + 1]) >>> 31) + ((v1 - w[e1 + 2]) >>> 31);
+      e2 = e2 + ((v2 - w[e2]) >>> 31) + ((v2 - w[e2 + 1]) >>> 31) + ((v2 - w[e2 + 2]) >>> 31);
+      e3 = e3 + ((v3 - w[e3]) >>> 31) + ((v3 - w[e3 + 1]) >>> 31) + ((v3 - w[e3 + 2]) >>> 31);
+    }
+    w[e0 + hd]++;
+    w[e1 + hd]++;
+    w[e2 + hd]++;
+    w[e3 + hd]++;
+  }
+  for (; s < to; s += 2) w[slotOf(w, table, w[s]) + hd]++;
+}
+
+/** Slot of pattern v (see blockAveragePrecision): branch-free comparisons, or a binary search in a crowded bucket. */
+function slotOf(w: Int32Array, table: number, v: number): number {
+  const e = w[table + (v >>> BUCKET_SHIFT)];
+  if (e >= 0) return e + ((v - w[e]) >>> 31) + ((v - w[e + 1]) >>> 31) + ((v - w[e + 2]) >>> 31);
+  return searchBucket(w, table, v);
+}
+
+/** Slot of pattern v whose bucket holds more than COMPARES distinct scores: binary search within the bucket. */
+function searchBucket(w: Int32Array, table: number, v: number): number {
+  const bucket = v >>> BUCKET_SHIFT;
+  let lo = ~w[table + bucket];
+  const below = w[table + bucket - 1];
+  let hi = below < 0 ? ~below : below;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (w[mid] > v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The distinct scores of a class among its positive rows (self scores, as patterns), descending, with multiplicities. */
+function classPositives(self: Int32Array, rows: Int32Array): Positives {
   const m = rows.length;
-  let pos: Float32Array = new Float32Array(m);
-  for (let t = 0; t < m; t++) pos[t] = probs.chunkOf(rows[t])[probs.offsetOf(rows[t]) + c];
+  let pos: Int32Array = new Int32Array(m);
+  for (let t = 0; t < m; t++) pos[t] = self[rows[t]];
   if (m < DENSE_MIN_SAMPLES) pos.sort(); // ascending
-  else pos = new Float32Array(radixSort(new Uint32Array(pos.buffer)).buffer);
-  const distinct = new Float32Array(m);
+  else pos = new Int32Array(radixSort(new Uint32Array(pos.buffer)).buffer);
+  const distinct = new Int32Array(m);
   const posCount = new Int32Array(m);
   let d = 0;
   for (let t = m - 1; t >= 0; t--) {
@@ -234,38 +538,6 @@ function classPositives(probs: ProbabilityMatrix, rows: Int32Array, c: number): 
     }
   }
   return { m, distinct: distinct.slice(0, d), posCount: posCount.slice(0, d) };
-}
-
-/** Builds the bucket table of a sparse class. */
-function classCounter(positives: Positives): ClassCounter {
-  const { distinct } = positives;
-  const distinctBits = new Uint32Array(distinct.buffer, distinct.byteOffset, distinct.length);
-  const table = new Int32Array(NUM_BUCKETS + 1);
-  for (let t = 0; t < distinctBits.length; t++) table[distinctBits[t] >>> BUCKET_SHIFT]++;
-  for (let b = NUM_BUCKETS - 1; b >= 0; b--) table[b] += table[b + 1];
-  return { positives, table, hist: new Float64Array(distinct.length + 1) };
-}
-
-/** Adds the samples of one gathered column segment cols[base .. base+len) to the class's histogram. */
-function countTile(cols: Float32Array, bits: Uint32Array, base: number, len: number, counter: ClassCounter): void {
-  const { table, hist } = counter;
-  const { distinct } = counter.positives;
-  for (let s = base, end = base + len; s < end; s++) {
-    const bucket = bits[s] >>> BUCKET_SHIFT;
-    let lo = table[bucket + 1];
-    const hi = table[bucket];
-    if (lo !== hi) {
-      // Binary search among the distinct scores sharing this bucket: lo = how many are > v.
-      const v = cols[s];
-      let z = hi;
-      while (lo < z) {
-        const mid = (lo + z) >>> 1;
-        if (distinct[mid] > v) lo = mid + 1;
-        else z = mid;
-      }
-    }
-    hist[lo]++;
-  }
 }
 
 /**
@@ -285,8 +557,7 @@ function sortedColumnAveragePrecision(
     column[s] = probs.chunkOf(i)[probs.offsetOf(i) + c];
   }
   const sorted = radixSort(new Uint32Array(column.buffer)); // ascending
-  const { distinct } = positives;
-  const distinctBits = new Uint32Array(distinct.buffer, distinct.byteOffset, distinct.length);
+  const distinctBits = positives.distinct;
   let next = n; // sorted[next ..) = samples counted so far (>= the previous distinct score)
   return finishAveragePrecision(positives, (t) => {
     const before = next;

@@ -11,6 +11,7 @@ import {
   precisionRecallCurve,
 } from '../../src/core/retrieval';
 import { ClipLensError } from '../../src/core/errors';
+import { setParallelism, stopHelpers } from '../../src/core/parallel';
 import type { Metrics } from '../../src/core/report';
 
 interface SklearnFixture {
@@ -201,6 +202,105 @@ test('averagePrecisionByClass on dense classes (80000 rows x 4 classes: radix-so
       const slow = averagePrecision(rows.map((i) => probs.row(i)[c]), rows.map((i) => labels[i] === c)) as number;
       assert.ok(Math.abs((fast[c] as number) - slow) < 1e-12, `class ${c}: ${fast[c]} vs ${slow}`);
     }
+  }
+});
+
+/** Random rows of `kind`; labels uniform. Values are pushed as given (the matrix rounds them to float32). */
+function randomInput(rand: () => number, n: number, k: number, kind: number, chunkFloats?: number) {
+  const probs = new ProbabilityMatrix(k, { chunkFloats });
+  const labels: number[] = [];
+  const row: number[] = new Array(k);
+  for (let i = 0; i < n; i++) {
+    const y = Math.floor(rand() * k);
+    for (let j = 0; j < k; j++) {
+      const u = rand();
+      if (kind === 0) row[j] = 0.5 + Math.floor(u * 200) * 1e-4; // one or two 13-bit buckets, many distinct: binary searches
+      else if (kind === 1) row[j] = [0, 1e-45, 1e-40, 1e-38, 1e-30, 0.5, 1, 1e30, 3.4e38][Math.floor(u * 9)]; // extremes, ties
+      else if (kind === 2) row[j] = Math.floor(u * 5) / 4; // coarse grid: ties everywhere
+      else row[j] = u ** 8; // spread over many buckets
+    }
+    if (rand() < 0.5) row[y] += kind === 1 ? 0 : 0.25; // positives score higher in half the rows
+    probs.push(row);
+    labels.push(y);
+  }
+  return { probs, labels };
+}
+
+/** Rows s of `indices` (default all), as arrays of float32 values. */
+function rowsOf(probs: ProbabilityMatrix, indices?: number[]): { i: number; row: Float32Array }[] {
+  const idx = indices ?? Array.from({ length: probs.length }, (_, i) => i);
+  return idx.map((i) => ({ i, row: probs.row(i) }));
+}
+
+test('bucketed AP equals the sort-based AP: crowded buckets, extreme values, ties, odd and even K, tiny chunks, shuffled subsets', () => {
+  const rand = prng(2024);
+  for (let trial = 0; trial < 48; trial++) {
+    const k = 2 + Math.floor(rand() * 40); // odd K: columns gathered one by one; even K: in pairs
+    const n = 1 + Math.floor(rand() * 1500);
+    const kind = trial % 4;
+    const { probs, labels } = randomInput(rand, n, k, kind, trial % 2 === 0 ? 3 * k + (trial % 5) : undefined);
+    let indices: number[] | undefined;
+    if (trial % 3 === 1) indices = Array.from({ length: n }, (_, i) => i).filter(() => rand() < 0.7);
+    if (trial % 3 === 2) indices = Array.from({ length: n }, (_, i) => i).sort(() => rand() - 0.5); // any order
+    const fast = averagePrecisionByClass(probs, labels, indices);
+    const rows = rowsOf(probs, indices);
+    for (let c = 0; c < k; c++) {
+      const slow = averagePrecision(rows.map((r) => r.row[c]), rows.map((r) => labels[r.i] === c));
+      if (slow === null) assert.equal(fast[c], null, `trial ${trial} class ${c}`);
+      else assert.ok(Math.abs((fast[c] as number) - slow) < 1e-12, `trial ${trial} (kind ${kind}, k ${k}) class ${c}: ${fast[c]} vs ${slow}`);
+    }
+  }
+});
+
+test('computeMetrics argmax, Recall@K and confusion equal a direct computation on random inputs with ties', () => {
+  const rand = prng(99);
+  for (let trial = 0; trial < 24; trial++) {
+    const k = 2 + Math.floor(rand() * 12);
+    const n = 1 + Math.floor(rand() * 600);
+    const { probs, labels } = randomInput(rand, n, k, 2 + (trial % 2), trial % 2 === 0 ? 2 * k + 1 : undefined);
+    const indices = trial % 3 === 0 ? Array.from({ length: n }, (_, i) => i).filter(() => rand() < 0.5) : undefined;
+    if (indices?.length === 0) continue;
+    const classes = Array.from({ length: k }, (_, c) => `c${c}`);
+    const ks = [1, 2, 3, 5];
+    const m = computeMetrics({ classes, labels, probs }, { ks, indices });
+    const rows = rowsOf(probs, indices);
+    const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+    const hits = new Map<number, number>();
+    const binaryThreshold = k === 2 && rows.some((r) => r.row[1] > 1) ? 0 : 0.5;
+    for (const { i, row } of rows) {
+      const y = labels[i];
+      let pred = 0;
+      for (let j = 1; j < k; j++) if (row[j] > row[pred]) pred = j;
+      confusion[y][pred]++;
+      let rank = 0; // sklearn: classes scoring higher, and equal-scoring classes with a higher index, rank first
+      for (let j = 0; j < k; j++) if (row[j] > row[y] || (row[j] === row[y] && j > y)) rank++;
+      for (const kk of ks.filter((x) => x < k)) {
+        const hit = k === 2 ? (row[1] > binaryThreshold ? 1 : 0) === y : rank < kk;
+        if (hit) hits.set(kk, (hits.get(kk) ?? 0) + 1);
+      }
+    }
+    assert.deepEqual(m.confusionMatrix, confusion, `trial ${trial}`);
+    for (const kk of ks.filter((x) => x < k)) assert.equal(m.recallAtK[String(kk)], (hits.get(kk) ?? 0) / rows.length, `trial ${trial} Recall@${kk}`);
+  }
+});
+
+test('computeMetrics and averagePrecisionByClass give identical results on helper threads', () => {
+  const rand = prng(31);
+  const { probs, labels } = randomInput(rand, 9000, 301, 3);
+  const classes = Array.from({ length: 301 }, (_, c) => `c${c}`);
+  const indices = Array.from({ length: 9000 }, (_, i) => i).filter((i) => i % 5 !== 2);
+  const local = computeMetrics({ classes, labels, probs }, { indices });
+  const localAp = averagePrecisionByClass(probs, labels);
+  try {
+    // Every unit on the helper (the caller only waits), then shared between the caller and the helper.
+    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    assert.deepEqual(computeMetrics({ classes, labels, probs }, { indices }), local);
+    assert.deepEqual(averagePrecisionByClass(probs, labels), localAp);
+    setParallelism({ threads: 3, minWork: 0 });
+    assert.deepEqual(computeMetrics({ classes, labels, probs }, { indices }), local);
+  } finally {
+    setParallelism({});
+    stopHelpers();
   }
 });
 

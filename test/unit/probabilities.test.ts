@@ -51,6 +51,23 @@ test('ProbabilityMatrix grows its first chunk and keeps earlier views valid', ()
   assert.deepEqual(Array.from(m.row(1000)), [0.5, 0.5]);
 });
 
+test('ProbabilityMatrix keeps its chunks in shared memory; shared()/fromShared rebuild it without a copy', () => {
+  const m = new ProbabilityMatrix(3, { chunkFloats: 300 }); // 100 rows per chunk
+  for (let i = 0; i < 250; i++) m.push([i / 1000, 0.5, 0.25]);
+  assert.equal(m.inSharedMemory, true);
+  assert.ok(m.storage().every((c) => c.buffer instanceof SharedArrayBuffer));
+  // The first chunk grows by doubling; later chunks are allocated whole (no copies while a large matrix grows).
+  assert.deepEqual(m.storage().map((c) => c.length), [300, 300, 300]);
+  const copy = ProbabilityMatrix.fromShared(structuredClone(m.shared()));
+  assert.equal(copy.length, 250);
+  assert.equal(copy.rowsPerChunk, 100);
+  for (const i of [0, 99, 100, 249]) assert.deepEqual(Array.from(copy.row(i)), Array.from(m.row(i)));
+  assert.ok(copy.storage().every((c, q) => c.buffer instanceof SharedArrayBuffer && c.length === m.storage()[q].length));
+  // Same memory: a write through one is seen through the other.
+  copy.storage()[2][0] = 0.125;
+  assert.equal(m.row(200)[0], 0.125);
+});
+
 test('ProbabilityMatrix rejects bad rows and stores -0 as 0', () => {
   const m = ProbabilityMatrix.fromRows([[-0, 1]]);
   assert.ok(Object.is(m.row(0)[0], 0));
