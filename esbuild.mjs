@@ -22,6 +22,7 @@ const node = {
 const builds = [
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { inferenceWorker: 'src/core/inferenceWorker.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { metricsWorker: 'src/core/metricsWorker.ts' }, outdir: 'dist' },
 ];
 if (existsSync('src/extension/main.ts')) builds.push({ ...node, entryPoints: { extension: 'src/extension/main.ts' }, outdir: 'dist' });
 if (existsSync('webview/build.mjs')) {

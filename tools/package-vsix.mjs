@@ -121,7 +121,7 @@ export function checkVsix(file, target) {
   const required = [
     'extension.vsixmanifest',
     `${E}package.json`, `${E}readme.md`, `${E}LICENSE.txt`, `${E}changelog.md`,
-    `${E}dist/extension.js`, `${E}dist/inferenceWorker.js`, `${E}dist/cli.js`, `${E}dist/webview.js`,
+    `${E}dist/extension.js`, `${E}dist/inferenceWorker.js`, `${E}dist/metricsWorker.js`, `${E}dist/cli.js`, `${E}dist/webview.js`,
     `${E}media/panel.css`, `${E}schemas/clip-lens.schema.json`,
     `${E}node_modules/onnxruntime-node/package.json`, `${E}node_modules/onnxruntime-node/dist/index.js`,
     `${E}node_modules/onnxruntime-node/bin/napi-v6/${spec.ort}/onnxruntime_binding.node`,
@@ -163,7 +163,7 @@ export function checkVsix(file, target) {
     // *.ts); from dist/ it starts dist/inferenceWorker.js, which is checked to be packed above.
     'tsx/cjs/api',
   ]);
-  for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/cli.js']) {
+  for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js']) {
     const e = entries.get(E + bundle);
     if (!e) continue;
     const code = e.read().toString('utf8');
@@ -214,7 +214,7 @@ async function main() {
     log('node esbuild.mjs');
     run(process.execPath, ['esbuild.mjs'], ROOT);
   }
-  for (const f of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/cli.js', 'dist/webview.js', 'LICENSE']) {
+  for (const f of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js', 'dist/webview.js', 'LICENSE']) {
     if (!fs.existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing`);
   }
   const ignoreText = ignoreFileFor(fs.readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8'), o.target);

@@ -54,7 +54,7 @@ test('cold, warm, kept-loaded and prompts-last runs give the same report; timing
   const distinct = new Set(cold.samples.map((s) => s.contentHash)).size;
   assert.equal(cold.timing.imagesComputed + cold.timing.imagesFromCache, n);
   assert.ok(cold.timing.imagesComputed >= distinct);
-  assert.ok(cold.timing.sessionMs > 0, 'the vision session was created in this run');
+  assert.ok((cold.timing.sessionMs ?? 0) > 0, 'the vision session was created in this run');
   assert.ok(cold.timing.imagesPerSecond > 0);
   assert.ok(cold.samples.every((s) => s.predicted.length === 4 && /^[0-9a-f]{64}$/.test(s.contentHash ?? '')));
 
