@@ -168,7 +168,8 @@ async function tokenizeCommand(args: string[], io: CliIO): Promise<number> {
   if (positionals.length === 0) throw new UsageError('tokenize expects at least one text');
   const { model } = await loadModel(values.model, { quantized: false }, io);
   try {
-    for (const text of positionals) io.out(JSON.stringify({ text, ids: model.tokenizer.encode(text).ids }) + '\n');
+    const tokenizer = await model.tokenizer();
+    for (const text of positionals) io.out(JSON.stringify({ text, ids: tokenizer.encode(text).ids }) + '\n');
     return 0;
   } finally {
     await model.dispose();

@@ -145,7 +145,6 @@ export class ClipModel {
 
   private constructor(
     readonly files: ModelFiles,
-    readonly tokenizer: ClipTokenizer,
     readonly preprocessor: ImagePreprocessor,
     readonly logitScale: number,
     /** Changes whenever image embeddings would change: vision graph + preprocessing. */
@@ -158,7 +157,6 @@ export class ClipModel {
   /** Reads and validates the model directory; ONNX sessions are created lazily, on first use. */
   static async load(dir: string, options: ClipModelOptions = {}): Promise<ClipModel> {
     const files = await resolveModelDir(dir, { quantized: options.quantized });
-    const tokenizer = await ClipTokenizer.fromModelDir(files.dir);
     const preprocessor = new ImagePreprocessor(await readPreprocessorConfig(files.preprocessorConfig), { maxPixels: options.maxPixels });
     let logitScale = 100;
     if (files.config) {
@@ -177,7 +175,19 @@ export class ClipModel {
     const textFingerprint = createHash('sha256').update(`${tfp}\0${tokfp}`).digest('hex');
     const threads = Math.max(1, options.threads ?? os.availableParallelism());
     const settings: SessionSettings = { threads, executionProviders: options.executionProviders ?? ['cpu'] };
-    return new ClipModel(files, tokenizer, preprocessor, logitScale, imageFingerprint, textFingerprint, settings);
+    return new ClipModel(files, preprocessor, logitScale, imageFingerprint, textFingerprint, settings);
+  }
+
+  private tokenizerLoading: Promise<ClipTokenizer> | null = null;
+
+  /**
+   * The tokenizer, read on first use: a run whose prompt embeddings all come from the cache never needs it (its
+   * file's fingerprint is part of the cache key), and building the BPE tables costs a few hundred milliseconds.
+   */
+  tokenizer(): Promise<ClipTokenizer> {
+    this.tokenizerLoading ??= ClipTokenizer.fromModelDir(this.files.dir);
+    this.tokenizerLoading.catch(() => (this.tokenizerLoading = null));
+    return this.tokenizerLoading;
   }
 
   private client(tower: 'vision' | 'text'): InferenceWorkerClient {
@@ -248,8 +258,8 @@ export class ClipModel {
 
   /** Embeds texts (tokenised here); returns count x D, L2-normalised rows. */
   async embedTexts(texts: string[]): Promise<{ embeddings: Float32Array; dim: number; runMs: number }> {
-    await this.ensureText();
-    const enc = this.tokenizer.encodeBatch(texts);
+    const [tokenizer] = await Promise.all([this.tokenizer(), this.ensureText()]);
+    const enc = tokenizer.encodeBatch(texts);
     const res = unwrap(
       await this.client('text').request(
         { type: 'embedTexts', ids: enc.ids, attentionMask: enc.attentionMask, count: texts.length, contextLength: CONTEXT_LENGTH },
