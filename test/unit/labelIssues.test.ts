@@ -18,6 +18,7 @@ import {
 } from '../../src/core/labelIssues';
 import { ClipLensError } from '../../src/core/errors';
 import { setParallelism, stopHelpers } from '../../src/core/parallel';
+import { rng } from '../fixtures/rng';
 
 interface CleanlabCase {
   name: string;
@@ -169,17 +170,6 @@ test('bad input is a ClipLensError', () => {
   assert.deepEqual(findLabelIssues({ classes: ['a', 'b'], labels: [], probs: new ProbabilityMatrix(2) }), []);
 });
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The previous round_preserving_sum: a full stable argsort of the remainders. */
 function referenceRoundPreservingSum(values: number[]): number[] {
@@ -278,7 +268,7 @@ function randomPredictions(rand: () => number, n: number, k: number, grid: numbe
 }
 
 test('label issues equal a straightforward reference on random predictions with ties (mask, counts, scores, ranking)', () => {
-  const rand = prng(17);
+  const rand = rng(17);
   for (let trial = 0; trial < 30; trial++) {
     const k = 2 + Math.floor(rand() * 9);
     const n = 20 + Math.floor(rand() * (trial % 3 === 0 ? 1200 : 300));
@@ -308,7 +298,7 @@ test('label issues equal a straightforward reference on random predictions with 
 
 test('pruning selects large counts by collecting margins, and flags a whole class for a count >= its size', () => {
   // Class 0: 300 rows, most predicted as class 1 with tied margins; class 2: 10 rows predicted as class 3.
-  const rand = prng(5);
+  const rand = rng(5);
   const labels: number[] = [];
   const rows: number[][] = [];
   for (let i = 0; i < 900; i++) {
@@ -352,7 +342,7 @@ test('num_label_issues: a nudge of 1e-6 is lost on huge scores, so ties with a l
 });
 
 test('topByMargin picks the largest values, ties to the lower position, like a stable descending sort', () => {
-  const rand = prng(3);
+  const rand = rng(3);
   for (let trial = 0; trial < 200; trial++) {
     const n = 1 + Math.floor(rand() * 60);
     const values = Float64Array.from({ length: n }, () => Math.floor(rand() * 6) - 2.5);
@@ -363,7 +353,7 @@ test('topByMargin picks the largest values, ties to the lower position, like a s
 });
 
 test('roundPreservingSum equals the full-sort version on random rows with tied remainders', () => {
-  const rand = prng(8);
+  const rand = rng(8);
   for (let trial = 0; trial < 300; trial++) {
     const len = 1 + Math.floor(rand() * 80);
     const values = Array.from({ length: len }, () => Math.floor(rand() * 8) / 4 + (rand() < 0.3 ? 0.5 : 0));
@@ -377,7 +367,7 @@ test('roundPreservingSum equals the full-sort version on random rows with tied r
 });
 
 test('label issues are identical on helper threads', () => {
-  const rand = prng(23);
+  const rand = rng(23);
   const { labels, rows } = randomPredictions(rand, 4000, 40, 10);
   const probs = ProbabilityMatrix.fromRows(rows);
   const classes = Array.from({ length: 40 }, (_, c) => `c${c}`);

@@ -13,6 +13,7 @@ import {
 import { ClipLensError } from '../../src/core/errors';
 import { setParallelism, stopHelpers } from '../../src/core/parallel';
 import type { Metrics } from '../../src/core/report';
+import { rng } from '../fixtures/rng';
 
 interface SklearnFixture {
   name: string;
@@ -113,20 +114,9 @@ for (const fx of fixtures) {
   });
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('bucketed averagePrecisionByClass equals the sort-based AP on hard inputs (ties, zeros, tiny values, shared buckets)', () => {
-  const rand = prng(7);
+  const rand = rng(7);
   for (let trial = 0; trial < 40; trial++) {
     const k = 2 + Math.floor(rand() * 20);
     const n = 1 + Math.floor(rand() * 400);
@@ -158,7 +148,7 @@ test('bucketed averagePrecisionByClass equals the sort-based AP on hard inputs (
 });
 
 test('averagePrecisionByClass across several row tiles and class blocks (20000 rows x 300 classes)', () => {
-  const rand = prng(11);
+  const rand = rng(11);
   const n = 20000; // > 2 tiles of 8216 rows
   const k = 300; // a block of 256 classes and one of 44
   const probs = new ProbabilityMatrix(k);
@@ -181,7 +171,7 @@ test('averagePrecisionByClass across several row tiles and class blocks (20000 r
 });
 
 test('averagePrecisionByClass on dense classes (80000 rows x 4 classes: radix-sorted columns) equals the sort-based AP', () => {
-  const rand = prng(5);
+  const rand = rng(5);
   const n = 80000;
   const k = 4;
   const probs = new ProbabilityMatrix(k);
@@ -233,7 +223,7 @@ function rowsOf(probs: ProbabilityMatrix, indices?: number[]): { i: number; row:
 }
 
 test('bucketed AP equals the sort-based AP: crowded buckets, extreme values, ties, odd and even K, tiny chunks, shuffled subsets', () => {
-  const rand = prng(2024);
+  const rand = rng(2024);
   for (let trial = 0; trial < 48; trial++) {
     const k = 2 + Math.floor(rand() * 40); // odd K: columns gathered one by one; even K: in pairs
     const n = 1 + Math.floor(rand() * 1500);
@@ -253,7 +243,7 @@ test('bucketed AP equals the sort-based AP: crowded buckets, extreme values, tie
 });
 
 test('computeMetrics argmax, Recall@K and confusion equal a direct computation on random inputs with ties', () => {
-  const rand = prng(99);
+  const rand = rng(99);
   for (let trial = 0; trial < 24; trial++) {
     const k = 2 + Math.floor(rand() * 12);
     const n = 1 + Math.floor(rand() * 600);
@@ -285,7 +275,7 @@ test('computeMetrics argmax, Recall@K and confusion equal a direct computation o
 });
 
 test('computeMetrics and averagePrecisionByClass give identical results on helper threads', () => {
-  const rand = prng(31);
+  const rand = rng(31);
   const { probs, labels } = randomInput(rand, 9000, 301, 3);
   const classes = Array.from({ length: 301 }, (_, c) => `c${c}`);
   const indices = Array.from({ length: 9000 }, (_, i) => i).filter((i) => i % 5 !== 2);
