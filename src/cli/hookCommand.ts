@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
+import { pathExists } from '../core/fileSystem';
 import { gitTopLevel, runGit } from '../core/gitStaged';
 import { UsageError, type CliIO } from './io';
 
@@ -107,15 +108,6 @@ async function readIfExists(file: string): Promise<string | undefined> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.promises.lstat(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function isOurs(text: string | undefined): boolean {
   return text !== undefined && text.split('\n', 3).some((l) => l.trim() === HOOK_MARKER);
 }
@@ -159,13 +151,13 @@ export async function installHook(cwd: string, options: InstallOptions = {}): Pr
     const created = /^# clip-lens-created-dir: (.*)$/m.exec(current as string)?.[1];
     const createdDir = created ? (JSON.parse(created) as string) : undefined;
     await writeExecutable(p.hook, hookScript({ nodePath, cliScript, extraArgs: options.extraArgs, createdDir }));
-    return { hook: p.hook, updated: true, ...((await exists(p.previous)) ? { previous: p.previous } : {}) };
+    return { hook: p.hook, updated: true, ...((await pathExists(p.previous)) ? { previous: p.previous } : {}) };
   }
-  if (await exists(p.previous)) {
+  if (await pathExists(p.previous)) {
     throw new ClipLensError('hook-previous-exists', `${p.previous} already exists, and ${p.hook} is not a clip-lens hook; move one of them away first`, { file: p.previous });
   }
   const createdDir = await fs.promises.mkdir(p.hooksDir, { recursive: true });
-  const hadHook = await exists(p.hook);
+  const hadHook = await pathExists(p.hook);
   if (hadHook) await fs.promises.rename(p.hook, p.previous);
   try {
     await writeExecutable(p.hook, hookScript({ nodePath, cliScript, extraArgs: options.extraArgs, createdDir }));
@@ -196,14 +188,14 @@ export async function uninstallHook(cwd: string): Promise<UninstallResult> {
   const p = await hookPaths(cwd);
   const current = await readIfExists(p.hook);
   if (!isOurs(current)) {
-    if (await exists(p.previous)) {
+    if (await pathExists(p.previous)) {
       throw new ClipLensError('hook-not-ours', `${p.hook} is not the clip-lens hook but ${p.previous} exists; restore it by hand`, { file: p.hook });
     }
     return { hook: p.hook, removed: false };
   }
   const created = /^# clip-lens-created-dir: (.*)$/m.exec(current as string)?.[1];
   await fs.promises.rm(p.hook);
-  if (await exists(p.previous)) {
+  if (await pathExists(p.previous)) {
     await fs.promises.rename(p.previous, p.hook);
     return { hook: p.hook, removed: true, restored: p.hook };
   }
@@ -241,7 +233,7 @@ export async function hookStatus(cwd: string): Promise<HookStatus> {
   return {
     installed,
     hook: p.hook,
-    chained: installed && (await exists(p.previous)),
+    chained: installed && (await pathExists(p.previous)),
     ...(installed
       ? {
           nodePath: unquote(/^clip_lens_node=('.*')$/m.exec(current as string)?.[1]),

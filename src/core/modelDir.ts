@@ -18,6 +18,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { pathExists } from './fileSystem';
 
 /** Absolute paths of the files of a usable model directory. */
 export interface ModelFiles {
@@ -295,7 +296,7 @@ type TokenizerFiles = ModelFiles['tokenizer'];
 
 async function checkTokenizer(dir: string, problems: ModelDirProblem[]): Promise<TokenizerFiles | null> {
   const tokJson = path.join(dir, 'tokenizer.json');
-  if (await exists(tokJson)) {
+  if (await pathExists(tokJson, { followSymlinks: true })) {
     const parsed = await readJsonFile(dir, 'tokenizer.json', problems);
     if (parsed === undefined) return null;
     const model = isObject(parsed) ? parsed.model : undefined;
@@ -314,8 +315,8 @@ async function checkTokenizer(dir: string, problems: ModelDirProblem[]): Promise
   }
   const vocab = path.join(dir, 'vocab.json');
   const merges = path.join(dir, 'merges.txt');
-  const hasVocab = await exists(vocab);
-  const hasMerges = await exists(merges);
+  const hasVocab = await pathExists(vocab, { followSymlinks: true });
+  const hasMerges = await pathExists(merges, { followSymlinks: true });
   if (!hasVocab && !hasMerges) {
     problems.push({ file: 'tokenizer.json', message: 'missing; expected tokenizer.json, or vocab.json + merges.txt' });
     return null;
@@ -350,7 +351,7 @@ async function checkTokenizer(dir: string, problems: ModelDirProblem[]): Promise
 
 async function checkPreprocessorConfig(dir: string, problems: ModelDirProblem[]): Promise<void> {
   const file = 'preprocessor_config.json';
-  if (!(await exists(path.join(dir, file)))) {
+  if (!(await pathExists(path.join(dir, file), { followSymlinks: true }))) {
     problems.push({ file, message: 'missing; expected the image preprocessing settings (size, crop_size, image_mean, image_std)' });
     return;
   }
@@ -397,7 +398,7 @@ function isSize(v: unknown, keys: string[]): boolean {
 /** Returns true when config.json exists (whether or not it is valid). */
 async function checkConfig(dir: string, problems: ModelDirProblem[]): Promise<boolean> {
   const file = 'config.json';
-  if (!(await exists(path.join(dir, file)))) return false;
+  if (!(await pathExists(path.join(dir, file), { followSymlinks: true }))) return false;
   const cfg = await readJsonFile(dir, file, problems);
   if (cfg === undefined) return true;
   try {
@@ -480,10 +481,6 @@ async function statOrNull(p: string) {
   } catch {
     return null;
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return (await statOrNull(p)) !== null;
 }
 
 async function isFile(p: string): Promise<boolean> {

@@ -31,6 +31,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tls from 'node:tls';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
+import { pathExists } from './fileSystem';
 import { resolveModelDir, validateModelDir } from './modelDir';
 import { quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 
@@ -156,7 +157,7 @@ export async function downloadModel(entry: RegistryEntry, options: DownloadOptio
       const dest = path.join(staging, ...file.path.split('/'));
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       let record: FileRecord | null = null;
-      if (await fileExists(dest)) record = await reuseStaged(dest, file.path, expected);
+      if (await pathExists(dest, { followSymlinks: true })) record = await reuseStaged(dest, file.path, expected);
       if (!record) {
         const got = await fetchVerified(ctx, url, dest, file.path, expected, options.retries ?? DEFAULT_RETRIES, staging, file.optional === true);
         if (got === null) continue; // optional file the server does not have
@@ -228,7 +229,7 @@ export async function checkCachedModel(entry: RegistryEntry, cacheDir: string, v
   try {
     manifest = JSON.parse(await fsp.readFile(path.join(dir, MANIFEST_FILE), 'utf8')) as ModelManifest;
   } catch {
-    return (await fileExists(dir)) ? `${path.join(dir, MANIFEST_FILE)}: missing or unreadable` : `${dir}: not downloaded`;
+    return (await pathExists(dir, { followSymlinks: true })) ? `${path.join(dir, MANIFEST_FILE)}: missing or unreadable` : `${dir}: not downloaded`;
   }
   if (manifest.repo !== entry.repo) return `${dir}: downloaded from ${manifest.repo}, expected ${entry.repo}`;
   if (isCommit(entry.revision) && manifest.revision !== entry.revision) {
@@ -655,10 +656,6 @@ function isCommit(rev: string): boolean {
   return /^[0-9a-f]{40}$/.test(rev);
 }
 
-async function fileExists(p: string): Promise<boolean> {
-  return (await fsp.stat(p).catch(() => null)) !== null;
-}
-
 /** Read the pin file; a missing or unreadable one is an empty pin set. */
 export async function readPins(cacheDir: string): Promise<PinFile> {
   try {
@@ -679,7 +676,7 @@ async function writeJsonAtomic(file: string, data: unknown): Promise<void> {
 /** Replace `finalDir` by `staging` with renames only, so `finalDir` is never a half model. */
 async function moveIntoPlace(staging: string, finalDir: string): Promise<void> {
   await fsp.mkdir(path.dirname(finalDir), { recursive: true });
-  if (await fileExists(finalDir)) {
+  if (await pathExists(finalDir, { followSymlinks: true })) {
     const old = path.join(path.dirname(finalDir), `.old-${path.basename(finalDir)}-${process.pid}-${Date.now()}`);
     await fsp.rename(finalDir, old);
     await fsp.rename(staging, finalDir);

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
+import { pathExists } from '../core/fileSystem';
 import { labelFileKind } from '../core/labelFile';
 import { CONFIG_FILE_NAME, ignoredSampleEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
@@ -66,8 +67,8 @@ export class Fixes {
     const targetRel = folderMoveTarget(samplePath, report.dataset.format, sample.label, toClass);
     const from = sampleFile(report, samplePath);
     const to = sampleFile(report, targetRel);
-    if (!(await exists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
-    if (await exists(to)) throw new FixError(`${targetRel} already exists; move or rename one of the two images by hand`);
+    if (!(await pathExists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
+    if (await pathExists(to)) throw new FixError(`${targetRel} already exists; move or rename one of the two images by hand`);
     const edit = new vscode.WorkspaceEdit();
     edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(to), { overwrite: false }, { label: `Move ${path.basename(from)} to ${toClass}/`, needsConfirmation: false });
     this.noteOwnChange(from, to);
@@ -172,11 +173,3 @@ export class Fixes {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.promises.lstat(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
