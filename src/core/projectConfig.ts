@@ -324,6 +324,16 @@ export class JsonSyntaxError extends Error {
   }
 }
 
+/** {@link parseJsonTree}, or null when the text is not valid JSON. */
+export function parseJsonTreeOrNull(text: string): JsonNode | null {
+  try {
+    return parseJsonTree(text);
+  } catch (e) {
+    if (e instanceof JsonSyntaxError) return null;
+    throw e;
+  }
+}
+
 /** Parse strict JSON (RFC 8259; a leading BOM is allowed) into a tree with offsets. Throws JsonSyntaxError. */
 export function parseJsonTree(text: string): JsonNode {
   const p = new JsonTreeParser(text);

@@ -16,7 +16,7 @@
 import * as path from 'node:path';
 import { parseLabelFile, type LabelColumnOptions, type LabelFileKind } from '../core/labelFile';
 import { resolveEntryPath } from '../core/dataset';
-import { JsonSyntaxError, parseJsonTree, parseProjectConfig, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, parseProjectConfig, type JsonNode } from '../core/projectConfig';
 import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
@@ -352,14 +352,8 @@ export function configDiagnostics(file: string, text: string): PlainDiagnostic[]
  * full path is not in the text; null when the text is not a JSON object.
  */
 export function keyPathRange(text: string, keyPath: readonly string[]): PlainRange | null {
-  let tree: JsonNode;
-  try {
-    tree = parseJsonTree(text);
-  } catch (e) {
-    if (e instanceof JsonSyntaxError) return null;
-    throw e;
-  }
-  if (tree.type !== 'object') return null;
+  const tree = parseJsonTreeOrNull(text);
+  if (tree?.type !== 'object') return null;
   const starts = editorLineStarts(text);
   let node: JsonNode = tree;
   let found: { start: number; end: number } | null = null;

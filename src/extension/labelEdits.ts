@@ -24,7 +24,7 @@ import {
   type LabelColumnOptions,
   type LabelFileKind,
 } from '../core/labelFile';
-import { JsonSyntaxError, parseJsonTree, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, type JsonNode } from '../core/projectConfig';
 
 /** Replace `length` UTF-16 units at `offset` with `text` (same shape as core's projectConfig TextEdit). */
 export interface TextEdit {
@@ -156,14 +156,8 @@ export function fieldsOnLine(text: string, layout: LabelFileLayout, line: number
     const lead = raw.length - raw.trimStart().length;
     const body = raw.trim();
     if (body === '') return null;
-    let tree: JsonNode;
-    try {
-      tree = parseJsonTree(body);
-    } catch (e) {
-      if (e instanceof JsonSyntaxError) return null;
-      throw e;
-    }
-    if (tree.type !== 'object') return null;
+    const tree = parseJsonTreeOrNull(body);
+    if (tree?.type !== 'object') return null;
     const find = (key: string): FieldSpan | null => {
       const prop = tree.type === 'object' ? tree.properties.filter((p) => p.key === key).pop() : undefined;
       if (!prop) return null;
