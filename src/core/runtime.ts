@@ -185,8 +185,11 @@ export class ClipModel {
    * file's fingerprint is part of the cache key), and building the BPE tables costs a few hundred milliseconds.
    */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoading ??= ClipTokenizer.fromModelDir(this.files.dir);
-    this.tokenizerLoading.catch(() => (this.tokenizerLoading = null));
+    if (!this.tokenizerLoading) {
+      this.tokenizerLoading = ClipTokenizer.fromModelDir(this.files.dir);
+      // A failure is reported to this caller and retried by the next.
+      this.tokenizerLoading.catch(() => (this.tokenizerLoading = null));
+    }
     return this.tokenizerLoading;
   }
 
