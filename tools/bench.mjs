@@ -47,6 +47,22 @@ function ensureVitB32() {
   return dir;
 }
 
+/**
+ * The folder .bench/<name>, made by `generate(dir)` unless it is complete already. Its stamp records `spec`, so a set
+ * generated with other parameters (or by an older generator) is made again, never reused.
+ */
+async function generatedSet(name, spec, what, generate) {
+  const dir = path.join(BENCH, name);
+  const stamp = path.join(dir, '.complete');
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === spec) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  log(`Generating ${what} in ${path.relative(ROOT, dir)}...`);
+  await generate(dir);
+  fs.writeFileSync(stamp, spec);
+  return dir;
+}
+
 /** A deterministic uniform generator in [0, 1) (32-bit LCG in integer arithmetic). */
 function lcg(seed) {
   let state = seed >>> 0;
@@ -60,56 +76,43 @@ function lcg(seed) {
  */
 async function ensureShapesCopies(name, n) {
   const sharp = require('sharp');
-  const dir = path.join(BENCH, name);
-  const stamp = path.join(dir, '.complete');
-  const spec = `v2: ${n} copies of examples/shapes`;
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === spec) return dir;
-  fs.rmSync(dir, { recursive: true, force: true });
-  log(`Generating ${n} images from examples/shapes in ${path.relative(ROOT, dir)}...`);
-  const src = path.join(ROOT, 'examples/shapes');
-  const images = [];
-  for (const cls of fs.readdirSync(src, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
-    for (const f of fs.readdirSync(path.join(src, cls)).sort()) images.push({ cls, file: path.join(src, cls, f) });
-  }
-  const rnd = lcg(777);
-  for (let i = 0; i < n; i++) {
-    const { cls, file } = images[i % images.length];
-    const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    for (let j = 0; j < 8; j++) {
-      const k = Math.floor(rnd() * data.length);
-      data[k] = data[k] < 128 ? data[k] + 1 : data[k] - 1;
+  return generatedSet(name, `v2: ${n} copies of examples/shapes`, `${n} images from examples/shapes`, async (dir) => {
+    const src = path.join(ROOT, 'examples/shapes');
+    const images = [];
+    for (const cls of fs.readdirSync(src, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+      for (const f of fs.readdirSync(path.join(src, cls)).sort()) images.push({ cls, file: path.join(src, cls, f) });
     }
-    fs.mkdirSync(path.join(dir, cls), { recursive: true });
-    await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality: 92 }).toFile(path.join(dir, cls, `img_${String(i).padStart(5, '0')}.jpg`));
-  }
-  fs.writeFileSync(stamp, spec);
-  return dir;
+    const rnd = lcg(777);
+    for (let i = 0; i < n; i++) {
+      const { cls, file } = images[i % images.length];
+      const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      for (let j = 0; j < 8; j++) {
+        const k = Math.floor(rnd() * data.length);
+        data[k] = data[k] < 128 ? data[k] + 1 : data[k] - 1;
+      }
+      fs.mkdirSync(path.join(dir, cls), { recursive: true });
+      await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality: 92 }).toFile(path.join(dir, cls, `img_${String(i).padStart(5, '0')}.jpg`));
+    }
+  });
 }
 
 /** A class-folder dataset of `n` photo-like JPEGs (smooth random colour fields with shapes) of size w x h. */
 async function ensureImages(name, n, classes, w, h) {
   const sharp = require('sharp');
-  const dir = path.join(BENCH, name);
-  // The stamp records what the folder holds, so a set generated with other parameters is never reused.
-  const stamp = path.join(dir, '.complete');
-  const spec = `v2: ${n} images, ${classes} classes, ${w}x${h}`;
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === spec) return dir;
-  fs.rmSync(dir, { recursive: true, force: true });
-  log(`Generating ${n} ${w}x${h} JPEGs in ${path.relative(ROOT, dir)}...`);
-  const rnd = lcg(12345);
-  for (let i = 0; i < n; i++) {
-    const cls = `class_${String(i % classes).padStart(2, '0')}`;
-    fs.mkdirSync(path.join(dir, cls), { recursive: true });
-    // A low-resolution random field upscaled (smooth, photo-like entropy) plus fine noise.
-    const gw = 8, gh = 6;
-    const grid = Buffer.alloc(gw * gh * 3);
-    for (let j = 0; j < grid.length; j++) grid[j] = Math.floor(rnd() * 256);
-    const base = await sharp(grid, { raw: { width: gw, height: gh, channels: 3 } }).resize(w, h, { kernel: 'cubic' }).raw().toBuffer();
-    for (let j = 0; j < base.length; j++) base[j] = Math.max(0, Math.min(255, base[j] + Math.floor((rnd() - 0.5) * 24)));
-    await sharp(base, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toFile(path.join(dir, cls, `img_${String(i).padStart(5, '0')}.jpg`));
-  }
-  fs.writeFileSync(stamp, spec);
-  return dir;
+  return generatedSet(name, `v2: ${n} images, ${classes} classes, ${w}x${h}`, `${n} ${w}x${h} JPEGs`, async (dir) => {
+    const rnd = lcg(12345);
+    for (let i = 0; i < n; i++) {
+      const cls = `class_${String(i % classes).padStart(2, '0')}`;
+      fs.mkdirSync(path.join(dir, cls), { recursive: true });
+      // A low-resolution random field upscaled (smooth, photo-like entropy) plus fine noise.
+      const gw = 8, gh = 6;
+      const grid = Buffer.alloc(gw * gh * 3);
+      for (let j = 0; j < grid.length; j++) grid[j] = Math.floor(rnd() * 256);
+      const base = await sharp(grid, { raw: { width: gw, height: gh, channels: 3 } }).resize(w, h, { kernel: 'cubic' }).raw().toBuffer();
+      for (let j = 0; j < base.length; j++) base[j] = Math.max(0, Math.min(255, base[j] + Math.floor((rnd() - 0.5) * 24)));
+      await sharp(base, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toFile(path.join(dir, cls, `img_${String(i).padStart(5, '0')}.jpg`));
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

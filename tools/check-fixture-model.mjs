@@ -72,6 +72,18 @@ const cosine = (a, b) => {
   return d / Math.sqrt(na * nb);
 };
 
+
+/** Largest absolute difference and smallest cosine between the rows of an [n, D] output and reference rows. */
+function compareRows(emb, refs) {
+  const d = emb.dims[1];
+  let worst = 0, minCos = 1;
+  refs.forEach((ref, i) => {
+    const row = Array.from(emb.data.slice(i * d, (i + 1) * d));
+    worst = Math.max(worst, maxAbs(row, ref));
+    minCos = Math.min(minCos, cosine(row, ref));
+  });
+  return { worst, minCos, n: refs.length, dims: emb.dims };
+}
 async function runVision(file, refName, sessionOptions = {}) {
   const ref = readJson(refName);
   const keys = Object.keys(ref);
@@ -87,15 +99,7 @@ async function runVision(file, refName, sessionOptions = {}) {
   const t1 = performance.now();
   const out = await session.run({ pixel_values: new ort.Tensor('float32', data, [keys.length, 3, size, size]) });
   const t2 = performance.now();
-  const emb = out.image_embeds;
-  const d = emb.dims[1];
-  let worst = 0, minCos = 1;
-  keys.forEach((k, i) => {
-    const row = Array.from(emb.data.slice(i * d, (i + 1) * d));
-    worst = Math.max(worst, maxAbs(row, ref[k]));
-    minCos = Math.min(minCos, cosine(row, ref[k]));
-  });
-  return { worst, minCos, n: keys.length, load: t1 - t0, run: t2 - t1, dims: emb.dims };
+  return { ...compareRows(out.image_embeds, keys.map((k) => ref[k])), load: t1 - t0, run: t2 - t1 };
 }
 
 async function runText(file, field, sessionOptions = {}) {
@@ -114,15 +118,7 @@ async function runText(file, field, sessionOptions = {}) {
     attention_mask: new ort.Tensor('int64', mask, [n, CONTEXT]),
   });
   const t2 = performance.now();
-  const emb = out.text_embeds;
-  const d = emb.dims[1];
-  let worst = 0, minCos = 1;
-  texts.forEach((t, i) => {
-    const row = Array.from(emb.data.slice(i * d, (i + 1) * d));
-    worst = Math.max(worst, maxAbs(row, t[field]));
-    minCos = Math.min(minCos, cosine(row, t[field]));
-  });
-  return { worst, minCos, n, load: t1 - t0, run: t2 - t1, dims: emb.dims };
+  return { ...compareRows(out.text_embeds, texts.map((t) => t[field])), load: t1 - t0, run: t2 - t1 };
 }
 
 const fmt = (r) => `max abs diff ${r.worst.toExponential(2)}, min cosine ${r.minCos.toFixed(6)} ` +
