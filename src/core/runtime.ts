@@ -34,6 +34,9 @@ function workerScript(): string {
   throw new Error(`inference worker script not found next to ${__dirname}`);
 }
 
+/** 64 MB of stack for the inference worker (see InferenceWorkerClient). */
+const WORKER_LIMITS = { stackSizeMb: 64 };
+
 /** A request without its id (distributes over the union). */
 type WorkerRequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
@@ -46,10 +49,12 @@ class InferenceWorkerClient {
 
   constructor() {
     const script = workerScript();
-    // From source (tests under tsx), the worker needs tsx's require hook to load TypeScript.
+    // From source (tests under tsx), the worker needs tsx's require hook to load TypeScript. The stack is set
+    // explicitly: on Node's default worker stack (4 MB) onnxruntime's session creation overflowed it (SIGSEGV,
+    // exit 139, a 43,000-frame recursion inside libonnxruntime seen in gdb) once the CLI had 352+ arguments.
     this.worker = script.endsWith('.ts')
-      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(script)});`, { eval: true })
-      : new Worker(script);
+      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(script)});`, { eval: true, resourceLimits: WORKER_LIMITS })
+      : new Worker(script, { resourceLimits: WORKER_LIMITS });
     this.worker.unref();
     this.worker.on('message', (res: WorkerResponse) => {
       const p = this.pending.get(res.id);

@@ -156,3 +156,14 @@ test('tokenize and embed print one JSON line per input', async () => {
   const norm = Math.sqrt(row.embedding.reduce((a: number, b: number) => a + b * b, 0));
   assert.ok(Math.abs(norm - 1) < 1e-5);
 });
+
+test('embed takes 2,000 images in one call (352 or more crashed the inference worker with SIGSEGV)', async () => {
+  const all = fs.readdirSync(EXAMPLE, { withFileTypes: true }).filter((d) => d.isDirectory())
+    .flatMap((d) => fs.readdirSync(path.join(EXAMPLE, d.name)).map((f) => path.join(EXAMPLE, d.name, f)));
+  const inputs = Array.from({ length: 2000 }, (_, i) => all[i % all.length]);
+  const emb = await cli(['embed', '--model', MODEL, ...inputs]);
+  assert.equal(emb.code, 0, emb.stderr);
+  const lines = emb.stdout.trim().split('\n');
+  assert.equal(lines.length, 2000);
+  assert.equal(JSON.parse(lines[1999]).path, inputs[1999]);
+});
