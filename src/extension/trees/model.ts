@@ -144,9 +144,15 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
   'low-recall-at-k':
     'For many images the right class is not even among the model\'s best K guesses: the classes are hard to tell apart by their names, or many labels are wrong.',
   duplicate:
-    'The same image file content appears more than once. With different labels at most one can be right; with the same label it counts several times in the metrics.',
+    'Copies or near-copies (resized, recompressed, slightly cropped or brightened) of one image under one label and in one split: each counts several times in the metrics. Keep one.',
   'possible-leakage':
     'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
+  leakage:
+    'Images of a later split (val, test) have a copy or near-copy in an earlier one (train): the model, or whoever tuned it, has seen them, so the later split\'s accuracy is inflated. The message puts the metrics without them next to those with them; remove the later copies.',
+  'conflicting-labels':
+    'Copies or near-copies of one image carry different labels: at most one label can be right. Fix the wrong one or remove the copy.',
+  'class-outliers':
+    'Many images of this class look unlike the rest of the class and of the dataset (far from their nearest neighbours in CLIP\'s embedding space): blank, corrupted or wrong-domain images. Look at them in the Outliers list.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
 };
@@ -180,6 +186,9 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    leakage: 'Leakage between splits',
+    'conflicting-labels': 'Copies with different labels',
+    'class-outliers': 'Many outliers',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
