@@ -29,6 +29,7 @@ import { restoreState } from './state';
 import { onThemeChange } from './theme';
 import { ThumbnailLoader } from './thumbs';
 import { renderWarnings, type WarningsDeps } from './warnings';
+import { renderDuplicates, renderSearch } from './search';
 
 const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues'];
 
@@ -43,6 +44,8 @@ class App {
   private readonly toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
   private readonly headerSlot = h('div', { class: 'header-slot' });
   private readonly warningsSlot = h('div', { class: 'warnings-slot' });
+  private readonly searchSlot = h('div', { class: 'search-slot' });
+  private readonly duplicatesSlot = h('div', { class: 'duplicates-slot' });
   private readonly tabs: HTMLElement & { selectedIndex: number };
   private readonly badges: Record<'classes' | 'issues', HTMLElement>;
   private readonly matrix: MatrixView;
@@ -138,6 +141,7 @@ class App {
         const t = m.target;
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
+        else if (t.kind === 'search') this.showSearch(t.query, t.hits);
         else {
           this.selectTab('issues');
           if (t.path) this.issues.reveal(t.path);
@@ -158,13 +162,21 @@ class App {
       renderHeader(model, { onSplit: (s) => this.setSplit(s), onExport: (f) => void this.export(f) }),
     );
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
+    replaceChildren(this.duplicatesSlot, renderDuplicates({ model, host: this.host, thumbs: this.thumbs }));
+    replaceChildren(this.searchSlot);
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.warningsSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.warningsSlot, this.searchSlot, this.duplicatesSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
     this.selectTab(this.state.tab);
+  }
+
+  private showSearch(query: string, hits: { path: string; score: number }[]): void {
+    if (!this.model) return;
+    replaceChildren(this.searchSlot, renderSearch(query, hits, { model: this.model, host: this.host, thumbs: this.thumbs, onClose: () => replaceChildren(this.searchSlot) }));
+    this.searchSlot.scrollIntoView({ block: 'start' });
   }
 
   private warningsDeps(): WarningsDeps {

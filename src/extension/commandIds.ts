@@ -21,6 +21,7 @@ export const COMMANDS = {
   installCommitGate: 'clipLens.installCommitGate',
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
   showLog: 'clipLens.showLog',
+  searchImages: 'clipLens.searchImages',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

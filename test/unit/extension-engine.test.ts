@@ -133,6 +133,19 @@ test('class folders: evaluate, diagnostics on each flagged image, status bar, sa
   assert.equal(again?.timing.imagesComputed, 0);
 });
 
+test('Search Images: ranks the evaluated images with the cached embeddings (none inferred again); a dataset not evaluated yet is evaluated first', async () => {
+  const dataset = path.join(work, 'folders');
+  await api.evaluate(dataset);
+  const before = state.logs.length;
+  const n = await run<number | undefined>(COMMANDS.searchImages, fakeVscode.Uri.file(dataset), 'a red circle');
+  assert.equal(n, 13, 'every image ranked');
+  const line = state.logs.slice(before).find((l) => /searched for "a red circle"/.test(l));
+  assert.ok(line, state.logs.slice(before).join('\n'));
+  assert.match(line, /13 results, 0 images inferred, 13 from the cache/);
+  // An empty query does nothing.
+  assert.equal(await run(COMMANDS.searchImages, fakeVscode.Uri.file(dataset), '  '), undefined);
+});
+
 test('a second request for a dataset being evaluated is refused with a message, never run twice', async () => {
   const dataset = path.join(work, 'folders');
   const [a, b] = await Promise.all([api.evaluate(dataset), api.evaluate(dataset)]);

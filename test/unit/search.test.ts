@@ -113,3 +113,20 @@ test('search: bad input exits 2 with one line on stderr', async () => {
     assert.match(io.stderr, /^clip-lens: /);
   }
 });
+
+test('"select all above this score": precision and recall of the selection against a class', async () => {
+  const { selectionScores } = await import('../../src/core/searchSelection');
+  const hits = [
+    { path: 'a', score: 0.9 },
+    { path: 'b', score: 0.8 },
+    { path: 'c', score: 0.8 },
+    { path: 'd', score: 0.5 },
+  ];
+  const labels: Record<string, string> = { a: 'cat', b: 'dog', c: 'cat', d: 'cat' };
+  const labelOf = (p: string) => labels[p];
+  assert.deepEqual(selectionScores(hits, labelOf, 'cat', 5, 0), { selected: 1, truePositives: 1, precision: 1, recall: 0.2, threshold: 0.9 });
+  // Ties enter together: selecting at b selects c too.
+  assert.deepEqual(selectionScores(hits, labelOf, 'cat', 5, 1), { selected: 3, truePositives: 2, precision: 2 / 3, recall: 0.4, threshold: 0.8 });
+  assert.deepEqual(selectionScores(hits, labelOf, 'dog', 0, 3), { selected: 4, truePositives: 1, precision: 0.25, recall: 0, threshold: 0.5 });
+  assert.throws(() => selectionScores(hits, labelOf, 'cat', 5, 4), RangeError);
+});
