@@ -13,6 +13,7 @@ import type { CliIO } from '../../src/cli/io';
 import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { searchDataset } from '../../src/core/search';
+import { selectionScores } from '../../src/core/searchSelection';
 import { ClipLensError } from '../../src/core/errors';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -115,7 +116,6 @@ test('search: bad input exits 2 with one line on stderr', async () => {
 });
 
 test('"select all above this score": precision and recall of the selection against a class', async () => {
-  const { selectionScores } = await import('../../src/core/searchSelection');
   const hits = [
     { path: 'a', score: 0.9 },
     { path: 'b', score: 0.8 },
