@@ -192,3 +192,36 @@ export function warningLabel(w: Warning): string {
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
+
+export interface DuplicateGroupRow {
+  /** Index into report.duplicates. */
+  group: number;
+  label: string;
+  description: string;
+  /** Sample indices of the group's images, in the group's order. */
+  indices: number[];
+  /** The group crosses splits (leakage). */
+  leak: boolean;
+  /** The group's images carry different labels. */
+  conflicting: boolean;
+}
+
+/** The report's duplicate groups for the Datasets view: leaks first, then conflicting labels, then the rest. */
+export function duplicateGroupRows(report: EvalReport): DuplicateGroupRow[] {
+  const indexOf = new Map(report.samples.map((s, i) => [s.path, i]));
+  const rows = (report.duplicates ?? []).map((g, group): DuplicateGroupRow => {
+    const leak = new Set(g.splits).size > 1;
+    const conflicting = new Set(g.labels).size > 1;
+    const first = g.paths[0].split('/').pop() ?? g.paths[0];
+    return {
+      group,
+      label: `${first} + ${g.paths.length - 1}`,
+      description: [g.kind === 'exact' ? 'exact copies' : `near-copies ${g.similarity.toFixed(3)}`, leak ? `across ${[...new Set(g.splits)].join(', ')}` : '', conflicting ? 'different labels' : ''].filter(Boolean).join(' · '),
+      indices: g.paths.map((p) => indexOf.get(p)).filter((i): i is number => i !== undefined),
+      leak,
+      conflicting,
+    };
+  });
+  const rank = (r: DuplicateGroupRow) => (r.leak ? 0 : r.conflicting ? 1 : 2);
+  return rows.sort((a, b) => rank(a) - rank(b) || a.group - b.group);
+}
