@@ -91,7 +91,7 @@ export function nearestOption(given: string, names: readonly string[]): string |
     if (!best || d < best.d) best = { name, d };
   }
   if (!best) return undefined;
-  const limit = Math.max(1, Math.min(3, Math.floor(given.length / 3)));
+  const limit = given.length <= 3 ? 1 : Math.min(3, Math.ceil(given.length / 3));
   if (best.d <= limit) return best.name;
   const prefixed = names.filter((n) => n.startsWith(given) || given.startsWith(n));
   return prefixed.length === 1 && given.length >= 2 ? prefixed[0] : undefined;
