@@ -173,6 +173,7 @@ export class Engine implements vscode.Disposable {
       const modelCacheDir = cacheSetting ?? defaultCacheDir();
       const embeddingCacheDir = cacheSetting ?? defaultEmbeddingCacheDir();
       // One plan from .clip-lens.json and the settings (the config wins), the dataset read, before any model.
+      this.setRunning({ root, message: 'Reading the dataset…' }, root);
       const plan = await planRun({
         target,
         settings: {
