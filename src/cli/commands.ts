@@ -140,6 +140,10 @@ export const EMBED_COMMAND: CommandSpec = {
         batchSize: args.int('batch'),
         signal,
         onProgress: (done, total) => progress.update(`Embedding ${bar(done, total)} ${done}/${total} images`),
+        onWarning: (message) => {
+          progress.clear();
+          io.err(`clip-lens: warning: ${message}\n`);
+        },
         onResult: (i, r) => {
           if ('error' in r) {
             progress.clear();

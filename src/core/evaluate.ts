@@ -154,7 +154,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Caches: one namespace for images (vision graph + preprocessing), one for prompts (text graph + tokenizer).
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
-  const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems) : null;
+  const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems) : null;
   const textCache = cacheRoot ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
@@ -369,9 +369,17 @@ async function openCache(root: string, namespace: string, problems: DatasetProbl
   }
 }
 
-/** The image-embedding cache of `model` under `root` (default: the user's cache folder), or null when it cannot be opened. */
-export async function openImageCache(root: string | undefined, model: ClipModel): Promise<EmbeddingCache | null> {
-  return openCache(root ?? defaultEmbeddingCacheDir(), `image\0${model.imageFingerprint}`, []);
+/** The cache namespace of a model's image embeddings (vision graph + preprocessing). */
+function imageNamespace(model: ClipModel): string {
+  return `image\0${model.imageFingerprint}`;
+}
+
+/**
+ * The image-embedding cache of `model` under `root` (default: the user's cache folder), shared with evaluateDataset;
+ * null when it cannot be opened (why goes to `problems`).
+ */
+export async function openImageCache(root: string | undefined, model: ClipModel, problems: DatasetProblem[] = []): Promise<EmbeddingCache | null> {
+  return openCache(root ?? defaultEmbeddingCacheDir(), imageNamespace(model), problems);
 }
 
 export interface RunImagesArgs {

@@ -31,7 +31,7 @@ import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import type { EvaluateProgress } from './evaluate';
 import type { EvalReport } from './report';
-import type { Dataset } from './types';
+import type { Dataset, DatasetProblem } from './types';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Which model
@@ -397,6 +397,8 @@ export interface EmbedFilesOptions {
   onResult: (index: number, result: { embedding: Float32Array } | { error: Error }) => void;
   /** Files done so far (in any order). */
   onProgress?: (done: number, total: number) => void;
+  /** A problem that does not stop the run (the cache cannot be opened: the run goes on without it). */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -408,7 +410,9 @@ export async function embedFiles(files: readonly string[], options: EmbedFilesOp
   const { runImages, openImageCache } = await import('./evaluate.js');
   const { model } = options;
   const dataset: Dataset = { root: '', format: 'class-folders', classes: [], samples: files.map((f) => ({ path: path.resolve(f), label: '' })), problems: [] };
-  const cache = options.cacheDir === null ? null : await openImageCache(options.cacheDir, model);
+  const problems: DatasetProblem[] = [];
+  const cache = options.cacheDir === null ? null : await openImageCache(options.cacheDir, model, problems);
+  for (const p of problems) options.onWarning?.(ClipLensError.format(p.message, { file: p.file }));
   // Results arrive out of order (cache hits before the batch in flight): hold them until their turn.
   const pending = new Map<number, { embedding: Float32Array } | { error: Error }>();
   let nextOut = 0;

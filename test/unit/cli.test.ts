@@ -244,6 +244,14 @@ test('embed: one JSON line per image in input order; an unreadable image is a li
   // Second run: from the cache, same lines.
   const again = await run(['embed', '--model', MODEL, '--cache', cache, ...inputs]);
   assert.equal(again.stdout, r.stdout);
+  // A cache that cannot be opened: one warning line, the embeddings all the same.
+  const blocker = path.join(dir, 'cache-is-a-file');
+  fs.writeFileSync(blocker, 'x');
+  const noCache = await run(['embed', '--model', MODEL, '--cache', blocker, inputs[0] as string]);
+  assert.equal(noCache.code, 0, noCache.stderr);
+  oneLine(noCache.stderr);
+  assert.match(noCache.stderr, /^clip-lens: warning: .*cache-is-a-file: cache disabled: /);
+  assert.equal(noCache.stdout, r.stdout.split('\n')[0] + '\n');
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
