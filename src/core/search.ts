@@ -11,6 +11,7 @@ import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCac
 import { readDataset } from './dataset';
 import { readProjectConfig } from './projectConfig';
 import { NeighbourIndex } from './neighbours';
+import { openImageCache } from './evaluate';
 import type { ClipModel } from './runtime';
 import type { Sample } from './types';
 
@@ -153,7 +154,7 @@ export async function searchDataset(target: string, text: string, options: Searc
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
   const open = (ns: string) => (cacheRoot ? EmbeddingCache.open(cacheRoot, ns).catch(() => null) : Promise.resolve(null));
   // The same namespaces as evaluateDataset's, so its cached embeddings are found here.
-  const [imageCache, textCache] = await Promise.all([open(`image\0${model.imageFingerprint}`), open(`text\0${model.textFingerprint}`)]);
+  const [imageCache, textCache] = await Promise.all([cacheRoot ? openImageCache(cacheRoot, model) : null, open(`text\0${model.textFingerprint}`)]);
   const [query, images] = await Promise.all([
     queryEmbedding(model, text, textCache),
     datasetImageEmbeddings(dataset.root, dataset.samples, model, imageCache, { batchSize: options.batchSize, signal: options.signal, onProgress: options.onProgress }),
