@@ -13,7 +13,8 @@ import sharp from 'sharp';
 import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { ClipLensError } from '../../src/core/errors';
-import { analyseDuplicates, hashCandidatePairs, splitRank } from '../../src/core/duplicates';
+import { analyseDuplicates, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, randomProjection, splitRank } from '../../src/core/duplicates';
+import { approximateAvailable } from '../../src/core/neighbours';
 import { HASH_WORDS, hammingDistance, hashDistance, perceptualHashOfPixels, perceptualHashes } from '../../src/core/perceptualHash';
 import type { DuplicateGroup, EvalReport } from '../../src/core/report';
 
@@ -314,4 +315,38 @@ test('outliers: a blank image and a noise image stand out from a class of simila
   const quiet = analyseDuplicates({ samples, embeddings: Float32Array.from(rows.flat()), dim, hasEmbedding: new Uint8Array(rows.length).fill(1), pixelHashes: null }, { minCosine: 0.999 });
   assert.equal(quiet.outliers.length, 3);
   assert.equal(quiet.warnings.filter((x) => x.kind === 'class-outliers').length, 0);
+});
+
+test('near-duplicate pairs from embeddings: the approximate path (random projection + HNSW, exact re-scoring) finds the exact path\'s pairs', () => {
+  let seed = 11;
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32 - 0.5;
+  };
+  const n = 800;
+  const dim = 256;
+  const v = new Float32Array(n * dim);
+  const norm = (i: number) => {
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += v[i * dim + d] ** 2;
+    for (let d = 0; d < dim; d++) v[i * dim + d] /= Math.sqrt(s);
+  };
+  for (let i = 0; i < n; i++) {
+    const src = i % 10 === 9 ? i - 1 - (i % 7) : -1;
+    for (let d = 0; d < dim; d++) v[i * dim + d] = src >= 0 ? v[src * dim + d] + rnd() * 0.02 : rnd();
+    norm(i);
+  }
+  const exact = nearDuplicatePairsFromEmbeddings(v, dim, { minCosine: 0.95, approximate: false });
+  assert.equal(exact.approximate, false);
+  assert.equal(exact.a.length, 80, 'the planted copies');
+  const approx = nearDuplicatePairsFromEmbeddings(v, dim, { minCosine: 0.95, approximate: true });
+  assert.equal(approx.approximate, approximateAvailable());
+  const key = (r: typeof exact) => Array.from(r.a, (x, i) => `${x},${r.b[i]}`).sort();
+  assert.deepEqual(key(approx), key(exact));
+  for (let i = 0; i < approx.a.length; i++) assert.ok(approx.similarity[i] >= 0.95 && approx.a[i] < approx.b[i]);
+  // The projection keeps unit rows and roughly the cosines.
+  const p = randomProjection(v, dim, 64);
+  let s = 0;
+  for (let d = 0; d < 64; d++) s += p[d] * p[d];
+  assert.ok(Math.abs(s - 1) < 1e-5);
 });
