@@ -16,7 +16,8 @@
 import * as path from 'node:path';
 import { parseLabelFile, type LabelColumnOptions, type LabelFileKind } from '../core/labelFile';
 import { resolveEntryPath } from '../core/dataset';
-import { parseJsonTreeOrNull, parseProjectConfig, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
+import { parseProjectConfig } from '../core/projectConfig';
 import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';

@@ -24,7 +24,7 @@ import {
   type LabelColumnOptions,
   type LabelFileKind,
 } from '../core/labelFile';
-import { parseJsonTreeOrNull, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
 
 /** Replace `length` UTF-16 units at `offset` with `text` (same shape as core's projectConfig TextEdit). */
 export interface TextEdit {
