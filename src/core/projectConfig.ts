@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { applyEdits, type TextEdit } from './textEdit';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree, type JsonNode } from './jsonWithPositions';
 
 export const CONFIG_FILE_NAME = '.clip-lens.json';
@@ -507,13 +508,6 @@ export async function readProjectConfig(
 // ---------------------------------------------------------------------------------------------------------------------
 // Minimal edits
 
-/** A text edit: replace `length` UTF-16 units at `offset` with `text`. */
-export interface TextEdit {
-  offset: number;
-  length: number;
-  text: string;
-}
-
 /**
  * The smallest edit that adds `samplePath` to the `ignore` list of a `.clip-lens.json` text, keeping the rest of the text
  * (formatting, key order, line endings) as it is. Returns undefined when the path is already ignored. Empty text becomes
@@ -571,7 +565,7 @@ export function ignoredSampleEdit(text: string, samplePath: string): TextEdit | 
 /** The config text with `samplePath` added to `ignore` (see ignoredSampleEdit); unchanged when it is already there. */
 export function addIgnoredSample(text: string, samplePath: string): string {
   const edit = ignoredSampleEdit(text, samplePath);
-  return edit ? text.slice(0, edit.offset) + edit.text + text.slice(edit.offset + edit.length) : text;
+  return edit ? applyEdits(text, [edit]) : text;
 }
 
 /** The whitespace at the start of the line holding `offset`. */

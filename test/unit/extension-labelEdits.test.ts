@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLabelFile, type LabelFileKind } from '../../src/core/labelFile';
+import { applyEdits } from '../../src/core/textEdit';
 import {
-  applyEdits,
   changeLabelEdit,
   editorLineStarts,
   encodeCsvField,
