@@ -27,7 +27,7 @@ import type {
 import type { EvalReport, ReportSample } from '../core/report';
 import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
 import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
-import { classPrCurve } from '../../webview/lib/prCurve';
+import { classPrCurve } from '../core/prCurve';
 import { panelHtml } from '../../webview/panelHtml';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
