@@ -5,7 +5,7 @@
  */
 import type { ClassSortKey, MatrixCell, PanelUiState, PrCurve } from '../src/core/panelProtocol';
 import type { ClassMetrics } from '../src/core/report';
-import { METRIC_BANDS, metricBand } from '../src/core/reportExport';
+import { METRIC_BANDS, metricBand } from '../src/core/metricCatalogue';
 import { h, icon, rafThrottle, replaceChildren } from './dom';
 import { int, pct, plural } from './format';
 import type { ReportModel } from './model';

@@ -3,7 +3,7 @@
  * metrics side by side (top-1 accuracy, balanced accuracy, Recall@K, macro F1), each with its good/fair/poor band.
  */
 import type { ExportFormat } from '../src/core/panelProtocol';
-import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/reportExport';
+import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/metricCatalogue';
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
 import type { ReportModel } from './model';

@@ -3,7 +3,7 @@
  * 100,000 samples cost a few hundred kilobytes), the metrics of the selected split, and sample look-ups.
  */
 import type { ClassMetrics, EvalReport, Metrics, ReportSample, Warning } from '../src/core/report';
-import { headlineK } from '../src/core/reportExport';
+import { headlineK } from '../src/core/metricCatalogue';
 
 export class ReportModel {
   readonly classes: readonly string[];

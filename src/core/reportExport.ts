@@ -4,38 +4,12 @@
  * - {@link perClassCsv}: per-class metrics as RFC 4180 CSV;
  * - {@link htmlReport}: a self-contained static HTML page (inline CSS, no script, no remote content).
  *
- * Also home of the good/poor bands of the headline metrics ({@link metricBand}), shared by the panel and the HTML
- * report so both judge a number the same way.
+ * The bands of the headline metrics come from metricCatalogue.ts and the warning order from warnings.ts, which the
+ * report panel shares; this module is host-side only (the panel does not import it).
  */
-import type { ClassMetrics, EvalReport, LabelIssue, Metrics, Warning } from './report';
-
-/** How a headline number is judged. */
-export type Band = 'good' | 'fair' | 'poor';
-
-/** Band thresholds: a value >= `good` is good, < `poor` is poor, anything between is fair. */
-export const METRIC_BANDS = {
-  /** Top-1 accuracy, balanced accuracy and macro F1. */
-  accuracy: { good: 0.7, poor: 0.5 },
-  /** Recall@K for K > 1: the right class should almost always be in the shortlist. */
-  recallAtK: { good: 0.9, poor: 0.7 },
-} as const;
-
-export type BandKind = keyof typeof METRIC_BANDS;
-
-export function metricBand(kind: BandKind, value: number): Band {
-  const t = METRIC_BANDS[kind];
-  if (value >= t.good) return 'good';
-  if (value < t.poor) return 'poor';
-  return 'fair';
-}
-
-/** The Recall@K entry the panel headlines: the report's top-K when it was measured, else the largest K measured. */
-export function headlineK(report: Pick<EvalReport, 'topK'>, metrics: Pick<Metrics, 'recallAtK'>): string | null {
-  const keys = Object.keys(metrics.recallAtK);
-  if (keys.length === 0) return null;
-  if (keys.includes(String(report.topK))) return String(report.topK);
-  return keys.reduce((a, b) => (Number(b) > Number(a) ? b : a));
-}
+import { headlineK, METRIC_BANDS, metricBand, type BandKind } from './metricCatalogue';
+import type { ClassMetrics, EvalReport, LabelIssue, Metrics } from './report';
+import { sortWarnings } from './warnings';
 
 /** One off-diagonal cell of a confusion matrix. */
 export interface Confusion {
@@ -158,14 +132,6 @@ export interface HtmlReportOptions {
   maxLabelIssues?: number;
   /** Matrices up to this many classes are also written as an HTML table (default 24). */
   maxTableMatrixClasses?: number;
-}
-
-const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
-
-/** Warnings in reading order: errors first; within a severity, rare-class recall warnings first. */
-export function sortWarnings(warnings: readonly Warning[]): Warning[] {
-  const kindFirst = (w: Warning) => (w.kind === 'rare-class-low-recall' ? 0 : 1);
-  return [...warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || kindFirst(a) - kindFirst(b));
 }
 
 const HTML_STYLE = `

@@ -225,3 +225,9 @@ export function computeWarnings(input: WarningsInput, thresholds: Partial<Warnin
   ];
   return all.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]); // stable: keeps rule order
 }
+
+/** Warnings in reading order (the panel, the HTML export and the Problems tree): errors first; within a severity, rare-class recall warnings first. */
+export function sortWarnings(warnings: readonly Warning[]): Warning[] {
+  const kindFirst = (w: Warning) => (w.kind === 'rare-class-low-recall' ? 0 : 1);
+  return [...warnings].sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || kindFirst(a) - kindFirst(b));
+}

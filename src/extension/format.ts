@@ -5,7 +5,7 @@ import type { EvaluateProgress } from '../core/evaluate';
 import type { DownloadProgress } from '../core/modelDownload';
 import type { GateResult } from '../core/gate';
 import type { EvalReport, Metrics } from '../core/report';
-import { headlineK } from '../core/reportExport';
+import { headlineK } from '../core/metricCatalogue';
 
 /** 0.875 -> "87.5%", 1 -> "100%", 0.12345 -> "12.3%". */
 export function pct(x: number): string {

@@ -28,7 +28,7 @@ import type { EvalReport, ReportSample } from '../core/report';
 import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
 import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
 import { classPrCurve } from '../core/prCurve';
-import { panelHtml } from '../../webview/panelHtml';
+import { panelHtml } from './panelHtml';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
