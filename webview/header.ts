@@ -7,6 +7,7 @@ import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/metricCatal
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
 import type { ReportModel } from './model';
+import { datasetFormat } from '../src/core/datasetFormat';
 
 export interface HeaderDeps {
   onSplit: (split: string | null) => void;
@@ -59,7 +60,7 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
   const meta = h(
     'p',
     { class: 'meta' },
-    h('span', { class: 'meta-item', text: r.dataset.format === 'label-file' ? 'label file' : r.dataset.format === 'class-folders-split' ? 'class folders with splits' : 'class folders' }),
+    h('span', { class: 'meta-item', text: datasetFormat(r.dataset.format).description }),
     h('span', { class: 'meta-item', title: r.model.dir }, 'model ', h('code', { text: r.model.id })),
     h(
       'span',

@@ -4,6 +4,7 @@
  */
 import type { ClassMetrics, EvalReport, Metrics, ReportSample, Warning } from '../src/core/report';
 import { headlineK } from '../src/core/metricCatalogue';
+import { datasetFormat } from '../src/core/datasetFormat';
 
 export class ReportModel {
   readonly classes: readonly string[];
@@ -92,6 +93,6 @@ export class ReportModel {
 
   /** Fix wording for this dataset format: class folders move files, label files rewrite a line. */
   get fixKind(): 'move-to-folder' | 'change-label' {
-    return this.report.dataset.format === 'label-file' ? 'change-label' : 'move-to-folder';
+    return datasetFormat(this.report.dataset.format).fix;
   }
 }

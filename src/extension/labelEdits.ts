@@ -22,8 +22,8 @@ import {
   readDelimitedRecord,
   type DelimitedField,
   type LabelColumnOptions,
-  type LabelFileKind,
 } from '../core/labelFile';
+import type { LabelFileKind } from '../core/datasetFormat';
 import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
 import type { TextEdit } from '../core/textEdit';
 
