@@ -3,7 +3,7 @@
  * 100,000 samples cost a few hundred kilobytes), the metrics of the selected split, and sample look-ups.
  */
 import type { ClassMetrics, EvalReport, Metrics, ReportSample, Warning } from '../src/core/report';
-import { headlineK } from '../src/core/metricCatalogue';
+import { headlineK, reportBands, type MetricBands } from '../src/core/metricCatalogue';
 import { datasetFormat } from '../src/core/datasetFormat';
 
 export class ReportModel {
@@ -62,6 +62,11 @@ export class ReportModel {
 
   get splits(): string[] {
     return this.report.dataset.splits ?? Object.keys(this.report.metricsBySplit ?? {});
+  }
+
+  /** The good/fair/poor thresholds of this report (the user's warning thresholds it was evaluated with). */
+  get bands(): MetricBands {
+    return reportBands(this.report);
   }
 
   /** The K headlined as Recall@K ('5' for top-5 runs), or null when no Recall@K was measured. */

@@ -7,7 +7,7 @@
  * The bands of the headline metrics come from metricCatalogue.ts and the warning order from warnings.ts, which the
  * report panel shares; this module is host-side only (the panel does not import it).
  */
-import { headlineK, METRIC_BANDS, metricBand, type BandKind } from './metricCatalogue';
+import { headlineK, headlineMetrics, reportBands, type HeadlineMetric, type MetricBands } from './metricCatalogue';
 import type { ClassMetrics, EvalReport, LabelIssue, Metrics } from './report';
 import { sortWarnings } from './warnings';
 
@@ -167,15 +167,15 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 `;
 
-function card(label: string, value: number, kind: BandKind | null): string {
-  const band = kind ? metricBand(kind, value) : null;
+function card(metric: HeadlineMetric): string {
+  const { band, label, value } = metric;
   return `<div class="card${band ? ` ${band}` : ''}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div>${
     band ? `<div class="band ${band}">${band}</div>` : ''
   }</div>`;
 }
 
-function classRow(c: ClassMetrics, k: string | null): string {
-  const poor = (v: number) => (v < METRIC_BANDS.accuracy.poor ? ' class="poor"' : '');
+function classRow(c: ClassMetrics, k: string | null, bands: MetricBands): string {
+  const poor = (v: number) => (v < bands.accuracy.poor ? ' class="poor"' : '');
   return `<tr><td class="text">${escapeHtml(c.class)}</td><td>${c.support}</td><td>${c.predicted}</td><td${poor(c.precision)}>${pct(
     c.precision,
   )}</td><td${poor(c.recall)}>${pct(c.recall)}</td><td${poor(c.f1)}>${pct(c.f1)}</td>${
@@ -229,10 +229,7 @@ export function htmlReport(report: EvalReport, options: HtmlReportOptions = {}):
   );
   if (m) {
     parts.push('<div class="cards">');
-    parts.push(card('Top-1 accuracy', m.top1Accuracy, 'accuracy'));
-    parts.push(card('Balanced accuracy', m.balancedAccuracy, 'accuracy'));
-    if (k) parts.push(card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK'));
-    parts.push(card('Macro F1', m.macro.f1, 'accuracy'));
+    for (const metric of headlineMetrics(report, m)) parts.push(card(metric));
     parts.push('</div>');
   } else {
     parts.push('<p>No sample could be evaluated, so there are no metrics.</p>');
@@ -271,7 +268,7 @@ export function htmlReport(report: EvalReport, options: HtmlReportOptions = {}):
         k ? `<th>Recall@${k}</th>` : ''
       }<th>AP</th></tr></thead><tbody>`,
     );
-    for (const c of m.perClass) parts.push(classRow(c, k));
+    for (const c of m.perClass) parts.push(classRow(c, k, reportBands(report)));
     parts.push('</tbody></table>');
   }
 

@@ -214,9 +214,15 @@ function contentWarnings(samples: WarningSample[]): Warning[] {
   return out;
 }
 
+/** The thresholds in force: each one given, else its default (a fresh object). */
+export function effectiveWarningThresholds(thresholds: Partial<WarningThresholds> = {}): WarningThresholds {
+  const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
+  return { ...t, recallAtK: { ...t.recallAtK } };
+}
+
 /** All warnings for a report, most severe first. Throws ClipLensError on an invalid threshold. */
 export function computeWarnings(input: WarningsInput, thresholds: Partial<WarningThresholds> = {}): Warning[] {
-  const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
+  const t = effectiveWarningThresholds(thresholds);
   checkThresholds(t);
   const all = [
     ...metricWarnings(input.metrics, t),
