@@ -169,9 +169,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 
 function card(metric: HeadlineMetric): string {
   const { band, label, value } = metric;
-  return `<div class="card${band ? ` ${band}` : ''}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div>${
-    band ? `<div class="band ${band}">${band}</div>` : ''
-  }</div>`;
+  return `<div class="card ${band}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div><div class="band ${band}">${band}</div></div>`;
 }
 
 function classRow(c: ClassMetrics, k: string | null, bands: MetricBands): string {
