@@ -51,14 +51,16 @@ test('a .clip-lens.json nested 2,500 deep (5 KB) is a config problem with a line
     (e: unknown) => e instanceof ClipLensError && e.code === 'config-invalid' && e.line === 2 && /nested deeper than/.test(e.message),
   );
 
-  // The CLI (`check` reports per dataset): exit 2, one line naming the file and line, no stack trace.
+  // The CLI, check and eval: exit 2, one line naming the file and line, no stack trace.
   const cli = path.resolve(__dirname, '../../dist/cli.js');
-  const r = await promisify(execFile)(process.execPath, [cli, 'check', dir]).then(
-    (ok) => ({ code: 0, output: ok.stdout + ok.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, output: e.stdout + e.stderr }),
-  );
-  assert.equal(r.code, 2, r.output);
-  assert.doesNotMatch(r.output, /RangeError|Maximum call stack|\n\s+at /);
-  assert.equal(r.output.trim().split('\n').length, 1, r.output);
-  assert.match(r.output, new RegExp(`\\.clip-lens\\.json:2:\\d+: invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`));
+  for (const args of [['check', dir], ['eval', dir, '--model', path.resolve(__dirname, '../fixtures/tiny-clip'), '--no-cache']]) {
+    const r = await promisify(execFile)(process.execPath, [cli, ...args]).then(
+      (ok) => ({ code: 0, output: ok.stdout + ok.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, output: e.stdout + e.stderr }),
+    );
+    assert.equal(r.code, 2, `${args[0]}: ${r.output}`);
+    assert.doesNotMatch(r.output, /RangeError|Maximum call stack|\n\s+at /);
+    assert.equal(r.output.trim().split('\n').length, 1, r.output);
+    assert.match(r.output, new RegExp(`\\.clip-lens\\.json:2:\\d+: invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`));
+  }
 });
