@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { PrecisionChoice } from './precision';
 
 export const REPORT_SCHEMA_VERSION = 2;
 
@@ -110,6 +111,8 @@ export interface EvalReport {
     logitScale: number;
     imageSize: number;
   };
+  /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
+  precision?: PrecisionChoice;
   templates: { name: string; count: number };
   topK: number;
   dataset: {

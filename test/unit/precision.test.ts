@@ -84,3 +84,50 @@ test('measureAgreement on the example: int8 agrees with fp32, auto chooses int8'
     await Promise.all([fp32.dispose(), int8.dispose()]);
   }
 });
+
+test('runEvaluation: --precision auto measures agreement and reports it; .clip-lens.json "precision" is honoured; options win', async () => {
+  const { runEvaluation } = await import('../../src/core/run');
+  const os = await import('node:os');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-precision-'));
+  try {
+    // a small copy of the example: 3 classes
+    for (const c of ['blue_circle', 'red_square', 'green_star']) fs.cpSync(path.join(EXAMPLE, c), path.join(tmp, c), { recursive: true });
+    const auto = await runEvaluation({ target: tmp, options: { model: MODEL, precision: 'auto' }, cacheDir: null });
+    assert.ok(auto);
+    assert.equal(auto.report.precision?.requested, 'auto');
+    assert.equal(auto.report.precision?.used, 'int8');
+    assert.equal(auto.report.model.quantized, true);
+    assert.ok((auto.report.precision?.agreement?.sample ?? 0) > 0);
+    assert.match(auto.report.precision?.agreement?.worstImage ?? '', /^(blue_circle|red_square|green_star)\//);
+
+    fs.writeFileSync(path.join(tmp, '.clip-lens.json'), JSON.stringify({ precision: 'int8' }));
+    const fromConfig = await runEvaluation({ target: tmp, options: { model: MODEL }, cacheDir: null });
+    assert.deepEqual([fromConfig?.report.precision?.requested, fromConfig?.report.model.quantized], ['int8', true]);
+    const option = await runEvaluation({ target: tmp, options: { model: MODEL, precision: 'fp32' }, cacheDir: null });
+    assert.deepEqual([option?.report.precision?.used, option?.report.model.quantized], ['fp32', false]);
+    // same predictions either way on this sample
+    assert.equal(option?.report.metrics?.top1Accuracy, fromConfig?.report.metrics?.top1Accuracy);
+
+    fs.writeFileSync(path.join(tmp, '.clip-lens.json'), '{\n  "precision": "int4"\n}\n');
+    await assert.rejects(runEvaluation({ target: tmp, options: { model: MODEL }, cacheDir: null }), /\.clip-lens\.json:2.*precision must be auto, fp32 or int8/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('auto with a model folder without int8 graphs runs fp32 and says why', async () => {
+  const { runEvaluation } = await import('../../src/core/run');
+  const os = await import('node:os');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-precision-'));
+  try {
+    const model = path.join(tmp, 'model');
+    fs.cpSync(MODEL, model, { recursive: true });
+    for (const f of ['vision_model_quantized.onnx', 'text_model_quantized.onnx']) fs.rmSync(path.join(model, 'onnx', f));
+    for (const c of ['blue_circle', 'red_square']) fs.cpSync(path.join(EXAMPLE, c), path.join(tmp, 'data', c), { recursive: true });
+    const r = await runEvaluation({ target: path.join(tmp, 'data'), options: { model, precision: 'auto' }, cacheDir: null });
+    assert.deepEqual([r?.report.precision?.used, r?.report.precision?.reason], ['fp32', 'the model has no int8 graphs']);
+    await assert.rejects(runEvaluation({ target: path.join(tmp, 'data'), options: { model, precision: 'int8' }, cacheDir: null }), /quantized/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
