@@ -8,7 +8,9 @@ import { ClipLensError, throwIfAborted } from './errors';
 import type { ClipModel } from './runtime';
 import { embedClassPrompts, type ClassEmbeddings } from './zeroShot';
 
-export type Precision = 'auto' | 'fp32' | 'int8';
+import type { Precision, PrecisionAgreement, PrecisionChoice } from './report';
+
+export type { Precision, PrecisionAgreement, PrecisionChoice };
 export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'int8'];
 
 /** The agreement `auto` requires before it uses int8 (documented in docs/models.md). */
@@ -20,25 +22,6 @@ export const PRECISION_RULES = {
   /** Every sample image's int8 embedding must have at least this cosine to its fp32 embedding. */
   minCosine: 0.99,
 } as const;
-
-/** How fp32 and int8 compared on the sample. */
-export interface PrecisionAgreement {
-  sample: number;
-  /** Share of the sample with the same zero-shot top-1 class. */
-  top1Agreement: number;
-  meanCosine: number;
-  minCosine: number;
-  /** The sample image with the lowest cosine (path as given). */
-  worstImage?: string;
-}
-
-/** What a run used and why (in the report as `precision`). */
-export interface PrecisionChoice {
-  requested: Precision;
-  used: 'fp32' | 'int8';
-  reason: string;
-  agreement?: PrecisionAgreement;
-}
 
 export function parsePrecision(value: unknown, where: { file?: string; line?: number; option?: string } = {}): Precision {
   if (typeof value === 'string' && (PRECISIONS as readonly string[]).includes(value)) return value as Precision;

@@ -5,9 +5,30 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
-import type { PrecisionChoice } from './precision';
 
 export const REPORT_SCHEMA_VERSION = 2;
+
+/** Numeric precision of the model's graphs (core/precision.ts decides). */
+export type Precision = 'auto' | 'fp32' | 'int8';
+
+/** How fp32 and int8 compared on the sample. */
+export interface PrecisionAgreement {
+  sample: number;
+  /** Share of the sample with the same zero-shot top-1 class. */
+  top1Agreement: number;
+  meanCosine: number;
+  minCosine: number;
+  /** The sample image with the lowest cosine (path as given). */
+  worstImage?: string;
+}
+
+/** What a run used and why (in the report as `precision`). */
+export interface PrecisionChoice {
+  requested: Precision;
+  used: 'fp32' | 'int8';
+  reason: string;
+  agreement?: PrecisionAgreement;
+}
 
 /** Averages over classes (keep). */
 export interface AveragedScores {

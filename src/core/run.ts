@@ -405,7 +405,7 @@ async function isFile(file: string): Promise<boolean> {
 }
 
 /** The folders holding each graph pair of a located model (a registry model's int8 pair is its own download). */
-async function graphFolders(located: LocatedModel, cacheDir?: string): Promise<{ fp32?: string; int8?: string }> {
+export async function graphFolders(located: LocatedModel, cacheDir?: string): Promise<{ fp32?: string; int8?: string }> {
   const has = async (dir: string, suffix: string) =>
     (await isFile(path.join(dir, 'onnx', `vision_model${suffix}.onnx`))) && (await isFile(path.join(dir, 'onnx', `text_model${suffix}.onnx`)));
   const out: { fp32?: string; int8?: string } = {};
@@ -449,11 +449,7 @@ export async function loadWithPrecision(
     throw e;
   }
   try {
-    const templates = await resolveTemplates(plan.templates, plan.dataset.root);
-    const prompts = plan.dataset.classes.map((c) => promptsForClass(c, templates.templates, plan.config.prompts));
-    const samples = sampleIndices(plan.dataset.samples.length, PRECISION_RULES.sampleSize).map((i) => path.join(plan.dataset.root, (plan.dataset.samples[i] as { path: string }).path));
-    const agreement = await measureAgreement(fp32, int8, samples, prompts, options.signal);
-    const choice = choosePrecision('auto', true, { ...agreement, ...(agreement.worstImage ? { worstImage: path.relative(plan.dataset.root, agreement.worstImage).split(path.sep).join('/') } : {}) });
+    const choice = await comparePrecisions(plan, fp32, int8, options.signal);
     const [keep, drop] = choice.used === 'int8' ? [int8, fp32] : [fp32, int8];
     await drop.dispose();
     return { model: keep, precision: choice };
@@ -461,6 +457,15 @@ export async function loadWithPrecision(
     await Promise.all([fp32.dispose(), int8.dispose()]);
     throw e;
   }
+}
+
+/** auto's decision with both graph pairs loaded: a sample of the plan's dataset and its prompts through each. */
+export async function comparePrecisions(plan: RunPlan, fp32: ClipModel, int8: ClipModel, signal?: AbortSignal): Promise<PrecisionChoice> {
+  const templates = await resolveTemplates(plan.templates, plan.dataset.root);
+  const prompts = plan.dataset.classes.map((c) => promptsForClass(c, templates.templates, plan.config.prompts));
+  const samples = sampleIndices(plan.dataset.samples.length, PRECISION_RULES.sampleSize).map((i) => path.join(plan.dataset.root, (plan.dataset.samples[i] as { path: string }).path));
+  const agreement = await measureAgreement(fp32, int8, samples, prompts, signal);
+  return choosePrecision('auto', true, { ...agreement, ...(agreement.worstImage ? { worstImage: path.relative(plan.dataset.root, agreement.worstImage).split(path.sep).join('/') } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

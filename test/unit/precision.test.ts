@@ -5,11 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipModel } from '../../src/core/runtime';
 import { choosePrecision, compareEmbeddings, measureAgreement, parsePrecision, PRECISION_RULES, sampleIndices } from '../../src/core/precision';
 import { promptsForClass } from '../../src/core/prompts';
 import { ClipLensError } from '../../src/core/errors';
+import { runEvaluation } from '../../src/core/run';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -86,8 +88,6 @@ test('measureAgreement on the example: int8 agrees with fp32, auto chooses int8'
 });
 
 test('runEvaluation: --precision auto measures agreement and reports it; .clip-lens.json "precision" is honoured; options win', async () => {
-  const { runEvaluation } = await import('../../src/core/run');
-  const os = await import('node:os');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-precision-'));
   try {
     // a small copy of the example: 3 classes
@@ -116,8 +116,6 @@ test('runEvaluation: --precision auto measures agreement and reports it; .clip-l
 });
 
 test('auto with a model folder without int8 graphs runs fp32 and says why', async () => {
-  const { runEvaluation } = await import('../../src/core/run');
-  const os = await import('node:os');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-precision-'));
   try {
     const model = path.join(tmp, 'model');
