@@ -16,7 +16,7 @@ import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { promptsForClass, resolveTemplates } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
-import { computeWarnings } from './warnings';
+import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { findLabelIssues } from './labelIssues';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
 import type { Dataset, DatasetProblem } from './types';
@@ -356,6 +356,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     metrics,
     ...(metricsBySplit ? { metricsBySplit } : {}),
     warnings,
+    thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
     duplicates: duplicates.groups,
     ...(duplicates.leakage.length > 0 ? { leakage: duplicates.leakage } : {}),
