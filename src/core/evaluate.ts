@@ -21,6 +21,7 @@ import { findLabelIssues } from './labelIssues';
 import type { Dataset, DatasetProblem } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
+import { ownRecord, setOwn } from './ownKeys';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -282,7 +283,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         evaluated.forEach((sampleIndex, row) => {
           if (samples[sampleIndex].split === split) idx.push(row);
         });
-        if (idx.length > 0) metricsBySplit[split] = computeMetrics(input, { ks, indices: idx });
+        if (idx.length > 0) setOwn(metricsBySplit, split, computeMetrics(input, { ks, indices: idx }));
       }
     }
     const ignored = new Set(config.ignore ?? []);
@@ -302,8 +303,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     });
   }
 
-  const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
-  for (const s of samples) if (s.label in perClass) perClass[s.label]++;
+  const perClassCounts = new Map<string, number>(classes.map((c) => [c, 0]));
+  for (const s of samples) if (perClassCounts.has(s.label)) perClassCounts.set(s.label, perClassCounts.get(s.label)! + 1);
+  const perClass = ownRecord(perClassCounts);
   const totalMs = performance.now() - t0;
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,

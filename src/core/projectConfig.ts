@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { hasOwn, setOwn } from './ownKeys';
 
 export const CONFIG_FILE_NAME = '.clip-lens.json';
 
@@ -606,7 +607,8 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           sub = spec.values;
         }
         const v = validate(prop.value, sub, k, report);
-        if (v !== undefined) out[prop.key] = v;
+        // setOwn: a key such as `__proto__` (a class name) must become a key, not replace the prototype.
+        if (v !== undefined) setOwn(out, prop.key, v);
         else delete out[prop.key];
       }
       if (spec.type === 'object' && spec.required) {
@@ -615,7 +617,7 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           report(key, `missing ${missing.map((m) => `"${m}"`).join(' and ')}`, node.offset);
         }
         // An object that needs all its keys is unusable with any of them missing or invalid.
-        if (spec.required.some((r) => !(r in out))) return undefined;
+        if (spec.required.some((r) => !hasOwn(out, r))) return undefined;
       }
       return out;
     }

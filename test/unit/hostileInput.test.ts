@@ -1,0 +1,116 @@
+/**
+ * Regression tests for hostile or faulty input (issue 18): prototype keys, colliding class names, CSV rows that must
+ * not vanish, non-regular files, symlinks leaving the root, a cache that cannot be written or is killed mid-run.
+ * End-to-end cases run the built CLI (dist/cli.js, built by `npm test`) with the fixture model on copies of
+ * examples/shapes in a temporary folder.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { parseProjectConfig } from '../../src/core/projectConfig';
+import { evaluateGate, hasThresholds } from '../../src/core/gate';
+import { computeMetricsBySplit } from '../../src/core/metrics';
+import { ProbabilityMatrix } from '../../src/core/probabilities';
+import type { EvalReport } from '../../src/core/report';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '../..');
+const CLI = path.join(ROOT, 'dist/cli.js');
+const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
+const EXAMPLE = path.join(ROOT, 'examples/shapes');
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+function tempDir(t: { after: (fn: () => void) => void }, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `clip-lens-${prefix}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A copy of some example classes under `dir`, each renamed as given (`{ red_circle: '__proto__' }`). */
+function copyClasses(dir: string, classes: Record<string, string>): void {
+  for (const [from, to] of Object.entries(classes)) fs.cpSync(path.join(EXAMPLE, from), path.join(dir, to), { recursive: true });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Prototype keys
+
+test('config: a class named __proto__ in gate.classes and prompts is kept as a key', () => {
+  const { config, problems } = parseProjectConfig(
+    '{ "prompts": { "__proto__": "proto shape", "constructor": "x" }, "gate": { "classes": { "__proto__": { "minRecall": 0.9 } } } }',
+    '.clip-lens.json',
+  );
+  assert.deepEqual(problems, []);
+  assert.deepEqual(Object.keys(config.gate!.classes!), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(config.gate!.classes), Object.prototype, 'the prototype is not replaced');
+  assert.equal(config.gate!.classes!['__proto__']!.minRecall, 0.9);
+  assert.deepEqual(Object.keys(config.prompts!), ['__proto__', 'constructor']);
+  assert.ok(hasThresholds(config.gate));
+});
+
+test('gate: a __proto__ class threshold is checked, and an unknown "constructor" class is a config failure', () => {
+  const report = {
+    dataset: { classes: ['__proto__', 'b'], counts: { perClass: { __proto__: 4, b: 4 } } },
+    metrics: {
+      n: 8,
+      top1Accuracy: 0.625,
+      balancedAccuracy: 0.625,
+      recallAtK: { '1': 0.625 },
+      perClass: [
+        { class: '__proto__', support: 4, predicted: 1, precision: 1, recall: 0.25, f1: 0.4, recallAtK: { '1': 0.25 }, averagePrecision: 0.5 },
+        { class: 'b', support: 4, predicted: 7, precision: 4 / 7, recall: 1, f1: 0.7, recallAtK: { '1': 1 }, averagePrecision: 0.6 },
+      ],
+    },
+    samples: [],
+    labelIssues: [],
+    warnings: [],
+  } as unknown as EvalReport;
+  const { config } = parseProjectConfig('{ "gate": { "classes": { "__proto__": { "minRecall": 0.5 } } } }', 'c.json');
+  const result = evaluateGate(report, config.gate!);
+  const proto = result.checks.find((c) => c.class === '__proto__');
+  assert.ok(proto, 'the __proto__ threshold is a check');
+  assert.equal(proto.passed, false);
+  assert.equal(proto.actual, 0.25);
+  const bad = parseProjectConfig('{ "gate": { "classes": { "constructor": { "minRecall": 0.5 } } } }', 'c.json').config;
+  const r2 = evaluateGate(report, bad.gate!);
+  assert.equal(r2.checks.filter((c) => c.kind === 'config' && c.class === 'constructor').length, 1);
+  assert.ok(r2.checks.every((c) => c.class !== 'b' || c.kind !== 'classRecall'), 'constructor is not inherited as a threshold');
+});
+
+test('metrics by split: a split named __proto__ is a key', () => {
+  const probs = new ProbabilityMatrix(2);
+  probs.push(new Float32Array([0.9, 0.1]));
+  probs.push(new Float32Array([0.2, 0.8]));
+  const out = computeMetricsBySplit({ classes: ['a', 'b'], labels: [0, 1], probs }, ['__proto__', 'toString']);
+  assert.deepEqual(Object.keys(out).sort(), ['__proto__', 'toString']);
+  assert.equal(Object.getPrototypeOf(out), Object.prototype);
+  assert.equal(out['__proto__']!.n, 1);
+});
+
+test('check end to end: a class named __proto__ with a gate.classes threshold fails the gate (exit 1)', async (t) => {
+  assert.ok(fs.existsSync(CLI), 'dist/cli.js missing: run `npm run build` (npm test does)');
+  const dir = tempDir(t, 'proto');
+  const data = path.join(dir, 'data');
+  copyClasses(data, { red_circle: '__proto__', blue_square: 'blue_square', green_star: 'green_star', yellow_triangle: 'yellow_triangle' });
+  fs.writeFileSync(path.join(data, '.clip-lens.json'), '{ "gate": { "classes": { "__proto__": { "minRecall": 0.99 } } } }\n');
+  const r = await cli(['check', data, '--model', MODEL, '--cache', path.join(dir, 'cache'), '--format', 'json']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /nothing to check/i);
+  const out = JSON.parse(r.stdout) as { datasets: { checks: { class?: string; passed: boolean; configKey: string }[] }[] };
+  const checks = out.datasets[0]!.checks.filter((c) => c.class === '__proto__');
+  assert.equal(checks.length, 1);
+  assert.equal(checks[0]!.passed, false);
+  assert.equal(checks[0]!.configKey, 'gate.classes.__proto__.minRecall');
+});
