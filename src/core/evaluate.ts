@@ -13,12 +13,12 @@ import type { ClipModel } from './runtime';
 import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
 import { readDataset } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
-import { promptsForClass, resolveTemplates } from './prompts';
+import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates, type PromptCollision } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings } from './warnings';
 import { findLabelIssues } from './labelIssues';
-import type { Dataset, DatasetProblem } from './types';
+import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
@@ -135,16 +135,26 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     for (const p of read.problems) problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file, line: p.line });
   }
   const labelsConfig = config.labels ?? {};
-  const dataset = await readDataset(target, {
+  const read = await readDataset(target, {
     labelFile: options.labelFile ?? (labelsConfig.file && target === configRoot ? path.resolve(configRoot, labelsConfig.file) : undefined),
     imageColumn: options.imageColumn ?? labelsConfig.imageColumn,
     labelColumn: options.labelColumn ?? labelsConfig.labelColumn,
     splitColumn: options.splitColumn ?? labelsConfig.splitColumn,
     signal,
   });
-  problems.push(...dataset.problems);
+  problems.push(...read.problems);
   const topK = Math.max(1, options.topK ?? config.topK ?? 5);
-  const templates = await resolveTemplates(options.templates ?? config.templates, dataset.root);
+  const templates = await resolveTemplates(options.templates ?? config.templates, read.root);
+  // Classes the model cannot tell apart (same prompt) are merged, each merge a problem and a warning: never a silent tie.
+  const collisions = promptCollisions(read.classes, templates.templates, config.prompts, countLabels(read.samples));
+  const dataset = mergeCollidingClasses(read, collisions, problems);
+  for (const v of classNameVariants(dataset.classes)) {
+    problems.push({
+      code: 'class-name-variant',
+      message: `classes ${v.map((c) => `"${c}"`).join(' and ')} differ only in case, spaces, "_" or "-"; they are evaluated as different classes: if they are the same, merge them`,
+      ...(dataset.samples.find((s) => s.label === v[v.length - 1])?.source ?? { file: v[v.length - 1] }),
+    });
+  }
   const classes = dataset.classes;
   if (classes.length < 2) {
     throw new ClipLensError('dataset-too-few-classes', `found ${classes.length} class${classes.length === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
@@ -293,6 +303,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
     warnings = computeWarnings({ metrics, samples: results, metricsBySplit }, config.warnings);
   }
+  for (const c of collisions) warnings.push(collisionWarning(c, read.samples));
   const failed = results.filter((r) => r.error).length;
   if (failed > 0 || problems.length > 0) {
     warnings.push({
@@ -344,6 +355,76 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imagesFromCache: fromCache,
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
+  };
+}
+
+function countLabels(samples: readonly Sample[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of samples) counts.set(s.label, (counts.get(s.label) ?? 0) + 1);
+  return counts;
+}
+
+/** Label-file lines reported per merged class, at most (then one line says how many more). */
+const COLLISION_LINES_SHOWN = 20;
+
+/**
+ * The dataset with each colliding class merged into the class kept for it (see promptCollisions): samples relabelled,
+ * merged classes dropped. Each merged class is a 'class-name-collision' problem on its folder(s) or, for label files,
+ * on its lines.
+ */
+function mergeCollidingClasses(dataset: Dataset, collisions: PromptCollision[], problems: DatasetProblem[]): Dataset {
+  if (collisions.length === 0) return dataset;
+  const into = new Map<string, PromptCollision>();
+  for (const c of collisions) for (const m of c.merged) into.set(m, c);
+  const counts = countLabels(dataset.samples);
+  const fix = 'merge or rename them, or give one its own text in "prompts" of .clip-lens.json';
+  const describe = (m: string, c: PromptCollision) => {
+    const n = counts.get(m) ?? 0;
+    return `class "${m}" (${n} image${n === 1 ? '' : 's'}) gives the model the same prompt as "${c.kept}" (${JSON.stringify(c.prompt)}), so CLIP cannot tell them apart; its images are evaluated as "${c.kept}": ${fix}`;
+  };
+  if (dataset.format === 'label-file') {
+    const shown = new Map<string, number>();
+    for (const s of dataset.samples) {
+      const c = into.get(s.label);
+      if (!c || !s.source) continue;
+      const k = (shown.get(s.label) ?? 0) + 1;
+      shown.set(s.label, k);
+      if (k <= COLLISION_LINES_SHOWN) {
+        problems.push({ code: 'class-name-collision', message: `label ${describe(s.label, c)}`, file: s.source.file, line: s.source.line, path: s.path });
+      }
+    }
+    for (const [m, k] of shown) {
+      if (k > COLLISION_LINES_SHOWN) {
+        const c = into.get(m)!;
+        problems.push({ code: 'class-name-collision', message: `label "${m}" is on ${k - COLLISION_LINES_SHOWN} more lines, also evaluated as "${c.kept}"`, file: dataset.samples.find((s) => s.label === m)?.source?.file });
+      }
+    }
+  } else {
+    for (const [m, c] of into) {
+      // The class folder(s): `<class>` or `<split>/<class>`, taken from the sample paths.
+      const depth = dataset.format === 'class-folders-split' ? 2 : 1;
+      const folders = [...new Set(dataset.samples.filter((s) => s.label === m).map((s) => s.path.split('/').slice(0, depth).join('/')))];
+      if (folders.length === 0) folders.push(m);
+      for (const f of folders) problems.push({ code: 'class-name-collision', message: describe(m, c), file: f });
+    }
+  }
+  return {
+    ...dataset,
+    classes: dataset.classes.filter((c) => !into.has(c)),
+    samples: dataset.samples.map((s) => (into.has(s.label) ? { ...s, label: into.get(s.label)!.kept } : s)),
+  };
+}
+
+function collisionWarning(c: PromptCollision, samples: readonly Sample[]): Warning {
+  const counts = countLabels(samples);
+  const merged = c.merged.reduce((a, m) => a + (counts.get(m) ?? 0), 0);
+  const names = c.merged.map((m) => `"${m}"`).join(', ');
+  return {
+    kind: 'class-collision',
+    severity: 'warning',
+    class: c.kept,
+    message: `${names} and "${c.kept}" give the model the same prompt (${JSON.stringify(c.prompt)}); they are evaluated as one class "${c.kept}" (${merged} image${merged === 1 ? '' : 's'} merged). Merge or rename them, or give one its own text in "prompts".`,
+    numbers: { classes: c.merged.length + 1, mergedImages: merged },
   };
 }
 

@@ -16,6 +16,7 @@ import { evaluateGate, hasThresholds } from '../../src/core/gate';
 import { computeMetricsBySplit } from '../../src/core/metrics';
 import { ProbabilityMatrix } from '../../src/core/probabilities';
 import type { EvalReport } from '../../src/core/report';
+import { classNameVariants, promptCollisions } from '../../src/core/prompts';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -113,4 +114,47 @@ test('check end to end: a class named __proto__ with a gate.classes threshold fa
   assert.equal(checks.length, 1);
   assert.equal(checks[0]!.passed, false);
   assert.equal(checks[0]!.configKey, 'gate.classes.__proto__.minRecall');
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Class names the model cannot tell apart
+
+test('promptCollisions: case and "_" variants collide, the larger class is kept; hyphen variants are only name variants', () => {
+  const t = ['a photo of a {}.'];
+  const counts = new Map([['RED_CIRCLE', 1], ['red_circle', 44], ['Red Circle', 2], ['blue', 3]]);
+  const c = promptCollisions(['RED_CIRCLE', 'Red Circle', 'blue', 'red-circle', 'red_circle'], t, undefined, counts);
+  assert.deepEqual(c, [{ kept: 'red_circle', merged: ['RED_CIRCLE', 'Red Circle'], prompt: 'a photo of a red circle.' }]);
+  // An override that gives one of them its own text removes the collision.
+  assert.deepEqual(promptCollisions(['RED_CIRCLE', 'red_circle'], t, { RED_CIRCLE: 'crimson ring' }), []);
+  assert.deepEqual(classNameVariants(['blue', 'red-circle', 'red_circle']), [['red-circle', 'red_circle']]);
+});
+
+test('eval end to end: one stray image in RED_CIRCLE is merged into red_circle with a problem and a warning, metrics unchanged', async (t) => {
+  const dir = tempDir(t, 'collide');
+  const data = path.join(dir, 'shapes');
+  fs.cpSync(EXAMPLE, data, { recursive: true });
+  const stray = fs.readdirSync(path.join(data, 'red_circle')).sort()[0]!;
+  fs.mkdirSync(path.join(data, 'RED_CIRCLE'));
+  fs.renameSync(path.join(data, 'red_circle', stray), path.join(data, 'RED_CIRCLE', stray));
+  const cache = path.join(dir, 'cache');
+  const base = await cli(['eval', EXAMPLE, '--model', MODEL, '--cache', cache, '--json', path.join(dir, 'base.json')]);
+  assert.equal(base.code, 0, base.stderr);
+  const r = await cli(['eval', data, '--model', MODEL, '--cache', cache, '--json', path.join(dir, 'r.json')]);
+  assert.equal(r.code, 0, r.stderr);
+  const before = JSON.parse(fs.readFileSync(path.join(dir, 'base.json'), 'utf8')) as EvalReport;
+  const after = JSON.parse(fs.readFileSync(path.join(dir, 'r.json'), 'utf8')) as EvalReport;
+  assert.ok(!after.dataset.classes.includes('RED_CIRCLE'));
+  assert.equal(after.metrics!.top1Accuracy, before.metrics!.top1Accuracy);
+  const recall = (rep: EvalReport) => rep.metrics!.perClass.find((c) => c.class === 'red_circle')!.recall;
+  assert.equal(recall(after), recall(before));
+  const problem = after.errors.find((e) => e.code === 'class-name-collision');
+  assert.ok(problem, 'a class-name-collision problem');
+  assert.equal(problem.file, 'RED_CIRCLE');
+  assert.match(problem.message, /"RED_CIRCLE" \(1 image\).*same prompt as "red_circle"/);
+  const w = after.warnings.find((x) => x.kind === 'class-collision');
+  assert.ok(w, 'a class-collision warning');
+  assert.equal(w.class, 'red_circle');
+  assert.match(r.stdout, /class-collision/);
+  const sample = after.samples.find((s) => s.path === `RED_CIRCLE/${stray}`)!;
+  assert.equal(sample.label, 'red_circle');
 });
