@@ -37,10 +37,11 @@
  * sorted by path the same way; label-file samples in file order.
  */
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
-import { labelFileKind, parseLabelFile, type LabelColumnOptions } from './labelFile';
+import { invalidUtf8Lines, labelFileKind, parseLabelFile, shorten, type LabelColumnOptions } from './labelFile';
+import { readRegularFile } from './fileSystem';
 import type { Dataset, DatasetProblem, Sample } from './types';
 
 /** Image file extensions (lower case, with the dot). */
@@ -62,6 +63,9 @@ export const LABEL_FILE_NAMES: readonly string[] = ['metadata', 'labels', 'annot
 export const SYSTEM_NAMES: ReadonlySet<string> = new Set([
   '__macosx', 'thumbs.db', 'ehthumbs.db', 'desktop.ini', '$recycle.bin', 'system volume information', '@eadir',
 ]);
+
+/** Label files larger than this are refused (they are read whole, as text). */
+export const MAX_LABEL_FILE_BYTES = 256 * 1024 * 1024;
 
 export interface ReadDatasetOptions extends LabelColumnOptions {
   /** Label file, relative to the target folder or absolute. */
@@ -450,15 +454,13 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
   if (!kind) {
     throw new ClipLensError('label-file-unsupported', 'label files must end in .csv, .tsv or .jsonl', { file: labelFile });
   }
-  let text: string;
-  try {
-    text = await readFile(labelFile, 'utf8');
-  } catch (e) {
-    throw new ClipLensError('label-file-unreadable', `cannot read the label file: ${(e as Error).message}`, { file: labelFile });
-  }
+  const bytes = await readRegularFile(labelFile, { maxBytes: MAX_LABEL_FILE_BYTES, code: 'label-file-unreadable', what: 'the label file' });
   throwIfAborted(options.signal);
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new ClipLensError('label-file-encoding', 'the label file is UTF-16 text; save it as UTF-8', { file: labelFile });
+  }
   const shown = displayPath(root, labelFile);
-  const parsed = parseLabelFile(text, kind, shown, options);
+  const parsed = parseLabelFile(bytes.toString('utf8'), kind, shown, { ...options, invalidUtf8Lines: invalidUtf8Lines(bytes, kind) });
   const problems = parsed.problems;
   // Paths are relative to the label file's folder; for a label file outside the root, relative to the root.
   const baseRel = shown === labelFile ? '' : path.posix.dirname(shown).replace(/^\.$/, '');
@@ -470,7 +472,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     const where = { file: shown, line: entry.line };
     const resolved = resolveEntryPath(baseRel, entry.image);
     if ('refused' in resolved) {
-      problems.push({ code: 'path-refused', message: `${JSON.stringify(entry.image)}: ${resolved.refused}`, ...where });
+      problems.push({ code: 'path-refused', message: `${JSON.stringify(shorten(entry.image))}: ${resolved.refused}`, ...where });
       continue;
     }
     const rel = resolved.rel;
@@ -480,8 +482,8 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
       problems.push({
         code: same ? 'duplicate-line' : 'conflicting-label',
         message: same
-          ? `${rel} is listed again (first on line ${first.line}); this line is ignored`
-          : `${rel} is listed again with ${describe(entry)} (line ${first.line} has ${describe(first)}); the first line is used`,
+          ? `${shorten(rel)} is listed again (first on line ${first.line}); this line is ignored`
+          : `${shorten(rel)} is listed again with ${describe(entry)} (line ${first.line} has ${describe(first)}); the first line is used`,
         path: rel,
         ...where,
       });
@@ -489,7 +491,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     }
     firstByPath.set(rel, entry);
     if (!isImageFile(rel)) {
-      problems.push({ code: 'not-an-image', message: `${rel} does not have an image file extension`, path: rel, ...where });
+      problems.push({ code: 'not-an-image', message: `${shorten(rel)} does not have an image file extension`, path: rel, ...where });
       continue;
     }
     const sample: Sample = { path: rel, label: entry.label, source: { file: shown, line: entry.line } };
@@ -507,7 +509,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     } else {
       problems.push({
         code: 'image-missing',
-        message: state === 'dir' ? `${s.path} is a folder, not an image` : `image not found: ${s.path}`,
+        message: state === 'dir' ? `${shorten(s.path)} is a folder, not an image` : `image not found: ${shorten(s.path)}`,
         file: s.source!.file,
         line: s.source!.line,
         path: s.path,
@@ -523,7 +525,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
 }
 
 function describe(e: { label: string; split?: string }): string {
-  return `label "${e.label}"${e.split !== undefined ? ` (split "${e.split}")` : ''}`;
+  return `label "${shorten(e.label)}"${e.split !== undefined ? ` (split "${shorten(e.split)}")` : ''}`;
 }
 
 /**

@@ -22,6 +22,7 @@ import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
+import { shorten } from './labelFile';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -157,7 +158,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   }
   const classes = dataset.classes;
   if (classes.length < 2) {
-    throw new ClipLensError('dataset-too-few-classes', `found ${classes.length} class${classes.length === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+    // One line, but the problems that left too few classes are named: "found 0 classes" alone hides the cause.
+    const found = `found ${classes.length} class${classes.length === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`;
+    throw new ClipLensError('dataset-too-few-classes', `${found}${summarizeProblems(read.problems)}`, { file: dataset.labelFile ?? dataset.root });
   }
 
   // Caches: one namespace for images (vision graph + preprocessing), one for prompts (text graph + tokenizer).
@@ -356,6 +359,20 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
   };
+}
+
+/** Problems shown in a fatal one-line error, at most. */
+const PROBLEMS_IN_ERROR = 3;
+
+/** "; 5 problems in the dataset: line 2: ...; line 3: ...; and 3 more" (empty without problems), each cut short. */
+export function summarizeProblems(problems: readonly DatasetProblem[]): string {
+  if (problems.length === 0) return '';
+  const shown = problems.slice(0, PROBLEMS_IN_ERROR).map((p) => {
+    const where = p.line !== undefined ? `line ${p.line}` : p.file !== undefined ? shorten(p.file, 60) : '';
+    return `${where ? `${where}: ` : ''}${shorten(p.message, 100)}`;
+  });
+  const more = problems.length - shown.length;
+  return `; ${problems.length} problem${problems.length === 1 ? '' : 's'} in the dataset: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
 }
 
 function countLabels(samples: readonly Sample[]): Map<string, number> {

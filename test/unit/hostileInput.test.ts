@@ -17,6 +17,9 @@ import { computeMetricsBySplit } from '../../src/core/metrics';
 import { ProbabilityMatrix } from '../../src/core/probabilities';
 import type { EvalReport } from '../../src/core/report';
 import { classNameVariants, promptCollisions } from '../../src/core/prompts';
+import { readDataset } from '../../src/core/dataset';
+import { invalidUtf8Lines, parseLabelFile } from '../../src/core/labelFile';
+import type { Dataset } from '../../src/core/types';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -157,4 +160,118 @@ test('eval end to end: one stray image in RED_CIRCLE is merged into red_circle w
   assert.match(r.stdout, /class-collision/);
   const sample = after.samples.find((s) => s.path === `RED_CIRCLE/${stray}`)!;
   assert.equal(sample.label, 'red_circle');
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// CSV/TSV: no row lost silently
+
+/** A dataset folder with empty `img_<i>.jpg` files (readDataset only checks that images exist) and a labels.csv. */
+function csvDataset(dir: string, rows: number, csv: string | Buffer): string {
+  const data = path.join(dir, 'data');
+  fs.mkdirSync(data, { recursive: true });
+  for (let i = 0; i < rows; i++) fs.writeFileSync(path.join(data, `img_${i}.jpg`), '');
+  fs.writeFileSync(path.join(data, 'labels.csv'), csv);
+  return data;
+}
+
+/** Every data line (2..n) of a label file is a sample or a problem on that line. */
+function assertEveryLineAccounted(ds: Dataset, lines: number): void {
+  const seen = new Set<number>();
+  for (const s of ds.samples) seen.add(s.source!.line);
+  for (const p of ds.problems) if (p.line !== undefined) seen.add(p.line);
+  const missing: number[] = [];
+  for (let l = 2; l <= lines; l++) if (!seen.has(l)) missing.push(l);
+  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} lines neither read nor reported`);
+}
+
+test('CSV: a stray quote loses no rows: 87 good rows are read, the bad line is a problem naming it', async (t) => {
+  const dir = tempDir(t, 'stray');
+  const rows = Array.from({ length: 88 }, (_, i) => `img_${i}.jpg,${i % 2 ? 'cat' : 'dog'}`);
+  rows[20] = 'img_20.jpg,"dog'; // a stray quote: it used to swallow the following lines into one field
+  rows[30] = 'img_30.jpg,cat"'; // the closing half of it
+  const data = csvDataset(dir, 88, ['image,label', ...rows].join('\n') + '\n');
+  const ds = await readDataset(data);
+  assert.equal(ds.samples.length, 86);
+  assert.deepEqual(ds.problems.map((p) => [p.code, p.line]), [['label-file-bad-line', 22], ['label-file-bad-line', 32]]);
+  assert.match(ds.problems[0]!.message, /stray "\? A quoted field opens here and closes only on line 32/);
+  assert.match(ds.problems[1]!.message, /stray "/);
+  assert.deepEqual(ds.classes, ['cat', 'dog']);
+  assertEveryLineAccounted(ds, 89);
+});
+
+test('CSV: 3,000 rows with a stray quote every 100 rows and an unterminated quote at the end: every line accounted for', async (t) => {
+  const dir = tempDir(t, 'rows');
+  const rows = Array.from({ length: 3000 }, (_, i) => `img_${i}.jpg,${['a', 'b', 'c'][i % 3]}`);
+  for (let i = 50; i < 3000; i += 100) rows[i] = `img_${i}.jpg,"${['a', 'b', 'c'][i % 3]}`;
+  rows[2990] = `"img_2990.jpg,a`;
+  const data = csvDataset(dir, 3000, ['image,label', ...rows].join('\r\n'));
+  const ds = await readDataset(data);
+  assert.equal(ds.problems.length, 31);
+  assert.equal(ds.samples.length, 3000 - 31);
+  assertEveryLineAccounted(ds, 3001);
+  assert.deepEqual(ds.classes, ['a', 'b', 'c']);
+});
+
+test('CSV: a 2 MB line is a problem with a short message, skipped unread; the rows around it are read', async (t) => {
+  const dir = tempDir(t, 'long');
+  const long = `img_1.jpg,${'x'.repeat(2 * 1024 * 1024)}`;
+  const data = csvDataset(dir, 3, ['image,label', 'img_0.jpg,cat', long, 'img_2.jpg,dog'].join('\n'));
+  const ds = await readDataset(data);
+  assert.deepEqual(ds.samples.map((s) => s.path), ['img_0.jpg', 'img_2.jpg']);
+  assert.equal(ds.problems.length, 1);
+  assert.equal(ds.problems[0]!.line, 3);
+  assert.match(ds.problems[0]!.message, /2,097,162 characters long, over the limit of 65,536/);
+  assert.ok(ds.problems[0]!.message.length < 200);
+  // A long value under the line limit is cut in messages.
+  const path1 = `${'d/'.repeat(20_000)}x.jpg`;
+  const r = parseLabelFile(`image,label\n../${path1},cat\n`, 'csv', 'l.csv');
+  assert.equal(r.entries.length, 1);
+  const ds2 = await readDataset(csvDataset(path.join(dir, 'b'), 0, `image,label\n../${path1},cat\n`));
+  assert.equal(ds2.problems[0]!.code, 'path-refused');
+  assert.ok(ds2.problems[0]!.message.length < 250, ds2.problems[0]!.message.slice(0, 300));
+});
+
+test('CSV: invalid UTF-8 in a label is a problem on its line, not a class with U+FFFD; a UTF-16 file is refused', async (t) => {
+  const dir = tempDir(t, 'utf8');
+  const csv = Buffer.concat([
+    Buffer.from('image,label\nimg_0.jpg,red_circle\nimg_1.jpg,red'),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from('circle\r\nimg_2.jpg,caf\u00e9\n'),
+  ]);
+  const ds = await readDataset(csvDataset(dir, 3, csv));
+  assert.deepEqual(ds.classes, ['café', 'red_circle']);
+  assert.deepEqual(ds.problems.map((p) => [p.code, p.line]), [['label-file-bad-line', 3]]);
+  assert.match(ds.problems[0]!.message, /invalid UTF-8/);
+  assert.deepEqual(invalidUtf8Lines(csv, 'csv'), new Set([3]));
+  const jsonl = Buffer.concat([Buffer.from('{"file_name":"a.jpg","label":"x'), Buffer.from([0xc3]), Buffer.from('"}\n{"file_name":"b.jpg","label":"y"}\n')]);
+  assert.deepEqual([...invalidUtf8Lines(jsonl, 'jsonl')], [1]);
+  const utf16 = path.join(dir, 'u16');
+  await assert.rejects(readDataset(csvDataset(utf16, 1, Buffer.from('\ufeffimage,label\nimg_0.jpg,a\n', 'utf16le'))), /UTF-16/);
+});
+
+test('eval: a label file whose every line is bad names those problems in its one-line error, not just "found 0 classes"', async (t) => {
+  const dir = tempDir(t, 'allbad');
+  const data = csvDataset(dir, 3, 'image,label\n"img_0.jpg,a\nimg_1.jpg\nimg_2.jpg,"b\n');
+  const r = await cli(['eval', data, '--model', MODEL, '--cache', path.join(dir, 'cache')]);
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /found 0 classes.*3 problems in the dataset: line 2: a stray "\? .*line 3: expected 2 fields.*line 4: unbalanced quote/);
+});
+
+test('eval: case-only label variants in a CSV are problems on their lines and evaluated as one class', async (t) => {
+  const dir = tempDir(t, 'case');
+  const data = path.join(dir, 'data');
+  copyClasses(data, { red_circle: 'red_circle', blue_square: 'blue_square' });
+  const rows = ['image,label'];
+  for (const c of ['red_circle', 'blue_square']) {
+    fs.readdirSync(path.join(data, c)).sort().forEach((f, i) => rows.push(`${c}/${f},${c === 'red_circle' && i < 2 ? 'Red_Circle' : c}`));
+  }
+  fs.writeFileSync(path.join(data, 'labels.csv'), rows.join('\n') + '\n');
+  const out = path.join(dir, 'r.json');
+  const r = await cli(['eval', data, '--model', MODEL, '--cache', path.join(dir, 'cache'), '--json', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(out, 'utf8')) as EvalReport;
+  assert.deepEqual(report.dataset.classes, ['blue_square', 'red_circle']);
+  assert.deepEqual(report.errors.filter((e) => e.code === 'class-name-collision').map((e) => [e.file, e.line]), [['labels.csv', 2], ['labels.csv', 3]]);
 });
