@@ -67,8 +67,12 @@ const DECODE_CONCURRENCY = 4;
 const SAMPLE_CHUNK_FLOATS = 1 << 20;
 /** Image embeddings held while the prompts are still being embedded, at most (then the images wait). */
 const EARLY_LIMIT = 4096;
-/** New cache entries written to disk once this many are pending (keeps memory bounded on huge datasets). */
-const CACHE_FLUSH_EVERY = 4096;
+/**
+ * New cache entries are written to disk once this many are pending, or CACHE_FLUSH_MS after the last write, whichever
+ * comes first: a killed run (or a closed editor) keeps all but the last few seconds of its work.
+ */
+const CACHE_FLUSH_EVERY = 512;
+const CACHE_FLUSH_MS = 10_000;
 
 /**
  * What the run learns per sample, in typed arrays rather than one small object per sample: the softmax
@@ -165,8 +169,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Caches: one namespace for images (vision graph + preprocessing), one for prompts (text graph + tokenizer).
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
-  const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems) : null;
-  const textCache = cacheRoot ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems) : null;
+  // One 'cache-unavailable' problem at most, whichever namespace fails first.
+  const cacheProblem = onceReporter(problems, cacheRoot ?? '');
+  const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems, cacheProblem) : null;
+  const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
   // hashed and preprocessed and the vision session is created (vision worker). An image finished before the class
@@ -251,7 +257,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   } finally {
     signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
-    await imageCache?.flush().catch(() => undefined);
+    await imageCache?.flush();
+    for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`${c.writeError}; this run goes on without saving embeddings`);
   }
   const { ms: textMs, dim: embeddingDim } = await textDone;
   throwIfAborted(signal);
@@ -462,13 +469,29 @@ async function datasetRootOf(target: string): Promise<string> {
   return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
 }
 
-async function openCache(root: string, namespace: string, problems: DatasetProblem[]): Promise<EmbeddingCache | null> {
+/** A reporter that adds one 'cache-unavailable' problem, the first time it is called. */
+function onceReporter(problems: DatasetProblem[], root: string): (message: string) => void {
+  let reported = false;
+  return (message) => {
+    if (reported) return;
+    reported = true;
+    problems.push({ code: 'cache-unavailable', message, file: root });
+  };
+}
+
+async function openCache(
+  root: string,
+  namespace: string,
+  problems: DatasetProblem[],
+  unavailable: (message: string) => void,
+): Promise<EmbeddingCache | null> {
   try {
     const cache = await EmbeddingCache.open(root, namespace);
     for (const d of cache.stats.discarded) problems.push({ code: 'cache-discarded', message: `discarded a cache segment (${d.reason}); its embeddings are recomputed`, file: d.file });
     return cache;
   } catch (e) {
-    problems.push({ code: 'cache-unavailable', message: `cache disabled: ${(e as Error).message}`, file: root });
+    const err = e as NodeJS.ErrnoException;
+    unavailable(`the embedding cache cannot be used (${err.code ?? err.message}); this run goes on without it`);
     return null;
   }
 }
@@ -551,6 +574,7 @@ async function runImages(a: RunImagesArgs): Promise<void> {
   };
 
   let inflight: Promise<void> = Promise.resolve();
+  let lastFlush = performance.now();
   const infer = async (pixels: Float32Array, jobs: ImageJob[]) => {
     const { embeddings, dim } = await model.embedImages(pixels, jobs.length);
     jobs.forEach((job, j) => {
@@ -559,7 +583,11 @@ async function runImages(a: RunImagesArgs): Promise<void> {
       a.onComputed(job.index, e);
     });
     a.onBatchDone();
-    if (imageCache && imageCache.pendingCount >= CACHE_FLUSH_EVERY) await imageCache.flush();
+    const pending = imageCache?.pendingCount ?? 0;
+    if (pending >= CACHE_FLUSH_EVERY || (pending > 0 && performance.now() - lastFlush >= CACHE_FLUSH_MS)) {
+      await imageCache!.flush();
+      lastFlush = performance.now();
+    }
   };
 
   for (;;) {

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,6 +20,9 @@ import { classNameVariants, promptCollisions } from '../../src/core/prompts';
 import { readDataset } from '../../src/core/dataset';
 import { invalidUtf8Lines, parseLabelFile } from '../../src/core/labelFile';
 import type { Dataset } from '../../src/core/types';
+import { EmbeddingCache } from '../../src/core/embeddingCache';
+import { evaluateDataset } from '../../src/core/evaluate';
+import { ClipModel } from '../../src/core/runtime';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -274,4 +277,141 @@ test('eval: case-only label variants in a CSV are problems on their lines and ev
   const report = JSON.parse(fs.readFileSync(out, 'utf8')) as EvalReport;
   assert.deepEqual(report.dataset.classes, ['blue_square', 'red_circle']);
   assert.deepEqual(report.errors.filter((e) => e.code === 'class-name-collision').map((e) => [e.file, e.line]), [['labels.csv', 2], ['labels.csv', 3]]);
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The cache never breaks a run
+
+/** Makes writes of cache temporary files fail like a full disk (half the bytes written, then ENOSPC) until restored. */
+function failCacheWrites(): () => void {
+  const original = fs.promises.open;
+  fs.promises.open = (async (file: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode) => {
+    const fh = await original(file, flags, mode);
+    if (!String(file).includes('.tmp-')) return fh;
+    fh.writeFile = (async (data: Uint8Array) => {
+      await fh.write(data.subarray(0, data.length >> 1));
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }) as typeof fh.writeFile;
+    return fh;
+  }) as typeof fs.promises.open;
+  return () => {
+    fs.promises.open = original;
+  };
+}
+
+test('cache: a full disk stops writing with writeError, leaves no .tmp file, and the cache still opens', async (t) => {
+  const root = tempDir(t, 'full');
+  const key = (i: number) => Buffer.alloc(32, i);
+  const first = await EmbeddingCache.open(root, 'ns');
+  first.put(key(1), new Float32Array([1, 2]));
+  assert.equal(await first.flush(), true);
+  const restore = failCacheWrites();
+  try {
+    first.put(key(2), new Float32Array([3, 4]));
+    assert.equal(await first.flush(), false);
+  } finally {
+    restore();
+  }
+  assert.match(first.writeError ?? '', /ENOSPC/);
+  first.put(key(3), new Float32Array([5, 6]));
+  assert.equal(await first.flush(), false, 'writing stays off for the run');
+  assert.deepEqual(fs.readdirSync(first.folder).filter((f) => f.includes('.tmp')), []);
+  const again = await EmbeddingCache.open(root, 'ns');
+  assert.deepEqual(again.stats.discarded, []);
+  assert.ok(again.has(key(1)));
+  assert.ok(!again.has(key(2)));
+});
+
+test('cache: stale .tmp files of dead processes are removed; FIFOs and folders named seg-*.bin are reported, not read', async (t) => {
+  const root = tempDir(t, 'fifo');
+  const c = await EmbeddingCache.open(root, 'ns');
+  c.put(Buffer.alloc(32, 1), new Float32Array([1, 2]));
+  await c.flush();
+  const deadPid = 2 ** 22 + 12345; // above Linux's pid_max default range: no such process
+  fs.writeFileSync(path.join(c.folder, `seg-x.bin.tmp-${deadPid}`), 'partial');
+  fs.mkdirSync(path.join(c.folder, 'seg-dir.bin'));
+  const fifo = path.join(c.folder, 'seg-fifo.bin');
+  const made = await run('mkfifo', [fifo]).then(() => true, () => false);
+  const again = await EmbeddingCache.open(root, 'ns');
+  assert.ok(again.has(Buffer.alloc(32, 1)));
+  assert.ok(!fs.existsSync(path.join(c.folder, `seg-x.bin.tmp-${deadPid}`)), 'the dead process\'s .tmp file is removed');
+  const reasons = again.stats.discarded.map((d) => `${path.basename(d.file)}: ${d.reason}`).sort();
+  assert.ok(reasons.includes('seg-dir.bin: a folder, not a cache segment; ignored'), reasons.join('\n'));
+  if (made) assert.ok(reasons.includes('seg-fifo.bin: a FIFO (named pipe), not a cache segment; ignored'), reasons.join('\n'));
+  assert.ok(fs.existsSync(path.join(c.folder, 'seg-dir.bin')), 'what is not ours is not removed');
+});
+
+test('evaluate: a full disk on a small run is one cache-unavailable problem; the run succeeds', async (t) => {
+  const dir = tempDir(t, 'fullrun');
+  const data = path.join(dir, 'data');
+  copyClasses(data, { red_circle: 'red_circle', blue_square: 'blue_square' });
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const restore = failCacheWrites();
+  let report: EvalReport;
+  try {
+    report = await evaluateDataset(data, { model, cacheDir: path.join(dir, 'cache') });
+  } finally {
+    restore();
+  }
+  const cacheProblems = report.errors.filter((e) => e.code.startsWith('cache-'));
+  assert.equal(cacheProblems.length, 1, JSON.stringify(cacheProblems));
+  assert.match(cacheProblems[0]!.message, /ENOSPC.*without saving embeddings/);
+  assert.ok(report.metrics && report.metrics.n > 0);
+  const leftovers = fs.readdirSync(path.join(dir, 'cache'), { recursive: true }).map(String).filter((f) => f.includes('.tmp'));
+  assert.deepEqual(leftovers, []);
+});
+
+test('eval: a cache folder that cannot be created is listed once (cache-unavailable) and the run goes on', async (t) => {
+  const dir = tempDir(t, 'nocache');
+  fs.writeFileSync(path.join(dir, 'file'), '');
+  const data = path.join(dir, 'data');
+  copyClasses(data, { red_circle: 'red_circle', blue_square: 'blue_square' });
+  const out = path.join(dir, 'r.json');
+  const r = await cli(['eval', data, '--model', MODEL, '--cache', path.join(dir, 'file', 'cache'), '--json', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(out, 'utf8')) as EvalReport;
+  const cacheProblems = report.errors.filter((e) => e.code === 'cache-unavailable');
+  assert.equal(cacheProblems.length, 1);
+  assert.match(cacheProblems[0]!.message, /ENOTDIR.*goes on without it/);
+  assert.equal(r.stderr.split('\n').filter((l) => /cache/.test(l)).length <= 1, true, r.stderr);
+});
+
+test('eval killed with SIGKILL mid-run keeps its flushed embeddings: the re-run takes them from the cache', async (t) => {
+  const dir = tempDir(t, 'kill');
+  const data = path.join(dir, 'data');
+  // 1,500 distinct images: example images with a different trailing byte sequence each (decoders ignore it).
+  const sources = ['red_circle', 'blue_square'].map((c) => fs.readdirSync(path.join(EXAMPLE, c)).filter((f) => f.endsWith('.png')).map((f) => path.join(EXAMPLE, c, f)));
+  for (const [k, c] of ['red_circle', 'blue_square'].entries()) {
+    fs.mkdirSync(path.join(data, c), { recursive: true });
+    for (let i = 0; i < 750; i++) {
+      const src = sources[k]![i % sources[k]!.length]!;
+      fs.writeFileSync(path.join(data, c, `img_${i}.png`), Buffer.concat([fs.readFileSync(src), Buffer.from(`#${i}`)]));
+    }
+  }
+  const cache = path.join(dir, 'cache');
+  const segments = () => {
+    try {
+      return fs.readdirSync(cache, { recursive: true }).map(String).filter((f) => /seg-[^/]*\.bin$/.test(f)).length;
+    } catch {
+      return 0;
+    }
+  };
+  const child = spawn(process.execPath, [CLI, 'eval', data, '--model', MODEL, '--cache', cache, '--batch', '4', '--threads', '1'], { stdio: 'ignore' });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // The text namespace writes one segment at once; an image segment follows after CACHE_FLUSH_EVERY (512) images.
+  let exited = false;
+  void exit.then(() => (exited = true));
+  while (!exited && segments() < 2) await new Promise((r) => setTimeout(r, 10));
+  child.kill('SIGKILL');
+  const how = await exit;
+  assert.equal(how.signal, 'SIGKILL', 'the run was killed before it finished (it finished first: make the data set larger)');
+  const out = path.join(dir, 'r.json');
+  const r = await cli(['eval', data, '--model', MODEL, '--cache', cache, '--json', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(out, 'utf8')) as EvalReport;
+  assert.ok(report.timing.imagesFromCache >= 512, `only ${report.timing.imagesFromCache} images from the cache`);
+  assert.ok(report.timing.imagesComputed < 1500);
+  assert.equal(report.timing.imagesFromCache + report.timing.imagesComputed, 1500);
+  assert.deepEqual(report.errors.filter((e) => e.code.startsWith('cache-')), []);
 });
