@@ -41,7 +41,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { invalidUtf8Lines, labelFileKind, parseLabelFile, shorten, type LabelColumnOptions } from './labelFile';
-import { readRegularFile } from './fileSystem';
+import { describeEntry, FILE_LIMITS, readRegularFile } from './fileSystem';
 import type { Dataset, DatasetProblem, Sample } from './types';
 
 /** Image file extensions (lower case, with the dot). */
@@ -65,7 +65,7 @@ export const SYSTEM_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /** Label files larger than this are refused (they are read whole, as text). */
-export const MAX_LABEL_FILE_BYTES = 256 * 1024 * 1024;
+export const MAX_LABEL_FILE_BYTES = FILE_LIMITS.labelFile;
 
 export interface ReadDatasetOptions extends LabelColumnOptions {
   /** Label file, relative to the target folder or absolute. */
@@ -304,6 +304,8 @@ async function topFolders(
       }
       visited.add(real);
       folders.push({ name: e.name, abs, real });
+    } else if (kind === 'other' && isImageFile(e.name)) {
+      problems.push(notRegularProblem(rel, e.isSymbolicLink() ? await stat(abs) : e));
     } else if (kind === 'file' && isImageFile(e.name)) {
       problems.push({
         code: 'unlabeled-image',
@@ -405,6 +407,8 @@ class Walker {
         this.queue.push({ abs: path.join(job.abs, name), real, rel, emit: job.emit });
       } else if (e.isSymbolicLink()) {
         this.links.push({ abs: path.join(job.abs, name), rel, emit: job.emit });
+      } else if (isImageFile(name)) {
+        this.problems.push(notRegularProblem(rel, e));
       }
     }
   }
@@ -429,7 +433,9 @@ class Walker {
     }
     if (st.isFile()) {
       this.file(path.basename(l.abs), l.rel, l.emit);
-    } else if (st.isDirectory()) {
+    } else if (!st.isDirectory()) {
+      if (isImageFile(l.rel)) this.problems.push(notRegularProblem(l.rel, st));
+    } else {
       const real = await realpath(l.abs);
       if (this.visited.has(real)) {
         this.problems.push({
@@ -444,6 +450,11 @@ class Walker {
       this.queue.push({ abs: l.abs, real, rel: l.rel, emit: l.emit });
     }
   }
+}
+
+/** 'not-a-regular-file': an entry named like an image that is a FIFO, a device or a socket (never opened). */
+function notRegularProblem(rel: string, entry: Parameters<typeof describeEntry>[0]): DatasetProblem {
+  return { code: 'not-a-regular-file', message: `${shorten(rel)} is ${describeEntry(entry)}, not an image file; skipped`, file: rel, path: rel };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -506,6 +517,8 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     const state = existing.get(s.path);
     if (state === 'file') {
       samples.push(s);
+    } else if (state !== undefined && state !== 'dir' && state !== 'missing') {
+      problems.push({ ...notRegularProblem(s.path, state), file: s.source!.file, line: s.source!.line });
     } else {
       problems.push({
         code: 'image-missing',
@@ -545,12 +558,15 @@ export function resolveEntryPath(baseRel: string, image: string): { rel: string 
   return { rel };
 }
 
-/** For each relative path: 'file', 'dir' or 'missing'. Reads each parent folder once; stats only unmatched names. */
+/** What a label-file path is: a file, a folder, missing, or another kind of entry (a FIFO, a device: its stats). */
+type EntryState = 'file' | 'dir' | 'missing' | import('node:fs').Stats;
+
+/** For each relative path its EntryState. Reads each parent folder once; stats only unmatched names. */
 async function existingFiles(
   root: string,
   rels: string[],
   signal?: AbortSignal,
-): Promise<Map<string, 'file' | 'dir' | 'missing'>> {
+): Promise<Map<string, EntryState>> {
   const byDir = new Map<string, string[]>();
   for (const rel of rels) {
     const slash = rel.lastIndexOf('/');
@@ -559,7 +575,7 @@ async function existingFiles(
     if (!list) byDir.set(dir, (list = []));
     list.push(rel);
   }
-  const out = new Map<string, 'file' | 'dir' | 'missing'>();
+  const out = new Map<string, EntryState>();
   const dirs = [...byDir.keys()];
   const check = async (dir: string) => {
     const names = new Map<string, Dirent>();
@@ -586,11 +602,11 @@ async function existingFiles(
   return out;
 }
 
-/** 'file' / 'dir' / 'missing' by stat (follows links; also catches case-insensitive file systems' matches). */
-async function statKind(abs: string): Promise<'file' | 'dir' | 'missing'> {
+/** The EntryState by stat (follows links; also catches case-insensitive file systems' matches). */
+async function statKind(abs: string): Promise<EntryState> {
   try {
     const st = await stat(abs);
-    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'missing';
+    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st;
   } catch {
     return 'missing';
   }

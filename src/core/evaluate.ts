@@ -23,6 +23,7 @@ import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, 
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { shorten } from './labelFile';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -524,9 +525,10 @@ async function runImages(a: RunImagesArgs): Promise<void> {
     const abs = path.join(dataset.root, dataset.samples[index].path);
     let bytes: Buffer;
     try {
-      bytes = await fs.promises.readFile(abs);
+      bytes = await readRegularFile(abs, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
     } catch (e) {
-      a.onFailed(index, new ClipLensError('image-unreadable', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dataset.samples[index].path }));
+      const message = e instanceof FileRefusedError ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      a.onFailed(index, new ClipLensError('image-unreadable', message, { file: dataset.samples[index].path }));
       return null;
     }
     const key = sha256(bytes);

@@ -16,7 +16,9 @@ export async function pathExists(p: string, options: { followSymlinks?: boolean 
 }
 
 /** What a non-regular file system entry is, in words ('a FIFO (named pipe)', 'a folder', ...). */
-export function describeEntry(st: fs.Stats): string {
+export function describeEntry(
+  st: Pick<fs.Stats, 'isFile' | 'isDirectory' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket' | 'isSymbolicLink'>,
+): string {
   if (st.isFile()) return 'a file';
   if (st.isDirectory()) return 'a folder';
   if (st.isFIFO()) return 'a FIFO (named pipe)';
@@ -117,4 +119,41 @@ export async function readRegularFile(file: string, options: ReadRegularFileOpti
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * Size limits of the files CLIP Lens reads whole (docs/robustness.md). Larger files are refused with a named
+ * problem before anything is read.
+ */
+export const FILE_LIMITS = {
+  /** An image file (decoded size is bounded separately, by the pixel limit). */
+  image: 512 * 1024 * 1024,
+  /** A label file (CSV, TSV, JSONL): read whole, as text. */
+  labelFile: 256 * 1024 * 1024,
+  /** `.clip-lens.json`, a templates file. */
+  config: 16 * 1024 * 1024,
+  /** A model folder's JSON and text files (config, preprocessor config, tokenizer, vocabulary, merges). */
+  modelText: 64 * 1024 * 1024,
+} as const;
+
+/**
+ * Checks that `file` is a regular file (following links) of at most `maxBytes`, for files read by streams or by
+ * other libraries; throws a FileRefusedError otherwise (see readRegularFile). Returns its size.
+ */
+export async function assertRegularFile(file: string, options: ReadRegularFileOptions): Promise<number> {
+  const code = options.code ?? 'file-unreadable';
+  const what = options.what ?? 'the file';
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw new FileRefusedError(code, `${what} does not exist`, file, 'missing', errno);
+    throw new FileRefusedError(code, `cannot read ${what}: ${errno ?? (e as Error).message}`, file, 'unreadable', errno);
+  }
+  if (!st.isFile()) throw new FileRefusedError(code, `${what} is ${describeEntry(st)}, not a regular file; refused`, file, 'not-regular');
+  if (st.size > options.maxBytes) {
+    throw new FileRefusedError(code, `${what} is ${formatBytes(st.size)}, over the limit of ${formatBytes(options.maxBytes)}; refused`, file, 'too-large');
+  }
+  return st.size;
 }

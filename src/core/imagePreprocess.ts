@@ -16,9 +16,9 @@
  *  6. `(u8 * rescale - mean) / std` in float32 exactly as torch computes it, written CHW into the caller's array.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 
 // Every image is decoded once per run: libvips' operation cache (50 MB by default) only holds memory that grows
 // with the dataset. Thumbnails keep their own small LRU (thumbnails.ts).
@@ -177,11 +177,10 @@ export function parsePreprocessorConfig(json: unknown, file: string): Preprocess
 export async function readPreprocessorConfig(file: string): Promise<PreprocessorConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.modelText, code: 'preprocessor-config-unreadable', what: 'the preprocessor config' })).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ClipLensError('preprocessor-config-missing', 'file not found', { file });
-    throw new ClipLensError('preprocessor-config-unreadable', `cannot read file: ${(err as Error).message}`, { file });
+    if (err instanceof FileRefusedError && err.reason === 'missing') throw new ClipLensError('preprocessor-config-missing', 'file not found', { file });
+    throw err;
   }
   let json: unknown;
   try {
@@ -592,8 +591,9 @@ export class ImagePreprocessor {
     let bytes: Buffer;
     if (typeof input === 'string') {
       try {
-        bytes = await readFile(input);
+        bytes = await readRegularFile(input, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
       } catch (err) {
+        if (err instanceof FileRefusedError) throw new ClipLensError('image-unreadable', err.message.slice(err.message.indexOf(': ') + 2), { file });
         throw new ClipLensError('image-unreadable', `cannot read file: ${(err as Error).message}`, { file });
       }
     } else {

@@ -17,9 +17,9 @@
  * Paths in the config (`model` when it is a path, `templates` when it is a file, `labels.file`) are relative to the
  * folder of the config file, i.e. the dataset root. `ignore` holds sample paths relative to the dataset root.
  */
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { hasOwn, setOwn } from './ownKeys';
 
 export const CONFIG_FILE_NAME = '.clip-lens.json';
@@ -720,11 +720,10 @@ export async function readProjectConfig(
   const file = path.join(path.resolve(datasetRoot), CONFIG_FILE_NAME);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.config, code: 'config-unreadable', what: 'the project config' })).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { config: {}, problems: [] };
-    throw new ClipLensError('config-unreadable', `cannot read the project config: ${(e as Error).message}`, { file });
+    if (e instanceof FileRefusedError && e.reason === 'missing') return { config: {}, problems: [] };
+    throw e;
   }
   return { file, ...parseProjectConfig(text, file) };
 }

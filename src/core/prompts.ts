@@ -15,9 +15,9 @@
  *
  * Templates contain `{}` exactly once; promptsForClass() puts the class prompt there.
  */
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './projectConfig';
 
 export type BuiltinTemplateName = 'simple' | 'imagenet80';
@@ -234,10 +234,10 @@ export async function resolveTemplates(
   const file = path.resolve(baseDir, spec);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.config, code: 'templates-not-found', what: 'the template file' })).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (e as Error).message;
+    if (!(e instanceof FileRefusedError)) throw e;
+    const why = e.reason === 'missing' ? 'no such file' : e.message.slice(e.message.indexOf(': ') + 2);
     throw new ClipLensError(
       'templates-not-found',
       `templates "${spec}" is neither a built-in set (simple, imagenet80) nor a readable template file: ${why}`,

@@ -11,18 +11,20 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { parseProjectConfig } from '../../src/core/projectConfig';
 import { evaluateGate, hasThresholds } from '../../src/core/gate';
 import { computeMetricsBySplit } from '../../src/core/metrics';
 import { ProbabilityMatrix } from '../../src/core/probabilities';
 import type { EvalReport } from '../../src/core/report';
-import { classNameVariants, promptCollisions } from '../../src/core/prompts';
+import { classNameVariants, promptCollisions, resolveTemplates } from '../../src/core/prompts';
 import { readDataset } from '../../src/core/dataset';
 import { invalidUtf8Lines, parseLabelFile } from '../../src/core/labelFile';
 import type { Dataset } from '../../src/core/types';
 import { EmbeddingCache } from '../../src/core/embeddingCache';
 import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from '../../src/core/fileSystem';
+import { ClipLensError } from '../../src/core/errors';
+import { parseProjectConfig, readProjectConfig } from '../../src/core/projectConfig';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -414,4 +416,76 @@ test('eval killed with SIGKILL mid-run keeps its flushed embeddings: the re-run 
   assert.ok(report.timing.imagesComputed < 1500);
   assert.equal(report.timing.imagesFromCache + report.timing.imagesComputed, 1500);
   assert.deepEqual(report.errors.filter((e) => e.code.startsWith('cache-')), []);
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Every file read checks what it is first
+
+/** mkfifo, or skip the test where FIFOs cannot be made (Windows). */
+async function mkfifo(t: { skip: (m: string) => void }, file: string): Promise<boolean> {
+  const ok = await run('mkfifo', [file]).then(() => true, () => false);
+  if (!ok) t.skip('mkfifo is not available');
+  return ok;
+}
+
+test('readRegularFile: FIFOs, devices and folders are refused by name without blocking; the size limit holds', async (t) => {
+  const dir = tempDir(t, 'regular');
+  const fifo = path.join(dir, 'pipe');
+  if (!(await mkfifo(t, fifo))) return;
+  const refused = async (file: string, maxBytes: number, reason: string, message: RegExp) => {
+    await assert.rejects(readRegularFile(file, { maxBytes, code: 'x', what: 'the file' }), (e: unknown) => {
+      assert.ok(e instanceof FileRefusedError, String(e));
+      assert.equal(e.reason, reason);
+      assert.equal(e.file, file);
+      assert.match(e.message, message);
+      return true;
+    });
+  };
+  await refused(fifo, 1 << 20, 'not-regular', /is a FIFO \(named pipe\), not a regular file/);
+  await refused('/dev/zero', 1 << 20, 'not-regular', /is a character device/);
+  await refused(dir, 1 << 20, 'not-regular', /is a folder/);
+  await refused(path.join(dir, 'none'), 1 << 20, 'missing', /does not exist/);
+  fs.writeFileSync(path.join(dir, 'big'), Buffer.alloc(3000));
+  await refused(path.join(dir, 'big'), 2048, 'too-large', /2\.9 KB, over the limit of 2 KB/);
+  fs.symlinkSync('/dev/zero', path.join(dir, 'zero.jpg'));
+  await refused(path.join(dir, 'zero.jpg'), FILE_LIMITS.image, 'not-regular', /character device/);
+  assert.equal((await readRegularFile(path.join(dir, 'big'), { maxBytes: 3000 })).length, 3000);
+});
+
+test('a FIFO as the templates file or as .clip-lens.json is a named error, not a hang', async (t) => {
+  const dir = tempDir(t, 'fifo-config');
+  if (!(await mkfifo(t, path.join(dir, 'templates.txt')))) return;
+  await assert.rejects(resolveTemplates('templates.txt', dir), (e: unknown) => e instanceof ClipLensError && e.code === 'templates-not-found' && /FIFO/.test(e.message));
+  await mkfifo(t, path.join(dir, '.clip-lens.json'));
+  await assert.rejects(readProjectConfig(dir), (e: unknown) => e instanceof ClipLensError && e.code === 'config-unreadable' && /FIFO/.test(e.message));
+});
+
+test('dataset: FIFOs and devices named *.jpg are problems naming them, in class folders and label files', async (t) => {
+  const dir = tempDir(t, 'fifo-data');
+  const data = path.join(dir, 'classes');
+  copyClasses(data, { red_circle: 'red', blue_square: 'blue' });
+  if (!(await mkfifo(t, path.join(data, 'red', 'pipe.jpg')))) return;
+  fs.symlinkSync('/dev/zero', path.join(data, 'blue', 'zero.jpg'));
+  const ds = await readDataset(data);
+  const bad = ds.problems.filter((p) => p.code === 'not-a-regular-file').map((p) => [p.path, p.message]);
+  assert.deepEqual(bad, [
+    ['blue/zero.jpg', 'blue/zero.jpg is a character device, not an image file; skipped'],
+    ['red/pipe.jpg', 'red/pipe.jpg is a FIFO (named pipe), not an image file; skipped'],
+  ]);
+  assert.ok(!ds.samples.some((s) => s.path.endsWith('pipe.jpg') || s.path.endsWith('zero.jpg')));
+  fs.writeFileSync(path.join(data, 'labels.csv'), 'image,label\nred/pipe.jpg,red\nblue/zero.jpg,blue\n');
+  const lf = await readDataset(path.join(data, 'labels.csv'));
+  assert.deepEqual(lf.problems.map((p) => [p.code, p.line]), [['not-a-regular-file', 2], ['not-a-regular-file', 3]]);
+});
+
+test('embed: a link to /dev/zero and a FIFO are refused by name (exit 2), the other images are embedded', async (t) => {
+  const dir = tempDir(t, 'embed');
+  fs.symlinkSync('/dev/zero', path.join(dir, 'zero.jpg'));
+  if (!(await mkfifo(t, path.join(dir, 'fifo.jpg')))) return;
+  const good = path.join(EXAMPLE, 'red_circle', fs.readdirSync(path.join(EXAMPLE, 'red_circle')).sort()[0]!);
+  const r = await cli(['embed', '--model', MODEL, path.join(dir, 'zero.jpg'), path.join(dir, 'fifo.jpg'), good]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout.trim().split('\n').length, 1);
+  assert.match(r.stderr, /zero\.jpg: the image is a character device, not a regular file; refused/);
+  assert.match(r.stderr, /fifo\.jpg: the image is a FIFO \(named pipe\), not a regular file; refused/);
 });
