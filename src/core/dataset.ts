@@ -29,9 +29,12 @@
  * (SYSTEM_NAMES: `__MACOSX`, `Thumbs.db`, `desktop.ini`, ...) are skipped; other non-image files inside class folders
  * are counted in one 'non-image-skipped' problem.
  *
- * Symlinks are followed; every folder is read at most once, by its real path (the real path of a plain folder is its
- * parent's real path plus its name; only links cost a realpath call), so loops cannot hang the walk. Links are resolved
- * after all plain folders, in path order, so which path a linked folder is reported under does not depend on timing.
+ * Symbolic links that stay inside the dataset root are followed; links whose target (real path) leaves the root are
+ * never followed: each is one 'link-outside-root' problem naming the link and its target, whether it is a class
+ * folder, a subfolder, an image file or a path in a label file (a label-file path through such a link is refused the
+ * same way). Every folder is read at most once, by its real path (the real path of a plain folder is its parent's
+ * real path plus its name; only links cost a realpath call), so loops cannot hang the walk. Links are resolved after
+ * all plain folders, in path order, so which path a linked folder is reported under does not depend on timing.
  *
  * Order: classes sorted by code point (compareCodePoints: UTF-8 byte order, not locale order); class-folder samples
  * sorted by path the same way; label-file samples in file order.
@@ -175,7 +178,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const problems: DatasetProblem[] = [];
   const rootReal = await realpath(root);
   const visited = new Set<string>([rootReal]);
-  const top = await topFolders(root, rootReal, '', rootEntries, problems, visited);
+  const top = await topFolders(rootReal, '', rootEntries, problems, visited, root, rootReal);
   throwIfAborted(signal);
 
   const splitNames = top.folders.filter((f) => SPLIT_FOLDER_NAMES.has(f.name.toLowerCase()));
@@ -195,7 +198,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const classDirs: { split?: string; cls: TopFolder; relPrefix: string }[] = [];
   if (isSplit) {
     for (const s of top.folders) {
-      const sub = await topFolders(root, s.real, s.name, await listDir(s.abs, s.name, problems), problems, visited, s.abs);
+      const sub = await topFolders(s.real, s.name, await listDir(s.abs, s.name, problems), problems, visited, s.abs, rootReal);
       for (const c of sub.folders) classDirs.push({ split: s.name, cls: c, relPrefix: `${s.name}/${c.name}` });
     }
   } else {
@@ -207,7 +210,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const nonImages = { count: 0, first: '' };
   const imagesPerClass = new Map<string, number>();
   const firstFolder = new Map<string, string>();
-  const walker = new Walker(visited, problems, nonImages, signal);
+  const walker = new Walker(rootReal, visited, problems, nonImages, signal);
   for (const cd of classDirs) {
     classes.add(cd.cls.name);
     if (!firstFolder.has(cd.cls.name)) firstFolder.set(cd.cls.name, cd.relPrefix);
@@ -268,13 +271,13 @@ async function listDir(abs: string, rel: string, problems: DatasetProblem[]): Pr
  * ignored names and folders already visited. Image files found here are unlabeled and reported.
  */
 async function topFolders(
-  root: string,
   parentReal: string,
   relBase: string,
   entries: Dirent[],
   problems: DatasetProblem[],
   visited: Set<string>,
-  parentAbs = root,
+  parentAbs: string,
+  rootReal: string,
 ): Promise<{ folders: TopFolder[] }> {
   const folders: TopFolder[] = [];
   // Plain entries first, then links, so a plain folder is never reported as "already read" because a link reached it.
@@ -291,9 +294,13 @@ async function topFolders(
       try {
         const st = await stat(abs);
         kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
-        if (kind === 'dir') real = await realpath(abs);
+        real = await realpath(abs);
       } catch {
         problems.push({ code: 'broken-link', message: `broken symbolic link skipped: ${rel}`, file: rel, path: rel });
+        continue;
+      }
+      if (!isInside(rootReal, real)) {
+        problems.push(outsideProblem(rel, real));
         continue;
       }
     }
@@ -337,6 +344,7 @@ class Walker {
   private links: { abs: string; rel: string; emit: (rel: string) => void }[] = [];
 
   constructor(
+    private readonly rootReal: string,
     private readonly visited: Set<string>,
     private readonly problems: DatasetProblem[],
     private readonly nonImages: { count: number; first: string },
@@ -425,10 +433,16 @@ class Walker {
   private async resolveLink(l: { abs: string; rel: string; emit: (rel: string) => void }): Promise<void> {
     throwIfAborted(this.signal);
     let st;
+    let real: string;
     try {
       st = await stat(l.abs);
+      real = await realpath(l.abs);
     } catch {
       this.problems.push({ code: 'broken-link', message: `broken symbolic link skipped: ${l.rel}`, file: l.rel, path: l.rel });
+      return;
+    }
+    if (!isInside(this.rootReal, real)) {
+      this.problems.push(outsideProblem(l.rel, real));
       return;
     }
     if (st.isFile()) {
@@ -436,7 +450,6 @@ class Walker {
     } else if (!st.isDirectory()) {
       if (isImageFile(l.rel)) this.problems.push(notRegularProblem(l.rel, st));
     } else {
-      const real = await realpath(l.abs);
       if (this.visited.has(real)) {
         this.problems.push({
           code: 'symlink-skipped',
@@ -450,6 +463,22 @@ class Walker {
       this.queue.push({ abs: l.abs, real, rel: l.rel, emit: l.emit });
     }
   }
+}
+
+/** Whether the real path `real` is `rootReal` or inside it. */
+function isInside(rootReal: string, real: string): boolean {
+  const rel = path.relative(rootReal, real);
+  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
+}
+
+/** 'link-outside-root': a link whose target leaves the dataset root; it is never followed (one problem per link). */
+function outsideProblem(rel: string, target: string): DatasetProblem {
+  return {
+    code: 'link-outside-root',
+    message: `${shorten(rel)} is a symbolic link to ${shorten(target)}, outside the dataset root; not followed`,
+    file: rel,
+    path: rel,
+  };
 }
 
 /** 'not-a-regular-file': an entry named like an image that is a FIFO, a device or a socket (never opened). */
@@ -517,7 +546,15 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     const state = existing.get(s.path);
     if (state === 'file') {
       samples.push(s);
-    } else if (state !== undefined && state !== 'dir' && state !== 'missing') {
+    } else if (typeof state === 'object' && 'outside' in state) {
+      problems.push({
+        code: 'link-outside-root',
+        message: `${shorten(s.path)} leads through a symbolic link to ${shorten(state.outside)}, outside the dataset root; not followed`,
+        file: s.source!.file,
+        line: s.source!.line,
+        path: s.path,
+      });
+    } else if (typeof state === 'object') {
       problems.push({ ...notRegularProblem(s.path, state), file: s.source!.file, line: s.source!.line });
     } else {
       problems.push({
@@ -559,7 +596,7 @@ export function resolveEntryPath(baseRel: string, image: string): { rel: string 
 }
 
 /** What a label-file path is: a file, a folder, missing, or another kind of entry (a FIFO, a device: its stats). */
-type EntryState = 'file' | 'dir' | 'missing' | import('node:fs').Stats;
+type EntryState = 'file' | 'dir' | 'missing' | import('node:fs').Stats | { outside: string };
 
 /** For each relative path its EntryState. Reads each parent folder once; stats only unmatched names. */
 async function existingFiles(
@@ -577,18 +614,32 @@ async function existingFiles(
   }
   const out = new Map<string, EntryState>();
   const dirs = [...byDir.keys()];
+  const rootReal = await realpath(root).catch(() => root);
   const check = async (dir: string) => {
     const names = new Map<string, Dirent>();
+    const abs = path.join(root, ...dir.split('/'));
     try {
-      for (const e of await readdir(path.join(root, ...dir.split('/')), { withFileTypes: true })) names.set(e.name, e);
+      for (const e of await readdir(abs, { withFileTypes: true })) names.set(e.name, e);
     } catch {
       // Missing or unreadable folder: every name in it falls through to stat below.
+    }
+    // A folder reached through a link that leaves the root: nothing in it is read.
+    if (names.size > 0 && dir !== '') {
+      const real = await realpath(abs).catch(() => abs);
+      if (!isInside(rootReal, real)) {
+        for (const rel of byDir.get(dir)!) out.set(rel, { outside: real });
+        return;
+      }
     }
     for (const rel of byDir.get(dir)!) {
       const e = names.get(rel.slice(rel.lastIndexOf('/') + 1));
       if (e && e.isFile()) out.set(rel, 'file');
       else if (e && e.isDirectory()) out.set(rel, 'dir');
-      else out.set(rel, await statKind(path.join(root, ...rel.split('/'))));
+      else {
+        const file = path.join(root, ...rel.split('/'));
+        const real = await realpath(file).catch(() => null);
+        out.set(rel, real !== null && !isInside(rootReal, real) ? { outside: real } : await statKind(file));
+      }
     }
   };
   let next = 0;

@@ -489,3 +489,40 @@ test('embed: a link to /dev/zero and a FIFO are refused by name (exit 2), the ot
   assert.match(r.stderr, /zero\.jpg: the image is a character device, not a regular file; refused/);
   assert.match(r.stderr, /fifo\.jpg: the image is a FIFO \(named pipe\), not a regular file; refused/);
 });
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Symbolic links leaving the dataset root
+
+test('symlinks: a class link to /etc, an image link and a label-file path through a link outside the root are one problem each', async (t) => {
+  const dir = tempDir(t, 'links');
+  const outside = path.join(dir, 'outside');
+  fs.mkdirSync(path.join(outside, 'deep'), { recursive: true });
+  for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(outside, 'deep', `o_${i}.jpg`), '');
+  fs.writeFileSync(path.join(outside, 'x.jpg'), '');
+  const data = path.join(dir, 'data');
+  copyClasses(data, { red_circle: 'red', blue_square: 'blue' });
+  fs.symlinkSync('/etc', path.join(data, 'etc'));
+  fs.symlinkSync(outside, path.join(data, 'red', 'more'));
+  fs.symlinkSync(path.join(outside, 'x.jpg'), path.join(data, 'blue', 'x.jpg'));
+  fs.symlinkSync(path.join(data, 'blue'), path.join(data, 'red', 'inside')); // inside the root: followed (read once)
+  const ds = await readDataset(data);
+  assert.deepEqual(ds.classes, ['blue', 'red'], 'the /etc link is not a class');
+  const outsideProblems = ds.problems.filter((p) => p.code === 'link-outside-root');
+  assert.deepEqual(outsideProblems.map((p) => p.path).sort(), ['blue/x.jpg', 'etc', 'red/more']);
+  assert.match(outsideProblems.find((p) => p.path === 'etc')!.message, /^etc is a symbolic link to \/etc, outside the dataset root; not followed$/);
+  assert.ok(ds.problems.length <= 5, ds.problems.map((p) => p.message).join('\n'));
+  assert.ok(!ds.samples.some((s) => s.path.startsWith('etc/') || s.path.startsWith('red/more/') || s.path === 'blue/x.jpg'));
+
+  // Label-file paths: through a linked folder or a linked image leaving the root, refused on their line.
+  fs.writeFileSync(
+    path.join(data, 'labels.csv'),
+    ['image,label', 'red/more/deep/o_1.jpg,red', 'blue/x.jpg,blue', `red/${fs.readdirSync(path.join(data, 'red')).filter((f) => f.endsWith('.png')).sort()[0]},red`, 'etc/hostname.jpg,x'].join('\n'),
+  );
+  const lf = await readDataset(path.join(data, 'labels.csv'));
+  assert.deepEqual(lf.problems.map((p) => [p.code, p.line]), [
+    ['link-outside-root', 2],
+    ['link-outside-root', 3],
+    ['link-outside-root', 5],
+  ]);
+  assert.equal(lf.samples.length, 1);
+});
