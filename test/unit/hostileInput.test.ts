@@ -465,17 +465,19 @@ test('dataset: FIFOs and devices named *.jpg are problems naming them, in class 
   const data = path.join(dir, 'classes');
   copyClasses(data, { red_circle: 'red', blue_square: 'blue' });
   if (!(await mkfifo(t, path.join(data, 'red', 'pipe.jpg')))) return;
-  fs.symlinkSync('/dev/zero', path.join(data, 'blue', 'zero.jpg'));
+  fs.symlinkSync('/dev/zero', path.join(data, 'blue', 'zero.jpg')); // a device, and outside the root: not followed
+  fs.symlinkSync('pipe.jpg', path.join(data, 'red', 'pipe-link.jpg')); // a link inside the root to the FIFO
   const ds = await readDataset(data);
-  const bad = ds.problems.filter((p) => p.code === 'not-a-regular-file').map((p) => [p.path, p.message]);
+  const bad = ds.problems.filter((p) => p.code === 'not-a-regular-file' || p.code === 'link-outside-root').map((p) => [p.code, p.path, p.message]);
   assert.deepEqual(bad, [
-    ['blue/zero.jpg', 'blue/zero.jpg is a character device, not an image file; skipped'],
-    ['red/pipe.jpg', 'red/pipe.jpg is a FIFO (named pipe), not an image file; skipped'],
+    ['link-outside-root', 'blue/zero.jpg', 'blue/zero.jpg is a symbolic link to /dev/zero, outside the dataset root; not followed'],
+    ['not-a-regular-file', 'red/pipe-link.jpg', 'red/pipe-link.jpg is a FIFO (named pipe), not an image file; skipped'],
+    ['not-a-regular-file', 'red/pipe.jpg', 'red/pipe.jpg is a FIFO (named pipe), not an image file; skipped'],
   ]);
   assert.ok(!ds.samples.some((s) => s.path.endsWith('pipe.jpg') || s.path.endsWith('zero.jpg')));
-  fs.writeFileSync(path.join(data, 'labels.csv'), 'image,label\nred/pipe.jpg,red\nblue/zero.jpg,blue\n');
+  fs.writeFileSync(path.join(data, 'labels.csv'), 'image,label\nred/pipe.jpg,red\nblue/zero.jpg,blue\nred/pipe-link.jpg,red\n');
   const lf = await readDataset(path.join(data, 'labels.csv'));
-  assert.deepEqual(lf.problems.map((p) => [p.code, p.line]), [['not-a-regular-file', 2], ['not-a-regular-file', 3]]);
+  assert.deepEqual(lf.problems.map((p) => [p.code, p.line]), [['not-a-regular-file', 2], ['link-outside-root', 3], ['not-a-regular-file', 4]]);
 });
 
 test('embed: a link to /dev/zero and a FIFO are refused by name (exit 2), the other images are embedded', async (t) => {
