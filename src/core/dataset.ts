@@ -76,6 +76,20 @@ export interface ReadDatasetOptions extends LabelColumnOptions {
   signal?: AbortSignal;
 }
 
+/** Problems shown in a fatal one-line error, at most. */
+const PROBLEMS_IN_ERROR = 3;
+
+/** "; 5 problems in the dataset: line 2: ...; line 3: ...; and 3 more" (empty without problems), each cut short. */
+export function summarizeProblems(problems: readonly DatasetProblem[]): string {
+  if (problems.length === 0) return '';
+  const shown = problems.slice(0, PROBLEMS_IN_ERROR).map((p) => {
+    const where = p.line !== undefined ? `line ${p.line}` : p.file !== undefined ? shorten(p.file, 60) : '';
+    return `${where ? `${where}: ` : ''}${shorten(p.message, 170)}`;
+  });
+  const more = problems.length - shown.length;
+  return `; ${problems.length} problem${problems.length === 1 ? '' : 's'} in the dataset: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+}
+
 /** True for names the walk skips: hidden (leading `.`) and system names. */
 export function isIgnoredName(name: string): boolean {
   return name.startsWith('.') || SYSTEM_NAMES.has(name.toLowerCase());

@@ -5,13 +5,12 @@
  * model's worker thread; the next batch is prepared while the current one is inferred. Embeddings are cached by
  * content hash, so a re-run only infers new or changed images.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
 import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
-import { readDataset } from './dataset';
+import { readDataset, summarizeProblems } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates, type PromptCollision } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
@@ -22,8 +21,8 @@ import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
-import { shorten } from './labelFile';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
+import { datasetRootOf } from './run';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -58,6 +57,8 @@ export interface EvaluateOptions {
   ks?: number[];
   /** The dataset's already-parsed project config (otherwise read from `.clip-lens.json` at the root). */
   projectConfig?: ProjectConfig;
+  /** The dataset, already read by the caller (core/run.ts planRun) from `target`; otherwise read here. */
+  dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
 }
@@ -141,7 +142,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     for (const p of read.problems) problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file, line: p.line });
   }
   const labelsConfig = config.labels ?? {};
-  const read = await readDataset(target, {
+  const read = options.dataset ?? await readDataset(target, {
     labelFile: options.labelFile ?? (labelsConfig.file && target === configRoot ? path.resolve(configRoot, labelsConfig.file) : undefined),
     imageColumn: options.imageColumn ?? labelsConfig.imageColumn,
     labelColumn: options.labelColumn ?? labelsConfig.labelColumn,
@@ -172,7 +173,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
   // One 'cache-unavailable' problem at most, whichever namespace fails first.
   const cacheProblem = onceReporter(problems, cacheRoot ?? '');
-  const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems, cacheProblem) : null;
+  const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems, cacheProblem) : null;
   const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
@@ -259,7 +260,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
     await imageCache?.flush();
-    for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`${c.writeError}; this run goes on without saving embeddings`);
+    for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
   const { ms: textMs, dim: embeddingDim } = await textDone;
   throwIfAborted(signal);
@@ -369,20 +370,6 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   };
 }
 
-/** Problems shown in a fatal one-line error, at most. */
-const PROBLEMS_IN_ERROR = 3;
-
-/** "; 5 problems in the dataset: line 2: ...; line 3: ...; and 3 more" (empty without problems), each cut short. */
-export function summarizeProblems(problems: readonly DatasetProblem[]): string {
-  if (problems.length === 0) return '';
-  const shown = problems.slice(0, PROBLEMS_IN_ERROR).map((p) => {
-    const where = p.line !== undefined ? `line ${p.line}` : p.file !== undefined ? shorten(p.file, 60) : '';
-    return `${where ? `${where}: ` : ''}${shorten(p.message, 100)}`;
-  });
-  const more = problems.length - shown.length;
-  return `; ${problems.length} problem${problems.length === 1 ? '' : 's'} in the dataset: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
-}
-
 function countLabels(samples: readonly Sample[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const s of samples) counts.set(s.label, (counts.get(s.label) ?? 0) + 1);
@@ -463,13 +450,6 @@ function stripLocation(message: string, samplePath: string): string {
   return i > 0 && message.slice(0, i).endsWith(samplePath) ? message.slice(i + 2) : message;
 }
 
-/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
-async function datasetRootOf(target: string): Promise<string> {
-  const st = await fs.promises.stat(target).catch(() => null);
-  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
-  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
-}
-
 /** A reporter that adds one 'cache-unavailable' problem, the first time it is called. */
 function onceReporter(problems: DatasetProblem[], root: string): (message: string) => void {
   let reported = false;
@@ -492,12 +472,26 @@ async function openCache(
     return cache;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    unavailable(`the embedding cache cannot be used (${err.code ?? err.message}); this run goes on without it`);
+    unavailable(`cache disabled: ${err.message}; this run goes on without it`);
     return null;
   }
 }
 
-interface RunImagesArgs {
+/** The cache namespace of a model's image embeddings (vision graph + preprocessing). */
+function imageNamespace(model: ClipModel): string {
+  return `image\0${model.imageFingerprint}`;
+}
+
+/**
+ * The image-embedding cache of `model` under `root` (default: the user's cache folder), shared with evaluateDataset;
+ * null when it cannot be opened (why goes to `problems`).
+ */
+export async function openImageCache(root: string | undefined, model: ClipModel, problems: DatasetProblem[] = []): Promise<EmbeddingCache | null> {
+  const dir = root ?? defaultEmbeddingCacheDir();
+  return openCache(dir, imageNamespace(model), problems, onceReporter(problems, dir));
+}
+
+export interface RunImagesArgs {
   dataset: Dataset;
   model: ClipModel;
   imageCache: EmbeddingCache | null;
@@ -513,7 +507,7 @@ interface RunImagesArgs {
 }
 
 /** Reads, hashes and (when not cached) preprocesses and infers every image, in batches, with one batch in flight. */
-async function runImages(a: RunImagesArgs): Promise<void> {
+export async function runImages(a: RunImagesArgs): Promise<void> {
   const { dataset, model, imageCache, batchSize, signal } = a;
   const pre = model.preprocessor;
   const perImage = 3 * pre.outputHeight * pre.outputWidth;
@@ -527,7 +521,10 @@ async function runImages(a: RunImagesArgs): Promise<void> {
     try {
       bytes = await readRegularFile(abs, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
     } catch (e) {
-      const message = e instanceof FileRefusedError ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      // A FIFO, a device or a file over the limit is named as such; a missing or unreadable file keeps its errno.
+      const refused = e instanceof FileRefusedError && (e.reason === 'not-regular' || e.reason === 'too-large');
+      const errno = e instanceof FileRefusedError ? e.errno : (e as NodeJS.ErrnoException).code;
+      const message = refused ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${errno ?? (e as Error).message}`;
       a.onFailed(index, new ClipLensError('image-unreadable', message, { file: dataset.samples[index].path }));
       return null;
     }
