@@ -149,6 +149,8 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+  'class-collision':
+    'Class names that differ only in case or separators (red_circle, RED_CIRCLE) give the model the same prompt, so it cannot tell them apart; they are evaluated as one class. Merge or rename them, or give one its own text in "prompts" of .clip-lens.json.',
 };
 
 /** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
@@ -180,6 +182,7 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    'class-collision': 'Classes with the same prompt',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
