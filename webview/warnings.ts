@@ -36,6 +36,7 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   leakage: 'Leakage between splits',
   'conflicting-labels': 'Copies with different labels',
   'class-outliers': 'Many outliers',
+  'class-collision': 'Classes the model cannot tell apart',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

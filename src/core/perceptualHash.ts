@@ -10,6 +10,7 @@
  */
 import type Sharp from 'sharp';
 import { DEFAULT_MAX_PIXELS } from './imagePreprocess';
+import { FILE_LIMITS, readRegularFile } from './fileSystem';
 
 let sharpFn: typeof Sharp | undefined;
 function sharp(): typeof Sharp {
@@ -180,7 +181,6 @@ export async function pixelHashesOf(
   const n = sources.length;
   const hashes = new Uint32Array(n * HASH_WORDS);
   const ok = new Uint8Array(n);
-  const { readFile } = await import('node:fs/promises');
   const { createHash } = await import('node:crypto');
   let next = 0;
   const worker = async () => {
@@ -196,7 +196,7 @@ export async function pixelHashesOf(
         continue;
       }
       try {
-        const bytes = await readFile(src.file);
+        const bytes = await readRegularFile(src.file, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
         const h = await perceptualHashes(bytes, options.maxPixels);
         hashes.set(h, i * HASH_WORDS);
         ok[i] = 1;

@@ -25,7 +25,12 @@
 import { promises as fs, createReadStream } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { constants as bufferConstants } from 'node:buffer';
 import { ClipLensError } from './errors';
+import { assertRegularFile, FileRefusedError, readRegularFile } from './fileSystem';
+
+/** A JSON predictions file is parsed whole; larger inputs belong in CSV or .npy (streamed). */
+const MAX_PREDICTIONS_JSON_BYTES = 512 * 1024 * 1024;
 
 /** Floats per storage chunk: 2^24 float32 = 64 MB. */
 export const DEFAULT_CHUNK_FLOATS = 1 << 24;
@@ -282,8 +287,9 @@ function labelError(value: unknown, classes: string[]): string {
 async function readPredictionsJson(file: string): Promise<Predictions> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: MAX_PREDICTIONS_JSON_BYTES, code: 'predictions-read-failed', what: 'the predictions file' })).toString('utf8');
   } catch (e) {
+    if (e instanceof FileRefusedError) throw e;
     throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
   }
   let data: unknown;
@@ -345,6 +351,7 @@ export function splitCsvLine(line: string): string[] {
 }
 
 async function readPredictionsCsv(file: string): Promise<Predictions> {
+  await assertRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, code: 'predictions-read-failed', what: 'the predictions file' });
   const stream = createReadStream(file, { encoding: 'utf8' });
   const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let classes: string[] | undefined;
@@ -445,11 +452,7 @@ function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): n
 }
 
 async function readFileOrFail(file: string): Promise<Buffer> {
-  try {
-    return await fs.readFile(file);
-  } catch (e) {
-    throw new ClipLensError('predictions-read-failed', `cannot read: ${(e as Error).message}`, { file });
-  }
+  return readRegularFile(file, { maxBytes: bufferConstants.MAX_LENGTH, code: 'predictions-read-failed' });
 }
 
 async function readNpyClasses(dir: string): Promise<string[]> {
@@ -494,6 +497,7 @@ async function readNpyDirectory(dir: string): Promise<Predictions> {
   }
 
   const probsFile = path.join(dir, 'pred_probs.npy');
+  await assertRegularFile(probsFile, { maxBytes: Number.MAX_SAFE_INTEGER, code: 'predictions-read-failed', what: 'pred_probs.npy' });
   let handle;
   try {
     handle = await fs.open(probsFile, 'r');

@@ -17,11 +17,12 @@
  * Paths in the config (`model` when it is a path, `templates` when it is a file, `labels.file`) are relative to the
  * folder of the config file, i.e. the dataset root. `ignore` holds sample paths relative to the dataset root.
  */
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { applyEdits, type TextEdit } from './textEdit';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree, type JsonNode } from './jsonWithPositions';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
+import { hasOwn, setOwn } from './ownKeys';
 
 export const CONFIG_FILE_NAME = '.clip-lens.json';
 
@@ -435,7 +436,8 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           sub = spec.values;
         }
         const v = validate(prop.value, sub, k, report);
-        if (v !== undefined) out[prop.key] = v;
+        // setOwn: a key such as `__proto__` (a class name) must become a key, not replace the prototype.
+        if (v !== undefined) setOwn(out, prop.key, v);
         else delete out[prop.key];
       }
       if (spec.type === 'object' && spec.required) {
@@ -444,7 +446,7 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           report(key, `missing ${missing.map((m) => `"${m}"`).join(' and ')}`, node.offset);
         }
         // An object that needs all its keys is unusable with any of them missing or invalid.
-        if (spec.required.some((r) => !(r in out))) return undefined;
+        if (spec.required.some((r) => !hasOwn(out, r))) return undefined;
       }
       return out;
     }
@@ -547,11 +549,10 @@ export async function readProjectConfig(
   const file = path.join(path.resolve(datasetRoot), CONFIG_FILE_NAME);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.config, code: 'config-unreadable', what: 'the project config' })).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { config: {}, problems: [] };
-    throw new ClipLensError('config-unreadable', `cannot read the project config: ${(e as Error).message}`, { file });
+    if (e instanceof FileRefusedError && e.reason === 'missing') return { config: {}, problems: [] };
+    throw e;
   }
   return { file, ...parseProjectConfig(text, file) };
 }

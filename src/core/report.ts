@@ -79,7 +79,8 @@ export type WarningKind =
   | 'dataset-errors'
   | 'leakage'
   | 'conflicting-labels'
-  | 'class-outliers';
+  | 'class-outliers'
+  | 'class-collision';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {

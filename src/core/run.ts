@@ -22,7 +22,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
-import { readDataset } from './dataset';
+import { readDataset, summarizeProblems } from './dataset';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
@@ -295,7 +295,8 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
   if (dataset.classes.length < 2) {
     const n = dataset.classes.length;
-    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+    // The problems that left too few classes are named: "found 0 classes" alone hides the cause (docs/robustness.md).
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${summarizeProblems(dataset.problems)}`, { file: dataset.labelFile ?? dataset.root });
   }
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);
@@ -540,7 +541,9 @@ export async function embedFiles(files: readonly string[], options: EmbedFilesOp
       onBatchDone: () => options.onProgress?.(done, files.length),
     });
   } finally {
-    await cache?.flush().catch(() => undefined);
+    // flush() never throws; a cache that could not be written is one warning, the embeddings are still printed.
+    await cache?.flush();
+    if (cache?.writeError) options.onWarning?.(ClipLensError.format(`cache disabled: ${cache.writeError}; embeddings are not saved`, { file: options.cacheDir ?? undefined }));
   }
   return counts;
 }

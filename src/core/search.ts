@@ -11,6 +11,7 @@ import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCac
 import { readDataset } from './dataset';
 import { readProjectConfig } from './projectConfig';
 import { NeighbourIndex } from './neighbours';
+import { FILE_LIMITS, readRegularFile } from './fileSystem';
 import { openImageCache } from './evaluate';
 import type { ClipModel } from './runtime';
 import type { Sample } from './types';
@@ -75,7 +76,7 @@ export async function datasetImageEmbeddings(
     await Promise.all(
       chunk.map(async ({ s, index }, slot) => {
         try {
-          const bytes = await fs.promises.readFile(path.join(root, s.path));
+          const bytes = await readRegularFile(path.join(root, s.path), { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
           const key = sha256(bytes);
           const hit = cache?.get(key);
           if (hit) {

@@ -337,6 +337,35 @@ test('Evaluate Dataset on something that is not a dataset explains why', async (
   assert.ok(state.messages.some((m) => m.level === 'error' && /notes\.txt is not a dataset folder/.test(m.text)));
 });
 
+test('a label whose class was merged into another with the same prompt: a diagnostic on its line with "Change label to" that fixes the case', async () => {
+  const dataset = path.join(work, 'collide');
+  const lines = ['image,label'];
+  for (const cls of CLASSES) {
+    for (let i = 0; i < 3; i++) {
+      await png(path.join(dataset, `${cls}${i}.png`), cls, i);
+      lines.push(`${cls}${i}.png,${cls === 'red_circle' && i === 0 ? 'RED_CIRCLE' : cls}`);
+    }
+  }
+  const csv = path.join(dataset, 'labels.csv');
+  fs.writeFileSync(csv, lines.join('\n') + '\n');
+  const report = await run<EvalReport | undefined>(COMMANDS.evaluateDataset, dataset);
+  assert.ok(report);
+  assert.deepEqual(report.dataset.classes, CLASSES);
+  assert.ok(report.warnings.some((w) => w.kind === 'class-collision' && w.class === 'red_circle'));
+  await until('the collision diagnostic', () => diagnostics('clipLens.dataset', csv).some((d) => (d.code as { value: string }).value === 'class-name-collision'));
+  const d = diagnostics('clipLens.dataset', csv).find((x) => (x.code as { value: string }).value === 'class-name-collision')!;
+  const lineNo = lines.findIndex((l) => l.endsWith(',RED_CIRCLE'));
+  assert.equal(d.range.start.line, lineNo);
+  const doc = await fakeVscode.workspace.openTextDocument(csv);
+  const [provider] = state.codeActionProviders;
+  const actions = provider.provideCodeActions(doc, d.range, { diagnostics: [d] }) as { title: string; edit?: { ops: { range: { start: { line: number; character: number } }; text: string }[] } }[];
+  const change = actions.find((a) => a.title === "Change label to 'red_circle'");
+  assert.ok(change, actions.map((a) => a.title).join(' | '));
+  const [op] = change.edit!.ops;
+  assert.equal(op.text, 'red_circle');
+  assert.deepEqual({ ...op.range.start }, { line: lineNo, character: lines[lineNo]!.indexOf(',') + 1 });
+});
+
 test('clipLens.precision auto: compares fp32 and int8 once per dataset, runs the chosen graphs, the report says why', async () => {
   const dataset = path.join(work, 'precision');
   for (const cls of CLASSES) for (let i = 0; i < 3; i++) await png(path.join(dataset, cls, `${cls}${i}.png`), cls, i);

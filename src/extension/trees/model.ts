@@ -155,6 +155,8 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'Many images of this class look unlike the rest of the class and of the dataset (far from their nearest neighbours in CLIP\'s embedding space): blank, corrupted or wrong-domain images. Look at them in the Outliers list.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+  'class-collision':
+    'Class names that differ only in case or separators (red_circle, RED_CIRCLE) give the model the same prompt, so it cannot tell them apart; they are evaluated as one class. Merge or rename them, or give one its own text in "prompts" of .clip-lens.json.',
 };
 
 /** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
@@ -189,6 +191,7 @@ export function warningLabel(w: Warning): string {
     leakage: 'Leakage between splits',
     'conflicting-labels': 'Copies with different labels',
     'class-outliers': 'Many outliers',
+    'class-collision': 'Classes with the same prompt',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
