@@ -16,6 +16,7 @@ import { ensureModel } from '../core/modelDownload';
 import { defaultModelEntry, resolveModelSpec } from '../core/modelRegistry';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem } from '../core/projectConfig';
 import { evaluateGate, gateKs, hasThresholds } from '../core/gate';
+import { checkRatchet } from '../core/baseline';
 import { GATE_FORMATS, formatGate, gateExitCode, type GateFormat, type GateOutcome } from '../core/gateFormats';
 import { gitTopLevel, relativeInside, stagedDataset, stagedDatasetRoots, type StagedDataset } from '../core/gitStaged';
 import { bar, ProgressLine, UsageError, type CliIO } from './io';
@@ -310,6 +311,7 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     notes.push(`${report.dataset.counts.evaluated} images evaluated, ${report.timing.imagesComputed} inferred and ${report.timing.imagesFromCache} from the cache`);
     outcome.report = report;
     outcome.result = evaluateGate(report, gate, { warnings: config.warnings });
+    await checkRatchet(outcome.result, report, gate, { root: dir, shownRoot: dataset, notes });
   } catch (e) {
     progress.clear();
     if (e instanceof CancelledError) throw e;

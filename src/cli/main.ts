@@ -17,6 +17,7 @@ import { TOOL_VERSION } from '../core/version';
 import { modelCommand } from './modelCommand';
 import { checkCommand } from './checkCommand';
 import { hookCommand } from './hookCommand';
+import { baselineCommand } from './baselineCommand';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
@@ -33,6 +34,7 @@ Usage:
   clip-lens check [<dataset>...] [--model DIR|ID] [--format text|json|junit|sarif|markdown] [--output FILE]
                   [--staged] [--cache DIR]        exit 0 pass, 1 a threshold failed, 2 could not run
   clip-lens hook install | uninstall | status     git pre-commit hook running \`check --staged\`
+  clip-lens baseline <dataset> [--out FILE]      write the baseline that gate.maxDrop ratchets against
   clip-lens model list | download <id> | verify <dir>
   clip-lens --version | --help
 
@@ -227,6 +229,8 @@ export async function main(argv: string[], io: CliIO = processIO, signal: AbortS
         return await checkCommand(rest, io, signal);
       case 'hook':
         return await hookCommand(rest, io, signal);
+      case 'baseline':
+        return await baselineCommand(rest, io, signal);
       default:
         throw new UsageError(`unknown command '${command}' (try --help)`);
     }

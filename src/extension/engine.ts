@@ -18,6 +18,7 @@ import { CancelledError, ClipLensError } from '../core/errors';
 import type { ClipModel } from '../core/runtime';
 import type { EvaluateProgress } from '../core/evaluate';
 import { evaluateGate, gateKs, hasThresholds } from '../core/gate';
+import { checkRatchet } from '../core/baseline';
 import { executionProviders } from '../core/executionProviders';
 import { CONFIG_FILE_NAME, readProjectConfig, type ProjectConfig } from '../core/projectConfig';
 import { quantizedVariant, resolveModelSpec, type RegistryEntry } from '../core/modelRegistry';
@@ -250,6 +251,7 @@ export class Engine implements vscode.Disposable {
       // Config problems are shown live on .clip-lens.json; list them in the report as the CLI does.
       for (const p of read.problems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
       const gate = config.gate && hasThresholds(config.gate) ? evaluateGate(report, config.gate, { warnings: config.warnings }) : null;
+      if (gate) await checkRatchet(gate, report, config.gate, { root });
       const result: DatasetResult = {
         root,
         target,
