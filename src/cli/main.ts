@@ -18,6 +18,8 @@ import { modelCommand } from './modelCommand';
 import { checkCommand } from './checkCommand';
 import { hookCommand } from './hookCommand';
 import { baselineCommand } from './baselineCommand';
+import { compareCommand } from './compareCommand';
+import { compareWithFile, formatComparison } from '../core/compare';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
@@ -26,7 +28,7 @@ const HELP = `clip-lens ${TOOL_VERSION}: audit image classification datasets wit
 Usage:
   clip-lens eval <dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]
                  [--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--quantized]
-                 [--image-column NAME] [--label-column NAME] [--split-column NAME]
+                 [--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]
   clip-lens embed --model DIR <image>...        one JSON line per image: {"path","embedding"} (L2-normalised)
   clip-lens tokenize --model DIR <text>...      one JSON line per text: {"text","ids"} (77 ids)
   clip-lens metrics --input FILE [--k K]...     metrics of any classifier's probabilities (JSON or CSV)
@@ -35,6 +37,7 @@ Usage:
                   [--staged] [--cache DIR]        exit 0 pass, 1 a threshold failed, 2 could not run
   clip-lens hook install | uninstall | status     git pre-commit hook running \`check --staged\`
   clip-lens baseline <dataset> [--out FILE]      write the baseline that gate.maxDrop ratchets against
+  clip-lens compare A.json B.json [--json]       changes between two runs (reports or baselines)
   clip-lens model list | download <id> | verify <dir>
   clip-lens --version | --help
 
@@ -91,6 +94,7 @@ async function evalCommand(args: string[], io: CliIO, signal: AbortSignal): Prom
       'image-column': { type: 'string' },
       'label-column': { type: 'string' },
       'split-column': { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError(`eval expects one dataset, got ${positionals.length}`);
@@ -119,12 +123,15 @@ async function evalCommand(args: string[], io: CliIO, signal: AbortSignal): Prom
       },
     });
     progress.clear();
+    // --baseline: the changes since an earlier run (a report or baseline file) as the report's `comparison`.
+    if (values.baseline) report.comparison = await compareWithFile(report, path.resolve(values.baseline), values.baseline);
     if (values.json) {
       const out = path.resolve(values.json);
       await fs.promises.mkdir(path.dirname(out), { recursive: true });
       await writeJsonReport(report, out);
     }
     io.out(formatSummary(report));
+    if (report.comparison) io.out(`\nCompared with ${values.baseline}:\n${formatComparison(report.comparison, 10)}`);
     if (values.json) io.out(`\nReport written to ${values.json}\n`);
     return 0;
   } finally {
@@ -231,6 +238,8 @@ export async function main(argv: string[], io: CliIO = processIO, signal: AbortS
         return await hookCommand(rest, io, signal);
       case 'baseline':
         return await baselineCommand(rest, io, signal);
+      case 'compare':
+        return await compareCommand(rest, io);
       default:
         throw new UsageError(`unknown command '${command}' (try --help)`);
     }

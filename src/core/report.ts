@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { Comparison } from './comparison';
 
 export const REPORT_SCHEMA_VERSION = 2;
 
@@ -128,6 +129,8 @@ export interface EvalReport {
   metricsBySplit?: Record<string, Metrics>;
   warnings: Warning[];
   labelIssues: LabelIssue[];
+  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  comparison?: Comparison;
   timing: {
     totalMs: number;
     textMs: number;
