@@ -33,6 +33,7 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   duplicate: 'Duplicates',
   'possible-leakage': 'Possible leakage',
   'dataset-errors': 'Dataset errors',
+  overfitting: 'Train-test gap',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

@@ -20,6 +20,7 @@ import { hookCommand } from './hookCommand';
 import { baselineCommand } from './baselineCommand';
 import { compareCommand } from './compareCommand';
 import { compareWithFile, formatComparison } from '../core/compare';
+import { splitSections } from '../core/splits';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
@@ -190,8 +191,12 @@ async function metricsCommand(args: string[], io: CliIO): Promise<number> {
   const input = values.input ?? positionals[0];
   if (!input) throw new UsageError('metrics expects --input FILE');
   const data = await readPredictionsFile(path.resolve(input));
-  const ks = [1, 3, 5, ...(values.k ?? []).map((k) => intOption(k, 'k') as number)];
-  io.out(JSON.stringify(computeMetrics(data, { ks: [...new Set(ks)].sort((a, b) => a - b) }), null, 1) + '\n');
+  const ks = [...new Set([1, 3, 5, ...(values.k ?? []).map((k) => intOption(k, 'k') as number)])].sort((a, b) => a - b);
+  const metrics = computeMetrics(data, { ks });
+  // With splits (a "splits" array or "split" column): per split, side by side, and the train-test gap warnings.
+  const bySplit = data.splits ? splitSections(data, data.splits, ks) : undefined;
+  for (const w of bySplit?.warnings ?? []) io.err(`warning: ${w.message}\n`);
+  io.out(JSON.stringify(bySplit ? { ...metrics, ...bySplit } : metrics, null, 1) + '\n');
   return 0;
 }
 

@@ -53,7 +53,8 @@ export type WarningKind =
   | 'low-recall-at-k'
   | 'duplicate'
   | 'possible-leakage'
-  | 'dataset-errors';
+  | 'dataset-errors'
+  | 'overfitting';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
