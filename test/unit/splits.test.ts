@@ -12,6 +12,8 @@ import { computeMetricsBySplit } from '../../src/core/metrics';
 import { ProbabilityMatrix } from '../../src/core/probabilities';
 import { main } from '../../src/cli/main';
 import type { CliIO } from '../../src/cli/io';
+import { formatSummary } from '../../src/cli/summary';
+import { makeReport } from './reportFixtures';
 
 const CLASSES = ['cat', 'dog'];
 
@@ -129,9 +131,7 @@ test('clip-lens metrics --input with a splits array (JSON) or a split column (CS
   assert.match(empty.err, /empty\.csv:2: empty split/);
 });
 
-test('the eval summary sets the splits side by side, the classes that differ most first', async () => {
-  const { formatSummary } = await import('../../src/cli/summary');
-  const { makeReport } = await import('./reportFixtures');
+test('the eval summary sets the splits side by side, the classes that differ most first', () => {
   const report = makeReport(CLASSES, [{ label: 'cat', pred: 'cat' }, { label: 'dog', pred: 'dog' }]);
   report.metricsBySplit = metricsBySplit();
   const text = formatSummary(report);
