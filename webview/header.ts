@@ -3,6 +3,8 @@
  * metrics side by side (top-1 accuracy, balanced accuracy, Recall@K, macro F1), each with its good/fair/poor band.
  */
 import type { ExportFormat } from '../src/core/panelProtocol';
+import type { Comparison } from '../src/core/comparison';
+import { cardDelta } from './compare';
 import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/reportExport';
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
@@ -11,11 +13,15 @@ import type { ReportModel } from './model';
 export interface HeaderDeps {
   onSplit: (split: string | null) => void;
   onExport: (format: ExportFormat) => void;
+  /** "Compare with...": asks the host for a run to compare with. */
+  onCompare?: () => void;
+  /** The active comparison: each card shows its change (all samples only, not a split). */
+  comparison?: Comparison | null;
 }
 
 const BAND_TEXT = { good: 'Good', fair: 'Fair', poor: 'Poor' } as const;
 
-function card(label: string, value: number, kind: BandKind, sub: string, help: string): HTMLElement {
+function card(label: string, value: number, kind: BandKind, sub: string, help: string, delta: HTMLElement | null = null): HTMLElement {
   const band = metricBand(kind, value);
   const t = METRIC_BANDS[kind];
   const fill = h('span', { class: 'gauge-fill' });
@@ -32,6 +38,7 @@ function card(label: string, value: number, kind: BandKind, sub: string, help: s
     h('div', { class: 'card-value', text: pct(value) }),
     h('div', { class: 'gauge', 'aria-hidden': 'true' }, fill, tick(t.poor, 'poor below'), tick(t.good, 'good from')),
     h('div', { class: 'card-sub', text: sub }),
+    delta,
   );
 }
 
@@ -75,16 +82,18 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
   if (m) {
     const k = model.k;
     const correct = Math.round(m.top1Accuracy * m.n);
+    const c = model.split === null ? deps.comparison : null;
+    const delta = (metric: string) => (c ? cardDelta(c, metric) : null);
     cards.append(
-      card('Top-1 accuracy', m.top1Accuracy, 'accuracy', `${int(correct)} of ${int(m.n)} images`, 'Share of images whose best prediction is their label.'),
-      card('Balanced accuracy', m.balancedAccuracy, 'accuracy', `mean recall of ${plural(m.perClass.filter((c) => c.support > 0).length, 'class', 'classes')}`, 'Recall averaged over classes: every class counts the same, however rare.'),
+      card('Top-1 accuracy', m.top1Accuracy, 'accuracy', `${int(correct)} of ${int(m.n)} images`, 'Share of images whose best prediction is their label.', delta('top1Accuracy')),
+      card('Balanced accuracy', m.balancedAccuracy, 'accuracy', `mean recall of ${plural(m.perClass.filter((c) => c.support > 0).length, 'class', 'classes')}`, 'Recall averaged over classes: every class counts the same, however rare.', delta('balancedAccuracy')),
     );
     if (k) {
       cards.append(
-        card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK', `label among the top ${k}`, `Share of images whose label is among the ${k} best predictions.`),
+        card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK', `label among the top ${k}`, `Share of images whose label is among the ${k} best predictions.`, delta(k === '1' ? 'top1Accuracy' : `recallAtK.${k}`)),
       );
     }
-    cards.append(card('Macro F1', m.macro.f1, 'accuracy', `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`, 'F1 averaged over classes.'));
+    cards.append(card('Macro F1', m.macro.f1, 'accuracy', `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`, 'F1 averaged over classes.', delta('macroF1')));
   }
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
@@ -113,6 +122,9 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
         'div',
         { class: 'header-actions' },
         splitSelect,
+        deps.onCompare
+          ? h('vscode-button', { secondary: true, class: 'compare-with', title: 'Compare this report with the baseline, an earlier run or another report', text: 'Compare with…', onclick: () => deps.onCompare?.() })
+          : null,
         h(
           'div',
           { class: 'export', role: 'group', 'aria-label': 'Export' },
