@@ -5,7 +5,7 @@
  */
 import type { Comparison } from '../src/core/comparison';
 import { h } from './dom';
-import { int, pct } from './format';
+import { int, pct, plural } from './format';
 
 /** A change in percentage points with its sign: "+1.2 pts", "−3.0 pts", "±0". */
 export function deltaPoints(d: number | null): string {
@@ -27,6 +27,8 @@ export function cardDelta(c: Comparison, metric: string): HTMLElement | null {
   return h('div', { class: `card-delta ${deltaClass(row.delta)}`, title: `${c.a.name}: ${pct(row.a)} → this run: ${pct(row.b)}`, text: `${deltaPoints(row.delta)} vs ${c.a.name}` });
 }
 
+/** Rows of the per-class table (the largest changes come first). */
+const MAX_CLASS_ROWS = 300;
 /** Largest number of classes the difference matrix shows (those with the most change). */
 const MAX_MATRIX_CLASSES = 30;
 
@@ -40,14 +42,14 @@ export function renderComparison(c: Comparison, onClear: () => void, showClass: 
   );
   const facts = h(
     'p',
-    { class: 'meta' },
+    { class: 'compare-facts' },
     `A: ${c.a.name} (model ${c.a.model}, templates ${c.a.templates}, ${int(c.a.images)} images) · B: this run (model ${c.b.model}, templates ${c.b.templates}, ${int(c.b.images)} images)`,
   );
   const setup = c.setupDifferences.length > 0 ? h('p', { class: 'compare-setup', text: `Different setup: ${c.setupDifferences.join('; ')}` }) : null;
   const summary = h(
     'p',
     { class: 'compare-summary' },
-    `${int(S.common)} images in both · `,
+    `${plural(S.common, 'image')} in both · `,
     h('span', { class: 'delta up', text: `${int(S.fixed.length)} fixed` }),
     ' · ',
     h('span', { class: 'delta down', text: `${int(S.broken.length)} broken` }),
@@ -55,7 +57,7 @@ export function renderComparison(c: Comparison, onClear: () => void, showClass: 
   );
 
   // Per class: delta columns.
-  const rows = c.classes.map((d) =>
+  const rows = c.classes.slice(0, MAX_CLASS_ROWS).map((d) =>
     h(
       'tr',
       { 'data-class': d.class },
@@ -81,7 +83,13 @@ export function renderComparison(c: Comparison, onClear: () => void, showClass: 
     facts,
     setup,
     summary,
-    h('details', { open: true }, h('summary', { text: 'Per-class changes (largest first)' }), table),
+    h(
+      'details',
+      { open: true },
+      h('summary', { text: 'Per-class changes (largest first)' }),
+      table,
+      c.classes.length > MAX_CLASS_ROWS ? h('p', { class: 'muted', text: `… and ${int(c.classes.length - MAX_CLASS_ROWS)} more classes (clip-lens compare lists them all)` }) : null,
+    ),
     renderDeltaMatrix(c),
     renderSamples(c),
   );

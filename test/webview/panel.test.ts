@@ -5,6 +5,7 @@
  * Without Chromium the suite is skipped with a message, or fails when CI=true.
  * Screenshots go to out/screenshots/, or to docs/images/ with UPDATE_SCREENSHOTS=1.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -385,7 +386,7 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
 
   test('"Compare with...": deltas on the cards, a per-class delta column, the difference matrix, images broken; clear', async () => {
     // A: the same run with other figures (as a baseline made before a change would have), B: the fixture.
-    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s, i) => ({ ...s, contentHash: i.toString(16).padStart(64, '0') })) };
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
     const a = makeBaseline(hashed);
     const b = makeBaseline(hashed);
     const [c0, c1] = fixture.dataset.classes;
@@ -414,7 +415,9 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     await w.page.click('.delta-matrix-block summary');
     assert.equal(await w.page.textContent(`.delta-matrix td[data-cell="${c0}|${c0}"]`), '+2');
     assert.equal(await w.page.textContent(`.delta-matrix td[data-cell="${c0}|${c1}"]`), '-2');
-    assert.match((await w.page.textContent('.compare-summary')) ?? '', /1 fixed · 0 broken/);
+    assert.match((await w.page.textContent('.compare-summary')) ?? '', new RegExp(`^${Object.keys(b.samples).length} images in both · 1 fixed · 0 broken`));
+    assert.match((await w.page.textContent('.compare-facts')) ?? '', /^A: baseline\.json \(model .*\) · B: this run/);
+    await w.page.screenshot({ path: screenshotPath('panel-compare-light.png'), fullPage: true });
     await w.page.click('vscode-button.compare-clear');
     await w.page.waitForSelector('section.comparison', { state: 'detached' });
     assert.equal(await w.page.locator('.card-delta').count(), 0);
