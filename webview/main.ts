@@ -24,7 +24,7 @@ import { renderComparison } from './compare';
 import type { Comparison } from '../src/core/comparison';
 import { HostChannel } from './host';
 import { IssuesView } from './issues';
-import { classPrCurve } from './lib/prCurve';
+import { classPrCurve } from '../src/core/prCurve';
 import { MatrixView } from './matrix';
 import { ReportModel } from './model';
 import { restoreState } from './state';

@@ -23,7 +23,8 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { GATE_RULE_IDS, hasMaxDrop, num, numPair, type GateCheck, type GateCheckKind, type GateResult } from './gate';
-import { JsonSyntaxError, lineColumnFinder, parseJsonTree, type GateConfig } from './projectConfig';
+import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './jsonWithPositions';
+import type { GateConfig } from './projectConfig';
 import type { EvalReport, Metrics } from './report';
 import { TOOL_VERSION } from './version';
 

@@ -9,13 +9,12 @@ import {
   didYouMean,
   formatConfigProblem,
   ignoredSampleEdit,
-  lineColumnFinder,
-  parseJsonTree,
   parseProjectConfig,
   projectConfigJsonSchema,
   readProjectConfig,
   type ConfigProblem,
 } from '../../src/core/projectConfig';
+import { lineColumnFinder, parseJsonTree } from '../../src/core/jsonWithPositions';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -40,6 +39,7 @@ const FULL = {
   templates: ['a photo of a {}.', 'a blurry photo of a {}.'],
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
+  precision: 'auto',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
