@@ -34,6 +34,7 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   'possible-leakage': 'Possible leakage',
   'dataset-errors': 'Dataset errors',
   'class-collision': 'Classes the model cannot tell apart',
+  overfitting: 'Train-test gap',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

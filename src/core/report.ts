@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
 export const REPORT_SCHEMA_VERSION = 2;
@@ -76,7 +77,8 @@ export type WarningKind =
   | 'duplicate'
   | 'possible-leakage'
   | 'dataset-errors'
-  | 'class-collision';
+  | 'class-collision'
+  | 'overfitting';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
@@ -160,6 +162,8 @@ export interface EvalReport {
    */
   thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
+  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  comparison?: Comparison;
   timing: {
     totalMs: number;
     textMs: number;

@@ -26,6 +26,7 @@ import { readDataset, summarizeProblems } from './dataset';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
+import { checkRatchet } from './baseline';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
@@ -346,6 +347,8 @@ export interface ExecuteOptions {
   model: ClipModel;
   /** How the model was named (default: the plan's choice). */
   modelId?: string;
+  /** The ratchet (gate.maxDrop, core/baseline.ts): how the dataset root is shown in its messages, and where its notes go. */
+  ratchet?: { shownRoot?: string; notes?: string[] };
   /** Which precision ran and why (auto: the measured agreement); in the report as `precision`. */
   precision?: PrecisionChoice;
   signal?: AbortSignal;
@@ -374,6 +377,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
   }
   const gate = plan.gate && hasThresholds(plan.gate) ? evaluateGate(report, plan.gate, { warnings: plan.warnings }) : null;
+  if (gate) await checkRatchet(gate, report, plan.gate, { root: plan.root, ...options.ratchet });
   return { report, gate };
 }
 
