@@ -117,7 +117,6 @@ export const EVAL_COMMAND: CommandSpec = {
   notes: 'Exit codes: 0 done, 2 usage or fatal error (one line on stderr).',
   run: async (args, { io, signal }) => {
     const embeddings = args.string('embeddings');
-    if (args.int('verify') !== undefined && embeddings === undefined) throw new UsageError('--verify goes with --embeddings');
     if (args.positionals.length > 1 || (args.positionals.length === 0 && embeddings === undefined)) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
     const cacheDir = cacheOption(args);
     const given = args.positionals[0] ?? (embeddings as string);

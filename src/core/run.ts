@@ -33,7 +33,7 @@ import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress } from './evaluate';
 import type { EvalReport } from './report';
 import type { Dataset, DatasetProblem } from './types';
-import { checkEmbeddingWidth, DEFAULT_VERIFY, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
+import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Which model
@@ -296,14 +296,19 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     splitColumn: o.splitColumn ?? lc.splitColumn,
   };
   // 1. The dataset: readable and non-empty (from the metadata of outside embeddings, when given).
-  const embeddingsDir = o.embeddings !== undefined ? path.resolve(o.embeddings) : config.embeddings !== undefined ? path.resolve(root, config.embeddings) : undefined;
+  // A folder holding img_emb/ (clip-retrieval output) is such a folder itself.
+  const embeddingsDir =
+    o.embeddings !== undefined ? path.resolve(o.embeddings) : config.embeddings !== undefined ? path.resolve(root, config.embeddings) : target === root && isEmbeddingsDir(root) ? root : undefined;
   let embeddings: RunPlan['embeddings'];
   let dataset: Dataset;
   if (embeddingsDir !== undefined) {
     const read = await readEmbeddingsDir(embeddingsDir, { labelFile: labels.file, imageColumn: labels.imageColumn, labelColumn: labels.labelColumn, splitColumn: labels.splitColumn, signal: request.signal });
     dataset = read.dataset;
     embeddings = { input: read.input, verify: o.verify ?? DEFAULT_VERIFY };
-  } else dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  } else {
+    if (o.verify !== undefined) throw new ClipLensError('verify-without-embeddings', '--verify checks outside embeddings: give --embeddings DIR, a folder holding img_emb/, or "embeddings" in .clip-lens.json', { file: target });
+    dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  }
   // 2. The config: valid.
   if (policy === 'fail' && problems.length > 0) throw configError(configFile, problems);
   // 3. What the evaluation needs before a model: two classes, templates that resolve.

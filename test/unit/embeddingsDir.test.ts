@@ -323,6 +323,11 @@ test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads t
   assert.equal(await main(['eval', '--embeddings', cliOut, '--model', MODEL, '--no-cache', '--json', json], b), 0, b.stderr);
   const report = JSON.parse(fs.readFileSync(json, 'utf8')) as EvalReport;
   assert.deepEqual(top1(report), top1(await evalImages()));
+  // A folder holding img_emb/ is a dataset by itself (as the editor evaluates a folder): `eval DIR`.
+  const e = io();
+  assert.equal(await main(['eval', cliOut, '--model', MODEL, '--no-cache', '--verify', '2'], e), 0, e.stderr);
+  assert.match(e.stdout, /verified on 2 images/);
+  assert.match(e.stdout, /24 embeddings imported/);
   // A missing shard: exit 2, one line on stderr naming it.
   fs.rmSync(path.join(cliOut, 'img_emb', 'img_emb_2.npy'));
   const c = io();
@@ -331,5 +336,5 @@ test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads t
   assert.match(c.stderr, /img_emb_2\.npy/);
   const d = io();
   assert.equal(await main(['eval', images, '--verify', '3', '--model', MODEL], d), 2);
-  assert.match(d.stderr, /--verify goes with --embeddings/);
+  assert.match(d.stderr, /--verify checks outside embeddings/);
 });
