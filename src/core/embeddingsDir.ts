@@ -332,14 +332,33 @@ async function datasetFromMetadata(
 /** Rows read per chunk when streaming a shard (about 8 MB). */
 const CHUNK_BYTES = 8 << 20;
 
+let halfTable: Float32Array | undefined;
+/** Every float16 bit pattern's value (256 KB, made on first use). */
+function halfValues(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
+}
+
 /** Decodes row r of `buf` into `out` (float32) and L2-normalises it; returns why it cannot be used, or null. */
 function decodeRow(buf: Buffer, offset: number, dtype: 'f2' | 'f4', out: Float32Array): string | null {
   const dim = out.length;
   let sq = 0;
-  for (let j = 0; j < dim; j++) {
-    const v = dtype === 'f4' ? buf.readFloatLE(offset + 4 * j) : halfToFloat(buf.readUInt16LE(offset + 2 * j));
-    out[j] = v;
-    sq += v * v;
+  if (dtype === 'f2') {
+    const table = halfValues();
+    for (let j = 0; j < dim; j++) {
+      const v = table[(buf[offset + 2 * j] as number) | ((buf[offset + 2 * j + 1] as number) << 8)] as number;
+      out[j] = v;
+      sq += v * v;
+    }
+  } else {
+    for (let j = 0; j < dim; j++) {
+      const v = buf.readFloatLE(offset + 4 * j);
+      out[j] = v;
+      sq += v * v;
+    }
   }
   if (!Number.isFinite(sq)) return 'the embedding holds NaN or infinite values';
   if (sq === 0) return 'the embedding is all zeros';
