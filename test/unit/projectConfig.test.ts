@@ -40,6 +40,7 @@ const FULL = {
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
   precision: 'auto',
+  embeddings: 'embeddings',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
