@@ -37,6 +37,7 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   'conflicting-labels': 'Copies with different labels',
   'class-outliers': 'Many outliers',
   'class-collision': 'Classes the model cannot tell apart',
+  overfitting: 'Train-test gap',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

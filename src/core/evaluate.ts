@@ -63,6 +63,16 @@ export interface EvaluateOptions {
   dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Image embeddings computed elsewhere (core/embeddingsDir.ts): when given, the images are not read; every sample's
+   * embedding comes from here (counted in timing as imported).
+   */
+  imageEmbeddings?: ImageEmbeddingSource;
+}
+
+/** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
+export interface ImageEmbeddingSource {
+  forEach(onRow: (sample: number, embedding: Float32Array) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
@@ -237,8 +247,21 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     done++;
   };
 
+  let imported = 0;
   try {
-    await runImages({
+    if (options.imageEmbeddings) {
+      // Reading is fast: wait for the class embeddings rather than hold every row in `early`.
+      await textDone.catch(() => undefined);
+      await options.imageEmbeddings.forEach(
+        (index, emb) => {
+          imported++;
+          finish(index, classEmbeddings ? emb : Float32Array.from(emb));
+        },
+        fail,
+        stop.signal,
+        report,
+      );
+    } else await runImages({
       dataset,
       model,
       imageCache,
@@ -392,6 +415,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       sessionMs: round(sessionMs),
       imagesComputed: computed,
       imagesFromCache: fromCache,
+      ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
   };

@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
 
@@ -80,7 +81,8 @@ export type WarningKind =
   | 'leakage'
   | 'conflicting-labels'
   | 'class-outliers'
-  | 'class-collision';
+  | 'class-collision'
+  | 'overfitting';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
@@ -177,6 +179,16 @@ export interface EvalReport {
   };
   /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
   precision?: PrecisionChoice;
+  /** Image embeddings read from a clip-retrieval folder (eval --embeddings) instead of computed. */
+  embeddings?: {
+    dir: string;
+    shards: number;
+    rows: number;
+    dtype: 'float16' | 'float32' | 'mixed';
+    /** Images embedded locally and compared (null: not checked, see verifySkipped). */
+    verified: { n: number; meanCosine: number; minCosine: number; worstPath: string } | null;
+    verifySkipped?: string;
+  };
   templates: { name: string; count: number };
   topK: number;
   dataset: {
@@ -207,6 +219,8 @@ export interface EvalReport {
   leakage?: LeakedSplit[];
   /** Images unlike the rest of their class and of the dataset, most unusual first. */
   outliers?: Outlier[];
+  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  comparison?: Comparison;
   timing: {
     totalMs: number;
     textMs: number;
@@ -216,6 +230,8 @@ export interface EvalReport {
     sessionMs?: number;
     imagesComputed: number;
     imagesFromCache: number;
+    /** Embeddings read from outside (eval --embeddings) instead of computed. */
+    imagesImported?: number;
     imagesPerSecond: number;
   };
 }

@@ -20,6 +20,7 @@ export const COMMANDS = {
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
+  updateBaseline: 'clipLens.updateBaseline',
   showLog: 'clipLens.showLog',
   searchImages: 'clipLens.searchImages',
 } as const;
