@@ -298,15 +298,17 @@ async function main() {
     results.precisionAgreement = a;
   }
 
-  log('\n== Memory: peak RSS of eval (fixture model, no cache)');
-  const tiny = path.join(ROOT, 'test/fixtures/tiny-clip');
-  const small = await ensureShapesCopies(`mem-${quick ? 300 : 1000}`, quick ? 300 : 1000);
-  const large = await ensureShapesCopies(`mem-${quick ? 3000 : 10000}`, quick ? 3000 : 10000);
-  const m1 = runEval(small, tiny, ['--no-cache'], { memory: true });
-  const m10 = runEval(large, tiny, ['--no-cache'], { memory: true });
-  const describe = (m) => `${m.report.samples.length} images (top-1 ${(100 * m.report.metrics.top1Accuracy).toFixed(1)}%, ${m.report.labelIssues.length} label issues)`;
-  log(`  ${describe(m1)}: ${m1.peakRssMiB.toFixed(0)} MiB; ${describe(m10)}: ${m10.peakRssMiB.toFixed(0)} MiB (+${((100 * (m10.peakRssMiB - m1.peakRssMiB)) / m1.peakRssMiB).toFixed(1)}%)`);
-  results.memory = { small: { images: m1.report.samples.length, peakRssMiB: m1.peakRssMiB }, large: { images: m10.report.samples.length, peakRssMiB: m10.peakRssMiB } };
+  if (!flag('--skip-memory')) {
+    log('\n== Memory: peak RSS of eval (fixture model, no cache)');
+    const tiny = path.join(ROOT, 'test/fixtures/tiny-clip');
+    const small = await ensureShapesCopies(`mem-${quick ? 300 : 1000}`, quick ? 300 : 1000);
+    const large = await ensureShapesCopies(`mem-${quick ? 3000 : 10000}`, quick ? 3000 : 10000);
+    const m1 = runEval(small, tiny, ['--no-cache'], { memory: true });
+    const m10 = runEval(large, tiny, ['--no-cache'], { memory: true });
+    const describe = (m) => `${m.report.samples.length} images (top-1 ${(100 * m.report.metrics.top1Accuracy).toFixed(1)}%, ${m.report.labelIssues.length} label issues)`;
+    log(`  ${describe(m1)}: ${m1.peakRssMiB.toFixed(0)} MiB; ${describe(m10)}: ${m10.peakRssMiB.toFixed(0)} MiB (+${((100 * (m10.peakRssMiB - m1.peakRssMiB)) / m1.peakRssMiB).toFixed(1)}%)`);
+    results.memory = { small: { images: m1.report.samples.length, peakRssMiB: m1.peakRssMiB }, large: { images: m10.report.samples.length, peakRssMiB: m10.peakRssMiB } };
+  }
 
   if (!flag('--skip-metrics')) {
     log('\n== Metrics and label issues at scale (tools/bench-metrics.ts)');
