@@ -17,6 +17,7 @@ import { TOOL_VERSION } from '../core/version';
 import { modelCommand } from './modelCommand';
 import { checkCommand } from './checkCommand';
 import { hookCommand } from './hookCommand';
+import { labelIssuesKnnCommand, probeCommand, wantsKnn } from './probeCommand';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
@@ -30,6 +31,9 @@ Usage:
   clip-lens tokenize --model DIR <text>...      one JSON line per text: {"text","ids"} (77 ids)
   clip-lens metrics --input FILE [--k K]...     metrics of any classifier's probabilities (JSON or CSV)
   clip-lens label-issues --input FILE [--rank-by self_confidence|normalized_margin]
+  clip-lens label-issues --input FILE --knn K   the same from features (kNN votes, cleanlab Datalab's route)
+  clip-lens probe --input FILE [--folds K] [--c C]   cross-validated linear probe on features: pred_probs,
+                                                metrics, labelIssues
   clip-lens check [<dataset>...] [--model DIR|ID] [--format text|json|junit|sarif|markdown] [--output FILE]
                   [--staged] [--cache DIR]        exit 0 pass, 1 a threshold failed, 2 could not run
   clip-lens hook install | uninstall | status     git pre-commit hook running \`check --staged\`
@@ -220,7 +224,9 @@ export async function main(argv: string[], io: CliIO = processIO, signal: AbortS
       case 'metrics':
         return await metricsCommand(rest, io);
       case 'label-issues':
-        return await labelIssuesCommand(rest, io);
+        return wantsKnn(rest) ? await labelIssuesKnnCommand(rest, io) : await labelIssuesCommand(rest, io);
+      case 'probe':
+        return await probeCommand(rest, io);
       case 'model':
         return await modelCommand(rest, io);
       case 'check':
