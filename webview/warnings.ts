@@ -33,6 +33,9 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   duplicate: 'Duplicates',
   'possible-leakage': 'Possible leakage',
   'dataset-errors': 'Dataset errors',
+  'zero-shot-at-chance': 'Class names mean nothing to CLIP',
+  'prompt-fails': 'Prompt fails',
+  'classes-do-not-separate': 'Classes do not separate',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

@@ -17,7 +17,7 @@ import { TOOL_VERSION } from '../core/version';
 import { modelCommand } from './modelCommand';
 import { checkCommand } from './checkCommand';
 import { hookCommand } from './hookCommand';
-import { labelIssuesKnnCommand, probeCommand, wantsKnn } from './probeCommand';
+import { labelIssuesKnnCommand, parsePredictor, probeCommand, wantsKnn } from './probeCommand';
 import { formatSummary } from './summary';
 import { bar, processIO, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 
@@ -27,6 +27,7 @@ Usage:
   clip-lens eval <dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]
                  [--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--quantized]
                  [--image-column NAME] [--label-column NAME] [--split-column NAME]
+                 [--predictor auto|zero-shot|linear-probe|knn]   what finds label errors (default auto)
   clip-lens embed --model DIR <image>...        one JSON line per image: {"path","embedding"} (L2-normalised)
   clip-lens tokenize --model DIR <text>...      one JSON line per text: {"text","ids"} (77 ids)
   clip-lens metrics --input FILE [--k K]...     metrics of any classifier's probabilities (JSON or CSV)
@@ -93,9 +94,11 @@ async function evalCommand(args: string[], io: CliIO, signal: AbortSignal): Prom
       'image-column': { type: 'string' },
       'label-column': { type: 'string' },
       'split-column': { type: 'string' },
+      predictor: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError(`eval expects one dataset, got ${positionals.length}`);
+  const predictor = parsePredictor(values.predictor);
   if (values.cache && values['no-cache']) throw new UsageError('--cache and --no-cache exclude each other');
   const target = path.resolve(positionals[0]);
   if (!fs.existsSync(target)) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: positionals[0] });
@@ -114,6 +117,7 @@ async function evalCommand(args: string[], io: CliIO, signal: AbortSignal): Prom
       cacheDir: values['no-cache'] ? null : values.cache ? path.resolve(values.cache) : undefined,
       batchSize: intOption(values.batch, 'batch'),
       probabilities: Boolean(values.probabilities),
+      predictor,
       signal,
       onProgress: (p) => {
         if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);

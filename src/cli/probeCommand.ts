@@ -11,6 +11,8 @@ import { DEFAULT_KNN_K, knnProbabilities } from '../core/knnPredictor';
 import { findLabelIssuesFloat64 } from '../core/labelIssues';
 import { computeMetrics } from '../core/metrics';
 import { ProbabilityMatrix, readFeaturesFile } from '../core/probabilities';
+import { PREDICTOR_NAMES } from '../core/predictors';
+import type { PredictorName } from '../core/report';
 import { UsageError, type CliIO } from './io';
 
 export const PROBE_HELP = `clip-lens probe --input FILE [--folds K] [--c C]
@@ -132,4 +134,13 @@ function withFile<T>(file: string, fn: () => T): T {
 /** Whether `label-issues` arguments ask for the kNN route. */
 export function wantsKnn(args: string[]): boolean {
   return args.some((a) => a === '--knn' || a.startsWith('--knn='));
+}
+
+/** `eval --predictor NAME`. */
+export function parsePredictor(value: string | undefined): PredictorName | undefined {
+  if (value === undefined) return undefined;
+  if (!(PREDICTOR_NAMES as readonly string[]).includes(value)) {
+    throw new UsageError(`--predictor expects ${PREDICTOR_NAMES.join(', ')}, got '${value}'`);
+  }
+  return value as PredictorName;
 }

@@ -17,9 +17,9 @@ import { promptsForClass, resolveTemplates } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings } from './warnings';
-import { findLabelIssues } from './labelIssues';
+import { runPredictors } from './predictors';
 import type { Dataset, DatasetProblem } from './types';
-import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
+import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 
 export interface EvaluateProgress {
@@ -53,6 +53,8 @@ export interface EvaluateOptions {
   probabilities?: boolean;
   /** Extra K values for Recall@K (1, 3, 5 always, when below the class count). */
   ks?: number[];
+  /** Which predictor finds label errors (default: config `predictor`, else 'auto'; see predictors.ts). */
+  predictor?: PredictorName;
   /** The dataset's already-parsed project config (otherwise read from `.clip-lens.json` at the root). */
   projectConfig?: ProjectConfig;
   signal?: AbortSignal;
@@ -108,6 +110,28 @@ class PerSampleStore {
   /** Sample i's content hash in hex, or null when the image was never read. */
   hash(i: number): string | null {
     return this.hasHash[i] ? Buffer.from(this.hashes.buffer, this.hashes.byteOffset + i * 32, 32).toString('hex') : null;
+  }
+}
+
+/** Each sample's image embedding (for the embedding predictors), in chunks of rows once the width is known. */
+class EmbeddingStore {
+  private data: Float32Array | null = null;
+  private dim = 0;
+  constructor(private readonly n: number) {}
+
+  set(index: number, embedding: Float32Array): void {
+    if (!this.data) {
+      this.dim = embedding.length;
+      this.data = new Float32Array(this.n * this.dim);
+    }
+    if (embedding.length === this.dim) this.data.set(embedding, index * this.dim);
+  }
+
+  /** The embeddings of the given samples, in that order. */
+  rows(indices: number[]): { embeddings: Float32Array; dim: number } {
+    const out = new Float32Array(indices.length * this.dim);
+    if (this.data) indices.forEach((i, r) => out.set(this.data!.subarray(i * this.dim, (i + 1) * this.dim), r * this.dim));
+    return { embeddings: out, dim: this.dim };
   }
 }
 
@@ -182,6 +206,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
   const store = new PerSampleStore(samples.length, classes.length);
+  const embeddingStore = new EmbeddingStore(samples.length);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -195,6 +220,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   function finish(index: number, embedding: Float32Array): void {
     done++;
+    embeddingStore.set(index, embedding);
     if (classEmbeddings) score(index, embedding, classEmbeddings);
     else early.push({ index, embedding });
   }
@@ -271,6 +297,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let metricsBySplit: Record<string, Metrics> | undefined;
   let warnings: Warning[] = [];
   let labelIssues: LabelIssue[] = [];
+  let predictor: PredictorReport | undefined;
   const splits = [...new Set(samples.map((s) => s.split).filter((s): s is string => s !== undefined))].sort();
   if (evaluated.length > 0) {
     const input = { classes, labels, probs: matrix };
@@ -286,11 +313,18 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       }
     }
     const ignored = new Set(config.ignore ?? []);
-    labelIssues = findLabelIssues(input)
+    // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
+    const outcome = runPredictors({
+      classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...embeddingStore.rows(evaluated),
+      requested: options.predictor ?? config.predictor ?? 'auto',
+    });
+    predictor = outcome.report;
+    labelIssues = outcome.labelIssues
       .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
       .filter((issue) => !ignored.has(issue.path))
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
     warnings = computeWarnings({ metrics, samples: results, metricsBySplit }, config.warnings);
+    warnings.push(...outcome.warnings);
   }
   const failed = results.filter((r) => r.error).length;
   if (failed > 0 || problems.length > 0) {
@@ -333,6 +367,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     ...(metricsBySplit ? { metricsBySplit } : {}),
     warnings,
     labelIssues,
+    ...(predictor ? { predictor } : {}),
     timing: {
       totalMs: round(totalMs),
       textMs: round(textMs),

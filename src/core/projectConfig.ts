@@ -73,6 +73,8 @@ export interface ProjectConfig {
   /** Class name -> text used in prompts instead of the readable class name. */
   prompts?: Record<string, string>;
   topK?: number;
+  /** Which predictor finds label errors: 'auto' (default), 'zero-shot', 'linear-probe' or 'knn'. */
+  predictor?: 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
   gate?: GateConfig;
   warnings?: WarningThresholds;
   labels?: LabelsConfig;
@@ -155,6 +157,13 @@ export const CONFIG_SPEC: ConfigSpec = {
       integer: true,
       minimum: 1,
       description: 'How many top predictions to keep per sample (and the largest K for Recall@K).',
+    },
+    predictor: {
+      type: 'string',
+      pattern: { pattern: '^(auto|zero-shot|linear-probe|knn)$', message: 'must be "auto", "zero-shot", "linear-probe" or "knn"' },
+      examples: ['auto', 'zero-shot', 'linear-probe', 'knn'],
+      description:
+        'Which predictions find likely label errors: "zero-shot" (CLIP and the class names), "linear-probe" (a cross-validated logistic regression on the image embeddings: needs no class names), "knn" (votes of the 10 nearest images, as cleanlab Datalab does), or "auto" (default): the linear probe when zero-shot is near chance or far behind it, else zero-shot.',
     },
     gate: {
       type: 'object',

@@ -52,7 +52,10 @@ export type WarningKind =
   | 'low-recall-at-k'
   | 'duplicate'
   | 'possible-leakage'
-  | 'dataset-errors';
+  | 'dataset-errors'
+  | 'zero-shot-at-chance'
+  | 'prompt-fails'
+  | 'classes-do-not-separate';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
@@ -79,6 +82,23 @@ export interface LabelIssue {
   rank: number;
   /** Sample path relative to the dataset root (reports of datasets only). */
   path?: string;
+}
+
+/** Which predictor's probabilities find label errors (predictors.ts). */
+export type PredictorName = 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
+
+/** What the report says about the predictors: which one found the label issues, and why. */
+export interface PredictorReport {
+  requested: PredictorName;
+  used: Exclude<PredictorName, 'auto'>;
+  /** One sentence: why this predictor. */
+  reason: string;
+  zeroShot: { top1Accuracy: number; balancedAccuracy: number };
+  /** The cross-validated linear probe on the image embeddings, when it ran. */
+  linearProbe?: { folds: number; c: number; top1Accuracy: number; balancedAccuracy: number; singletonClasses: string[] };
+  knn?: { k: number; top1Accuracy: number; balancedAccuracy: number; approximate: boolean };
+  /** Per class (in `dataset.classes` order): zero-shot recall next to the probe's (null when the probe did not run). */
+  perClass: { class: string; support: number; zeroShotRecall: number; probeRecall: number | null }[];
 }
 
 export interface ReportSample {
@@ -128,6 +148,8 @@ export interface EvalReport {
   metricsBySplit?: Record<string, Metrics>;
   warnings: Warning[];
   labelIssues: LabelIssue[];
+  /** Which predictor found the label issues (absent in reports written before predictors existed). */
+  predictor?: PredictorReport;
   timing: {
     totalMs: number;
     textMs: number;

@@ -40,6 +40,7 @@ const FULL = {
   templates: ['a photo of a {}.', 'a blurry photo of a {}.'],
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
+  predictor: 'linear-probe',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
@@ -306,4 +307,16 @@ test('the schema knows exactly the keys the validator accepts', () => {
   };
   walkValue(FULL, '');
   assert.deepEqual([...fullKeys].sort(), [...schemaKeys].sort());
+});
+
+test('"predictor" accepts auto, zero-shot, linear-probe, knn and names anything else', () => {
+  for (const p of ['auto', 'zero-shot', 'linear-probe', 'knn']) {
+    assert.deepEqual(parseProjectConfig(JSON.stringify({ predictor: p }), 'x').config, { predictor: p });
+  }
+  const { config, problems } = parseProjectConfig('{\n  "predictor": "probe"\n}', 'x');
+  assert.deepEqual(config, {});
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0].key, 'predictor');
+  assert.equal(problems[0].line, 2);
+  assert.match(problems[0].message, /"auto", "zero-shot", "linear-probe" or "knn"/);
 });

@@ -149,6 +149,12 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+  'zero-shot-at-chance':
+    'Zero-shot accuracy is near chance: CLIP does not understand the class names (codes such as n01440764 or c07). Label errors then come from a linear probe trained on the image embeddings, which does not need names. Add readable prompts in the "prompts" section of .clip-lens.json to evaluate zero-shot.',
+  'prompt-fails':
+    'A linear probe on the image embeddings recognises this class, but the zero-shot prompt does not: the images are fine, the name is not. Use the quick fix to add a prompt for the class in .clip-lens.json, or rename the class.',
+  'classes-do-not-separate':
+    'Neither zero-shot nor a linear probe on the image embeddings recognises this class: its images look like those of another class to this model. Collect more (or clearer) images, merge the classes, or use a bigger model.',
 };
 
 /** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
@@ -180,6 +186,9 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    'zero-shot-at-chance': 'Class names mean nothing to CLIP',
+    'prompt-fails': 'Prompt fails, images separate',
+    'classes-do-not-separate': 'Classes do not separate',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
