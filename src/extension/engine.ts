@@ -203,6 +203,7 @@ export class Engine implements vscode.Disposable {
       const merged: ProjectConfig = {
         ...config,
         topK: config.topK ?? settings.topK,
+        predictor: config.predictor ?? settings.predictor,
         templates: config.templates ?? settings.templates,
         warnings: mergeThresholds(config.warnings, settings.thresholds),
       };
