@@ -273,15 +273,16 @@ export function checkLabels(labels: ArrayLike<number>, numClasses: number, where
 }
 
 /**
- * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds, predict the
- * fold. Each fold's fit starts from the previous fold's solution (the optimum does not depend on the start).
+ * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
+ * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
+ * scikit-learn's default is 100).
  */
 export function crossValidatedProbe(
   features: Float32Array,
   dim: number,
   labels: ArrayLike<number>,
   numClasses: number,
-  options: { folds?: number; c?: number } = {},
+  options: { folds?: number; c?: number; maxIterations?: number } = {},
 ): CrossValidatedProbe {
   const n = labels.length;
   checkFeatures(features, n, dim);
@@ -303,7 +304,7 @@ export function crossValidatedProbe(
     const train: number[] = [];
     const test: number[] = [];
     for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
-    const model = fitLogistic(features, dim, labels, Int32Array.from(train), { c });
+    const model = fitLogistic(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations });
     if (!model.converged) unconverged++;
     predictInto(model, features, Int32Array.from(test), probs, numClasses);
   }
