@@ -127,6 +127,12 @@ export function issuePath(report: EvalReport, issue: LabelIssue): string {
   return issue.path ?? report.samples[issue.index]?.path ?? `#${issue.index}`;
 }
 
+/** Which predictor found the label issues, in words ("the linear probe"); undefined for reports without it. */
+export function predictorText(report: EvalReport): string | undefined {
+  const used = report.predictor?.used;
+  return used === 'linear-probe' ? 'the linear probe' : used === 'knn' ? 'kNN' : used === 'zero-shot' ? 'zero-shot' : undefined;
+}
+
 /** Warnings in reading order (errors first), overall before per split, without the "good accuracy" note. */
 export function warningRows(report: EvalReport): Warning[] {
   return sortWarnings(report.warnings);
