@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClipLensError } from '../core/errors';
-import { crossValidatedProbe, DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
+import { crossValidatedProbeFast, DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
 import { DEFAULT_KNN_K, knnProbabilities } from '../core/knnPredictor';
 import { findLabelIssuesFloat64 } from '../core/labelIssues';
 import { computeMetrics } from '../core/metrics';
@@ -75,7 +75,7 @@ export async function probeCommand(args: string[], io: CliIO): Promise<number> {
   const file = path.resolve(input);
   const data = await readFeaturesFile(file);
   const k = data.classes.length;
-  const res = withFile(file, () => crossValidatedProbe(data.features, data.dim, data.labels, k, { folds, c }));
+  const res = await withFileAsync(file, () => crossValidatedProbeFast(data.features, data.dim, data.labels, k, { folds, c }));
   for (const j of res.singletonClasses) {
     io.err(`clip-lens: class '${data.classes[j]}' has one sample: it cannot be predicted out of sample (probability 0, flagged)\n`);
   }
@@ -125,6 +125,15 @@ export async function labelIssuesKnnCommand(args: string[], io: CliIO): Promise<
 function withFile<T>(file: string, fn: () => T): T {
   try {
     return fn();
+  } catch (e) {
+    if (e instanceof ClipLensError && !e.file) throw new ClipLensError(e.code, e.message, { file });
+    throw e;
+  }
+}
+
+async function withFileAsync<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
   } catch (e) {
     if (e instanceof ClipLensError && !e.file) throw new ClipLensError(e.code, e.message, { file });
     throw e;

@@ -314,7 +314,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     }
     const ignored = new Set(config.ignore ?? []);
     // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
-    const outcome = runPredictors({
+    const outcome = await runPredictors({
       classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...embeddingStore.rows(evaluated),
       requested: options.predictor ?? config.predictor ?? 'auto',
     });

@@ -13,6 +13,7 @@
  *   sample (it cannot be predicted out of sample), which flags it as a likely label error; the report says so.
  */
 import { ClipLensError } from './errors';
+import { onnxMatMul } from './onnxMatMul';
 
 /** Default regularisation: C = 10 on L2-normalised CLIP embeddings (chosen by measurement, docs/predictors.md). */
 export const DEFAULT_PROBE_C = 10;
@@ -98,10 +99,102 @@ export interface FitOptions {
   maxIterations?: number;
   /** Initial parameters (warm start), in the layout of {@link LogisticModel}: weights then intercepts. */
   start?: Float64Array;
+  /** fitLogisticFast only: 'auto' (ONNX Runtime from ONNX_MIN_WORK on), or always 'onnx' / 'js'. */
+  engine?: 'auto' | 'onnx' | 'js';
 }
 
 /**
  * Fits LogisticRegression(C, lbfgs, multinomial) on the rows `rows` of X (n x dim, row-major).
+ * Classes are those present among the rows' labels, in increasing order.
+ */
+interface LogisticProblem {
+  classes: Int32Array;
+  k: number;
+  m: number;
+  /** The rows, gathered contiguously (m x dim). */
+  xs: Float32Array;
+  /** Local class of each row. */
+  y: Int32Array;
+  lambda: number;
+  start: Float64Array;
+  tolerance: number;
+  maxIterations: number;
+}
+
+function logisticProblem(x: Float32Array, dim: number, labels: ArrayLike<number>, rows: Int32Array, options: FitOptions): LogisticProblem {
+  const c = options.c ?? DEFAULT_PROBE_C;
+  if (!(c > 0) || !Number.isFinite(c)) throw new ClipLensError('probe-bad-c', `C must be a positive number, got ${c}`);
+  const present = [...new Set(Array.from(rows, (r) => labels[r]))].sort((a, b) => a - b);
+  const classes = Int32Array.from(present);
+  const k = classes.length;
+  const m = rows.length;
+  const local = new Map<number, number>();
+  classes.forEach((cl, i) => local.set(cl, i));
+  const y = new Int32Array(m);
+  for (let i = 0; i < m; i++) y[i] = local.get(labels[rows[i]])!;
+  const xs = new Float32Array(m * dim);
+  for (let i = 0; i < m; i++) xs.set(x.subarray(rows[i] * dim, rows[i] * dim + dim), i * dim);
+  const np = k * dim + k;
+  const start = new Float64Array(np);
+  if (options.start && options.start.length === np) start.set(options.start);
+  return { classes, k, m, xs, y, lambda: 1 / c, start, tolerance: options.gradientTolerance ?? Math.max(1e-5, 1e-6 * m), maxIterations: options.maxIterations ?? 1000 };
+}
+
+/**
+ * Loss and gradient from the logits (m x k, overwritten with probabilities): the cross-entropy part, with the
+ * residuals P - Y left in `logits` and the intercept gradient written to g[nw ..].
+ */
+function softmaxResiduals(logits: Float64Array | Float32Array, m: number, k: number, y: Int32Array, w: Float64Array, nw: number, g: Float64Array): number {
+  let f = 0;
+  for (let j = 0; j < k; j++) g[nw + j] = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i * k;
+    let mx = -Infinity;
+    for (let j = 0; j < k; j++) {
+      const z = logits[lo + j] + w[nw + j];
+      logits[lo + j] = z;
+      if (z > mx) mx = z;
+    }
+    const zy = logits[lo + y[i]];
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const e = Math.exp(logits[lo + j] - mx);
+      logits[lo + j] = e;
+      sum += e;
+    }
+    f += Math.log(sum) + mx - zy;
+    const inv = 1 / sum;
+    for (let j = 0; j < k; j++) {
+      const r = logits[lo + j] * inv - (j === y[i] ? 1 : 0);
+      logits[lo + j] = r;
+      g[nw + j] += r;
+    }
+  }
+  return f;
+}
+
+/** Adds the penalty ||W||^2 / (2C) and its gradient. */
+function addPenalty(w: Float64Array, g: Float64Array, nw: number, lambda: number): number {
+  let reg = 0;
+  for (let p = 0; p < nw; p++) {
+    reg += w[p] * w[p];
+    g[p] += lambda * w[p];
+  }
+  return 0.5 * lambda * reg;
+}
+
+function modelOf(p: LogisticProblem, dim: number, res: LbfgsResult): LogisticModel {
+  const nw = p.k * dim;
+  return { classes: p.classes, dim, weights: res.x.slice(0, nw), intercepts: res.x.slice(nw), iterations: res.iterations, converged: res.converged };
+}
+
+function oneClassModel(p: LogisticProblem, dim: number): LogisticModel {
+  // scikit-learn refuses to fit one class; the only sensible model predicts it with certainty
+  return { classes: p.classes, dim, weights: new Float64Array(p.k * dim), intercepts: new Float64Array(p.k), iterations: 0, converged: true };
+}
+
+/**
+ * Fits LogisticRegression(C, lbfgs, multinomial) on the rows `rows` of X (n x dim, row-major), in float64.
  * Classes are those present among the rows' labels, in increasing order.
  */
 export function fitLogistic(
@@ -111,35 +204,14 @@ export function fitLogistic(
   rows: Int32Array,
   options: FitOptions = {},
 ): LogisticModel {
-  const c = options.c ?? DEFAULT_PROBE_C;
-  if (!(c > 0) || !Number.isFinite(c)) throw new ClipLensError('probe-bad-c', `C must be a positive number, got ${c}`);
-  const present = [...new Set(Array.from(rows, (r) => labels[r]))].sort((a, b) => a - b);
-  const classes = Int32Array.from(present);
-  const k = classes.length;
-  const m = rows.length;
-  if (k < 2) {
-    // scikit-learn refuses to fit one class; the only sensible model predicts it with certainty
-    return { classes, dim, weights: new Float64Array(k * dim), intercepts: new Float64Array(k), iterations: 0, converged: true };
-  }
-  const local = new Map<number, number>();
-  classes.forEach((cl, i) => local.set(cl, i));
-  const y = new Int32Array(m);
-  for (let i = 0; i < m; i++) y[i] = local.get(labels[rows[i]])!;
-  // gather the rows once (contiguous)
-  const xs = new Float32Array(m * dim);
-  for (let i = 0; i < m; i++) xs.set(x.subarray(rows[i] * dim, rows[i] * dim + dim), i * dim);
-
+  const p = logisticProblem(x, dim, labels, rows, options);
+  const { k, m, xs, y } = p;
+  if (k < 2) return oneClassModel(p, dim);
   const nw = k * dim;
-  const np = nw + k;
-  const lambda = 1 / c;
   const logits = new Float64Array(m * k);
   const objective = (w: Float64Array, g: Float64Array): number => {
-    let f = 0;
-    g.fill(0);
     for (let i = 0; i < m; i++) {
       const xo = i * dim;
-      const lo = i * k;
-      let mx = -Infinity;
       for (let j = 0; j < k; j++) {
         const wo = j * dim;
         let s0 = 0;
@@ -154,45 +226,60 @@ export function fitLogistic(
           s3 += w[wo + d + 3] * xs[xo + d + 3];
         }
         for (; d < dim; d++) s0 += w[wo + d] * xs[xo + d];
-        const z = s0 + s1 + (s2 + s3) + w[nw + j];
-        logits[lo + j] = z;
-        if (z > mx) mx = z;
+        logits[i * k + j] = s0 + s1 + (s2 + s3);
       }
-      let sum = 0;
+    }
+    const f = softmaxResiduals(logits, m, k, y, w, nw, g);
+    g.fill(0, 0, nw);
+    for (let i = 0; i < m; i++) {
+      const xo = i * dim;
       for (let j = 0; j < k; j++) {
-        const e = Math.exp(logits[lo + j] - mx);
-        logits[lo + j] = e;
-        sum += e;
-      }
-      f += Math.log(sum) + mx - (Math.log(logits[lo + y[i]]) + mx);
-      const inv = 1 / sum;
-      for (let j = 0; j < k; j++) {
-        const r = logits[lo + j] * inv - (j === y[i] ? 1 : 0);
+        const r = logits[i * k + j];
         if (r === 0) continue;
         const go = j * dim;
         for (let d = 0; d < dim; d++) g[go + d] += r * xs[xo + d];
-        g[nw + j] += r;
       }
     }
-    let reg = 0;
-    for (let p = 0; p < nw; p++) {
-      reg += w[p] * w[p];
-      g[p] += lambda * w[p];
-    }
-    return f + 0.5 * lambda * reg;
+    return f + addPenalty(w, g, nw, p.lambda);
   };
-  const w0 = new Float64Array(np);
-  if (options.start && options.start.length === np) w0.set(options.start);
-  const tol = options.gradientTolerance ?? Math.max(1e-5, 1e-6 * m);
-  const res = lbfgs(objective, w0, { gradientTolerance: tol, maxIterations: options.maxIterations ?? 1000 });
-  return {
-    classes,
-    dim,
-    weights: res.x.slice(0, nw),
-    intercepts: res.x.slice(nw),
-    iterations: res.iterations,
-    converged: res.converged,
+  return modelOf(p, dim, lbfgs(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
+}
+
+/** Above this many multiply-adds per product (rows x dim x classes), the probe's products run on ONNX Runtime. */
+export const ONNX_MIN_WORK = 1 << 23;
+
+/**
+ * {@link fitLogistic} with the two large products per step (logits X W^T and gradient R^T X) in float32 on ONNX
+ * Runtime's CPU kernels when the problem is large and onnxruntime-node loads; the rest (softmax, loss, penalty,
+ * L-BFGS) stays in float64. Same objective and optimum, up to float32 rounding of the products.
+ */
+export async function fitLogisticFast(
+  x: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  rows: Int32Array,
+  options: FitOptions = {},
+): Promise<LogisticModel> {
+  const engine = options.engine ?? 'auto';
+  const big = rows.length * dim * new Set(Array.from(rows, (r) => labels[r])).size >= ONNX_MIN_WORK;
+  const mm = engine === 'onnx' || (engine === 'auto' && big) ? await onnxMatMul() : null;
+  if (!mm) return fitLogistic(x, dim, labels, rows, options);
+  const p = logisticProblem(x, dim, labels, rows, options);
+  const { k, m, xs, y } = p;
+  if (k < 2) return oneClassModel(p, dim);
+  const nw = k * dim;
+  const wt = new Float32Array(dim * k);
+  const rt = new Float32Array(k * m);
+  const objective = async (w: Float64Array, g: Float64Array): Promise<number> => {
+    for (let j = 0; j < k; j++) for (let d = 0; d < dim; d++) wt[d * k + j] = w[j * dim + d];
+    const logits = await mm.run(xs, m, dim, wt, k); // m x k
+    const f = softmaxResiduals(logits, m, k, y, w, nw, g);
+    for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) rt[j * m + i] = logits[i * k + j];
+    const grad = await mm.run(rt, k, m, xs, dim); // k x dim
+    for (let q = 0; q < nw; q++) g[q] = grad[q];
+    return f + addPenalty(w, g, nw, p.lambda);
   };
+  return modelOf(p, dim, await lbfgsAsync(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
 }
 
 /** Probabilities of `model` for rows `rows` of X, written into out (numClasses columns, absent classes 0). */
@@ -311,6 +398,46 @@ export function crossValidatedProbe(
   return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
 }
 
+/**
+ * {@link crossValidatedProbe} with large fits on ONNX Runtime ({@link fitLogisticFast}); what evaluations use.
+ * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
+ * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
+ * scikit-learn's default is 100).
+ */
+export async function crossValidatedProbeFast(
+  features: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine'] } = {},
+): Promise<CrossValidatedProbe> {
+  const n = labels.length;
+  checkFeatures(features, n, dim);
+  checkLabels(labels, numClasses);
+  const folds = options.folds ?? DEFAULT_FOLDS;
+  const c = options.c ?? DEFAULT_PROBE_C;
+  const foldOfSample = stratifiedFolds(labels, folds);
+  const counts = new Int32Array(numClasses);
+  for (let i = 0; i < n; i++) counts[labels[i]]++;
+  const smallClasses: number[] = [];
+  const singletonClasses: number[] = [];
+  for (let j = 0; j < numClasses; j++) {
+    if (counts[j] > 0 && counts[j] < folds) smallClasses.push(j);
+    if (counts[j] === 1) singletonClasses.push(j);
+  }
+  const probs = new Float64Array(n * numClasses);
+  let unconverged = 0;
+  for (let f = 0; f < folds; f++) {
+    const train: number[] = [];
+    const test: number[] = [];
+    for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
+    const model = await fitLogisticFast(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations, engine: options.engine });
+    if (!model.converged) unconverged++;
+    predictInto(model, features, Int32Array.from(test), probs, numClasses);
+  }
+  return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // L-BFGS
 
@@ -329,13 +456,39 @@ interface LbfgsResult {
 export function lbfgs(
   fg: (x: Float64Array, g: Float64Array) => number,
   x0: Float64Array,
-  options: { gradientTolerance: number; maxIterations: number; memory?: number },
+  options: LbfgsOptions,
 ): LbfgsResult {
+  const steps = lbfgsSteps(x0, options);
+  let r = steps.next();
+  while (!r.done) r = steps.next(fg(r.value.x, r.value.g));
+  return r.value;
+}
+
+/** {@link lbfgs} with an asynchronous objective (e.g. matrix products on ONNX Runtime). */
+export async function lbfgsAsync(
+  fg: (x: Float64Array, g: Float64Array) => Promise<number>,
+  x0: Float64Array,
+  options: LbfgsOptions,
+): Promise<LbfgsResult> {
+  const steps = lbfgsSteps(x0, options);
+  let r = steps.next();
+  while (!r.done) r = steps.next(await fg(r.value.x, r.value.g));
+  return r.value;
+}
+
+interface LbfgsOptions {
+  gradientTolerance: number;
+  maxIterations: number;
+  memory?: number;
+}
+
+/** The L-BFGS iteration as a generator: it yields a point and a gradient buffer, and receives the objective there. */
+function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Float64Array; g: Float64Array }, LbfgsResult, number> {
   const n = x0.length;
   const mem = options.memory ?? 10;
   const x = Float64Array.from(x0);
   const g = new Float64Array(n);
-  let f = fg(x, g);
+  let f: number = yield { x, g };
   const S: Float64Array[] = [];
   const Y: Float64Array[] = [];
   const rho: number[] = [];
@@ -399,7 +552,7 @@ export function lbfgs(
     let accepted = false;
     for (let ls = 0; ls < 40; ls++) {
       for (let i = 0; i < n; i++) xNew[i] = x[i] + t * d[i];
-      fNew = fg(xNew, gNew);
+      fNew = yield { x: xNew, g: gNew };
       if (Number.isFinite(fNew) && fNew <= f + 1e-4 * t * gd) {
         accepted = true;
         break;

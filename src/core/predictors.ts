@@ -10,7 +10,7 @@
  *
  * Nothing here runs inference: the embeddings are those the evaluation already computed (or read from the cache).
  */
-import { crossValidatedProbe, DEFAULT_FOLDS, DEFAULT_PROBE_C } from './linearProbe';
+import { crossValidatedProbeFast, DEFAULT_FOLDS, DEFAULT_PROBE_C } from './linearProbe';
 import { DEFAULT_KNN_K, knnProbabilities, l2Normalise } from './knnPredictor';
 import { findLabelIssues, findLabelIssuesFloat64 } from './labelIssues';
 import { computeMetrics } from './metrics';
@@ -24,6 +24,9 @@ export const PREDICTOR_NAMES: readonly PredictorName[] = ['auto', 'zero-shot', '
  * probe's balanced accuracy is at least `probeLead` above zero-shot's.
  */
 export const AUTO_RULE = { chanceFactor: 2, probeLead: 0.3 };
+
+/** L-BFGS iterations per fold in evaluations (scikit-learn's default max_iter is 100). */
+export const PROBE_MAX_ITERATIONS = 300;
 
 /** Per-class thresholds of the predictor warnings. */
 export const PREDICTOR_WARNING_THRESHOLDS = {
@@ -71,7 +74,7 @@ function toMatrix(probs: Float64Array, k: number): ProbabilityMatrix {
 }
 
 /** Runs the requested predictor(s) and says which one found the label issues. */
-export function runPredictors(input: PredictorInput): PredictorOutcome {
+export async function runPredictors(input: PredictorInput): Promise<PredictorOutcome> {
   const { classes, labels, zeroShotMetrics } = input;
   const requested = input.requested ?? 'auto';
   const k = classes.length;
@@ -110,7 +113,7 @@ export function runPredictors(input: PredictorInput): PredictorOutcome {
   if (folds < 2) {
     return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'no class has 2 samples: the linear probe cannot be cross-validated'), warnings: [] };
   }
-  const probe = crossValidatedProbe(unit, input.dim, labels, k, { folds, c: input.c ?? DEFAULT_PROBE_C });
+  const probe = await crossValidatedProbeFast(unit, input.dim, labels, k, { folds, c: input.c ?? DEFAULT_PROBE_C, maxIterations: PROBE_MAX_ITERATIONS });
   const pm = computeMetrics({ classes, labels, probs: toMatrix(probe.probs, k) });
   const chance = 1 / Math.max(2, present);
   const atChance = zeroShotMetrics.balancedAccuracy < AUTO_RULE.chanceFactor * chance;

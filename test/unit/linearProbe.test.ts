@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { crossValidatedProbe, fitLogistic, lbfgs, stratifiedFolds } from '../../src/core/linearProbe';
+import { crossValidatedProbe, crossValidatedProbeFast, fitLogistic, lbfgs, stratifiedFolds } from '../../src/core/linearProbe';
 import { ClipLensError } from '../../src/core/errors';
 import { rng } from '../fixtures/rng';
 
@@ -121,4 +121,20 @@ test('lbfgs minimises a badly scaled quadratic', () => {
   }, new Float64Array(4), { gradientTolerance: 1e-8, maxIterations: 200 });
   assert.ok(res.converged);
   res.x.forEach((v, i) => assert.ok(Math.abs(v - i) < 1e-8));
+});
+
+test('the ONNX Runtime path (float32 products) stays within 1e-3 of scikit-learn and of the float64 path on the shared cases', async () => {
+  for (const c of probeCases) {
+    const dim = c.features[0].length;
+    const x = Float32Array.from(c.features.flat());
+    const fast = await crossValidatedProbeFast(x, dim, c.labels, c.classes.length, { folds: c.folds, c: c.c, engine: 'onnx' });
+    const k = c.classes.length;
+    let worst = 0;
+    c.expected.pred_probs.forEach((row, i) => row.forEach((p, j) => (worst = Math.max(worst, Math.abs(p - fast.probs[i * k + j])))));
+    assert.ok(worst < 1e-3, `${c.name}: max |difference| to scikit-learn ${worst}`);
+    const exact = crossValidatedProbe(x, dim, c.labels, k, { folds: c.folds, c: c.c });
+    let diff = 0;
+    for (let i = 0; i < exact.probs.length; i++) diff = Math.max(diff, Math.abs(exact.probs[i] - fast.probs[i]));
+    assert.ok(diff < 1e-3, `${c.name}: float32 products differ by ${diff}`);
+  }
 });

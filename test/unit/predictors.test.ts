@@ -36,11 +36,11 @@ function scenario(opts: {
   return { classes, labels, embeddings: Float32Array.from(emb), dim, zeroShot: zs, zeroShotMetrics };
 }
 
-test('auto: zero-shot at chance -> the linear probe finds the label issues, with the at-chance warning', () => {
+test('auto: zero-shot at chance -> the linear probe finds the label issues, with the at-chance warning', async () => {
   const s = scenario({ classes: 4, perClass: 12, zsGuess: (_c, i) => i % 4 === 0 ? 1 : (i * 7) % 4 });
   // a wrong label: row 3 (class 0) is moved into class 2's cluster
   for (let d = 0; d < s.dim; d++) s.embeddings[3 * s.dim + d] = s.embeddings[2 * 12 * s.dim + d];
-  const out = runPredictors(s);
+  const out = await runPredictors(s);
   assert.equal(out.report.used, 'linear-probe');
   assert.match(out.report.reason, /near chance/);
   assert.deepEqual(out.labelIssues.map((x) => x.index), [3]);
@@ -51,10 +51,10 @@ test('auto: zero-shot at chance -> the linear probe finds the label issues, with
   assert.ok(out.report.perClass.every((c) => c.probeRecall !== null));
 });
 
-test('auto: zero-shot good -> zero-shot decides; a class whose prompt fails gets prompt-fails', () => {
+test('auto: zero-shot good -> zero-shot decides; a class whose prompt fails gets prompt-fails', async () => {
   // class 3 is always taken for class 0 by zero-shot, the others are right
   const s = scenario({ classes: 4, perClass: 12, zsGuess: (c) => (c === 3 ? 0 : c) });
-  const out = runPredictors(s);
+  const out = await runPredictors(s);
   assert.equal(out.report.used, 'zero-shot');
   assert.ok(out.report.linearProbe && out.report.linearProbe.balancedAccuracy > 0.95);
   const w = out.warnings.filter((x) => x.kind === 'prompt-fails');
@@ -62,10 +62,10 @@ test('auto: zero-shot good -> zero-shot decides; a class whose prompt fails gets
   assert.match(w[0].message, /^CLIP separates 'class_3' well \(probe recall 100%\) but the prompt fails \(zero-shot recall 0%\): try another name or prompt\.$/);
 });
 
-test('classes whose images do not separate, for zero-shot nor the probe, get classes-do-not-separate naming the other class', () => {
+test('classes whose images do not separate, for zero-shot nor the probe, get classes-do-not-separate naming the other class', async () => {
   // classes 1, 2 and 3 share one cluster; zero-shot mixes them too (recall 1/3 each)
   const s = scenario({ classes: 5, perClass: 12, centreOf: (c) => (c >= 1 && c <= 3 ? 1 : c), zsGuess: (c, i) => (c >= 1 && c <= 3 ? 1 + ((c + i) % 3) : c) });
-  const out = runPredictors(s);
+  const out = await runPredictors(s);
   assert.equal(out.report.used, 'zero-shot');
   const w = out.warnings.filter((x) => x.kind === 'classes-do-not-separate');
   assert.deepEqual(w.map((x) => x.class), ['class_1', 'class_2', 'class_3']);
@@ -73,26 +73,26 @@ test('classes whose images do not separate, for zero-shot nor the probe, get cla
   assert.ok(!out.warnings.some((x) => x.class === 'class_0' || x.class === 'class_4'));
 });
 
-test('explicit choices: zero-shot runs no probe; knn reports k; linear-probe is used even when zero-shot is good', () => {
+test('explicit choices: zero-shot runs no probe; knn reports k; linear-probe is used even when zero-shot is good', async () => {
   const s = scenario({ classes: 3, perClass: 8, zsGuess: (c) => c });
-  const zs = runPredictors({ ...s, requested: 'zero-shot' });
+  const zs = await runPredictors({ ...s, requested: 'zero-shot' });
   assert.equal(zs.report.used, 'zero-shot');
   assert.equal(zs.report.linearProbe, undefined);
   assert.ok(zs.report.perClass.every((c) => c.probeRecall === null));
-  const knn = runPredictors({ ...s, requested: 'knn', k: 5 });
+  const knn = await runPredictors({ ...s, requested: 'knn', k: 5 });
   assert.equal(knn.report.used, 'knn');
   assert.equal(knn.report.knn?.k, 5);
-  const lp = runPredictors({ ...s, requested: 'linear-probe' });
+  const lp = await runPredictors({ ...s, requested: 'linear-probe' });
   assert.equal(lp.report.used, 'linear-probe');
   assert.equal(lp.report.reason, 'requested');
 });
 
-test('few samples: folds shrink to the largest class; no class with 2 samples falls back to zero-shot', () => {
+test('few samples: folds shrink to the largest class; no class with 2 samples falls back to zero-shot', async () => {
   const s = scenario({ classes: 3, perClass: 3, zsGuess: (c) => c });
-  const out = runPredictors(s);
+  const out = await runPredictors(s);
   assert.equal(out.report.linearProbe?.folds, 3);
   const one = scenario({ classes: 3, perClass: 1, zsGuess: (c) => c });
-  const fallback = runPredictors(one);
+  const fallback = await runPredictors(one);
   assert.equal(fallback.report.used, 'zero-shot');
   assert.match(fallback.report.reason, /cannot be cross-validated/);
 });
