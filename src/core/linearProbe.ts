@@ -246,7 +246,7 @@ export function fitLogistic(
 }
 
 /** Above this many multiply-adds per product (rows x dim x classes), the probe's products run on ONNX Runtime. */
-export const ONNX_MIN_WORK = 1 << 23;
+export const ONNX_MIN_WORK = 1 << 18;
 
 /**
  * {@link fitLogistic} with the two large products per step (logits X W^T and gradient R^T X) in float32 on ONNX

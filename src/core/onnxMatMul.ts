@@ -52,7 +52,8 @@ export function onnxMatMul(): Promise<MatMul | null> {
     } catch {
       return null;
     }
-    const session = await ort.InferenceSession.create(matMulModelBytes(), { executionProviders: ['cpu'] });
+    // No spinning: between two products JavaScript runs (softmax, L-BFGS), and spinning threads would take its core.
+    const session = await ort.InferenceSession.create(matMulModelBytes(), { executionProviders: ['cpu'], extra: { session: { intra_op: { allow_spinning: '0' } } } });
     const matMul: MatMul = {
       async run(a, m, k, b, n) {
         const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]) });
