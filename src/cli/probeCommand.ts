@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
 import { crossValidatedProbeFast } from '../core/linearProbe';
-import { knnProbabilities } from '../core/knnPredictor';
+import { knnProbabilitiesAsync } from '../core/knnPredictor';
 import { findLabelIssuesFloat64 } from '../core/labelIssues';
 import { computeMetrics } from '../core/metrics';
 import { ProbabilityMatrix, readFeaturesFile } from '../core/probabilities';
@@ -60,21 +60,12 @@ export async function runProbe(input: string, options: { folds?: number; c?: num
 export async function runLabelIssuesKnn(input: string, kn: number, rankBy: 'self_confidence' | 'normalized_margin', io: CliIO): Promise<number> {
   const file = path.resolve(input);
   const data = await readFeaturesFile(file);
-  const res = withFile(file, () => knnProbabilities(data.features, data.dim, data.labels, data.classes.length, { k: kn }));
+  const res = await withFileAsync(file, () => knnProbabilitiesAsync(data.features, data.dim, data.labels, data.classes.length, { k: kn }));
   io.out(JSON.stringify({ labelIssues: findLabelIssuesFloat64(data.classes, data.labels, res.probs, { rankBy }) }, null, 1) + '\n');
   return 0;
 }
 
 /** Core errors about the data name the input file. */
-function withFile<T>(file: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof ClipLensError && !e.file) throw new ClipLensError(e.code, e.message, { file });
-    throw e;
-  }
-}
-
 async function withFileAsync<T>(file: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

@@ -9,7 +9,7 @@
  */
 import { ClipLensError } from './errors';
 import { checkFeatures, checkLabels } from './linearProbe';
-import { NeighbourIndex, type NeighbourIndexOptions } from './neighbours';
+import { NeighbourIndex, type NeighbourIndexOptions, type Neighbours } from './neighbours';
 
 export const DEFAULT_KNN_K = 10;
 
@@ -52,7 +52,31 @@ export function knnProbabilities(
   if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
   const unit = options.normalised ? features : l2Normalise(features, dim);
   const index = NeighbourIndex.build(unit, dim, options.index);
-  const nb = index.selfNeighbours(k);
+  return voteProbabilities(index.selfNeighbours(k), labels, numClasses, k, index.approximate);
+}
+
+/** {@link knnProbabilities} with large exact searches on ONNX Runtime (NeighbourIndex.selfNeighboursAsync). */
+export async function knnProbabilitiesAsync(
+  features: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: { k?: number; index?: NeighbourIndexOptions; normalised?: boolean } = {},
+): Promise<KnnProbabilities> {
+  const n = labels.length;
+  checkFeatures(features, n, dim);
+  checkLabels(labels, numClasses);
+  const k = options.k ?? DEFAULT_KNN_K;
+  if (!Number.isInteger(k) || k < 1) throw new ClipLensError('knn-bad-k', `k must be an integer >= 1, got ${k}`);
+  if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
+  const unit = options.normalised ? features : l2Normalise(features, dim);
+  const index = NeighbourIndex.build(unit, dim, options.index);
+  return voteProbabilities(await index.selfNeighboursAsync(k), labels, numClasses, k, index.approximate);
+}
+
+/** Vote probabilities with the own vote removed (see the module comment). */
+function voteProbabilities(nb: Neighbours, labels: ArrayLike<number>, numClasses: number, k: number, approximate: boolean): KnnProbabilities {
+  const n = labels.length;
   const probs = new Float64Array(n * numClasses);
   const votes = new Float64Array(numClasses);
   for (let i = 0; i < n; i++) {
@@ -64,5 +88,5 @@ export function knnProbabilities(
       probs[i * numClasses + j] = (p - (j === labels[i] ? 1 / (k + 1) : 0)) * (k + 1) / k;
     }
   }
-  return { probs, k, approximate: index.approximate };
+  return { probs, k, approximate };
 }

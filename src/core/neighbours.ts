@@ -15,6 +15,8 @@
  * the exact search of all rows against all rows is faster than building the graph (measured, docs/benchmarks.md).
  */
 
+import { onnxMatMul, type MatMul } from './onnxMatMul';
+
 /** rows x k, row-major, best first; index -1 and similarity NaN pad rows with fewer than k neighbours. */
 export interface Neighbours {
   k: number;
@@ -55,6 +57,8 @@ interface UsearchModule {
 
 /** From this many multiply-adds (queries x rows x dim) on, exact search takes its candidates from usearch's SIMD scan. */
 export const EXACT_SIMD_MIN_WORK = 1 << 24;
+/** From this many multiply-adds on, searchAsync / selfNeighboursAsync compute similarities on ONNX Runtime. */
+export const EXACT_GEMM_MIN_WORK = 1 << 24;
 /** Candidates beyond k taken from the SIMD scan, so float32 rounding cannot push a true neighbour out. */
 const SIMD_EXTRA = 8;
 
@@ -125,6 +129,25 @@ export class NeighbourIndex {
     return exactAny(this.vectors, this.size, this.vectors, this.size, this.dim, k, true);
   }
 
+  /**
+   * {@link search}, with a large exact search done as matrix products on ONNX Runtime (same answers; much faster
+   * than the scan at tens of thousands of rows). The approximate index answers as in {@link search}.
+   */
+  async searchAsync(queries: Float32Array, k: number): Promise<Neighbours> {
+    const m = this.checkQueries(queries, k);
+    const mm = !this.graph && m * this.size * this.dim >= EXACT_GEMM_MIN_WORK ? await onnxMatMul() : null;
+    if (!mm || Math.min(this.size, k + SIMD_EXTRA) >= this.size) return this.search(queries, k);
+    return exactGemm(mm, this.vectors, this.size, queries, m, this.dim, k, false);
+  }
+
+  /** {@link selfNeighbours}, with a large exact search as matrix products on ONNX Runtime (see searchAsync). */
+  async selfNeighboursAsync(k: number): Promise<Neighbours> {
+    this.checkK(k);
+    const mm = !this.graph && this.size * this.size * this.dim >= EXACT_GEMM_MIN_WORK ? await onnxMatMul() : null;
+    if (!mm || Math.min(this.size, k + 1 + SIMD_EXTRA) >= this.size) return this.selfNeighbours(k);
+    return exactGemm(mm, this.vectors, this.size, this.vectors, this.size, this.dim, k, true);
+  }
+
   private checkK(k: number): void {
     if (!Number.isInteger(k) || k < 1) throw new RangeError(`NeighbourIndex: k must be a positive integer, got ${k}`);
   }
@@ -187,37 +210,86 @@ function exactAny(base: Float32Array, n: number, queries: Float32Array, m: numbe
   const out = emptyNeighbours(m, k);
   const BATCH = 2048;
   const cand: number[] = [];
-  const sims: number[] = [];
   for (let b0 = 0; b0 < m; b0 += BATCH) {
     const b1 = Math.min(m, b0 + BATCH);
     // slice, not subarray: usearch's wrapper reads a typed array's whole buffer, ignoring a view's offset
     const res = us.exactSearch(plain(base), queries.slice(b0 * dim, b1 * dim), dim, want, 'ip', 0);
     const stride = res.keys.length / (b1 - b0);
     for (let q = b0; q < b1; q++) {
-      cand.length = 0;
-      sims.length = 0;
       const count = res.counts ? Number(res.counts[q - b0]) : stride;
-      for (let c = 0; c < count; c++) {
-        const j = Number(res.keys[(q - b0) * stride + c]);
-        if (self && j === q) continue;
-        cand.push(j);
-        sims.push(dot(queries, q * dim, base, j * dim, dim));
+      cand.length = 0;
+      for (let c = 0; c < count; c++) cand.push(Number(res.keys[(q - b0) * stride + c]));
+      finishCandidates(out, q, cand, base, n, queries, dim, k, self);
+    }
+  }
+  return out;
+}
+
+/**
+ * Row q of the answer from candidate rows (any order; the query's own row is dropped in a self search): re-scored in
+ * float64, ordered by (similarity, index); when ties reach the last candidate (or there are too few), the plain
+ * loop answers the row instead.
+ */
+function finishCandidates(out: Neighbours, q: number, candidates: number[], base: Float32Array, n: number, queries: Float32Array, dim: number, k: number, self: boolean): void {
+  const cand: number[] = [];
+  const sims: number[] = [];
+  for (const j of candidates) {
+    if (self && j === q) continue;
+    cand.push(j);
+    sims.push(dot(queries, q * dim, base, j * dim, dim));
+  }
+  const order = cand.map((_, i) => i).sort((a, b) => sims[b] - sims[a] || cand[a] - cand[b]);
+  const lastKept = order[Math.min(k, order.length) - 1];
+  let worst = Infinity;
+  for (const v of sims) worst = Math.min(worst, v);
+  const available = n - (self ? 1 : 0);
+  if ((order.length < k && order.length < available) || (order.length > k && sims[lastKept] <= worst)) {
+    const one = exactSearch(base, n, queries.subarray(q * dim, (q + 1) * dim), 1, dim, k, self, q);
+    out.indices.set(one.indices, q * k);
+    out.similarities.set(one.similarities, q * k);
+    return;
+  }
+  for (let r = 0; r < Math.min(k, order.length); r++) {
+    out.indices[q * k + r] = cand[order[r]];
+    out.similarities[q * k + r] = sims[order[r]];
+  }
+}
+
+/**
+ * Exact search with the similarities computed as float32 matrix products on ONNX Runtime (blocks of queries
+ * against all rows), the best k + 8 per query kept by float32 score and finished by {@link finishCandidates}.
+ */
+async function exactGemm(mm: MatMul, base: Float32Array, n: number, queries: Float32Array, m: number, dim: number, k: number, self: boolean): Promise<Neighbours> {
+  const want = Math.min(n, k + (self ? 1 : 0) + SIMD_EXTRA);
+  const baseT = new Float32Array(dim * n);
+  for (let j = 0; j < n; j++) for (let d = 0; d < dim; d++) baseT[d * n + j] = base[j * dim + d];
+  const out = emptyNeighbours(m, k);
+  const rowsPerBlock = Math.max(1, Math.floor((1 << 23) / n));
+  const topS = new Float32Array(want);
+  const topI = new Int32Array(want);
+  const cand: number[] = [];
+  for (let b0 = 0; b0 < m; b0 += rowsPerBlock) {
+    const b1 = Math.min(m, b0 + rowsPerBlock);
+    const sims = await mm.run(queries.slice(b0 * dim, b1 * dim), b1 - b0, dim, baseT, n);
+    for (let q = b0; q < b1; q++) {
+      const o = (q - b0) * n;
+      let filled = 0;
+      for (let j = 0; j < n; j++) {
+        const v = sims[o + j];
+        if (filled === want && !(v > topS[want - 1])) continue;
+        let p = filled === want ? want - 1 : filled;
+        while (p > 0 && topS[p - 1] < v) {
+          topS[p] = topS[p - 1];
+          topI[p] = topI[p - 1];
+          p--;
+        }
+        topS[p] = v;
+        topI[p] = j;
+        if (filled < want) filled++;
       }
-      const order = cand.map((_, i) => i).sort((a, b) => sims[b] - sims[a] || cand[a] - cand[b]);
-      const lastKept = order[Math.min(k, order.length) - 1];
-      let worst = Infinity;
-      for (const s of sims) worst = Math.min(worst, s);
-      if (order.length < k || (order.length > k && sims[lastKept] <= worst)) {
-        // ties reach the end of the candidates (or too few): the plain loop for this query
-        const one = exactSearch(base, n, queries.subarray(q * dim, (q + 1) * dim), 1, dim, k, self, q);
-        out.indices.set(one.indices, q * k);
-        out.similarities.set(one.similarities, q * k);
-        continue;
-      }
-      for (let r = 0; r < k; r++) {
-        out.indices[q * k + r] = cand[order[r]];
-        out.similarities[q * k + r] = sims[order[r]];
-      }
+      cand.length = 0;
+      for (let c = 0; c < filled; c++) cand.push(topI[c]);
+      finishCandidates(out, q, cand, base, n, queries, dim, k, self);
     }
   }
   return out;

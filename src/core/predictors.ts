@@ -11,7 +11,7 @@
  * Nothing here runs inference: the embeddings are those the evaluation already computed (or read from the cache).
  */
 import { crossValidatedProbeFast, DEFAULT_FOLDS, DEFAULT_PROBE_C } from './linearProbe';
-import { DEFAULT_KNN_K, knnProbabilities, l2Normalise } from './knnPredictor';
+import { DEFAULT_KNN_K, knnProbabilitiesAsync, l2Normalise } from './knnPredictor';
 import { findLabelIssues, findLabelIssuesFloat64 } from './labelIssues';
 import { computeMetrics } from './metrics';
 import { ProbabilityMatrix } from './probabilities';
@@ -97,7 +97,7 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
 
   if (requested === 'knn') {
     const kn = Math.min(input.k ?? DEFAULT_KNN_K, n - 1);
-    const knn = knnProbabilities(unit, input.dim, labels, k, { k: kn, normalised: true });
+    const knn = await knnProbabilitiesAsync(unit, input.dim, labels, k, { k: kn, normalised: true });
     const m = computeMetrics({ classes, labels, probs: toMatrix(knn.probs, k) });
     const report = base('knn', 'requested');
     report.knn = { k: kn, top1Accuracy: m.top1Accuracy, balancedAccuracy: m.balancedAccuracy, approximate: knn.approximate };

@@ -190,3 +190,18 @@ test('vectors given as a view with an offset (usearch paths copy them: its wrapp
   assert.ok(hit / 900 >= 0.95, `recall ${hit / 900}`);
   assert.ok(got.indices.every((r) => r.every((j) => j >= 0 && j < 300)));
 });
+
+test('selfNeighboursAsync / searchAsync (similarities as ONNX Runtime matrix products) equal the naive loop, ties included', async () => {
+  for (const [seed, levels] of [[15, 0], [16, 3]] as const) {
+    const dim = 12;
+    const base = randomUnit(1200, dim, seed, levels); // 1200 x 1200 x 12 >= EXACT_GEMM_MIN_WORK
+    const index = NeighbourIndex.build(base, dim, { approximate: false });
+    const got = rows(await index.selfNeighboursAsync(10), 1200);
+    const want = naive(base, base, dim, 10, true);
+    assert.deepEqual(got.indices, want.indices, `levels ${levels}`);
+    assertClose(got.sims, want.sims);
+    const queries = randomUnit(1500, dim, seed + 100, levels);
+    const s = rows(await index.searchAsync(queries, 5), 1500);
+    assert.deepEqual(s.indices, naive(base, queries, dim, 5, false).indices);
+  }
+});
