@@ -55,7 +55,16 @@ export function knnProbabilities(
   return voteProbabilities(index.selfNeighbours(k), labels, numClasses, k, index.approximate);
 }
 
-/** {@link knnProbabilities} with large exact searches on ONNX Runtime (NeighbourIndex.selfNeighboursAsync). */
+/**
+ * Up to this many samples the async kNN searches exactly (ONNX Runtime matrix products): measured at 20,000 x 512 on a
+ * shared 2-core machine, 28 s exact vs 261 s for building and searching the HNSW graph (docs/benchmarks.md).
+ */
+export const KNN_EXACT_MAX_ROWS = 50_000;
+
+/**
+ * {@link knnProbabilities} with large exact searches on ONNX Runtime (NeighbourIndex.selfNeighboursAsync); exact up
+ * to {@link KNN_EXACT_MAX_ROWS} samples unless `options.index` says otherwise, the approximate index above.
+ */
 export async function knnProbabilitiesAsync(
   features: Float32Array,
   dim: number,
@@ -70,7 +79,7 @@ export async function knnProbabilitiesAsync(
   if (!Number.isInteger(k) || k < 1) throw new ClipLensError('knn-bad-k', `k must be an integer >= 1, got ${k}`);
   if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
   const unit = options.normalised ? features : l2Normalise(features, dim);
-  const index = NeighbourIndex.build(unit, dim, options.index);
+  const index = NeighbourIndex.build(unit, dim, options.index ?? { approximate: n > KNN_EXACT_MAX_ROWS });
   return voteProbabilities(await index.selfNeighboursAsync(k), labels, numClasses, k, index.approximate);
 }
 
