@@ -16,7 +16,7 @@ import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { promptsForClass, resolveTemplates } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
-import { computeWarnings } from './warnings';
+import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { runPredictors } from './predictors';
 import type { Dataset, DatasetProblem } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
@@ -369,6 +369,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     metrics,
     ...(metricsBySplit ? { metricsBySplit } : {}),
     warnings,
+    thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
     ...(predictor ? { predictor } : {}),
     timing: {

@@ -5,8 +5,31 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { WarningThresholds } from './warnings';
 
 export const REPORT_SCHEMA_VERSION = 2;
+
+/** Numeric precision of the model's graphs (core/precision.ts decides). */
+export type Precision = 'auto' | 'fp32' | 'int8';
+
+/** How fp32 and int8 compared on the sample. */
+export interface PrecisionAgreement {
+  sample: number;
+  /** Share of the sample with the same zero-shot top-1 class. */
+  top1Agreement: number;
+  meanCosine: number;
+  minCosine: number;
+  /** The sample image with the lowest cosine (path as given). */
+  worstImage?: string;
+}
+
+/** What a run used and why (in the report as `precision`). */
+export interface PrecisionChoice {
+  requested: Precision;
+  used: 'fp32' | 'int8';
+  reason: string;
+  agreement?: PrecisionAgreement;
+}
 
 /** Averages over classes (keep). */
 export interface AveragedScores {
@@ -130,6 +153,8 @@ export interface EvalReport {
     logitScale: number;
     imageSize: number;
   };
+  /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
+  precision?: PrecisionChoice;
   templates: { name: string; count: number };
   topK: number;
   dataset: {
@@ -147,6 +172,12 @@ export interface EvalReport {
   /** Metrics per split when the dataset has splits. */
   metricsBySplit?: Record<string, Metrics>;
   warnings: Warning[];
+  /**
+   * The thresholds the warnings were computed with (the dataset's `.clip-lens.json`, then the editor's settings, then
+   * the defaults). The good/fair/poor bands of the headline metrics follow them in every view (metricCatalogue.ts).
+   * Absent in reports written by earlier versions: the defaults apply.
+   */
+  thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
   /** Which predictor found the label issues (absent in reports written before predictors existed). */
   predictor?: PredictorReport;

@@ -9,14 +9,13 @@ import {
   didYouMean,
   formatConfigProblem,
   ignoredSampleEdit,
-  lineColumnFinder,
-  parseJsonTree,
   parseProjectConfig,
   promptEntryEdit,
   projectConfigJsonSchema,
   readProjectConfig,
   type ConfigProblem,
 } from '../../src/core/projectConfig';
+import { lineColumnFinder, parseJsonTree } from '../../src/core/jsonWithPositions';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -42,6 +41,7 @@ const FULL = {
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
   predictor: 'linear-probe',
+  precision: 'auto',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
