@@ -36,6 +36,8 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   'zero-shot-at-chance': 'Class names mean nothing to CLIP',
   'prompt-fails': 'Prompt fails',
   'classes-do-not-separate': 'Classes do not separate',
+  'class-collision': 'Classes the model cannot tell apart',
+  overfitting: 'Train-test gap',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

@@ -16,6 +16,10 @@ import { defaultModelEntry } from '../core/modelRegistry';
 import { chooseModelSpec, embedFiles, loadModel, locateModel, runEvaluation, } from '../core/run';
 import type { ClipModel } from '../core/runtime';
 import { CHECK_COMMAND } from './checkCommand';
+import { BASELINE_COMMAND } from './baselineCommand';
+import { COMPARE_COMMAND } from './compareCommand';
+import { compareWithFile, formatComparison } from '../core/compare';
+import { splitSections } from '../core/splits';
 import { PREVIOUS_SUFFIX } from '../core/gitHook';
 import { hookCommand } from './hookCommand';
 import { MODEL_COMMAND, modelCommand } from './modelCommand';
@@ -61,7 +65,7 @@ export const EVAL_COMMAND: CommandSpec = {
   usage: [
     '<dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
     '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
-    '[--image-column NAME] [--label-column NAME] [--split-column NAME]',
+    '[--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]',
     '[--predictor auto|zero-shot|linear-probe|knn]',
   ],
   description:
@@ -86,6 +90,7 @@ export const EVAL_COMMAND: CommandSpec = {
     'label-column': { type: 'string', value: 'NAME', help: 'label column' },
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
     predictor: { type: 'string', value: 'auto|zero-shot|linear-probe|knn', help: 'what finds the label errors (default: "predictor" of .clip-lens.json, else auto;\nsee docs/predictors.md)' },
+    baseline: { type: 'string', value: 'FILE', help: 'an earlier report or baseline: the changes since it go into the report\'s "comparison" section' },
   },
   notes: 'Exit codes: 0 done, 2 usage or fatal error (one line on stderr).',
   run: async (args, { io, signal }) => {
@@ -128,8 +133,12 @@ export const EVAL_COMMAND: CommandSpec = {
       );
       progress.clear();
       if (!outcome) return 2;
+      // --baseline: the changes since an earlier run (a report or baseline file) as the report's `comparison`.
+      const baseline = args.string('baseline');
+      if (baseline !== undefined) outcome.report.comparison = await compareWithFile(outcome.report, path.resolve(baseline), baseline);
       if (json) await writeJsonReport(outcome.report, path.resolve(json));
       io.out(formatSummary(outcome.report));
+      if (outcome.report.comparison) io.out(`\nCompared with ${baseline}:\n${formatComparison(outcome.report.comparison, 10)}`);
       if (json) io.out(`\nReport written to ${json}\n`);
       return 0;
     } finally {
@@ -200,7 +209,7 @@ export const TOKENIZE_COMMAND: CommandSpec = {
 const INPUT_OPTION: OptionSpec = {
   type: 'string',
   value: 'FILE',
-  help: 'JSON {"classes","labels","pred_probs"}, CSV with a header label,<class1>,..., or a folder with\npred_probs.npy, labels.npy and classes.json (also accepted as the first positional)',
+  help: 'JSON {"classes","labels","pred_probs"[,"splits"]}, CSV with a header label,[split,]<class1>,..., or a folder\nwith pred_probs.npy, labels.npy and classes.json (also accepted as the first positional)',
 };
 
 export const METRICS_COMMAND: CommandSpec = {
@@ -212,8 +221,12 @@ export const METRICS_COMMAND: CommandSpec = {
     const input = args.string('input') ?? args.positionals[0];
     if (!input) throw new UsageError('metrics expects --input FILE');
     const data = await readPredictionsFile(path.resolve(input));
-    const ks = [1, 3, 5, ...args.list<number>('k')];
-    io.out(JSON.stringify(computeMetrics(data, { ks: [...new Set(ks)].sort((a, b) => a - b) }), null, 1) + '\n');
+    const ks = [...new Set([1, 3, 5, ...args.list<number>('k')])].sort((a, b) => a - b);
+    const metrics = computeMetrics(data, { ks });
+    // With splits (a "splits" array or "split" column): per split, side by side, and the train-test gap warnings.
+    const bySplit = data.splits ? splitSections(data, data.splits, ks) : undefined;
+    for (const w of bySplit?.warnings ?? []) io.err(`warning: ${w.message}\n`);
+    io.out(JSON.stringify(bySplit ? { ...metrics, ...bySplit } : metrics, null, 1) + '\n');
     return 0;
   },
 };
@@ -310,4 +323,4 @@ export const HOOK_COMMAND: CommandSpec = {
 const MODEL_ENTRY: CommandSpec = { ...MODEL_COMMAND, dispatch: (args, { io }) => modelCommand(args, io) };
 
 /** Every subcommand, in the order of the top-level help. */
-export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, PROBE_COMMAND, CHECK_COMMAND, HOOK_COMMAND, MODEL_ENTRY];
+export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, PROBE_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY];

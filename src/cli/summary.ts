@@ -1,6 +1,7 @@
 /** The human summary `clip-lens eval` prints. */
 import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands, type HeadlineMetric } from '../core/metricCatalogue';
 import type { EvalReport, Metrics } from '../core/report';
+import { formatSplitsSideBySide, splitsSideBySide } from '../core/splits';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 
 const pct = (x: number) => formatRate(x);
@@ -45,10 +46,17 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     lines.push('No image could be evaluated.');
   } else {
     lines.push(...metricsLines(r, r.metrics, '  '));
-    if (r.metricsBySplit) {
-      for (const [split, m] of Object.entries(r.metricsBySplit)) {
-        lines.push(`  ${split}: top-1 ${pct(m.top1Accuracy)}, balanced ${pct(m.balancedAccuracy)}, n=${m.n}`);
-      }
+    if (r.metricsBySplit && Object.keys(r.metricsBySplit).length > 0) {
+      // The splits side by side: headline, then per-class recall (the classes whose recall differs most first).
+      const t = splitsSideBySide(r.metricsBySplit, r.dataset.classes);
+      const spread = (v: (number | null)[]) => {
+        const xs = v.filter((x): x is number => x !== null);
+        return xs.length > 1 ? Math.max(...xs) - Math.min(...xs) : -1;
+      };
+      t.recall.sort((a, b) => spread(b.values) - spread(a.values));
+      lines.push('');
+      lines.push('  Splits side by side:');
+      lines.push(...formatSplitsSideBySide(t, '    ', options.worst ?? 5));
     }
     const worst = [...r.metrics.perClass].filter((c) => c.support > 0).sort((a, b) => a.recall - b.recall || b.support - a.support).slice(0, options.worst ?? 5);
     if (worst.length > 0) {

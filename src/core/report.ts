@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
 export const REPORT_SCHEMA_VERSION = 2;
@@ -78,7 +79,9 @@ export type WarningKind =
   | 'dataset-errors'
   | 'zero-shot-at-chance'
   | 'prompt-fails'
-  | 'classes-do-not-separate';
+  | 'classes-do-not-separate'
+  | 'class-collision'
+  | 'overfitting';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
@@ -181,6 +184,8 @@ export interface EvalReport {
   labelIssues: LabelIssue[];
   /** Which predictor found the label issues (absent in reports written before predictors existed). */
   predictor?: PredictorReport;
+  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  comparison?: Comparison;
   timing: {
     totalMs: number;
     textMs: number;

@@ -22,10 +22,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
-import { readDataset } from './dataset';
+import { readDataset, summarizeProblems } from './dataset';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
+import { checkRatchet } from './baseline';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
@@ -300,7 +301,8 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
   if (dataset.classes.length < 2) {
     const n = dataset.classes.length;
-    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+    // The problems that left too few classes are named: "found 0 classes" alone hides the cause (docs/robustness.md).
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${summarizeProblems(dataset.problems)}`, { file: dataset.labelFile ?? dataset.root });
   }
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);
@@ -351,6 +353,8 @@ export interface ExecuteOptions {
   model: ClipModel;
   /** How the model was named (default: the plan's choice). */
   modelId?: string;
+  /** The ratchet (gate.maxDrop, core/baseline.ts): how the dataset root is shown in its messages, and where its notes go. */
+  ratchet?: { shownRoot?: string; notes?: string[] };
   /** Which precision ran and why (auto: the measured agreement); in the report as `precision`. */
   precision?: PrecisionChoice;
   signal?: AbortSignal;
@@ -380,6 +384,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
   }
   const gate = plan.gate && hasThresholds(plan.gate) ? evaluateGate(report, plan.gate, { warnings: plan.warnings }) : null;
+  if (gate) await checkRatchet(gate, report, plan.gate, { root: plan.root, ...options.ratchet });
   return { report, gate };
 }
 
@@ -547,7 +552,9 @@ export async function embedFiles(files: readonly string[], options: EmbedFilesOp
       onBatchDone: () => options.onProgress?.(done, files.length),
     });
   } finally {
-    await cache?.flush().catch(() => undefined);
+    // flush() never throws; a cache that could not be written is one warning, the embeddings are still printed.
+    await cache?.flush();
+    if (cache?.writeError) options.onWarning?.(ClipLensError.format(`cache disabled: ${cache.writeError}; embeddings are not saved`, { file: options.cacheDir ?? undefined }));
   }
   return counts;
 }

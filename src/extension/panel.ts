@@ -11,6 +11,7 @@ import type { Fixes } from './fixes';
 import { PANEL_VIEW_TYPE } from './commandIds';
 import { samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
+import { pickComparison } from './pickComparison';
 
 type PanelModule = typeof import('./reportPanel.js');
 
@@ -50,6 +51,7 @@ export class PanelHost implements vscode.Disposable {
         return [...new Set([...(result.config.ignore ?? []), ...this.store.ignoredPaths(result)])];
       },
       log: (message) => this.log.info(message),
+      pickComparison: (report) => pickComparison(this.store, report),
     };
     // The panel follows re-runs of the dataset it shows.
     this.subscriptions.push(store.onDidChange((root) => void this.updateIfShown(root)));

@@ -161,6 +161,10 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'A linear probe on the image embeddings recognises this class, but the zero-shot prompt does not: the images are fine, the name is not. Use the quick fix to add a prompt for the class in .clip-lens.json, or rename the class.',
   'classes-do-not-separate':
     'Neither zero-shot nor a linear probe on the image embeddings recognises this class: its images look like those of another class to this model. Collect more (or clearer) images, merge the classes, or use a bigger model.',
+  'class-collision':
+    'Class names that differ only in case or separators (red_circle, RED_CIRCLE) give the model the same prompt, so it cannot tell them apart; they are evaluated as one class. Merge or rename them, or give one its own text in "prompts" of .clip-lens.json.',
+  overfitting:
+    'A model trained on the train split does much better there than on the held-out split (test or val): it learnt the training images more than the classes, or the splits differ. Expect the held-out figure on new data.',
 };
 
 /** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
@@ -195,6 +199,8 @@ export function warningLabel(w: Warning): string {
     'zero-shot-at-chance': 'Class names mean nothing to CLIP',
     'prompt-fails': 'Prompt fails, images separate',
     'classes-do-not-separate': 'Classes do not separate',
+    'class-collision': 'Classes with the same prompt',
+    overfitting: 'Train-test gap',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }
