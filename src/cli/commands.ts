@@ -29,6 +29,32 @@ import { DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision, type Precision } from '../core/precision';
+import { DEFAULT_SHARD_ROWS, DEFAULT_VERIFY, EmbeddingsWriter } from '../core/embeddingsDir';
+import { compareCodePoints, isIgnoredName, isImageFile } from '../core/dataset';
+
+/** Image arguments: files as given, folders replaced by their images (recursively, sorted by code point). */
+async function expandImageArgs(args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of args) {
+    const st = await fs.promises.stat(a).catch(() => null);
+    if (!st?.isDirectory()) {
+      out.push(a);
+      continue;
+    }
+    const found: string[] = [];
+    const walk = async (dir: string) => {
+      for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+        if (isIgnoredName(e.name)) continue;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && isImageFile(e.name)) found.push(p);
+      }
+    };
+    await walk(a);
+    out.push(...found.sort(compareCodePoints));
+  }
+  return out;
+}
 
 /** --model (or the default) loaded through core's loader, for commands without a dataset (embed, tokenize). */
 async function modelFromOption(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<ClipModel> {
@@ -67,12 +93,16 @@ export const EVAL_COMMAND: CommandSpec = {
     '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
     '[--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]',
     '[--predictor auto|zero-shot|linear-probe|knn]',
+    '--embeddings DIR [--verify N] [<dataset>] [options above]',
   ],
   description:
     'Evaluates a dataset with CLIP zero-shot: metrics, likely label errors, warnings. <dataset> is a folder of class\n' +
     'folders (optionally under train/val/test), a folder with a label file, or a CSV/TSV/JSONL label file.\n' +
     'Each value comes from the option, else the dataset\'s .clip-lens.json, else the default. The dataset and the\n' +
-    'config are checked before the model is loaded (or downloaded).',
+    'config are checked before the model is loaded (or downloaded).\n' +
+    'With --embeddings DIR (clip-retrieval output: img_emb/img_emb_N.npy, metadata/metadata_N.parquet) the images\n' +
+    'are not embedded: labels come from the class folder of image_path (or --label-column, --labels FILE joined on\n' +
+    'image_path), and --verify N of the images, when on disk, are embedded locally to check the given embeddings.',
   options: {
     model: { ...MODEL_OPTION, help: `model folder or registry id (default: "model" of .clip-lens.json, relative to it,\nelse ${defaultModelEntry().id}, downloaded on first use)` },
     labels: { type: 'string', value: 'FILE', help: 'label file (default: "labels.file" of .clip-lens.json, or the one in the folder)' },
@@ -91,13 +121,16 @@ export const EVAL_COMMAND: CommandSpec = {
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
     predictor: { type: 'string', value: 'auto|zero-shot|linear-probe|knn', help: 'what finds the label errors (default: "predictor" of .clip-lens.json, else auto;\nsee docs/predictors.md)' },
     baseline: { type: 'string', value: 'FILE', help: 'an earlier report or baseline: the changes since it go into the report\'s "comparison" section' },
+    embeddings: { type: 'string', value: 'DIR', help: 'evaluate image embeddings computed elsewhere (clip-retrieval layout; default:\n"embeddings" of .clip-lens.json)' },
+    verify: { type: 'integer', min: 0, help: `with --embeddings: images embedded locally to check them (default ${DEFAULT_VERIFY}; 0: no check)` },
   },
   notes: 'Exit codes: 0 done, 2 usage or fatal error (one line on stderr).',
   run: async (args, { io, signal }) => {
-    if (args.positionals.length !== 1) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
+    const embeddings = args.string('embeddings');
+    if (args.positionals.length > 1 || (args.positionals.length === 0 && embeddings === undefined)) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
     const cacheDir = cacheOption(args);
     const predictor = parsePredictor(args.string('predictor'));
-    const given = args.positionals[0] as string;
+    const given = args.positionals[0] ?? (embeddings as string);
     if (!fs.existsSync(path.resolve(given))) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: given });
     const json = args.string('json');
     const progress = new ProgressLine(io);
@@ -115,6 +148,8 @@ export const EVAL_COMMAND: CommandSpec = {
             templates: args.string('templates'),
             predictor,
             precision: precisionOption(args),
+            embeddings,
+            verify: args.int('verify'),
           },
           quantized: args.flag('quantized'),
           cacheDir,
@@ -126,7 +161,8 @@ export const EVAL_COMMAND: CommandSpec = {
           threads: args.int('threads'),
           obtain: cliObtainModel(io),
           onProgress: (p) => {
-            if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
+            if (p.phase === 'images' && embeddings !== undefined) progress.update(`Reading embeddings ${bar(p.done, p.total)} ${p.done}/${p.total}`);
+            else if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
             else progress.update(p.phase === 'reading' ? 'Reading dataset...' : p.phase === 'prompts' ? 'Embedding class prompts...' : 'Computing metrics...', true);
           },
         },
@@ -149,20 +185,36 @@ export const EVAL_COMMAND: CommandSpec = {
 
 export const EMBED_COMMAND: CommandSpec = {
   name: 'embed',
-  usage: ['--model DIR <image>...'],
-  summary: 'one JSON line per image: {"path","embedding"} (L2-normalised)',
+  usage: ['--model DIR <image|folder>...', '--out DIR [--shard-rows N] <image|folder>...'],
+  summary: 'one JSON line per image: {"path","embedding"} (L2-normalised), or clip-retrieval shards',
   description:
-    'Prints one JSON line per image, in input order: {"path","embedding"} (L2-normalised). Images go through the\n' +
-    'evaluation\'s pipeline (decoding overlapped with inference, the embedding cache). An unreadable image is a line\n' +
-    'on stderr, and the exit code is then 2.',
-  options: { model: MODEL_OPTION, quantized: QUANTIZED_OPTION, threads: THREADS_OPTION, cache: CACHE_OPTION, 'no-cache': NO_CACHE_OPTION, batch: BATCH_OPTION },
+    'Prints one JSON line per image, in input order: {"path","embedding"} (L2-normalised). A folder stands for its\n' +
+    'images (recursively, sorted). Images go through the evaluation\'s pipeline (decoding overlapped with inference,\n' +
+    'the embedding cache). An unreadable image is a line on stderr, and the exit code is then 2.\n' +
+    'With --out DIR, writes clip-retrieval\'s layout instead (img_emb/img_emb_N.npy float32, metadata/metadata_N.parquet\n' +
+    'with image_path, absolute), which `clip-lens eval --embeddings DIR` reads.',
+  options: {
+    model: MODEL_OPTION,
+    quantized: QUANTIZED_OPTION,
+    threads: THREADS_OPTION,
+    cache: CACHE_OPTION,
+    'no-cache': NO_CACHE_OPTION,
+    batch: BATCH_OPTION,
+    out: { type: 'string', value: 'DIR', help: 'write img_emb/ and metadata/ shards to DIR (a new or empty folder)' },
+    'shard-rows': { type: 'integer', help: `rows per shard with --out (default ${DEFAULT_SHARD_ROWS.toLocaleString('en')})` },
+  },
   run: async (args, { io, signal }) => {
     if (args.positionals.length === 0) throw new UsageError('embed expects at least one image');
+    const out = args.string('out');
+    if (args.int('shard-rows') !== undefined && out === undefined) throw new UsageError('--shard-rows goes with --out');
     const cacheDir = cacheOption(args);
+    const files = await expandImageArgs(args.positionals);
+    if (files.length === 0) throw new UsageError('embed: no image in the given folders');
+    const writer = out !== undefined ? await EmbeddingsWriter.create(out, args.int('shard-rows')) : undefined;
     const model = await modelFromOption(args, io, signal);
     const progress = new ProgressLine(io);
+    let writes: Promise<void> = Promise.resolve();
     try {
-      const files = args.positionals;
       const counts = await embedFiles(files, {
         model,
         cacheDir,
@@ -177,9 +229,18 @@ export const EMBED_COMMAND: CommandSpec = {
           if ('error' in r) {
             progress.clear();
             io.err(`${r.error.message}\n`);
+          } else if (writer) {
+            const e = Float32Array.from(r.embedding);
+            writes = writes.then(() => writer.add(path.resolve(files[i] as string), e));
           } else io.out(JSON.stringify({ path: files[i], embedding: Array.from(r.embedding) }) + '\n');
         },
       });
+      await writes;
+      if (writer) {
+        const shards = await writer.close();
+        progress.clear();
+        io.out(`Wrote ${writer.count} embedding${writer.count === 1 ? '' : 's'} in ${shards} shard${shards === 1 ? '' : 's'} to ${out}\n`);
+      }
       return counts.failed > 0 ? 2 : 0;
     } finally {
       progress.clear();

@@ -40,7 +40,14 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
   lines.push(`CLIP Lens ${r.tool.version}: ${d.root}`);
   lines.push(`  ${d.counts.samples} images, ${d.classes.length} classes (${d.format}${d.splits ? `: ${d.splits.join(', ')}` : ''}), model ${r.model.id}${r.model.quantized ? ' (quantized)' : ''}, templates ${r.templates.name} (${r.templates.count})`);
   if (r.precision && r.precision.requested === 'auto') lines.push(`  precision ${r.precision.used} (auto: ${r.precision.reason})`);
-  lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
+  const e = r.embeddings;
+  if (e) {
+    const v = e.verified ? `verified on ${e.verified.n} images: cosine mean ${e.verified.meanCosine.toFixed(4)}, min ${e.verified.minCosine.toFixed(4)}` : `not verified (${e.verifySkipped ?? 'no image'})`;
+    lines.push(`  embeddings ${e.dir}: ${e.rows} rows in ${e.shards} shard${e.shards === 1 ? '' : 's'} (${e.dtype}), ${v}`);
+    lines.push(`  ${r.timing.imagesImported ?? 0} embeddings imported, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s`);
+  } else {
+    lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
+  }
   lines.push('');
   if (!r.metrics) {
     lines.push('No image could be evaluated.');

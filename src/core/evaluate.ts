@@ -17,7 +17,7 @@ import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates,
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
-import { runPredictors } from './predictors';
+import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -64,6 +64,16 @@ export interface EvaluateOptions {
   dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Image embeddings computed elsewhere (core/embeddingsDir.ts): when given, the images are not read; every sample's
+   * embedding comes from here (counted in timing as imported).
+   */
+  imageEmbeddings?: ImageEmbeddingSource;
+}
+
+/** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
+export interface ImageEmbeddingSource {
+  forEach(onRow: (sample: number, embedding: Float32Array) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
@@ -129,6 +139,7 @@ class EmbeddingStore {
   constructor(private readonly n: number) {}
 
   set(index: number, embedding: Float32Array): void {
+    if (this.n === 0) return;
     if (!this.data) {
       this.dim = embedding.length;
       this.data = new Float32Array(this.n * this.dim);
@@ -229,7 +240,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
   const store = new PerSampleStore(samples.length, classes.length);
-  const embeddingStore = new EmbeddingStore(samples.length);
+  const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
+  // The embedding predictors need every embedding; auto runs them only up to AUTO_PROBE_MAX_SAMPLES (predictors.ts).
+  const embeddingStore = new EmbeddingStore(predictorNeedsEmbeddings(requestedPredictor, samples.length) ? samples.length : 0);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -260,8 +273,21 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     done++;
   };
 
+  let imported = 0;
   try {
-    await runImages({
+    if (options.imageEmbeddings) {
+      // Reading is fast: wait for the class embeddings rather than hold every row in `early`.
+      await textDone.catch(() => undefined);
+      await options.imageEmbeddings.forEach(
+        (index, emb) => {
+          imported++;
+          finish(index, classEmbeddings ? emb : Float32Array.from(emb));
+        },
+        fail,
+        stop.signal,
+        report,
+      );
+    } else await runImages({
       dataset,
       model,
       imageCache,
@@ -340,7 +366,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
     const outcome = await runPredictors({
       classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...embeddingStore.rows(evaluated),
-      requested: options.predictor ?? config.predictor ?? 'auto',
+      requested: requestedPredictor,
     });
     predictor = outcome.report;
     labelIssues = outcome.labelIssues
@@ -402,6 +428,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       sessionMs: round(sessionMs),
       imagesComputed: computed,
       imagesFromCache: fromCache,
+      ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
   };

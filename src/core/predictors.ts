@@ -25,6 +25,18 @@ export const PREDICTOR_NAMES: readonly PredictorName[] = ['auto', 'zero-shot', '
  */
 export const AUTO_RULE = { chanceFactor: 2, probeLead: 0.3 };
 
+/**
+ * auto runs the linear probe only up to this many samples (above, zero-shot finds the label errors and the report
+ * says why; `linear-probe` or `knn` can still be asked for): the probe is minutes of work at tens of thousands of
+ * samples on a laptop (docs/benchmarks.md), and every embedding must be held in memory for it.
+ */
+export const AUTO_PROBE_MAX_SAMPLES = 50_000;
+
+/** Whether an evaluation must keep every image embedding for the predictor (see AUTO_PROBE_MAX_SAMPLES). */
+export function predictorNeedsEmbeddings(requested: PredictorName, samples: number): boolean {
+  return requested === 'linear-probe' || requested === 'knn' || (requested === 'auto' && samples <= AUTO_PROBE_MAX_SAMPLES);
+}
+
 /** L-BFGS iterations per fold in evaluations (scikit-learn's default max_iter is 100). */
 export const PROBE_MAX_ITERATIONS = 300;
 
@@ -90,6 +102,9 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     perClass: perClassZeroShot.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: null })),
   });
   if (requested === 'zero-shot') return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'requested'), warnings: [] };
+  if (requested === 'auto' && n > AUTO_PROBE_MAX_SAMPLES) {
+    return { labelIssues: zeroShotIssues(), report: base('zero-shot', `${n} samples: above ${AUTO_PROBE_MAX_SAMPLES}, auto does not run the linear probe (ask for --predictor linear-probe or knn)`), warnings: [] };
+  }
   if (present < 2 || input.dim === 0) {
     return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'the embedding predictors need samples of at least 2 classes'), warnings: [] };
   }

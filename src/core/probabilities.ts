@@ -429,13 +429,13 @@ async function readPredictionsCsv(file: string): Promise<Predictions> {
 }
 
 /** A parsed .npy header. */
-interface NpyHeader {
-  dtype: 'f4' | 'f8' | 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
+export interface NpyHeader {
+  dtype: 'f2' | 'f4' | 'f8' | 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
   shape: number[];
   dataOffset: number;
 }
 
-const NPY_ITEM_SIZE: Record<NpyHeader['dtype'], number> = { f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 };
+export const NPY_ITEM_SIZE: Record<NpyHeader['dtype'], number> = { f2: 2, f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 };
 
 /** Parses the header of a .npy file (format versions 1-3, little-endian numeric arrays in C order). */
 export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
@@ -453,15 +453,26 @@ export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
   if (!descr || !fortran || !shape) throw new ClipLensError('predictions-bad-npy', `unreadable .npy header ${header.trim()}`, { file });
   const dtype = `${descr[2]}${descr[3]}` as NpyHeader['dtype'];
   if (!(dtype in NPY_ITEM_SIZE) || descr[1] === '>' || (descr[1] === '|' && NPY_ITEM_SIZE[dtype] > 1)) {
-    throw new ClipLensError('predictions-bad-npy', `unsupported dtype '${descr[1]}${dtype}' (use little-endian float32/float64 or integers)`, { file });
+    throw new ClipLensError('predictions-bad-npy', `unsupported dtype '${descr[1]}${dtype}' (use little-endian float16/float32/float64 or integers)`, { file });
   }
   if (fortran[1] === 'True') throw new ClipLensError('predictions-bad-npy', 'Fortran-order arrays are not supported: save with np.ascontiguousarray', { file });
   const dims = shape[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
   return { dtype, shape: dims, dataOffset: start + headerLen };
 }
 
+/** IEEE 754 half-precision bits -> number. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
 function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): number {
   switch (dtype) {
+    case 'f2': return halfToFloat(buf.readUInt16LE(offset));
     case 'f4': return buf.readFloatLE(offset);
     case 'f8': return buf.readDoubleLE(offset);
     case 'i1': return buf.readInt8(offset);

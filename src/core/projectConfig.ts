@@ -96,6 +96,8 @@ export interface ProjectConfig {
   predictor?: 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
   /** fp32, int8 or auto (int8 when it agrees with fp32 on a sample of this dataset; see core/precision.ts). */
   precision?: 'auto' | 'fp32' | 'int8';
+  /** clip-retrieval output (img_emb/, metadata/) to evaluate instead of the images, relative to the config file. */
+  embeddings?: string;
   gate?: GateConfig;
   warnings?: WarningThresholds;
   labels?: LabelsConfig;
@@ -192,6 +194,13 @@ export const CONFIG_SPEC: ConfigSpec = {
       examples: ['auto', 'fp32', 'int8'],
       description:
         'Numeric precision of the model: "fp32" (the float graphs), "int8" (the dynamically quantized *_quantized.onnx graphs: several times faster on CPUs with VNNI/AMX) or "auto" (int8 only when it agrees with fp32 on a sample of 64 images of this dataset: same top-1 on 99% and every embedding cosine >= 0.99).',
+    },
+    embeddings: {
+      type: 'string',
+      minLength: 1,
+      examples: ['embeddings'],
+      description:
+        'Image embeddings computed elsewhere (clip-retrieval output: img_emb/img_emb_N.npy and metadata/metadata_N.parquet), a folder relative to this file. The images are then not embedded: labels and splits come from the image_path of the metadata (or the labels section), and text embeddings from the model.',
     },
     gate: {
       type: 'object',

@@ -158,6 +158,16 @@ export interface EvalReport {
   };
   /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
   precision?: PrecisionChoice;
+  /** Image embeddings read from a clip-retrieval folder (eval --embeddings) instead of computed. */
+  embeddings?: {
+    dir: string;
+    shards: number;
+    rows: number;
+    dtype: 'float16' | 'float32' | 'mixed';
+    /** Images embedded locally and compared (null: not checked, see verifySkipped). */
+    verified: { n: number; meanCosine: number; minCosine: number; worstPath: string } | null;
+    verifySkipped?: string;
+  };
   templates: { name: string; count: number };
   topK: number;
   dataset: {
@@ -195,6 +205,8 @@ export interface EvalReport {
     sessionMs?: number;
     imagesComputed: number;
     imagesFromCache: number;
+    /** Embeddings read from outside (eval --embeddings) instead of computed. */
+    imagesImported?: number;
     imagesPerSecond: number;
   };
 }

@@ -34,6 +34,7 @@ import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress } from './evaluate';
 import type { EvalReport, PredictorName } from './report';
 import type { Dataset, DatasetProblem } from './types';
+import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Which model
@@ -173,6 +174,10 @@ export interface RunRequest {
     predictor?: PredictorName;
     /** fp32 | int8 | auto (see core/precision.ts). */
     precision?: Precision;
+    /** A clip-retrieval folder (img_emb/, metadata/) whose embeddings replace the images' (relative to the cwd). */
+    embeddings?: string;
+    /** Images embedded locally to check the given embeddings (default DEFAULT_VERIFY; 0: no check). */
+    verify?: number;
   };
   /** Defaults from the caller's settings (the editor's). */
   settings?: {
@@ -237,6 +242,8 @@ export interface RunPlan {
   batchSize?: number;
   probabilities: boolean;
   configPolicy: 'fail' | 'list';
+  /** Embeddings computed elsewhere (option --embeddings or config "embeddings"), and how many images to check. */
+  embeddings?: { input: EmbeddingsInput; verify: number };
 }
 
 /** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
@@ -294,8 +301,20 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     labelColumn: o.labelColumn ?? lc.labelColumn,
     splitColumn: o.splitColumn ?? lc.splitColumn,
   };
-  // 1. The dataset: readable and non-empty.
-  const dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  // 1. The dataset: readable and non-empty (from the metadata of outside embeddings, when given).
+  // A folder holding img_emb/ (clip-retrieval output) is such a folder itself.
+  const embeddingsDir =
+    o.embeddings !== undefined ? path.resolve(o.embeddings) : config.embeddings !== undefined ? path.resolve(root, config.embeddings) : target === root && isEmbeddingsDir(root) ? root : undefined;
+  let embeddings: RunPlan['embeddings'];
+  let dataset: Dataset;
+  if (embeddingsDir !== undefined) {
+    const read = await readEmbeddingsDir(embeddingsDir, { labelFile: labels.file, imageColumn: labels.imageColumn, labelColumn: labels.labelColumn, splitColumn: labels.splitColumn, signal: request.signal });
+    dataset = read.dataset;
+    embeddings = { input: read.input, verify: o.verify ?? DEFAULT_VERIFY };
+  } else {
+    if (o.verify !== undefined) throw new ClipLensError('verify-without-embeddings', '--verify checks outside embeddings: give --embeddings DIR, a folder holding img_emb/, or "embeddings" in .clip-lens.json', { file: target });
+    dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  }
   // 2. The config: valid.
   if (policy === 'fail' && problems.length > 0) throw configError(configFile, problems);
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
@@ -340,6 +359,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     batchSize: request.batchSize,
     probabilities: Boolean(request.probabilities),
     configPolicy: policy,
+    ...(embeddings ? { embeddings } : {}),
   };
 }
 
@@ -364,6 +384,12 @@ export interface ExecuteOptions {
 /** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
 export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promise<RunOutcome> {
   const { evaluateDataset } = await import('./evaluate.js');
+  let checked: Awaited<ReturnType<typeof verifyEmbeddings>> | undefined;
+  const outside = plan.embeddings;
+  if (outside) {
+    await checkEmbeddingWidth(options.model, outside.input, options.modelId ?? plan.model.spec);
+    if (outside.verify > 0) checked = await verifyEmbeddings(options.model, plan.dataset, outside.input, outside.verify, options.signal);
+  }
   const report = await evaluateDataset(plan.target, {
     model: options.model,
     modelId: options.modelId ?? plan.model.spec,
@@ -378,8 +404,20 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     probabilities: plan.probabilities,
     signal: options.signal,
     onProgress: options.onProgress,
+    ...(outside ? { imageEmbeddings: { forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk) } } : {}),
   });
   if (options.precision) report.precision = options.precision;
+  if (outside) {
+    const { input } = outside;
+    report.embeddings = {
+      dir: input.dir,
+      shards: input.shards.length,
+      rows: input.rows,
+      dtype: input.dtype,
+      verified: checked && 'verified' in checked ? checked.verified : null,
+      ...(checked && 'skipped' in checked ? { verifySkipped: checked.skipped } : outside.verify === 0 ? { verifySkipped: '--verify 0' } : {}),
+    };
+  }
   if (plan.configPolicy === 'list') {
     for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
   }

@@ -96,3 +96,22 @@ test('few samples: folds shrink to the largest class; no class with 2 samples fa
   assert.equal(fallback.report.used, 'zero-shot');
   assert.match(fallback.report.reason, /cannot be cross-validated/);
 });
+
+test('auto above AUTO_PROBE_MAX_SAMPLES keeps zero-shot and says why; the evaluation then keeps no embeddings', async () => {
+  const { AUTO_PROBE_MAX_SAMPLES, predictorNeedsEmbeddings } = await import('../../src/core/predictors.js');
+  const n = AUTO_PROBE_MAX_SAMPLES + 1;
+  const zs = new ProbabilityMatrix(2);
+  const labels: number[] = [];
+  for (let i = 0; i < n; i++) {
+    labels.push(i % 2);
+    zs.push(i % 2 ? [0.1, 0.9] : [0.9, 0.1]);
+  }
+  const classes = ['a', 'b'];
+  const out = await runPredictors({ classes, labels, embeddings: new Float32Array(n), dim: 1, zeroShot: zs, zeroShotMetrics: computeMetrics({ classes, labels, probs: zs }) });
+  assert.equal(out.report.used, 'zero-shot');
+  assert.match(out.report.reason, /auto does not run the linear probe/);
+  assert.equal(predictorNeedsEmbeddings('auto', n), false);
+  assert.equal(predictorNeedsEmbeddings('auto', n - 1), true);
+  assert.equal(predictorNeedsEmbeddings('knn', 10 * n), true);
+  assert.equal(predictorNeedsEmbeddings('zero-shot', 10), false);
+});

@@ -42,6 +42,7 @@ const FULL = {
   topK: 5,
   predictor: 'linear-probe',
   precision: 'auto',
+  embeddings: 'embeddings',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
