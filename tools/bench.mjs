@@ -10,10 +10,11 @@
 // 4. Metrics and label issues at 1,000,000 samples x 1,000 classes (tools/bench-metrics.ts).
 // 5. Predictors on embeddings: linear probe and kNN at 20,000 x 512, 100 classes, side by side with scikit-learn,
 //    and the approximate index at 100,000 x 512 (tools/bench-predictors.ts).
+// 6. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors
+//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -323,6 +324,18 @@ async function main() {
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-predictors.ts'), ...sizes], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     process.stdout.write(r.stdout.split('\n').map((l) => `  ${l}`).join('\n') + '\n');
     results.predictorsBench = r.stdout;
+  }
+
+  if (!flag('--skip-duplicates')) {
+    log('\n== Near-duplicate groups at scale (tools/bench-duplicates.ts)');
+    results.duplicates = [];
+    // Two sizes, each in its own process, so the peak resident sets show how memory grows with N.
+    for (const n of quick ? [25000] : [25000, 100000]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-duplicates.ts'), String(n), '512'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+      const lines = r.stdout.trim().split('\n');
+      process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
+      if (r.status === 0) results.duplicates.push(JSON.parse(lines[lines.length - 1]));
+    }
   }
 
   fs.writeFileSync(path.join(BENCH, 'results.json'), JSON.stringify(results, null, 1) + '\n');

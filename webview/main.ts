@@ -31,6 +31,7 @@ import { restoreState } from './state';
 import { onThemeChange } from './theme';
 import { ThumbnailLoader } from './thumbs';
 import { renderWarnings, type WarningsDeps } from './warnings';
+import { renderDuplicates, renderSearch } from './search';
 
 const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues'];
 
@@ -45,6 +46,8 @@ class App {
   private readonly toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
   private readonly headerSlot = h('div', { class: 'header-slot' });
   private readonly warningsSlot = h('div', { class: 'warnings-slot' });
+  private readonly searchSlot = h('div', { class: 'search-slot' });
+  private readonly duplicatesSlot = h('div', { class: 'duplicates-slot' });
   private readonly compareSlot = h('div', { class: 'compare-slot' });
   /** The active "Compare with..." result (A: the picked run, B: the report shown); dropped when another report comes. */
   private comparison: Comparison | null = null;
@@ -144,6 +147,7 @@ class App {
         const t = m.target;
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
+        else if (t.kind === 'search') this.showSearch(t.query, t.hits);
         else {
           this.selectTab('issues');
           if (t.path) this.issues.reveal(t.path);
@@ -161,13 +165,21 @@ class App {
     this.prCache.clear();
     this.renderHeaderAndComparison(model);
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
+    replaceChildren(this.duplicatesSlot, renderDuplicates({ model, host: this.host, thumbs: this.thumbs }));
+    replaceChildren(this.searchSlot);
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.compareSlot, this.warningsSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.compareSlot, this.warningsSlot, this.searchSlot, this.duplicatesSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
     this.selectTab(this.state.tab);
+  }
+
+  private showSearch(query: string, hits: { path: string; score: number }[]): void {
+    if (!this.model) return;
+    replaceChildren(this.searchSlot, renderSearch(query, hits, { model: this.model, host: this.host, thumbs: this.thumbs, onClose: () => replaceChildren(this.searchSlot) }));
+    this.searchSlot.scrollIntoView({ block: 'start' });
   }
 
   private renderHeaderAndComparison(model: ReportModel): void {

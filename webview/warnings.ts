@@ -36,6 +36,9 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   'zero-shot-at-chance': 'Class names mean nothing to CLIP',
   'prompt-fails': 'Prompt fails',
   'classes-do-not-separate': 'Classes do not separate',
+  leakage: 'Leakage between splits',
+  'conflicting-labels': 'Copies with different labels',
+  'class-outliers': 'Many outliers',
   'class-collision': 'Classes the model cannot tell apart',
   overfitting: 'Train-test gap',
 };

@@ -26,6 +26,7 @@ import { MODEL_COMMAND, modelCommand } from './modelCommand';
 import { formatSummary } from './summary';
 import { parsePredictor, runLabelIssuesKnn, runProbe } from './probeCommand';
 import { DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
+import { SEARCH_COMMAND } from './searchCommand';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision, type Precision } from '../core/precision';
@@ -384,4 +385,4 @@ export const HOOK_COMMAND: CommandSpec = {
 const MODEL_ENTRY: CommandSpec = { ...MODEL_COMMAND, dispatch: (args, { io }) => modelCommand(args, io) };
 
 /** Every subcommand, in the order of the top-level help. */
-export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, PROBE_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY];
+export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, PROBE_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY, SEARCH_COMMAND];

@@ -18,6 +18,7 @@ import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
+import { EmbeddingRows, duplicatesOfRun } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -132,27 +133,14 @@ class PerSampleStore {
   }
 }
 
-/** Each sample's image embedding (for the embedding predictors): one N x dim array, allocated once the width is known. */
-class EmbeddingStore {
-  private data: Float32Array | null = null;
-  private dim = 0;
-  constructor(private readonly n: number) {}
-
-  set(index: number, embedding: Float32Array): void {
-    if (this.n === 0) return;
-    if (!this.data) {
-      this.dim = embedding.length;
-      this.data = new Float32Array(this.n * this.dim);
-    }
-    if (embedding.length === this.dim) this.data.set(embedding, index * this.dim);
-  }
-
-  /** The embeddings of the given samples, in that order. */
-  rows(indices: number[]): { embeddings: Float32Array; dim: number } {
-    const out = new Float32Array(indices.length * this.dim);
-    if (this.data) indices.forEach((i, r) => out.set(this.data!.subarray(i * this.dim, (i + 1) * this.dim), r * this.dim));
-    return { embeddings: out, dim: this.dim };
-  }
+/** The embeddings of the evaluated rows, in that order, when the predictor needs them (else none: dim 0). */
+function evaluatedEmbeddings(rows: EmbeddingRows, evaluated: number[], requested: PredictorName): { embeddings: Float32Array; dim: number } {
+  if (!predictorNeedsEmbeddings(requested, evaluated.length) || rows.dim === 0) return { embeddings: new Float32Array(0), dim: 0 };
+  const all = rows.packed();
+  const dim = rows.dim;
+  const out = new Float32Array(evaluated.length * dim);
+  evaluated.forEach((i, r) => out.set(all.subarray(i * dim, (i + 1) * dim), r * dim));
+  return { embeddings: out, dim };
 }
 
 interface ImageJob {
@@ -241,8 +229,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
-  // The embedding predictors need every embedding; auto runs them only up to AUTO_PROBE_MAX_SAMPLES (predictors.ts).
-  const embeddingStore = new EmbeddingStore(predictorNeedsEmbeddings(requestedPredictor, samples.length) ? samples.length : 0);
+  const embeddingRows = new EmbeddingRows(samples.length);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -256,7 +243,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   function finish(index: number, embedding: Float32Array): void {
     done++;
-    embeddingStore.set(index, embedding);
+    embeddingRows.set(index, embedding);
     if (classEmbeddings) score(index, embedding, classEmbeddings);
     else early.push({ index, embedding });
   }
@@ -365,7 +352,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const ignored = new Set(config.ignore ?? []);
     // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
     const outcome = await runPredictors({
-      classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...embeddingStore.rows(evaluated),
+      classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
       requested: requestedPredictor,
     });
     predictor = outcome.report;
@@ -373,9 +360,28 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
       .filter((issue) => !ignored.has(issue.path))
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
-    warnings = computeWarnings({ metrics, samples: results, metricsBySplit }, config.warnings);
+    warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings);
     warnings.push(...outcome.warnings);
   }
+
+  // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
+  const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
+  const duplicates = await duplicatesOfRun({
+    root: dataset.root,
+    samples: results,
+    embeddings: embeddingRows,
+    cacheRoot,
+    thresholds: config.duplicates,
+    metricsBySplit,
+    metricsFor: (indices) => {
+      const rows = indices.map((i) => rowOfSample.get(i)).filter((r): r is number => r !== undefined);
+      return rows.length > 0 ? computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }) : null;
+    },
+    signal,
+  });
+  throwIfAborted(signal);
+  warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
+
   for (const c of collisions) warnings.push(collisionWarning(c, read.samples));
   const failed = results.filter((r) => r.error).length;
   if (failed > 0 || problems.length > 0) {
@@ -420,6 +426,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     warnings,
     thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
+    duplicates: duplicates.groups,
+    ...(duplicates.leakage.length > 0 ? { leakage: duplicates.leakage } : {}),
+    outliers: duplicates.outliers,
     ...(predictor ? { predictor } : {}),
     timing: {
       totalMs: round(totalMs),
@@ -433,6 +442,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     },
   };
 }
+
+const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
 
 function countLabels(samples: readonly Sample[]): Map<string, number> {
   const counts = new Map<string, number>();

@@ -8,6 +8,7 @@ import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
 import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
+
 export const REPORT_SCHEMA_VERSION = 2;
 
 /** Numeric precision of the model's graphs (core/precision.ts decides). */
@@ -80,6 +81,9 @@ export type WarningKind =
   | 'zero-shot-at-chance'
   | 'prompt-fails'
   | 'classes-do-not-separate'
+  | 'leakage'
+  | 'conflicting-labels'
+  | 'class-outliers'
   | 'class-collision'
   | 'overfitting';
 
@@ -125,6 +129,43 @@ export interface PredictorReport {
   knn?: { k: number; top1Accuracy: number; balancedAccuracy: number; approximate: boolean };
   /** Per class (in `dataset.classes` order): zero-shot recall next to the probe's (null when the probe did not run). */
   perClass: { class: string; support: number; zeroShotRecall: number; probeRecall: number | null }[];
+}
+
+/** One group of the report's `duplicates` section (keep). `splits` and `labels` run parallel to `paths`. */
+export interface DuplicateGroup {
+  kind: 'exact' | 'near';
+  paths: string[];
+  /** Split of each path, in `paths` order; empty when the dataset has no split level. */
+  splits: string[];
+  /** Given label of each path, in `paths` order. */
+  labels: string[];
+  /** 1 for exact groups; for near groups the lowest cosine among the pairs that link the group. */
+  similarity: number;
+}
+
+/** Samples of one split that have a copy or near-copy in an earlier split. */
+export interface LeakedSplit {
+  split: string;
+  /** The earlier splits holding the copies. */
+  earlier: string[];
+  /** The leaked samples (later copies), as paths. */
+  paths: string[];
+  /** For each leaked path, the path of its copy in the earliest split (parallel to `paths`). */
+  copies: string[];
+  /** Metrics of the split without the leaked samples (null when none would be left or no metrics were given). */
+  metricsWithoutLeaked: Metrics | null;
+}
+
+export interface Outlier {
+  path: string;
+  label: string;
+  split?: string;
+  /** median(d) / d, d = mean cosine distance to the nearest other images (at most 1): lower = more unusual. */
+  score: number;
+  /** Mean cosine distance to the nearest other images. */
+  distance: number;
+  /** Cosine distance to the mean embedding of the rest of its class. */
+  classDistance: number;
 }
 
 export interface ReportSample {
@@ -194,6 +235,12 @@ export interface EvalReport {
   labelIssues: LabelIssue[];
   /** Which predictor found the label issues (absent in reports written before predictors existed). */
   predictor?: PredictorReport;
+  /** Exact and near-duplicate groups (keep; docs/duplicates.md). Absent in reports written before it existed. */
+  duplicates?: DuplicateGroup[];
+  /** Per later split, the samples with a copy in an earlier split and the split's metrics without them. */
+  leakage?: LeakedSplit[];
+  /** Images unlike the rest of their class and of the dataset, most unusual first. */
+  outliers?: Outlier[];
   /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
   comparison?: Comparison;
   timing: {
