@@ -8,11 +8,13 @@
 // 2. Incremental re-runs: warm (unchanged dataset, cache hot) and after one image changed.
 // 3. Memory: peak RSS of `eval` at 1,000 and 10,000 images (fixture model, so the pipeline dominates).
 // 4. Metrics and label issues at 1,000,000 samples x 1,000 classes (tools/bench-metrics.ts).
-// 5. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
+// 5. Predictors on embeddings: linear probe and kNN at 20,000 x 512, 100 classes, side by side with scikit-learn,
+//    and the approximate index at 100,000 x 512 (tools/bench-predictors.ts).
+// 6. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics --skip-duplicates
+//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -316,6 +318,14 @@ async function main() {
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-metrics.ts'), String(n), '1000'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     process.stdout.write(r.stdout.split('\n').map((l) => `  ${l}`).join('\n') + '\n');
     results.metricsBench = r.stdout;
+  }
+
+  if (!flag('--skip-predictors')) {
+    log('\n== Predictors on embeddings vs scikit-learn (tools/bench-predictors.ts)');
+    const sizes = quick ? ['5000', '512', '50', '--ann', '20000'] : ['20000', '512', '100', '--ann', '100000'];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-predictors.ts'), ...sizes], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    process.stdout.write(r.stdout.split('\n').map((l) => `  ${l}`).join('\n') + '\n');
+    results.predictorsBench = r.stdout;
   }
 
   if (!flag('--skip-duplicates')) {

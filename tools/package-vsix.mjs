@@ -162,6 +162,10 @@ export function checkVsix(file, target) {
     // core/runtime.ts: the worker registers tsx only when it runs from the TypeScript sources (worker script
     // *.ts); from dist/ it starts dist/inferenceWorker.js, which is checked to be packed above.
     'tsx/cjs/api',
+    // core/neighbours.ts: usearch (an optional dependency with prebuilt binaries for linux and macOS only) is loaded
+    // in a try/catch; the VSIX does not pack it, and the extension then uses the exact neighbour search (the
+    // JavaScript scan, or matrix products on onnxruntime-node) instead of the approximate index.
+    'usearch',
   ]);
   for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js']) {
     const e = entries.get(E + bundle);

@@ -21,6 +21,8 @@ export interface HeaderDeps {
 }
 
 const BAND_TEXT = { good: 'Good', fair: 'Fair', poor: 'Poor' } as const;
+/** Which predictor found the label errors (report.predictor.used). */
+export const PREDICTOR_TEXT = { 'zero-shot': 'zero-shot', 'linear-probe': 'the linear probe', knn: 'kNN' } as const;
 
 function card(metric: HeadlineMetric, sub: string, delta: HTMLElement | null = null): HTMLElement {
   const { band, thresholds: t, value, label } = metric;
@@ -83,6 +85,9 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
     ),
     h('span', { class: 'meta-item', text: `${plural(r.dataset.classes.length, 'class', 'classes')}` }),
     h('span', { class: 'meta-item', title: r.createdAt, text: `${dateTime(r.createdAt)} · ${duration(r.timing.totalMs)}` }),
+    r.predictor
+      ? h('span', { class: 'meta-item predictor', 'data-predictor': r.predictor.used, title: `Label errors from ${PREDICTOR_TEXT[r.predictor.used]}: ${r.predictor.reason}` }, 'label errors from ', h('strong', { text: PREDICTOR_TEXT[r.predictor.used] }))
+      : null,
   );
 
   const cards = h('div', { class: 'cards' });

@@ -24,6 +24,8 @@ import { PREVIOUS_SUFFIX } from '../core/gitHook';
 import { hookCommand } from './hookCommand';
 import { MODEL_COMMAND, modelCommand } from './modelCommand';
 import { formatSummary } from './summary';
+import { parsePredictor, runLabelIssuesKnn, runProbe } from './probeCommand';
+import { DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
 import { SEARCH_COMMAND } from './searchCommand';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
@@ -91,6 +93,7 @@ export const EVAL_COMMAND: CommandSpec = {
     '<dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
     '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
     '[--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]',
+    '[--predictor auto|zero-shot|linear-probe|knn]',
     '--embeddings DIR [--verify N] [<dataset>] [options above]',
   ],
   description:
@@ -117,6 +120,7 @@ export const EVAL_COMMAND: CommandSpec = {
     'image-column': { type: 'string', value: 'NAME', help: 'image column of a CSV/TSV/JSONL label file' },
     'label-column': { type: 'string', value: 'NAME', help: 'label column' },
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
+    predictor: { type: 'string', value: 'auto|zero-shot|linear-probe|knn', help: 'what finds the label errors (default: "predictor" of .clip-lens.json, else auto;\nsee docs/predictors.md)' },
     baseline: { type: 'string', value: 'FILE', help: 'an earlier report or baseline: the changes since it go into the report\'s "comparison" section' },
     embeddings: { type: 'string', value: 'DIR', help: 'evaluate image embeddings computed elsewhere (clip-retrieval layout; default:\n"embeddings" of .clip-lens.json)' },
     verify: { type: 'integer', min: 0, help: `with --embeddings: images embedded locally to check them (default ${DEFAULT_VERIFY}; 0: no check)` },
@@ -126,6 +130,7 @@ export const EVAL_COMMAND: CommandSpec = {
     const embeddings = args.string('embeddings');
     if (args.positionals.length > 1 || (args.positionals.length === 0 && embeddings === undefined)) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
     const cacheDir = cacheOption(args);
+    const predictor = parsePredictor(args.string('predictor'));
     const given = args.positionals[0] ?? (embeddings as string);
     if (!fs.existsSync(path.resolve(given))) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: given });
     const json = args.string('json');
@@ -142,6 +147,7 @@ export const EVAL_COMMAND: CommandSpec = {
             splitColumn: args.string('split-column'),
             topK: args.int('top-k'),
             templates: args.string('templates'),
+            predictor,
             precision: precisionOption(args),
             embeddings,
             verify: args.int('verify'),
@@ -287,18 +293,62 @@ export const METRICS_COMMAND: CommandSpec = {
   },
 };
 
+const FEATURES_INPUT_OPTION: OptionSpec = {
+  type: 'string',
+  value: 'FILE',
+  help: 'JSON {"classes","labels","features"}, or a folder with features.npy (N x D float32/float64),\nlabels.npy and classes.json (also accepted as the first positional)',
+};
+
 export const LABEL_ISSUES_COMMAND: CommandSpec = {
   name: 'label-issues',
-  usage: ['--input FILE [--rank-by self_confidence|normalized_margin]'],
-  options: { input: INPUT_OPTION, 'rank-by': { type: 'string', value: 'self_confidence|normalized_margin', help: 'ranking score (default self_confidence)' } },
+  usage: ['--input FILE [--rank-by self_confidence|normalized_margin]', '--input FILE --knn K'],
+  summary: 'from features: the kNN votes of cleanlab Datalab\'s label route',
+  description:
+    'Likely label errors (cleanlab find_label_issues) from a classifier\'s out-of-sample probabilities. With --knn K,\n' +
+    'FILE holds "features" instead of "pred_probs": the votes of each sample\'s K nearest neighbours by cosine\n' +
+    'similarity, its own vote removed, are the probabilities (cleanlab Datalab\'s route without a model).',
+  options: {
+    input: { ...INPUT_OPTION, help: `${INPUT_OPTION.help}; with --knn: ${FEATURES_INPUT_OPTION.help.replace(' (also accepted as the first positional)', '')}` },
+    'rank-by': { type: 'string', value: 'self_confidence|normalized_margin', help: 'ranking score (default self_confidence)' },
+    knn: { type: 'integer', value: 'K', help: 'probabilities from the K nearest neighbours of each sample\'s features' },
+  },
   run: async (args, { io }) => {
     const input = args.string('input') ?? args.positionals[0];
     if (!input) throw new UsageError('label-issues expects --input FILE');
     const rankBy = args.string('rank-by') ?? 'self_confidence';
     if (rankBy !== 'self_confidence' && rankBy !== 'normalized_margin') throw new UsageError(`--rank-by expects self_confidence or normalized_margin, got '${rankBy}'`);
+    const knn = args.int('knn');
+    if (knn !== undefined) return runLabelIssuesKnn(input, knn, rankBy, io);
     const data = await readPredictionsFile(path.resolve(input));
     io.out(JSON.stringify({ labelIssues: findLabelIssues(data, { rankBy }) }, null, 1) + '\n');
     return 0;
+  },
+};
+
+export const PROBE_COMMAND: CommandSpec = {
+  name: 'probe',
+  usage: ['--input FILE [--folds K] [--c C]'],
+  summary: 'cross-validated linear probe on features: pred_probs, metrics, labelIssues',
+  description:
+    'Out-of-sample class probabilities of a linear probe (multinomial logistic regression with an L2 penalty, the\n' +
+    'objective of scikit-learn\'s LogisticRegression(C, lbfgs, multinomial)) by stratified K-fold cross-validation\n' +
+    '(scikit-learn\'s StratifiedKFold order, no shuffling), then metrics and likely label errors from them. Prints\n' +
+    'JSON {"pred_probs": N x K, "metrics": (as `metrics`), "labelIssues": (as `label-issues`), "probe": {...}}.\n' +
+    'A class with fewer samples than folds is missing from some training folds; a class with one sample gets\n' +
+    'probability 0 for its own sample (listed in probe.singletonClasses, and on stderr).',
+  options: {
+    input: FEATURES_INPUT_OPTION,
+    folds: { type: 'integer', value: 'K', min: 2, help: `number of folds (default ${DEFAULT_FOLDS}); the largest class needs K samples` },
+    c: { type: 'string', value: 'C', help: `inverse regularisation strength, a positive number (default ${DEFAULT_PROBE_C})` },
+  },
+  notes: 'Exit codes: 0 done, 2 usage error or bad input (one line on stderr naming the file and the problem).',
+  run: async (args, { io }) => {
+    const input = args.string('input') ?? args.positionals[0];
+    if (!input) throw new UsageError('probe expects --input FILE');
+    const cText = args.string('c');
+    const c = cText === undefined ? undefined : Number(cText);
+    if (c !== undefined && (cText!.trim() === '' || !Number.isFinite(c) || c <= 0)) throw new UsageError(`--c expects a positive number, got '${cText}'`);
+    return runProbe(input, { folds: args.int('folds'), c }, io);
   },
 };
 
@@ -335,4 +385,4 @@ export const HOOK_COMMAND: CommandSpec = {
 const MODEL_ENTRY: CommandSpec = { ...MODEL_COMMAND, dispatch: (args, { io }) => modelCommand(args, io) };
 
 /** Every subcommand, in the order of the top-level help. */
-export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY, SEARCH_COMMAND];
+export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, PROBE_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY, SEARCH_COMMAND];

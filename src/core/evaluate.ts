@@ -17,10 +17,10 @@ import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates,
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
-import { findLabelIssues } from './labelIssues';
+import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
-import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
+import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
@@ -57,6 +57,8 @@ export interface EvaluateOptions {
   probabilities?: boolean;
   /** Extra K values for Recall@K (1, 3, 5 always, when below the class count). */
   ks?: number[];
+  /** Which predictor finds label errors (default: config `predictor`, else 'auto'; see predictors.ts). */
+  predictor?: PredictorName;
   /** The dataset's already-parsed project config (otherwise read from `.clip-lens.json` at the root). */
   projectConfig?: ProjectConfig;
   /** The dataset, already read by the caller (core/run.ts planRun) from `target`; otherwise read here. */
@@ -129,6 +131,16 @@ class PerSampleStore {
   hash(i: number): string | null {
     return this.hasHash[i] ? Buffer.from(this.hashes.buffer, this.hashes.byteOffset + i * 32, 32).toString('hex') : null;
   }
+}
+
+/** The embeddings of the evaluated rows, in that order, when the predictor needs them (else none: dim 0). */
+function evaluatedEmbeddings(rows: EmbeddingRows, evaluated: number[], requested: PredictorName): { embeddings: Float32Array; dim: number } {
+  if (!predictorNeedsEmbeddings(requested, evaluated.length) || rows.dim === 0) return { embeddings: new Float32Array(0), dim: 0 };
+  const all = rows.packed();
+  const dim = rows.dim;
+  const out = new Float32Array(evaluated.length * dim);
+  evaluated.forEach((i, r) => out.set(all.subarray(i * dim, (i + 1) * dim), r * dim));
+  return { embeddings: out, dim };
 }
 
 interface ImageJob {
@@ -216,6 +228,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
   const store = new PerSampleStore(samples.length, classes.length);
+  const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
@@ -321,6 +334,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let metricsBySplit: Record<string, Metrics> | undefined;
   let warnings: Warning[] = [];
   let labelIssues: LabelIssue[] = [];
+  let predictor: PredictorReport | undefined;
   const splits = [...new Set(samples.map((s) => s.split).filter((s): s is string => s !== undefined))].sort();
   if (evaluated.length > 0) {
     const input = { classes, labels, probs: matrix };
@@ -336,11 +350,18 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       }
     }
     const ignored = new Set(config.ignore ?? []);
-    labelIssues = findLabelIssues(input)
+    // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
+    const outcome = await runPredictors({
+      classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
+      requested: requestedPredictor,
+    });
+    predictor = outcome.report;
+    labelIssues = outcome.labelIssues
       .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
       .filter((issue) => !ignored.has(issue.path))
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
     warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings);
+    warnings.push(...outcome.warnings);
   }
 
   // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
@@ -408,6 +429,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     duplicates: duplicates.groups,
     ...(duplicates.leakage.length > 0 ? { leakage: duplicates.leakage } : {}),
     outliers: duplicates.outliers,
+    ...(predictor ? { predictor } : {}),
     timing: {
       totalMs: round(totalMs),
       textMs: round(textMs),

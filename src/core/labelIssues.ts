@@ -34,6 +34,7 @@ import { defineJob, sharedInt32, sharedUint8, toSharedInt32 } from './parallel';
 import type { LabelIssue } from './report';
 import { groupRowsByLabel, ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
 import { selfScorePatterns } from './retrieval';
+import { numpyArgsort } from './numpyArgsort';
 
 /** cleanlab's FLOATING_POINT_COMPARISON. */
 const FLOATING_POINT_COMPARISON = 1e-6;
@@ -728,6 +729,106 @@ export function findLabelIssues(input: LabelIssuesInput, options: { rankBy?: Ran
     index,
     given: classes[labels[index]],
     suggested: classes[scan.argmax[index]],
+    score: scores[index],
+    rank: r + 1,
+  }));
+}
+
+/**
+ * find_label_issues on float64 probabilities (N x K row-major), for predictors whose probabilities are computed
+ * here in float64 (the kNN votes, the linear probe). cleanlab runs on float64 input, and on vote fractions such as
+ * (p - 1/(k+1)) * (k+1)/k many margins differ only in their last bits: the float32 rounding of
+ * {@link ProbabilityMatrix} would merge or reorder them and flag other samples. This path keeps cleanlab's float64
+ * values. Same steps, defaults and output as {@link findLabelIssues} (a direct loop); ties among margins (step 4)
+ * are broken as numpy's default argsort does (numpyArgsort.ts), which decides which of many equal votes cleanlab
+ * flags; ranks (step 6) keep ties in index order.
+ */
+export function findLabelIssuesFloat64(
+  classes: string[],
+  labels: ArrayLike<number>,
+  probs: Float64Array,
+  options: { rankBy?: RankBy } = {},
+): LabelIssue[] {
+  const k = classes.length;
+  const n = labels.length;
+  if (k < 2) throw new ClipLensError('label-issues-one-class', 'finding label issues needs at least 2 classes');
+  if (probs.length !== n * k) throw new ClipLensError('predictions-mismatch', `${n} labels but ${probs.length / k} probability rows`);
+  for (let i = 0; i < n; i++) {
+    const y = labels[i];
+    if (!(Number.isInteger(y) && y >= 0 && y < k)) {
+      throw new ClipLensError('predictions-bad-label', `label of row ${i} is ${y}, not a class index in [0, ${k})`);
+    }
+  }
+  if (n === 0) return [];
+  const { start, rows } = groupRowsByLabel(labels, k);
+  // 1. thresholds: mean self-confidence per class (np.mean's pairwise sum), clipped
+  const thresholds = new Float64Array(k);
+  const selfOf = new Float64Array(rows.length);
+  for (let t = 0; t < rows.length; t++) selfOf[t] = probs[rows[t] * k + labels[rows[t]]];
+  for (let c = 0; c < k; c++) {
+    const count = start[c + 1] - start[c];
+    const mean = count > 0 ? numpySum(selfOf, start[c], start[c + 1]) / count : BIG_VALUE;
+    thresholds[c] = Math.max(mean, CONFIDENT_THRESHOLDS_LOWER_BOUND);
+  }
+  // 2. confident guesses and argmax (first maximum)
+  const guess = new Int32Array(n);
+  const argmax = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const o = i * k;
+    let confident = 0;
+    let firstConfident = -1;
+    let best = 0;
+    for (let j = 0; j < k; j++) {
+      const v = probs[o + j];
+      if (v > probs[o + best]) best = j;
+      if (v >= thresholds[j] - FLOATING_POINT_COMPARISON) {
+        confident++;
+        if (firstConfident < 0) firstConfident = j;
+      }
+    }
+    argmax[i] = best;
+    guess[i] = confident === 0 ? -1 : confident > 1 ? best : firstConfident;
+  }
+  const joint = jointFromGuesses(labels, k, guess, true);
+  // 3-4. prune by noise rate
+  const prune = pruneCountMatrix(joint, MIN_EXAMPLES_PER_CLASS);
+  const mask = new Uint8Array(n);
+  for (let c = 0; c < k; c++) {
+    const m = start[c + 1] - start[c];
+    if (m <= MIN_EXAMPLES_PER_CLASS) continue;
+    const margins = new Float64Array(m);
+    for (let j = 0; j < k; j++) {
+      const count = prune[j][c];
+      if (j === c || count <= 0) continue;
+      for (let t = 0; t < m; t++) {
+        const i = rows[start[c] + t];
+        margins[t] = -(probs[i * k + j] - probs[i * k + c]);
+      }
+      // np.argsort(-margin)[:count], numpy's (unstable) quicksort: which of many tied votes is flagged
+      const order = numpyArgsort(margins);
+      for (let t = 0; t < Math.min(count, m); t++) mask[rows[start[c] + order[t]]] = 1;
+    }
+  }
+  // 5. unflag samples whose argmax is their label
+  for (let i = 0; i < n; i++) if (argmax[i] === labels[i]) mask[i] = 0;
+  // 6. rank
+  const rankBy = options.rankBy ?? 'self_confidence';
+  const scores = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    if (!mask[i]) continue;
+    const o = i * k;
+    const self = probs[o + labels[i]];
+    if (rankBy === 'self_confidence') scores[i] = self;
+    else {
+      let other = -Infinity;
+      for (let j = 0; j < k; j++) if (j !== labels[i] && probs[o + j] > other) other = probs[o + j];
+      scores[i] = (self - other + 1) / 2;
+    }
+  }
+  return orderLabelIssues(mask, scores).map((index, r) => ({
+    index,
+    given: classes[labels[index]],
+    suggested: classes[argmax[index]],
     score: scores[index],
     rank: r + 1,
   }));

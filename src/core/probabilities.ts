@@ -573,3 +573,110 @@ async function readNpyDirectory(dir: string): Promise<Predictions> {
     await handle.close();
   }
 }
+
+/** Image features read from a file, for the embedding predictors (`clip-lens probe`, `label-issues --knn`). */
+export interface FeaturesInput {
+  classes: string[];
+  labels: number[];
+  /** N x dim row-major. */
+  features: Float32Array;
+  dim: number;
+}
+
+/**
+ * Reads `{"classes", "labels", "features"}` JSON (features: N rows of equal width) or a directory holding
+ * `features.npy` (float32/float64, shape (N, D)), `labels.npy` and `classes.json`/`classes.txt`. Every value must be
+ * finite and every row of the same width; errors name the file and the row.
+ */
+export async function readFeaturesFile(file: string): Promise<FeaturesInput> {
+  let stat;
+  try {
+    stat = await fs.stat(file);
+  } catch (e) {
+    throw new ClipLensError('predictions-read-failed', `cannot read features: ${(e as Error).message}`, { file });
+  }
+  if (stat.isDirectory()) return readFeaturesDirectory(file);
+  if (path.extname(file).toLowerCase() !== '.json') {
+    throw new ClipLensError('predictions-unknown-format', 'features must be a .json file or a directory with features.npy, labels.npy and classes.json', { file });
+  }
+  const text = (await readFileOrFail(file)).toString('utf8');
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const at = /position (\d+)/.exec(msg);
+    const line = at ? text.slice(0, Number(at[1])).split('\n').length : undefined;
+    throw new ClipLensError('predictions-bad-json', `not valid JSON: ${msg}`, { file, line });
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ClipLensError('predictions-bad-field', 'expected an object {"classes", "labels", "features"}', { file });
+  }
+  const obj = data as Record<string, unknown>;
+  const classes = checkClasses(obj.classes, { file });
+  const { labels: rawLabels, features: rows } = obj;
+  if (!Array.isArray(rawLabels)) throw new ClipLensError('predictions-bad-field', '"labels" must be an array', { file });
+  if (!Array.isArray(rows)) throw new ClipLensError('predictions-bad-field', '"features" must be an array of rows (one feature vector per sample)', { file });
+  if (rows.length !== rawLabels.length) {
+    throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "features" has ${rows.length} rows`, { file });
+  }
+  const byName = new Map(classes.map((c, i) => [c, i]));
+  const labels: number[] = new Array(rows.length);
+  const dim = rows.length > 0 && Array.isArray(rows[0]) ? (rows[0] as unknown[]).length : 0;
+  if (rows.length > 0 && dim === 0) throw new ClipLensError('features-bad-shape', 'features[0] must be a non-empty array of numbers', { file });
+  const features = new Float32Array(rows.length * dim);
+  for (let i = 0; i < rows.length; i++) {
+    const label = resolveLabel(rawLabels[i], classes, byName);
+    if (label === undefined) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(rawLabels[i], classes)}`, { file });
+    labels[i] = label;
+    const row = rows[i];
+    if (!Array.isArray(row) || row.length !== dim) {
+      throw new ClipLensError('features-bad-shape', `features[${i}] has ${Array.isArray(row) ? row.length : 'no'} values, expected ${dim} (the width of features[0])`, { file });
+    }
+    for (let d = 0; d < dim; d++) {
+      const v = row[d];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new ClipLensError('features-not-finite', `features[${i}][${d}] is ${JSON.stringify(v)}, not a finite number`, { file });
+      }
+      features[i * dim + d] = v;
+    }
+  }
+  return { classes, labels, features, dim };
+}
+
+async function readFeaturesDirectory(dir: string): Promise<FeaturesInput> {
+  const classes = await readNpyClasses(dir);
+  const k = classes.length;
+  const labelsFile = path.join(dir, 'labels.npy');
+  const labelsBuf = await readFileOrFail(labelsFile);
+  const lh = parseNpyHeader(labelsBuf, labelsFile);
+  if (lh.dtype[0] === 'f' || lh.shape.length !== 1) {
+    throw new ClipLensError('predictions-bad-npy', `labels must be a 1-D integer array, found ${lh.dtype} of shape (${lh.shape.join(', ')})`, { file: labelsFile });
+  }
+  const n = lh.shape[0];
+  const labels: number[] = new Array(n);
+  const lsize = NPY_ITEM_SIZE[lh.dtype];
+  for (let i = 0; i < n; i++) {
+    const v = readNpyValue(labelsBuf, lh.dataOffset + i * lsize, lh.dtype);
+    if (v < 0 || v >= k) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(v, classes)}`, { file: labelsFile });
+    labels[i] = v;
+  }
+  const featuresFile = path.join(dir, 'features.npy');
+  const buf = await readFileOrFail(featuresFile);
+  const fh = parseNpyHeader(buf, featuresFile);
+  if (fh.dtype[0] !== 'f' || fh.shape.length !== 2 || fh.shape[0] !== n || fh.shape[1] < 1) {
+    throw new ClipLensError('features-bad-shape', `features must be float32/float64 of shape (${n}, D) (one row per label), found ${fh.dtype} of shape (${fh.shape.join(', ')})`, { file: featuresFile });
+  }
+  const dim = fh.shape[1];
+  const size = NPY_ITEM_SIZE[fh.dtype];
+  if (buf.length < fh.dataOffset + n * dim * size) throw new ClipLensError('predictions-bad-npy', `truncated data: expected ${n} rows`, { file: featuresFile });
+  const features = new Float32Array(n * dim);
+  for (let i = 0; i < n * dim; i++) {
+    const v = readNpyValue(buf, fh.dataOffset + i * size, fh.dtype);
+    if (!Number.isFinite(v)) {
+      throw new ClipLensError('features-not-finite', `row ${Math.floor(i / dim)}, column ${i % dim}: ${v} is not a finite number`, { file: featuresFile });
+    }
+    features[i] = v;
+  }
+  return { classes, labels, features, dim };
+}

@@ -99,6 +99,8 @@ export interface ProjectConfig {
   /** Class name -> text used in prompts instead of the readable class name. */
   prompts?: Record<string, string>;
   topK?: number;
+  /** Which predictor finds label errors: 'auto' (default), 'zero-shot', 'linear-probe' or 'knn'. */
+  predictor?: 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
   /** fp32, int8 or auto (int8 when it agrees with fp32 on a sample of this dataset; see core/precision.ts). */
   precision?: 'auto' | 'fp32' | 'int8';
   /** clip-retrieval output (img_emb/, metadata/) to evaluate instead of the images, relative to the config file. */
@@ -187,6 +189,13 @@ export const CONFIG_SPEC: ConfigSpec = {
       integer: true,
       minimum: 1,
       description: 'How many top predictions to keep per sample (and the largest K for Recall@K).',
+    },
+    predictor: {
+      type: 'string',
+      pattern: { pattern: '^(auto|zero-shot|linear-probe|knn)$', message: 'must be "auto", "zero-shot", "linear-probe" or "knn"' },
+      examples: ['auto', 'zero-shot', 'linear-probe', 'knn'],
+      description:
+        'Which predictions find likely label errors: "zero-shot" (CLIP and the class names), "linear-probe" (a cross-validated logistic regression on the image embeddings: needs no class names), "knn" (votes of the 10 nearest images, as cleanlab Datalab does), or "auto" (default): the linear probe when zero-shot is near chance or far behind it, else zero-shot.',
     },
     precision: {
       type: 'string',
@@ -686,4 +695,52 @@ function indentUnit(text: string, tree: JsonNode & { type: 'object' }): string {
     if (ind !== '') return ind;
   }
   return '  ';
+}
+
+/**
+ * The smallest edit that adds `"className": "prompt"` to the `prompts` map of a `.clip-lens.json` text (creating the
+ * map, or the file's object, when absent), keeping the rest of the text as it is. Returns undefined when the class
+ * already has a prompt. Throws ClipLensError('config-invalid') naming the line when the text is not a JSON object or
+ * `prompts` is not an object.
+ */
+export function promptEntryEdit(text: string, className: string, prompt: string): TextEdit | undefined {
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const entry = `${JSON.stringify(className)}: ${JSON.stringify(prompt)}`;
+  if (text.trim() === '') {
+    return { offset: 0, length: text.length, text: `{${eol}  "prompts": {${eol}    ${entry}${eol}  }${eol}}${eol}` };
+  }
+  const at = lineColumnFinder(text);
+  let tree: JsonNode;
+  try {
+    tree = parseJsonTree(text);
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new ClipLensError('config-invalid', `invalid JSON: ${e.message}`, { file: CONFIG_FILE_NAME, line: at(e.offset).line });
+  }
+  if (tree.type !== 'object') {
+    throw new ClipLensError('config-invalid', 'the config must be a JSON object', { file: CONFIG_FILE_NAME, line: at(tree.offset).line });
+  }
+  const unit = indentUnit(text, tree);
+  const promptsProp = tree.properties.filter((p) => p.key === 'prompts').pop();
+  if (promptsProp) {
+    const map = promptsProp.value;
+    if (map.type !== 'object') {
+      throw new ClipLensError('config-invalid', '"prompts" must be an object', { file: CONFIG_FILE_NAME, line: at(map.offset).line });
+    }
+    if (map.properties.some((p) => p.key === className)) return undefined;
+    if (map.properties.length === 0) return { offset: map.offset, length: map.length, text: `{ ${entry} }` };
+    const last = map.properties[map.properties.length - 1]!;
+    const end = last.value.offset + last.value.length;
+    const multiline = /[\r\n]/.test(text.slice(map.offset, map.properties[0]!.keyOffset));
+    return { offset: end, length: 0, text: multiline ? `,${eol}${lineIndent(text, last.keyOffset)}${entry}` : `, ${entry}` };
+  }
+  if (tree.properties.length === 0) {
+    return { offset: tree.offset, length: tree.length, text: `{${eol}${unit}"prompts": {${eol}${unit}${unit}${entry}${eol}${unit}}${eol}}` };
+  }
+  const lastProp = tree.properties[tree.properties.length - 1]!;
+  const end = lastProp.value.offset + lastProp.value.length;
+  const multiline = /[\r\n]/.test(text.slice(tree.offset, tree.properties[0]!.keyOffset));
+  if (!multiline) return { offset: end, length: 0, text: `, "prompts": { ${entry} }` };
+  const ind = lineIndent(text, lastProp.keyOffset);
+  return { offset: end, length: 0, text: `,${eol}${ind}"prompts": {${eol}${ind}${unit}${entry}${eol}${ind}}` };
 }

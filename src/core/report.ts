@@ -78,6 +78,9 @@ export type WarningKind =
   | 'duplicate'
   | 'possible-leakage'
   | 'dataset-errors'
+  | 'zero-shot-at-chance'
+  | 'prompt-fails'
+  | 'classes-do-not-separate'
   | 'leakage'
   | 'conflicting-labels'
   | 'class-outliers'
@@ -109,6 +112,23 @@ export interface LabelIssue {
   rank: number;
   /** Sample path relative to the dataset root (reports of datasets only). */
   path?: string;
+}
+
+/** Which predictor's probabilities find label errors (predictors.ts). */
+export type PredictorName = 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
+
+/** What the report says about the predictors: which one found the label issues, and why. */
+export interface PredictorReport {
+  requested: PredictorName;
+  used: Exclude<PredictorName, 'auto'>;
+  /** One sentence: why this predictor. */
+  reason: string;
+  zeroShot: { top1Accuracy: number; balancedAccuracy: number };
+  /** The cross-validated linear probe on the image embeddings, when it ran. */
+  linearProbe?: { folds: number; c: number; top1Accuracy: number; balancedAccuracy: number; singletonClasses: string[] };
+  knn?: { k: number; top1Accuracy: number; balancedAccuracy: number; approximate: boolean };
+  /** Per class (in `dataset.classes` order): zero-shot recall next to the probe's (null when the probe did not run). */
+  perClass: { class: string; support: number; zeroShotRecall: number; probeRecall: number | null }[];
 }
 
 /** One group of the report's `duplicates` section (keep). `splits` and `labels` run parallel to `paths`. */
@@ -213,6 +233,8 @@ export interface EvalReport {
    */
   thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
+  /** Which predictor found the label issues (absent in reports written before predictors existed). */
+  predictor?: PredictorReport;
   /** Exact and near-duplicate groups (keep; docs/duplicates.md). Absent in reports written before it existed. */
   duplicates?: DuplicateGroup[];
   /** Per later split, the samples with a copy in an earlier split and the split's metrics without them. */

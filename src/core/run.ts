@@ -32,7 +32,7 @@ import type { ClipModel } from './runtime';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
 import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress } from './evaluate';
-import type { EvalReport } from './report';
+import type { EvalReport, PredictorName } from './report';
 import type { Dataset, DatasetProblem } from './types';
 import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
 
@@ -170,6 +170,8 @@ export interface RunRequest {
     splitColumn?: string;
     topK?: number;
     templates?: string | string[];
+    /** Which predictor finds label errors (predictors.ts). */
+    predictor?: PredictorName;
     /** fp32 | int8 | auto (see core/precision.ts). */
     precision?: Precision;
     /** A clip-retrieval folder (img_emb/, metadata/) whose embeddings replace the images' (relative to the cwd). */
@@ -184,6 +186,7 @@ export interface RunRequest {
     /** CLIP_LENS_MODEL (the editor honours it). */
     environmentModel?: string;
     topK?: number;
+    predictor?: PredictorName;
     templates?: string | string[];
     warnings?: WarningThresholds;
     precision?: Precision;
@@ -230,6 +233,8 @@ export interface RunPlan {
   labels: { file?: string; imageColumn?: string; labelColumn?: string; splitColumn?: string };
   topK?: number;
   templates?: string | string[];
+  /** Which predictor finds label errors: option, else config, else settings, else 'auto'. */
+  predictor?: PredictorName;
   warnings?: WarningThresholds;
   gate?: GateConfig;
   ks: number[];
@@ -346,6 +351,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     labels,
     topK: o.topK ?? config.topK ?? s.topK,
     templates,
+    predictor: o.predictor ?? config.predictor ?? s.predictor,
     warnings,
     gate: config.gate,
     ks: [...new Set([...gateKs(config.gate), ...(request.ks ?? [])])].sort((a, b) => a - b),
@@ -391,6 +397,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     projectConfig: { ...plan.config, topK: plan.topK, templates: plan.templates, warnings: plan.warnings },
     topK: plan.topK,
     templates: plan.templates,
+    predictor: plan.predictor,
     ks: plan.ks,
     cacheDir: plan.cacheDir,
     batchSize: plan.batchSize,

@@ -2,7 +2,8 @@
  * Quick fixes on the diagnostics of likely label errors in label files ("Change label to 'dog'", "Change label to
  * another class…", "Open image", "Ignore this sample"), on label-file lines whose class was merged into another with
  * the same prompt ("Change label to 'red_circle'" for a `RED_CIRCLE` line), and on failed gate thresholds in
- * `.clip-lens.json` ("Open the report"). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
+ * `.clip-lens.json` ("Open the report", and "Add a prompt for 'X'" for classes whose zero-shot prompt fails while a
+ * linear probe separates them). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
  * apply to the current text, and only the label field (or the ignore list) changes.
  */
 import * as path from 'node:path';
@@ -76,7 +77,24 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
         actions.push(open);
       }
     }
+    actions.push(...this.promptActions(document));
     return actions;
+  }
+
+  /** In a `.clip-lens.json`: "Add a prompt for 'X'" for each class whose prompt fails (warning prompt-fails). */
+  private promptActions(document: vscode.TextDocument): vscode.CodeAction[] {
+    if (path.basename(document.uri.fsPath) !== CONFIG_FILE_NAME) return [];
+    const root = path.dirname(document.uri.fsPath);
+    const result = this.store.get(root);
+    if (!result) return [];
+    return result.report.warnings
+      .filter((w) => w.kind === 'prompt-fails' && w.class !== undefined)
+      .map((w) => {
+        const title = `Add a prompt for '${w.class}' (CLIP separates it, the prompt fails)`;
+        const action = new vscode.CodeAction(title, vscode.CodeActionKind.QuickFix);
+        action.command = { command: COMMANDS.addPrompt, title, arguments: [root, w.class] };
+        return action;
+      });
   }
 
   /**

@@ -16,6 +16,7 @@ export const COMMANDS = {
   applyFix: 'clipLens.applyFix',
   applyFixChooseClass: 'clipLens.applyFixChooseClass',
   ignoreSample: 'clipLens.ignoreSample',
+  addPrompt: 'clipLens.addPrompt',
   moveToSuggestedClass: 'clipLens.moveToSuggestedClass',
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
@@ -58,4 +59,6 @@ export const TREE_CONTEXT = {
   /** A label issue fixed by changing a label-file line. */
   issueLabel: 'clipLens.issue.label',
   warning: 'clipLens.warning',
+  /** A warning whose fix is a prompt for its class (prompt-fails). */
+  warningPrompt: 'clipLens.warning.prompt',
 } as const;

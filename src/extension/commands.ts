@@ -20,6 +20,7 @@ import { installCommitGate, uninstallCommitGate } from './gateHook';
 import { updateBaseline } from './updateBaseline';
 import type { PanelHost } from './panel';
 import { selectModel } from './selectModel';
+import { warningRows } from './trees/model';
 import type { DatasetResult, ReportStore } from './store';
 
 export interface CommandServices {
@@ -244,6 +245,20 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
       const sample = sampleFrom(store, a, b);
       if (!sample) return undefined;
       return runFix(() => fixes.ignore(sample.result, sample.samplePath));
+    },
+
+    [COMMANDS.addPrompt]: async (root?: unknown, className?: unknown): Promise<string | undefined> => {
+      // From the Warnings view the argument is the tree node {root, index}; from code actions (root, class).
+      let r = typeof root === 'string' ? root : undefined;
+      let c = typeof className === 'string' ? className : undefined;
+      if (root && typeof root === 'object' && 'root' in root && 'index' in root) {
+        const node = root as { root: string; index: number };
+        r = node.root;
+        c = store.get(node.root) ? warningRows(store.get(node.root)!.report)[node.index]?.class : undefined;
+      }
+      const result = r ? store.get(r) : undefined;
+      if (!result || !c) return undefined;
+      return runFix(() => fixes.addPrompt(result, c as string));
     },
 
     [COMMANDS.moveToSuggestedClass]: async (uri?: unknown, uris?: unknown): Promise<string | undefined> => {

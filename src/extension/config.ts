@@ -3,8 +3,8 @@
  * `vscode.workspace.getConfiguration('clipLens')` (or any object with `get`), so this file has no 'vscode' import
  * and is unit-tested directly.
  *
- * Precedence, the same for every value that also exists in `.clip-lens.json` (model, templates, topK, warning
- * thresholds): the dataset's `.clip-lens.json` wins, these settings fill in what it leaves out, and the built-in
+ * Precedence, the same for every value that also exists in `.clip-lens.json` (model, templates, topK, predictor,
+ * warning thresholds): the dataset's `.clip-lens.json` wins, these settings fill in what it leaves out, and the built-in
  * defaults come last. So the editor evaluates a dataset exactly as `clip-lens check` and the commit gate do. The one
  * exception is the `CLIP_LENS_MODEL` environment variable, which overrides every model choice (see trust.ts).
  */
@@ -17,6 +17,9 @@ export const SECTION = 'clipLens';
 
 export type AutoRerun = 'off' | 'onSave' | 'onChange';
 export const AUTO_RERUN_VALUES: readonly AutoRerun[] = ['off', 'onSave', 'onChange'];
+
+export type PredictorSetting = 'auto' | 'zero-shot' | 'linear-probe' | 'knn';
+export const PREDICTOR_VALUES: readonly PredictorSetting[] = ['auto', 'zero-shot', 'linear-probe', 'knn'];
 
 export type ExecutionProviderSetting = 'cpu' | 'cuda' | 'auto';
 export const EXECUTION_PROVIDER_VALUES: readonly ExecutionProviderSetting[] = ['cpu', 'cuda', 'auto'];
@@ -33,6 +36,8 @@ export interface Settings {
   /** 'simple', 'imagenet80', a template file (relative to the dataset folder) or a list of templates. */
   templates: string | string[];
   topK: number;
+  /** Which predictions find label errors (the dataset's `.clip-lens.json` "predictor" wins). */
+  predictor: PredictorSetting;
   batchSize: number;
   /** ONNX Runtime threads; 0 = automatic (all cores but one, so the editor stays responsive). */
   threads: number;
@@ -55,6 +60,7 @@ export const DEFAULT_SETTINGS: Settings = {
   precision: 'fp32',
   templates: 'simple',
   topK: 5,
+  predictor: 'auto',
   batchSize: 32,
   threads: 0,
   cacheDirectory: '',
@@ -152,6 +158,7 @@ export function readSettings(source: SettingsSource): { settings: Settings; prob
     precision: oneOf('precision', d.precision, PRECISIONS),
     templates,
     topK: int('topK', d.topK, 1, 1000),
+    predictor: oneOf('predictor', d.predictor, PREDICTOR_VALUES),
     batchSize: int('batchSize', d.batchSize, 1, 1024),
     threads: int('threads', d.threads, 0, 1024),
     cacheDirectory: str('cacheDirectory', d.cacheDirectory, true),

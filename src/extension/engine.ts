@@ -185,6 +185,7 @@ export class Engine implements vscode.Disposable {
           modelBaseDir: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? os.homedir(),
           environmentModel: process.env[MODEL_ENV],
           topK: settings.topK,
+          predictor: settings.predictor,
           templates: settings.templates,
           warnings: settings.thresholds,
           precision: settings.precision,

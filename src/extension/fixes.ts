@@ -6,6 +6,8 @@
  *   JSONL escaping kept right, see labelEdits.ts); refused when the line no longer has the label the report saw;
  * - "Ignore this sample": adds the path to `ignore` in the dataset's `.clip-lens.json` with the smallest edit,
  *   creating the file when there is none.
+ * - "Add a prompt for 'X'" (warning prompt-fails): adds `"X": "x"` to `prompts` in `.clip-lens.json` the same way and
+ *   selects the prompt text for the user to type a better one.
  * Edits are marked as refactorings, so VS Code saves files that were not open (setting files.refactoring.autoSave).
  */
 import * as fs from 'node:fs';
@@ -14,7 +16,7 @@ import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
 import { pathExists } from '../core/fileSystem';
 import { labelFileKind } from '../core/datasetFormat';
-import { CONFIG_FILE_NAME, ignoredSampleEdit } from '../core/projectConfig';
+import { CONFIG_FILE_NAME, ignoredSampleEdit, promptEntryEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
 import { changeLabelEdit, editorLineStarts, LabelEditError, positionAt, stripBom } from './labelEdits';
 import type { TextEdit } from '../core/textEdit';
@@ -173,5 +175,45 @@ export class Fixes {
     this.log.info(edit ? `added ${samplePath} to "ignore" in ${path.join(result.root, CONFIG_FILE_NAME)}` : `${samplePath} was already ignored`);
     return edit ? `Ignored (added to ${CONFIG_FILE_NAME})` : `Already in the ignore list of ${CONFIG_FILE_NAME}`;
   }
-}
 
+  /**
+   * Adds a `prompts` entry for a class to the dataset's `.clip-lens.json` (created when missing; undoable), opens
+   * the file and selects the prompt text, which starts as the class name with _ and - as spaces.
+   */
+  async addPrompt(result: DatasetResult, className: string): Promise<string> {
+    if (!result.report.dataset.classes.includes(className)) throw new FixError(`'${className}' is not a class of this dataset`);
+    const file = path.join(result.root, CONFIG_FILE_NAME);
+    const uri = vscode.Uri.file(file);
+    const prompt = className.replace(/[_-]+/g, ' ').trim() || className;
+    const exists = await pathExists(file);
+    const metadata = { label: `Add a prompt for '${className}'`, needsConfirmation: false };
+    const edit = new vscode.WorkspaceEdit();
+    let changed = true;
+    if (!exists) {
+      const created = promptEntryEdit('', className, prompt) as TextEdit;
+      edit.createFile(uri, { ignoreIfExists: false, contents: new TextEncoder().encode(created.text) }, metadata);
+    } else {
+      const doc = await vscode.workspace.openTextDocument(uri);
+      let change: TextEdit | undefined;
+      try {
+        change = promptEntryEdit(doc.getText(), className, prompt);
+      } catch (e) {
+        if (e instanceof ClipLensError) throw new ClipLensError(e.code, `${e.message.replace(/^[^:]*\.clip-lens\.json:\d*:? ?/, '')}; fix it before adding prompts`, { file, line: e.line });
+        throw e;
+      }
+      if (change) edit.replace(uri, new vscode.Range(doc.positionAt(change.offset), doc.positionAt(change.offset + change.length)), change.text, metadata);
+      else changed = false;
+    }
+    if (changed && !(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${CONFIG_FILE_NAME}`);
+    // Select the prompt text so the user can type a better one.
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const text = doc.getText();
+    const key = text.indexOf(`${JSON.stringify(className)}:`, Math.max(0, text.indexOf('"prompts"')));
+    const valueStart = key >= 0 ? text.indexOf('"', key + JSON.stringify(className).length + 1) : -1;
+    const valueEnd = valueStart >= 0 ? text.indexOf('"', valueStart + 1) : -1;
+    const selection = valueEnd > valueStart && valueStart >= 0 ? new vscode.Range(doc.positionAt(valueStart + 1), doc.positionAt(valueEnd)) : undefined;
+    await vscode.window.showTextDocument(doc, { selection, preview: false });
+    this.log.info(`added a prompt for '${className}' to ${file}`);
+    return changed ? `Added a prompt for '${className}' to ${CONFIG_FILE_NAME}: type a better one and re-run` : `'${className}' already has a prompt in ${CONFIG_FILE_NAME}`;
+  }
+}

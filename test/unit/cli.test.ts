@@ -81,7 +81,7 @@ function oneLine(s: string): void {
 
 test('--help works on every subcommand (and every subcommand of a group); the top-level help lists them all', async () => {
   const names = COMMANDS.map((c) => c.name);
-  assert.deepEqual([...names].sort(), ['baseline', 'check', 'compare', 'embed', 'eval', 'hook', 'label-issues', 'metrics', 'model', 'search', 'tokenize']);
+  assert.deepEqual([...names].sort(), ['baseline', 'check', 'compare', 'embed', 'eval', 'hook', 'label-issues', 'metrics', 'model', 'probe', 'search', 'tokenize']);
   const top = await run(['--help']);
   assert.equal(top.code, 0);
   for (const spec of COMMANDS) {
@@ -110,11 +110,12 @@ test('every option the CLI had is still declared', () => {
     return Object.keys(s?.options ?? {}).sort();
   };
   const had: [string, string | undefined, string[]][] = [
-    ['eval', undefined, ['model', 'labels', 'top-k', 'templates', 'json', 'probabilities', 'cache', 'no-cache', 'batch', 'threads', 'quantized', 'image-column', 'label-column', 'split-column']],
+    ['eval', undefined, ['model', 'labels', 'top-k', 'templates', 'json', 'probabilities', 'cache', 'no-cache', 'batch', 'threads', 'quantized', 'image-column', 'label-column', 'split-column', 'predictor']],
     ['embed', undefined, ['model', 'quantized', 'threads']],
     ['tokenize', undefined, ['model']],
     ['metrics', undefined, ['input', 'k']],
-    ['label-issues', undefined, ['input', 'rank-by']],
+    ['label-issues', undefined, ['input', 'rank-by', 'knn']],
+    ['probe', undefined, ['input', 'folds', 'c']],
     ['check', undefined, ['staged', 'model', 'format', 'output', 'cache', 'quantized', 'threads', 'batch']],
     ['model', 'list', ['cache']],
     ['model', 'download', ['cache', 'quantized', 'force', 'mirror', 'proxy']],

@@ -97,3 +97,12 @@ test('isModelFolder follows resolveModelSpec', () => {
   assert.equal(isModelFolder('./x', '/nonexistent'), true);
   assert.equal(isModelFolder('no-such-model', '/nonexistent'), false);
 });
+
+test('clipLens.predictor: the four values, default auto, a bad value named and replaced', () => {
+  for (const p of ['auto', 'zero-shot', 'linear-probe', 'knn']) {
+    assert.equal(readSettings({ get: <T>(k: string) => (k === 'predictor' ? p : undefined) as T }).settings.predictor, p);
+  }
+  const { settings, problems } = readSettings({ get: <T>(k: string) => (k === 'predictor' ? 'probe' : undefined) as T });
+  assert.equal(settings.predictor, 'auto');
+  assert.deepEqual(problems, ['clipLens.predictor: expected one of auto, zero-shot, linear-probe, knn, got "probe"; using the default']);
+});

@@ -337,6 +337,30 @@ test('Evaluate Dataset on something that is not a dataset explains why', async (
   assert.ok(state.messages.some((m) => m.level === 'error' && /notes\.txt is not a dataset folder/.test(m.text)));
 });
 
+test('prompt-fails: the config offers "Add a prompt for X", the command adds a prompts entry (creating .clip-lens.json)', async () => {
+  const dataset = path.join(work, 'folders');
+  let report = api.reports().find((r) => r.dataset.root === dataset);
+  if (!report) report = await api.evaluate(dataset);
+  assert.ok(report?.predictor, 'the report says which predictor found the label issues');
+  const configFile = path.join(dataset, '.clip-lens.json');
+  fs.rmSync(configFile, { force: true });
+  const message = await run<string | undefined>(COMMANDS.addPrompt, dataset, 'red_circle');
+  assert.equal(message, "Added a prompt for 'red_circle' to .clip-lens.json: type a better one and re-run");
+  assert.deepEqual(JSON.parse(fs.readFileSync(configFile, 'utf8')), { prompts: { red_circle: 'red circle' } });
+  assert.equal(await run<string | undefined>(COMMANDS.addPrompt, dataset, 'red_circle'), "'red_circle' already has a prompt in .clip-lens.json");
+  assert.equal(await run<string | undefined>(COMMANDS.addPrompt, dataset, 'purple'), undefined);
+
+  // The quick fix in .clip-lens.json, for each class with a prompt-fails warning in the report.
+  report.warnings.push({ kind: 'prompt-fails', severity: 'warning', class: 'green_triangle', message: 'm', numbers: {} });
+  const doc = await fakeVscode.workspace.openTextDocument(configFile);
+  const [provider] = state.codeActionProviders;
+  const actions = provider.provideCodeActions(doc, { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, { diagnostics: [] }) as { title: string; command?: { command: string; arguments: unknown[] } }[];
+  const fix = actions.find((a) => a.title.startsWith("Add a prompt for 'green_triangle'"));
+  assert.ok(fix, actions.map((a) => a.title).join(' | '));
+  assert.deepEqual(fix.command?.arguments, [dataset, 'green_triangle']);
+  report.warnings.pop();
+});
+
 test('a label whose class was merged into another with the same prompt: a diagnostic on its line with "Change label to" that fixes the case', async () => {
   const dataset = path.join(work, 'collide');
   const lines = ['image,label'];

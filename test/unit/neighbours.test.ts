@@ -164,3 +164,44 @@ test('approximate path (usearch HNSW, where installed): recall@10 against exact 
   }
   assert.ok(hit / (n * 10) >= 0.95, `recall@10 ${hit / (n * 10)}`);
 });
+
+test('exact search of large inputs (candidates from usearch SIMD scan) still equals the naive loop, ties included', { skip: !approximateAvailable() && 'usearch is not available on this platform' }, () => {
+  // 1200 x 1200 x 12 >= EXACT_SIMD_MIN_WORK: the SIMD candidate path runs
+  for (const [seed, levels] of [[12, 0], [13, 3]] as const) {
+    const dim = 12;
+    const base = randomUnit(1200, dim, seed, levels);
+    const index = NeighbourIndex.build(base, dim, { approximate: false });
+    const got = rows(index.selfNeighbours(10), 1200);
+    const want = naive(base, base, dim, 10, true);
+    assert.deepEqual(got.indices, want.indices, `levels ${levels}`);
+    assertClose(got.sims, want.sims);
+  }
+});
+
+test('vectors given as a view with an offset (usearch paths copy them: its wrapper ignores view offsets)', { skip: !approximateAvailable() && 'usearch is not available on this platform' }, () => {
+  const dim = 8;
+  const all = randomUnit(400, dim, 14);
+  const view = all.subarray(100 * dim); // 300 rows
+  const want = naive(view, view, dim, 3, true);
+  const approx = NeighbourIndex.build(view, dim, { approximate: true });
+  let hit = 0;
+  const got = rows(approx.selfNeighbours(3), 300);
+  got.indices.forEach((r, i) => r.forEach((j) => (hit += want.indices[i].includes(j) ? 1 : 0)));
+  assert.ok(hit / 900 >= 0.95, `recall ${hit / 900}`);
+  assert.ok(got.indices.every((r) => r.every((j) => j >= 0 && j < 300)));
+});
+
+test('selfNeighboursAsync / searchAsync (similarities as ONNX Runtime matrix products) equal the naive loop, ties included', async () => {
+  for (const [seed, levels] of [[15, 0], [16, 3]] as const) {
+    const dim = 12;
+    const base = randomUnit(1200, dim, seed, levels); // 1200 x 1200 x 12 >= EXACT_GEMM_MIN_WORK
+    const index = NeighbourIndex.build(base, dim, { approximate: false });
+    const got = rows(await index.selfNeighboursAsync(10), 1200);
+    const want = naive(base, base, dim, 10, true);
+    assert.deepEqual(got.indices, want.indices, `levels ${levels}`);
+    assertClose(got.sims, want.sims);
+    const queries = randomUnit(1500, dim, seed + 100, levels);
+    const s = rows(await index.searchAsync(queries, 5), 1500);
+    assert.deepEqual(s.indices, naive(base, queries, dim, 5, false).indices);
+  }
+});

@@ -10,6 +10,7 @@ import {
   formatConfigProblem,
   ignoredSampleEdit,
   parseProjectConfig,
+  promptEntryEdit,
   projectConfigJsonSchema,
   readProjectConfig,
   type ConfigProblem,
@@ -39,6 +40,7 @@ const FULL = {
   templates: ['a photo of a {}.', 'a blurry photo of a {}.'],
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
+  predictor: 'linear-probe',
   precision: 'auto',
   embeddings: 'embeddings',
   gate: {
@@ -310,6 +312,38 @@ test('the schema knows exactly the keys the validator accepts', () => {
   };
   walkValue(FULL, '');
   assert.deepEqual([...fullKeys].sort(), [...schemaKeys].sort());
+});
+
+test('"predictor" accepts auto, zero-shot, linear-probe, knn and names anything else', () => {
+  for (const p of ['auto', 'zero-shot', 'linear-probe', 'knn']) {
+    assert.deepEqual(parseProjectConfig(JSON.stringify({ predictor: p }), 'x').config, { predictor: p });
+  }
+  const { config, problems } = parseProjectConfig('{\n  "predictor": "probe"\n}', 'x');
+  assert.deepEqual(config, {});
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0].key, 'predictor');
+  assert.equal(problems[0].line, 2);
+  assert.match(problems[0].message, /"auto", "zero-shot", "linear-probe" or "knn"/);
+});
+
+test('promptEntryEdit adds a prompts entry with the smallest edit and the result validates', () => {
+  const apply = (text: string) => {
+    const e = promptEntryEdit(text, 'c07', 'fire truck');
+    return e ? text.slice(0, e.offset) + e.text + text.slice(e.offset + e.length) : text;
+  };
+  assert.equal(apply(''), '{\n  "prompts": {\n    "c07": "fire truck"\n  }\n}\n');
+  assert.equal(apply('{\n  "topK": 5\n}\n'), '{\n  "topK": 5,\n  "prompts": {\n    "c07": "fire truck"\n  }\n}\n');
+  assert.equal(apply('{ "topK": 5 }'), '{ "topK": 5, "prompts": { "c07": "fire truck" } }');
+  assert.equal(apply('{\n  "prompts": {\n    "c01": "dog"\n  },\n  "topK": 5\n}'), '{\n  "prompts": {\n    "c01": "dog",\n    "c07": "fire truck"\n  },\n  "topK": 5\n}');
+  assert.equal(apply('{"prompts": {}}'), '{"prompts": { "c07": "fire truck" }}');
+  assert.equal(promptEntryEdit('{"prompts": {"c07": "x"}}', 'c07', 'y'), undefined);
+  for (const text of [apply(''), apply('{\n  "topK": 5\n}\n'), apply('{"prompts": {}}')]) {
+    const { config, problems } = parseProjectConfig(text, 'x');
+    assert.deepEqual(problems, []);
+    assert.equal(config.prompts?.c07, 'fire truck');
+  }
+  assert.throws(() => promptEntryEdit('{"prompts": []}', 'c07', 'x'), /"prompts" must be an object/);
+  assert.throws(() => promptEntryEdit('[1]', 'c07', 'x'), /must be a JSON object/);
 });
 
 test('duplicates thresholds out of range are problems on their key, the valid ones kept', () => {

@@ -176,3 +176,13 @@ test('embedFiles: results in input order (cache hits, failures and duplicates in
     await model.dispose();
   }
 });
+
+test('planRun: predictor from the option, else .clip-lens.json, else the settings (undefined: evaluate uses auto)', async (t) => {
+  const dir = tmp(t);
+  smallDataset(dir);
+  assert.equal((await planRun({ target: dir })).predictor, undefined);
+  assert.equal((await planRun({ target: dir, settings: { predictor: 'knn' } })).predictor, 'knn');
+  fs.writeFileSync(path.join(dir, '.clip-lens.json'), JSON.stringify({ predictor: 'zero-shot' }));
+  assert.equal((await planRun({ target: dir, settings: { predictor: 'knn' } })).predictor, 'zero-shot');
+  assert.equal((await planRun({ target: dir, options: { predictor: 'linear-probe' }, settings: { predictor: 'knn' } })).predictor, 'linear-probe');
+});

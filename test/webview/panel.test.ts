@@ -150,6 +150,28 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     assert.deepEqual(watched.errors, []);
   });
 
+  test('the header says which predictor found the label errors, and why', async () => {
+    const report = {
+      ...fixture,
+      predictor: { requested: 'auto', used: 'linear-probe', reason: 'zero-shot balanced accuracy 0.6% is near chance (6.3%)', zeroShot: { top1Accuracy: 0.04, balancedAccuracy: 0.006 }, perClass: [] },
+    } as EvalReport;
+    const other = new FakeHost(report, { imageRoot, shows, reportRef: 'shapes-report.json' });
+    const w = await newPage(browser);
+    try {
+      await other.open(w.page, 'light');
+      await ready(w.page);
+      const el = w.page.locator('.meta .predictor');
+      assert.equal(await el.getAttribute('data-predictor'), 'linear-probe');
+      assert.match((await el.textContent()) ?? '', /label errors from the linear probe/);
+      assert.match((await el.getAttribute('title')) ?? '', /near chance/);
+      // the fixture without a predictor section shows none
+      assert.equal(await watched.page.locator('.meta .predictor').count(), 0);
+      assert.deepEqual(w.errors, []);
+    } finally {
+      await w.page.close();
+    }
+  });
+
   test('the split selector switches every number to that split', async () => {
     const { page } = watched;
     const val = fixture.metricsBySplit!.val;

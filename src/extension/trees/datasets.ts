@@ -159,6 +159,8 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         md.appendMarkdown(`**${escapeMarkdown(row.class)}**\n\n`);
         md.appendMarkdown(`${row.images} image${row.images === 1 ? '' : 's'}, ${row.support} evaluated\n\n`);
         if (row.recall !== null) md.appendMarkdown(`Recall ${pct(row.recall)} · precision ${row.precision === null ? '–' : pct(row.precision)} · F1 ${row.f1 === null ? '–' : pct(row.f1)}\n\n`);
+        const versus = result.report.predictor?.perClass.find((c) => c.class === row.class);
+        if (versus && versus.probeRecall !== null) md.appendMarkdown(`Zero-shot recall ${pct(versus.zeroShotRecall)} · linear probe recall ${pct(versus.probeRecall)}\n\n`);
         for (const w of row.warnings) md.appendMarkdown(`$(warning) ${escapeMarkdown(w.message)}\n\n`);
         item.tooltip = md;
         return item;

@@ -12,7 +12,7 @@ import type { Settings } from '../config';
 import { datasetName, escapeMarkdown } from '../format';
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
-import { issueGroups, issuePath, type IssueGroup } from './model';
+import { issueGroups, issuePath, predictorText, type IssueGroup } from './model';
 import { datasetFormat } from '../../core/datasetFormat';
 
 export type IssueNode =
@@ -112,7 +112,9 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       const n = this.groupsOf(result).reduce((s, g) => s + g.issues.length, 0);
       const item = new vscode.TreeItem(datasetName(result.root), vscode.TreeItemCollapsibleState.Expanded);
       item.id = `issues:${result.root}`;
-      item.description = `${n} likely label error${n === 1 ? '' : 's'}`;
+      const by = predictorText(report);
+      item.description = `${n} likely label error${n === 1 ? '' : 's'}${by ? ` · from ${by}` : ''}`;
+      if (report.predictor) item.tooltip = `Label errors from ${by}: ${report.predictor.reason}.`;
       item.iconPath = new vscode.ThemeIcon(datasetFormat(report.dataset.format).hasLabelFile ? 'file-text' : 'folder-library');
       return item;
     }
@@ -124,7 +126,8 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       item.contextValue = TREE_CONTEXT.issueGroup;
       item.description = `${n} image${n === 1 ? '' : 's'}${g ? ` · from #${g.issues[0].rank}` : ''}`;
       item.iconPath = new vscode.ThemeIcon('arrow-swap');
-      item.tooltip = `Labelled '${element.given}', CLIP predicts '${element.suggested}' for ${n} image${n === 1 ? '' : 's'}.`;
+      const who = report.predictor && report.predictor.used !== 'zero-shot' ? predictorText(report) : 'CLIP';
+      item.tooltip = `Labelled '${element.given}', ${who} predicts '${element.suggested}' for ${n} image${n === 1 ? '' : 's'}.`;
       return item;
     }
     const found = this.issue(element.root, element.samplePath);

@@ -127,6 +127,12 @@ export function issuePath(report: EvalReport, issue: LabelIssue): string {
   return issue.path ?? report.samples[issue.index]?.path ?? `#${issue.index}`;
 }
 
+/** Which predictor found the label issues, in words ("the linear probe"); undefined for reports without it. */
+export function predictorText(report: EvalReport): string | undefined {
+  const used = report.predictor?.used;
+  return used === 'linear-probe' ? 'the linear probe' : used === 'knn' ? 'kNN' : used === 'zero-shot' ? 'zero-shot' : undefined;
+}
+
 /** Warnings in reading order (errors first), overall before per split, without the "good accuracy" note. */
 export function warningRows(report: EvalReport): Warning[] {
   return sortWarnings(report.warnings);
@@ -155,6 +161,12 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'Many images of this class look unlike the rest of the class and of the dataset (far from their nearest neighbours in CLIP\'s embedding space): blank, corrupted or wrong-domain images. Look at them in the Outliers list.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+  'zero-shot-at-chance':
+    'Zero-shot accuracy is near chance: CLIP does not understand the class names (codes such as n01440764 or c07). Label errors then come from a linear probe trained on the image embeddings, which does not need names. Add readable prompts in the "prompts" section of .clip-lens.json to evaluate zero-shot.',
+  'prompt-fails':
+    'A linear probe on the image embeddings recognises this class, but the zero-shot prompt does not: the images are fine, the name is not. Use the quick fix to add a prompt for the class in .clip-lens.json, or rename the class.',
+  'classes-do-not-separate':
+    'Neither zero-shot nor a linear probe on the image embeddings recognises this class: its images look like those of another class to this model. Collect more (or clearer) images, merge the classes, or use a bigger model.',
   'class-collision':
     'Class names that differ only in case or separators (red_circle, RED_CIRCLE) give the model the same prompt, so it cannot tell them apart; they are evaluated as one class. Merge or rename them, or give one its own text in "prompts" of .clip-lens.json.',
   overfitting:
@@ -190,6 +202,9 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    'zero-shot-at-chance': 'Class names mean nothing to CLIP',
+    'prompt-fails': 'Prompt fails, images separate',
+    'classes-do-not-separate': 'Classes do not separate',
     leakage: 'Leakage between splits',
     'conflicting-labels': 'Copies with different labels',
     'class-outliers': 'Many outliers',

@@ -83,7 +83,7 @@ export class WarningsTree implements vscode.TreeDataProvider<WarningNode>, vscod
     }
     const item = new vscode.TreeItem(warningLabel(w), w.paths && w.paths.length > 0 ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
     item.id = `warning:${result.root}\0${element.index}\0${w.kind}\0${w.class ?? ''}\0${w.split ?? ''}`;
-    item.contextValue = TREE_CONTEXT.warning;
+    item.contextValue = w.kind === 'prompt-fails' && w.class !== undefined ? TREE_CONTEXT.warningPrompt : TREE_CONTEXT.warning;
     item.iconPath = ICONS[w.severity];
     item.description = warningNumbers(w);
     const md = new vscode.MarkdownString();

@@ -1,0 +1,592 @@
+/**
+ * Linear probe: multinomial logistic regression on image embeddings, with out-of-sample probabilities by stratified
+ * K-fold cross-validation. Reproduces scikit-learn's
+ *   cross_val_predict(LogisticRegression(C=C, solver='lbfgs', multi_class='multinomial'), X, y,
+ *                     cv=StratifiedKFold(n_splits=K), method='predict_proba')
+ * (checked against scikit-learn 1.2.1 in test/unit/linearProbe.test.ts):
+ * - objective: sum over samples of the cross-entropy + ||W||^2 / (2C); one weight row and one intercept per class
+ *   (the over-parameterised softmax), intercepts not penalised; minimised by L-BFGS (memory 10, as scipy's) to a
+ *   tight gradient tolerance;
+ * - folds: StratifiedKFold without shuffling, in scikit-learn's assignment order (see {@link stratifiedFolds});
+ * - a class missing from a training fold is left out of that fold's model and gets probability 0 on its test
+ *   samples, as cross_val_predict does. A class with a single sample therefore always gets probability 0 for that
+ *   sample (it cannot be predicted out of sample), which flags it as a likely label error; the report says so.
+ */
+import { ClipLensError } from './errors';
+import { onnxMatMul } from './onnxMatMul';
+
+/** Default regularisation: C = 10 on L2-normalised CLIP embeddings (chosen by measurement, docs/predictors.md). */
+export const DEFAULT_PROBE_C = 10;
+/** Default number of folds. */
+export const DEFAULT_FOLDS = 5;
+
+/**
+ * scikit-learn's StratifiedKFold(n_splits).  _make_test_folds without shuffling: classes are numbered by first
+ * appearance; the labels sorted by that number are dealt round-robin to the folds (position i goes to fold i mod K),
+ * which fixes how many samples of each class each fold gets; then each class's samples, in order, fill fold 0's
+ * share, then fold 1's, and so on. Returns the test fold of every sample.
+ *
+ * Throws when every class has fewer samples than folds (scikit-learn's ValueError) or folds < 2 or folds > N.
+ */
+export function stratifiedFolds(labels: ArrayLike<number>, folds: number): Int32Array {
+  const n = labels.length;
+  if (!Number.isInteger(folds) || folds < 2) {
+    throw new ClipLensError('probe-bad-folds', `the number of folds must be an integer >= 2, got ${folds}`);
+  }
+  if (folds > n) throw new ClipLensError('probe-bad-folds', `${folds} folds but only ${n} samples`);
+  // encode classes by first appearance
+  const code = new Map<number, number>();
+  const enc = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let c = code.get(labels[i]);
+    if (c === undefined) {
+      c = code.size;
+      code.set(labels[i], c);
+    }
+    enc[i] = c;
+  }
+  const nc = code.size;
+  const counts = new Int32Array(nc);
+  for (let i = 0; i < n; i++) counts[enc[i]]++;
+  let maxCount = 0;
+  for (let c = 0; c < nc; c++) maxCount = Math.max(maxCount, counts[c]);
+  if (maxCount < folds) {
+    throw new ClipLensError('probe-bad-folds', `${folds} folds but no class has that many samples (largest class: ${maxCount})`);
+  }
+  // allocation[f][c] = number of class c among sorted positions f, f + K, f + 2K, ...
+  const allocation = new Int32Array(folds * nc);
+  let pos = 0;
+  for (let c = 0; c < nc; c++) {
+    for (let j = 0; j < counts[c]; j++, pos++) allocation[(pos % folds) * nc + c]++;
+  }
+  const next = new Int32Array(nc); // current fold of each class
+  const left = new Int32Array(nc); // samples left in that fold's share
+  for (let c = 0; c < nc; c++) {
+    let f = 0;
+    while (f < folds && allocation[f * nc + c] === 0) f++;
+    next[c] = f;
+    left[c] = f < folds ? allocation[f * nc + c] : 0;
+  }
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = enc[i];
+    out[i] = next[c];
+    if (--left[c] === 0) {
+      let f = next[c] + 1;
+      while (f < folds && allocation[f * nc + c] === 0) f++;
+      next[c] = f;
+      left[c] = f < folds ? allocation[f * nc + c] : 0;
+    }
+  }
+  return out;
+}
+
+/** A fitted multinomial model over `classes` (indices into the caller's class list). */
+export interface LogisticModel {
+  classes: Int32Array;
+  dim: number;
+  /** classes.length x dim, row-major. */
+  weights: Float64Array;
+  intercepts: Float64Array;
+  iterations: number;
+  converged: boolean;
+}
+
+export interface FitOptions {
+  c?: number;
+  /** Stop when the largest gradient component is below this (default 1e-6 x number of samples, at least 1e-5). */
+  gradientTolerance?: number;
+  maxIterations?: number;
+  /** Initial parameters (warm start), in the layout of {@link LogisticModel}: weights then intercepts. */
+  start?: Float64Array;
+  /** fitLogisticFast only: 'auto' (ONNX Runtime from ONNX_MIN_WORK on), or always 'onnx' / 'js'. */
+  engine?: 'auto' | 'onnx' | 'js';
+}
+
+/**
+ * Fits LogisticRegression(C, lbfgs, multinomial) on the rows `rows` of X (n x dim, row-major).
+ * Classes are those present among the rows' labels, in increasing order.
+ */
+interface LogisticProblem {
+  classes: Int32Array;
+  k: number;
+  m: number;
+  /** The rows, gathered contiguously (m x dim). */
+  xs: Float32Array;
+  /** Local class of each row. */
+  y: Int32Array;
+  lambda: number;
+  start: Float64Array;
+  tolerance: number;
+  maxIterations: number;
+}
+
+function logisticProblem(x: Float32Array, dim: number, labels: ArrayLike<number>, rows: Int32Array, options: FitOptions): LogisticProblem {
+  const c = options.c ?? DEFAULT_PROBE_C;
+  if (!(c > 0) || !Number.isFinite(c)) throw new ClipLensError('probe-bad-c', `C must be a positive number, got ${c}`);
+  const present = [...new Set(Array.from(rows, (r) => labels[r]))].sort((a, b) => a - b);
+  const classes = Int32Array.from(present);
+  const k = classes.length;
+  const m = rows.length;
+  const local = new Map<number, number>();
+  classes.forEach((cl, i) => local.set(cl, i));
+  const y = new Int32Array(m);
+  for (let i = 0; i < m; i++) y[i] = local.get(labels[rows[i]])!;
+  const xs = new Float32Array(m * dim);
+  for (let i = 0; i < m; i++) xs.set(x.subarray(rows[i] * dim, rows[i] * dim + dim), i * dim);
+  const np = k * dim + k;
+  const start = new Float64Array(np);
+  if (options.start && options.start.length === np) start.set(options.start);
+  return { classes, k, m, xs, y, lambda: 1 / c, start, tolerance: options.gradientTolerance ?? Math.max(1e-5, 1e-6 * m), maxIterations: options.maxIterations ?? 1000 };
+}
+
+/**
+ * Loss and gradient from the logits (m x k, overwritten with probabilities): the cross-entropy part, with the
+ * residuals P - Y left in `logits` and the intercept gradient written to g[nw ..].
+ */
+function softmaxResiduals(logits: Float64Array | Float32Array, m: number, k: number, y: Int32Array, w: Float64Array, nw: number, g: Float64Array): number {
+  let f = 0;
+  for (let j = 0; j < k; j++) g[nw + j] = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i * k;
+    let mx = -Infinity;
+    for (let j = 0; j < k; j++) {
+      const z = logits[lo + j] + w[nw + j];
+      logits[lo + j] = z;
+      if (z > mx) mx = z;
+    }
+    const zy = logits[lo + y[i]];
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const e = Math.exp(logits[lo + j] - mx);
+      logits[lo + j] = e;
+      sum += e;
+    }
+    f += Math.log(sum) + mx - zy;
+    const inv = 1 / sum;
+    for (let j = 0; j < k; j++) {
+      const r = logits[lo + j] * inv - (j === y[i] ? 1 : 0);
+      logits[lo + j] = r;
+      g[nw + j] += r;
+    }
+  }
+  return f;
+}
+
+/** Adds the penalty ||W||^2 / (2C) and its gradient. */
+function addPenalty(w: Float64Array, g: Float64Array, nw: number, lambda: number): number {
+  let reg = 0;
+  for (let p = 0; p < nw; p++) {
+    reg += w[p] * w[p];
+    g[p] += lambda * w[p];
+  }
+  return 0.5 * lambda * reg;
+}
+
+function modelOf(p: LogisticProblem, dim: number, res: LbfgsResult): LogisticModel {
+  const nw = p.k * dim;
+  return { classes: p.classes, dim, weights: res.x.slice(0, nw), intercepts: res.x.slice(nw), iterations: res.iterations, converged: res.converged };
+}
+
+function oneClassModel(p: LogisticProblem, dim: number): LogisticModel {
+  // scikit-learn refuses to fit one class; the only sensible model predicts it with certainty
+  return { classes: p.classes, dim, weights: new Float64Array(p.k * dim), intercepts: new Float64Array(p.k), iterations: 0, converged: true };
+}
+
+/**
+ * Fits LogisticRegression(C, lbfgs, multinomial) on the rows `rows` of X (n x dim, row-major), in float64.
+ * Classes are those present among the rows' labels, in increasing order.
+ */
+export function fitLogistic(
+  x: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  rows: Int32Array,
+  options: FitOptions = {},
+): LogisticModel {
+  const p = logisticProblem(x, dim, labels, rows, options);
+  const { k, m, xs, y } = p;
+  if (k < 2) return oneClassModel(p, dim);
+  const nw = k * dim;
+  const logits = new Float64Array(m * k);
+  const objective = (w: Float64Array, g: Float64Array): number => {
+    for (let i = 0; i < m; i++) {
+      const xo = i * dim;
+      for (let j = 0; j < k; j++) {
+        const wo = j * dim;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        let d = 0;
+        for (; d + 4 <= dim; d += 4) {
+          s0 += w[wo + d] * xs[xo + d];
+          s1 += w[wo + d + 1] * xs[xo + d + 1];
+          s2 += w[wo + d + 2] * xs[xo + d + 2];
+          s3 += w[wo + d + 3] * xs[xo + d + 3];
+        }
+        for (; d < dim; d++) s0 += w[wo + d] * xs[xo + d];
+        logits[i * k + j] = s0 + s1 + (s2 + s3);
+      }
+    }
+    const f = softmaxResiduals(logits, m, k, y, w, nw, g);
+    g.fill(0, 0, nw);
+    for (let i = 0; i < m; i++) {
+      const xo = i * dim;
+      for (let j = 0; j < k; j++) {
+        const r = logits[i * k + j];
+        if (r === 0) continue;
+        const go = j * dim;
+        for (let d = 0; d < dim; d++) g[go + d] += r * xs[xo + d];
+      }
+    }
+    return f + addPenalty(w, g, nw, p.lambda);
+  };
+  return modelOf(p, dim, lbfgs(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
+}
+
+/** Above this many multiply-adds per product (rows x dim x classes), the probe's products run on ONNX Runtime. */
+export const ONNX_MIN_WORK = 1 << 18;
+
+/**
+ * {@link fitLogistic} with the two large products per step (logits X W^T and gradient R^T X) in float32 on ONNX
+ * Runtime's CPU kernels when the problem is large and onnxruntime-node loads; the rest (softmax, loss, penalty,
+ * L-BFGS) stays in float64. Same objective and optimum, up to float32 rounding of the products.
+ */
+export async function fitLogisticFast(
+  x: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  rows: Int32Array,
+  options: FitOptions = {},
+): Promise<LogisticModel> {
+  const engine = options.engine ?? 'auto';
+  const big = rows.length * dim * new Set(Array.from(rows, (r) => labels[r])).size >= ONNX_MIN_WORK;
+  const mm = engine === 'onnx' || (engine === 'auto' && big) ? await onnxMatMul() : null;
+  if (!mm) return fitLogistic(x, dim, labels, rows, options);
+  const p = logisticProblem(x, dim, labels, rows, options);
+  const { k, m, xs, y } = p;
+  if (k < 2) return oneClassModel(p, dim);
+  const nw = k * dim;
+  const wt = new Float32Array(dim * k);
+  const rt = new Float32Array(k * m);
+  const objective = async (w: Float64Array, g: Float64Array): Promise<number> => {
+    for (let j = 0; j < k; j++) for (let d = 0; d < dim; d++) wt[d * k + j] = w[j * dim + d];
+    const logits = await mm.run(xs, m, dim, wt, k); // m x k
+    const f = softmaxResiduals(logits, m, k, y, w, nw, g);
+    for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) rt[j * m + i] = logits[i * k + j];
+    const grad = await mm.run(rt, k, m, xs, dim); // k x dim
+    for (let q = 0; q < nw; q++) g[q] = grad[q];
+    return f + addPenalty(w, g, nw, p.lambda);
+  };
+  return modelOf(p, dim, await lbfgsAsync(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
+}
+
+/** Probabilities of `model` for rows `rows` of X, written into out (numClasses columns, absent classes 0). */
+export function predictInto(
+  model: LogisticModel,
+  x: Float32Array,
+  rows: Int32Array,
+  out: Float64Array,
+  numClasses: number,
+): void {
+  const k = model.classes.length;
+  const dim = model.dim;
+  const z = new Float64Array(k);
+  for (const r of rows) {
+    const oo = r * numClasses;
+    for (let j = 0; j < numClasses; j++) out[oo + j] = 0;
+    if (k === 1) {
+      out[oo + model.classes[0]] = 1;
+      continue;
+    }
+    let mx = -Infinity;
+    for (let j = 0; j < k; j++) {
+      let s = model.intercepts[j];
+      const wo = j * dim;
+      const xo = r * dim;
+      for (let d = 0; d < dim; d++) s += model.weights[wo + d] * x[xo + d];
+      z[j] = s;
+      if (s > mx) mx = s;
+    }
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      z[j] = Math.exp(z[j] - mx);
+      sum += z[j];
+    }
+    for (let j = 0; j < k; j++) out[oo + model.classes[j]] = z[j] / sum;
+  }
+}
+
+export interface CrossValidatedProbe {
+  /** N x numClasses, row-major, out-of-sample. */
+  probs: Float64Array;
+  foldOfSample: Int32Array;
+  folds: number;
+  c: number;
+  /** Classes with fewer samples than folds (each such class is missing from some training folds or test folds). */
+  smallClasses: number[];
+  /** Classes with a single sample: never in their own training fold, so probability 0 for their sample. */
+  singletonClasses: number[];
+  /** Folds whose L-BFGS hit the iteration limit. */
+  unconverged: number;
+}
+
+/** Checks features: N x dim, finite. */
+export function checkFeatures(features: Float32Array, n: number, dim: number, where: { file?: string } = {}): void {
+  if (features.length !== n * dim) {
+    throw new ClipLensError('features-bad-shape', `${features.length} feature values are not ${n} rows of width ${dim}`, where);
+  }
+  for (let i = 0; i < features.length; i++) {
+    if (!Number.isFinite(features[i])) {
+      const row = Math.floor(i / dim);
+      throw new ClipLensError('features-not-finite', `features row ${row}, column ${i - row * dim}: ${features[i]} is not a finite number`, where);
+    }
+  }
+}
+
+export function checkLabels(labels: ArrayLike<number>, numClasses: number, where: { file?: string } = {}): void {
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    if (!(Number.isInteger(y) && y >= 0 && y < numClasses)) {
+      throw new ClipLensError('predictions-bad-label', `label of row ${i} is ${y}, not a class index in [0, ${numClasses})`, where);
+    }
+  }
+  const seen = new Set<number>();
+  for (let i = 0; i < labels.length && seen.size < 2; i++) seen.add(labels[i]);
+  if (seen.size < 2) {
+    throw new ClipLensError('probe-one-class', `the labels name ${seen.size === 0 ? 'no class' : 'only one class'}: a predictor needs samples of at least 2 classes`, where);
+  }
+}
+
+/**
+ * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
+ * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
+ * scikit-learn's default is 100).
+ */
+export function crossValidatedProbe(
+  features: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: { folds?: number; c?: number; maxIterations?: number } = {},
+): CrossValidatedProbe {
+  const n = labels.length;
+  checkFeatures(features, n, dim);
+  checkLabels(labels, numClasses);
+  const folds = options.folds ?? DEFAULT_FOLDS;
+  const c = options.c ?? DEFAULT_PROBE_C;
+  const foldOfSample = stratifiedFolds(labels, folds);
+  const counts = new Int32Array(numClasses);
+  for (let i = 0; i < n; i++) counts[labels[i]]++;
+  const smallClasses: number[] = [];
+  const singletonClasses: number[] = [];
+  for (let j = 0; j < numClasses; j++) {
+    if (counts[j] > 0 && counts[j] < folds) smallClasses.push(j);
+    if (counts[j] === 1) singletonClasses.push(j);
+  }
+  const probs = new Float64Array(n * numClasses);
+  let unconverged = 0;
+  for (let f = 0; f < folds; f++) {
+    const train: number[] = [];
+    const test: number[] = [];
+    for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
+    const model = fitLogistic(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations });
+    if (!model.converged) unconverged++;
+    predictInto(model, features, Int32Array.from(test), probs, numClasses);
+  }
+  return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
+}
+
+/**
+ * {@link crossValidatedProbe} with large fits on ONNX Runtime ({@link fitLogisticFast}); what evaluations use.
+ * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
+ * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
+ * scikit-learn's default is 100).
+ */
+export async function crossValidatedProbeFast(
+  features: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine'] } = {},
+): Promise<CrossValidatedProbe> {
+  const n = labels.length;
+  checkFeatures(features, n, dim);
+  checkLabels(labels, numClasses);
+  const folds = options.folds ?? DEFAULT_FOLDS;
+  const c = options.c ?? DEFAULT_PROBE_C;
+  const foldOfSample = stratifiedFolds(labels, folds);
+  const counts = new Int32Array(numClasses);
+  for (let i = 0; i < n; i++) counts[labels[i]]++;
+  const smallClasses: number[] = [];
+  const singletonClasses: number[] = [];
+  for (let j = 0; j < numClasses; j++) {
+    if (counts[j] > 0 && counts[j] < folds) smallClasses.push(j);
+    if (counts[j] === 1) singletonClasses.push(j);
+  }
+  const probs = new Float64Array(n * numClasses);
+  let unconverged = 0;
+  for (let f = 0; f < folds; f++) {
+    const train: number[] = [];
+    const test: number[] = [];
+    for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
+    const model = await fitLogisticFast(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations, engine: options.engine });
+    if (!model.converged) unconverged++;
+    predictInto(model, features, Int32Array.from(test), probs, numClasses);
+  }
+  return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// L-BFGS
+
+interface LbfgsResult {
+  x: Float64Array;
+  f: number;
+  iterations: number;
+  converged: boolean;
+}
+
+/**
+ * Limited-memory BFGS (memory 10) with a backtracking line search satisfying the Armijo condition (cubic/halving
+ * steps); curvature pairs with s'y <= 0 are skipped. The objective is convex here, so any stationary point is the
+ * optimum. Stops when max |gradient| <= gradientTolerance, or when a step changes nothing.
+ */
+export function lbfgs(
+  fg: (x: Float64Array, g: Float64Array) => number,
+  x0: Float64Array,
+  options: LbfgsOptions,
+): LbfgsResult {
+  const steps = lbfgsSteps(x0, options);
+  let r = steps.next();
+  while (!r.done) r = steps.next(fg(r.value.x, r.value.g));
+  return r.value;
+}
+
+/** {@link lbfgs} with an asynchronous objective (e.g. matrix products on ONNX Runtime). */
+export async function lbfgsAsync(
+  fg: (x: Float64Array, g: Float64Array) => Promise<number>,
+  x0: Float64Array,
+  options: LbfgsOptions,
+): Promise<LbfgsResult> {
+  const steps = lbfgsSteps(x0, options);
+  let r = steps.next();
+  while (!r.done) r = steps.next(await fg(r.value.x, r.value.g));
+  return r.value;
+}
+
+interface LbfgsOptions {
+  gradientTolerance: number;
+  maxIterations: number;
+  memory?: number;
+}
+
+/** The L-BFGS iteration as a generator: it yields a point and a gradient buffer, and receives the objective there. */
+function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Float64Array; g: Float64Array }, LbfgsResult, number> {
+  const n = x0.length;
+  const mem = options.memory ?? 10;
+  const x = Float64Array.from(x0);
+  const g = new Float64Array(n);
+  let f: number = yield { x, g };
+  const S: Float64Array[] = [];
+  const Y: Float64Array[] = [];
+  const rho: number[] = [];
+  const d = new Float64Array(n);
+  const xNew = new Float64Array(n);
+  const gNew = new Float64Array(n);
+  const alpha = new Float64Array(mem);
+  const maxAbs = (v: Float64Array) => {
+    let m = 0;
+    for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+    return m;
+  };
+  let it = 0;
+  for (; it < options.maxIterations; it++) {
+    if (maxAbs(g) <= options.gradientTolerance) return { x, f, iterations: it, converged: true };
+    // two-loop recursion: d = -H g
+    for (let i = 0; i < n; i++) d[i] = -g[i];
+    for (let j = S.length - 1; j >= 0; j--) {
+      let a = 0;
+      const s = S[j];
+      for (let i = 0; i < n; i++) a += s[i] * d[i];
+      a *= rho[j];
+      alpha[j] = a;
+      const yv = Y[j];
+      for (let i = 0; i < n; i++) d[i] -= a * yv[i];
+    }
+    if (S.length > 0) {
+      const s = S[S.length - 1];
+      const yv = Y[Y.length - 1];
+      let sy = 0;
+      let yy = 0;
+      for (let i = 0; i < n; i++) {
+        sy += s[i] * yv[i];
+        yy += yv[i] * yv[i];
+      }
+      const gamma = sy / yy;
+      for (let i = 0; i < n; i++) d[i] *= gamma;
+    }
+    for (let j = 0; j < S.length; j++) {
+      let b = 0;
+      const yv = Y[j];
+      for (let i = 0; i < n; i++) b += yv[i] * d[i];
+      b *= rho[j];
+      const s = S[j];
+      const a = alpha[j] - b;
+      for (let i = 0; i < n; i++) d[i] += a * s[i];
+    }
+    let gd = 0;
+    for (let i = 0; i < n; i++) gd += g[i] * d[i];
+    if (!(gd < 0)) {
+      // not a descent direction: restart from steepest descent
+      S.length = 0;
+      Y.length = 0;
+      rho.length = 0;
+      for (let i = 0; i < n; i++) d[i] = -g[i];
+      gd = 0;
+      for (let i = 0; i < n; i++) gd -= g[i] * g[i];
+    }
+    let t = S.length === 0 ? Math.min(1, 1 / Math.sqrt(-gd)) : 1;
+    let fNew = NaN;
+    let accepted = false;
+    for (let ls = 0; ls < 40; ls++) {
+      for (let i = 0; i < n; i++) xNew[i] = x[i] + t * d[i];
+      fNew = yield { x: xNew, g: gNew };
+      if (Number.isFinite(fNew) && fNew <= f + 1e-4 * t * gd) {
+        accepted = true;
+        break;
+      }
+      // cubic-free safeguarded quadratic interpolation of phi(t)
+      const tq = Number.isFinite(fNew) ? (-gd * t * t) / (2 * (fNew - f - gd * t)) : t / 2;
+      t = Math.min(Math.max(tq, 0.1 * t), 0.5 * t);
+    }
+    if (!accepted) return { x, f, iterations: it, converged: maxAbs(g) <= options.gradientTolerance };
+    const s = new Float64Array(n);
+    const yv = new Float64Array(n);
+    let sy = 0;
+    for (let i = 0; i < n; i++) {
+      s[i] = xNew[i] - x[i];
+      yv[i] = gNew[i] - g[i];
+      sy += s[i] * yv[i];
+    }
+    const fOld = f;
+    x.set(xNew);
+    g.set(gNew);
+    f = fNew;
+    if (sy > 1e-12) {
+      if (S.length === mem) {
+        S.shift();
+        Y.shift();
+        rho.shift();
+      }
+      S.push(s);
+      Y.push(yv);
+      rho.push(1 / sy);
+    }
+    if (fOld - f <= 1e-15 * Math.max(1, Math.abs(f)) && maxAbs(g) <= 100 * options.gradientTolerance) {
+      return { x, f, iterations: it + 1, converged: true };
+    }
+  }
+  return { x, f, iterations: it, converged: maxAbs(g) <= options.gradientTolerance };
+}
