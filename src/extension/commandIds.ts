@@ -17,6 +17,7 @@ export const COMMANDS = {
   applyFixChooseClass: 'clipLens.applyFixChooseClass',
   ignoreSample: 'clipLens.ignoreSample',
   moveToSuggestedClass: 'clipLens.moveToSuggestedClass',
+  undoLastFix: 'clipLens.undoLastFix',
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
@@ -43,6 +44,8 @@ export const CONTEXT_KEYS = {
   running: 'clipLens.running',
   /** Paths of images that have a suggested class (explorer "Move to Suggested Class", `resourcePath in ...`). */
   movableImages: 'clipLens.movableImages',
+  /** A CLIP Lens fix can be undone and is the last file operation (Ctrl+Z runs Undo Last Fix in our views). */
+  canUndoFix: 'clipLens.canUndoFix',
 } as const;
 
 /** Tree item contextValues (package.json `view/item/context` menus match on them). */

@@ -37,7 +37,7 @@ export class PanelHost implements vscode.Disposable {
         await vscode.window.showTextDocument(doc, { selection: new vscode.Range(l, 0, l, 0), viewColumn: vscode.ViewColumn.Beside, preview: true });
       },
       applyFix: (fix, report) => this.applyFix(fix, report),
-      ignoreSample: async (samplePath, report) => this.fixes.ignore(this.resultOf(report), samplePath),
+      ignoreSample: async (samplePath, report) => this.announced(() => this.fixes.ignore(this.resultOf(report), samplePath)),
       saveExport: (file) => this.saveExport(file),
       loadReport: async (ref) => {
         const report = await this.store.loadReport(ref);
@@ -100,7 +100,16 @@ export class PanelHost implements vscode.Disposable {
     if (result.report !== report && result.report.createdAt !== report.createdAt) {
       throw new Error('the dataset was evaluated again since; reload the report');
     }
-    return fix.kind === 'move-to-folder' ? this.fixes.moveToFolder(result, fix.path, fix.toClass) : this.fixes.changeLabel(result, fix.path, fix.toClass, { reveal: false });
+    return this.announced(() => (fix.kind === 'move-to-folder' ? this.fixes.moveToFolder(result, fix.path, fix.toClass) : this.fixes.changeLabel(result, fix.path, fix.toClass, { reveal: false })));
+  }
+
+  /** Runs a fix from the panel and confirms it with a "… — Undo" notification. */
+  private async announced(fix: () => Promise<string>): Promise<string> {
+    const before = this.fixes.history.last?.id;
+    const message = await fix();
+    const step = this.fixes.history.last;
+    this.fixes.announce(message, step && step.id !== before ? step : undefined);
+    return message;
   }
 
   private async saveExport(file: ExportFile): Promise<vscode.Uri | undefined> {

@@ -482,7 +482,7 @@ try {
     await expandExplorerFolder(folder);
     const row = explorerRow(name);
     await scrollExplorerTo(row);
-    const item = menuItem(/^Move to Suggested Class$/);
+    const item = menuItem(/^Move to Suggested Class Folder$/);
     // the folder-only "Evaluate Dataset" must not be offered on a file (when: explorerResourceIsFolder)
     await row.click({ button: 'right' });
     await page.locator('.monaco-menu .action-item .action-label').first().waitFor({ timeout: 10_000 });

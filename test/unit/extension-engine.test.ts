@@ -153,9 +153,25 @@ test('moving an image to another class folder: a rename, refused when the target
   assert.ok(state.messages.some((m) => m.level === 'error' && m.text.includes('blue_square/actually-blue.png already exists')));
   assert.ok(fs.existsSync(path.join(dataset, source)), 'refused: nothing moved');
   fs.rmSync(path.join(dataset, 'blue_square', 'actually-blue.png'));
-  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), 'Moved to blue_square/');
+  state.messages.length = 0;
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
   assert.ok(!fs.existsSync(path.join(dataset, source)));
   assert.ok(fs.existsSync(path.join(dataset, 'blue_square', 'actually-blue.png')));
+  // The move is announced with an Undo button, and Undo Last Fix (Ctrl+Z in our views) moves it back.
+  assert.ok(state.messages.some((m) => m.level === 'info' && m.text === "CLIP Lens: Moved actually-blue.png to 'blue_square'"), JSON.stringify(state.messages));
+  assert.equal(state.context.get('clipLens.canUndoFix'), true);
+  assert.equal(await run<string | undefined>(COMMANDS.undoLastFix), "Moved actually-blue.png back to 'red_circle'");
+  assert.ok(fs.existsSync(path.join(dataset, source)), 'undo: the image is back');
+  assert.ok(!fs.existsSync(path.join(dataset, 'blue_square', 'actually-blue.png')));
+  assert.equal(state.context.get('clipLens.canUndoFix'), false);
+  assert.equal(await run<string | undefined>(COMMANDS.undoLastFix), undefined, 'nothing left to undo');
+  assert.ok(state.messages.some((m) => m.text === 'CLIP Lens: there is no CLIP Lens fix to undo'));
+  // Redo it by pressing the notification's Undo afterwards: the toast's button undoes that very step.
+  state.answers.push({ prefix: "CLIP Lens: Moved actually-blue.png to 'blue_square'", answer: 'Undo' });
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
+  await until('the toast Undo to move it back', () => fs.existsSync(path.join(dataset, source)));
+  state.answers.pop();
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
   await until('its diagnostic to go', () => diagnostics('clipLens.labelIssues', path.join(dataset, source)).length === 0);
   state.quickPick = undefined;
 
@@ -166,7 +182,7 @@ test('moving an image to another class folder: a rename, refused when the target
   assert.equal(movable.length, report.labelIssues.filter((i) => i.path !== source).length, 'the moved image is no longer offered');
   if (other) {
     const uri = fakeVscode.Uri.file(path.join(dataset, other.path!));
-    assert.equal(await run<string | undefined>(COMMANDS.moveToSuggestedClass, uri, [uri]), `Moved to ${other.suggested}/`);
+    assert.equal(await run<string | undefined>(COMMANDS.moveToSuggestedClass, uri, [uri]), `Moved ${path.basename(other.path!)} to '${other.suggested}'`);
     assert.ok(fs.existsSync(path.join(dataset, other.suggested, path.basename(other.path!))));
   }
 });
