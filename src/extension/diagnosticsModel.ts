@@ -16,7 +16,8 @@
 import * as path from 'node:path';
 import { parseLabelFile, type LabelColumnOptions, type LabelFileKind } from '../core/labelFile';
 import { resolveEntryPath } from '../core/dataset';
-import { parseJsonTreeOrNull, parseProjectConfig, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, parseProjectConfig, type ConfigProblem, type JsonNode } from '../core/projectConfig';
+import { projectModelProblem } from './runChecksModel';
 import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
@@ -327,8 +328,17 @@ function tokenEnd(text: string, offset: number): number {
 }
 
 /** Diagnostics of a `.clip-lens.json` text: syntax errors and invalid values, with the line and column of each. */
-export function configDiagnostics(file: string, text: string): PlainDiagnostic[] {
-  const { problems } = parseProjectConfig(text, file);
+export function configDiagnostics(file: string, text: string, exists?: (p: string) => boolean): PlainDiagnostic[] {
+  const { problems, config } = parseProjectConfig(text, file);
+  const out = configProblemDiagnostics(file, text, problems);
+  // A "model" that cannot be loaded is an error on that key (the run would stop there; see runChecksModel.ts).
+  const modelProblem = typeof config.model === 'string' && config.model.trim() ? projectModelProblem(config.model, path.dirname(file), exists) : undefined;
+  const range = modelProblem ? keyPathRange(text, ['model']) : null;
+  if (modelProblem && range) out.push({ file, range, message: `model: ${modelProblem}`, severity: 'error', code: 'model-missing' });
+  return out;
+}
+
+function configProblemDiagnostics(file: string, text: string, problems: ConfigProblem[]): PlainDiagnostic[] {
   const starts = editorLineStarts(text);
   // Problem columns count UTF-16 units after the last LF, as the editor does.
   const nlStarts = [0];

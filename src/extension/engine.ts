@@ -31,6 +31,7 @@ import type { DatasetResult, ReportStore } from './store';
 import { chooseModel, describeModelSource, type ModelChoice } from './trust';
 import { COMMANDS } from './commandIds';
 import { pathKey } from './datasetFiles';
+import { CONFIG_INVALID, configProblemError, projectModelError } from './runChecksModel';
 
 export interface RunningState {
   root: string;
@@ -134,7 +135,11 @@ export class Engine implements vscode.Disposable {
     }
     const key = pathKey(root);
     const result = await this.runner.run(key, (signal) => this.runOnce(target, root, signal, trigger), trigger === 'user' ? 'refuse' : 'queue').catch((e: unknown) => {
-      if (e instanceof CancelledError) {
+      if (trigger === 'auto' && e instanceof ClipLensError && e.code === CONFIG_INVALID) {
+        // A half-typed config (auto-save): its diagnostic says what is wrong; the re-run waits until it is valid.
+        this.deps.log.warn(`${datasetName(root)}: not re-evaluated: ${e.message}`);
+        vscode.window.setStatusBarMessage(`$(warning) CLIP Lens: ${CONFIG_FILE_NAME} of ${datasetName(root)} has a problem; re-run waits until it is fixed`, 8000);
+      } else if (e instanceof CancelledError) {
         this.deps.log.info(`${datasetName(root)}: evaluation cancelled`);
         vscode.window.setStatusBarMessage(`CLIP Lens: evaluation of ${datasetName(root)} cancelled`, 4000);
       } else if (trigger === 'auto' && this.lastAutoError.get(key) === (e as Error)?.message) {
@@ -176,6 +181,9 @@ export class Engine implements vscode.Disposable {
       const read = await readProjectConfig(root);
       const config = read.config;
       const configFile = read.file ?? path.join(root, CONFIG_FILE_NAME);
+      // Order of checks: an invalid config stops the run here (never the defaults in its place, never a download).
+      const invalid = configProblemError(configFile, read.problems);
+      if (invalid) throw invalid;
       const trusted = vscode.workspace.isTrusted;
       const choice = chooseModel({
         env: process.env,
@@ -186,6 +194,10 @@ export class Engine implements vscode.Disposable {
         trusted,
       });
       if (choice.note) log.warn(`${name}: ${choice.note}`);
+      if (choice.source === 'project' && read.file) {
+        const bad = projectModelError(read.file, await fs.promises.readFile(read.file, 'utf8'), choice.spec);
+        if (bad) throw bad;
+      }
       const cacheSetting = trusted ? resolveCacheSetting(settings.cacheDirectory) : resolveCacheSetting(this.userCacheDirectory());
       const modelCacheDir = cacheSetting ?? defaultCacheDir();
       const embeddingCacheDir = cacheSetting ?? defaultEmbeddingCacheDir();
@@ -423,7 +435,8 @@ export class Engine implements vscode.Disposable {
       log.error(`${e.code}: ${e.message}`);
       const actions: string[] = [];
       if (e.file && fs.existsSync(e.file) && fs.statSync(e.file).isFile()) actions.push('Open File');
-      if (e.code.startsWith('model-')) actions.push('Select Model');
+      // A bad "model" in .clip-lens.json is fixed there (Open File goes to its line), not in the setting it overrides.
+      if (e.code.startsWith('model-') && !(e.file && path.basename(e.file) === CONFIG_FILE_NAME)) actions.push('Select Model');
       actions.push('Show Log');
       void vscode.window.showErrorMessage(`CLIP Lens: ${e.message}`, ...actions).then(async (a) => {
         if (a === 'Open File' && e.file) {

@@ -300,6 +300,50 @@ test('saving the label file re-runs the dataset (autoRerun onSave); with autoRer
   fake.setSetting('clipLens.autoRerun', 'onSave');
 });
 
+test('an invalid .clip-lens.json holds automatic re-runs quietly (no fallback, no prompt) and stops a user run at its line', async () => {
+  const dataset = path.join(work, 'labelled');
+  const configFile = path.join(dataset, '.clip-lens.json');
+  const saved = fs.readFileSync(configFile, 'utf8');
+  const before = api.reports().find((r) => r.dataset.root === dataset)!.createdAt;
+  state.messages.length = 0;
+  // Half-typed (auto-save while typing): a syntax error on line 2.
+  fs.writeFileSync(configFile, '{\n  "topK": 3,,\n');
+  const doc = await fakeVscode.workspace.openTextDocument(configFile);
+  doc.setText(fs.readFileSync(configFile, 'utf8'));
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
+  fake.docEvents.save.fire(doc);
+  await until('the held re-run', () => state.messages.some((m) => m.level === 'status' && /re-run waits until it is fixed/.test(m.text)));
+  assert.equal(api.reports().find((r) => r.dataset.root === dataset)!.createdAt, before, 'no re-run with the defaults');
+  assert.deepEqual(state.messages.filter((m) => m.level !== 'status'), [], 'no toast, no download prompt');
+  await until('the syntax error on its line', () => diagnostics('clipLens.config', configFile).some((d) => d.range.start.line === 1));
+
+  // Asked for by the user: an error naming the file and line, before any model is touched.
+  assert.equal(await api.evaluate(dataset), undefined);
+  const err = state.messages.find((m) => m.level === 'error');
+  assert.match(err?.text ?? '', /^CLIP Lens: .*\.clip-lens\.json:2: invalid JSON/);
+
+  // A model folder that is not there: an error on the "model" key, and the run stops there too.
+  state.messages.length = 0;
+  const text = '{\n  "model": "./no-such-model"\n}\n';
+  fs.writeFileSync(configFile, text);
+  doc.setText(text);
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
+  await until('the model diagnostic', () => diagnostics('clipLens.config', configFile).some((d) => (d.code as { value: string }).value === 'model-missing' && d.range.start.line === 1));
+  delete process.env.CLIP_LENS_MODEL; // the environment variable would win over the config's "model"
+  try {
+    assert.equal(await api.evaluate(dataset), undefined);
+  } finally {
+    process.env.CLIP_LENS_MODEL = MODEL;
+  }
+  const modelError = state.messages.find((m) => m.level === 'error')?.text ?? '';
+  assert.match(modelError, /\.clip-lens\.json:2: "model": no model folder at .*no-such-model/);
+  assert.ok(!state.messages.some((m) => /Download/.test(m.text)), 'no download offered');
+
+  fs.writeFileSync(configFile, saved);
+  doc.setText(saved);
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
+});
+
 test('images added on disk: a re-run is offered (onSave) or run (onChange); nothing is offered for an unrelated file', async () => {
   const dataset = path.join(work, 'folders');
   const watcher = state.watchers.find((w) => w.base === dataset && !w.disposed);
