@@ -28,9 +28,12 @@ import { ReportModel } from './model';
 import { restoreState } from './state';
 import { onThemeChange } from './theme';
 import { ThumbnailLoader } from './thumbs';
+import { renderGate } from './gate';
+import { ImageGrid } from './imageGrid';
+import type { GridSource, PanelGate } from '../src/core/panelProtocol';
 import { renderWarnings, type WarningsDeps } from './warnings';
 
-const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues'];
+const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues', 'images'];
 
 class App {
   private readonly host = new HostChannel();
@@ -43,6 +46,9 @@ class App {
   private readonly toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
   private readonly headerSlot = h('div', { class: 'header-slot' });
   private readonly warningsSlot = h('div', { class: 'warnings-slot' });
+  private readonly gateSlot = h('div', { class: 'gate-slot' });
+  private gate: PanelGate | null = null;
+  private readonly grid: ImageGrid;
   private readonly tabs: HTMLElement & { selectedIndex: number };
   private readonly badges: Record<'classes' | 'issues', HTMLElement>;
   private readonly matrix: MatrixView;
@@ -52,7 +58,7 @@ class App {
   constructor() {
     const state = () => this.state;
     const save = () => this.host.saveState(this.state);
-    this.matrix = new MatrixView({ host: this.host, thumbs: this.thumbs, state, save, onClass: (c) => this.showClass(c) });
+    this.matrix = new MatrixView({ host: this.host, thumbs: this.thumbs, state, save, onClass: (c) => this.showClass(c), onGrid: (cell) => this.showImages({ kind: 'cell', cell }) });
     this.table = new ClassTable({ state, save, showCell: (cell) => this.showCell(cell), prCurve: (c) => this.prCurve(c) });
     this.issues = new IssuesView({
       host: this.host,
@@ -61,6 +67,18 @@ class App {
       save,
       onCount: (n) => (this.badges.issues.textContent = int(n)),
       toast: (m, k) => this.toast(m, k),
+    });
+    this.grid = new ImageGrid({
+      host: this.host,
+      thumbs: this.thumbs,
+      state,
+      save,
+      toast: (m, k) => this.toast(m, k),
+      onResolved: (paths, action, message) => {
+        for (const p of paths) this.state.resolved[p] = { action, message };
+        save();
+        if (this.model) this.issues.setModel(this.model);
+      },
     });
     this.badges = {
       classes: h('vscode-badge', { variant: 'counter', slot: 'content-after' }),
@@ -74,9 +92,11 @@ class App {
       header('matrix', 'Confusion matrix', null),
       header('classes', 'Per-class metrics', this.badges.classes),
       header('issues', 'Label issues', this.badges.issues),
+      header('images', 'Images', null),
       h('vscode-tab-panel', { 'data-tab': 'matrix' }, this.matrix.element),
       h('vscode-tab-panel', { 'data-tab': 'classes' }, this.table.element),
       h('vscode-tab-panel', { 'data-tab': 'issues' }, this.issues.element),
+      h('vscode-tab-panel', { 'data-tab': 'images' }, this.grid.element),
     ) as HTMLElement & { selectedIndex: number };
     this.tabs.addEventListener('vsc-tabs-select', (e) => {
       const tab = TABS[(e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex] ?? 'matrix';
@@ -117,6 +137,7 @@ class App {
         const splits = m.report.dataset.splits ?? Object.keys(m.report.metricsBySplit ?? {});
         if (this.state.split !== null && !splits.includes(this.state.split)) this.state.split = null;
         this.probabilitiesStripped = m.probabilitiesStripped === true;
+        this.gate = m.gate ?? null;
         this.render(new ReportModel(m.report, this.state.split));
         this.host.saveState(this.state);
         // Two frames: layout and first paint are done.
@@ -138,6 +159,7 @@ class App {
         const t = m.target;
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
+        else if (t.kind === 'images') this.showImages(t.source);
         else {
           this.selectTab('issues');
           if (t.path) this.issues.reveal(t.path);
@@ -157,13 +179,15 @@ class App {
       this.headerSlot,
       renderHeader(model, { onSplit: (s) => this.setSplit(s), onExport: (f) => void this.export(f) }),
     );
+    replaceChildren(this.gateSlot, renderGate(this.gate, { showImages: (c) => this.showImages({ kind: 'class', class: c }) }));
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.warningsSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.warningsSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
+    this.grid.setModel(model);
     this.selectTab(this.state.tab);
   }
 
@@ -173,7 +197,8 @@ class App {
       thumbs: this.thumbs,
       state: () => this.state,
       save: () => this.host.saveState(this.state),
-      showClass: (c: string) => this.showClass(c),
+      // "Show <class>" opens the images of that class.
+      showClass: (c: string) => this.showImages({ kind: 'class', class: c }),
     };
   }
 
@@ -198,7 +223,15 @@ class App {
     requestAnimationFrame(() => {
       if (tab === 'matrix') this.matrix.onShown();
       if (tab === 'classes') this.table.onShown();
+      if (tab === 'images') this.grid.onShown();
     });
+  }
+
+  /** The image grid on a source (a class, a confusion cell, the label issues). */
+  private showImages(source: GridSource): void {
+    this.grid.show(source);
+    this.selectTab('images');
+    requestAnimationFrame(() => this.grid.element.scrollIntoView({ block: 'start' }));
   }
 
   private showClass(name: string): void {

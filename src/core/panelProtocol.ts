@@ -12,7 +12,43 @@
 import type { EvalReport } from './report';
 
 /** Which tab of the panel is shown. */
-export type PanelTab = 'matrix' | 'classes' | 'issues';
+export type PanelTab = 'matrix' | 'classes' | 'issues' | 'images';
+
+/**
+ * The commit gate's result as the panel shows it: the fields of core/gate.ts's GateResult it uses (repeated here so
+ * the webview, which has no Node types, does not type-check gate.ts; a GateResult is assignable to it).
+ */
+export interface PanelGate {
+  passed: boolean;
+  summary: { total: number; passed: number; failed: number };
+  checks: {
+    id: string;
+    kind: 'top1Accuracy' | 'balancedAccuracy' | 'recallAtK' | 'classRecall' | 'rareClassRecall' | 'labelIssues' | 'config';
+    name: string;
+    comparison: 'min' | 'max' | 'none';
+    actual: number | null;
+    required: number | null;
+    passed: boolean;
+    message: string;
+    configKey: string;
+    class?: string;
+  }[];
+}
+
+/** What the image grid shows: the images labelled as a class, one confusion-matrix cell, or the label issues. */
+export type GridSource = { kind: 'class'; class: string } | { kind: 'cell'; cell: MatrixCell } | { kind: 'issues' };
+
+/**
+ * Order of the image grid: by the CLIP score of the image's own label (lowest first: likely wrong labels on top), by
+ * the score of the top prediction (highest first), or by path.
+ */
+export type GridSort = 'labelScore' | 'topScore' | 'path';
+
+/** A fix applied to several samples at once, as ONE undoable step (dataset-relative sample paths). */
+export type BulkAction =
+  /** Move to the class folder (class folders) or change the label (label files), whichever fits the dataset. */
+  | { kind: 'fix'; paths: string[]; toClass: string }
+  | { kind: 'ignore'; paths: string[] };
 
 /** Per-class table columns that can be sorted. */
 export type ClassSortKey = 'class' | 'support' | 'predicted' | 'precision' | 'recall' | 'f1' | 'recallAtK' | 'ap';
@@ -62,6 +98,8 @@ export interface PanelUiState {
     filter: string;
     showResolved: boolean;
   };
+  /** The image grid (tab 'images'); absent in states saved by older versions. */
+  grid?: { source: GridSource; sort: GridSort };
   /** Label issues acted on in this panel, by sample path. */
   resolved: Record<string, ResolvedStatus>;
 }
@@ -123,7 +161,8 @@ export type SampleFix =
 export type RevealTarget =
   | { kind: 'class'; class: string }
   | { kind: 'cell'; cell: MatrixCell }
-  | { kind: 'issues'; path?: string };
+  | { kind: 'issues'; path?: string }
+  | { kind: 'images'; source: GridSource };
 
 /** Messages from the extension host to the webview. */
 export type HostToPanel =
@@ -136,6 +175,8 @@ export type HostToPanel =
       ignoredPaths?: string[];
       /** True when the host removed per-sample `probabilities` to keep the message small; ask for PR curves. */
       probabilitiesStripped?: boolean;
+      /** The commit gate's result when the dataset's `.clip-lens.json` sets thresholds (shown at the top). */
+      gate?: PanelGate | null;
     }
   /** No report to show (e.g. a restored panel whose report file is gone); the panel shows `message`. */
   | { type: 'empty'; message: string }
@@ -159,6 +200,8 @@ export type PanelToHost =
   /** Move to the class folder or change the label, whichever fits the dataset format. */
   | { type: 'applyFix'; requestId: number; path: string; toClass: string }
   | { type: 'ignoreSample'; requestId: number; path: string }
+  /** Several samples fixed or ignored as one undoable step; answered with `actionResult`. */
+  | { type: 'bulkAction'; requestId: number; action: BulkAction }
   | { type: 'export'; requestId: number; request: ExportRequest }
   /** An uncaught error in the webview, for the host's log. */
   | { type: 'error'; message: string; stack?: string };
