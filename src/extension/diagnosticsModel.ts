@@ -57,6 +57,11 @@ export interface PlainDiagnostic {
   code: string;
   issue?: IssueRef;
   related?: { file: string; range: PlainRange; message: string }[];
+  /**
+   * A command the diagnostic's code links to in the Problems panel (shown as the code, e.g. "Move to 'dog'"): the
+   * quick fix for files without a text model (images), where VS Code offers no lightbulb.
+   */
+  link?: { label: string; command: string; args: unknown[] };
 }
 
 /** Zero-width range at the start of a file (diagnostics on images and folders). */
@@ -208,10 +213,11 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
         line = sample.source.line;
         range = lineStartRange(line);
       }
-      out.push({ ...base, file: labelFile, range, issue: { ...ref, line }, related: [{ file: image, range: FILE_START, message: `the image: ${samplePath}` }] });
+      // No related-information row: it doubled every entry in the Problems panel; hover and quick fixes open the image.
+      out.push({ ...base, file: labelFile, range, issue: { ...ref, line } });
     } else {
       if (input.imageExists && !input.imageExists(samplePath)) continue;
-      out.push({ ...base, file: image, range: FILE_START, issue: ref });
+      out.push({ ...base, file: image, range: FILE_START, issue: ref, link: { label: `Move to '${issue.suggested}'`, command: 'clipLens.applyFix', args: [report.dataset.root, samplePath] } });
     }
   }
   return out;
