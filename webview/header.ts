@@ -88,9 +88,11 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
   }
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
+    // A note, not a yellow banner, when the balanced accuracy itself is still good (every card GOOD).
+    const band = metricBand('accuracy', m.balancedAccuracy);
     gap = h(
       'p',
-      { class: 'gap-note' },
+      { class: `gap-note ${band === 'good' ? 'info' : 'warn'}`, 'data-band': band },
       h('strong', { text: `Balanced accuracy is ${((m.top1Accuracy - m.balancedAccuracy) * 100).toFixed(1)} points below accuracy: ` }),
       'some classes do much worse than the average suggests. See the warnings below.',
     );

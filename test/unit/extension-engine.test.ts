@@ -316,6 +316,12 @@ test('an invalid .clip-lens.json holds automatic re-runs quietly (no fallback, n
   assert.equal(api.reports().find((r) => r.dataset.root === dataset)!.createdAt, before, 'no re-run with the defaults');
   assert.deepEqual(state.messages.filter((m) => m.level !== 'status'), [], 'no toast, no download prompt');
   await until('the syntax error on its line', () => diagnostics('clipLens.config', configFile).some((d) => d.range.start.line === 1));
+  // The file watcher sees the write too: no "Evaluate it again?" offer for a config that cannot be used.
+  doc.isDirty = true;
+  state.watchers.find((w) => w.base === dataset && !w.disposed)!.fire('change', fakeVscode.Uri.file(configFile));
+  await new Promise((r) => setTimeout(r, 2300));
+  assert.ok(!state.messages.some((m) => m.text.startsWith('.clip-lens.json changed')), 'no re-run offered');
+  doc.isDirty = false;
 
   // Asked for by the user: an error naming the file and line, before any model is touched.
   assert.equal(await api.evaluate(dataset), undefined);
