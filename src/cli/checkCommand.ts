@@ -8,32 +8,38 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CancelledError, ClipLensError } from '../core/errors';
-import { evaluateDataset } from '../core/evaluate';
-import { ClipModel } from '../core/runtime';
-import { ensureModel } from '../core/modelDownload';
 import { defaultModelEntry, resolveModelSpec } from '../core/modelRegistry';
-import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem } from '../core/projectConfig';
-import { evaluateGate, gateKs, hasThresholds } from '../core/gate';
+import { CONFIG_FILE_NAME, readProjectConfig } from '../core/projectConfig';
+import { hasThresholds } from '../core/gate';
+import { configError, executeRun, loadModel, locateModel, planRun, type ModelChoice } from '../core/run';
+import type { ClipModel } from '../core/runtime';
 import { GATE_FORMATS, formatGate, gateExitCode, type GateFormat, type GateOutcome } from '../core/gateFormats';
 import { gitTopLevel, relativeInside, stagedDataset, stagedDatasetRoots, type StagedDataset } from '../core/gitStaged';
-import { bar, ProgressLine, UsageError, type CliIO } from './io';
+import { runCommand, type CommandContext, type CommandSpec, type ParsedArgs } from './args';
+import { bar, cliObtainModel, describeError, ProgressLine, UsageError, writeOutput, type CliIO } from './io';
 
-export const CHECK_HELP = `Usage: clip-lens check [<dataset>...] [--staged] [--model DIR|ID] [--format FMT [--output FILE]]...
-                        [--cache DIR] [--quantized] [--threads N] [--batch N]
-
-Evaluates each dataset (a folder with a .clip-lens.json) and compares it with the "gate" thresholds of its config.
-  <dataset>...     dataset folders (default: every folder under the current one holding a .clip-lens.json,
-                   node_modules and .git skipped)
-  --staged         check what the next commit records: only datasets the staged changes touch, staged content
-  --model          model folder or registry id (default: the config's "model", relative to the config file,
-                   else ${defaultModelEntry().id})
-  --format         text (default), json, junit, sarif or markdown; repeat with one --output each to write several
-  --output FILE    write the format to FILE (the text summary still goes to stdout)
-  --cache DIR      embedding cache folder (default: $CLIP_LENS_CACHE or the user cache folder)
-Exit codes: 0 every threshold met, 1 a threshold not met, 2 a dataset could not be checked (or bad usage).
-`;
+export const CHECK_COMMAND: CommandSpec = {
+  name: 'check',
+  usage: ['[<dataset>...] [--staged] [--model DIR|ID] [--format FMT [--output FILE]]...', '[--cache DIR] [--quantized] [--threads N] [--batch N]'],
+  summary: 'exit 0 pass, 1 a threshold failed, 2 could not run',
+  description:
+    'Evaluates each dataset (a folder with a .clip-lens.json) and compares it with the "gate" thresholds of its config.\n' +
+    '<dataset>... are dataset folders (default: every folder under the current one holding a .clip-lens.json,\n' +
+    'node_modules and .git skipped). A dataset whose config has a problem is not evaluated (exit 2).',
+  options: {
+    staged: { type: 'boolean', help: 'check what the next commit records: only datasets the staged changes touch, staged content' },
+    model: { type: 'string', value: 'DIR|ID', help: `model folder or registry id (default: the config's "model", relative to the config file,\nelse ${defaultModelEntry().id})` },
+    format: { type: 'string', value: 'FMT', multiple: true, help: 'text (default), json, junit, sarif or markdown; repeat with one --output each to write several' },
+    output: { type: 'string', value: 'FILE', multiple: true, help: 'write the format to FILE (the text summary still goes to stdout)' },
+    cache: { type: 'string', value: 'DIR', help: 'embedding cache folder (default: $CLIP_LENS_CACHE or the user cache folder)' },
+    quantized: { type: 'boolean', help: 'use the 8-bit (*_quantized.onnx) graphs' },
+    threads: { type: 'integer', help: 'ONNX Runtime threads (default: the number of cores)' },
+    batch: { type: 'integer', help: 'images per inference batch (default 32)' },
+  },
+  notes: 'Exit codes: 0 every threshold met, 1 a threshold not met, 2 a dataset could not be checked (or bad usage).',
+  run: (args, ctx) => runCheck(args, ctx),
+};
 
 /** Folder names never searched for datasets. */
 const SKIP_DIRS = new Set(['node_modules', '.git']);
@@ -69,13 +75,6 @@ function shown(base: string, abs: string): string {
   return rel === '' ? '.' : rel;
 }
 
-function intOption(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} expects an integer >= 1, got '${value}'`);
-  return n;
-}
-
 interface Target {
   /** Absolute working-tree folder of the dataset (where relative config paths such as `model` point). */
   root: string;
@@ -89,40 +88,29 @@ interface LoadedModel {
   error?: Error;
 }
 
-export async function checkCommand(args: string[], io: CliIO, signal: AbortSignal): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      staged: { type: 'boolean' },
-      model: { type: 'string' },
-      format: { type: 'string', multiple: true },
-      output: { type: 'string', multiple: true },
-      cache: { type: 'string' },
-      quantized: { type: 'boolean' },
-      threads: { type: 'string' },
-      batch: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    io.out(CHECK_HELP);
-    return 0;
-  }
-  const formats = (values.format ?? ['text']) as string[];
+/** `clip-lens check <args>` (parsed by CHECK_COMMAND). */
+export function checkCommand(args: string[], io: CliIO, signal: AbortSignal, options: { debug?: boolean } = {}): Promise<number> {
+  return runCommand(CHECK_COMMAND, args, { io, signal, debug: Boolean(options.debug) });
+}
+
+async function runCheck(args: ParsedArgs, { io, signal, debug }: CommandContext): Promise<number> {
+  const positionals = args.positionals;
+  const values = { staged: args.flag('staged'), model: args.string('model') };
+  const formats = args.list<string>('format');
+  if (formats.length === 0) formats.push('text');
   for (const f of formats) {
     if (!GATE_FORMATS.includes(f as GateFormat)) throw new UsageError(`--format expects one of ${GATE_FORMATS.join(', ')}, got '${f}'`);
   }
-  const outputs = values.output ?? [];
+  const outputs = args.list<string>('output');
   if (outputs.length > 0 && outputs.length !== formats.length) {
     throw new UsageError(`give one --output per --format (${formats.length} format${formats.length === 1 ? '' : 's'}, ${outputs.length} output${outputs.length === 1 ? '' : 's'})`);
   }
   if (outputs.length === 0 && formats.length > 1) throw new UsageError('several --format need one --output each');
-  const threads = intOption(values.threads, 'threads');
-  const batchSize = intOption(values.batch, 'batch');
-  const quantized = Boolean(values.quantized);
+  const threads = args.int('threads');
+  const batchSize = args.int('batch');
+  const quantized = args.flag('quantized');
   const cwd = process.cwd();
-  const cacheDir = values.cache ? path.resolve(values.cache) : undefined;
+  const cacheDir = args.string('cache') ? path.resolve(args.string('cache') as string) : undefined;
 
   // Which datasets.
   let baseDir = cwd;
@@ -167,29 +155,25 @@ export async function checkCommand(args: string[], io: CliIO, signal: AbortSigna
   }
 
   const models = new Map<string, Promise<LoadedModel>>();
-  const loadModel = (spec: string, specBase: string): Promise<LoadedModel> => {
+  const obtain = cliObtainModel(io);
+  const loadShared = (choice: ModelChoice): Promise<LoadedModel> => {
     // One load per model, however many datasets name it (by registry id, or by folder relative to their config).
     let key: string;
     try {
-      const resolved = resolveModelSpec(spec, specBase);
+      const resolved = resolveModelSpec(choice.spec, choice.baseDir);
       key = resolved.kind === 'path' ? `path:${resolved.dir}` : `id:${resolved.entry.id}`;
     } catch (e) {
-      return Promise.resolve({ id: spec, error: e as Error });
+      return Promise.resolve({ id: choice.spec, error: e as Error });
     }
     let p = models.get(key);
     if (!p) {
       p = (async (): Promise<LoadedModel> => {
         try {
-          const progress = new ProgressLine(io);
-          const dir = await ensureModel(spec, {
-            baseDir: specBase,
-            quantized,
-            onProgress: (d) => progress.update(`Downloading ${d.file} ${d.totalBytes ? bar(d.bytes, d.totalBytes) : ''} ${(d.bytes / 1e6).toFixed(1)} MB`),
-          });
-          progress.clear();
-          return { model: await ClipModel.load(dir, { quantized, threads }), id: spec };
+          const located = await locateModel(choice, { quantized, obtain, signal });
+          if (!located) throw new ClipLensError('model-missing', `model '${choice.spec}' is not available`);
+          return { model: await loadModel(located, { threads }), id: choice.spec };
         } catch (e) {
-          return { id: spec, error: e as Error };
+          return { id: choice.spec, error: e as Error };
         }
       })();
       models.set(key, p);
@@ -200,7 +184,7 @@ export async function checkCommand(args: string[], io: CliIO, signal: AbortSigna
   const outcomes: GateOutcome[] = [];
   try {
     for (const t of targets) {
-      outcomes.push(await checkOne(t, { io, signal, baseDir, repoRoot, cacheDir, batchSize, modelOption: values.model, loadModel }));
+      outcomes.push(await checkOne(t, { io, signal, debug, baseDir, repoRoot, cacheDir, batchSize, quantized, modelOption: values.model, loadModel: loadShared }));
     }
   } finally {
     for (const p of models.values()) {
@@ -215,11 +199,8 @@ export async function checkCommand(args: string[], io: CliIO, signal: AbortSigna
     if (!(targets.length === 0 && formats[0] === 'text')) io.out(formatGate(outcomes, formats[0] as GateFormat, { baseDir }));
   } else {
     for (let i = 0; i < outputs.length; i++) {
-      const file = path.resolve(outputs[i]);
-      await fs.promises.mkdir(path.dirname(file), { recursive: true });
-      const tmp = `${file}.tmp-${process.pid}`;
-      await fs.promises.writeFile(tmp, formatGate(outcomes, formats[i] as GateFormat, { baseDir }));
-      await fs.promises.rename(tmp, file);
+      const text = formatGate(outcomes, formats[i] as GateFormat, { baseDir });
+      await writeOutput(path.resolve(outputs[i] as string), async (fh) => void (await fh.write(text)));
     }
     io.out(formatGate(outcomes, 'text', { baseDir }));
     io.out(`Written: ${outputs.map((o, i) => `${o} (${formats[i]})`).join(', ')}\n`);
@@ -230,12 +211,14 @@ export async function checkCommand(args: string[], io: CliIO, signal: AbortSigna
 interface CheckContext {
   io: CliIO;
   signal: AbortSignal;
+  debug: boolean;
   baseDir: string;
   repoRoot?: string;
   cacheDir?: string;
   batchSize?: number;
+  quantized: boolean;
   modelOption?: string;
-  loadModel: (spec: string, specBase: string) => Promise<LoadedModel>;
+  loadModel: (choice: ModelChoice) => Promise<LoadedModel>;
 }
 
 async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
@@ -266,15 +249,9 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     } catch {
       // Already read once by readProjectConfig; a race here only loses line numbers.
     }
-    const gateProblems = read.problems.filter((p) => p.key === '' || p.key === 'gate' || p.key.startsWith('gate.'));
-    if (gateProblems.length > 0) {
-      const first = formatConfigProblem(configFile, gateProblems[0] as ConfigProblem);
-      const more = gateProblems.length > 1 ? ` (and ${gateProblems.length - 1} more problem${gateProblems.length === 2 ? '' : 's'} in the gate section)` : '';
-      throw new ClipLensError('config-invalid', `${first}${more}`);
-    }
-    for (const p of read.problems) notes.push(formatConfigProblem(configFile, p));
+    // An invalid config is not evaluated with defaults in place of what it got wrong.
+    if (read.problems.length > 0) throw configError(configFile, read.problems, read.file);
     const config = read.config;
-    const gate = config.gate ?? {};
     if (!hasThresholds(config.gate)) {
       // Nothing to compare: skip the evaluation.
       notes.push(`no thresholds in the "gate" section of ${configFile}: nothing to check`);
@@ -282,22 +259,27 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
       return finish();
     }
 
-    const spec = ctx.modelOption ?? config.model ?? defaultModelEntry().id;
-    const specBase = ctx.modelOption !== undefined ? process.cwd() : t.root;
-    const loaded = await ctx.loadModel(spec, specBase);
+    // The dataset and the config are checked before the model is loaded.
+    const plan = await planRun({
+      target: dir,
+      config: read,
+      projectDir: t.root,
+      options: { model: ctx.modelOption },
+      quantized: ctx.quantized,
+      cacheDir: ctx.cacheDir,
+      batchSize: ctx.batchSize,
+      signal: ctx.signal,
+    });
+    const loaded = await ctx.loadModel(plan.model);
     if (loaded.error || !loaded.model) {
       const e = loaded.error;
       if (e instanceof CancelledError) throw e;
-      const where = ctx.modelOption === undefined && config.model !== undefined ? ` (model "${config.model}" of ${configFile})` : '';
-      throw new ClipLensError(e instanceof ClipLensError ? e.code : 'model-load-failed', `cannot load the model${where}: ${e?.message ?? 'unknown error'}`);
+      const where = plan.model.source === 'project' ? ` (model "${config.model}" of ${configFile})` : '';
+      throw new ClipLensError(e instanceof ClipLensError ? e.code : 'model-load-failed', `cannot load the model${where}: ${e ? describeError(e).line : 'unknown error'}`);
     }
-    const report = await evaluateDataset(dir, {
+    const { report, gate } = await executeRun(plan, {
       model: loaded.model,
       modelId: loaded.id,
-      projectConfig: config,
-      ks: gateKs(gate),
-      cacheDir: ctx.cacheDir,
-      batchSize: ctx.batchSize,
       signal: ctx.signal,
       onProgress: (p) => {
         if (p.phase === 'images') progress.update(`${dataset}: ${bar(p.done, p.total)} ${p.done}/${p.total} images${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
@@ -309,16 +291,18 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     if (failed > 0) notes.push(`${failed} image${failed === 1 ? '' : 's'} could not be evaluated (see clip-lens eval for details)`);
     notes.push(`${report.dataset.counts.evaluated} images evaluated, ${report.timing.imagesComputed} inferred and ${report.timing.imagesFromCache} from the cache`);
     outcome.report = report;
-    outcome.result = evaluateGate(report, gate, { warnings: config.warnings });
+    outcome.result = gate ?? undefined;
   } catch (e) {
     progress.clear();
     if (e instanceof CancelledError) throw e;
     const err = e as Error & { code?: string; file?: string; line?: number };
     const known = e instanceof ClipLensError;
+    const described = describeError(e);
+    if (described.internal && ctx.debug) ctx.io.err(`${err.stack ?? err.message}\n`);
     // Name files by their working-tree path, not the temporary checkout's.
     const unstage = (s: string) => (staged?.materialized ? s.split(staged.dir).join(t.root) : s);
     outcome.error = {
-      message: unstage(known ? err.message.split('\n')[0] : `internal error: ${err.stack ?? err.message}`),
+      message: unstage(described.line),
       ...(known ? { code: err.code } : {}),
       ...(known && err.file ? { file: shown(ctx.baseDir, staged && err.file.startsWith(staged.dir) ? path.join(t.root, path.relative(staged.dir, err.file)) : path.resolve(err.file)) } : {}),
       ...(known && err.line !== undefined ? { line: err.line } : {}),

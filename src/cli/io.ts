@@ -1,5 +1,9 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ClipLensError } from '../core/errors';
 import { jsonReportChunks } from '../core/reportExport';
+import { downloadModel } from '../core/modelDownload';
+import type { ObtainModel } from '../core/run';
 import type { EvalReport } from '../core/report';
 
 /** The CLI's view of its terminal, injectable so commands can be tested in-process. */
@@ -44,17 +48,43 @@ export function bar(done: number, total: number, width = 24): string {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
 }
 
-/** Usage errors and fatal errors: exit code 2 with a one-line reason. */
+/** A command line the CLI cannot run (unknown option, missing argument): exit code 2 with a one-line reason. */
 export class UsageError extends Error {}
+
+/** True for Node's system errors (ENOENT, EACCES, ...), which name a path and a syscall. */
+function isSystemError(e: unknown): e is NodeJS.ErrnoException {
+  const err = e as NodeJS.ErrnoException;
+  return err instanceof Error && typeof err.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) && typeof err.syscall === 'string';
+}
+
+/**
+ * One line for a fatal error: ClipLensError and UsageError messages as they are (they name their file and line);
+ * a system error as "<path>: cannot <syscall>: <cause> (<CODE>)"; anything else as an internal error whose stack
+ * trace is printed only with --debug.
+ */
+export function describeError(e: unknown): { line: string; internal: boolean } {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof ClipLensError || err instanceof UsageError) return { line: firstLine(err.message), internal: false };
+  if (isSystemError(err)) {
+    const m = /^[A-Z0-9]+: ([^,]+)/.exec(err.message);
+    const cause = `${m ? m[1] : err.code} (${err.code})`;
+    const dest = (err as { dest?: string }).dest;
+    const target = err.path ? `${err.path}${dest ? ` -> ${dest}` : ''}: ` : '';
+    return { line: `${target}cannot ${err.syscall}: ${cause}`, internal: false };
+  }
+  return { line: `internal error: ${firstLine(err.message) || err.name} (run with --debug for the stack trace)`, internal: true };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] as string;
+}
 
 /**
  * Writes the eval report as JSON (1-space indent, as JSON.stringify(report, null, 1)) to `file` atomically (a
  * temporary file renamed into place), in 64 KB pieces: a large dataset's report is never one string in memory.
  */
 export async function writeJsonReport(report: EvalReport, file: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await fs.promises.open(tmp, 'w');
-  try {
+  await writeOutput(file, async (fh) => {
     let pending = '';
     for (const chunk of jsonReportChunks(report, 1)) {
       pending += chunk;
@@ -64,11 +94,49 @@ export async function writeJsonReport(report: EvalReport, file: string): Promise
       }
     }
     await fh.write(`${pending}\n`);
+  });
+}
+
+/**
+ * Writes an output file the user named (--json, --output): its folder is created, the content goes to a temporary
+ * file renamed into place. A filesystem error is a ClipLensError naming `file` and the cause, on one line.
+ */
+export async function writeOutput(file: string, write: (fh: fs.promises.FileHandle) => Promise<void>): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fail = (e: unknown): never => {
+    if (e instanceof ClipLensError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const m = /^[A-Z0-9]+: ([^,]+)/.exec(err.message ?? '');
+    throw new ClipLensError('output-unwritable', `cannot write this file: ${m ? m[1] : err.message}${err.code ? ` (${err.code})` : ''}`, { file });
+  };
+  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true }).catch(fail);
+  const fh = await fs.promises.open(tmp, 'w').catch(fail);
+  try {
+    await write(fh);
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => undefined);
     await fs.promises.rm(tmp, { force: true });
-    throw e;
+    fail(e);
   }
-  await fs.promises.rename(tmp, file);
+  await fs.promises.rename(tmp, file).catch(async (e: unknown) => {
+    await fs.promises.rm(tmp, { force: true });
+    fail(e);
+  });
+}
+
+/** Downloads a missing registry model with a progress line on a TTY (the CLI's answer to core's ObtainModel). */
+export function cliObtainModel(io: CliIO): ObtainModel {
+  return async (entry, cacheDir, signal) => {
+    const progress = new ProgressLine(io);
+    try {
+      return await downloadModel(entry, {
+        cacheDir,
+        signal,
+        onProgress: (p) => progress.update(`Downloading ${p.file} ${p.totalBytes ? bar(p.bytes, p.totalBytes) : ''} ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s`),
+      });
+    } finally {
+      progress.clear();
+    }
+  };
 }

@@ -12,7 +12,6 @@
  * `download` prints the model directory alone on `out` (for scripts); progress and messages go to `err`.
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CancelledError, ClipLensError } from '../core/errors';
 import { validateModelDir } from '../core/modelDir';
 import {
@@ -23,7 +22,11 @@ import {
   isModelCached,
   type DownloadProgress,
 } from '../core/modelDownload';
+import { runCommand, type CommandSpec, type OptionSpec, type ParsedArgs } from './args';
+import { UsageError } from './io';
 import { MODEL_REGISTRY, quantizedVariant, resolveModelSpec, type RegistryEntry } from '../core/modelRegistry';
+
+const CACHE: OptionSpec = { type: 'string', value: 'DIR', help: 'model cache folder (default: $CLIP_LENS_CACHE or the user cache folder)' };
 
 export interface ModelCommandIO {
   out: (s: string) => void;
@@ -31,34 +34,46 @@ export interface ModelCommandIO {
   isTTY: boolean;
 }
 
-const USAGE = `usage: clip-lens model list [--cache DIR]
-       clip-lens model download <id> [--cache DIR] [--quantized] [--force] [--mirror URL] [--proxy URL]
-       clip-lens model verify <dir|id> [--quantized] [--cache DIR]
-`;
-
-class UsageError extends Error {}
+/** `model list|download|verify`: options and help declared once (args.ts); run by modelCommand below. */
+export const MODEL_COMMAND: CommandSpec = {
+  name: 'model',
+  usage: [],
+  summary: 'models: the registry, downloads, verification',
+  subcommands: [
+    {
+      name: 'list',
+      usage: ['[--cache DIR]'],
+      summary: 'the registry, with what is downloaded',
+      options: { cache: CACHE },
+      run: (args, { io }) => listCommand(flagsOf(args, 0), io),
+    },
+    {
+      name: 'download',
+      usage: ['<id> [--cache DIR] [--quantized] [--force] [--mirror URL] [--proxy URL]'],
+      summary: 'download a registry model into the cache (prints its folder)',
+      options: {
+        cache: CACHE,
+        quantized: { type: 'boolean', help: 'the 8-bit variant' },
+        force: { type: 'boolean', help: 'download again even when cached' },
+        mirror: { type: 'string', value: 'URL', help: 'server to download from (default $CLIP_LENS_MODEL_MIRROR or https://huggingface.co)' },
+        proxy: { type: 'string', value: 'URL', help: 'http://[user:pass@]host:port proxy (default HTTPS_PROXY / HTTP_PROXY)' },
+      },
+      run: (args, { io }) => downloadCommand(flagsOf(args, 1), io),
+    },
+    {
+      name: 'verify',
+      usage: ['<dir|id> [--quantized] [--cache DIR]'],
+      summary: 'check a model folder (or a downloaded registry model) completely',
+      options: { quantized: { type: 'boolean', help: 'check the 8-bit variant' }, cache: CACHE },
+      run: (args, { io }) => verifyCommand(flagsOf(args, 1), io),
+    },
+  ],
+};
 
 /** Run `clip-lens model <args>`; returns the process exit code. */
 export async function modelCommand(args: string[], io: ModelCommandIO): Promise<number> {
-  const [sub, ...rest] = args;
   try {
-    switch (sub) {
-      case 'list':
-        return await listCommand(rest, io);
-      case 'download':
-        return await downloadCommand(rest, io);
-      case 'verify':
-        return await verifyCommand(rest, io);
-      case 'help':
-      case '--help':
-      case '-h':
-        io.out(USAGE);
-        return 0;
-      case undefined:
-        throw new UsageError('missing subcommand: expected list, download or verify');
-      default:
-        throw new UsageError(`unknown subcommand '${sub}': expected list, download or verify`);
-    }
+    return await runCommand(MODEL_COMMAND, args, { io, signal: new AbortController().signal, debug: false });
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`clip-lens model: ${e.message}\n`);
@@ -78,23 +93,9 @@ export async function modelCommand(args: string[], io: ModelCommandIO): Promise<
 
 type Flags = { cache?: string; quantized?: boolean; force?: boolean; mirror?: string; proxy?: string };
 
-function parse(args: string[], allowed: (keyof Flags)[], positionals: number): { flags: Flags; pos: string[] } {
-  const all = {
-    cache: { type: 'string' },
-    quantized: { type: 'boolean' },
-    force: { type: 'boolean' },
-    mirror: { type: 'string' },
-    proxy: { type: 'string' },
-  } as const;
-  const options = Object.fromEntries(allowed.map((k) => [k, all[k]]));
-  let parsed: { values: Record<string, unknown>; positionals: string[] };
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
-  }
-  if (parsed.positionals.length > positionals) throw new UsageError(`unexpected argument '${parsed.positionals[positionals]}'`);
-  return { flags: parsed.values as Flags, pos: parsed.positionals };
+function flagsOf(args: ParsedArgs, positionals: number): { flags: Flags; pos: string[] } {
+  if (args.positionals.length > positionals) throw new UsageError(`unexpected argument '${args.positionals[positionals]}'`);
+  return { flags: args.values as Flags, pos: args.positionals };
 }
 
 function cacheDirOf(flags: Flags): string {
@@ -117,8 +118,7 @@ function registryEntry(id: string, quantized: boolean | undefined): RegistryEntr
   return q;
 }
 
-async function listCommand(args: string[], io: ModelCommandIO): Promise<number> {
-  const { flags } = parse(args, ['cache'], 0);
+async function listCommand({ flags }: { flags: Flags }, io: ModelCommandIO): Promise<number> {
   const cacheDir = cacheDirOf(flags);
   const rows = [['ID', 'SIZE', 'QUANTIZED', 'CACHED', 'DESCRIPTION']];
   for (const e of MODEL_REGISTRY) {
@@ -136,8 +136,7 @@ async function listCommand(args: string[], io: ModelCommandIO): Promise<number> 
   return 0;
 }
 
-async function downloadCommand(args: string[], io: ModelCommandIO): Promise<number> {
-  const { flags, pos } = parse(args, ['cache', 'quantized', 'force', 'mirror', 'proxy'], 1);
+async function downloadCommand({ flags, pos }: { flags: Flags; pos: string[] }, io: ModelCommandIO): Promise<number> {
   if (pos.length === 0) throw new UsageError('download needs a model id (see clip-lens model list)');
   const entry = registryEntry(pos[0], flags.quantized);
   const cacheDir = cacheDirOf(flags);
@@ -169,8 +168,7 @@ async function downloadCommand(args: string[], io: ModelCommandIO): Promise<numb
   }
 }
 
-async function verifyCommand(args: string[], io: ModelCommandIO): Promise<number> {
-  const { flags, pos } = parse(args, ['cache', 'quantized'], 1);
+async function verifyCommand({ flags, pos }: { flags: Flags; pos: string[] }, io: ModelCommandIO): Promise<number> {
   if (pos.length === 0) throw new UsageError('verify needs a model directory or id');
   let resolved;
   try {

@@ -21,6 +21,7 @@ import { findLabelIssues } from './labelIssues';
 import type { Dataset, DatasetProblem } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
+import { datasetRootOf } from './run';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -55,6 +56,8 @@ export interface EvaluateOptions {
   ks?: number[];
   /** The dataset's already-parsed project config (otherwise read from `.clip-lens.json` at the root). */
   projectConfig?: ProjectConfig;
+  /** The dataset, already read by the caller (core/run.ts planRun) from `target`; otherwise read here. */
+  dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
 }
@@ -134,7 +137,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     for (const p of read.problems) problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file, line: p.line });
   }
   const labelsConfig = config.labels ?? {};
-  const dataset = await readDataset(target, {
+  const dataset = options.dataset ?? await readDataset(target, {
     labelFile: options.labelFile ?? (labelsConfig.file && target === configRoot ? path.resolve(configRoot, labelsConfig.file) : undefined),
     imageColumn: options.imageColumn ?? labelsConfig.imageColumn,
     labelColumn: options.labelColumn ?? labelsConfig.labelColumn,
@@ -151,7 +154,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Caches: one namespace for images (vision graph + preprocessing), one for prompts (text graph + tokenizer).
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
-  const imageCache = cacheRoot ? await openCache(cacheRoot, `image\0${model.imageFingerprint}`, problems) : null;
+  const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems) : null;
   const textCache = cacheRoot ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
@@ -355,13 +358,6 @@ function stripLocation(message: string, samplePath: string): string {
   return i > 0 && message.slice(0, i).endsWith(samplePath) ? message.slice(i + 2) : message;
 }
 
-/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
-async function datasetRootOf(target: string): Promise<string> {
-  const st = await fs.promises.stat(target).catch(() => null);
-  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
-  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
-}
-
 async function openCache(root: string, namespace: string, problems: DatasetProblem[]): Promise<EmbeddingCache | null> {
   try {
     const cache = await EmbeddingCache.open(root, namespace);
@@ -373,7 +369,20 @@ async function openCache(root: string, namespace: string, problems: DatasetProbl
   }
 }
 
-interface RunImagesArgs {
+/** The cache namespace of a model's image embeddings (vision graph + preprocessing). */
+function imageNamespace(model: ClipModel): string {
+  return `image\0${model.imageFingerprint}`;
+}
+
+/**
+ * The image-embedding cache of `model` under `root` (default: the user's cache folder), shared with evaluateDataset;
+ * null when it cannot be opened (why goes to `problems`).
+ */
+export async function openImageCache(root: string | undefined, model: ClipModel, problems: DatasetProblem[] = []): Promise<EmbeddingCache | null> {
+  return openCache(root ?? defaultEmbeddingCacheDir(), imageNamespace(model), problems);
+}
+
+export interface RunImagesArgs {
   dataset: Dataset;
   model: ClipModel;
   imageCache: EmbeddingCache | null;
@@ -389,7 +398,7 @@ interface RunImagesArgs {
 }
 
 /** Reads, hashes and (when not cached) preprocesses and infers every image, in batches, with one batch in flight. */
-async function runImages(a: RunImagesArgs): Promise<void> {
+export async function runImages(a: RunImagesArgs): Promise<void> {
   const { dataset, model, imageCache, batchSize, signal } = a;
   const pre = model.preprocessor;
   const perImage = 3 * pre.outputHeight * pre.outputWidth;

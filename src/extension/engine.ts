@@ -17,21 +17,22 @@ import * as vscode from 'vscode';
 import { CancelledError, ClipLensError } from '../core/errors';
 import type { ClipModel } from '../core/runtime';
 import type { EvaluateProgress } from '../core/evaluate';
-import { evaluateGate, gateKs, hasThresholds } from '../core/gate';
 import { executionProviders } from '../core/executionProviders';
-import { CONFIG_FILE_NAME, readProjectConfig, type ProjectConfig } from '../core/projectConfig';
-import { quantizedVariant, resolveModelSpec, type RegistryEntry } from '../core/modelRegistry';
-import { cachedModelDir, checkCachedModel, DEFAULT_BASE_URL, defaultCacheDir, downloadModel, MIRROR_ENV } from '../core/modelDownload';
+import { CONFIG_FILE_NAME } from '../core/projectConfig';
+import type { RegistryEntry } from '../core/modelRegistry';
+import { DEFAULT_BASE_URL, defaultCacheDir, downloadModel, MIRROR_ENV } from '../core/modelDownload';
 import { defaultEmbeddingCacheDir } from '../core/embeddingCache';
+import { executeRun, loadModel, locateModel, planRun, type RunOutcome } from '../core/run';
 import type { EvalReport } from '../core/report';
-import { effectiveThreads, mergeThresholds, type Settings } from './config';
+import { effectiveThreads, type Settings } from './config';
 import { KeyedRunner, ModelPool, type Lease } from './enginePool';
 import { datasetName, downloadMessage, formatBytes, formatDuration, pct, progressMessage } from './format';
 import type { DatasetResult, ReportStore } from './store';
-import { chooseModel, describeModelSource, type ModelChoice } from './trust';
+import { describeModelSource, MODEL_ENV } from './trust';
 import { COMMANDS } from './commandIds';
 import { pathKey } from './datasetFiles';
-import { CONFIG_INVALID, configProblemError, projectModelError } from './runChecksModel';
+import { datasetRootOf } from '../core/run';
+import { CONFIG_INVALID, projectModelError } from './runChecksModel';
 
 export interface RunningState {
   root: string;
@@ -56,12 +57,7 @@ interface PoolKey {
   providers: string[];
 }
 
-/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
-export async function datasetRootOf(target: string): Promise<string> {
-  const st = await fs.promises.stat(target).catch(() => null);
-  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
-  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
-}
+export { datasetRootOf } from '../core/run';
 
 /** `~` and relative paths of the cacheDirectory setting, resolved. */
 export function resolveCacheSetting(value: string): string | undefined {
@@ -87,9 +83,8 @@ export class Engine implements vscode.Disposable {
     this.pool = new ModelPool<ClipModel>({
       load: async (key) => {
         const k = JSON.parse(key) as PoolKey;
-        const { ClipModel } = await import('../core/runtime.js');
         this.deps.log.info(`loading the model ${k.dir}${k.quantized ? ' (quantized)' : ''} with ${k.threads} thread${k.threads === 1 ? '' : 's'} on ${k.providers.join(', ')}`);
-        return ClipModel.load(k.dir, { quantized: k.quantized, threads: k.threads, executionProviders: k.providers });
+        return loadModel({ dir: k.dir, quantized: k.quantized }, { threads: k.threads, executionProviders: k.providers });
       },
       dispose: async (model, key) => {
         this.deps.log.info(`released the model ${(JSON.parse(key) as PoolKey).dir}`);
@@ -178,31 +173,42 @@ export class Engine implements vscode.Disposable {
     const log = this.deps.log;
     this.setRunning({ root, message: 'Starting…' }, root);
     try {
-      const read = await readProjectConfig(root);
-      const config = read.config;
-      const configFile = read.file ?? path.join(root, CONFIG_FILE_NAME);
-      // Order of checks: an invalid config stops the run here (never the defaults in its place, never a download).
-      const invalid = configProblemError(configFile, read.problems);
-      if (invalid) throw invalid;
       const trusted = vscode.workspace.isTrusted;
-      const choice = chooseModel({
-        env: process.env,
-        projectModel: config.model,
-        projectDir: root,
-        settingModel: settings.model,
-        settingBaseDir: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? os.homedir(),
-        trusted,
-      });
-      if (choice.note) log.warn(`${name}: ${choice.note}`);
-      if (choice.source === 'project' && read.file) {
-        const bad = projectModelError(read.file, await fs.promises.readFile(read.file, 'utf8'), choice.spec);
-        if (bad) throw bad;
-      }
       const cacheSetting = trusted ? resolveCacheSetting(settings.cacheDirectory) : resolveCacheSetting(this.userCacheDirectory());
       const modelCacheDir = cacheSetting ?? defaultCacheDir();
       const embeddingCacheDir = cacheSetting ?? defaultEmbeddingCacheDir();
+      // One plan from .clip-lens.json and the settings (the config wins), the dataset read, before any model.
+      this.setRunning({ root, message: 'Reading the dataset…' }, root);
+      const plan = await planRun({
+        target,
+        settings: {
+          model: settings.model,
+          modelBaseDir: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? os.homedir(),
+          environmentModel: process.env[MODEL_ENV],
+          topK: settings.topK,
+          templates: settings.templates,
+          warnings: settings.thresholds,
+        },
+        trusted,
+        quantized: settings.quantized,
+        cacheDir: embeddingCacheDir,
+        batchSize: settings.batchSize,
+        // Order of checks: an invalid config stops the run at its line (never the defaults in its place, never a
+        // download); it is a diagnostic on .clip-lens.json, and automatic re-runs wait quietly until it is valid.
+        configProblems: 'fail',
+        signal: runSignal,
+      });
+      const config = plan.config;
+      const configFile = plan.configFile ?? path.join(root, CONFIG_FILE_NAME);
+      const choice = plan.model;
+      if (choice.note) log.warn(`${name}: ${choice.note}`);
+      // A "model" folder in the config that is not there: an error on that key, before any model or download.
+      if (choice.source === 'project' && plan.configFile) {
+        const bad = projectModelError(plan.configFile, await fs.promises.readFile(plan.configFile, 'utf8'), choice.spec);
+        if (bad) throw bad;
+      }
 
-      const model = await this.modelDirectory(choice, settings, modelCacheDir, runSignal);
+      const model = await locateModel(choice, { quantized: settings.quantized, cacheDir: modelCacheDir, obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? runSignal), signal: runSignal });
       if (!model) return undefined;
       const threads = effectiveThreads(settings.threads, os.availableParallelism());
       let providers = ['cpu'];
@@ -212,29 +218,11 @@ export class Engine implements vscode.Disposable {
         if (ep.note) log.warn(ep.note);
       }
 
-      const merged: ProjectConfig = {
-        ...config,
-        topK: config.topK ?? settings.topK,
-        templates: config.templates ?? settings.templates,
-        warnings: mergeThresholds(config.warnings, settings.thresholds),
-      };
-      const run = async (prov: string[]): Promise<EvalReport> => {
+      const run = async (prov: string[]): Promise<RunOutcome> => {
         const key: PoolKey = { dir: model.dir, quantized: model.quantized, threads, providers: prov };
         const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
         try {
-          return await this.withEvaluationProgress(root, name, trigger, runSignal, async (signal, onProgress) => {
-            const { evaluateDataset } = await import('../core/evaluate.js');
-            return evaluateDataset(target, {
-              model: lease.model,
-              modelId: choice.spec,
-              projectConfig: merged,
-              ks: gateKs(config.gate),
-              cacheDir: embeddingCacheDir,
-              batchSize: settings.batchSize,
-              signal,
-              onProgress,
-            });
-          });
+          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, signal, onProgress }));
         } catch (e) {
           if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
             lease.release();
@@ -246,9 +234,9 @@ export class Engine implements vscode.Disposable {
           lease.release();
         }
       };
-      let report: EvalReport;
+      let outcome: RunOutcome;
       try {
-        report = await run(providers);
+        outcome = await run(providers);
       } catch (e) {
         if (!(e instanceof CudaFailure)) throw e;
         this.cudaFailed = true;
@@ -256,12 +244,9 @@ export class Engine implements vscode.Disposable {
         void vscode.window.showWarningMessage('CLIP Lens: CUDA could not run the model; evaluating on the CPU instead. See the log for details.', 'Show Log').then((a) => {
           if (a) log.show(true);
         });
-        report = await run(['cpu']);
+        outcome = await run(['cpu']);
       }
-
-      // Config problems are shown live on .clip-lens.json; list them in the report as the CLI does.
-      for (const p of read.problems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
-      const gate = config.gate && hasThresholds(config.gate) ? evaluateGate(report, config.gate, { warnings: config.warnings }) : null;
+      const { report, gate } = outcome;
       const result: DatasetResult = {
         root,
         target,
@@ -302,8 +287,8 @@ export class Engine implements vscode.Disposable {
     name: string,
     trigger: Trigger,
     runSignal: AbortSignal,
-    body: (signal: AbortSignal, onProgress: (p: EvaluateProgress) => void) => Promise<EvalReport>,
-  ): Promise<EvalReport> {
+    body: (signal: AbortSignal, onProgress: (p: EvaluateProgress) => void) => Promise<RunOutcome>,
+  ): Promise<RunOutcome> {
     const location = trigger === 'user' ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window;
     return vscode.window.withProgress(
       { location, title: trigger === 'user' ? `CLIP Lens: ${name}` : `CLIP Lens: re-evaluating ${name}`, cancellable: trigger === 'user' },
@@ -343,28 +328,15 @@ export class Engine implements vscode.Disposable {
     );
   }
 
-  /**
-   * The model folder for a choice: a local folder as is, a registry model from the cache, downloaded first when
-   * missing and the user agrees. Undefined when the user declined.
-   */
-  private async modelDirectory(choice: ModelChoice, settings: Settings, cacheDir: string, signal: AbortSignal): Promise<{ dir: string; quantized: boolean | undefined } | undefined> {
-    const resolved = resolveModelSpec(choice.spec, choice.baseDir);
-    if (resolved.kind === 'path') return { dir: resolved.dir, quantized: settings.quantized ? true : undefined };
-    let entry: RegistryEntry = resolved.entry;
-    if (settings.quantized && !entry.quantized) {
-      const q = quantizedVariant(entry);
-      if (!q) throw new ClipLensError('model-no-quantized', `model '${entry.id}' has no quantized variant; turn off clipLens.quantized or choose another model`);
-      entry = q;
-    }
-    if ((await checkCachedModel(entry, cacheDir)) === null) return { dir: cachedModelDir(entry, cacheDir), quantized: entry.quantized };
+  /** core/run.ts's ObtainModel for the editor: asks first (size shown); concurrent runs share one prompt and download. */
+  private async obtainModel(entry: RegistryEntry, cacheDir: string, signal: AbortSignal): Promise<string | undefined> {
     const key = `${cacheDir}\0${entry.id}`;
     let pending = this.downloads.get(key);
     if (!pending) {
       pending = this.askAndDownload(entry, cacheDir, signal).finally(() => this.downloads.delete(key));
       this.downloads.set(key, pending);
     }
-    const dir = await pending;
-    return dir ? { dir, quantized: entry.quantized } : undefined;
+    return pending;
   }
 
   private async askAndDownload(entry: RegistryEntry, cacheDir: string, signal: AbortSignal): Promise<string | undefined> {

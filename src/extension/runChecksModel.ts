@@ -1,30 +1,17 @@
 /**
- * The editor's order of checks before an evaluation touches the model (pure; unit-tested in
- * test/unit/extension-runChecks.test.ts): the dataset's `.clip-lens.json` must be valid (an invalid config never
- * falls back to the defaults, so a half-typed file never leads to "download the default model?"), and a model folder
- * named by `"model"` in it must exist. Each failure is a ClipLensError naming the config file and the line of the key
+ * The editor's checks before an evaluation touches the model, beyond core/run.ts's (which stops an invalid config at
+ * its line; unit-tested in test/unit/extension-runChecks.test.ts): a model folder named by `"model"` in the config
+ * must exist. Each failure is a ClipLensError naming the config file and the line of the key
  * at fault, so the error's "Open File" goes there; the same problems are diagnostics on the config (diagnosticsModel.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
 import { resolveModelSpec } from '../core/modelRegistry';
-import { parseJsonTreeOrNull, type ConfigProblem } from '../core/projectConfig';
+import { parseJsonTreeOrNull } from '../core/projectConfig';
 
-/** Error code of an evaluation held back because the config is invalid (automatic re-runs wait quietly). */
+/** Error code of an evaluation held back because the config is invalid (core/run.ts configError; automatic re-runs wait quietly). */
 export const CONFIG_INVALID = 'config-invalid';
-
-/** The first problem of an invalid config as the error that stops the run, at its line. */
-export function configProblemError(configFile: string, problems: readonly ConfigProblem[]): ClipLensError | undefined {
-  const p = problems[0];
-  if (!p) return undefined;
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length === 2 ? '' : 's'})` : '';
-  return new ClipLensError(
-    CONFIG_INVALID,
-    `${p.key ? `${p.key}: ` : ''}${p.message}${more}. Fix it to evaluate; the settings are not used in its place.`,
-    { file: configFile, line: p.line },
-  );
-}
 
 /** 1-based line of a top-level key in a config text; undefined when the text has no such key. */
 export function topLevelKeyLine(text: string, key: string): number | undefined {

@@ -15,26 +15,15 @@
  *   3. the `clipLens.model` setting,
  *   4. the default model (clip-vit-base-patch32).
  */
-import * as path from 'node:path';
-import { defaultModelEntry, resolveModelSpec } from '../core/modelRegistry';
+import { chooseModelSpec, isModelFolder, type ModelChoice, type ModelSource } from '../core/run';
+
+export { isModelFolder, type ModelChoice, type ModelSource };
 
 /** Environment variable overriding the model everywhere in the extension. */
 export const MODEL_ENV = 'CLIP_LENS_MODEL';
 
 /** Settings whose workspace values are ignored in untrusted workspaces (package.json restrictedConfigurations). */
 export const RESTRICTED_SETTINGS = ['clipLens.model', 'clipLens.cacheDirectory', 'clipLens.templates', 'clipLens.autoRerun', 'clipLens.executionProvider'] as const;
-
-export type ModelSource = 'environment' | 'project' | 'settings' | 'default';
-
-export interface ModelChoice {
-  /** Registry id or folder, as given. */
-  spec: string;
-  /** Folder a relative `spec` is resolved against. */
-  baseDir: string;
-  source: ModelSource;
-  /** Why a higher-precedence choice was skipped (shown in the log and the status-bar tooltip). */
-  note?: string;
-}
 
 export interface ModelChoiceInput {
   env: NodeJS.ProcessEnv;
@@ -49,31 +38,16 @@ export interface ModelChoiceInput {
   trusted: boolean;
 }
 
-/** True when `spec` names a model folder rather than a registry id (same rules as resolveModelSpec). */
-export function isModelFolder(spec: string, baseDir: string): boolean {
-  try {
-    return resolveModelSpec(spec, baseDir).kind === 'path';
-  } catch {
-    // An unknown id: not a folder (loading it fails later with the did-you-mean message).
-    return false;
-  }
-}
-
+/** The editor's model choice: core's rule (core/run.ts chooseModelSpec) with CLIP_LENS_MODEL and the setting. */
 export function chooseModel(input: ModelChoiceInput): ModelChoice {
-  const fromEnv = input.env[MODEL_ENV]?.trim();
-  if (fromEnv) return { spec: fromEnv, baseDir: input.settingBaseDir, source: 'environment' };
-  let note: string | undefined;
-  const project = input.projectModel?.trim();
-  if (project) {
-    if (input.trusted || !isModelFolder(project, input.projectDir)) {
-      return { spec: project, baseDir: input.projectDir, source: 'project' };
-    }
-    note = `the model folder "${project}" named by ${path.join(input.projectDir, '.clip-lens.json')} is not used in Restricted Mode (trust the workspace to use it)`;
-  }
-  const setting = input.settingModel.trim();
-  const fallback = defaultModelEntry().id;
-  if (setting && setting !== fallback) return { spec: setting, baseDir: input.settingBaseDir, source: 'settings', ...(note ? { note } : {}) };
-  return { spec: fallback, baseDir: input.settingBaseDir, source: 'default', ...(note ? { note } : {}) };
+  return chooseModelSpec({
+    environment: input.env[MODEL_ENV],
+    projectModel: input.projectModel,
+    projectDir: input.projectDir,
+    setting: input.settingModel,
+    settingBaseDir: input.settingBaseDir,
+    trusted: input.trusted,
+  });
 }
 
 /** Re-runs triggered by file changes only happen in trusted workspaces. */
@@ -89,6 +63,8 @@ export function allowsHookInstall(trusted: boolean): boolean {
 /** Words for where the model came from, e.g. in the status-bar tooltip. */
 export function describeModelSource(source: ModelSource): string {
   switch (source) {
+    case 'option':
+      return 'the --model option';
     case 'environment':
       return `the ${MODEL_ENV} environment variable`;
     case 'project':

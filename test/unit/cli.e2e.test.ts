@@ -18,9 +18,13 @@ const CLI = path.join(ROOT, 'dist/cli.js');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
 const EXAMPLE = path.join(ROOT, 'examples/shapes');
 
+// embed uses the embedding cache by default: keep it out of the user's cache folder.
+const DEFAULT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-e2e-cache-'));
+process.on('exit', () => fs.rmSync(DEFAULT_CACHE, { recursive: true, force: true }));
+
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, maxBuffer: 64 << 20, env: { ...process.env, CLIP_LENS_CACHE: DEFAULT_CACHE } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };

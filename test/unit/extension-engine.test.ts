@@ -326,7 +326,7 @@ test('an invalid .clip-lens.json holds automatic re-runs quietly (no fallback, n
   // Asked for by the user: an error naming the file and line, before any model is touched.
   assert.equal(await api.evaluate(dataset), undefined);
   const err = state.messages.find((m) => m.level === 'error');
-  assert.match(err?.text ?? '', /^CLIP Lens: .*\.clip-lens\.json:2: invalid JSON/);
+  assert.match(err?.text ?? '', /^CLIP Lens: .*\.clip-lens\.json:2:\d+: invalid JSON/);
 
   // A model folder that is not there: an error on the "model" key, and the run stops there too.
   state.messages.length = 0;

@@ -2,23 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { parseProjectConfig } from '../../src/core/projectConfig';
 import { configDiagnostics } from '../../src/extension/diagnosticsModel';
-import { configProblemError, projectModelError, projectModelProblem, topLevelKeyLine } from '../../src/extension/runChecksModel';
+import { projectModelError, projectModelProblem, topLevelKeyLine } from '../../src/extension/runChecksModel';
 
 const file = path.resolve('/data/pets/.clip-lens.json');
-
-test('configProblemError: the first problem, at its line, with the count of the others; none for a valid config', () => {
-  const { problems } = parseProjectConfig('{\n  "topk": 3,\n  "templates": 4\n}', file);
-  const e = configProblemError(file, problems);
-  assert.equal(e?.code, 'config-invalid');
-  assert.equal(e?.file, file);
-  assert.equal(e?.line, 2);
-  assert.match(e!.message, /\.clip-lens\.json:2: topk: .*topK.*\(and 1 more problem\)\. Fix it to evaluate/);
-  assert.equal(configProblemError(file, parseProjectConfig('{ "topK": 3 }', file).problems), undefined);
-  const half = configProblemError(file, parseProjectConfig('{\n  "topK": 3,\n', file).problems);
-  assert.match(half!.message, /invalid JSON/);
-});
 
 test('projectModelProblem: a missing folder or an unknown id is a problem; a registry id (maybe to download) is not', () => {
   assert.match(projectModelProblem('./models/mine', '/data/pets', () => false)!, /no model folder at .*models.mine; fix the path, or remove "model"/);

@@ -250,8 +250,15 @@ test('check: dataset discovery skips node_modules and .git; usage errors; config
   assert.match(io.stdout, /no \.clip-lens\.json in this dataset folder/);
   await assert.rejects(checkCommand([path.join(dir, 'a/.clip-lens.json')], captureIO(), signal), /expects a dataset folder/);
 
-  // A missing model is exit 2 naming the config's model key.
+  // An empty dataset is exit 2 before the model is looked at.
   write(path.join(dir, 'd/.clip-lens.json'), JSON.stringify({ model: './models/missing', gate: { minTop1Accuracy: 0.5 } }));
+  io = captureIO();
+  assert.equal(await checkCommand([path.join(dir, 'd'), '--format', 'json'], io, signal), 2);
+  assert.match(JSON.parse(io.stdout).datasets[0].error.message, /d: no class folders found/);
+
+  // A missing model is exit 2 naming the config's model key.
+  write(path.join(dir, 'd/cat/1.png'), 'not decoded before the model loads');
+  write(path.join(dir, 'd/dog/1.png'), 'not decoded before the model loads');
   io = captureIO();
   assert.equal(await checkCommand([path.join(dir, 'd'), '--format', 'json'], io, signal), 2);
   const out = JSON.parse(io.stdout);

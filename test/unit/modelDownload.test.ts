@@ -757,9 +757,10 @@ test('clip-lens model: usage errors exit 2 with a one-line reason', async () => 
     [['download', 'clip-vit-base-patch23'], /unknown model 'clip-vit-base-patch23'\. Did you mean 'clip-vit-base-patch32'\?/],
     [['download', 'mobileclip-b', '--quantized'], /model 'mobileclip-b' has no quantized variant/],
     [['download', './some/dir'], /'\.\/some\/dir' is a path; download takes a model id/],
-    [['list', '--bogus'], /Unknown option '--bogus'/],
+    [['list', '--bogus'], /unknown option '--bogus' for model list/],
+    [['download', 'clip-vit-base-patch32', '--cahce', 'x'], /unknown option '--cahce' for model download; did you mean '--cache'\?/],
     [['list', 'extra'], /unexpected argument 'extra'/],
-    [['download', 'clip-vit-base-patch32', '--cache'], /Option '--cache <value>' argument missing/],
+    [['download', 'clip-vit-base-patch32', '--cache'], /option '--cache' expects a value \(DIR\)/],
     [['verify'], /verify needs a model directory or id/],
   ];
   for (const [args, pattern] of cases) {
@@ -771,6 +772,10 @@ test('clip-lens model: usage errors exit 2 with a one-line reason', async () => 
   const help = captureIO();
   assert.equal(await modelCommand(['--help'], help.io), 0);
   assert.match(help.text.out, /^usage: clip-lens model list/);
+  const subHelp = captureIO();
+  assert.equal(await modelCommand(['download', '--help'], subHelp.io), 0);
+  assert.match(subHelp.text.out, /^usage: clip-lens model download <id>/);
+  assert.match(subHelp.text.out, /--mirror URL/);
 });
 
 test('clip-lens model verify: exit 0 for a usable directory, 1 with every problem listed', async () => {

@@ -1,0 +1,462 @@
+/**
+ * The one way an evaluation runs, for the CLI (`eval`, `check`, the pre-commit hook) and the editor alike:
+ *
+ *   planRun(request)          `.clip-lens.json` + the caller's options and settings -> one RunPlan. Checks, in this
+ *                             order, before any model is touched: the dataset is readable and non-empty (a config
+ *                             whose syntax or "labels" section is broken is reported first, since the dataset cannot
+ *                             be read as meant without it), the config is valid, there are two classes or more, the
+ *                             templates resolve. An invalid config never falls back to defaults (policy 'fail').
+ *   locateModel(choice, ...)  the model folder: a local folder as is, a registry model from the cache, or fetched by
+ *                             the caller's `obtain` callback (the CLI downloads with a progress line, the editor asks
+ *                             first); undefined when the callback declined.
+ *   loadModel(located, ...)   ClipModel.load.
+ *   executeRun(plan, model)   evaluateDataset with progress and cancellation, then the gate when thresholds are set.
+ *   runEvaluation(request)    all four, for callers without a model pool (the CLI).
+ *
+ * Precedence of every value: an explicit option (a CLI flag) > the dataset's `.clip-lens.json` > a setting (the
+ * editor's) > the built-in default. For the model: option > `CLIP_LENS_MODEL` (editor only) > config "model" (a
+ * folder relative to the config file) > setting > clip-vit-base-patch32.
+ *
+ * Heavy modules (sharp, onnxruntime-node, through runtime.ts and evaluate.ts) are imported on first use only.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CancelledError, ClipLensError } from './errors';
+import { readDataset } from './dataset';
+import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
+import { resolveTemplates } from './prompts';
+import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
+import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
+import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
+import type { ClipModel } from './runtime';
+import type { EvaluateProgress } from './evaluate';
+import type { EvalReport } from './report';
+import type { Dataset, DatasetProblem } from './types';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Which model
+
+export type ModelSource = 'option' | 'environment' | 'project' | 'settings' | 'default';
+
+export interface ModelChoice {
+  /** Registry id or folder, as given. */
+  spec: string;
+  /** Folder a relative `spec` is resolved against. */
+  baseDir: string;
+  source: ModelSource;
+  /** Why a higher-precedence choice was skipped (shown in the log and the status-bar tooltip). */
+  note?: string;
+}
+
+export interface ModelChoiceInput {
+  /** An explicit choice (the CLI's --model), resolved against `optionBaseDir` (default: the current folder). */
+  option?: string;
+  optionBaseDir?: string;
+  /** The CLIP_LENS_MODEL environment variable's value (the editor honours it; resolved against `settingBaseDir`). */
+  environment?: string;
+  /** `model` of the dataset's `.clip-lens.json`, and the folder of that file. */
+  projectModel?: string;
+  projectDir: string;
+  /** A setting (the editor's clipLens.model), resolved against `settingBaseDir`. */
+  setting?: string;
+  settingBaseDir?: string;
+  /** False in an untrusted workspace: a model *folder* named by the config is not used (a registry id is). */
+  trusted?: boolean;
+}
+
+/** True when `spec` names a model folder rather than a registry id (same rules as resolveModelSpec). */
+export function isModelFolder(spec: string, baseDir: string): boolean {
+  try {
+    return resolveModelSpec(spec, baseDir).kind === 'path';
+  } catch {
+    // An unknown id: not a folder (loading it fails later with the did-you-mean message).
+    return false;
+  }
+}
+
+/** The model a run uses: option > environment > .clip-lens.json > setting > default. */
+export function chooseModelSpec(input: ModelChoiceInput): ModelChoice {
+  const settingBase = input.settingBaseDir ?? process.cwd();
+  const option = input.option?.trim();
+  if (option) return { spec: option, baseDir: input.optionBaseDir ?? process.cwd(), source: 'option' };
+  const fromEnv = input.environment?.trim();
+  if (fromEnv) return { spec: fromEnv, baseDir: settingBase, source: 'environment' };
+  let note: string | undefined;
+  const project = input.projectModel?.trim();
+  if (project) {
+    if (input.trusted !== false || !isModelFolder(project, input.projectDir)) {
+      return { spec: project, baseDir: input.projectDir, source: 'project' };
+    }
+    note = `the model folder "${project}" named by ${path.join(input.projectDir, CONFIG_FILE_NAME)} is not used in Restricted Mode (trust the workspace to use it)`;
+  }
+  const setting = input.setting?.trim();
+  const fallback = defaultModelEntry().id;
+  if (setting && setting !== fallback) return { spec: setting, baseDir: settingBase, source: 'settings', ...(note ? { note } : {}) };
+  return { spec: fallback, baseDir: settingBase, source: 'default', ...(note ? { note } : {}) };
+}
+
+/** A model folder ready to load. */
+export interface LocatedModel {
+  dir: string;
+  /** true: the *_quantized graphs; undefined: full precision, or quantized when the folder only has those. */
+  quantized: boolean | undefined;
+  /** How the model was named (for the report). */
+  id: string;
+  /** The registry entry, for registry models. */
+  entry?: RegistryEntry;
+}
+
+/**
+ * Fetches a registry model that is not in the cache: returns its folder, or undefined when the user declined. The
+ * caller decides about consent and shows progress; core/modelDownload.ts downloadModel does the work.
+ */
+export type ObtainModel = (entry: RegistryEntry, cacheDir: string, signal?: AbortSignal) => Promise<string | undefined>;
+
+export interface LocateOptions {
+  quantized?: boolean;
+  /** Model cache folder (default: $CLIP_LENS_CACHE or the user cache folder). */
+  cacheDir?: string;
+  /** Called only when a registry model is missing from the cache. Without it, a missing model is an error. */
+  obtain?: ObtainModel;
+  signal?: AbortSignal;
+}
+
+/** Where the chosen model is; downloads (through `obtain`) only when a registry model is not cached. */
+export async function locateModel(choice: ModelChoice, options: LocateOptions = {}): Promise<LocatedModel | undefined> {
+  const resolved = resolveModelSpec(choice.spec, choice.baseDir);
+  if (resolved.kind === 'path') return { dir: resolved.dir, quantized: options.quantized ? true : undefined, id: choice.spec };
+  let entry: RegistryEntry = resolved.entry;
+  if (options.quantized && !entry.quantized) {
+    const q = quantizedVariant(entry);
+    if (!q) throw new ClipLensError('model-no-quantized', `model '${entry.id}' has no quantized variant`);
+    entry = q;
+  }
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  if ((await checkCachedModel(entry, cacheDir)) === null) return { dir: cachedModelDir(entry, cacheDir), quantized: entry.quantized, id: choice.spec, entry };
+  if (!options.obtain) throw new ClipLensError('model-not-downloaded', `model '${entry.id}' is not downloaded (clip-lens model download ${entry.id})`);
+  const dir = await options.obtain(entry, cacheDir, options.signal);
+  return dir === undefined ? undefined : { dir, quantized: entry.quantized, id: choice.spec, entry };
+}
+
+export interface LoadModelOptions {
+  threads?: number;
+  executionProviders?: string[];
+}
+
+/** Loads a located model (onnxruntime-node and sharp are imported here, on first use). */
+export async function loadModel(located: Pick<LocatedModel, 'dir' | 'quantized'>, options: LoadModelOptions = {}): Promise<ClipModel> {
+  const { ClipModel } = await import('./runtime.js');
+  return ClipModel.load(located.dir, { quantized: located.quantized, threads: options.threads, ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}) });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The run plan
+
+/** What the caller asks for. `options` win over `.clip-lens.json`, which wins over `settings`. */
+export interface RunRequest {
+  /** Dataset folder or label file. */
+  target: string;
+  /** Explicit choices (CLI flags). */
+  options?: {
+    model?: string;
+    /** Folder a relative --model is resolved against (default: the current folder). */
+    modelBaseDir?: string;
+    labelFile?: string;
+    imageColumn?: string;
+    labelColumn?: string;
+    splitColumn?: string;
+    topK?: number;
+    templates?: string | string[];
+  };
+  /** Defaults from the caller's settings (the editor's). */
+  settings?: {
+    model?: string;
+    modelBaseDir?: string;
+    /** CLIP_LENS_MODEL (the editor honours it). */
+    environmentModel?: string;
+    topK?: number;
+    templates?: string | string[];
+    warnings?: WarningThresholds;
+  };
+  /** False in an untrusted workspace (see chooseModelSpec). */
+  trusted?: boolean;
+  quantized?: boolean;
+  /** Embedding cache root; null disables it; undefined: the user's cache folder. */
+  cacheDir?: string | null;
+  batchSize?: number;
+  probabilities?: boolean;
+  /** Extra K values for Recall@K. */
+  ks?: number[];
+  /**
+   * What an invalid `.clip-lens.json` does: 'fail' (default) stops the run with a ClipLensError naming its first
+   * problem's line; 'list' runs with the valid keys and lists the problems in the report's errors.
+   */
+  configProblems?: 'fail' | 'list';
+  /**
+   * Folder a relative "model" of the config is resolved against (default: the dataset root). `check --staged`
+   * evaluates a temporary checkout of the staged files, but the model folder is in the working tree.
+   */
+  projectDir?: string;
+  /** The config as already read by the caller (check reads it first to skip datasets without thresholds). */
+  config?: { config: ProjectConfig; file?: string; problems: ConfigProblem[] };
+  signal?: AbortSignal;
+}
+
+export interface RunPlan {
+  target: string;
+  /** The folder holding the dataset and its `.clip-lens.json`. */
+  root: string;
+  dataset: Dataset;
+  /** The config as read (valid keys only). */
+  config: ProjectConfig;
+  configFile?: string;
+  configProblems: ConfigProblem[];
+  model: ModelChoice;
+  quantized: boolean;
+  labels: { file?: string; imageColumn?: string; labelColumn?: string; splitColumn?: string };
+  topK?: number;
+  templates?: string | string[];
+  warnings?: WarningThresholds;
+  gate?: GateConfig;
+  ks: number[];
+  cacheDir?: string | null;
+  batchSize?: number;
+  probabilities: boolean;
+  configPolicy: 'fail' | 'list';
+}
+
+/** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
+export async function datasetRootOf(target: string): Promise<string> {
+  const st = await fs.promises.stat(target).catch(() => null);
+  if (!st) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: target });
+  return st.isDirectory() ? path.resolve(target) : path.dirname(path.resolve(target));
+}
+
+/**
+ * The error an invalid config stops a run with: "<file>:<line>:<column>: <key>: <problem> (and N more problems)".
+ * `shown` is the file as the message names it; `file` (default `shown`) the path the error points at.
+ */
+export function configError(shown: string, problems: readonly ConfigProblem[], file: string = shown): ClipLensError {
+  const first = problems[0] as ConfigProblem;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length === 2 ? '' : 's'})` : '';
+  const err = new ClipLensError('config-invalid', `${formatConfigProblem(shown, first)}${more}`);
+  return Object.assign(err, { file, line: first.line });
+}
+
+/** A problem that decides how the dataset is read: a syntax error (key '') or the "labels" section. */
+function blocksDatasetRead(p: ConfigProblem): boolean {
+  return p.key === '' || p.key === 'labels' || p.key.startsWith('labels.');
+}
+
+/** Per key, the config's warning thresholds win over the settings' (goodAccuracy never below lowAccuracy). */
+export function mergeWarningThresholds<T extends WarningThresholds>(fromConfig: WarningThresholds | undefined, fromSettings: T): T {
+  const out = { ...fromSettings, ...(fromSettings.recallAtK ? { recallAtK: { ...fromSettings.recallAtK } } : {}) } as T;
+  if (!fromConfig) return out;
+  for (const key of Object.keys(fromConfig) as (keyof WarningThresholds)[]) {
+    const v = fromConfig[key];
+    if (v !== undefined) (out as unknown as Record<string, unknown>)[key] = typeof v === 'object' ? { ...v } : v;
+  }
+  if (out.goodAccuracy !== undefined && out.lowAccuracy !== undefined && out.goodAccuracy < out.lowAccuracy) out.goodAccuracy = out.lowAccuracy;
+  return out;
+}
+
+/** Resolves a request into a plan. Reads the config and the dataset; never touches a model. */
+export async function planRun(request: RunRequest): Promise<RunPlan> {
+  const target = path.resolve(request.target);
+  const root = await datasetRootOf(target);
+  const read = request.config ?? (await readProjectConfig(root));
+  const config = read.config;
+  const configFile = read.file ?? path.join(root, CONFIG_FILE_NAME);
+  const policy = request.configProblems ?? 'fail';
+  const problems = read.problems;
+  if (policy === 'fail' && problems.length > 0 && problems.some(blocksDatasetRead)) throw configError(configFile, problems);
+
+  const o = request.options ?? {};
+  const s = request.settings ?? {};
+  const lc = config.labels ?? {};
+  const labels = {
+    file: o.labelFile !== undefined ? path.resolve(o.labelFile) : lc.file !== undefined && target === root ? path.resolve(root, lc.file) : undefined,
+    imageColumn: o.imageColumn ?? lc.imageColumn,
+    labelColumn: o.labelColumn ?? lc.labelColumn,
+    splitColumn: o.splitColumn ?? lc.splitColumn,
+  };
+  // 1. The dataset: readable and non-empty.
+  const dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  // 2. The config: valid.
+  if (policy === 'fail' && problems.length > 0) throw configError(configFile, problems);
+  // 3. What the evaluation needs before a model: two classes, templates that resolve.
+  if (dataset.classes.length < 2) {
+    const n = dataset.classes.length;
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+  }
+  const templates = o.templates ?? config.templates ?? s.templates;
+  await resolveTemplates(templates, dataset.root);
+
+  const model = chooseModelSpec({
+    option: o.model,
+    optionBaseDir: o.modelBaseDir,
+    environment: s.environmentModel,
+    projectModel: config.model,
+    projectDir: request.projectDir ?? root,
+    setting: s.model,
+    settingBaseDir: s.modelBaseDir,
+    trusted: request.trusted,
+  });
+  const warnings = s.warnings ? mergeWarningThresholds(config.warnings, s.warnings) : config.warnings;
+  return {
+    target,
+    root,
+    dataset,
+    config,
+    ...(read.file ? { configFile: read.file } : {}),
+    configProblems: problems,
+    model,
+    quantized: Boolean(request.quantized),
+    labels,
+    topK: o.topK ?? config.topK ?? s.topK,
+    templates,
+    warnings,
+    gate: config.gate,
+    ks: [...new Set([...gateKs(config.gate), ...(request.ks ?? [])])].sort((a, b) => a - b),
+    cacheDir: request.cacheDir,
+    batchSize: request.batchSize,
+    probabilities: Boolean(request.probabilities),
+    configPolicy: policy,
+  };
+}
+
+export interface RunOutcome {
+  report: EvalReport;
+  /** The gate's verdict when the config sets thresholds. */
+  gate: GateResult | null;
+}
+
+export interface ExecuteOptions {
+  model: ClipModel;
+  /** How the model was named (default: the plan's choice). */
+  modelId?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: EvaluateProgress) => void;
+}
+
+/** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
+export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promise<RunOutcome> {
+  const { evaluateDataset } = await import('./evaluate.js');
+  const report = await evaluateDataset(plan.target, {
+    model: options.model,
+    modelId: options.modelId ?? plan.model.spec,
+    dataset: plan.dataset,
+    projectConfig: { ...plan.config, topK: plan.topK, templates: plan.templates, warnings: plan.warnings },
+    topK: plan.topK,
+    templates: plan.templates,
+    ks: plan.ks,
+    cacheDir: plan.cacheDir,
+    batchSize: plan.batchSize,
+    probabilities: plan.probabilities,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
+  if (plan.configPolicy === 'list') {
+    for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
+  }
+  const gate = plan.gate && hasThresholds(plan.gate) ? evaluateGate(report, plan.gate, { warnings: plan.warnings }) : null;
+  return { report, gate };
+}
+
+export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
+  onProgress?: (p: EvaluateProgress) => void;
+  /** Called with the plan before the model is located (e.g. to log it). */
+  onPlan?: (plan: RunPlan) => void;
+}
+
+/** Plans, locates and loads the model, evaluates, disposes the model. Undefined when `obtain` declined a download. */
+export async function runEvaluation(request: RunRequest, options: RunEvaluationOptions = {}): Promise<(RunOutcome & { plan: RunPlan }) | undefined> {
+  const plan = await planRun(request);
+  options.onPlan?.(plan);
+  const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal: options.signal ?? request.signal });
+  if (!located) return undefined;
+  const model = await loadModel(located, options);
+  try {
+    const outcome = await executeRun(plan, { model, modelId: located.id, signal: request.signal, onProgress: options.onProgress });
+    return { ...outcome, plan };
+  } finally {
+    await model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Embedding files (clip-lens embed)
+
+export interface EmbedFilesOptions {
+  model: ClipModel;
+  /** Embedding cache root; null disables it; undefined: the user's cache folder. */
+  cacheDir?: string | null;
+  batchSize?: number;
+  signal?: AbortSignal;
+  /** Called once per file, in input order: its embedding (a view, valid during the call) or why it failed. */
+  onResult: (index: number, result: { embedding: Float32Array } | { error: Error }) => void;
+  /** Files done so far (in any order). */
+  onProgress?: (done: number, total: number) => void;
+  /** A problem that does not stop the run (the cache cannot be opened: the run goes on without it). */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Embeds image files with the evaluation's pipeline (reading and hashing here, decoding on libuv's threads, inference
+ * in the model's worker with the next batch decoded meanwhile, the embedding cache) and hands the results back in
+ * input order.
+ */
+export async function embedFiles(files: readonly string[], options: EmbedFilesOptions): Promise<{ computed: number; fromCache: number; failed: number }> {
+  const { runImages, openImageCache } = await import('./evaluate.js');
+  const { model } = options;
+  const dataset: Dataset = { root: '', format: 'class-folders', classes: [], samples: files.map((f) => ({ path: path.resolve(f), label: '' })), problems: [] };
+  const problems: DatasetProblem[] = [];
+  const cache = options.cacheDir === null ? null : await openImageCache(options.cacheDir, model, problems);
+  for (const p of problems) options.onWarning?.(ClipLensError.format(p.message, { file: p.file }));
+  // Results arrive out of order (cache hits before the batch in flight): hold them until their turn.
+  const pending = new Map<number, { embedding: Float32Array } | { error: Error }>();
+  let nextOut = 0;
+  let done = 0;
+  const counts = { computed: 0, fromCache: 0, failed: 0 };
+  const settle = (index: number, result: { embedding: Float32Array } | { error: Error }) => {
+    done++;
+    if (index !== nextOut) {
+      pending.set(index, 'embedding' in result ? { embedding: Float32Array.from(result.embedding) } : result);
+      return;
+    }
+    options.onResult(index, result);
+    nextOut++;
+    for (let r = pending.get(nextOut); r !== undefined; r = pending.get(nextOut)) {
+      pending.delete(nextOut);
+      options.onResult(nextOut, r);
+      nextOut++;
+    }
+  };
+  try {
+    await runImages({
+      dataset,
+      model,
+      imageCache: cache,
+      batchSize: Math.max(1, options.batchSize ?? 32),
+      signal: options.signal,
+      onHash: () => undefined,
+      onCached: (i, e) => {
+        counts.fromCache++;
+        settle(i, { embedding: e });
+      },
+      onComputed: (i, e) => {
+        counts.computed++;
+        settle(i, { embedding: e });
+      },
+      onFailed: (i, e) => {
+        if (e instanceof CancelledError) throw e;
+        counts.failed++;
+        settle(i, { error: e instanceof Error ? e : new Error(String(e)) });
+      },
+      onBatchDone: () => options.onProgress?.(done, files.length),
+    });
+  } finally {
+    await cache?.flush().catch(() => undefined);
+  }
+  return counts;
+}
