@@ -107,7 +107,7 @@ export function statusBarText(s: StatusSummary): string {
 }
 
 /** Markdown lines of the status-bar tooltip (the caller wraps them in a MarkdownString). */
-export function statusTooltipLines(report: EvalReport, gate: GateResult | null, extra: { datasetName: string; stale: boolean; modelNote?: string }): string[] {
+export function statusTooltipLines(report: EvalReport, gate: GateResult | null, extra: { datasetName: string; stale: boolean; modelNote?: string; handled?: number }): string[] {
   const m = report.metrics;
   const lines: string[] = [`**CLIP Lens: ${escapeMarkdown(extra.datasetName)}**`, ''];
   if (m) {
@@ -118,7 +118,10 @@ export function statusTooltipLines(report: EvalReport, gate: GateResult | null, 
   } else {
     lines.push('No image could be evaluated.', '');
   }
-  lines.push(`${report.labelIssues.length} likely label error${report.labelIssues.length === 1 ? '' : 's'} · ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}`, '');
+  // Fixed or ignored since the evaluation: counted out, so the tooltip is not stale after a fix.
+  const open = Math.max(0, report.labelIssues.length - (extra.handled ?? 0));
+  const handled = report.labelIssues.length - open;
+  lines.push(`${open} likely label error${open === 1 ? '' : 's'}${handled ? ` (${handled} fixed or ignored since the evaluation)` : ''} · ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}`, '');
   if (gate && gate.summary.total > 0) {
     if (gate.passed) lines.push(`Gate: all ${gate.summary.total} thresholds met`, '');
     else {

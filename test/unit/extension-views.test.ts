@@ -126,6 +126,8 @@ test('status bar: top-1, the worst class, the gate, out-of-date marker', () => {
   assert.match(tooltip, /3 likely label errors · 3 warnings/);
   assert.match(tooltip, /2 of 3 thresholds not met/);
   assert.match(tooltip, /changed since/);
+  // After fixes: the tooltip counts the issues still open (it was stale before).
+  assert.match(statusTooltipLines(r, gate, { datasetName: 'pets', stale: false, handled: 2 }).join('\n'), /1 likely label error \(2 fixed or ignored since the evaluation\) · 3 warnings/);
 });
 
 test('numbers for people', () => {
