@@ -106,9 +106,11 @@ export class ImageGrid {
     return this.model ? sourceOptions(this.model) : [];
   }
 
-  setModel(model: ReportModel): void {
+  /** A report (and the samples fixed or ignored since its evaluation, wherever that happened). */
+  setModel(model: ReportModel, resolved: Record<string, 'fixed' | 'ignored'> = {}): void {
     this.model = model;
     this.done.clear();
+    for (const [p, how] of Object.entries(resolved)) this.done.set(p, how === 'fixed' ? (model.fixKind === 'change-label' ? 'label changed' : 'moved') : 'ignored');
     const g = this.gridState();
     // A source that no longer exists (another report) falls back to the label issues.
     const opts = this.options();

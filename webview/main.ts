@@ -48,6 +48,7 @@ class App {
   private readonly warningsSlot = h('div', { class: 'warnings-slot' });
   private readonly gateSlot = h('div', { class: 'gate-slot' });
   private gate: PanelGate | null = null;
+  private resolvedPaths: Record<string, 'fixed' | 'ignored'> = {};
   private readonly grid: ImageGrid;
   private readonly tabs: HTMLElement & { selectedIndex: number };
   private readonly badges: Record<'classes' | 'issues', HTMLElement>;
@@ -133,6 +134,12 @@ class App {
         this.state.reportRef = m.reportRef;
         const issuePaths = new Set(m.report.labelIssues.map((i) => i.path ?? m.report.samples[i.index]?.path));
         for (const p of Object.keys(this.state.resolved)) if (!issuePaths.has(p)) delete this.state.resolved[p];
+        if (m.resolvedPaths) {
+          // The host's set is authoritative: a fix undone since (Undo Last Fix) is open again.
+          for (const p of Object.keys(this.state.resolved)) if (!(p in m.resolvedPaths)) delete this.state.resolved[p];
+          for (const [p, how] of Object.entries(m.resolvedPaths)) if (issuePaths.has(p)) this.state.resolved[p] ??= { action: how, message: how === 'fixed' ? 'Fixed' : 'Ignored' };
+        }
+        this.resolvedPaths = m.resolvedPaths ?? {};
         for (const p of m.ignoredPaths ?? []) this.state.resolved[p] ??= { action: 'ignored', message: 'Ignored' };
         const splits = m.report.dataset.splits ?? Object.keys(m.report.metricsBySplit ?? {});
         if (this.state.split !== null && !splits.includes(this.state.split)) this.state.split = null;
@@ -187,7 +194,7 @@ class App {
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
-    this.grid.setModel(model);
+    this.grid.setModel(model, this.resolvedPaths);
     this.selectTab(this.state.tab);
   }
 

@@ -173,6 +173,11 @@ export type HostToPanel =
       reportRef?: string;
       /** Samples ignored earlier (e.g. in the workspace's ignore list); shown as resolved. */
       ignoredPaths?: string[];
+      /**
+       * Every sample fixed or ignored since the evaluation, wherever that happened (panel, views, Explorer), plus
+       * the config's ignore list: the authoritative set (an undone fix is no longer in it).
+       */
+      resolvedPaths?: Record<string, 'fixed' | 'ignored'>;
       /** True when the host removed per-sample `probabilities` to keep the message small; ask for PR curves. */
       probabilitiesStripped?: boolean;
       /** The commit gate's result when the dataset's `.clip-lens.json` sets thresholds (shown at the top). */

@@ -47,6 +47,14 @@ export class PanelHost implements vscode.Disposable {
       },
       log: (message) => this.log.info(message),
       gateOf: (report) => this.store.get(report.dataset.root)?.gate ?? null,
+      resolvedPaths: (report) => {
+        const result = this.store.get(report.dataset.root);
+        const out: Record<string, 'fixed' | 'ignored'> = {};
+        if (!result) return out;
+        for (const p of result.config.ignore ?? []) out[p] = 'ignored';
+        for (const [p, how] of result.resolved) out[p] = how;
+        return out;
+      },
       bulkAction: (action, report) => this.bulkAction(action, report),
     };
     // The panel follows re-runs of the dataset it shows.

@@ -64,6 +64,8 @@ export interface ReportPanelActions {
   loadReport?(reportRef: string): Promise<EvalReport | undefined>;
   /** Samples already ignored (dataset-relative paths), shown as resolved in the label-issue list. */
   ignoredPaths?(report: EvalReport): readonly string[];
+  /** Samples fixed or ignored since the evaluation (and the config's ignore list), by path. */
+  resolvedPaths?(report: EvalReport): Record<string, 'fixed' | 'ignored'>;
   /** Log a line (webview errors, refused requests), e.g. to an OutputChannel. */
   log?(message: string): void;
   /** The commit gate's result for the report, when its `.clip-lens.json` sets thresholds (shown at the top). */
@@ -399,6 +401,7 @@ export class ReportPanel implements vscode.Disposable {
       report,
       reportRef: this.reportRef,
       ignoredPaths: this.actions.ignoredPaths ? [...this.actions.ignoredPaths(this.report)] : undefined,
+      resolvedPaths: this.actions.resolvedPaths?.(this.report),
       probabilitiesStripped,
       gate: this.actions.gateOf?.(this.report) ?? null,
     });

@@ -561,7 +561,7 @@ try {
     await until('thumbnails', async () => (await grid.locator('.thumb.loaded').count()) === expected.length, 30_000);
     log(`  '${trueClass}' predicted as '${predictedClass}': ${shown.length} images`);
     // the screenshot: the bottom panel closed, the grid scrolled into view, the first image selected
-    if (await page.locator('.part.panel').isVisible()) await runCommand('View: Close Panel', /Close Panel/);
+    if (await page.locator('.part.panel').isVisible()) await runCommand('View: Hide Panel', /Hide Panel/).catch((e) => log(`  (panel left open: ${e.message.split('\n')[0]})`));
     await grid.locator('.grid-tile').first().click();
     await grid.scrollIntoViewIfNeeded();
     await webview().locator('.grid-toolbar').evaluate((el) => el.scrollIntoView({ block: 'start' }));
@@ -646,6 +646,10 @@ try {
     if (!(await page.locator('.markers-panel').isVisible())) await page.locator('#status\\.problems').click();
     const filter = page.locator('.markers-panel-action-filter input, .viewpane-filter input').first();
     await filter.fill('invalid JSON');
+    // the file groups may be collapsed (an earlier step collapsed them): expand the config's group
+    const group = page.locator('.markers-panel .monaco-list-row', { hasText: '.clip-lens.json' }).first();
+    await group.waitFor({ timeout: 15_000 });
+    if ((await group.getAttribute('aria-expanded')) === 'false') await group.click();
     await page.locator('.markers-panel', { hasText: /invalid JSON/ }).waitFor({ timeout: 15_000 });
     await filter.fill('');
     // put the file back (undo in the editor, auto-saved)

@@ -3,12 +3,14 @@
  * grid's pure logic (webview/gridModel.ts): sources, order, virtualisation, selection by mouse and keyboard, and
  * bulk actions sent as one message. Screenshots: out/screenshots/ (docs/images/ with UPDATE_SCREENSHOTS=1).
  */
+import './fakeVscode'; // first: lets src/extension/reportPanel.ts load outside VS Code
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { evaluateGate } from '../../src/core/gate';
+import { toPanelReport } from '../../src/extension/reportPanel';
 import type { PanelToHost } from '../../src/core/panelProtocol';
 import type { EvalReport } from '../../src/core/report';
 import { clickSelect, emptySelection, keySelect, sortIndices, sourceIndices, sourceOptions, visibleRows, labelScore } from '../../webview/gridModel';
@@ -149,5 +151,17 @@ describe('gate section and image grid in headless Chromium', { skip: chromiumMis
     assert.deepEqual([...m.action.paths].sort(), [...selected].sort());
     await page.waitForFunction(() => document.querySelectorAll('.grid-tile.done').length === 4);
     assert.match((await page.locator('.toast').last().textContent()) ?? '', /Moved 4 images to 'yellow_star'/);
+  });
+
+  test('the host\'s resolved set is authoritative: fixes made elsewhere show, an undone fix is open again', async () => {
+    const { report } = toPanelReport(fixture);
+    const first = await page.locator('.grid-tile').first().getAttribute('data-path');
+    assert.ok(first);
+    await host.send({ type: 'report', report, gate, resolvedPaths: { [first]: 'fixed' } });
+    await page.waitForFunction((p) => document.querySelector(`.grid-tile[data-path="${p}"]`)?.classList.contains('done'), first);
+    assert.equal(await page.locator('.grid-tile.done').count(), 1, 'only what the host says is resolved');
+    // Undo Last Fix in the host: the next report message no longer lists it.
+    await host.send({ type: 'report', report, gate, resolvedPaths: {} });
+    await page.waitForFunction(() => document.querySelectorAll('.grid-tile.done').length === 0);
   });
 });
