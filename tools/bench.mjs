@@ -41,7 +41,7 @@ fs.mkdirSync(BENCH, { recursive: true });
 // Inputs
 function ensureVitB32() {
   const dir = path.join(BENCH, 'vit-b-32');
-  if (fs.existsSync(path.join(dir, 'onnx', 'vision_model.onnx'))) return dir;
+  if (fs.existsSync(path.join(dir, 'onnx', 'vision_model_quantized.onnx'))) return dir; // older sets had no int8 graphs
   log('Generating a random-weight CLIP ViT-B/32 (tools/make-fixture-model.py --random --arch vit-b-32)...');
   execFileSync('/usr/bin/python3', [path.join(ROOT, 'tools/make-fixture-model.py'), '--random', '--arch', 'vit-b-32', '--out', dir], { stdio: 'inherit' });
   return dir;
@@ -134,9 +134,9 @@ function runEval(dataset, model, extra = [], { memory = false } = {}) {
   return { wallMs, report, peakRssMiB: peakKiB ? peakKiB / 1024 : null };
 }
 
-async function ceiling(modelDir, n) {
+async function ceiling(modelDir, n, graph = 'vision_model.onnx') {
   const ort = require('onnxruntime-node');
-  const session = await ort.InferenceSession.create(path.join(modelDir, 'onnx', 'vision_model.onnx'), {
+  const session = await ort.InferenceSession.create(path.join(modelDir, 'onnx', graph), {
     intraOpNumThreads: os.availableParallelism(), interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
   });
   const data = new Float32Array(BATCH * 3 * 224 * 224).map(() => Math.random() * 2 - 1);
@@ -240,6 +240,13 @@ async function throughputAndIncremental(vit, photos) {
         round.transformersJs = { error: e.message };
       }
     }
+    // int8: the same images through the dynamically quantised graphs (DynamicQuantizeLinear + MatMulInteger).
+    const ceil8 = await ceiling(vit, N_THROUGHPUT, 'vision_model_quantized.onnx');
+    const cache8 = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-bench-cache-'));
+    const cold8 = runEval(photos, vit, ['--cache', cache8, '--quantized']);
+    fs.rmSync(cache8, { recursive: true, force: true });
+    round.int8 = { ceiling: ceil8.imagesPerSecond, wholeProcess: (N_THROUGHPUT * 1000) / cold8.wallMs, imagePhase: cold8.report.timing.imagesPerSecond };
+    log(`    int8: ceiling ${round.int8.ceiling.toFixed(2)} images/s (${(round.int8.ceiling / round.ceiling).toFixed(2)}x the fp32 ceiling); clip-lens eval --quantized whole process ${round.int8.wholeProcess.toFixed(2)} images/s = ${(round.int8.wholeProcess / round.ceiling).toFixed(2)}x the fp32 ceiling, ${pct(round.int8.wholeProcess / round.int8.ceiling)} of the int8 ceiling; image phase ${pct(round.int8.imagePhase / round.int8.ceiling)} of the int8 ceiling`);
     rounds.push(round);
     if (lastCache) fs.rmSync(lastCache.dir, { recursive: true, force: true });
     lastCache = { dir: cache, cold };
@@ -279,6 +286,15 @@ async function main() {
     const vit = ensureVitB32();
     const photos = await ensureImages(`photos-${N_THROUGHPUT}`, N_THROUGHPUT, 10, 640, 480);
     await throughputAndIncremental(vit, photos);
+  }
+
+  log('\n== fp32 vs int8 agreement on the fixture example (tools/bench-precision.ts)');
+  {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-precision.ts')], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) throw new Error(`bench-precision failed: ${r.stderr}`);
+    const a = JSON.parse(r.stdout.trim().split('\n').pop());
+    log(`  ${a.sample} images: top-1 agreement ${(100 * a.top1Agreement).toFixed(1)}%, mean cosine ${a.meanCosine.toFixed(5)}, worst ${a.minCosine.toFixed(5)} (${a.worstImage})`);
+    results.precisionAgreement = a;
   }
 
   log('\n== Memory: peak RSS of eval (fixture model, no cache)');

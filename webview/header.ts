@@ -61,6 +61,13 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
     { class: 'meta' },
     h('span', { class: 'meta-item', text: r.dataset.format === 'label-file' ? 'label file' : r.dataset.format === 'class-folders-split' ? 'class folders with splits' : 'class folders' }),
     h('span', { class: 'meta-item', title: r.model.dir }, 'model ', h('code', { text: r.model.id })),
+    r.precision || r.model.quantized
+      ? h('span', {
+          class: 'meta-item precision',
+          title: r.precision ? `${r.precision.requested === 'auto' ? 'auto: ' : ''}${r.precision.reason}` : 'the quantized graphs',
+          text: r.precision?.requested === 'auto' ? `${r.precision.used} (auto${r.precision.agreement ? `, top-1 agreement ${(100 * r.precision.agreement.top1Agreement).toFixed(1)}%` : ''})` : (r.precision?.used ?? 'int8'),
+        })
+      : null,
     h(
       'span',
       { class: 'meta-item' },

@@ -12,7 +12,8 @@ import { CancelledError, ClipLensError } from '../core/errors';
 import { defaultModelEntry, resolveModelSpec } from '../core/modelRegistry';
 import { CONFIG_FILE_NAME, readProjectConfig } from '../core/projectConfig';
 import { hasThresholds } from '../core/gate';
-import { configError, executeRun, loadModel, locateModel, planRun, type ModelChoice } from '../core/run';
+import { configError, executeRun, loadWithPrecision, locateModel, planRun, type RunPlan } from '../core/run';
+import { parsePrecision, type Precision, type PrecisionChoice } from '../core/precision';
 import type { ClipModel } from '../core/runtime';
 import { GATE_FORMATS, formatGate, gateExitCode, type GateFormat, type GateOutcome } from '../core/gateFormats';
 import { gitTopLevel, relativeInside, stagedDataset, stagedDatasetRoots, type StagedDataset } from '../core/gitStaged';
@@ -33,7 +34,8 @@ export const CHECK_COMMAND: CommandSpec = {
     format: { type: 'string', value: 'FMT', multiple: true, help: 'text (default), json, junit, sarif or markdown; repeat with one --output each to write several' },
     output: { type: 'string', value: 'FILE', multiple: true, help: 'write the format to FILE (the text summary still goes to stdout)' },
     cache: { type: 'string', value: 'DIR', help: 'embedding cache folder (default: $CLIP_LENS_CACHE or the user cache folder)' },
-    quantized: { type: 'boolean', help: 'use the 8-bit (*_quantized.onnx) graphs' },
+    quantized: { type: 'boolean', help: 'use the 8-bit (*_quantized.onnx) graphs (= --precision int8)' },
+    precision: { type: 'string', value: 'auto|fp32|int8', help: 'numeric precision (default: the config\'s "precision", else fp32; see clip-lens eval --help)' },
     threads: { type: 'integer', help: 'ONNX Runtime threads (default: the number of cores)' },
     batch: { type: 'integer', help: 'images per inference batch (default 32)' },
   },
@@ -86,6 +88,8 @@ interface LoadedModel {
   model?: ClipModel;
   id: string;
   error?: Error;
+  /** Which precision ran (auto: measured for this dataset). */
+  precision?: PrecisionChoice;
 }
 
 /** `clip-lens check <args>` (parsed by CHECK_COMMAND). */
@@ -95,7 +99,8 @@ export function checkCommand(args: string[], io: CliIO, signal: AbortSignal, opt
 
 async function runCheck(args: ParsedArgs, { io, signal, debug }: CommandContext): Promise<number> {
   const positionals = args.positionals;
-  const values = { staged: args.flag('staged'), model: args.string('model') };
+  const values = { staged: args.flag('staged'), model: args.string('model'), precision: args.string('precision') };
+  const precisionOption = values.precision === undefined ? undefined : parsePrecision(values.precision, { option: '--precision' });
   const formats = args.list<string>('format');
   if (formats.length === 0) formats.push('text');
   for (const f of formats) {
@@ -156,12 +161,14 @@ async function runCheck(args: ParsedArgs, { io, signal, debug }: CommandContext)
 
   const models = new Map<string, Promise<LoadedModel>>();
   const obtain = cliObtainModel(io);
-  const loadShared = (choice: ModelChoice): Promise<LoadedModel> => {
-    // One load per model, however many datasets name it (by registry id, or by folder relative to their config).
+  const loadShared = (plan: RunPlan): Promise<LoadedModel> => {
+    // One load per model and precision, however many datasets name it (by registry id, or by folder relative to
+    // their config). auto measures per dataset, so its model is that dataset's own.
+    const choice = plan.model;
     let key: string;
     try {
       const resolved = resolveModelSpec(choice.spec, choice.baseDir);
-      key = resolved.kind === 'path' ? `path:${resolved.dir}` : `id:${resolved.entry.id}`;
+      key = `${plan.precision}:${resolved.kind === 'path' ? `path:${resolved.dir}` : `id:${resolved.entry.id}`}${plan.precision === 'auto' ? `:${plan.root}` : ''}`;
     } catch (e) {
       return Promise.resolve({ id: choice.spec, error: e as Error });
     }
@@ -169,9 +176,10 @@ async function runCheck(args: ParsedArgs, { io, signal, debug }: CommandContext)
     if (!p) {
       p = (async (): Promise<LoadedModel> => {
         try {
-          const located = await locateModel(choice, { quantized, obtain, signal });
+          const located = await locateModel(choice, { quantized: plan.quantized, obtain, signal });
           if (!located) throw new ClipLensError('model-missing', `model '${choice.spec}' is not available`);
-          return { model: await loadModel(located, { threads }), id: choice.spec };
+          const { model, precision } = await loadWithPrecision(plan, located, { threads, signal });
+          return { model, id: choice.spec, precision };
         } catch (e) {
           return { id: choice.spec, error: e as Error };
         }
@@ -184,7 +192,7 @@ async function runCheck(args: ParsedArgs, { io, signal, debug }: CommandContext)
   const outcomes: GateOutcome[] = [];
   try {
     for (const t of targets) {
-      outcomes.push(await checkOne(t, { io, signal, debug, baseDir, repoRoot, cacheDir, batchSize, quantized, modelOption: values.model, loadModel: loadShared }));
+      outcomes.push(await checkOne(t, { io, signal, debug, baseDir, repoRoot, cacheDir, batchSize, quantized, modelOption: values.model, precisionOption, loadModel: loadShared }));
     }
   } finally {
     for (const p of models.values()) {
@@ -218,7 +226,8 @@ interface CheckContext {
   batchSize?: number;
   quantized: boolean;
   modelOption?: string;
-  loadModel: (choice: ModelChoice) => Promise<LoadedModel>;
+  precisionOption?: Precision;
+  loadModel: (plan: RunPlan) => Promise<LoadedModel>;
 }
 
 async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
@@ -264,13 +273,13 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
       target: dir,
       config: read,
       projectDir: t.root,
-      options: { model: ctx.modelOption },
+      options: { model: ctx.modelOption, precision: ctx.precisionOption },
       quantized: ctx.quantized,
       cacheDir: ctx.cacheDir,
       batchSize: ctx.batchSize,
       signal: ctx.signal,
     });
-    const loaded = await ctx.loadModel(plan.model);
+    const loaded = await ctx.loadModel(plan);
     if (loaded.error || !loaded.model) {
       const e = loaded.error;
       if (e instanceof CancelledError) throw e;
@@ -280,6 +289,7 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     const { report, gate } = await executeRun(plan, {
       model: loaded.model,
       modelId: loaded.id,
+      precision: loaded.precision,
       signal: ctx.signal,
       onProgress: (p) => {
         if (p.phase === 'images') progress.update(`${dataset}: ${bar(p.done, p.total)} ${p.done}/${p.total} images${p.fromCache ? `, ${p.fromCache} cached` : ''}`);

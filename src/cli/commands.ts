@@ -21,6 +21,7 @@ import { MODEL_COMMAND, modelCommand } from './modelCommand';
 import { formatSummary } from './summary';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
+import { parsePrecision, type Precision } from '../core/precision';
 
 /** --model (or the default) loaded through core's loader, for commands without a dataset (embed, tokenize). */
 async function modelFromOption(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<ClipModel> {
@@ -31,7 +32,17 @@ async function modelFromOption(args: ParsedArgs, io: CliIO, signal: AbortSignal)
 }
 
 const MODEL_OPTION: OptionSpec = { type: 'string', value: 'DIR|ID', help: `model folder or registry id (default: ${defaultModelEntry().id}, downloaded on first use)` };
-const QUANTIZED_OPTION: OptionSpec = { type: 'boolean', help: 'use the 8-bit (*_quantized.onnx) graphs' };
+const QUANTIZED_OPTION: OptionSpec = { type: 'boolean', help: 'use the 8-bit (*_quantized.onnx) graphs (= --precision int8)' };
+const PRECISION_OPTION: OptionSpec = {
+  type: 'string',
+  value: 'auto|fp32|int8',
+  help: 'fp32, int8 (the *_quantized.onnx graphs) or auto: int8 only when it agrees with fp32 on a sample of\n64 images of this dataset (default: "precision" of .clip-lens.json, else fp32)',
+};
+
+function precisionOption(args: ParsedArgs): Precision | undefined {
+  const v = args.string('precision');
+  return v === undefined ? undefined : parsePrecision(v, { option: '--precision' });
+}
 const THREADS_OPTION: OptionSpec = { type: 'integer', help: 'ONNX Runtime threads (default: the number of cores)' };
 const CACHE_OPTION: OptionSpec = { type: 'string', value: 'DIR', help: 'embedding cache folder (default: $CLIP_LENS_CACHE or the user cache folder)' };
 const NO_CACHE_OPTION: OptionSpec = { type: 'boolean', help: 'neither read nor write the embedding cache' };
@@ -46,7 +57,7 @@ export const EVAL_COMMAND: CommandSpec = {
   name: 'eval',
   usage: [
     '<dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
-    '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--quantized]',
+    '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
     '[--image-column NAME] [--label-column NAME] [--split-column NAME]',
   ],
   description:
@@ -66,6 +77,7 @@ export const EVAL_COMMAND: CommandSpec = {
     batch: BATCH_OPTION,
     threads: THREADS_OPTION,
     quantized: QUANTIZED_OPTION,
+    precision: PRECISION_OPTION,
     'image-column': { type: 'string', value: 'NAME', help: 'image column of a CSV/TSV/JSONL label file' },
     'label-column': { type: 'string', value: 'NAME', help: 'label column' },
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
@@ -90,6 +102,7 @@ export const EVAL_COMMAND: CommandSpec = {
             splitColumn: args.string('split-column'),
             topK: args.int('top-k'),
             templates: args.string('templates'),
+            precision: precisionOption(args),
           },
           quantized: args.flag('quantized'),
           cacheDir,

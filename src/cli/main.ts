@@ -74,6 +74,12 @@ export async function main(argv: string[], io: CliIO = processIO, signal: AbortS
 if (require.main === module) {
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
+  // A reader that stops early (`clip-lens embed ... | head`) closes the pipe: stop quietly, as other CLI tools do.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    controller.abort();
+    process.exit(process.exitCode ?? 0);
+  });
   main(process.argv.slice(2), processIO, controller.signal).then((code) => {
     process.exitCode = code;
   });

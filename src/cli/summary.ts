@@ -28,6 +28,7 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
   const d = r.dataset;
   lines.push(`CLIP Lens ${r.tool.version}: ${d.root}`);
   lines.push(`  ${d.counts.samples} images, ${d.classes.length} classes (${d.format}${d.splits ? `: ${d.splits.join(', ')}` : ''}), model ${r.model.id}${r.model.quantized ? ' (quantized)' : ''}, templates ${r.templates.name} (${r.templates.count})`);
+  if (r.precision && r.precision.requested === 'auto') lines.push(`  precision ${r.precision.used} (auto: ${r.precision.reason})`);
   lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
   lines.push('');
   if (!r.metrics) {

@@ -73,6 +73,8 @@ export interface ProjectConfig {
   /** Class name -> text used in prompts instead of the readable class name. */
   prompts?: Record<string, string>;
   topK?: number;
+  /** fp32, int8 or auto (int8 when it agrees with fp32 on a sample of this dataset; see core/precision.ts). */
+  precision?: 'auto' | 'fp32' | 'int8';
   gate?: GateConfig;
   warnings?: WarningThresholds;
   labels?: LabelsConfig;
@@ -155,6 +157,13 @@ export const CONFIG_SPEC: ConfigSpec = {
       integer: true,
       minimum: 1,
       description: 'How many top predictions to keep per sample (and the largest K for Recall@K).',
+    },
+    precision: {
+      type: 'string',
+      pattern: { pattern: '^(auto|fp32|int8)$', message: 'precision must be auto, fp32 or int8' },
+      examples: ['auto', 'fp32', 'int8'],
+      description:
+        'Numeric precision of the model: "fp32" (the float graphs), "int8" (the dynamically quantized *_quantized.onnx graphs: several times faster on CPUs with VNNI/AMX) or "auto" (int8 only when it agrees with fp32 on a sample of 64 images of this dataset: same top-1 on 99% and every embedding cosine >= 0.99).',
     },
     gate: {
       type: 'object',

@@ -8,6 +8,28 @@ import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
 
 export const REPORT_SCHEMA_VERSION = 2;
 
+/** Numeric precision of the model's graphs (core/precision.ts decides). */
+export type Precision = 'auto' | 'fp32' | 'int8';
+
+/** How fp32 and int8 compared on the sample. */
+export interface PrecisionAgreement {
+  sample: number;
+  /** Share of the sample with the same zero-shot top-1 class. */
+  top1Agreement: number;
+  meanCosine: number;
+  minCosine: number;
+  /** The sample image with the lowest cosine (path as given). */
+  worstImage?: string;
+}
+
+/** What a run used and why (in the report as `precision`). */
+export interface PrecisionChoice {
+  requested: Precision;
+  used: 'fp32' | 'int8';
+  reason: string;
+  agreement?: PrecisionAgreement;
+}
+
 /** Averages over classes (keep). */
 export interface AveragedScores {
   precision: number;
@@ -110,6 +132,8 @@ export interface EvalReport {
     logitScale: number;
     imageSize: number;
   };
+  /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
+  precision?: PrecisionChoice;
   templates: { name: string; count: number };
   topK: number;
   dataset: {

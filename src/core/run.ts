@@ -24,11 +24,12 @@ import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
 import { readDataset } from './dataset';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
-import { resolveTemplates } from './prompts';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
+import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
+import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress } from './evaluate';
 import type { EvalReport } from './report';
 import type { Dataset, DatasetProblem } from './types';
@@ -167,6 +168,8 @@ export interface RunRequest {
     splitColumn?: string;
     topK?: number;
     templates?: string | string[];
+    /** fp32 | int8 | auto (see core/precision.ts). */
+    precision?: Precision;
   };
   /** Defaults from the caller's settings (the editor's). */
   settings?: {
@@ -177,9 +180,11 @@ export interface RunRequest {
     topK?: number;
     templates?: string | string[];
     warnings?: WarningThresholds;
+    precision?: Precision;
   };
   /** False in an untrusted workspace (see chooseModelSpec). */
   trusted?: boolean;
+  /** The older switch for int8 (--quantized, clipLens.quantized): precision int8 unless a precision is given. */
   quantized?: boolean;
   /** Embedding cache root; null disables it; undefined: the user's cache folder. */
   cacheDir?: string | null;
@@ -212,7 +217,10 @@ export interface RunPlan {
   configFile?: string;
   configProblems: ConfigProblem[];
   model: ModelChoice;
+  /** The int8 graphs are wanted (precision int8). */
   quantized: boolean;
+  /** Requested precision: option > .clip-lens.json > --quantized/setting > fp32. */
+  precision: Precision;
   labels: { file?: string; imageColumn?: string; labelColumn?: string; splitColumn?: string };
   topK?: number;
   templates?: string | string[];
@@ -303,6 +311,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     trusted: request.trusted,
   });
   const warnings = s.warnings ? mergeWarningThresholds(config.warnings, s.warnings) : config.warnings;
+  const precision: Precision = o.precision ?? config.precision ?? (request.quantized ? 'int8' : s.precision) ?? 'fp32';
   return {
     target,
     root,
@@ -311,7 +320,8 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     ...(read.file ? { configFile: read.file } : {}),
     configProblems: problems,
     model,
-    quantized: Boolean(request.quantized),
+    quantized: precision === 'int8',
+    precision,
     labels,
     topK: o.topK ?? config.topK ?? s.topK,
     templates,
@@ -335,6 +345,8 @@ export interface ExecuteOptions {
   model: ClipModel;
   /** How the model was named (default: the plan's choice). */
   modelId?: string;
+  /** Which precision ran and why (auto: the measured agreement); in the report as `precision`. */
+  precision?: PrecisionChoice;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
 }
@@ -356,6 +368,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     signal: options.signal,
     onProgress: options.onProgress,
   });
+  if (options.precision) report.precision = options.precision;
   if (plan.configPolicy === 'list') {
     for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
   }
@@ -375,13 +388,84 @@ export async function runEvaluation(request: RunRequest, options: RunEvaluationO
   options.onPlan?.(plan);
   const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal: options.signal ?? request.signal });
   if (!located) return undefined;
-  const model = await loadModel(located, options);
+  const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal: options.signal ?? request.signal });
   try {
-    const outcome = await executeRun(plan, { model, modelId: located.id, signal: request.signal, onProgress: options.onProgress });
+    const outcome = await executeRun(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress });
     return { ...outcome, plan };
   } finally {
     await model.dispose();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Precision (fp32 | int8 | auto)
+
+async function isFile(file: string): Promise<boolean> {
+  return fs.promises.stat(file).then((st) => st.isFile(), () => false);
+}
+
+/** The folders holding each graph pair of a located model (a registry model's int8 pair is its own download). */
+export async function graphFolders(located: LocatedModel, cacheDir?: string): Promise<{ fp32?: string; int8?: string }> {
+  const has = async (dir: string, suffix: string) =>
+    (await isFile(path.join(dir, 'onnx', `vision_model${suffix}.onnx`))) && (await isFile(path.join(dir, 'onnx', `text_model${suffix}.onnx`)));
+  const out: { fp32?: string; int8?: string } = {};
+  if (await has(located.dir, '')) out.fp32 = located.dir;
+  if (await has(located.dir, '_quantized')) out.int8 = located.dir;
+  if (!out.int8 && located.entry && !located.entry.quantized) {
+    const q = quantizedVariant(located.entry);
+    const root = cacheDir ?? defaultCacheDir();
+    if (q && (await checkCachedModel(q, root)) === null) out.int8 = cachedModelDir(q, root);
+  }
+  return out;
+}
+
+/**
+ * Loads the model in the plan's precision. fp32 and int8 load one graph pair; auto loads both, embeds a sample of
+ * the dataset (PRECISION_RULES.sampleSize images, spread over it) and its class prompts with each, keeps int8 only
+ * when they agree, and releases the other.
+ */
+export async function loadWithPrecision(
+  plan: RunPlan,
+  located: LocatedModel,
+  options: LoadModelOptions & { cacheDir?: string; signal?: AbortSignal } = {},
+): Promise<{ model: ClipModel; precision: PrecisionChoice }> {
+  if (plan.precision !== 'auto') {
+    const model = await loadModel({ dir: located.dir, quantized: plan.precision === 'int8' ? true : located.quantized }, options);
+    const used = model.files.quantized ? 'int8' : 'fp32';
+    return { model, precision: { requested: plan.precision, used, reason: used === plan.precision ? `${used} requested` : `the model has only ${used} graphs` } };
+  }
+  const folders = await graphFolders(located, options.cacheDir);
+  if (!folders.int8 || !folders.fp32) {
+    const model = await loadModel({ dir: located.dir, quantized: folders.int8 && !folders.fp32 ? true : false }, options);
+    const hint = located.entry && !located.entry.quantized && quantizedVariant(located.entry) ? ` (clip-lens model download ${quantizedVariant(located.entry)?.id} to compare)` : '';
+    return { model, precision: folders.fp32 ? { requested: 'auto', used: 'fp32', reason: `the model has no int8 graphs${hint}` } : { requested: 'auto', used: 'int8', reason: 'the model has only int8 graphs' } };
+  }
+  const fp32 = await loadModel({ dir: folders.fp32, quantized: false }, options);
+  let int8: ClipModel;
+  try {
+    int8 = await loadModel({ dir: folders.int8, quantized: true }, options);
+  } catch (e) {
+    await fp32.dispose();
+    throw e;
+  }
+  try {
+    const choice = await comparePrecisions(plan, fp32, int8, options.signal);
+    const [keep, drop] = choice.used === 'int8' ? [int8, fp32] : [fp32, int8];
+    await drop.dispose();
+    return { model: keep, precision: choice };
+  } catch (e) {
+    await Promise.all([fp32.dispose(), int8.dispose()]);
+    throw e;
+  }
+}
+
+/** auto's decision with both graph pairs loaded: a sample of the plan's dataset and its prompts through each. */
+export async function comparePrecisions(plan: RunPlan, fp32: ClipModel, int8: ClipModel, signal?: AbortSignal): Promise<PrecisionChoice> {
+  const templates = await resolveTemplates(plan.templates, plan.dataset.root);
+  const prompts = plan.dataset.classes.map((c) => promptsForClass(c, templates.templates, plan.config.prompts));
+  const samples = sampleIndices(plan.dataset.samples.length, PRECISION_RULES.sampleSize).map((i) => path.join(plan.dataset.root, (plan.dataset.samples[i] as { path: string }).path));
+  const agreement = await measureAgreement(fp32, int8, samples, prompts, signal);
+  return choosePrecision('auto', true, { ...agreement, ...(agreement.worstImage ? { worstImage: path.relative(plan.dataset.root, agreement.worstImage).split(path.sep).join('/') } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 import type { WarningThresholds } from '../core/projectConfig';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 import { defaultModelEntry } from '../core/modelRegistry';
+import { PRECISIONS, type Precision } from '../core/precision';
 
 export const SECTION = 'clipLens';
 
@@ -27,6 +28,8 @@ export interface Settings {
   /** Registry id or model folder ('' never: falls back to the default model). */
   model: string;
   quantized: boolean;
+  /** fp32 | int8 | auto (int8 when it agrees with fp32 on a sample of the dataset); `quantized` means int8. */
+  precision: Precision;
   /** 'simple', 'imagenet80', a template file (relative to the dataset folder) or a list of templates. */
   templates: string | string[];
   topK: number;
@@ -49,6 +52,7 @@ export const DEFAULT_LABEL_ISSUE_WARNING_SCORE = 0.05;
 export const DEFAULT_SETTINGS: Settings = {
   model: defaultModelEntry().id,
   quantized: false,
+  precision: 'fp32',
   templates: 'simple',
   topK: 5,
   batchSize: 32,
@@ -145,6 +149,7 @@ export function readSettings(source: SettingsSource): { settings: Settings; prob
   const settings: Settings = {
     model: str('model', d.model),
     quantized: bool('quantized', d.quantized),
+    precision: oneOf('precision', d.precision, PRECISIONS),
     templates,
     topK: int('topK', d.topK, 1, 1000),
     batchSize: int('batchSize', d.batchSize, 1, 1024),

@@ -22,7 +22,8 @@ import { CONFIG_FILE_NAME } from '../core/projectConfig';
 import type { RegistryEntry } from '../core/modelRegistry';
 import { DEFAULT_BASE_URL, defaultCacheDir, downloadModel, MIRROR_ENV } from '../core/modelDownload';
 import { defaultEmbeddingCacheDir } from '../core/embeddingCache';
-import { executeRun, loadModel, locateModel, planRun, type RunOutcome } from '../core/run';
+import { comparePrecisions, executeRun, graphFolders, loadModel, locateModel, planRun, type LocatedModel, type RunOutcome, type RunPlan } from '../core/run';
+import type { PrecisionChoice } from '../core/precision';
 import type { EvalReport } from '../core/report';
 import { effectiveThreads, type Settings } from './config';
 import { KeyedRunner, ModelPool, type Lease } from './enginePool';
@@ -78,6 +79,8 @@ export class Engine implements vscode.Disposable {
   private readonly lastAutoError = new Map<string, string>();
   /** CUDA failed to create a session in this window: use the CPU from now on. */
   private cudaFailed = false;
+  /** auto precision, decided once per dataset and graph pair in this session (measuring costs 2 x 64 images). */
+  private readonly precisionChoices = new Map<string, PrecisionChoice>();
 
   constructor(private readonly deps: EngineDeps) {
     this.pool = new ModelPool<ClipModel>({
@@ -188,6 +191,7 @@ export class Engine implements vscode.Disposable {
           topK: settings.topK,
           templates: settings.templates,
           warnings: settings.thresholds,
+          precision: settings.precision,
         },
         trusted,
         quantized: settings.quantized,
@@ -208,7 +212,7 @@ export class Engine implements vscode.Disposable {
         if (bad) throw bad;
       }
 
-      const model = await locateModel(choice, { quantized: settings.quantized, cacheDir: modelCacheDir, obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? runSignal), signal: runSignal });
+      const model = await locateModel(choice, { quantized: plan.quantized, cacheDir: modelCacheDir, obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? runSignal), signal: runSignal });
       if (!model) return undefined;
       const threads = effectiveThreads(settings.threads, os.availableParallelism());
       let providers = ['cpu'];
@@ -219,10 +223,10 @@ export class Engine implements vscode.Disposable {
       }
 
       const run = async (prov: string[]): Promise<RunOutcome> => {
-        const key: PoolKey = { dir: model.dir, quantized: model.quantized, threads, providers: prov };
+        const { key, precision } = await this.precisionFor(plan, model, modelCacheDir, { threads, providers: prov }, runSignal);
         const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
         try {
-          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, signal, onProgress }));
+          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress }));
         } catch (e) {
           if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
             lease.release();
@@ -273,6 +277,44 @@ export class Engine implements vscode.Disposable {
   }
 
   /** The user-level cacheDirectory (workspace values are ignored in Restricted Mode). */
+  /**
+   * The pool key of the graphs to run and the precision report: fp32 / int8 as planned; auto leases both pairs (the
+   * pool keeps them for the idle-release period, like any model), compares them on a sample of the dataset, and
+   * remembers the choice for this dataset and these graphs.
+   */
+  private async precisionFor(plan: RunPlan, located: LocatedModel, cacheDir: string, run: { threads: number; providers: string[] }, signal: AbortSignal): Promise<{ key: PoolKey; precision: PrecisionChoice }> {
+    const keyOf = (dir: string, quantized: boolean | undefined): PoolKey => ({ dir, quantized, threads: run.threads, providers: run.providers });
+    if (plan.precision !== 'auto') {
+      return { key: keyOf(located.dir, located.quantized), precision: { requested: plan.precision, used: plan.precision === 'int8' ? 'int8' : 'fp32', reason: `${plan.precision} requested` } };
+    }
+    const folders = await graphFolders(located, cacheDir);
+    if (!folders.fp32 || !folders.int8) {
+      const int8Only = !folders.fp32 && Boolean(folders.int8);
+      return { key: keyOf(located.dir, int8Only ? true : false), precision: { requested: 'auto', used: int8Only ? 'int8' : 'fp32', reason: int8Only ? 'the model has only int8 graphs' : 'the model has no int8 graphs' } };
+    }
+    const fp32Key = keyOf(folders.fp32, false);
+    const int8Key = keyOf(folders.int8, true);
+    const memo = `${plan.root}\0${JSON.stringify(fp32Key)}\0${JSON.stringify(int8Key)}`;
+    let choice = this.precisionChoices.get(memo);
+    if (!choice) {
+      this.setRunning({ root: plan.root, message: 'Comparing fp32 and int8 on a sample…' }, plan.root);
+      const a = await this.pool.acquire(JSON.stringify(fp32Key));
+      try {
+        const b = await this.pool.acquire(JSON.stringify(int8Key));
+        try {
+          choice = await comparePrecisions(plan, a.model, b.model, signal);
+        } finally {
+          b.release();
+        }
+      } finally {
+        a.release();
+      }
+      this.precisionChoices.set(memo, choice);
+      this.deps.log.info(`${datasetName(plan.root)}: precision ${choice.used} (auto: ${choice.reason})`);
+    }
+    return { key: choice.used === 'int8' ? int8Key : fp32Key, precision: choice };
+  }
+
   private userCacheDirectory(): string {
     const v = vscode.workspace.getConfiguration('clipLens').inspect<string>('cacheDirectory');
     return typeof v?.globalValue === 'string' ? v.globalValue : '';

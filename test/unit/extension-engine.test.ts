@@ -387,3 +387,22 @@ test('Evaluate Dataset on something that is not a dataset explains why', async (
   assert.equal(r, undefined);
   assert.ok(state.messages.some((m) => m.level === 'error' && /notes\.txt is not a dataset folder/.test(m.text)));
 });
+
+test('clipLens.precision auto: compares fp32 and int8 once per dataset, runs the chosen graphs, the report says why', async () => {
+  const dataset = path.join(work, 'precision');
+  for (const cls of CLASSES) for (let i = 0; i < 3; i++) await png(path.join(dataset, cls, `${cls}${i}.png`), cls, i);
+  fake.setSetting('clipLens.precision', 'auto');
+  try {
+    const report = await api.evaluate(dataset);
+    assert.ok(report, `evaluated (messages: ${JSON.stringify(state.messages)})`);
+    assert.equal(report.precision?.requested, 'auto');
+    assert.equal(report.precision?.used, 'int8');
+    assert.equal(report.model.quantized, true);
+    assert.equal(report.precision?.agreement?.sample, 9);
+    const again = await api.evaluate(dataset);
+    assert.deepEqual(again?.precision, report.precision, 'the decision is remembered, not measured again');
+    assert.equal(again?.timing.imagesFromCache, 9, 'int8 embeddings cached apart from fp32 ones and reused');
+  } finally {
+    fake.setSetting('clipLens.precision', 'fp32');
+  }
+});

@@ -40,6 +40,7 @@ const FULL = {
   templates: ['a photo of a {}.', 'a blurry photo of a {}.'],
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
+  precision: 'auto',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
