@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EvalReport, LabelIssue, Metrics, ReportSample, Warning } from '../../src/core/report';
 import type { GateResult } from '../../src/core/gate';
-import { classDescription, classImages, classRows, imageDescription, issueGroups, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
+import { classDescription, classImages, classRows, imageDescription, issueGroups, viewOrder, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
 import { datasetName, downloadMessage, escapeMarkdown, formatBytes, formatDuration, pct, progressMessage, statusBarText, statusSummary, statusTooltipLines, worstClass } from '../../src/extension/format';
 import { classifyChange } from '../../src/extension/datasetFiles';
 import { folderMoveTarget } from '../../src/extension/fixPlan';
@@ -84,6 +84,10 @@ test('class rows: counts, recall, warnings about the class; no recall for a clas
   assert.equal(bird.precision, null, 'nothing predicted as bird');
   assert.deepEqual(bird.warnings.map((w) => w.kind), ['rare-class-low-recall']);
   assert.equal(classDescription(rows[1]), '5 images · recall 50%');
+  // The view lists the classes a warning is about first, so the worst class is not below the fold.
+  const ordered = viewOrder([...rows].reverse());
+  assert.equal(ordered[0]!.class, 'bird');
+  assert.deepEqual(ordered.slice(1).map((x) => x.class), ['dog', 'cat'], 'the others keep their order');
   r.metrics!.perClass[2].support = 0;
   assert.equal(classRows(r)[2].recall, null);
 });
