@@ -48,7 +48,10 @@ export function worstClass(metrics: Metrics | null): { class: string; recall: nu
   return worst;
 }
 
-/** One line of an evaluation's progress, e.g. "412 / 1,000 images · 38.5 images/s · 300 from cache". */
+/**
+ * One line of an evaluation's progress, e.g. "412 / 1,000 images · 38.5 images/s · 300 already embedded". Not "from
+ * cache": on a first run the only cache hits are duplicates of an image embedded moments before.
+ */
 export function progressMessage(p: EvaluateProgress): string {
   switch (p.phase) {
     case 'reading':
@@ -60,7 +63,7 @@ export function progressMessage(p: EvaluateProgress): string {
     case 'images': {
       const parts = [`${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')} images`];
       if (p.rate > 0) parts.push(`${p.rate >= 10 ? p.rate.toFixed(0) : p.rate.toFixed(1)} images/s`);
-      if (p.fromCache > 0) parts.push(`${p.fromCache.toLocaleString('en-US')} from cache`);
+      if (p.fromCache > 0) parts.push(`${p.fromCache.toLocaleString('en-US')} already embedded`);
       return parts.join(' · ');
     }
   }

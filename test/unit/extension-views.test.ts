@@ -143,7 +143,7 @@ test('numbers for people', () => {
   assert.equal(formatBytes(999), '999 B');
   assert.equal(formatDuration(4200), '4.2 s');
   assert.equal(formatDuration(185_000), '3 min 05 s');
-  assert.equal(progressMessage({ phase: 'images', done: 412, total: 1000, rate: 38.46, fromCache: 300 }), '412 / 1,000 images · 38 images/s · 300 from cache');
+  assert.equal(progressMessage({ phase: 'images', done: 412, total: 1000, rate: 38.46, fromCache: 300 }), '412 / 1,000 images · 38 images/s · 300 already embedded');
   assert.equal(progressMessage({ phase: 'images', done: 2, total: 10, rate: 1.25, fromCache: 0 }), '2 / 10 images · 1.3 images/s');
   assert.equal(downloadMessage({ file: 'onnx/vision_model.onnx', bytes: 100e6, totalBytes: 352e6, bytesPerSecond: 11.2e6 }, 20.5e6, 606e6), 'onnx/vision_model.onnx · 120.5 MB of ≈606.0 MB · 11.2 MB/s');
   assert.equal(escapeMarkdown('a_b*[c](d)'), 'a\\_b\\*\\[c\\]\\(d\\)');
