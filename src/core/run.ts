@@ -268,6 +268,18 @@ export function mergeWarningThresholds<T extends WarningThresholds>(fromConfig: 
   return out;
 }
 
+/**
+ * When the only "class" is a folder that has class folders itself (the parent of the dataset was chosen), the folder
+ * to evaluate instead; '' otherwise.
+ */
+async function oneFolderHint(dataset: Dataset): Promise<string> {
+  if (dataset.format === 'label-file' || dataset.classes.length !== 1) return '';
+  const only = path.join(dataset.root, dataset.classes[0]!);
+  const entries = await fs.promises.readdir(only, { withFileTypes: true }).catch(() => []);
+  const sub = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).length;
+  return sub >= 2 ? `; its only folder '${dataset.classes[0]}' has ${sub} folders itself, so it looks like the dataset: evaluate ${only}` : '';
+}
+
 /** Resolves a request into a plan. Reads the config and the dataset; never touches a model. */
 export async function planRun(request: RunRequest): Promise<RunPlan> {
   const target = path.resolve(request.target);
@@ -295,7 +307,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
   if (dataset.classes.length < 2) {
     const n = dataset.classes.length;
-    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${await oneFolderHint(dataset)}`, { file: dataset.labelFile ?? dataset.root });
   }
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);
