@@ -5,7 +5,7 @@
  */
 import type { ClassSortKey, MatrixCell, PanelUiState, PrCurve } from '../src/core/panelProtocol';
 import type { ClassMetrics } from '../src/core/report';
-import { METRIC_BANDS, metricBand } from '../src/core/reportExport';
+import { metricBand, recallAtKBandKind } from '../src/core/metricCatalogue';
 import { h, icon, rafThrottle, replaceChildren } from './dom';
 import { int, pct, plural } from './format';
 import type { ReportModel } from './model';
@@ -163,7 +163,7 @@ export class ClassTable {
     const q = st.filter.trim().toLowerCase();
     let rows = metrics.perClass;
     if (q) rows = rows.filter((c) => c.class.toLowerCase().includes(q));
-    if (st.warningsOnly) rows = rows.filter((c) => m.warnedClasses.has(c.class) || (c.support > 0 && c.recall < METRIC_BANDS.accuracy.poor));
+    if (st.warningsOnly) rows = rows.filter((c) => m.warnedClasses.has(c.class) || (c.support > 0 && c.recall < m.bands.accuracy.poor));
     const col = this.cols.find((c) => c.key === st.sortKey) ?? this.cols[0];
     const k = m.k;
     const dir = st.descending ? -1 : 1;
@@ -247,7 +247,7 @@ export class ClassTable {
       if (col.kind === 'int') return h('div', { class: 'td num', role: 'gridcell', text: int(v as number) });
       if (v === null) return h('div', { class: 'td num muted', role: 'gridcell', text: '–' });
       const value = v as number;
-      const band = col.kind === 'rate' && c.support + c.predicted > 0 ? metricBand(col.key === 'recallAtK' && k !== '1' ? 'recallAtK' : 'accuracy', value) : null;
+      const band = col.kind === 'rate' && c.support + c.predicted > 0 ? metricBand(col.key === 'recallAtK' && k !== null ? recallAtKBandKind(k) : 'accuracy', value, m.bands) : null;
       const bar = h('span', { class: 'bar' });
       bar.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
       return h(
@@ -337,10 +337,10 @@ export class ClassTable {
         { class: 'stats' },
         stat('Support', int(c.support)),
         stat('Predicted', int(c.predicted)),
-        stat('Precision', pct(c.precision), metricBand('accuracy', c.precision)),
-        stat('Recall', pct(c.recall), c.support ? metricBand('accuracy', c.recall) : null),
-        stat('F1', pct(c.f1), metricBand('accuracy', c.f1)),
-        k ? stat(`Recall@${k}`, pct(c.recallAtK[k]), c.support ? metricBand(k === '1' ? 'accuracy' : 'recallAtK', c.recallAtK[k] ?? 0) : null) : null,
+        stat('Precision', pct(c.precision), metricBand('accuracy', c.precision, m.bands)),
+        stat('Recall', pct(c.recall), c.support ? metricBand('accuracy', c.recall, m.bands) : null),
+        stat('F1', pct(c.f1), metricBand('accuracy', c.f1, m.bands)),
+        k ? stat(`Recall@${k}`, pct(c.recallAtK[k]), c.support ? metricBand(recallAtKBandKind(k), c.recallAtK[k] ?? 0, m.bands) : null) : null,
         stat('Avg. precision', c.averagePrecision === null ? '–' : c.averagePrecision.toFixed(3)),
       ),
       h('h4', { text: 'Precision-recall (retrieving this class by its score)' }),
@@ -364,7 +364,7 @@ export class ClassTable {
         drawPrChart(canvas, curve, readChartTheme());
         prNote.textContent =
           curve.source === 'probabilities'
-            ? `AP ${curve.averagePrecision.toFixed(3)} over ${plural(curve.total, 'image')} (${int(curve.positives)} positive). Dashed: no-skill baseline.`
+            ? `AP ${curve.averagePrecision === null ? '–' : curve.averagePrecision.toFixed(3)} over ${plural(curve.total, 'image')} (${int(curve.positives)} positive). Dashed: no-skill baseline.`
             : `From top-${m.report.topK} scores only: exact up to ${pct(curve.coverage, 0)} recall (red line), a lower bound beyond. AP from the report: ${c.averagePrecision === null ? '–' : c.averagePrecision.toFixed(3)}.`;
       })
       .catch((e: unknown) => {

@@ -3,10 +3,11 @@
  * metrics side by side (top-1 accuracy, balanced accuracy, Recall@K, macro F1), each with its good/fair/poor band.
  */
 import type { ExportFormat } from '../src/core/panelProtocol';
-import { METRIC_BANDS, metricBand, type BandKind } from '../src/core/reportExport';
+import { headlineMetric, headlineMetrics, type HeadlineMetric } from '../src/core/metricCatalogue';
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
 import type { ReportModel } from './model';
+import { datasetFormat } from '../src/core/datasetFormat';
 
 export interface HeaderDeps {
   onSplit: (split: string | null) => void;
@@ -15,9 +16,8 @@ export interface HeaderDeps {
 
 const BAND_TEXT = { good: 'Good', fair: 'Fair', poor: 'Poor' } as const;
 
-function card(label: string, value: number, kind: BandKind, sub: string, help: string): HTMLElement {
-  const band = metricBand(kind, value);
-  const t = METRIC_BANDS[kind];
+function card(metric: HeadlineMetric, sub: string): HTMLElement {
+  const { band, thresholds: t, value, label } = metric;
   const fill = h('span', { class: 'gauge-fill' });
   fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
   const tick = (at: number, name: string) => {
@@ -27,7 +27,7 @@ function card(label: string, value: number, kind: BandKind, sub: string, help: s
   };
   return h(
     'div',
-    { class: `card ${band}`, title: `${help}\nGood ≥ ${pct(t.good, 0)}, poor < ${pct(t.poor, 0)}.`, 'data-metric': label },
+    { class: `card ${band}`, title: `${metric.help}\nGood ≥ ${pct(t.good, 0)}, poor < ${pct(t.poor, 0)}.`, 'data-metric': label },
     h('div', { class: 'card-label' }, h('span', { text: label }), h('span', { class: `band ${band}`, text: BAND_TEXT[band] })),
     h('div', { class: 'card-value', text: pct(value) }),
     h('div', { class: 'gauge', 'aria-hidden': 'true' }, fill, tick(t.poor, 'poor below'), tick(t.good, 'good from')),
@@ -59,7 +59,7 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
   const meta = h(
     'p',
     { class: 'meta' },
-    h('span', { class: 'meta-item', text: r.dataset.format === 'label-file' ? 'label file' : r.dataset.format === 'class-folders-split' ? 'class folders with splits' : 'class folders' }),
+    h('span', { class: 'meta-item', text: datasetFormat(r.dataset.format).description }),
     h('span', { class: 'meta-item', title: r.model.dir }, 'model ', h('code', { text: r.model.id })),
     r.precision || r.model.quantized
       ? h('span', {
@@ -80,23 +80,19 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
 
   const cards = h('div', { class: 'cards' });
   if (m) {
-    const k = model.k;
     const correct = Math.round(m.top1Accuracy * m.n);
-    cards.append(
-      card('Top-1 accuracy', m.top1Accuracy, 'accuracy', `${int(correct)} of ${int(m.n)} images`, 'Share of images whose best prediction is their label.'),
-      card('Balanced accuracy', m.balancedAccuracy, 'accuracy', `mean recall of ${plural(m.perClass.filter((c) => c.support > 0).length, 'class', 'classes')}`, 'Recall averaged over classes: every class counts the same, however rare.'),
-    );
-    if (k) {
-      cards.append(
-        card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK', `label among the top ${k}`, `Share of images whose label is among the ${k} best predictions.`),
-      );
-    }
-    cards.append(card('Macro F1', m.macro.f1, 'accuracy', `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`, 'F1 averaged over classes.'));
+    const sub: Record<HeadlineMetric['key'], (k: string) => string> = {
+      top1Accuracy: () => `${int(correct)} of ${int(m.n)} images`,
+      balancedAccuracy: () => `mean recall of ${plural(m.perClass.filter((c) => c.support > 0).length, 'class', 'classes')}`,
+      recallAtK: (k) => `label among the top ${k}`,
+      macroF1: () => `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`,
+    };
+    for (const metric of headlineMetrics(r, m)) cards.append(card(metric, sub[metric.key](model.k ?? '')));
   }
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
     // A note, not a yellow banner, when the balanced accuracy itself is still good (every card GOOD).
-    const band = metricBand('accuracy', m.balancedAccuracy);
+    const band = headlineMetric(r, m, 'balancedAccuracy')?.band ?? 'fair';
     gap = h(
       'p',
       { class: `gap-note ${band === 'good' ? 'info' : 'warn'}`, 'data-band': band },

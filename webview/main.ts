@@ -22,7 +22,7 @@ import { int } from './format';
 import { renderHeader } from './header';
 import { HostChannel } from './host';
 import { IssuesView } from './issues';
-import { classPrCurve } from './lib/prCurve';
+import { classPrCurve } from '../src/core/prCurve';
 import { MatrixView } from './matrix';
 import { ReportModel } from './model';
 import { restoreState } from './state';

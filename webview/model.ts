@@ -3,7 +3,8 @@
  * 100,000 samples cost a few hundred kilobytes), the metrics of the selected split, and sample look-ups.
  */
 import type { ClassMetrics, EvalReport, Metrics, ReportSample, Warning } from '../src/core/report';
-import { headlineK } from '../src/core/reportExport';
+import { headlineK, reportBands, type MetricBands } from '../src/core/metricCatalogue';
+import { datasetFormat } from '../src/core/datasetFormat';
 
 export class ReportModel {
   readonly classes: readonly string[];
@@ -63,6 +64,11 @@ export class ReportModel {
     return this.report.dataset.splits ?? Object.keys(this.report.metricsBySplit ?? {});
   }
 
+  /** The good/fair/poor thresholds of this report (the user's warning thresholds it was evaluated with). */
+  get bands(): MetricBands {
+    return reportBands(this.report);
+  }
+
   /** The K headlined as Recall@K ('5' for top-5 runs), or null when no Recall@K was measured. */
   get k(): string | null {
     const m = this.metrics;
@@ -92,6 +98,6 @@ export class ReportModel {
 
   /** Fix wording for this dataset format: class folders move files, label files rewrite a line. */
   get fixKind(): 'move-to-folder' | 'change-label' {
-    return this.report.dataset.format === 'label-file' ? 'change-label' : 'move-to-folder';
+    return datasetFormat(this.report.dataset.format).fix;
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { PanelUiState } from '../src/core/panelProtocol';
 import type { Warning } from '../src/core/report';
-import { sortWarnings } from '../src/core/reportExport';
+import { sortWarnings } from '../src/core/warnings';
 import { h, icon, replaceChildren } from './dom';
 import { int, pct, plural } from './format';
 import type { HostChannel } from './host';

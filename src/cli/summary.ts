@@ -1,25 +1,35 @@
 /** The human summary `clip-lens eval` prints. */
+import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands, type HeadlineMetric } from '../core/metricCatalogue';
 import type { EvalReport, Metrics } from '../core/report';
+import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const pct = (x: number) => formatRate(x);
 
-function band(x: number, good: number, bad: number): string {
-  const g = pct(good).replace('.0%', '%');
-  const b = pct(bad).replace('.0%', '%');
-  return x >= good ? `good: >= ${g}` : x < bad ? `bad: < ${b}` : `fair: ${b} to ${g}`;
+/** "good: >= 70%", "fair: 50% to 70%", "poor: < 50%" for a headline metric, with the report's thresholds. */
+function bandNote(metric: HeadlineMetric): string {
+  const g = formatRate(metric.thresholds.good).replace('.0%', '%');
+  const b = formatRate(metric.thresholds.poor).replace('.0%', '%');
+  return metric.band === 'good' ? `good: >= ${g}` : metric.band === 'poor' ? `poor: < ${b}` : `fair: ${b} to ${g}`;
 }
 
-function metricsLines(m: Metrics, indent = ''): string[] {
+function metricsLines(r: EvalReport, m: Metrics, indent = ''): string[] {
   const lines: string[] = [];
-  lines.push(`${indent}Top-1 accuracy     ${pct(m.top1Accuracy).padStart(6)}  (${band(m.top1Accuracy, 0.7, 0.5)})`);
-  lines.push(`${indent}Balanced accuracy  ${pct(m.balancedAccuracy).padStart(6)}`);
+  const headline = headlineMetrics(r, m);
+  const top1 = headline.find((h) => h.key === 'top1Accuracy')!;
+  const balanced = headline.find((h) => h.key === 'balancedAccuracy')!;
+  lines.push(`${indent}${top1.label.padEnd(19)}${top1.text.padStart(6)}  (${bandNote(top1)})`);
+  lines.push(`${indent}${balanced.label.padEnd(19)}${balanced.text.padStart(6)}`);
   const ks = Object.keys(m.recallAtK).map(Number).sort((a, b) => a - b);
   if (ks.length > 0) {
-    const r5 = m.recallAtK['5'];
-    const note = r5 === undefined ? '' : r5 >= 0.9 ? '  (Recall@5 good: >= 90%)' : '  (Recall@5 low: should exceed 90%)';
-    lines.push(`${indent}Recall@K           ${ks.map((k) => `@${k} ${pct(m.recallAtK[String(k)])}`).join('   ')}${note}`);
+    // The Recall@K the warnings check (thresholds.recallAtK.k, 5 by default), judged with its band.
+    const k = String(r.thresholds?.recallAtK.k ?? DEFAULT_WARNING_THRESHOLDS.recallAtK.k);
+    const rk = m.recallAtK[k];
+    const bands = reportBands(r);
+    const kind = recallAtKBandKind(k);
+    const note = rk === undefined ? '' : `  (Recall@${k} ${metricBand(kind, rk, bands)}: ${rk >= bands[kind].good ? '>=' : 'should reach'} ${formatRate(bands[kind].good).replace('.0%', '%')})`;
+    lines.push(`${indent}${'Recall@K'.padEnd(19)}${ks.map((k) => `@${k} ${pct(m.recallAtK[String(k)])}`).join('   ')}${note}`);
   }
-  lines.push(`${indent}Macro P / R / F1   ${pct(m.macro.precision)} / ${pct(m.macro.recall)} / ${pct(m.macro.f1)}`);
+  lines.push(`${indent}${'Macro P / R / F1'.padEnd(19)}${pct(m.macro.precision)} / ${pct(m.macro.recall)} / ${pct(m.macro.f1)}`);
   return lines;
 }
 
@@ -34,7 +44,7 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
   if (!r.metrics) {
     lines.push('No image could be evaluated.');
   } else {
-    lines.push(...metricsLines(r.metrics, '  '));
+    lines.push(...metricsLines(r, r.metrics, '  '));
     if (r.metricsBySplit) {
       for (const [split, m] of Object.entries(r.metricsBySplit)) {
         lines.push(`  ${split}: top-1 ${pct(m.top1Accuracy)}, balanced ${pct(m.balancedAccuracy)}, n=${m.n}`);

@@ -40,7 +40,8 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
-import { labelFileKind, parseLabelFile, type LabelColumnOptions } from './labelFile';
+import { labelFileExtensionsText, labelFileKind } from './datasetFormat';
+import { parseLabelFile, type LabelColumnOptions } from './labelFile';
 import type { Dataset, DatasetProblem, Sample } from './types';
 
 /** Image file extensions (lower case, with the dot). */
@@ -104,7 +105,7 @@ export async function readDataset(target: string, options: ReadDatasetOptions = 
     if (!labelFileKind(abs)) {
       throw new ClipLensError(
         'dataset-unsupported',
-        'not a dataset: give a folder of class folders, or a .csv, .tsv or .jsonl label file',
+        `not a dataset: give a folder of class folders, or a ${labelFileExtensionsText()} label file`,
         { file: abs },
       );
     }
@@ -451,7 +452,7 @@ class Walker {
 async function readLabelFileDataset(root: string, labelFile: string, options: ReadDatasetOptions): Promise<Dataset> {
   const kind = labelFileKind(labelFile);
   if (!kind) {
-    throw new ClipLensError('label-file-unsupported', 'label files must end in .csv, .tsv or .jsonl', { file: labelFile });
+    throw new ClipLensError('label-file-unsupported', `label files must end in ${labelFileExtensionsText()}`, { file: labelFile });
   }
   let text: string;
   try {

@@ -16,7 +16,7 @@ import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { promptsForClass, resolveTemplates } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
-import { computeWarnings } from './warnings';
+import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { findLabelIssues } from './labelIssues';
 import type { Dataset, DatasetProblem } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
@@ -335,6 +335,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     metrics,
     ...(metricsBySplit ? { metricsBySplit } : {}),
     warnings,
+    thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
     timing: {
       totalMs: round(totalMs),

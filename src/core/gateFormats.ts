@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { GATE_RULE_IDS, failedChecks, num, numPair, type GateCheck, type GateCheckKind, type GateResult } from './gate';
-import { lineColumnFinder, parseJsonTree, type JsonNode } from './projectConfig';
+import { lineColumnFinder, parseJsonTree, type JsonNode } from './jsonWithPositions';
 import type { EvalReport, ReportSample } from './report';
 import { TOOL_VERSION } from './version';
 

@@ -19,18 +19,10 @@
  * `_` and `-` (see IMAGE_COLUMN_NAMES, LABEL_COLUMN_NAMES, SPLIT_COLUMN_NAMES, earlier names win), unless given explicitly.
  * A missing column is a ClipLensError naming the file and the header line; a bad record is a DatasetProblem with its line.
  */
+import type { LabelFileKind } from './datasetFormat';
 import { ClipLensError } from './errors';
 import type { DatasetProblem } from './types';
 
-export type LabelFileKind = 'csv' | 'tsv' | 'jsonl';
-
-/** File extensions (lower case) read as label files. */
-export const LABEL_FILE_EXTENSIONS: Readonly<Record<string, LabelFileKind>> = {
-  '.csv': 'csv',
-  '.tsv': 'tsv',
-  '.jsonl': 'jsonl',
-  '.ndjson': 'jsonl',
-};
 
 /** Header names recognised as the image path column, in order of preference (normalised: lower case, no ` _-`). */
 export const IMAGE_COLUMN_NAMES = [
@@ -72,13 +64,6 @@ export interface ParsedLabelFile {
 export interface DelimitedRecord {
   line: number;
   fields: string[];
-}
-
-/** The label file kind for a file name, from its extension; undefined when it is not a label file. */
-export function labelFileKind(fileName: string): LabelFileKind | undefined {
-  const dot = fileName.lastIndexOf('.');
-  if (dot < 0) return undefined;
-  return LABEL_FILE_EXTENSIONS[fileName.slice(dot).toLowerCase()];
 }
 
 /** Lower case and drop spaces, `_`, `-` and `.`, so `File Name`, `file_name` and `fileName` compare equal. */

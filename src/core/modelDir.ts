@@ -19,6 +19,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { pathExists } from './fileSystem';
+import { readPreprocessorConfig } from './preprocessorConfig';
 
 /** Absolute paths of the files of a usable model directory. */
 export interface ModelFiles {
@@ -349,50 +350,19 @@ async function checkTokenizer(dir: string, problems: ModelDirProblem[]): Promise
   return ok ? { vocabJson: vocab, mergesTxt: merges } : null;
 }
 
+/** The loader's own reader and rules (preprocessorConfig.ts), so verify and load accept and refuse the same files. */
 async function checkPreprocessorConfig(dir: string, problems: ModelDirProblem[]): Promise<void> {
   const file = 'preprocessor_config.json';
   if (!(await pathExists(path.join(dir, file), { followSymlinks: true }))) {
     problems.push({ file, message: 'missing; expected the image preprocessing settings (size, crop_size, image_mean, image_std)' });
     return;
   }
-  const cfg = await readJsonFile(dir, file, problems);
-  if (cfg === undefined) return;
-  if (!isObject(cfg)) {
-    problems.push({ file, message: `expected a JSON object, got ${describeJson(cfg)}` });
-    return;
+  try {
+    await readPreprocessorConfig(path.join(dir, file));
+  } catch (e) {
+    if (!(e instanceof ClipLensError)) throw e;
+    problems.push({ file, line: e.line, message: e.message.slice(ClipLensError.format('', { file: e.file, line: e.line }).length) });
   }
-  const bad = (message: string) => problems.push({ file, message });
-  for (const key of ['do_resize', 'do_center_crop', 'do_normalize', 'do_rescale', 'do_convert_rgb']) {
-    if (cfg[key] !== undefined && typeof cfg[key] !== 'boolean') bad(`'${key}' must be true or false, got ${describeJson(cfg[key])}`);
-  }
-  if (cfg.size === undefined) bad("missing required key 'size' (a number, {shortest_edge} or {height, width})");
-  else if (!isSize(cfg.size, ['shortest_edge']) && !isSize(cfg.size, ['height', 'width'])) {
-    bad(`'size' must be a positive number, {shortest_edge} or {height, width}, got ${describeJson(cfg.size)}`);
-  }
-  if (cfg.do_center_crop === true) {
-    if (cfg.crop_size === undefined) bad("missing required key 'crop_size' (needed because do_center_crop is true)");
-    else if (!isSize(cfg.crop_size, ['height', 'width'])) {
-      bad(`'crop_size' must be a positive number or {height, width}, got ${describeJson(cfg.crop_size)}`);
-    }
-  }
-  if (cfg.do_normalize !== false) {
-    for (const key of ['image_mean', 'image_std']) {
-      const v = cfg[key];
-      if (v === undefined) bad(`missing required key '${key}' (3 numbers, one per RGB channel; needed unless do_normalize is false)`);
-      else if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (key === 'image_mean' || x > 0))) {
-        bad(`'${key}' must be 3 ${key === 'image_std' ? 'positive ' : ''}numbers, got ${describeJson(v)}`);
-      }
-    }
-  }
-  if (cfg.rescale_factor !== undefined && (typeof cfg.rescale_factor !== 'number' || !(cfg.rescale_factor > 0))) {
-    bad(`'rescale_factor' must be a positive number (usually 1/255), got ${describeJson(cfg.rescale_factor)}`);
-  }
-}
-
-function isSize(v: unknown, keys: string[]): boolean {
-  const positive = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x > 0;
-  if (positive(v)) return true;
-  return isObject(v) && keys.every((k) => positive(v[k]));
 }
 
 /** Returns true when config.json exists (whether or not it is valid). */

@@ -18,7 +18,7 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
-import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './projectConfig';
+import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './jsonWithPositions';
 
 export type BuiltinTemplateName = 'simple' | 'imagenet80';
 

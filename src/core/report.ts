@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { WarningThresholds } from './warnings';
 
 export const REPORT_SCHEMA_VERSION = 2;
 
@@ -151,6 +152,12 @@ export interface EvalReport {
   /** Metrics per split when the dataset has splits. */
   metricsBySplit?: Record<string, Metrics>;
   warnings: Warning[];
+  /**
+   * The thresholds the warnings were computed with (the dataset's `.clip-lens.json`, then the editor's settings, then
+   * the defaults). The good/fair/poor bands of the headline metrics follow them in every view (metricCatalogue.ts).
+   * Absent in reports written by earlier versions: the defaults apply.
+   */
+  thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
   timing: {
     totalMs: number;

@@ -4,38 +4,12 @@
  * - {@link perClassCsv}: per-class metrics as RFC 4180 CSV;
  * - {@link htmlReport}: a self-contained static HTML page (inline CSS, no script, no remote content).
  *
- * Also home of the good/poor bands of the headline metrics ({@link metricBand}), shared by the panel and the HTML
- * report so both judge a number the same way.
+ * The bands of the headline metrics come from metricCatalogue.ts and the warning order from warnings.ts, which the
+ * report panel shares; this module is host-side only (the panel does not import it).
  */
-import type { ClassMetrics, EvalReport, LabelIssue, Metrics, Warning } from './report';
-
-/** How a headline number is judged. */
-export type Band = 'good' | 'fair' | 'poor';
-
-/** Band thresholds: a value >= `good` is good, < `poor` is poor, anything between is fair. */
-export const METRIC_BANDS = {
-  /** Top-1 accuracy, balanced accuracy and macro F1. */
-  accuracy: { good: 0.7, poor: 0.5 },
-  /** Recall@K for K > 1: the right class should almost always be in the shortlist. */
-  recallAtK: { good: 0.9, poor: 0.7 },
-} as const;
-
-export type BandKind = keyof typeof METRIC_BANDS;
-
-export function metricBand(kind: BandKind, value: number): Band {
-  const t = METRIC_BANDS[kind];
-  if (value >= t.good) return 'good';
-  if (value < t.poor) return 'poor';
-  return 'fair';
-}
-
-/** The Recall@K entry the panel headlines: the report's top-K when it was measured, else the largest K measured. */
-export function headlineK(report: Pick<EvalReport, 'topK'>, metrics: Pick<Metrics, 'recallAtK'>): string | null {
-  const keys = Object.keys(metrics.recallAtK);
-  if (keys.length === 0) return null;
-  if (keys.includes(String(report.topK))) return String(report.topK);
-  return keys.reduce((a, b) => (Number(b) > Number(a) ? b : a));
-}
+import { headlineK, headlineMetrics, reportBands, type HeadlineMetric, type MetricBands } from './metricCatalogue';
+import type { ClassMetrics, EvalReport, LabelIssue, Metrics } from './report';
+import { sortWarnings } from './warnings';
 
 /** One off-diagonal cell of a confusion matrix. */
 export interface Confusion {
@@ -160,14 +134,6 @@ export interface HtmlReportOptions {
   maxTableMatrixClasses?: number;
 }
 
-const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
-
-/** Warnings in reading order: errors first; within a severity, rare-class recall warnings first. */
-export function sortWarnings(warnings: readonly Warning[]): Warning[] {
-  const kindFirst = (w: Warning) => (w.kind === 'rare-class-low-recall' ? 0 : 1);
-  return [...warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || kindFirst(a) - kindFirst(b));
-}
-
 const HTML_STYLE = `
 :root { color-scheme: light dark; --fg:#1f2328; --muted:#59636e; --bg:#ffffff; --card:#f6f8fa; --line:#d1d9e0;
   --good:#1a7f37; --fair:#9a6700; --poor:#cf222e; --bar:#0969da; --err:#cf222e; --warn:#9a6700; --info:#0969da; }
@@ -201,15 +167,13 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 `;
 
-function card(label: string, value: number, kind: BandKind | null): string {
-  const band = kind ? metricBand(kind, value) : null;
-  return `<div class="card${band ? ` ${band}` : ''}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div>${
-    band ? `<div class="band ${band}">${band}</div>` : ''
-  }</div>`;
+function card(metric: HeadlineMetric): string {
+  const { band, label, value } = metric;
+  return `<div class="card ${band}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div><div class="band ${band}">${band}</div></div>`;
 }
 
-function classRow(c: ClassMetrics, k: string | null): string {
-  const poor = (v: number) => (v < METRIC_BANDS.accuracy.poor ? ' class="poor"' : '');
+function classRow(c: ClassMetrics, k: string | null, bands: MetricBands): string {
+  const poor = (v: number) => (v < bands.accuracy.poor ? ' class="poor"' : '');
   return `<tr><td class="text">${escapeHtml(c.class)}</td><td>${c.support}</td><td>${c.predicted}</td><td${poor(c.precision)}>${pct(
     c.precision,
   )}</td><td${poor(c.recall)}>${pct(c.recall)}</td><td${poor(c.f1)}>${pct(c.f1)}</td>${
@@ -263,10 +227,7 @@ export function htmlReport(report: EvalReport, options: HtmlReportOptions = {}):
   );
   if (m) {
     parts.push('<div class="cards">');
-    parts.push(card('Top-1 accuracy', m.top1Accuracy, 'accuracy'));
-    parts.push(card('Balanced accuracy', m.balancedAccuracy, 'accuracy'));
-    if (k) parts.push(card(`Recall@${k}`, m.recallAtK[k], k === '1' ? 'accuracy' : 'recallAtK'));
-    parts.push(card('Macro F1', m.macro.f1, 'accuracy'));
+    for (const metric of headlineMetrics(report, m)) parts.push(card(metric));
     parts.push('</div>');
   } else {
     parts.push('<p>No sample could be evaluated, so there are no metrics.</p>');
@@ -305,7 +266,7 @@ export function htmlReport(report: EvalReport, options: HtmlReportOptions = {}):
         k ? `<th>Recall@${k}</th>` : ''
       }<th>AP</th></tr></thead><tbody>`,
     );
-    for (const c of m.perClass) parts.push(classRow(c, k));
+    for (const c of m.perClass) parts.push(classRow(c, k, reportBands(report)));
     parts.push('</tbody></table>');
   }
 

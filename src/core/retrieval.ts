@@ -1,7 +1,8 @@
 /**
- * One-vs-rest retrieval metrics: precision/recall curves and average precision, equal to scikit-learn's
- * `precision_recall_curve` and `average_precision_score` (1.2+ semantics: every distinct score is a threshold,
- * a sample is retrieved when its score >= threshold, tied scores enter together).
+ * One-vs-rest average precision of every class, equal to scikit-learn's `average_precision_score` (1.2+ semantics:
+ * every distinct score is a threshold, a sample is retrieved when its score >= threshold, tied scores enter
+ * together); null for a class without positives (scikit-learn leaves it undefined). The curve the report panel draws
+ * is prCurve.ts; the plain sort-based reference versions the tests compare both with are in test/unit/referenceRetrieval.ts.
  *
  * {@link averagePrecisionByClass} computes AP for every class of an N x K matrix without sorting each column:
  * per class it sorts only the positives' distinct scores u_1 > u_2 > ... and counts, in one pass over the column,
@@ -19,109 +20,8 @@
  * would crowd the table; its column is radix-sorted instead and merged with the positives.
  * Exact, ties included: AP = sum_t (tp_t/P - tp_{t-1}/P) * tp_t / (tp_t + fp_t).
  */
-import { ClipLensError } from './errors';
 import { defineJob, sharedFloat64, sharedInt32, threadCount, toSharedInt32 } from './parallel';
 import { groupRowsByLabel, ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
-
-/** sklearn's precision_recall_curve output: thresholds ascending; precision/recall have one more entry (1, 0). */
-export interface PrecisionRecallCurve {
-  precision: number[];
-  recall: number[];
-  thresholds: number[];
-}
-
-/** Confusion counts and ratios when retrieving every sample with score >= threshold. */
-export interface ThresholdPoint {
-  threshold: number;
-  tp: number;
-  fp: number;
-  fn: number;
-  /** tp / (tp + fp); 0 when nothing is retrieved (sklearn precision_score's zero_division default). */
-  precision: number;
-  /** tp / (tp + fn); 0 when there are no positives. */
-  recall: number;
-  /** Harmonic mean of precision and recall; 0 when both are 0. */
-  f1: number;
-}
-
-function checkPair(scores: ArrayLike<number>, positives: ArrayLike<unknown>): void {
-  if (scores.length !== positives.length) {
-    throw new ClipLensError('retrieval-length-mismatch', `${scores.length} scores but ${positives.length} positive flags`);
-  }
-  for (let i = 0; i < scores.length; i++) {
-    if (!Number.isFinite(scores[i])) throw new ClipLensError('retrieval-bad-score', `score ${i} is ${scores[i]}, not a finite number`);
-  }
-}
-
-/**
- * Precision/recall at every distinct score, like sklearn.metrics.precision_recall_curve(positives, scores):
- * thresholds ascending, precision[i]/recall[i] for score >= thresholds[i], then a final (precision 1, recall 0).
- * With no positives recall is 1 everywhere (sklearn warns and does the same). `positives[i]` is truthy for positives.
- */
-export function precisionRecallCurve(scores: ArrayLike<number>, positives: ArrayLike<unknown>): PrecisionRecallCurve {
-  checkPair(scores, positives);
-  const n = scores.length;
-  if (n === 0) throw new ClipLensError('retrieval-empty', 'precision/recall curve of 0 samples');
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
-  const tps: number[] = [];
-  const fps: number[] = [];
-  const thr: number[] = [];
-  let tp = 0;
-  for (let r = 0; r < n; r++) {
-    const i = order[r];
-    if (positives[i]) tp++;
-    if (r === n - 1 || scores[order[r + 1]] !== scores[i]) {
-      tps.push(tp);
-      fps.push(r + 1 - tp);
-      thr.push(scores[i]);
-    }
-  }
-  const total = tps[tps.length - 1];
-  const precision: number[] = [];
-  const recall: number[] = [];
-  for (let t = tps.length - 1; t >= 0; t--) {
-    precision.push(tps[t] / (tps[t] + fps[t]));
-    recall.push(total === 0 ? 1 : tps[t] / total);
-  }
-  precision.push(1);
-  recall.push(0);
-  return { precision, recall, thresholds: thr.reverse() };
-}
-
-/** sklearn average_precision_score(positives, scores); null when there is no positive. */
-export function averagePrecision(scores: ArrayLike<number>, positives: ArrayLike<unknown>): number | null {
-  checkPair(scores, positives);
-  let any = false;
-  for (let i = 0; i < positives.length && !any; i++) any = Boolean(positives[i]);
-  if (!any) return null;
-  const { precision, recall } = precisionRecallCurve(scores, positives);
-  let ap = 0;
-  for (let i = 0; i < recall.length - 1; i++) ap -= (recall[i + 1] - recall[i]) * precision[i];
-  return ap;
-}
-
-/**
- * Counts when retrieving every sample with score >= threshold (one-vs-rest), with sklearn precision_score /
- * recall_score / f1_score zero-division defaults (0).
- */
-export function precisionRecallAtThreshold(scores: ArrayLike<number>, positives: ArrayLike<unknown>, threshold: number): ThresholdPoint {
-  checkPair(scores, positives);
-  let tp = 0;
-  let fp = 0;
-  let fn = 0;
-  for (let i = 0; i < scores.length; i++) {
-    const retrieved = scores[i] >= threshold;
-    if (positives[i]) {
-      if (retrieved) tp++;
-      else fn++;
-    } else if (retrieved) fp++;
-  }
-  const precision = tp + fp === 0 ? 0 : tp / (tp + fp);
-  const recall = tp + fn === 0 ? 0 : tp / (tp + fn);
-  const denom = precision + recall;
-  const f1 = denom === 0 ? 0 : (2 * precision * recall) / denom;
-  return { threshold, tp, fp, fn, precision, recall, f1 };
-}
 
 /** Buckets are the top 13 bits of a non-negative float32 pattern (sign bit 0): 2^13 of them. */
 const BUCKET_SHIFT = 18;

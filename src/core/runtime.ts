@@ -12,7 +12,8 @@ import { ClipLensError } from './errors';
 import type { SessionSettings, TowerDescription, WorkerRequest, WorkerResponse } from './inferenceProtocol';
 import { resolveModelDir, readLogitScale, type ModelFiles } from './modelDir';
 import { ClipTokenizer, CONTEXT_LENGTH } from './tokenizer';
-import { ImagePreprocessor, readPreprocessorConfig } from './imagePreprocess';
+import { ImagePreprocessor } from './imagePreprocess';
+import { readPreprocessorConfig } from './preprocessorConfig';
 
 export interface ClipModelOptions {
   /** Use the `*_quantized.onnx` variants. */

@@ -214,9 +214,15 @@ function contentWarnings(samples: WarningSample[]): Warning[] {
   return out;
 }
 
+/** The thresholds in force: each one given, else its default (a fresh object). */
+export function effectiveWarningThresholds(thresholds: Partial<WarningThresholds> = {}): WarningThresholds {
+  const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
+  return { ...t, recallAtK: { ...t.recallAtK } };
+}
+
 /** All warnings for a report, most severe first. Throws ClipLensError on an invalid threshold. */
 export function computeWarnings(input: WarningsInput, thresholds: Partial<WarningThresholds> = {}): Warning[] {
-  const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
+  const t = effectiveWarningThresholds(thresholds);
   checkThresholds(t);
   const all = [
     ...metricWarnings(input.metrics, t),
@@ -224,4 +230,10 @@ export function computeWarnings(input: WarningsInput, thresholds: Partial<Warnin
     ...contentWarnings(input.samples),
   ];
   return all.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]); // stable: keeps rule order
+}
+
+/** Warnings in reading order (the panel, the HTML export and the Problems tree): errors first; within a severity, rare-class recall warnings first. */
+export function sortWarnings(warnings: readonly Warning[]): Warning[] {
+  const kindFirst = (w: Warning) => (w.kind === 'rare-class-low-recall' ? 0 : 1);
+  return [...warnings].sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || kindFirst(a) - kindFirst(b));
 }

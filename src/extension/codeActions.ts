@@ -12,9 +12,10 @@ import { DIAGNOSTIC_SOURCE, type DiagnosticsManager } from './diagnostics';
 import type { IssueRef } from './diagnosticsModel';
 import type { Fixes } from './fixes';
 import type { ReportStore } from './store';
+import { labelFileGlob } from '../core/datasetFormat';
 
 /** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
-export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.{csv,tsv,jsonl,ndjson,CSV,TSV,JSONL,NDJSON}' }];
+export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: labelFileGlob() }];
 export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: `**/${CONFIG_FILE_NAME}` }];
 
 function codeOf(d: vscode.Diagnostic): string | undefined {

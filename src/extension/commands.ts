@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { labelFileKind } from '../core/labelFile';
+import { datasetFormat, labelFileExtensions, labelFileExtensionsText, labelFileKind } from '../core/datasetFormat';
 import type { RevealTarget } from '../core/panelProtocol';
 import type { EvalReport } from '../core/report';
 import { COMMANDS } from './commandIds';
@@ -143,14 +143,14 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
           canSelectMany: false,
           openLabel: 'Evaluate',
           title: 'CLIP Lens: choose a label file',
-          filters: { 'Label files': ['csv', 'tsv', 'jsonl', 'ndjson'] },
+          filters: { 'Label files': labelFileExtensions() },
           defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
         });
         file = picked?.[0]?.fsPath;
       }
       if (!file) return undefined;
       if (!labelFileKind(file)) {
-        void vscode.window.showErrorMessage(`CLIP Lens: ${path.basename(file)} is not a label file (.csv, .tsv, .jsonl or .ndjson).`);
+        void vscode.window.showErrorMessage(`CLIP Lens: ${path.basename(file)} is not a label file (${labelFileExtensionsText()}).`);
         return undefined;
       }
       return evaluateAndShow(file);
@@ -229,10 +229,11 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
       if (!s) return undefined;
       const scores = new Map(s.predicted.map((p) => [p.class, p.score]));
       const classes = report.dataset.classes.filter((c) => c !== s.label).sort((x, y) => (scores.get(y) ?? -1) - (scores.get(x) ?? -1));
-      const verb = report.dataset.format === 'label-file' ? 'Change the label of' : 'Move';
+      const changeLabel = datasetFormat(report.dataset.format).fix === 'change-label';
+      const verb = changeLabel ? 'Change the label of' : 'Move';
       const picked = await vscode.window.showQuickPick(
         classes.map((c) => ({ label: c, description: scores.has(c) ? `CLIP ${formatScore(scores.get(c) as number)}` : undefined })),
-        { title: `${verb} ${path.posix.basename(s.path)} (now '${s.label}')`, placeHolder: report.dataset.format === 'label-file' ? 'New label' : 'Class folder to move the image to' },
+        { title: `${verb} ${path.posix.basename(s.path)} (now '${s.label}')`, placeHolder: changeLabel ? 'New label' : 'Class folder to move the image to' },
       );
       if (!picked) return undefined;
       return runFix(() => fixes.apply(sample.result, sample.samplePath, picked.label, { reveal: true }));
@@ -251,7 +252,7 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
       for (const u of selected) {
         const sample = sampleFrom(store, u, undefined);
         const issue = sample ? fixes.issueOf(sample.result, sample.samplePath) : undefined;
-        if (!sample || !issue || sample.result.report.dataset.format === 'label-file') {
+        if (!sample || !issue || datasetFormat(sample.result.report.dataset.format).fix !== 'move-to-folder') {
           void vscode.window.showInformationMessage(`CLIP Lens has no suggested class folder for ${path.basename(u.fsPath)}.`);
           continue;
         }

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { CONTEXT_KEYS } from './commandIds';
 import type { ReportStore } from './store';
 import { sampleFile } from './diagnosticsModel';
+import { datasetFormat } from '../core/datasetFormat';
 
 export class ContextKeys implements vscode.Disposable {
   private readonly values = new Map<string, string>();
@@ -37,7 +38,7 @@ export class ContextKeys implements vscode.Disposable {
     this.set(CONTEXT_KEYS.hasWarnings, results.some((r) => r.report.warnings.length > 0));
     const movable: string[] = [];
     for (const r of results) {
-      if (r.report.dataset.format === 'label-file') continue;
+      if (datasetFormat(r.report.dataset.format).fix !== 'move-to-folder') continue;
       for (const issue of r.report.labelIssues) {
         if (!issue.path || r.resolved.has(issue.path)) continue;
         // Matched against `resourcePath`: the file system path locally, the URI path in remote windows and

@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { labelFileKind } from '../core/labelFile';
+import { labelFileKind } from '../core/datasetFormat';
 import { CONFIG_FILE_NAME } from '../core/projectConfig';
 import type { Settings } from './config';
 import {
@@ -29,6 +29,7 @@ import { Debouncer } from './enginePool';
 import { stripBom } from './labelEdits';
 import { samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
+import { datasetFormat } from '../core/datasetFormat';
 
 export const DIAGNOSTIC_SOURCE = 'CLIP Lens';
 
@@ -181,7 +182,7 @@ export class DiagnosticsManager implements vscode.Disposable {
     const { report } = current;
     const ignored = this.store.ignoredPaths(current);
     let items: PlainDiagnostic[];
-    if (report.dataset.format === 'label-file') {
+    if (datasetFormat(report.dataset.format).samplesHaveLines) {
       items = labelIssueDiagnostics({ report, labelFile: await this.labelFileText(current), resolved: ignored, warningScore: this.settings().labelIssueWarningScore });
     } else {
       const present = new Set<string>();

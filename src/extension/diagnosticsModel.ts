@@ -14,14 +14,17 @@
  * `warningScore` (setting clipLens.labelIssueWarningScore, default 0.05) is a Warning, otherwise Information.
  */
 import * as path from 'node:path';
-import { parseLabelFile, type LabelColumnOptions, type LabelFileKind } from '../core/labelFile';
+import type { LabelFileKind } from '../core/datasetFormat';
+import { parseLabelFile, type LabelColumnOptions } from '../core/labelFile';
 import { resolveEntryPath } from '../core/dataset';
-import { parseJsonTreeOrNull, parseProjectConfig, type ConfigProblem, type JsonNode } from '../core/projectConfig';
+import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
+import { parseProjectConfig, type ConfigProblem } from '../core/projectConfig';
 import { projectModelProblem } from './runChecksModel';
 import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
 import { editorLineStarts, fieldsOnLine, labelFileLayout, lineStarts, positionAt, type FieldSpan, type LabelFileLayout } from './labelEdits';
+import { datasetFormat } from '../core/datasetFormat';
 
 export type Severity = 'error' | 'warning' | 'information' | 'hint';
 
@@ -90,7 +93,7 @@ export function labelIssueMessage(issue: LabelIssue, sample: ReportSample | unde
   const predicted = `CLIP predicts '${issue.suggested}'${p !== undefined ? ` (${formatScore(p)})` : ''}`;
   // The issue score is the label-quality score: with the default self-confidence ranking, the probability of the given label.
   const given = `'${issue.given}' (${formatScore(predictedScore(sample, issue.given) ?? issue.score)})`;
-  return format === 'label-file' ? `${predicted} but the label is ${given}` : `${predicted} but the image is in the folder ${given}`;
+  return datasetFormat(format).fix === 'change-label' ? `${predicted} but the label is ${given}` : `${predicted} but the image is in the folder ${given}`;
 }
 
 /** Absolute path of a file named by a report (relative to the dataset root, or absolute). */
@@ -184,7 +187,7 @@ export interface LabelIssueInput {
 export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[] {
   const { report } = input;
   const out: PlainDiagnostic[] = [];
-  const isLabelFile = report.dataset.format === 'label-file' && report.dataset.labelFile !== undefined;
+  const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
   for (const issue of report.labelIssues) {
     const samplePath = issue.path ?? report.samples[issue.index]?.path;
@@ -247,7 +250,7 @@ export interface DatasetDiagnosticsInput {
 export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[] {
   const { report } = input;
   const out: PlainDiagnostic[] = [];
-  const isLabelFile = report.dataset.format === 'label-file' && report.dataset.labelFile !== undefined;
+  const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
   const labelFile = report.dataset.labelFile;
 

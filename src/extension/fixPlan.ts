@@ -3,6 +3,7 @@
  * class-folder dataset.
  */
 import type { DatasetFormat } from '../core/types';
+import { datasetFormat } from '../core/datasetFormat';
 
 export class FixError extends Error {
   constructor(message: string) {
@@ -18,11 +19,11 @@ export class FixError extends Error {
  * the folder of `fromClass` or the class names are unusable as folder names.
  */
 export function folderMoveTarget(samplePath: string, format: DatasetFormat, fromClass: string, toClass: string): string {
-  if (format === 'label-file') throw new FixError('a label-file dataset is fixed by changing its label, not by moving the image');
+  const classAt = datasetFormat(format).classFolderIndex;
+  if (classAt === null) throw new FixError('a label-file dataset is fixed by changing its label, not by moving the image');
   if (toClass === fromClass) throw new FixError(`the image is already in '${fromClass}'`);
   if (!toClass || /[\\/]/.test(toClass) || toClass === '.' || toClass === '..') throw new FixError(`'${toClass}' cannot be a folder name`);
   const parts = samplePath.split('/');
-  const classAt = format === 'class-folders-split' ? 1 : 0;
   if (parts.length < classAt + 2 || parts[classAt] !== fromClass) {
     throw new FixError(`${samplePath} is not in the folder of class '${fromClass}'`);
   }

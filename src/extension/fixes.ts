@@ -16,15 +16,17 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
 import { pathExists } from '../core/fileSystem';
-import { labelFileKind } from '../core/labelFile';
+import { labelFileKind } from '../core/datasetFormat';
 import { addIgnoredSample, CONFIG_FILE_NAME, ignoredSampleEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
-import { changeLabelEdit, editorLineStarts, LabelEditError, positionAt, stripBom, type TextEdit } from './labelEdits';
+import { changeLabelEdit, editorLineStarts, LabelEditError, positionAt, stripBom } from './labelEdits';
+import type { TextEdit } from '../core/textEdit';
 import { FixError, folderMoveTarget } from './fixPlan';
 import { FixHistory, moveMessage, undoMessage, undoPlan, type FileMove, type FixStep, type NewFixStep } from './moveHistoryModel';
 import { CONTEXT_KEYS } from './commandIds';
 import { pathKey, samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
+import { datasetFormat } from '../core/datasetFormat';
 
 /** How long file events caused by our own moves are recognised as such (watcher.ts). */
 const OWN_CHANGE_MS = 5000;
@@ -150,7 +152,7 @@ export class Fixes implements vscode.Disposable {
 
   /** Applies the dataset's kind of fix: move (class folders) or change the label (label files). */
   async apply(result: DatasetResult, samplePath: string, toClass: string, options: { reveal: boolean }): Promise<string> {
-    return result.report.dataset.format === 'label-file' ? this.changeLabel(result, samplePath, toClass, options) : this.moveToFolder(result, samplePath, toClass);
+    return datasetFormat(result.report.dataset.format).fix === 'change-label' ? this.changeLabel(result, samplePath, toClass, options) : this.moveToFolder(result, samplePath, toClass);
   }
 
   /** Moves an image into another class folder (undoable rename). Resolves with a confirmation. */

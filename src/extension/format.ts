@@ -5,7 +5,7 @@ import type { EvaluateProgress } from '../core/evaluate';
 import type { DownloadProgress } from '../core/modelDownload';
 import type { GateResult } from '../core/gate';
 import type { EvalReport, Metrics } from '../core/report';
-import { headlineK } from '../core/reportExport';
+import { headlineMetrics, metricBand, reportBands, type Band } from '../core/metricCatalogue';
 
 /** 0.875 -> "87.5%", 1 -> "100%", 0.12345 -> "12.3%". */
 export function pct(x: number): string {
@@ -80,6 +80,8 @@ export function downloadMessage(p: DownloadProgress, doneBefore: number, approxT
 export interface StatusSummary {
   dataset: string;
   top1: number | null;
+  /** How top-1 accuracy is judged with the report's thresholds (metricCatalogue.ts). */
+  top1Band: Band | null;
   worst: { class: string; recall: number } | null;
   gate: { passed: boolean; failed: number; total: number } | null;
   labelIssues: number;
@@ -91,6 +93,7 @@ export function statusSummary(report: EvalReport, gate: GateResult | null, stale
   return {
     dataset: datasetName,
     top1: report.metrics ? report.metrics.top1Accuracy : null,
+    top1Band: report.metrics ? metricBand('accuracy', report.metrics.top1Accuracy, reportBands(report)) : null,
     worst: w ? { class: w.class, recall: w.recall } : null,
     gate: gate && gate.summary.total > 0 ? { passed: gate.passed, failed: gate.summary.failed, total: gate.summary.total } : null,
     labelIssues: report.labelIssues.length,
@@ -114,8 +117,11 @@ export function statusTooltipLines(report: EvalReport, gate: GateResult | null, 
   const m = report.metrics;
   const lines: string[] = [`**CLIP Lens: ${escapeMarkdown(extra.datasetName)}**`, ''];
   if (m) {
-    const k = headlineK(report, m);
-    lines.push(`Top-1 accuracy **${pct(m.top1Accuracy)}** · balanced ${pct(m.balancedAccuracy)}${k ? ` · Recall@${k} ${pct(m.recallAtK[k])}` : ''}`, '');
+    const headline = headlineMetrics(report, m);
+    const top1 = headline.find((x) => x.key === 'top1Accuracy')!;
+    const balanced = headline.find((x) => x.key === 'balancedAccuracy')!;
+    const rk = headline.find((x) => x.key === 'recallAtK');
+    lines.push(`${top1.label} **${pct(top1.value)}** (${top1.band}) · balanced ${pct(balanced.value)}${rk ? ` · ${rk.label} ${pct(rk.value)}` : ''}`, '');
     const w = worstClass(m);
     if (w) lines.push(`Worst class: **${escapeMarkdown(w.class)}**, recall ${pct(w.recall)} of ${w.support} image${w.support === 1 ? '' : 's'}`, '');
   } else {

@@ -1,5 +1,5 @@
 /**
- * "CLIP Lens: Install Commit Gate" / "Uninstall Commit Gate": the git pre-commit hook of src/cli/hookCommand.ts,
+ * "CLIP Lens: Install Commit Gate" / "Uninstall Commit Gate": the git pre-commit hook of src/core/gitHook.ts,
  * which runs `clip-lens check --staged` with the CLI bundled in this extension. The hook needs a Node.js binary: the
  * extension host's own when it is plain Node (code-server), else `node` from PATH (VS Code's host is Electron).
  * Installing needs a trusted workspace (the hook runs on every commit).
@@ -54,7 +54,7 @@ export async function installCommitGate(extensionUri: vscode.Uri, settings: Sett
   }
   const cache = resolveCacheSetting(settings.cacheDirectory);
   const extraArgs = cache ? ['--cache', cache] : [];
-  const { installHook, hookStatus } = await import('../cli/hookCommand.js');
+  const { installHook, hookStatus } = await import('../core/gitHook.js');
   try {
     const r = await installHook(folder.uri.fsPath, { nodePath, cliScript, extraArgs });
     const s = await hookStatus(folder.uri.fsPath);
@@ -76,7 +76,7 @@ export async function installCommitGate(extensionUri: vscode.Uri, settings: Sett
 export async function uninstallCommitGate(log: vscode.LogOutputChannel): Promise<boolean> {
   const folder = await pickFolder();
   if (!folder) return false;
-  const { uninstallHook } = await import('../cli/hookCommand.js');
+  const { uninstallHook } = await import('../core/gitHook.js');
   try {
     const r = await uninstallHook(folder.uri.fsPath);
     if (!r.removed) {

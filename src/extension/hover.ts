@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { labelFileKind } from '../core/labelFile';
+import { labelFileKind } from '../core/datasetFormat';
 import { resolveEntryPath } from '../core/dataset';
 import { readProjectConfig } from '../core/projectConfig';
 import type { ThumbnailCache } from '../core/thumbnails';

@@ -22,16 +22,10 @@ import {
   readDelimitedRecord,
   type DelimitedField,
   type LabelColumnOptions,
-  type LabelFileKind,
 } from '../core/labelFile';
-import { parseJsonTreeOrNull, type JsonNode } from '../core/projectConfig';
-
-/** Replace `length` UTF-16 units at `offset` with `text` (same shape as core's projectConfig TextEdit). */
-export interface TextEdit {
-  offset: number;
-  length: number;
-  text: string;
-}
+import type { LabelFileKind } from '../core/datasetFormat';
+import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
+import type { TextEdit } from '../core/textEdit';
 
 /** A field of a line: the raw token [start, end) (quotes included, surrounding blanks excluded) and its value. */
 export interface FieldSpan {
@@ -221,10 +215,3 @@ export function changeLabelEdit(
   return { offset: fields.label.start, length: fields.label.end - fields.label.start, text: replacement };
 }
 
-/** Applies edits to a text (for tests and previews); edits must not overlap. */
-export function applyEdits(text: string, edits: readonly TextEdit[]): string {
-  const sorted = [...edits].sort((a, b) => b.offset - a.offset);
-  let out = text;
-  for (const e of sorted) out = out.slice(0, e.offset) + e.text + out.slice(e.offset + e.length);
-  return out;
-}

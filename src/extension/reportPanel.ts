@@ -29,8 +29,9 @@ import type { EvalReport, ReportSample } from '../core/report';
 import type { GateResult } from '../core/gate';
 import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
 import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
-import { classPrCurve } from '../../webview/lib/prCurve';
-import { panelHtml } from '../../webview/panelHtml';
+import { classPrCurve } from '../core/prCurve';
+import { panelHtml } from './panelHtml';
+import { datasetFormat } from '../core/datasetFormat';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
@@ -95,7 +96,7 @@ export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_P
 
 /** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
 export function buildFix(report: EvalReport, sample: ReportSample, toClass: string): SampleFix | null {
-  if (report.dataset.format === 'label-file') {
+  if (datasetFormat(report.dataset.format).fix === 'change-label') {
     if (!sample.source) return null;
     return { kind: 'change-label', path: sample.path, file: sample.source.file, line: sample.source.line, fromClass: sample.label, toClass };
   }

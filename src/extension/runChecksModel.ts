@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
 import { resolveModelSpec } from '../core/modelRegistry';
-import { parseJsonTreeOrNull } from '../core/projectConfig';
+import { parseJsonTreeOrNull } from '../core/jsonWithPositions';
 
 /** Error code of an evaluation held back because the config is invalid (core/run.ts configError; automatic re-runs wait quietly). */
 export const CONFIG_INVALID = 'config-invalid';

@@ -58,7 +58,7 @@ export class StatusBar implements vscode.Disposable {
     this.item.tooltip = md;
     this.item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [result.root] };
     this.item.accessibilityInformation = {
-      label: `CLIP Lens ${name}: ${summary.top1 === null ? 'no result' : `top-1 accuracy ${Math.round(summary.top1 * 1000) / 10} percent`}${summary.worst ? `, worst class ${summary.worst.class}` : ''}${summary.gate ? `, gate ${summary.gate.passed ? 'passed' : 'failed'}` : ''}`,
+      label: `CLIP Lens ${name}: ${summary.top1 === null ? 'no result' : `top-1 accuracy ${Math.round(summary.top1 * 1000) / 10} percent${summary.top1Band ? `, ${summary.top1Band}` : ''}`}${summary.worst ? `, worst class ${summary.worst.class}` : ''}${summary.gate ? `, gate ${summary.gate.passed ? 'passed' : 'failed'}` : ''}`,
     };
     this.item.show();
   }

@@ -12,6 +12,7 @@ import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { CancelledError, ClipLensError } from '../../src/core/errors';
 import type { EvalReport } from '../../src/core/report';
+import { DEFAULT_WARNING_THRESHOLDS } from '../../src/core/warnings';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -62,6 +63,11 @@ test('cold, warm, kept-loaded and prompts-last runs give the same report; timing
   assert.equal(warm.timing.imagesComputed, 0);
   assert.equal(warm.timing.imagesFromCache, n);
   assert.deepEqual(answers(warm), answers(cold));
+
+  // The report records the warning thresholds it was evaluated with (the bands of every view follow them).
+  assert.deepEqual(cold.thresholds, DEFAULT_WARNING_THRESHOLDS);
+  const strict = await evaluateDataset(dataset, { model, cacheDir: cache, batchSize: 8, projectConfig: { warnings: { goodAccuracy: 0.99, recallAtK: { k: 2, min: 0.95 } } } });
+  assert.deepEqual(strict.thresholds, { ...DEFAULT_WARNING_THRESHOLDS, goodAccuracy: 0.99, recallAtK: { k: 2, min: 0.95 } });
 
   // No cache, session kept from the first run: nothing to create, everything inferred again, same answers.
   const kept = await evaluateDataset(dataset, { model, cacheDir: null, batchSize: 8 });

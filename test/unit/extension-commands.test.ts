@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HOOK_MARKER } from '../../src/cli/hookCommand';
+import { HOOK_MARKER } from '../../src/core/gitHook';
 import { COMMANDS } from '../../src/extension/commandIds';
 import { createFakeVscode, fakeContext, installFakeVscode } from './extension-fakeVscode';
 

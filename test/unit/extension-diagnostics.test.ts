@@ -18,7 +18,8 @@ import {
   labelIssueMessage,
   type PlainRange,
 } from '../../src/extension/diagnosticsModel';
-import { applyEdits, changeLabelEdit, editorLineStarts } from '../../src/extension/labelEdits';
+import { changeLabelEdit, editorLineStarts } from '../../src/extension/labelEdits';
+import { applyEdits } from '../../src/core/textEdit';
 
 /** The text a 0-based range covers. */
 function textAt(text: string, r: PlainRange): string {

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseLabelFile, type LabelFileKind } from '../../src/core/labelFile';
+import { parseLabelFile } from '../../src/core/labelFile';
+import type { LabelFileKind } from '../../src/core/datasetFormat';
+import { applyEdits } from '../../src/core/textEdit';
 import {
-  applyEdits,
   changeLabelEdit,
   editorLineStarts,
   encodeCsvField,

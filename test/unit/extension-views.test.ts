@@ -126,7 +126,7 @@ test('status bar: top-1, the worst class, the gate, out-of-date marker', () => {
   const passed: GateResult = { passed: true, checks: [], summary: { total: 3, passed: 3, failed: 0 } };
   assert.equal(statusBarText(statusSummary({ ...r, metrics: null }, passed, false, 'pets')), '$(eye) CLIP: no result · $(pass) gate');
   const tooltip = statusTooltipLines(r, gate, { datasetName: 'pets', stale: true }).join('\n');
-  assert.match(tooltip, /Top-1 accuracy \*\*62\.5%\*\* · balanced 50% · Recall@3 100%/);
+  assert.match(tooltip, /Top-1 accuracy \*\*62\.5%\*\* \(fair\) · balanced 50% · Recall@3 100%/);
   assert.match(tooltip, /3 likely label errors · 3 warnings/);
   assert.match(tooltip, /2 of 3 thresholds not met/);
   assert.match(tooltip, /changed since/);

@@ -23,7 +23,7 @@ process.env.GIT_CONFIG_NOSYSTEM = '1';
 process.env.GIT_CONFIG_GLOBAL = os.devNull;
 
 import { datasetRootsTouched, stagedConfigRoots, stagedDataset, stagedDatasetRoots, stagedMatchesWorktree } from '../../src/core/gitStaged';
-import { HOOK_MARKER, hookScript, hookStatus, installHook, uninstallHook } from '../../src/cli/hookCommand';
+import { HOOK_MARKER, hookScript, hookStatus, installHook, uninstallHook } from '../../src/core/gitHook';
 import { checkCommand, findDatasetRoots } from '../../src/cli/checkCommand';
 import { UsageError, type CliIO } from '../../src/cli/io';
 import { num, numPair } from '../../src/core/gate';
@@ -338,6 +338,53 @@ test('install refuses to overwrite a stale pre-commit.clip-lens-previous next to
   await assert.rejects(installHook(repo, { nodePath: process.execPath, cliScript: CLI }), /pre-commit\.clip-lens-previous already exists/);
   await assert.rejects(uninstallHook(repo), /is not the clip-lens hook/);
   assert.deepEqual(dirState(hooks), before);
+});
+
+test('a symlinked pre-commit hook is kept as the link it is: install chains it, uninstall puts the same link back', async (t) => {
+  const repo = newRepo(t);
+  const hooks = path.join(repo, '.git/hooks');
+  const hook = path.join(hooks, 'pre-commit');
+  /** Name, lstat mode, mtime and, for links, the target; for files, the content hash. */
+  const linkState = () =>
+    fs.readdirSync(hooks).sort().map((n) => {
+      const st = fs.lstatSync(path.join(hooks, n));
+      return `${n} ${st.mode.toString(8)} ${st.mtimeMs} ${st.isSymbolicLink() ? `-> ${fs.readlinkSync(path.join(hooks, n))}` : sha(fs.readFileSync(path.join(hooks, n)))}`;
+    });
+  const cases: [string, () => void][] = [
+    ['a link to a foreign hook', () => {
+      write(path.join(repo, 'scripts/pre-commit'), PREVIOUS_HOOK);
+      fs.chmodSync(path.join(repo, 'scripts/pre-commit'), 0o755);
+      fs.symlinkSync('../../scripts/pre-commit', hook);
+    }],
+    ['a dangling link', () => fs.symlinkSync('../../scripts/gone', hook)],
+    // A shared clip-lens hook committed in the repository: the link is still the user's, not the file to rewrite.
+    ['a link to a clip-lens hook script', () => {
+      write(path.join(repo, 'shared/pre-commit'), hookScript({ nodePath: process.execPath, cliScript: CLI }));
+      fs.symlinkSync('../../shared/pre-commit', hook);
+    }],
+  ];
+  for (const [name, make] of cases) {
+    for (const f of fs.readdirSync(hooks)) if (f.startsWith('pre-commit') && !f.endsWith('.sample')) fs.rmSync(path.join(hooks, f));
+    fs.rmSync(path.join(repo, 'scripts'), { recursive: true, force: true });
+    fs.rmSync(path.join(repo, 'shared'), { recursive: true, force: true });
+    make();
+    const before = linkState();
+    const targets = treeState(repo);
+    const r = await installHook(repo, { nodePath: process.execPath, cliScript: CLI });
+    assert.equal(r.previous, hook + '.clip-lens-previous', name);
+    assert.ok(fs.lstatSync(hook).isFile(), `${name}: the clip-lens hook is a file`);
+    assert.ok(fs.lstatSync(r.previous!).isSymbolicLink(), `${name}: the link moved aside as a link`);
+    assert.deepEqual(treeState(repo), targets, `${name}: nothing written through the link`);
+    // Re-install updates our file and leaves the link alone.
+    assert.equal((await installHook(repo, { nodePath: process.execPath, cliScript: CLI })).updated, true, name);
+    const u = await uninstallHook(repo);
+    assert.deepEqual(u, { hook, removed: true, restored: hook }, name);
+    assert.deepEqual(linkState(), before, `${name}: the same link, target and times as before`);
+    assert.deepEqual(treeState(repo), targets, name);
+    // Uninstall without our hook: the link is not ours and stays (it used to be deleted when it led to a clip-lens script).
+    assert.deepEqual(await uninstallHook(repo), { hook, removed: false }, name);
+    assert.deepEqual(linkState(), before, `${name}: a second uninstall leaves the link`);
+  }
 });
 
 test('the hook script: previous hook first (its failure stops the commit), then check --staged with quoted arguments', (t) => {

@@ -9,15 +9,13 @@ import * as ort from 'onnxruntime-node';
 import { ClipLensError } from '../../src/core/errors';
 import {
   ImagePreprocessor,
-  PreprocessorConfig,
   centreCropAxis,
-  parsePreprocessorConfig,
   pillowResizeRegion,
   planResizeSteps,
-  readPreprocessorConfig,
   roundHalfEven,
   shortestEdgeSize,
 } from '../../src/core/imagePreprocess';
+import { parsePreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from '../../src/core/preprocessorConfig';
 
 const FIX = path.join(__dirname, '..', 'fixtures', 'clip-reference');
 const IMAGES = path.join(FIX, 'images');

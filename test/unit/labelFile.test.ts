@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClipLensError } from '../../src/core/errors';
-import { delimiterOf, detectColumn, findColumn, IMAGE_COLUMN_NAMES, labelFileKind, LABEL_COLUMN_NAMES, parseDelimited, parseLabelFile, readDelimitedRecord } from '../../src/core/labelFile';
+import { delimiterOf, detectColumn, findColumn, IMAGE_COLUMN_NAMES, LABEL_COLUMN_NAMES, parseDelimited, parseLabelFile, readDelimitedRecord } from '../../src/core/labelFile';
+import { labelFileKind } from '../../src/core/datasetFormat';
 
 test('parseDelimited: RFC 4180 quotes, escaped quotes and line breaks inside quotes keep later line numbers right', () => {
   const text = ['a,b', '"x, y","he said ""hi"""', '"multi', 'line', 'value",z', '', 'last,row'].join('\n');

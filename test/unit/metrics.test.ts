@@ -4,12 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ProbabilityMatrix } from '../../src/core/probabilities';
 import { computeMetrics, computeMetricsBySplit, effectiveKs } from '../../src/core/metrics';
-import {
-  averagePrecision,
-  averagePrecisionByClass,
-  precisionRecallAtThreshold,
-  precisionRecallCurve,
-} from '../../src/core/retrieval';
+import { averagePrecisionByClass } from '../../src/core/retrieval';
+import { averagePrecision, precisionRecallAtThreshold, precisionRecallCurve } from './referenceRetrieval';
 import { ClipLensError } from '../../src/core/errors';
 import { setParallelism, stopHelpers } from '../../src/core/parallel';
 import type { Metrics } from '../../src/core/report';

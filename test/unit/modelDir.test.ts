@@ -270,17 +270,13 @@ test('config.json logit scale of the wrong type', async () => {
   assert.match((await problemsOf(init))[0], /'logit_scale_init_value' must be a number/);
 });
 
-test('preprocessor_config.json missing required keys', async () => {
+test('preprocessor_config.json: the loader rules (defaults for missing keys, the first problem named)', async () => {
   const { image_mean: _m, crop_size: _c, ...rest } = PREPROCESSOR;
   const dir = makeModelDir((d) => write(d, 'preprocessor_config.json', JSON.stringify({ ...rest, image_std: [1, 0, 1], do_resize: 'yes' })));
-  assert.deepEqual(await problemsOf(dir), [
-    `preprocessor_config.json: 'do_resize' must be true or false, got "yes"`,
-    "preprocessor_config.json: missing required key 'crop_size' (needed because do_center_crop is true)",
-    "preprocessor_config.json: missing required key 'image_mean' (3 numbers, one per RGB channel; needed unless do_normalize is false)",
-    "preprocessor_config.json: 'image_std' must be 3 positive numbers, got [1,0,1]",
-  ]);
-  const noSize = makeModelDir((d) => write(d, 'preprocessor_config.json', JSON.stringify({ ...PREPROCESSOR, size: undefined })));
-  assert.match((await problemsOf(noSize))[0], /missing required key 'size'/);
+  assert.deepEqual(await problemsOf(dir), ['preprocessor_config.json: "do_resize" must be true or false, found "yes"']);
+  // Missing size, crop_size, image_mean: CLIPImageProcessor's defaults, as when loading (preprocessorConfig.test.ts).
+  const defaults = makeModelDir((d) => write(d, 'preprocessor_config.json', JSON.stringify({ ...rest })));
+  assert.deepEqual(await problemsOf(defaults), []);
   // MobileCLIP's processor: no normalisation, so no mean/std needed.
   const mobile = makeModelDir((d) =>
     write(d, 'preprocessor_config.json', JSON.stringify({ crop_size: { height: 256, width: 256 }, do_center_crop: true, do_normalize: false, size: { shortest_edge: 256 } })),

@@ -382,13 +382,14 @@ test('files that do not form a usable model are refused after download', async (
   const { srv, baseUrl } = await startServer();
   srv.hook = (info, req, res) => {
     if (info.file !== 'preprocessor_config.json') return false;
-    serveBytes(req, res, Buffer.from('{"do_resize": true}'));
+    // A resize that ignores the aspect ratio: refused by the loader, so by the download check too (one set of rules).
+    serveBytes(req, res, Buffer.from('{"size": {"height": 224, "width": 224}}'));
     return true;
   };
   const cache = tmpCache();
   const err = await rejection(downloadModel(makeEntry({}, (p) => p !== 'preprocessor_config.json'), opts(cache, baseUrl)));
   assert.ok(err instanceof ClipLensError && err.code === 'model-download-invalid', String(err));
-  assert.match(err.message, /preprocessor_config\.json: missing required key 'size'/);
+  assert.match(err.message, /preprocessor_config\.json: "size" as \{height, width\}.*not supported/);
   assert.deepEqual(walk(cache), []);
 });
 

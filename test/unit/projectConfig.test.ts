@@ -9,13 +9,12 @@ import {
   didYouMean,
   formatConfigProblem,
   ignoredSampleEdit,
-  lineColumnFinder,
-  parseJsonTree,
   parseProjectConfig,
   projectConfigJsonSchema,
   readProjectConfig,
   type ConfigProblem,
 } from '../../src/core/projectConfig';
+import { lineColumnFinder, parseJsonTree } from '../../src/core/jsonWithPositions';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));

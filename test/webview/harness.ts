@@ -14,8 +14,8 @@ import type { HostToPanel, PanelGate, PanelToHost, ThumbnailItem } from '../../s
 import type { EvalReport } from '../../src/core/report';
 import { ThumbnailCache, resolveInsideRoot } from '../../src/core/thumbnails';
 import { buildExport, parsePanelMessage, toPanelReport } from '../../src/extension/reportPanel';
-import { classPrCurve } from '../../webview/lib/prCurve';
-import { panelHtml } from '../../webview/panelHtml';
+import { classPrCurve } from '../../src/core/prCurve';
+import { panelHtml } from '../../src/extension/panelHtml';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

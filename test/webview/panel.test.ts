@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
 import type { EvalReport } from '../../src/core/report';
+import { headlineMetrics } from '../../src/core/metricCatalogue';
+import { effectiveWarningThresholds } from '../../src/core/warnings';
 import type { PanelToHost } from '../../src/core/panelProtocol';
 import { largeReport, shapesReport } from '../fixtures/report/generate';
 import { CHROMIUM, FakeHost, ROOT, applyTheme, buildWebview, launchChromium, screenshotPath, tmpDir, type ThemeName } from './harness';
@@ -377,6 +379,24 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     await h.send({ type: 'empty', message: 'The report shapes.json is no longer available.' });
     await w.page.waitForSelector('body[data-state="empty"]');
     assert.equal(await w.page.textContent('.empty-state p'), 'The report shapes.json is no longer available.');
+    assert.deepEqual(w.errors, []);
+    await w.page.close();
+  });
+
+  test('the header bands follow the thresholds the report was evaluated with (metric catalogue)', async () => {
+    const w = await newPage(browser);
+    const strict: EvalReport = { ...fixture, thresholds: effectiveWarningThresholds({ goodAccuracy: 0.97, lowAccuracy: 0.95, recallAtK: { k: 5, min: 0.99 } }) };
+    const h = new FakeHost(strict, { imageRoot, shows, reportRef: 'strict' });
+    await h.open(w.page, 'light');
+    await ready(w.page);
+    const card = (name: string) => w.page.locator(`.card[data-metric="${name}"]`);
+    // 93.3% top-1 is poor below 95%; Recall@5 98.6% is fair below the minimum of 99%.
+    assert.match((await card('Top-1 accuracy').getAttribute('class')) ?? '', /\bpoor\b/);
+    assert.match((await card('Top-1 accuracy').getAttribute('title')) ?? '', /Good ≥ 97%, poor < 95%/);
+    assert.match((await card('Recall@5').getAttribute('class')) ?? '', /\bfair\b/);
+    const expected = headlineMetrics(strict, strict.metrics!).map((x) => `${x.label}:${x.band}`);
+    const shown = await w.page.$$eval('.card', (els) => els.map((e) => `${e.getAttribute('data-metric')}:${['good', 'fair', 'poor'].find((b) => e.classList.contains(b))}`));
+    assert.deepEqual(shown, expected);
     assert.deepEqual(w.errors, []);
     await w.page.close();
   });

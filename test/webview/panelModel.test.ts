@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EvalReport } from '../../src/core/report';
-import { contentSecurityPolicy, panelHtml } from '../../webview/panelHtml';
+import { contentSecurityPolicy, panelHtml } from '../../src/extension/panelHtml';
 import { defaultState, restoreState } from '../../webview/state';
 import { computeMetrics, shapesReport } from '../fixtures/report/generate';
 

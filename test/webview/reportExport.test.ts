@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EvalReport } from '../../src/core/report';
-import { csvText, escapeHtml, headlineK, htmlReport, jsonReport, jsonReportChunks, metricBand, perClassCsv, sortWarnings, topConfusions } from '../../src/core/reportExport';
+import { csvText, escapeHtml, htmlReport, jsonReport, jsonReportChunks, perClassCsv, topConfusions } from '../../src/core/reportExport';
+import { headlineK, metricBand } from '../../src/core/metricCatalogue';
+import { sortWarnings } from '../../src/core/warnings';
 
 const fixture = (): EvalReport => JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/report/shapes-report.json'), 'utf8'));
 

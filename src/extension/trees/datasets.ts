@@ -13,6 +13,7 @@ import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
 import { classDescription, classImages, classRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
 import type { EvalReport } from '../../core/report';
+import { datasetFormat } from '../../core/datasetFormat';
 
 /** Images listed per class; the rest is one "… more" item that opens the report. */
 export const MAX_IMAGES_PER_CLASS = 500;
@@ -182,7 +183,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       ? new vscode.ThemeIcon('sync~spin')
       : result.gate && !result.gate.passed
         ? new vscode.ThemeIcon('error', red)
-        : new vscode.ThemeIcon(report.dataset.format === 'label-file' ? 'file-text' : 'folder-library');
+        : new vscode.ThemeIcon(datasetFormat(report.dataset.format).hasLabelFile ? 'file-text' : 'folder-library');
     const md = new vscode.MarkdownString(statusTooltipLines(report, result.gate, { datasetName: datasetName(result.root), stale: result.stale }).slice(0, -2).join('\n'), true);
     md.appendMarkdown(`\n\n${escapeMarkdown(result.target)}`);
     item.tooltip = md;

@@ -13,6 +13,7 @@ import { datasetName, escapeMarkdown } from '../format';
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
 import { issueGroups, issuePath, type IssueGroup } from './model';
+import { datasetFormat } from '../../core/datasetFormat';
 
 export type IssueNode =
   | { kind: 'dataset'; root: string }
@@ -112,7 +113,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       const item = new vscode.TreeItem(datasetName(result.root), vscode.TreeItemCollapsibleState.Expanded);
       item.id = `issues:${result.root}`;
       item.description = `${n} likely label error${n === 1 ? '' : 's'}`;
-      item.iconPath = new vscode.ThemeIcon(report.dataset.format === 'label-file' ? 'file-text' : 'folder-library');
+      item.iconPath = new vscode.ThemeIcon(datasetFormat(report.dataset.format).hasLabelFile ? 'file-text' : 'folder-library');
       return item;
     }
     if (element.kind === 'group') {
@@ -136,8 +137,8 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     item.id = `issue:${result.root}\0${element.samplePath}`;
     if (!found) return item;
     const { issue } = found;
-    const isLabelFile = report.dataset.format === 'label-file';
-    item.contextValue = isLabelFile ? TREE_CONTEXT.issueLabel : TREE_CONTEXT.issueMove;
+    const traits = datasetFormat(report.dataset.format);
+    item.contextValue = traits.fix === 'change-label' ? TREE_CONTEXT.issueLabel : TREE_CONTEXT.issueMove;
     const dir = path.posix.dirname(element.samplePath);
     item.description = `#${issue.rank} · ${formatScore(issue.score)}${dir !== '.' ? ` · ${dir}` : ''}`;
     const warn = issue.score < this.settings().labelIssueWarningScore;
@@ -145,7 +146,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     item.resourceUri = vscode.Uri.file(sampleFile(report, element.samplePath));
     const sample = report.samples[issue.index];
     item.accessibilityInformation = { label: `${labelIssueMessage(issue, sample, report.dataset.format)}: ${element.samplePath}` };
-    if (isLabelFile && sample?.source && report.dataset.labelFile) {
+    if (traits.samplesHaveLines && sample?.source && report.dataset.labelFile) {
       item.command = { command: 'vscode.open', title: 'Open Label Line', arguments: [vscode.Uri.file(report.dataset.labelFile), { selection: new vscode.Range(sample.source.line - 1, 0, sample.source.line - 1, 0) } satisfies vscode.TextDocumentShowOptions] };
     } else {
       item.command = { command: 'vscode.open', title: 'Open Image', arguments: [vscode.Uri.file(sampleFile(report, element.samplePath))] };
@@ -161,7 +162,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     const sample = report.samples[found.issue.index];
     const thumb = await this.thumbnails.markdown(sampleFile(report, element.samplePath));
     if (token.isCancellationRequested) return item;
-    const fix = report.dataset.format === 'label-file' ? `change the label to **${escapeMarkdown(found.issue.suggested)}**` : `move it to the folder **${escapeMarkdown(found.issue.suggested)}**`;
+    const fix = datasetFormat(report.dataset.format).fix === 'change-label' ? `change the label to **${escapeMarkdown(found.issue.suggested)}**` : `move it to the folder **${escapeMarkdown(found.issue.suggested)}**`;
     item.tooltip = new vscode.MarkdownString(
       `${thumb}\n\n**${escapeMarkdown(element.samplePath)}**\n\n${escapeMarkdown(labelIssueMessage(found.issue, sample, report.dataset.format))}. Suggested fix: ${fix}.\n\n${sample ? predictionsMarkdown(sample, report) : ''}`,
       true,

@@ -4,7 +4,7 @@
  */
 import type { EvalReport, LabelIssue, Warning, WarningKind } from '../../core/report';
 import type { ScoredClass } from '../../core/types';
-import { sortWarnings } from '../../core/reportExport';
+import { sortWarnings } from '../../core/warnings';
 import { pct } from '../format';
 
 export interface ClassRow {

@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classPrCurve, precisionRecallCurve, thinCurve } from '../../webview/lib/prCurve';
+import { classPrCurve, precisionRecallCurve, thinCurve } from '../../src/core/prCurve';
+import { computeMetrics } from '../../src/core/metrics';
+import { ProbabilityMatrix } from '../../src/core/probabilities';
+import { averagePrecisionByClass } from '../../src/core/retrieval';
+import { rng } from '../fixtures/rng';
+import { averagePrecision } from './referenceRetrieval';
 
-const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
+const close = (a: number | null, b: number, eps = 1e-9) => assert.ok(a !== null && Math.abs(a - b) < eps, `${a} != ${b}`);
 const closeAll = (a: number[], b: number[]) => {
   assert.equal(a.length, b.length, `${a} vs ${b}`);
   a.forEach((x, i) => close(x, b[i]));
@@ -36,10 +41,42 @@ test('unknown scores rank last, together, and mark the curve as top-k', () => {
   close(c.coverage, 0.5);
 });
 
-test('a class without positives has AP 0', () => {
+test('a class without positives has AP null, as in the report (it was 0 in the panel, null in the report)', () => {
   const c = precisionRecallCurve('x', [0.3, 0.2], [0, 0]);
-  assert.equal(c.averagePrecision, 0);
+  assert.equal(c.averagePrecision, null);
   assert.equal(c.positives, 0);
+  assert.equal(precisionRecallCurve('x', [], []).averagePrecision, null);
+});
+
+test('the panel curve, the report (fast AP) and the reference agree on every class, those without positives included', () => {
+  const rand = rng(11);
+  for (let trial = 0; trial < 12; trial++) {
+    const k = 3 + Math.floor(rand() * 6);
+    const n = 5 + Math.floor(rand() * 120);
+    const probs = new ProbabilityMatrix(k);
+    const labels: number[] = [];
+    const classes = Array.from({ length: k }, (_, c) => `c${c}`);
+    for (let i = 0; i < n; i++) {
+      const row = Array.from({ length: k }, () => (trial % 2 ? Math.floor(rand() * 5) / 5 : rand()) + 1e-3);
+      const sum = row.reduce((a, b) => a + b, 0);
+      probs.push(row.map((x) => x / sum));
+      // The last class never occurs: no positives.
+      labels.push(Math.floor(rand() * (k - 1)));
+    }
+    const fast = averagePrecisionByClass(probs, labels);
+    const report = computeMetrics({ probs, labels, classes }, { ks: [1] }).perClass.map((c) => c.averagePrecision);
+    const samples = labels.map((y, i) => ({ label: classes[y]!, predicted: [{ class: classes[0]!, score: 1 }], probabilities: Array.from(probs.row(i)) }));
+    for (let c = 0; c < k; c++) {
+      const panel = classPrCurve(classes[c]!, classes, samples).averagePrecision;
+      const scores = labels.map((_, i) => probs.row(i)[c]!);
+      const reference = averagePrecision(scores, labels.map((y) => y === c));
+      if (c === k - 1) assert.equal(reference, null);
+      for (const [name, value] of [['panel', panel], ['fast', fast[c]], ['report', report[c]]] as const) {
+        if (reference === null) assert.equal(value, null, `trial ${trial} class ${c}: ${name}`);
+        else assert.ok(value !== null && value !== undefined && Math.abs(value - reference) < 1e-6, `trial ${trial} class ${c}: ${name} ${value} vs ${reference}`);
+      }
+    }
+  }
 });
 
 test('classPrCurve uses full probabilities when every sample has them, else top-K scores', () => {

@@ -1,10 +1,12 @@
 /**
  * One-vs-rest precision-recall curve and average precision of one class, following scikit-learn's
  * precision_recall_curve / average_precision_score: thresholds are the distinct scores, ties are taken together,
- * AP = sum over thresholds of (R_n - R_(n-1)) * P_n. Pure and DOM-free: used by the webview (when samples carry
- * probabilities) and by the extension host (otherwise).
+ * AP = sum over thresholds of (R_n - R_(n-1)) * P_n, null for a class without positives (scikit-learn leaves it
+ * undefined; the report's per-class AP, src/core/retrieval.ts, says null too). Pure, DOM-free and node-free: the
+ * report panel's webview bundle imports it (when samples carry probabilities), and so does the extension host
+ * (otherwise).
  */
-import type { PrCurve } from '../../src/core/panelProtocol';
+import type { PrCurve } from './panelProtocol';
 
 /** Most points kept for drawing; the curve is thinned by recall steps of 1/maxPoints. */
 export const PR_CURVE_MAX_POINTS = 1000;
@@ -65,7 +67,7 @@ export function precisionRecallCurve(
     class: className,
     recall: thin.recall,
     precision: thin.precision,
-    averagePrecision: positives ? ap : 0,
+    averagePrecision: positives ? ap : null,
     positives,
     total: n,
     source: unknown ? 'top-k' : 'probabilities',
