@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
 import { readDataset } from './dataset';
+import { datasetFormat } from './datasetFormat';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
@@ -273,7 +274,7 @@ export function mergeWarningThresholds<T extends WarningThresholds>(fromConfig: 
  * to evaluate instead; '' otherwise.
  */
 async function oneFolderHint(dataset: Dataset): Promise<string> {
-  if (dataset.format === 'label-file' || dataset.classes.length !== 1) return '';
+  if (datasetFormat(dataset.format).hasLabelFile || dataset.classes.length !== 1) return '';
   const only = path.join(dataset.root, dataset.classes[0]!);
   const entries = await fs.promises.readdir(only, { withFileTypes: true }).catch(() => []);
   const sub = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).length;

@@ -8,6 +8,7 @@ import type { BulkAction, RevealTarget, SampleFix } from '../core/panelProtocol'
 import type { EvalReport } from '../core/report';
 import type { ExportFile, ReportPanelActions } from './reportPanel';
 import type { Fixes } from './fixes';
+import { datasetFormat } from '../core/datasetFormat';
 import { PANEL_VIEW_TYPE } from './commandIds';
 import type { DatasetResult, ReportStore } from './store';
 
@@ -114,7 +115,7 @@ export class PanelHost implements vscode.Disposable {
     if (result.report !== report && result.report.createdAt !== report.createdAt) throw new Error('the dataset was evaluated again since; reload the report');
     if (action.kind === 'ignore') return this.announced(() => this.fixes.ignoreMany(result, action.paths));
     const items = action.paths.map((samplePath) => ({ samplePath, toClass: action.toClass }));
-    if (report.dataset.format === 'label-file') return this.announced(() => this.fixes.changeLabels(result, items));
+    if (datasetFormat(report.dataset.format).fix === 'change-label') return this.announced(() => this.fixes.changeLabels(result, items));
     return this.announced(async () => (await this.fixes.moveMany(result, items)).message);
   }
 

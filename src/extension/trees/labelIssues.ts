@@ -123,7 +123,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       item.id = `group:${result.root}\0${element.given}\0${element.suggested}`;
       item.contextValue = TREE_CONTEXT.issueGroup;
       // Label files are fixed line by line: count lines, not images; name where the suggested fix goes.
-      const isLabelFile = report.dataset.format === 'label-file';
+      const isLabelFile = datasetFormat(report.dataset.format).fix === 'change-label';
       const unit = isLabelFile ? 'line' : 'image';
       item.description = `${n} ${unit}${n === 1 ? '' : 's'}${g ? ` · from #${g.issues[0].rank}` : ''}`;
       item.iconPath = new vscode.ThemeIcon('arrow-swap');
