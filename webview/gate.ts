@@ -32,6 +32,8 @@ function row(c: GateCheck, deps: GateDeps): HTMLElement {
       { class: 'gate-key' },
       h('code', { text: c.configKey }),
       c.kind === 'config' ? h('span', { class: 'muted', text: ` ${c.message}` }) : null,
+      // The ratchet (gate.maxDrop): measured against the baseline file.
+      c.baseline ? h('span', { class: 'muted gate-baseline', text: ` baseline ${pct(c.baseline.value)} in ${c.baseline.file}, at most ${pct(c.baseline.maxDrop)} lower` }) : null,
       c.class && c.kind !== 'config'
         ? h('button', { type: 'button', class: 'link', text: `Show ${c.class} images`, onclick: () => deps.showImages(c.class!) })
         : null,

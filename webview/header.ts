@@ -3,6 +3,8 @@
  * metrics side by side (top-1 accuracy, balanced accuracy, Recall@K, macro F1), each with its good/fair/poor band.
  */
 import type { ExportFormat } from '../src/core/panelProtocol';
+import type { Comparison } from '../src/core/comparison';
+import { cardDelta } from './compare';
 import { headlineMetric, headlineMetrics, type HeadlineMetric } from '../src/core/metricCatalogue';
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
@@ -12,11 +14,15 @@ import { datasetFormat } from '../src/core/datasetFormat';
 export interface HeaderDeps {
   onSplit: (split: string | null) => void;
   onExport: (format: ExportFormat) => void;
+  /** "Compare with...": asks the host for a run to compare with. */
+  onCompare?: () => void;
+  /** The active comparison: each card shows its change (all samples only, not a split). */
+  comparison?: Comparison | null;
 }
 
 const BAND_TEXT = { good: 'Good', fair: 'Fair', poor: 'Poor' } as const;
 
-function card(metric: HeadlineMetric, sub: string): HTMLElement {
+function card(metric: HeadlineMetric, sub: string, delta: HTMLElement | null = null): HTMLElement {
   const { band, thresholds: t, value, label } = metric;
   const fill = h('span', { class: 'gauge-fill' });
   fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
@@ -32,6 +38,7 @@ function card(metric: HeadlineMetric, sub: string): HTMLElement {
     h('div', { class: 'card-value', text: pct(value) }),
     h('div', { class: 'gauge', 'aria-hidden': 'true' }, fill, tick(t.poor, 'poor below'), tick(t.good, 'good from')),
     h('div', { class: 'card-sub', text: sub }),
+    delta,
   );
 }
 
@@ -87,7 +94,10 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
       recallAtK: (k) => `label among the top ${k}`,
       macroF1: () => `precision ${pct(m.macro.precision, 0)} · recall ${pct(m.macro.recall, 0)}`,
     };
-    for (const metric of headlineMetrics(r, m)) cards.append(card(metric, sub[metric.key](model.k ?? '')));
+    // With a comparison (all samples, not a split): each card shows its change.
+    const c = model.split === null ? deps.comparison : null;
+    const deltaKey = (key: HeadlineMetric['key']) => (key === 'recallAtK' ? (model.k === '1' ? 'top1Accuracy' : `recallAtK.${model.k}`) : key);
+    for (const metric of headlineMetrics(r, m)) cards.append(card(metric, sub[metric.key](model.k ?? ''), c ? cardDelta(c, deltaKey(metric.key)) : null));
   }
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
@@ -118,6 +128,9 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
         'div',
         { class: 'header-actions' },
         splitSelect,
+        deps.onCompare
+          ? h('vscode-button', { secondary: true, class: 'compare-with', title: 'Compare this report with the baseline, an earlier run or another report', text: 'Compare with…', onclick: () => deps.onCompare?.() })
+          : null,
         h(
           'div',
           { class: 'export', role: 'group', 'aria-label': 'Export' },

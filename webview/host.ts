@@ -22,6 +22,7 @@ const HOST_TYPES: ReadonlySet<string> = new Set<HostToPanel['type']>([
   'prCurve',
   'actionResult',
   'reveal',
+  'comparison',
 ]);
 
 export class HostChannel {

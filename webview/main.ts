@@ -20,6 +20,8 @@ import { ClassTable } from './classTable';
 import { h, replaceChildren } from './dom';
 import { int } from './format';
 import { renderHeader } from './header';
+import { renderComparison } from './compare';
+import type { Comparison } from '../src/core/comparison';
 import { HostChannel } from './host';
 import { IssuesView } from './issues';
 import { classPrCurve } from '../src/core/prCurve';
@@ -50,6 +52,9 @@ class App {
   private gate: PanelGate | null = null;
   private resolvedPaths: Record<string, 'fixed' | 'ignored'> = {};
   private readonly grid: ImageGrid;
+  private readonly compareSlot = h('div', { class: 'compare-slot' });
+  /** The active "Compare with..." result (A: the picked run, B: the report shown); dropped when another report comes. */
+  private comparison: Comparison | null = null;
   private readonly tabs: HTMLElement & { selectedIndex: number };
   private readonly badges: Record<'classes' | 'issues', HTMLElement>;
   private readonly matrix: MatrixView;
@@ -122,6 +127,7 @@ class App {
       case 'report': {
         const started = performance.now();
         const reportId = `${m.report.dataset.root}@${m.report.createdAt}`;
+        if (this.state.reportId !== reportId) this.comparison = null;
         if (this.state.reportId !== reportId) {
           // Another report: keep view preferences, drop selections that referred to the old one.
           this.state.matrix.selected = null;
@@ -182,20 +188,42 @@ class App {
   private render(model: ReportModel): void {
     this.model = model;
     this.prCache.clear();
-    replaceChildren(
-      this.headerSlot,
-      renderHeader(model, { onSplit: (s) => this.setSplit(s), onExport: (f) => void this.export(f) }),
-    );
+    this.renderHeaderAndComparison(model);
     replaceChildren(this.gateSlot, renderGate(this.gate, { showImages: (c) => this.showImages({ kind: 'class', class: c }) }));
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.warningsSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.compareSlot, this.warningsSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
     this.grid.setModel(model, this.resolvedPaths);
     this.selectTab(this.state.tab);
+  }
+
+  private renderHeaderAndComparison(model: ReportModel): void {
+    replaceChildren(
+      this.headerSlot,
+      renderHeader(model, { onSplit: (s) => this.setSplit(s), onExport: (f) => void this.export(f), onCompare: () => void this.compare(), comparison: this.comparison }),
+    );
+    if (this.comparison) {
+      replaceChildren(this.compareSlot, renderComparison(this.comparison, () => this.setComparison(null), (c) => this.showClass(c)));
+    } else {
+      replaceChildren(this.compareSlot);
+    }
+  }
+
+  private setComparison(c: Comparison | null): void {
+    this.comparison = c;
+    document.body.dataset.comparison = c ? c.a.name : '';
+    if (this.model) this.renderHeaderAndComparison(this.model);
+  }
+
+  /** "Compare with...": the host shows the picker and answers with the comparison. */
+  private async compare(): Promise<void> {
+    const answer = await this.host.request((requestId) => ({ type: 'pickComparison', requestId }), 'comparison');
+    if (answer.error) return this.toast(`Cannot compare: ${answer.error}`, 'error');
+    if (answer.comparison) this.setComparison(answer.comparison);
   }
 
   private warningsDeps(): WarningsDeps {

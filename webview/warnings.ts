@@ -33,6 +33,8 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   duplicate: 'Duplicates',
   'possible-leakage': 'Possible leakage',
   'dataset-errors': 'Dataset errors',
+  'class-collision': 'Classes the model cannot tell apart',
+  overfitting: 'Train-test gap',
 };
 
 export function renderWarnings(model: ReportModel, deps: WarningsDeps): HTMLElement {

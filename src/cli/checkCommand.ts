@@ -289,6 +289,7 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     const { report, gate } = await executeRun(plan, {
       model: loaded.model,
       modelId: loaded.id,
+      ratchet: { shownRoot: dataset, notes },
       precision: loaded.precision,
       signal: ctx.signal,
       onProgress: (p) => {

@@ -16,6 +16,10 @@ import { defaultModelEntry } from '../core/modelRegistry';
 import { chooseModelSpec, embedFiles, loadModel, locateModel, runEvaluation, } from '../core/run';
 import type { ClipModel } from '../core/runtime';
 import { CHECK_COMMAND } from './checkCommand';
+import { BASELINE_COMMAND } from './baselineCommand';
+import { COMPARE_COMMAND } from './compareCommand';
+import { compareWithFile, formatComparison } from '../core/compare';
+import { splitSections } from '../core/splits';
 import { PREVIOUS_SUFFIX } from '../core/gitHook';
 import { hookCommand } from './hookCommand';
 import { MODEL_COMMAND, modelCommand } from './modelCommand';
@@ -23,6 +27,32 @@ import { formatSummary } from './summary';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision, type Precision } from '../core/precision';
+import { DEFAULT_SHARD_ROWS, DEFAULT_VERIFY, EmbeddingsWriter } from '../core/embeddingsDir';
+import { compareCodePoints, isIgnoredName, isImageFile } from '../core/dataset';
+
+/** Image arguments: files as given, folders replaced by their images (recursively, sorted by code point). */
+async function expandImageArgs(args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of args) {
+    const st = await fs.promises.stat(a).catch(() => null);
+    if (!st?.isDirectory()) {
+      out.push(a);
+      continue;
+    }
+    const found: string[] = [];
+    const walk = async (dir: string) => {
+      for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+        if (isIgnoredName(e.name)) continue;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && isImageFile(e.name)) found.push(p);
+      }
+    };
+    await walk(a);
+    out.push(...found.sort(compareCodePoints));
+  }
+  return out;
+}
 
 /** --model (or the default) loaded through core's loader, for commands without a dataset (embed, tokenize). */
 async function modelFromOption(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<ClipModel> {
@@ -59,13 +89,17 @@ export const EVAL_COMMAND: CommandSpec = {
   usage: [
     '<dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
     '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
-    '[--image-column NAME] [--label-column NAME] [--split-column NAME]',
+    '[--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]',
+    '--embeddings DIR [--verify N] [<dataset>] [options above]',
   ],
   description:
     'Evaluates a dataset with CLIP zero-shot: metrics, likely label errors, warnings. <dataset> is a folder of class\n' +
     'folders (optionally under train/val/test), a folder with a label file, or a CSV/TSV/JSONL label file.\n' +
     'Each value comes from the option, else the dataset\'s .clip-lens.json, else the default. The dataset and the\n' +
-    'config are checked before the model is loaded (or downloaded).',
+    'config are checked before the model is loaded (or downloaded).\n' +
+    'With --embeddings DIR (clip-retrieval output: img_emb/img_emb_N.npy, metadata/metadata_N.parquet) the images\n' +
+    'are not embedded: labels come from the class folder of image_path (or --label-column, --labels FILE joined on\n' +
+    'image_path), and --verify N of the images, when on disk, are embedded locally to check the given embeddings.',
   options: {
     model: { ...MODEL_OPTION, help: `model folder or registry id (default: "model" of .clip-lens.json, relative to it,\nelse ${defaultModelEntry().id}, downloaded on first use)` },
     labels: { type: 'string', value: 'FILE', help: 'label file (default: "labels.file" of .clip-lens.json, or the one in the folder)' },
@@ -82,12 +116,16 @@ export const EVAL_COMMAND: CommandSpec = {
     'image-column': { type: 'string', value: 'NAME', help: 'image column of a CSV/TSV/JSONL label file' },
     'label-column': { type: 'string', value: 'NAME', help: 'label column' },
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
+    baseline: { type: 'string', value: 'FILE', help: 'an earlier report or baseline: the changes since it go into the report\'s "comparison" section' },
+    embeddings: { type: 'string', value: 'DIR', help: 'evaluate image embeddings computed elsewhere (clip-retrieval layout; default:\n"embeddings" of .clip-lens.json)' },
+    verify: { type: 'integer', min: 0, help: `with --embeddings: images embedded locally to check them (default ${DEFAULT_VERIFY}; 0: no check)` },
   },
   notes: 'Exit codes: 0 done, 2 usage or fatal error (one line on stderr).',
   run: async (args, { io, signal }) => {
-    if (args.positionals.length !== 1) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
+    const embeddings = args.string('embeddings');
+    if (args.positionals.length > 1 || (args.positionals.length === 0 && embeddings === undefined)) throw new UsageError(`eval expects one dataset, got ${args.positionals.length}`);
     const cacheDir = cacheOption(args);
-    const given = args.positionals[0] as string;
+    const given = args.positionals[0] ?? (embeddings as string);
     if (!fs.existsSync(path.resolve(given))) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: given });
     const json = args.string('json');
     const progress = new ProgressLine(io);
@@ -104,6 +142,8 @@ export const EVAL_COMMAND: CommandSpec = {
             topK: args.int('top-k'),
             templates: args.string('templates'),
             precision: precisionOption(args),
+            embeddings,
+            verify: args.int('verify'),
           },
           quantized: args.flag('quantized'),
           cacheDir,
@@ -115,15 +155,20 @@ export const EVAL_COMMAND: CommandSpec = {
           threads: args.int('threads'),
           obtain: cliObtainModel(io),
           onProgress: (p) => {
-            if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
+            if (p.phase === 'images' && embeddings !== undefined) progress.update(`Reading embeddings ${bar(p.done, p.total)} ${p.done}/${p.total}`);
+            else if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
             else progress.update(p.phase === 'reading' ? 'Reading dataset...' : p.phase === 'prompts' ? 'Embedding class prompts...' : 'Computing metrics...', true);
           },
         },
       );
       progress.clear();
       if (!outcome) return 2;
+      // --baseline: the changes since an earlier run (a report or baseline file) as the report's `comparison`.
+      const baseline = args.string('baseline');
+      if (baseline !== undefined) outcome.report.comparison = await compareWithFile(outcome.report, path.resolve(baseline), baseline);
       if (json) await writeJsonReport(outcome.report, path.resolve(json));
       io.out(formatSummary(outcome.report));
+      if (outcome.report.comparison) io.out(`\nCompared with ${baseline}:\n${formatComparison(outcome.report.comparison, 10)}`);
       if (json) io.out(`\nReport written to ${json}\n`);
       return 0;
     } finally {
@@ -134,20 +179,36 @@ export const EVAL_COMMAND: CommandSpec = {
 
 export const EMBED_COMMAND: CommandSpec = {
   name: 'embed',
-  usage: ['--model DIR <image>...'],
-  summary: 'one JSON line per image: {"path","embedding"} (L2-normalised)',
+  usage: ['--model DIR <image|folder>...', '--out DIR [--shard-rows N] <image|folder>...'],
+  summary: 'one JSON line per image: {"path","embedding"} (L2-normalised), or clip-retrieval shards',
   description:
-    'Prints one JSON line per image, in input order: {"path","embedding"} (L2-normalised). Images go through the\n' +
-    'evaluation\'s pipeline (decoding overlapped with inference, the embedding cache). An unreadable image is a line\n' +
-    'on stderr, and the exit code is then 2.',
-  options: { model: MODEL_OPTION, quantized: QUANTIZED_OPTION, threads: THREADS_OPTION, cache: CACHE_OPTION, 'no-cache': NO_CACHE_OPTION, batch: BATCH_OPTION },
+    'Prints one JSON line per image, in input order: {"path","embedding"} (L2-normalised). A folder stands for its\n' +
+    'images (recursively, sorted). Images go through the evaluation\'s pipeline (decoding overlapped with inference,\n' +
+    'the embedding cache). An unreadable image is a line on stderr, and the exit code is then 2.\n' +
+    'With --out DIR, writes clip-retrieval\'s layout instead (img_emb/img_emb_N.npy float32, metadata/metadata_N.parquet\n' +
+    'with image_path, absolute), which `clip-lens eval --embeddings DIR` reads.',
+  options: {
+    model: MODEL_OPTION,
+    quantized: QUANTIZED_OPTION,
+    threads: THREADS_OPTION,
+    cache: CACHE_OPTION,
+    'no-cache': NO_CACHE_OPTION,
+    batch: BATCH_OPTION,
+    out: { type: 'string', value: 'DIR', help: 'write img_emb/ and metadata/ shards to DIR (a new or empty folder)' },
+    'shard-rows': { type: 'integer', help: `rows per shard with --out (default ${DEFAULT_SHARD_ROWS.toLocaleString('en')})` },
+  },
   run: async (args, { io, signal }) => {
     if (args.positionals.length === 0) throw new UsageError('embed expects at least one image');
+    const out = args.string('out');
+    if (args.int('shard-rows') !== undefined && out === undefined) throw new UsageError('--shard-rows goes with --out');
     const cacheDir = cacheOption(args);
+    const files = await expandImageArgs(args.positionals);
+    if (files.length === 0) throw new UsageError('embed: no image in the given folders');
+    const writer = out !== undefined ? await EmbeddingsWriter.create(out, args.int('shard-rows')) : undefined;
     const model = await modelFromOption(args, io, signal);
     const progress = new ProgressLine(io);
+    let writes: Promise<void> = Promise.resolve();
     try {
-      const files = args.positionals;
       const counts = await embedFiles(files, {
         model,
         cacheDir,
@@ -162,9 +223,18 @@ export const EMBED_COMMAND: CommandSpec = {
           if ('error' in r) {
             progress.clear();
             io.err(`${r.error.message}\n`);
+          } else if (writer) {
+            const e = Float32Array.from(r.embedding);
+            writes = writes.then(() => writer.add(path.resolve(files[i] as string), e));
           } else io.out(JSON.stringify({ path: files[i], embedding: Array.from(r.embedding) }) + '\n');
         },
       });
+      await writes;
+      if (writer) {
+        const shards = await writer.close();
+        progress.clear();
+        io.out(`Wrote ${writer.count} embedding${writer.count === 1 ? '' : 's'} in ${shards} shard${shards === 1 ? '' : 's'} to ${out}\n`);
+      }
       return counts.failed > 0 ? 2 : 0;
     } finally {
       progress.clear();
@@ -194,7 +264,7 @@ export const TOKENIZE_COMMAND: CommandSpec = {
 const INPUT_OPTION: OptionSpec = {
   type: 'string',
   value: 'FILE',
-  help: 'JSON {"classes","labels","pred_probs"}, CSV with a header label,<class1>,..., or a folder with\npred_probs.npy, labels.npy and classes.json (also accepted as the first positional)',
+  help: 'JSON {"classes","labels","pred_probs"[,"splits"]}, CSV with a header label,[split,]<class1>,..., or a folder\nwith pred_probs.npy, labels.npy and classes.json (also accepted as the first positional)',
 };
 
 export const METRICS_COMMAND: CommandSpec = {
@@ -206,8 +276,12 @@ export const METRICS_COMMAND: CommandSpec = {
     const input = args.string('input') ?? args.positionals[0];
     if (!input) throw new UsageError('metrics expects --input FILE');
     const data = await readPredictionsFile(path.resolve(input));
-    const ks = [1, 3, 5, ...args.list<number>('k')];
-    io.out(JSON.stringify(computeMetrics(data, { ks: [...new Set(ks)].sort((a, b) => a - b) }), null, 1) + '\n');
+    const ks = [...new Set([1, 3, 5, ...args.list<number>('k')])].sort((a, b) => a - b);
+    const metrics = computeMetrics(data, { ks });
+    // With splits (a "splits" array or "split" column): per split, side by side, and the train-test gap warnings.
+    const bySplit = data.splits ? splitSections(data, data.splits, ks) : undefined;
+    for (const w of bySplit?.warnings ?? []) io.err(`warning: ${w.message}\n`);
+    io.out(JSON.stringify(bySplit ? { ...metrics, ...bySplit } : metrics, null, 1) + '\n');
     return 0;
   },
 };
@@ -260,4 +334,4 @@ export const HOOK_COMMAND: CommandSpec = {
 const MODEL_ENTRY: CommandSpec = { ...MODEL_COMMAND, dispatch: (args, { io }) => modelCommand(args, io) };
 
 /** Every subcommand, in the order of the top-level help. */
-export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, CHECK_COMMAND, HOOK_COMMAND, MODEL_ENTRY];
+export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY];

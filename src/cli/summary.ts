@@ -1,6 +1,7 @@
 /** The human summary `clip-lens eval` prints. */
 import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands, type HeadlineMetric } from '../core/metricCatalogue';
 import type { EvalReport, Metrics } from '../core/report';
+import { formatSplitsSideBySide, splitsSideBySide } from '../core/splits';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 
 const pct = (x: number) => formatRate(x);
@@ -39,16 +40,30 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
   lines.push(`CLIP Lens ${r.tool.version}: ${d.root}`);
   lines.push(`  ${d.counts.samples} images, ${d.classes.length} classes (${d.format}${d.splits ? `: ${d.splits.join(', ')}` : ''}), model ${r.model.id}${r.model.quantized ? ' (quantized)' : ''}, templates ${r.templates.name} (${r.templates.count})`);
   if (r.precision && r.precision.requested === 'auto') lines.push(`  precision ${r.precision.used} (auto: ${r.precision.reason})`);
-  lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
+  const e = r.embeddings;
+  if (e) {
+    const v = e.verified ? `verified on ${e.verified.n} images: cosine mean ${e.verified.meanCosine.toFixed(4)}, min ${e.verified.minCosine.toFixed(4)}` : `not verified (${e.verifySkipped ?? 'no image'})`;
+    lines.push(`  embeddings ${e.dir}: ${e.rows} rows in ${e.shards} shard${e.shards === 1 ? '' : 's'} (${e.dtype}), ${v}`);
+    lines.push(`  ${r.timing.imagesImported ?? 0} embeddings imported, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s`);
+  } else {
+    lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
+  }
   lines.push('');
   if (!r.metrics) {
     lines.push('No image could be evaluated.');
   } else {
     lines.push(...metricsLines(r, r.metrics, '  '));
-    if (r.metricsBySplit) {
-      for (const [split, m] of Object.entries(r.metricsBySplit)) {
-        lines.push(`  ${split}: top-1 ${pct(m.top1Accuracy)}, balanced ${pct(m.balancedAccuracy)}, n=${m.n}`);
-      }
+    if (r.metricsBySplit && Object.keys(r.metricsBySplit).length > 0) {
+      // The splits side by side: headline, then per-class recall (the classes whose recall differs most first).
+      const t = splitsSideBySide(r.metricsBySplit, r.dataset.classes);
+      const spread = (v: (number | null)[]) => {
+        const xs = v.filter((x): x is number => x !== null);
+        return xs.length > 1 ? Math.max(...xs) - Math.min(...xs) : -1;
+      };
+      t.recall.sort((a, b) => spread(b.values) - spread(a.values));
+      lines.push('');
+      lines.push('  Splits side by side:');
+      lines.push(...formatSplitsSideBySide(t, '    ', options.worst ?? 5));
     }
     const worst = [...r.metrics.perClass].filter((c) => c.support > 0).sort((a, b) => a.recall - b.recall || b.support - a.support).slice(0, options.worst ?? 5);
     if (worst.length > 0) {

@@ -29,19 +29,23 @@
  * (SYSTEM_NAMES: `__MACOSX`, `Thumbs.db`, `desktop.ini`, ...) are skipped; other non-image files inside class folders
  * are counted in one 'non-image-skipped' problem.
  *
- * Symlinks are followed; every folder is read at most once, by its real path (the real path of a plain folder is its
- * parent's real path plus its name; only links cost a realpath call), so loops cannot hang the walk. Links are resolved
- * after all plain folders, in path order, so which path a linked folder is reported under does not depend on timing.
+ * Symbolic links that stay inside the dataset root are followed; links whose target (real path) leaves the root are
+ * never followed: each is one 'link-outside-root' problem naming the link and its target, whether it is a class
+ * folder, a subfolder, an image file or a path in a label file (a label-file path through such a link is refused the
+ * same way). Every folder is read at most once, by its real path (the real path of a plain folder is its parent's
+ * real path plus its name; only links cost a realpath call), so loops cannot hang the walk. Links are resolved after
+ * all plain folders, in path order, so which path a linked folder is reported under does not depend on timing.
  *
  * Order: classes sorted by code point (compareCodePoints: UTF-8 byte order, not locale order); class-folder samples
  * sorted by path the same way; label-file samples in file order.
  */
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { labelFileExtensionsText, labelFileKind } from './datasetFormat';
-import { parseLabelFile, type LabelColumnOptions } from './labelFile';
+import { invalidUtf8Lines, parseLabelFile, shorten, type LabelColumnOptions } from './labelFile';
+import { describeEntry, FILE_LIMITS, readRegularFile } from './fileSystem';
 import type { Dataset, DatasetProblem, Sample } from './types';
 
 /** Image file extensions (lower case, with the dot). */
@@ -64,10 +68,27 @@ export const SYSTEM_NAMES: ReadonlySet<string> = new Set([
   '__macosx', 'thumbs.db', 'ehthumbs.db', 'desktop.ini', '$recycle.bin', 'system volume information', '@eadir',
 ]);
 
+/** Label files larger than this are refused (they are read whole, as text). */
+export const MAX_LABEL_FILE_BYTES = FILE_LIMITS.labelFile;
+
 export interface ReadDatasetOptions extends LabelColumnOptions {
   /** Label file, relative to the target folder or absolute. */
   labelFile?: string;
   signal?: AbortSignal;
+}
+
+/** Problems shown in a fatal one-line error, at most. */
+const PROBLEMS_IN_ERROR = 3;
+
+/** "; 5 problems in the dataset: line 2: ...; line 3: ...; and 3 more" (empty without problems), each cut short. */
+export function summarizeProblems(problems: readonly DatasetProblem[]): string {
+  if (problems.length === 0) return '';
+  const shown = problems.slice(0, PROBLEMS_IN_ERROR).map((p) => {
+    const where = p.line !== undefined ? `line ${p.line}` : p.file !== undefined ? shorten(p.file, 60) : '';
+    return `${where ? `${where}: ` : ''}${shorten(p.message, 170)}`;
+  });
+  const more = problems.length - shown.length;
+  return `; ${problems.length} problem${problems.length === 1 ? '' : 's'} in the dataset: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
 }
 
 /** True for names the walk skips: hidden (leading `.`) and system names. */
@@ -172,7 +193,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const problems: DatasetProblem[] = [];
   const rootReal = await realpath(root);
   const visited = new Set<string>([rootReal]);
-  const top = await topFolders(root, rootReal, '', rootEntries, problems, visited);
+  const top = await topFolders(rootReal, '', rootEntries, problems, visited, root, rootReal);
   throwIfAborted(signal);
 
   const splitNames = top.folders.filter((f) => SPLIT_FOLDER_NAMES.has(f.name.toLowerCase()));
@@ -192,7 +213,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const classDirs: { split?: string; cls: TopFolder; relPrefix: string }[] = [];
   if (isSplit) {
     for (const s of top.folders) {
-      const sub = await topFolders(root, s.real, s.name, await listDir(s.abs, s.name, problems), problems, visited, s.abs);
+      const sub = await topFolders(s.real, s.name, await listDir(s.abs, s.name, problems), problems, visited, s.abs, rootReal);
       for (const c of sub.folders) classDirs.push({ split: s.name, cls: c, relPrefix: `${s.name}/${c.name}` });
     }
   } else {
@@ -204,7 +225,7 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   const nonImages = { count: 0, first: '' };
   const imagesPerClass = new Map<string, number>();
   const firstFolder = new Map<string, string>();
-  const walker = new Walker(visited, problems, nonImages, signal);
+  const walker = new Walker(rootReal, visited, problems, nonImages, signal);
   for (const cd of classDirs) {
     classes.add(cd.cls.name);
     if (!firstFolder.has(cd.cls.name)) firstFolder.set(cd.cls.name, cd.relPrefix);
@@ -268,13 +289,13 @@ async function listDir(abs: string, rel: string, problems: DatasetProblem[]): Pr
  * ignored names and folders already visited. Image files found here are unlabeled and reported.
  */
 async function topFolders(
-  root: string,
   parentReal: string,
   relBase: string,
   entries: Dirent[],
   problems: DatasetProblem[],
   visited: Set<string>,
-  parentAbs = root,
+  parentAbs: string,
+  rootReal: string,
 ): Promise<{ folders: TopFolder[] }> {
   const folders: TopFolder[] = [];
   // Plain entries first, then links, so a plain folder is never reported as "already read" because a link reached it.
@@ -291,9 +312,13 @@ async function topFolders(
       try {
         const st = await stat(abs);
         kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
-        if (kind === 'dir') real = await realpath(abs);
+        real = await realpath(abs);
       } catch {
         problems.push({ code: 'broken-link', message: `broken symbolic link skipped: ${rel}`, file: rel, path: rel });
+        continue;
+      }
+      if (!isInside(rootReal, real)) {
+        problems.push(outsideProblem(rel, real));
         continue;
       }
     }
@@ -304,6 +329,8 @@ async function topFolders(
       }
       visited.add(real);
       folders.push({ name: e.name, abs, real });
+    } else if (kind === 'other' && isImageFile(e.name)) {
+      problems.push(notRegularProblem(rel, e.isSymbolicLink() ? await stat(abs) : e));
     } else if (kind === 'file' && isImageFile(e.name)) {
       problems.push({
         code: 'unlabeled-image',
@@ -335,6 +362,7 @@ class Walker {
   private links: { abs: string; rel: string; emit: (rel: string) => void }[] = [];
 
   constructor(
+    private readonly rootReal: string,
     private readonly visited: Set<string>,
     private readonly problems: DatasetProblem[],
     private readonly nonImages: { count: number; first: string },
@@ -405,6 +433,8 @@ class Walker {
         this.queue.push({ abs: path.join(job.abs, name), real, rel, emit: job.emit });
       } else if (e.isSymbolicLink()) {
         this.links.push({ abs: path.join(job.abs, name), rel, emit: job.emit });
+      } else if (isImageFile(name)) {
+        this.problems.push(notRegularProblem(rel, e));
       }
     }
   }
@@ -421,16 +451,23 @@ class Walker {
   private async resolveLink(l: { abs: string; rel: string; emit: (rel: string) => void }): Promise<void> {
     throwIfAborted(this.signal);
     let st;
+    let real: string;
     try {
       st = await stat(l.abs);
+      real = await realpath(l.abs);
     } catch {
       this.problems.push({ code: 'broken-link', message: `broken symbolic link skipped: ${l.rel}`, file: l.rel, path: l.rel });
       return;
     }
+    if (!isInside(this.rootReal, real)) {
+      this.problems.push(outsideProblem(l.rel, real));
+      return;
+    }
     if (st.isFile()) {
       this.file(path.basename(l.abs), l.rel, l.emit);
-    } else if (st.isDirectory()) {
-      const real = await realpath(l.abs);
+    } else if (!st.isDirectory()) {
+      if (isImageFile(l.rel)) this.problems.push(notRegularProblem(l.rel, st));
+    } else {
       if (this.visited.has(real)) {
         this.problems.push({
           code: 'symlink-skipped',
@@ -446,6 +483,27 @@ class Walker {
   }
 }
 
+/** Whether the real path `real` is `rootReal` or inside it. */
+function isInside(rootReal: string, real: string): boolean {
+  const rel = path.relative(rootReal, real);
+  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
+}
+
+/** 'link-outside-root': a link whose target leaves the dataset root; it is never followed (one problem per link). */
+function outsideProblem(rel: string, target: string): DatasetProblem {
+  return {
+    code: 'link-outside-root',
+    message: `${shorten(rel)} is a symbolic link to ${shorten(target)}, outside the dataset root; not followed`,
+    file: rel,
+    path: rel,
+  };
+}
+
+/** 'not-a-regular-file': an entry named like an image that is a FIFO, a device or a socket (never opened). */
+function notRegularProblem(rel: string, entry: Parameters<typeof describeEntry>[0]): DatasetProblem {
+  return { code: 'not-a-regular-file', message: `${shorten(rel)} is ${describeEntry(entry)}, not an image file; skipped`, file: rel, path: rel };
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Label files
 
@@ -454,15 +512,13 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
   if (!kind) {
     throw new ClipLensError('label-file-unsupported', `label files must end in ${labelFileExtensionsText()}`, { file: labelFile });
   }
-  let text: string;
-  try {
-    text = await readFile(labelFile, 'utf8');
-  } catch (e) {
-    throw new ClipLensError('label-file-unreadable', `cannot read the label file: ${(e as Error).message}`, { file: labelFile });
-  }
+  const bytes = await readRegularFile(labelFile, { maxBytes: MAX_LABEL_FILE_BYTES, code: 'label-file-unreadable', what: 'the label file' });
   throwIfAborted(options.signal);
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new ClipLensError('label-file-encoding', 'the label file is UTF-16 text; save it as UTF-8', { file: labelFile });
+  }
   const shown = displayPath(root, labelFile);
-  const parsed = parseLabelFile(text, kind, shown, options);
+  const parsed = parseLabelFile(bytes.toString('utf8'), kind, shown, { ...options, invalidUtf8Lines: invalidUtf8Lines(bytes, kind) });
   const problems = parsed.problems;
   // Paths are relative to the label file's folder; for a label file outside the root, relative to the root.
   const baseRel = shown === labelFile ? '' : path.posix.dirname(shown).replace(/^\.$/, '');
@@ -474,7 +530,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     const where = { file: shown, line: entry.line };
     const resolved = resolveEntryPath(baseRel, entry.image);
     if ('refused' in resolved) {
-      problems.push({ code: 'path-refused', message: `${JSON.stringify(entry.image)}: ${resolved.refused}`, ...where });
+      problems.push({ code: 'path-refused', message: `${JSON.stringify(shorten(entry.image))}: ${resolved.refused}`, ...where });
       continue;
     }
     const rel = resolved.rel;
@@ -484,8 +540,8 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
       problems.push({
         code: same ? 'duplicate-line' : 'conflicting-label',
         message: same
-          ? `${rel} is listed again (first on line ${first.line}); this line is ignored`
-          : `${rel} is listed again with ${describe(entry)} (line ${first.line} has ${describe(first)}); the first line is used`,
+          ? `${shorten(rel)} is listed again (first on line ${first.line}); this line is ignored`
+          : `${shorten(rel)} is listed again with ${describe(entry)} (line ${first.line} has ${describe(first)}); the first line is used`,
         path: rel,
         ...where,
       });
@@ -493,7 +549,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     }
     firstByPath.set(rel, entry);
     if (!isImageFile(rel)) {
-      problems.push({ code: 'not-an-image', message: `${rel} does not have an image file extension`, path: rel, ...where });
+      problems.push({ code: 'not-an-image', message: `${shorten(rel)} does not have an image file extension`, path: rel, ...where });
       continue;
     }
     const sample: Sample = { path: rel, label: entry.label, source: { file: shown, line: entry.line } };
@@ -508,10 +564,20 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
     const state = existing.get(s.path);
     if (state === 'file') {
       samples.push(s);
+    } else if (typeof state === 'object' && 'outside' in state) {
+      problems.push({
+        code: 'link-outside-root',
+        message: `${shorten(s.path)} leads through a symbolic link to ${shorten(state.outside)}, outside the dataset root; not followed`,
+        file: s.source!.file,
+        line: s.source!.line,
+        path: s.path,
+      });
+    } else if (typeof state === 'object') {
+      problems.push({ ...notRegularProblem(s.path, state), file: s.source!.file, line: s.source!.line });
     } else {
       problems.push({
         code: 'image-missing',
-        message: state === 'dir' ? `${s.path} is a folder, not an image` : `image not found: ${s.path}`,
+        message: state === 'dir' ? `${shorten(s.path)} is a folder, not an image` : `image not found: ${shorten(s.path)}`,
         file: s.source!.file,
         line: s.source!.line,
         path: s.path,
@@ -527,7 +593,7 @@ async function readLabelFileDataset(root: string, labelFile: string, options: Re
 }
 
 function describe(e: { label: string; split?: string }): string {
-  return `label "${e.label}"${e.split !== undefined ? ` (split "${e.split}")` : ''}`;
+  return `label "${shorten(e.label)}"${e.split !== undefined ? ` (split "${shorten(e.split)}")` : ''}`;
 }
 
 /**
@@ -547,12 +613,15 @@ export function resolveEntryPath(baseRel: string, image: string): { rel: string 
   return { rel };
 }
 
-/** For each relative path: 'file', 'dir' or 'missing'. Reads each parent folder once; stats only unmatched names. */
+/** What a label-file path is: a file, a folder, missing, or another kind of entry (a FIFO, a device: its stats). */
+type EntryState = 'file' | 'dir' | 'missing' | import('node:fs').Stats | { outside: string };
+
+/** For each relative path its EntryState. Reads each parent folder once; stats only unmatched names. */
 async function existingFiles(
   root: string,
   rels: string[],
   signal?: AbortSignal,
-): Promise<Map<string, 'file' | 'dir' | 'missing'>> {
+): Promise<Map<string, EntryState>> {
   const byDir = new Map<string, string[]>();
   for (const rel of rels) {
     const slash = rel.lastIndexOf('/');
@@ -561,20 +630,34 @@ async function existingFiles(
     if (!list) byDir.set(dir, (list = []));
     list.push(rel);
   }
-  const out = new Map<string, 'file' | 'dir' | 'missing'>();
+  const out = new Map<string, EntryState>();
   const dirs = [...byDir.keys()];
+  const rootReal = await realpath(root).catch(() => root);
   const check = async (dir: string) => {
     const names = new Map<string, Dirent>();
+    const abs = path.join(root, ...dir.split('/'));
     try {
-      for (const e of await readdir(path.join(root, ...dir.split('/')), { withFileTypes: true })) names.set(e.name, e);
+      for (const e of await readdir(abs, { withFileTypes: true })) names.set(e.name, e);
     } catch {
       // Missing or unreadable folder: every name in it falls through to stat below.
+    }
+    // A folder reached through a link that leaves the root: nothing in it is read.
+    if (names.size > 0 && dir !== '') {
+      const real = await realpath(abs).catch(() => abs);
+      if (!isInside(rootReal, real)) {
+        for (const rel of byDir.get(dir)!) out.set(rel, { outside: real });
+        return;
+      }
     }
     for (const rel of byDir.get(dir)!) {
       const e = names.get(rel.slice(rel.lastIndexOf('/') + 1));
       if (e && e.isFile()) out.set(rel, 'file');
       else if (e && e.isDirectory()) out.set(rel, 'dir');
-      else out.set(rel, await statKind(path.join(root, ...rel.split('/'))));
+      else {
+        const file = path.join(root, ...rel.split('/'));
+        const real = await realpath(file).catch(() => null);
+        out.set(rel, real !== null && !isInside(rootReal, real) ? { outside: real } : await statKind(file));
+      }
     }
   };
   let next = 0;
@@ -588,11 +671,11 @@ async function existingFiles(
   return out;
 }
 
-/** 'file' / 'dir' / 'missing' by stat (follows links; also catches case-insensitive file systems' matches). */
-async function statKind(abs: string): Promise<'file' | 'dir' | 'missing'> {
+/** The EntryState by stat (follows links; also catches case-insensitive file systems' matches). */
+async function statKind(abs: string): Promise<EntryState> {
   try {
     const st = await stat(abs);
-    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'missing';
+    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st;
   } catch {
     return 'missing';
   }

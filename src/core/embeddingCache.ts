@@ -8,10 +8,19 @@
  *   magic "CLIPLENS" | u32 format version | u32 dim | u32 count | u32 reserved | 32 B namespace hash
  *   count x 32 B keys | count x dim float32 | 32 B SHA-256 of all the bytes before it
  * A segment that fails any check (truncated, wrong magic/version/namespace, checksum) is deleted and its entries
- * recomputed: a corrupt or stale cache is never trusted and never fatal.
+ * recomputed: a corrupt or stale cache is never trusted and never fatal. An entry named like a segment that is not a
+ * regular file (a FIFO, a device, a folder) is reported and ignored, never opened for reading.
+ *
+ * The cache never breaks a run: a folder that cannot be written (permissions, another user's cache) or a write that
+ * fails (a full disk) turns writing off for the rest of the run, with the reason in `writeError`; the partial
+ * temporary file is removed, and temporary files of processes that no longer run are removed when a namespace opens.
+ * Segments are merged tier by tier (the smaller half when there are more than MAX_SEGMENTS), so frequent small
+ * flushes cost O(n log n) writes in all.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { describeEntry, FileRefusedError, readRegularFile } from './fileSystem';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -44,12 +53,20 @@ export interface CacheStats {
   discarded: { file: string; reason: string }[];
 }
 
+/** One segment on disk and the keys (hex) it holds. */
+interface Segment {
+  file: string;
+  keys: string[];
+}
+
 export class EmbeddingCache {
   private readonly entries = new Map<string, Float32Array>();
   private pendingKeys: Buffer[] = [];
   private pendingValues: Float32Array[] = [];
-  private segmentFiles: string[] = [];
+  private segments: Segment[] = [];
   readonly discarded: { file: string; reason: string }[] = [];
+  /** Why this cache stopped writing (the first failure), or null while it writes. Entries already loaded still serve. */
+  writeError: string | null = null;
 
   private constructor(
     /** Folder of this namespace's segments. */
@@ -68,6 +85,11 @@ export class EmbeddingCache {
     const folder = path.join(root, 'embeddings-v1', nsHash.toString('hex').slice(0, 32));
     await fs.promises.mkdir(folder, { recursive: true });
     const cache = new EmbeddingCache(folder, nsHash, null);
+    try {
+      await fs.promises.access(folder, fs.constants.W_OK);
+    } catch (e) {
+      cache.writeError = `the cache folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    }
     await cache.load();
     return cache;
   }
@@ -77,7 +99,7 @@ export class EmbeddingCache {
   }
 
   get stats(): CacheStats {
-    return { segments: this.segmentFiles.length, entries: this.entries.size, discarded: [...this.discarded] };
+    return { segments: this.segments.length, entries: this.entries.size, discarded: [...this.discarded] };
   }
 
   get(key: Buffer): Float32Array | undefined {
@@ -105,33 +127,54 @@ export class EmbeddingCache {
     return this.pendingKeys.length;
   }
 
-  /** Writes the entries added since the last flush as one new segment, then compacts if there are many. */
-  async flush(): Promise<void> {
-    if (this.pendingKeys.length === 0 || this.dim === null) return;
+  /**
+   * Writes the entries added since the last flush as one new segment, then merges segments if there are many.
+   * Never throws for a write failure: writing stops for the rest of the run, `writeError` says why, and the
+   * pending entries stay in memory only. Returns whether everything pending is on disk.
+   */
+  async flush(): Promise<boolean> {
+    if (this.pendingKeys.length === 0 || this.dim === null) return this.writeError === null;
     const keys = this.pendingKeys;
     const values = this.pendingValues;
     this.pendingKeys = [];
     this.pendingValues = [];
-    const file = await this.writeSegment(keys, values);
-    this.segmentFiles.push(file);
-    if (this.segmentFiles.length > MAX_SEGMENTS) await this.compact();
+    if (this.writeError !== null) return false;
+    try {
+      const file = await this.writeSegment(keys, values);
+      this.segments.push({ file, keys: keys.map((k) => k.toString('hex')) });
+      if (this.segments.length > MAX_SEGMENTS) await this.mergeSmallest();
+      return true;
+    } catch (e) {
+      this.writeError = `cannot write to the cache (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+      return false;
+    }
   }
 
   /** Rewrites every entry into one segment and removes the old ones. */
   async compact(): Promise<void> {
     if (this.dim === null || this.entries.size === 0) return;
-    const keys: Buffer[] = [];
-    const values: Float32Array[] = [];
-    for (const [hex, v] of this.entries) {
-      keys.push(Buffer.from(hex, 'hex'));
-      values.push(v);
-    }
-    const old = this.segmentFiles;
-    const merged = await this.writeSegment(keys, values);
-    this.segmentFiles = [merged];
+    await this.merge(this.segments, [...this.entries.keys()]);
     this.pendingKeys = [];
     this.pendingValues = [];
-    await Promise.all(old.filter((f) => f !== merged).map((f) => fs.promises.rm(f, { force: true })));
+  }
+
+  /** Merges the smaller half of the segments (by entries) into one: each entry is rewritten O(log n) times in all. */
+  private async mergeSmallest(): Promise<void> {
+    const bySize = [...this.segments].sort((a, b) => a.keys.length - b.keys.length);
+    const take = bySize.slice(0, Math.max(2, Math.ceil(bySize.length / 2)));
+    const keys = [...new Set(take.flatMap((seg) => seg.keys))];
+    await this.merge(take, keys);
+  }
+
+  /** Writes `keys` (hex, all in `entries`) as one segment replacing `old`, then removes the old files. */
+  private async merge(old: Segment[], keys: string[]): Promise<void> {
+    const file = await this.writeSegment(
+      keys.map((hex) => Buffer.from(hex, 'hex')),
+      keys.map((hex) => this.entries.get(hex)!),
+    );
+    const gone = new Set(old);
+    this.segments = [...this.segments.filter((seg) => !gone.has(seg)), { file, keys }];
+    await Promise.all(old.filter((seg) => seg.file !== file).map((seg) => fs.promises.rm(seg.file, { force: true })));
   }
 
   private async writeSegment(keys: Buffer[], values: Float32Array[]): Promise<string> {
@@ -158,13 +201,19 @@ export class EmbeddingCache {
     const tmp = `${final}.tmp-${process.pid}`;
     const fh = await fs.promises.open(tmp, 'w');
     try {
-      await fh.writeFile(body);
-      await fh.write(checksum);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(body);
+        await fh.write(checksum);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(tmp, final);
+    } catch (e) {
+      // A full disk or a vanished folder: leave no partial temporary file behind.
+      await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
     }
-    await fs.promises.rename(tmp, final);
     return final;
   }
 
@@ -172,35 +221,47 @@ export class EmbeddingCache {
     let names: string[];
     try {
       names = await fs.promises.readdir(this.folder);
-    } catch {
+    } catch (e) {
+      this.discarded.push({ file: this.folder, reason: `cannot list the cache folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
       return;
     }
     for (const name of names.sort()) {
       const file = path.join(this.folder, name);
       if (name.includes('.tmp-')) {
-        // A write that never finished (crash or kill). Remove it when it is not fresh (another process may be writing).
-        const st = await fs.promises.stat(file).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > 10 * 60_000) await fs.promises.rm(file, { force: true });
+        // A write that never finished (crash, kill, full disk). Remove it when its process is gone or it is old
+        // (another process may still be writing it).
+        const st = await fs.promises.lstat(file).catch(() => null);
+        const pid = Number(name.slice(name.lastIndexOf('.tmp-') + 5));
+        if (st && st.isFile() && (!processAlive(pid) || Date.now() - st.mtimeMs > 10 * 60_000)) {
+          await fs.promises.rm(file, { force: true }).catch(() => undefined);
+        }
         continue;
       }
       if (!name.startsWith('seg-') || !name.endsWith('.bin')) continue;
-      const reason = await this.loadSegment(file);
-      if (reason) {
-        this.discarded.push({ file, reason });
+      const st = await fs.promises.lstat(file).catch(() => null);
+      if (!st) continue;
+      if (!st.isFile()) {
+        // Never opened (a FIFO would block the read) and never removed (it is not ours): reported and ignored.
+        this.discarded.push({ file, reason: `${describeEntry(st)}, not a cache segment; ignored` });
+        continue;
+      }
+      const loaded = await this.loadSegment(file);
+      if (typeof loaded === 'string') {
+        this.discarded.push({ file, reason: loaded });
         await fs.promises.rm(file, { force: true }).catch(() => undefined);
       } else {
-        this.segmentFiles.push(file);
+        this.segments.push({ file, keys: loaded });
       }
     }
   }
 
-  /** Loads one segment; returns why it was rejected, or null. */
-  private async loadSegment(file: string): Promise<string | null> {
+  /** Loads one segment; returns its keys (hex), or why it was rejected. */
+  private async loadSegment(file: string): Promise<string[] | string> {
     let buf: Buffer;
     try {
-      buf = await fs.promises.readFile(file);
+      buf = await readRegularFile(file, { maxBytes: bufferConstants.MAX_LENGTH, what: 'the segment' });
     } catch (e) {
-      return `unreadable: ${(e as Error).message}`;
+      return e instanceof FileRefusedError ? e.message.slice(e.message.indexOf(': ') + 2) : `unreadable: ${(e as Error).message}`;
     }
     if (buf.length < 8 || !buf.subarray(0, 8).equals(MAGIC)) return 'not a CLIP Lens cache segment';
     if (buf.length < HEADER_BYTES + CHECKSUM_BYTES) return 'truncated';
@@ -218,10 +279,24 @@ export class EmbeddingCache {
     // Copy into an aligned buffer (Buffer pools may not be 4-byte aligned).
     const floats = new Float32Array(count * dim);
     new Uint8Array(floats.buffer).set(buf.subarray(floatsOffset, floatsOffset + count * dim * 4));
+    const keys: string[] = [];
     for (let i = 0; i < count; i++) {
       const hex = buf.subarray(HEADER_BYTES + i * KEY_BYTES, HEADER_BYTES + (i + 1) * KEY_BYTES).toString('hex');
+      keys.push(hex);
       if (!this.entries.has(hex)) this.entries.set(hex, floats.subarray(i * dim, (i + 1) * dim));
     }
-    return null;
+    return keys;
+  }
+}
+
+/** Whether a process with this id runs (on this machine); false for an invalid id. */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -5,22 +5,24 @@
  * model's worker thread; the next batch is prepared while the current one is inferred. Embeddings are cached by
  * content hash, so a re-run only infers new or changed images.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { datasetFormat } from './datasetFormat';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
 import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
-import { readDataset } from './dataset';
+import { readDataset, summarizeProblems } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
-import { promptsForClass, resolveTemplates } from './prompts';
+import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates, type PromptCollision } from './prompts';
 import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { findLabelIssues } from './labelIssues';
-import type { Dataset, DatasetProblem } from './types';
+import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
+import { ownRecord, setOwn } from './ownKeys';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { datasetRootOf } from './run';
 
 export interface EvaluateProgress {
@@ -60,6 +62,16 @@ export interface EvaluateOptions {
   dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Image embeddings computed elsewhere (core/embeddingsDir.ts): when given, the images are not read; every sample's
+   * embedding comes from here (counted in timing as imported).
+   */
+  imageEmbeddings?: ImageEmbeddingSource;
+}
+
+/** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
+export interface ImageEmbeddingSource {
+  forEach(onRow: (sample: number, embedding: Float32Array) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
@@ -68,8 +80,12 @@ const DECODE_CONCURRENCY = 4;
 const SAMPLE_CHUNK_FLOATS = 1 << 20;
 /** Image embeddings held while the prompts are still being embedded, at most (then the images wait). */
 const EARLY_LIMIT = 4096;
-/** New cache entries written to disk once this many are pending (keeps memory bounded on huge datasets). */
-const CACHE_FLUSH_EVERY = 4096;
+/**
+ * New cache entries are written to disk once this many are pending, or CACHE_FLUSH_MS after the last write, whichever
+ * comes first: a killed run (or a closed editor) keeps all but the last few seconds of its work.
+ */
+const CACHE_FLUSH_EVERY = 512;
+const CACHE_FLUSH_MS = 10_000;
 
 /**
  * What the run learns per sample, in typed arrays rather than one small object per sample: the softmax
@@ -137,25 +153,39 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     for (const p of read.problems) problems.push({ code: 'config-invalid', message: `${p.key}: ${p.message}`, file, line: p.line });
   }
   const labelsConfig = config.labels ?? {};
-  const dataset = options.dataset ?? await readDataset(target, {
+  const read = options.dataset ?? await readDataset(target, {
     labelFile: options.labelFile ?? (labelsConfig.file && target === configRoot ? path.resolve(configRoot, labelsConfig.file) : undefined),
     imageColumn: options.imageColumn ?? labelsConfig.imageColumn,
     labelColumn: options.labelColumn ?? labelsConfig.labelColumn,
     splitColumn: options.splitColumn ?? labelsConfig.splitColumn,
     signal,
   });
-  problems.push(...dataset.problems);
+  problems.push(...read.problems);
   const topK = Math.max(1, options.topK ?? config.topK ?? 5);
-  const templates = await resolveTemplates(options.templates ?? config.templates, dataset.root);
+  const templates = await resolveTemplates(options.templates ?? config.templates, read.root);
+  // Classes the model cannot tell apart (same prompt) are merged, each merge a problem and a warning: never a silent tie.
+  const collisions = promptCollisions(read.classes, templates.templates, config.prompts, countLabels(read.samples));
+  const dataset = mergeCollidingClasses(read, collisions, problems);
+  for (const v of classNameVariants(dataset.classes)) {
+    problems.push({
+      code: 'class-name-variant',
+      message: `classes ${v.map((c) => `"${c}"`).join(' and ')} differ only in case, spaces, "_" or "-"; they are evaluated as different classes: if they are the same, merge them`,
+      ...(dataset.samples.find((s) => s.label === v[v.length - 1])?.source ?? { file: v[v.length - 1] }),
+    });
+  }
   const classes = dataset.classes;
   if (classes.length < 2) {
-    throw new ClipLensError('dataset-too-few-classes', `found ${classes.length} class${classes.length === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`, { file: dataset.labelFile ?? dataset.root });
+    // One line, but the problems that left too few classes are named: "found 0 classes" alone hides the cause.
+    const found = `found ${classes.length} class${classes.length === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2`;
+    throw new ClipLensError('dataset-too-few-classes', `${found}${summarizeProblems(read.problems)}`, { file: dataset.labelFile ?? dataset.root });
   }
 
   // Caches: one namespace for images (vision graph + preprocessing), one for prompts (text graph + tokenizer).
   const cacheRoot = options.cacheDir === undefined ? defaultEmbeddingCacheDir() : options.cacheDir;
-  const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems) : null;
-  const textCache = cacheRoot ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems) : null;
+  // One 'cache-unavailable' problem at most, whichever namespace fails first.
+  const cacheProblem = onceReporter(problems, cacheRoot ?? '');
+  const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems, cacheProblem) : null;
+  const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
   // hashed and preprocessed and the vision session is created (vision worker). An image finished before the class
@@ -214,8 +244,21 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     done++;
   };
 
+  let imported = 0;
   try {
-    await runImages({
+    if (options.imageEmbeddings) {
+      // Reading is fast: wait for the class embeddings rather than hold every row in `early`.
+      await textDone.catch(() => undefined);
+      await options.imageEmbeddings.forEach(
+        (index, emb) => {
+          imported++;
+          finish(index, classEmbeddings ? emb : Float32Array.from(emb));
+        },
+        fail,
+        stop.signal,
+        report,
+      );
+    } else await runImages({
       dataset,
       model,
       imageCache,
@@ -240,7 +283,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   } finally {
     signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
-    await imageCache?.flush().catch(() => undefined);
+    await imageCache?.flush();
+    for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
   const { ms: textMs, dim: embeddingDim } = await textDone;
   throwIfAborted(signal);
@@ -285,7 +329,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         evaluated.forEach((sampleIndex, row) => {
           if (samples[sampleIndex].split === split) idx.push(row);
         });
-        if (idx.length > 0) metricsBySplit[split] = computeMetrics(input, { ks, indices: idx });
+        if (idx.length > 0) setOwn(metricsBySplit, split, computeMetrics(input, { ks, indices: idx }));
       }
     }
     const ignored = new Set(config.ignore ?? []);
@@ -295,6 +339,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
     warnings = computeWarnings({ metrics, samples: results, metricsBySplit }, config.warnings);
   }
+  for (const c of collisions) warnings.push(collisionWarning(c, read.samples));
   const failed = results.filter((r) => r.error).length;
   if (failed > 0 || problems.length > 0) {
     warnings.push({
@@ -305,8 +350,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     });
   }
 
-  const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
-  for (const s of samples) if (s.label in perClass) perClass[s.label]++;
+  const perClassCounts = new Map<string, number>(classes.map((c) => [c, 0]));
+  for (const s of samples) if (perClassCounts.has(s.label)) perClassCounts.set(s.label, perClassCounts.get(s.label)! + 1);
+  const perClass = ownRecord(perClassCounts);
   const totalMs = performance.now() - t0;
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -344,8 +390,80 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       sessionMs: round(sessionMs),
       imagesComputed: computed,
       imagesFromCache: fromCache,
+      ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
+  };
+}
+
+function countLabels(samples: readonly Sample[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of samples) counts.set(s.label, (counts.get(s.label) ?? 0) + 1);
+  return counts;
+}
+
+/** Label-file lines reported per merged class, at most (then one line says how many more). */
+const COLLISION_LINES_SHOWN = 20;
+
+/**
+ * The dataset with each colliding class merged into the class kept for it (see promptCollisions): samples relabelled,
+ * merged classes dropped. Each merged class is a 'class-name-collision' problem on its folder(s) or, for label files,
+ * on its lines.
+ */
+function mergeCollidingClasses(dataset: Dataset, collisions: PromptCollision[], problems: DatasetProblem[]): Dataset {
+  if (collisions.length === 0) return dataset;
+  const into = new Map<string, PromptCollision>();
+  for (const c of collisions) for (const m of c.merged) into.set(m, c);
+  const counts = countLabels(dataset.samples);
+  const fix = 'merge or rename them, or give one its own text in "prompts" of .clip-lens.json';
+  const describe = (m: string, c: PromptCollision) => {
+    const n = counts.get(m) ?? 0;
+    return `class "${m}" (${n} image${n === 1 ? '' : 's'}) gives the model the same prompt as "${c.kept}" (${JSON.stringify(c.prompt)}), so CLIP cannot tell them apart; its images are evaluated as "${c.kept}": ${fix}`;
+  };
+  const traits = datasetFormat(dataset.format);
+  if (traits.samplesHaveLines) {
+    const shown = new Map<string, number>();
+    for (const s of dataset.samples) {
+      const c = into.get(s.label);
+      if (!c || !s.source) continue;
+      const k = (shown.get(s.label) ?? 0) + 1;
+      shown.set(s.label, k);
+      if (k <= COLLISION_LINES_SHOWN) {
+        problems.push({ code: 'class-name-collision', message: `label ${describe(s.label, c)}`, file: s.source.file, line: s.source.line, path: s.path });
+      }
+    }
+    for (const [m, k] of shown) {
+      if (k > COLLISION_LINES_SHOWN) {
+        const c = into.get(m)!;
+        problems.push({ code: 'class-name-collision', message: `label "${m}" is on ${k - COLLISION_LINES_SHOWN} more lines, also evaluated as "${c.kept}"`, file: dataset.samples.find((s) => s.label === m)?.source?.file });
+      }
+    }
+  } else {
+    for (const [m, c] of into) {
+      // The class folder(s): `<class>` or `<split>/<class>`, taken from the sample paths.
+      const depth = (traits.classFolderIndex ?? 0) + 1;
+      const folders = [...new Set(dataset.samples.filter((s) => s.label === m).map((s) => s.path.split('/').slice(0, depth).join('/')))];
+      if (folders.length === 0) folders.push(m);
+      for (const f of folders) problems.push({ code: 'class-name-collision', message: describe(m, c), file: f });
+    }
+  }
+  return {
+    ...dataset,
+    classes: dataset.classes.filter((c) => !into.has(c)),
+    samples: dataset.samples.map((s) => (into.has(s.label) ? { ...s, label: into.get(s.label)!.kept } : s)),
+  };
+}
+
+function collisionWarning(c: PromptCollision, samples: readonly Sample[]): Warning {
+  const counts = countLabels(samples);
+  const merged = c.merged.reduce((a, m) => a + (counts.get(m) ?? 0), 0);
+  const names = c.merged.map((m) => `"${m}"`).join(', ');
+  return {
+    kind: 'class-collision',
+    severity: 'warning',
+    class: c.kept,
+    message: `${names} and "${c.kept}" give the model the same prompt (${JSON.stringify(c.prompt)}); they are evaluated as one class "${c.kept}" (${merged} image${merged === 1 ? '' : 's'} merged). Merge or rename them, or give one its own text in "prompts".`,
+    numbers: { classes: c.merged.length + 1, mergedImages: merged },
   };
 }
 
@@ -359,13 +477,29 @@ function stripLocation(message: string, samplePath: string): string {
   return i > 0 && message.slice(0, i).endsWith(samplePath) ? message.slice(i + 2) : message;
 }
 
-async function openCache(root: string, namespace: string, problems: DatasetProblem[]): Promise<EmbeddingCache | null> {
+/** A reporter that adds one 'cache-unavailable' problem, the first time it is called. */
+function onceReporter(problems: DatasetProblem[], root: string): (message: string) => void {
+  let reported = false;
+  return (message) => {
+    if (reported) return;
+    reported = true;
+    problems.push({ code: 'cache-unavailable', message, file: root });
+  };
+}
+
+async function openCache(
+  root: string,
+  namespace: string,
+  problems: DatasetProblem[],
+  unavailable: (message: string) => void,
+): Promise<EmbeddingCache | null> {
   try {
     const cache = await EmbeddingCache.open(root, namespace);
     for (const d of cache.stats.discarded) problems.push({ code: 'cache-discarded', message: `discarded a cache segment (${d.reason}); its embeddings are recomputed`, file: d.file });
     return cache;
   } catch (e) {
-    problems.push({ code: 'cache-unavailable', message: `cache disabled: ${(e as Error).message}`, file: root });
+    const err = e as NodeJS.ErrnoException;
+    unavailable(`cache disabled: ${err.message}; this run goes on without it`);
     return null;
   }
 }
@@ -380,7 +514,8 @@ function imageNamespace(model: ClipModel): string {
  * null when it cannot be opened (why goes to `problems`).
  */
 export async function openImageCache(root: string | undefined, model: ClipModel, problems: DatasetProblem[] = []): Promise<EmbeddingCache | null> {
-  return openCache(root ?? defaultEmbeddingCacheDir(), imageNamespace(model), problems);
+  const dir = root ?? defaultEmbeddingCacheDir();
+  return openCache(dir, imageNamespace(model), problems, onceReporter(problems, dir));
 }
 
 export interface RunImagesArgs {
@@ -411,9 +546,13 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     const abs = path.join(dataset.root, dataset.samples[index].path);
     let bytes: Buffer;
     try {
-      bytes = await fs.promises.readFile(abs);
+      bytes = await readRegularFile(abs, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
     } catch (e) {
-      a.onFailed(index, new ClipLensError('image-unreadable', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dataset.samples[index].path }));
+      // A FIFO, a device or a file over the limit is named as such; a missing or unreadable file keeps its errno.
+      const refused = e instanceof FileRefusedError && (e.reason === 'not-regular' || e.reason === 'too-large');
+      const errno = e instanceof FileRefusedError ? e.errno : (e as NodeJS.ErrnoException).code;
+      const message = refused ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${errno ?? (e as Error).message}`;
+      a.onFailed(index, new ClipLensError('image-unreadable', message, { file: dataset.samples[index].path }));
       return null;
     }
     const key = sha256(bytes);
@@ -461,6 +600,7 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
   };
 
   let inflight: Promise<void> = Promise.resolve();
+  let lastFlush = performance.now();
   const infer = async (pixels: Float32Array, jobs: ImageJob[]) => {
     const { embeddings, dim } = await model.embedImages(pixels, jobs.length);
     jobs.forEach((job, j) => {
@@ -469,7 +609,11 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
       a.onComputed(job.index, e);
     });
     a.onBatchDone();
-    if (imageCache && imageCache.pendingCount >= CACHE_FLUSH_EVERY) await imageCache.flush();
+    const pending = imageCache?.pendingCount ?? 0;
+    if (pending >= CACHE_FLUSH_EVERY || (pending > 0 && performance.now() - lastFlush >= CACHE_FLUSH_MS)) {
+      await imageCache!.flush();
+      lastFlush = performance.now();
+    }
   };
 
   for (;;) {

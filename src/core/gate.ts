@@ -30,7 +30,20 @@ import { DEFAULT_WARNING_THRESHOLDS } from './warnings';
 export const GATE_EPSILON = 1e-9;
 
 
-export type GateCheckKind = 'top1Accuracy' | 'balancedAccuracy' | 'recallAtK' | 'classRecall' | 'rareClassRecall' | 'labelIssues' | 'config';
+export type GateCheckKind =
+  | 'top1Accuracy'
+  | 'balancedAccuracy'
+  | 'recallAtK'
+  | 'classRecall'
+  | 'rareClassRecall'
+  | 'labelIssues'
+  | 'config'
+  // The ratchet against the baseline (core/baseline.ts).
+  | 'top1AccuracyDrop'
+  | 'balancedAccuracyDrop'
+  | 'recallAtKDrop'
+  | 'classRecallDrop'
+  | 'baseline';
 
 /** Stable rule ids (SARIF ruleId, JUnit failure type), one per kind. */
 export const GATE_RULE_IDS: Readonly<Record<GateCheckKind, string>> = {
@@ -41,6 +54,11 @@ export const GATE_RULE_IDS: Readonly<Record<GateCheckKind, string>> = {
   rareClassRecall: 'clip-lens/rare-class-min-recall',
   labelIssues: 'clip-lens/max-label-issues',
   config: 'clip-lens/gate-config',
+  top1AccuracyDrop: 'clip-lens/max-drop-top1-accuracy',
+  balancedAccuracyDrop: 'clip-lens/max-drop-balanced-accuracy',
+  recallAtKDrop: 'clip-lens/max-drop-recall-at-k',
+  classRecallDrop: 'clip-lens/max-drop-class-recall',
+  baseline: 'clip-lens/baseline',
 };
 
 export interface GateCheck {
@@ -74,6 +92,11 @@ export interface GateCheck {
    * counted label issues (label issues). Empty or absent otherwise.
    */
   sampleIndexes?: number[];
+  /**
+   * Ratchet checks: the figure in the baseline file, the largest drop allowed and the drop measured (baseline -
+   * actual; null when actual is). `required` is then value - maxDrop.
+   */
+  baseline?: { file: string; value: number; maxDrop: number; drop: number | null };
 }
 
 export interface GateResult {
@@ -225,16 +248,26 @@ export function hasThresholds(gate: GateConfig | undefined): boolean {
     Object.keys(gate.minRecallAtK ?? {}).length > 0 ||
     gate.minRecall !== undefined ||
     gate.rareClassMinRecall !== undefined ||
-    Object.values(gate.classes ?? {}).some((c) => c?.minRecall !== undefined) ||
-    gate.maxLabelIssues !== undefined
+    Object.values(gate.classes ?? {}).some((c) => c?.minRecall !== undefined || c?.maxRecallDrop !== undefined) ||
+    gate.maxLabelIssues !== undefined ||
+    hasMaxDrop(gate)
   );
 }
 
-/** The Ks named in `gate.minRecallAtK`, for the evaluation to compute. */
+/** True when the gate section sets a ratchet (gate.maxDrop or a class's maxRecallDrop). */
+export function hasMaxDrop(gate: GateConfig | undefined): boolean {
+  if (!gate) return false;
+  const d = gate.maxDrop;
+  return (
+    (d !== undefined && (d.top1Accuracy !== undefined || d.balancedAccuracy !== undefined || d.recall !== undefined || Object.keys(d.recallAtK ?? {}).length > 0)) ||
+    Object.values(gate.classes ?? {}).some((c) => c?.maxRecallDrop !== undefined)
+  );
+}
+
+/** The Ks named in `gate.minRecallAtK` and `gate.maxDrop.recallAtK`, for the evaluation to compute. */
 export function gateKs(gate: GateConfig | undefined): number[] {
-  return Object.keys(gate?.minRecallAtK ?? {})
-    .map(Number)
-    .filter((k) => Number.isInteger(k) && k >= 1);
+  const keys = new Set([...Object.keys(gate?.minRecallAtK ?? {}), ...Object.keys(gate?.maxDrop?.recallAtK ?? {})]);
+  return [...keys].map(Number).filter((k) => Number.isInteger(k) && k >= 1);
 }
 
 /**

@@ -133,8 +133,10 @@ function actualText(c: GateCheck): string {
 function requiredText(c: GateCheck, unicode = false): string {
   if (c.required === null) return '-';
   const r = c.actual !== null ? numPair(c.actual, c.required)[1] : num(c.required);
-  if (unicode) return c.comparison === 'max' ? `\u2264 ${r}` : `\u2265 ${r}`;
-  return c.comparison === 'max' ? `<= ${r}` : `>= ${r}`;
+  // Ratchet checks: where the minimum comes from.
+  const from = c.baseline ? ` (baseline ${num(c.baseline.value)} - ${num(c.baseline.maxDrop)})` : '';
+  if (unicode) return c.comparison === 'max' ? `\u2264 ${r}` : `\u2265 ${r}${from}`;
+  return c.comparison === 'max' ? `<= ${r}` : `>= ${r}${from}`;
 }
 
 function datasetStatus(o: GateOutcome): 'passed' | 'failed' | 'error' {
@@ -175,7 +177,7 @@ function gateText(outcomes: readonly GateOutcome[], options: FormatOptions): str
       lines.push(fmt(widths.map((w) => '-'.repeat(w))));
       failed.forEach((c, i) => {
         lines.push(fmt(rows[i]));
-        if (c.kind === 'config') lines.push(`    ${c.message}`);
+        if (c.kind === 'config' || c.kind === 'baseline' || c.baseline) lines.push(`    ${c.message}`);
         const samples = checkSamples(o, c);
         samples.slice(0, perCheck).forEach((s, j) => {
           const loc = sampleLocation(o.dataset, s);
@@ -349,6 +351,11 @@ export const SARIF_RULES: readonly RuleInfo[] = [
   { id: GATE_RULE_IDS.rareClassRecall, name: 'RareClassMinRecall', short: 'Rare-class recall below gate.rareClassMinRecall', full: 'The recall of a rare class (few images, see warnings.rareClassMaxFraction and rareClassMaxSupport) is below gate.rareClassMinRecall.', level: 'error' },
   { id: GATE_RULE_IDS.labelIssues, name: 'MaxLabelIssues', short: 'More likely label errors than gate.maxLabelIssues allows', full: 'The dataset has more likely label errors (confident learning on the CLIP predictions) than gate.maxLabelIssues allows. Each counted image is reported at its label (label-file line, or the image itself for class folders); add reviewed images to "ignore" in .clip-lens.json.', level: 'warning' },
   { id: GATE_RULE_IDS.config, name: 'GateConfig', short: 'Gate threshold that cannot be checked', full: 'A threshold in the gate section of .clip-lens.json names something the dataset does not have, such as a class in gate.classes.', level: 'error' },
+  { id: GATE_RULE_IDS.top1AccuracyDrop, name: 'MaxDropTop1Accuracy', short: 'Top-1 accuracy fell more than gate.maxDrop.top1Accuracy', full: 'Top-1 accuracy fell below the baseline (gate.baseline, written by clip-lens baseline) by more than gate.maxDrop.top1Accuracy allows.', level: 'error' },
+  { id: GATE_RULE_IDS.balancedAccuracyDrop, name: 'MaxDropBalancedAccuracy', short: 'Balanced accuracy fell more than gate.maxDrop.balancedAccuracy', full: 'Balanced accuracy fell below the baseline by more than gate.maxDrop.balancedAccuracy allows.', level: 'error' },
+  { id: GATE_RULE_IDS.recallAtKDrop, name: 'MaxDropRecallAtK', short: 'Recall@K fell more than gate.maxDrop.recallAtK', full: 'Recall@K fell below the baseline by more than gate.maxDrop.recallAtK allows for that K.', level: 'error' },
+  { id: GATE_RULE_IDS.classRecallDrop, name: 'MaxDropClassRecall', short: 'Class recall fell more than its maxDrop', full: 'The recall of a class fell below the baseline by more than gate.classes.<class>.maxRecallDrop, or gate.maxDrop.recall when the class has none; a class of the baseline that the dataset no longer has fails too. Images of the class misclassified since the baseline are listed as related locations.', level: 'error' },
+  { id: GATE_RULE_IDS.baseline, name: 'Baseline', short: 'The baseline cannot be compared with', full: 'The ratchet (gate.maxDrop) needs the baseline file of gate.baseline, written by clip-lens baseline with the same model, templates and predictor over the same dataset; re-run clip-lens baseline when it is missing, invalid or made with another setup.', level: 'error' },
 ];
 
 function fingerprint(...parts: string[]): string {
@@ -514,9 +521,10 @@ function gateMarkdown(outcomes: readonly GateOutcome[], options: FormatOptions):
       for (const c of failed) {
         const samples = checkSamples(o, c);
         if (samples.length === 0) {
-          if (c.kind === 'config') out.push(`- ${mdCell(c.message)}`);
+          if (c.kind === 'config' || c.kind === 'baseline' || c.baseline) out.push(`- ${mdCell(c.message)}`);
           continue;
         }
+        if (c.baseline) out.push(`- ${mdCell(c.message)}`, '');
         out.push(`<details><summary>${mdCell(c.name)}: ${samples.length} image${samples.length === 1 ? '' : 's'}</summary>`, '');
         samples.slice(0, perCheck * 4).forEach((s, j) => {
           const l = sampleLocation(o.dataset, s);

@@ -16,10 +16,10 @@
  *  6. `(u8 * rescale - mean) / std` in float32 exactly as torch computes it, written CHW into the caller's array.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { ClipLensError } from './errors';
 import { isPositiveInt, type PreprocessorConfig, type ResampleFilter } from './preprocessorConfig';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 
 // Every image is decoded once per run: libvips' operation cache (50 MB by default) only holds memory that grows
 // with the dataset. Thumbnails keep their own small LRU (thumbnails.ts).
@@ -442,8 +442,9 @@ export class ImagePreprocessor {
     let bytes: Buffer;
     if (typeof input === 'string') {
       try {
-        bytes = await readFile(input);
+        bytes = await readRegularFile(input, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
       } catch (err) {
+        if (err instanceof FileRefusedError) throw new ClipLensError('image-unreadable', err.message.slice(err.message.indexOf(': ') + 2), { file });
         throw new ClipLensError('image-unreadable', `cannot read file: ${(err as Error).message}`, { file });
       }
     } else {

@@ -7,7 +7,16 @@
  * - The first non-empty line is a header naming the columns. A leading UTF-8 BOM is dropped; CRLF and LF both end lines.
  * - Fields may be quoted with `"`; inside quotes `""` is a quote, and delimiters and line breaks are literal. A record that
  *   spans lines is reported at the line where it starts, and later records keep their true line numbers.
- * - A quote inside an unquoted field is kept literally; text after a closing quote is appended (as Python's csv does).
+ * - No row is lost silently. A quoted field may span line breaks only where that is plausible: outside the image, label
+ *   and split columns, within MAX_RECORD_LINES lines and MAX_RECORD_CHARS characters, in a record with the header's
+ *   number of fields, and with no continuation line that reads as a row of its own. Otherwise (a stray `"`, a quote
+ *   never closed) the line where the quote opened is a problem and the next lines are read on their own.
+ * - A quote inside an unquoted field is kept literally in other columns (as Python's csv does) but is a problem in the
+ *   image, label and split columns (it is the other half of a stray quote, or needs quoting); text after a closing
+ *   quote is appended.
+ * - A line longer than MAX_RECORD_CHARS characters is a problem and skipped unread (bounded memory per line); invalid
+ *   UTF-8 bytes make their line a problem (see invalidUtf8Lines), never a label with U+FFFD in it. Values quoted in
+ *   messages are cut to a readable length (shorten).
  * - `.tsv` uses tab. `.csv` uses comma, unless the header has no comma but has a tab or a semicolon (spreadsheet exports
  *   in some locales), which is then used.
  * - Blank lines are skipped. Values are trimmed of surrounding whitespace.
@@ -19,9 +28,22 @@
  * `_` and `-` (see IMAGE_COLUMN_NAMES, LABEL_COLUMN_NAMES, SPLIT_COLUMN_NAMES, earlier names win), unless given explicitly.
  * A missing column is a ClipLensError naming the file and the header line; a bad record is a DatasetProblem with its line.
  */
+import { isUtf8 } from 'node:buffer';
 import type { LabelFileKind } from './datasetFormat';
 import { ClipLensError } from './errors';
 import type { DatasetProblem } from './types';
+
+/** The longest line (or multi-line record) read, in characters; longer lines are a problem and skipped unread. */
+export const MAX_RECORD_CHARS = 65_536;
+/** The most lines a quoted field may span. */
+export const MAX_RECORD_LINES = 20;
+/** Values quoted in messages are cut to this many characters. */
+export const MESSAGE_VALUE_CHARS = 120;
+
+/** `text` cut to `max` characters with an ellipsis and the full length, for messages. */
+export function shorten(text: string, max = MESSAGE_VALUE_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length.toLocaleString('en-US')} characters)`;
+}
 
 
 /** Header names recognised as the image path column, in order of preference (normalised: lower case, no ` _-`). */
@@ -109,12 +131,13 @@ export function delimiterOf(text: string, kind: 'csv' | 'tsv'): string {
  * Reads the CSV/TSV record starting at `offset` (RFC 4180 quoting: a quoted field may hold delimiters, doubled quotes
  * and line breaks; blanks before an opening quote are dropped; text after a closing quote is appended as is; CRLF,
  * LF or a lone CR end the record). Returns its fields and the offset after its line break, or, when a quote is
- * never closed, where that quote opened.
+ * not closed before `quoteLimit` (default: the end of the text), where that quote opened.
  */
 export function readDelimitedRecord(
   text: string,
   offset: number,
   delimiter: string,
+  quoteLimit = text.length,
 ): { fields: DelimitedField[]; next: number } | { unterminatedQuoteAt: number } {
   const n = text.length;
   const d = delimiter.charCodeAt(0);
@@ -129,19 +152,16 @@ export function readDelimitedRecord(
       tokenStart = k;
       i = k + 1;
       for (;;) {
-        if (i >= n) return { unterminatedQuoteAt: k };
-        const c = text.charCodeAt(i);
-        if (c === 34) {
-          if (text.charCodeAt(i + 1) === 34) {
-            value += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
+        const q = text.indexOf('"', i);
+        if (q < 0 || q >= quoteLimit) return { unterminatedQuoteAt: k };
+        value += text.slice(i, q);
+        if (text.charCodeAt(q + 1) === 34 && q + 1 < quoteLimit) {
+          value += '"';
+          i = q + 2;
+          continue;
         }
-        value += text[i];
-        i++;
+        i = q + 1;
+        break;
       }
     }
     let j = i;
@@ -173,6 +193,22 @@ export function readDelimitedRecord(
   }
 }
 
+/** The offset of the line break (CR or LF) ending the line at `from`, or the text's length. */
+function lineEndAt(text: string, from: number): number {
+  const n = text.length;
+  for (let i = from; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13) return i;
+  }
+  return n;
+}
+
+/** The offset after the line break at `end` (CRLF counts as one). */
+function afterLineBreak(text: string, end: number): number {
+  if (end >= text.length) return text.length;
+  return text.charCodeAt(end) === 13 && text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1;
+}
+
 /** Line breaks (CRLF, LF, lone CR) in text[from, to). */
 function countLineBreaks(text: string, from: number, to: number): number {
   let lines = 0;
@@ -188,26 +224,108 @@ export function isBlankRecord(fields: readonly { value: string }[]): boolean {
   return fields.length === 1 && fields[0]!.value.trim() === '';
 }
 
+/** A line the CSV/TSV reader could not use, and why. */
+export interface DelimitedProblem {
+  line: number;
+  message: string;
+}
+
 /**
- * Split CSV/TSV text into records (see readDelimitedRecord). Blank lines are dropped. An unterminated quote ends the
- * text and is returned as `unterminatedQuoteLine` (the line where the quoted field opened); the record it was in is
- * dropped.
+ * Whether a record spanning lines (a quoted field with line breaks) is plausible; `start`/`next` delimit its text.
+ * The default accepts any record within MAX_RECORD_LINES / MAX_RECORD_CHARS.
  */
+export type AcceptMultiLine = (record: DelimitedRecord, text: string, start: number, next: number) => boolean;
+
+/**
+ * The records of CSV/TSV text, in order, each a record or a problem on its line; blank lines are skipped. Every
+ * line is accounted for: in a record, blank, or in a problem. Lines longer than MAX_RECORD_CHARS are problems, skipped
+ * unread. A record whose quoted field spans lines is kept only when it closes within MAX_RECORD_LINES lines and
+ * MAX_RECORD_CHARS characters and `accept` agrees; otherwise the line where the quote opened is a problem and
+ * reading goes on at the next line.
+ */
+export function* delimitedRecords(
+  text: string,
+  delimiter: string,
+  accept: AcceptMultiLine = () => true,
+): Generator<QuotedRecord | DelimitedProblem> {
+  const n = text.length;
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  let line = 1;
+  while (i < n) {
+    const lineEnd = lineEndAt(text, i);
+    const afterLine = afterLineBreak(text, lineEnd);
+    if (lineEnd - i > MAX_RECORD_CHARS) {
+      yield {
+        line,
+        message: `the line is ${(lineEnd - i).toLocaleString('en-US')} characters long, over the limit of ${MAX_RECORD_CHARS.toLocaleString('en-US')}; skipped`,
+      };
+      i = afterLine;
+      line++;
+      continue;
+    }
+    let rec = readDelimitedRecord(text, i, delimiter, lineEnd);
+    if ('unterminatedQuoteAt' in rec && lineEnd < n) {
+      // A quote open at the line break may stay open over at most MAX_RECORD_LINES lines and MAX_RECORD_CHARS characters.
+      let limit = lineEnd;
+      for (let l = 1; l < MAX_RECORD_LINES && limit < n; l++) limit = lineEndAt(text, afterLineBreak(text, limit));
+      rec = readDelimitedRecord(text, i, delimiter, Math.min(limit, i + MAX_RECORD_CHARS));
+    }
+    if (!('unterminatedQuoteAt' in rec) && rec.next <= afterLine) {
+      if (!isBlankRecord(rec.fields)) yield { line, fields: rec.fields.map((f) => f.value), quoted: rec.fields.map((f) => f.quoted) };
+      i = rec.next;
+      line++;
+      continue;
+    }
+    if (!('unterminatedQuoteAt' in rec)) {
+      const record = { line, fields: rec.fields.map((f) => f.value), quoted: rec.fields.map((f) => f.quoted) };
+      const lines = countLineBreaks(text, i, rec.next);
+      if (accept(record, text, i, rec.next)) {
+        yield record;
+        i = rec.next;
+        line += lines;
+        continue;
+      }
+      const endsWithBreak = rec.next > 0 && /[\r\n]/.test(text[rec.next - 1]!);
+      const last = line + lines - (endsWithBreak ? 1 : 0);
+      yield {
+        line,
+        message: `a stray "? A quoted field opens here and closes only on line ${last} (not plausible: see docs/robustness.md); this line is skipped, the next ones are read on their own`,
+      };
+    } else {
+      const at = rec.unterminatedQuoteAt;
+      const column = text.slice(i, at).split(delimiter).length;
+      yield {
+        line,
+        message: `unbalanced quote: the quoted field in column ${column} is not closed within ${MAX_RECORD_LINES} lines; this line is skipped, the next ones are read on their own`,
+      };
+    }
+    i = afterLine;
+    line++;
+  }
+}
+
+/** A record and, per field, whether it was quoted. */
+export interface QuotedRecord extends DelimitedRecord {
+  quoted: boolean[];
+}
+
+export function isDelimitedProblem(r: DelimitedRecord | DelimitedProblem): r is DelimitedProblem {
+  return 'message' in r;
+}
+
+/** Split CSV/TSV text into records and problems (see delimitedRecords). */
 export function parseDelimited(
   text: string,
   delimiter: string,
-): { records: DelimitedRecord[]; unterminatedQuoteLine?: number } {
+  accept?: AcceptMultiLine,
+): { records: DelimitedRecord[]; problems: DelimitedProblem[] } {
   const records: DelimitedRecord[] = [];
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let line = 1;
-  while (i < text.length) {
-    const rec = readDelimitedRecord(text, i, delimiter);
-    if ('unterminatedQuoteAt' in rec) return { records, unterminatedQuoteLine: line + countLineBreaks(text, i, rec.unterminatedQuoteAt) };
-    if (!isBlankRecord(rec.fields)) records.push({ line, fields: rec.fields.map((f) => f.value) });
-    line += countLineBreaks(text, i, rec.next);
-    i = rec.next;
+  const problems: DelimitedProblem[] = [];
+  for (const r of delimitedRecords(text, delimiter, accept)) {
+    if (isDelimitedProblem(r)) problems.push(r);
+    else records.push({ line: r.line, fields: r.fields });
   }
-  return { records };
+  return { records, problems };
 }
 
 /**
@@ -215,11 +333,39 @@ export function parseDelimited(
  * Throws ClipLensError('label-file-columns') when the image or label column cannot be found, and
  * ClipLensError('label-file-empty') when there is no header / no object at all.
  */
+export interface ParseLabelFileOptions extends LabelColumnOptions {
+  /** 1-based lines holding bytes that are not UTF-8 (see invalidUtf8Lines): each is a problem, never a value. */
+  invalidUtf8Lines?: ReadonlySet<number>;
+}
+
+/**
+ * The 1-based lines of `bytes` that are not valid UTF-8, counted as the reader counts them (CSV/TSV: CRLF, LF or a
+ * lone CR end a line; JSONL: LF). Empty for valid UTF-8 (checked first, in one pass).
+ */
+export function invalidUtf8Lines(bytes: Uint8Array, kind: LabelFileKind): Set<number> {
+  const out = new Set<number>();
+  if (isUtf8(bytes)) return out;
+  let line = 1;
+  let start = 0;
+  const n = bytes.length;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? bytes[i] : 10;
+    const lf = c === 10;
+    const cr = c === 13 && kind !== 'jsonl';
+    if (!lf && !cr) continue;
+    if (!isUtf8(bytes.subarray(start, i))) out.add(line);
+    if (cr && bytes[i + 1] === 10) i++;
+    start = i + 1;
+    line++;
+  }
+  return out;
+}
+
 export function parseLabelFile(
   text: string,
   kind: LabelFileKind,
   file: string,
-  options: LabelColumnOptions = {},
+  options: ParseLabelFileOptions = {},
 ): ParsedLabelFile {
   return kind === 'jsonl' ? parseJsonl(text, file, options) : parseCsv(text, kind, file, options);
 }
@@ -269,61 +415,81 @@ function chooseColumns(names: string[], options: LabelColumnOptions, file: strin
 }
 
 function listNames(names: string[]): string {
-  return names.length === 0 ? '(none)' : names.map((n) => JSON.stringify(n)).join(', ');
+  return names.length === 0 ? '(none)' : shorten(names.map((n) => JSON.stringify(shorten(n, 40))).join(', '), 300);
 }
 
 const IMAGE_LIKE = /\.(jpe?g|png|webp|gif|tiff?|bmp|avif|heic|heif)$/i;
 
-function parseCsv(text: string, kind: 'csv' | 'tsv', file: string, options: LabelColumnOptions): ParsedLabelFile {
+function parseCsv(text: string, kind: 'csv' | 'tsv', file: string, options: ParseLabelFileOptions): ParsedLabelFile {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const delimiter = delimiterOf(body, kind);
-  const { records, unterminatedQuoteLine } = parseDelimited(body, delimiter);
   const problems: DatasetProblem[] = [];
-  const header = records[0];
-  if (!header) {
-    if (unterminatedQuoteLine !== undefined) {
-      throw new ClipLensError('label-file-bad-line', 'unterminated quoted field in the header', { file, line: unterminatedQuoteLine });
-    }
-    throw new ClipLensError('label-file-empty', 'the label file is empty (expected a header line such as image,label)', { file });
-  }
-  const names = header.fields.map((f) => f.trim());
-  if (names.some((n) => IMAGE_LIKE.test(n)) && options.imageColumn === undefined) {
-    throw new ClipLensError(
-      'label-file-columns',
-      `the first line looks like data, not a header (${listNames(names)}); add a header line such as image,label`,
-      { file, line: header.line },
-    );
-  }
-  const columns = chooseColumns(names, options, file, header.line, 'header columns');
-  const idx = (name: string) => names.indexOf(name);
-  const ii = idx(columns.image);
-  const li = idx(columns.label);
-  const si = columns.split !== undefined ? idx(columns.split) : -1;
   const entries: LabelEntry[] = [];
-  for (let r = 1; r < records.length; r++) {
-    const rec = records[r]!;
-    if (rec.fields.length !== names.length) {
-      problems.push({
-        code: 'label-file-bad-line',
-        message: `expected ${names.length} fields (${names.join(delimiter === '\t' ? ', ' : delimiter)}), found ${rec.fields.length}`,
-        file,
-        line: rec.line,
-      });
+  const badLine = (line: number, message: string) => problems.push({ code: 'label-file-bad-line', message, file, line });
+  const invalid = options.invalidUtf8Lines;
+  let names: string[] | undefined;
+  let columns: ColumnChoice | undefined;
+  let ii = -1;
+  let li = -1;
+  let si = -1;
+  // A record spanning lines is plausible only with the header's field count, no line break in a key column, and no
+  // continuation line that would be a row of its own.
+  const accept: AcceptMultiLine = (rec, t, start, next) => {
+    if (!names || rec.fields.length !== names.length) return false;
+    if ([ii, li, si].some((k) => k >= 0 && /[\r\n]/.test(rec.fields[k]!))) return false;
+    let at = afterLineBreak(t, lineEndAt(t, start));
+    while (at < next) {
+      const end = lineEndAt(t, at);
+      const alone = readDelimitedRecord(t, at, delimiter, end);
+      if (!('unterminatedQuoteAt' in alone) && alone.fields.length === names.length) return false;
+      at = afterLineBreak(t, end);
+    }
+    return true;
+  };
+  for (const r of delimitedRecords(body, delimiter, accept)) {
+    if (isDelimitedProblem(r)) {
+      if (!names) throw new ClipLensError('label-file-bad-line', `the header cannot be read: ${r.message}`, { file, line: r.line });
+      badLine(r.line, r.message);
       continue;
     }
-    const image = rec.fields[ii]!.trim();
-    const label = rec.fields[li]!.trim();
-    const split = si >= 0 ? rec.fields[si]!.trim() : '';
-    const entry = makeEntry(rec.line, image, label, split, columns, file, problems);
+    if (invalid && invalid.has(r.line)) {
+      if (!names) throw new ClipLensError('label-file-encoding', 'the header has bytes that are not UTF-8; save the file as UTF-8', { file, line: r.line });
+      badLine(r.line, 'invalid UTF-8 bytes on this line (is the file saved in another encoding? save it as UTF-8); skipped');
+      continue;
+    }
+    if (!names) {
+      names = r.fields.map((f) => f.trim());
+      if (names.some((n) => IMAGE_LIKE.test(n)) && options.imageColumn === undefined) {
+        throw new ClipLensError(
+          'label-file-columns',
+          `the first line looks like data, not a header (${shorten(listNames(names))}); add a header line such as image,label`,
+          { file, line: r.line },
+        );
+      }
+      columns = chooseColumns(names, options, file, r.line, 'header columns');
+      ii = names.indexOf(columns.image);
+      li = names.indexOf(columns.label);
+      si = columns.split !== undefined ? names.indexOf(columns.split) : -1;
+      continue;
+    }
+    if (r.fields.length !== names.length) {
+      badLine(r.line, `expected ${names.length} fields (${shorten(names.join(delimiter === '\t' ? ', ' : delimiter))}), found ${r.fields.length}`);
+      continue;
+    }
+    const strayAt = (k: number) => k >= 0 && !r.quoted[k] && r.fields[k]!.includes('"');
+    const stray = strayAt(ii) ? ii : strayAt(li) ? li : strayAt(si) ? si : undefined;
+    if (stray !== undefined) {
+      badLine(r.line, `a stray " in the ${names[stray]} field (${JSON.stringify(shorten(r.fields[stray]!.trim()))}): quote the whole field and double the quote inside ("a ""b"""); skipped`);
+      continue;
+    }
+    const image = r.fields[ii]!.trim();
+    const label = r.fields[li]!.trim();
+    const split = si >= 0 ? r.fields[si]!.trim() : '';
+    const entry = makeEntry(r.line, image, label, split, columns!, file, problems);
     if (entry) entries.push(entry);
   }
-  if (unterminatedQuoteLine !== undefined) {
-    problems.push({
-      code: 'label-file-bad-line',
-      message: 'unterminated quoted field: no closing " before the end of the file (this record and anything after it are skipped)',
-      file,
-      line: unterminatedQuoteLine,
-    });
+  if (!names || !columns) {
+    throw new ClipLensError('label-file-empty', 'the label file is empty (expected a header line such as image,label)', { file });
   }
   return { kind, columns, entries, problems };
 }
@@ -338,17 +504,17 @@ function makeEntry(
   problems: DatasetProblem[],
 ): LabelEntry | undefined {
   if (image === '') {
-    problems.push({ code: 'label-file-missing-field', message: `empty image path (column "${columns.image}")`, file, line });
+    problems.push({ code: 'label-file-missing-field', message: `empty image path (column "${shorten(columns.image)}")`, file, line });
     return undefined;
   }
   if (label === '') {
-    problems.push({ code: 'label-file-missing-field', message: `empty label (column "${columns.label}") for ${image}`, file, line });
+    problems.push({ code: 'label-file-missing-field', message: `empty label (column "${shorten(columns.label)}") for ${shorten(image)}`, file, line });
     return undefined;
   }
   return split !== '' ? { line, image, label, split } : { line, image, label };
 }
 
-function parseJsonl(text: string, file: string, options: LabelColumnOptions): ParsedLabelFile {
+function parseJsonl(text: string, file: string, options: ParseLabelFileOptions): ParsedLabelFile {
   const problems: DatasetProblem[] = [];
   const entries: LabelEntry[] = [];
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
@@ -356,13 +522,26 @@ function parseJsonl(text: string, file: string, options: LabelColumnOptions): Pa
   let columns: ColumnChoice | undefined;
   for (let k = 0; k < lines.length; k++) {
     const lineNo = k + 1;
+    if (lines[k]!.length > MAX_RECORD_CHARS) {
+      problems.push({
+        code: 'label-file-bad-line',
+        message: `the line is ${lines[k]!.length.toLocaleString('en-US')} characters long, over the limit of ${MAX_RECORD_CHARS.toLocaleString('en-US')}; skipped`,
+        file,
+        line: lineNo,
+      });
+      continue;
+    }
     const raw = lines[k]!.trim();
     if (raw === '') continue;
+    if (options.invalidUtf8Lines?.has(lineNo)) {
+      problems.push({ code: 'label-file-bad-line', message: 'invalid UTF-8 bytes on this line (is the file saved in another encoding? save it as UTF-8); skipped', file, line: lineNo });
+      continue;
+    }
     let value: unknown;
     try {
       value = JSON.parse(raw);
     } catch (e) {
-      problems.push({ code: 'label-file-bad-line', message: `not valid JSON: ${(e as Error).message}`, file, line: lineNo });
+      problems.push({ code: 'label-file-bad-line', message: `not valid JSON: ${shorten((e as Error).message)}`, file, line: lineNo });
       continue;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -404,7 +583,7 @@ function jsonString(
   const found = v === undefined ? 'it is missing' : v === null ? 'found null' : Array.isArray(v) ? 'found an array' : 'found an object';
   problems.push({
     code: v === undefined || v === null ? 'label-file-missing-field' : 'label-file-bad-line',
-    message: `"${key}" (${what}) must be a string or number; ${found}`,
+    message: `"${shorten(key)}" (${what}) must be a string or number; ${found}`,
     file,
     line,
   });

@@ -26,6 +26,7 @@
  * on the number of threads. Extra memory: about 20 bytes per row, plus the AP blocks.
  */
 import { ClipLensError } from './errors';
+import { setOwn } from './ownKeys';
 import type { AveragedScores, ClassMetrics, Metrics } from './report';
 import { defineJob, sharedInt32, toSharedInt32 } from './parallel';
 import type { ProbabilityMatrix, SharedProbabilityMatrix } from './probabilities';
@@ -335,6 +336,6 @@ export function computeMetricsBySplit(
     g.push(i);
   }
   const out: Record<string, Metrics> = {};
-  for (const [split, indices] of groups) out[split] = computeMetrics(input, { ...options, indices });
+  for (const [split, indices] of groups) setOwn(out, split, computeMetrics(input, { ...options, indices }));
   return out;
 }

@@ -18,7 +18,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
-import { pathExists } from './fileSystem';
+import { FILE_LIMITS, FileRefusedError, pathExists, readRegularFile } from './fileSystem';
 import { readPreprocessorConfig } from './preprocessorConfig';
 
 /** Absolute paths of the files of a usable model directory. */
@@ -337,7 +337,14 @@ async function checkTokenizer(dir: string, problems: ModelDirProblem[]): Promise
     problems.push({ file: 'vocab.json', message: 'expected a non-empty JSON object mapping tokens to integer ids' });
     ok = false;
   }
-  const lines = (await fsp.readFile(merges, 'utf8')).split(/\r?\n/);
+  let mergesText: string;
+  try {
+    mergesText = (await readRegularFile(merges, { maxBytes: FILE_LIMITS.modelText, what: 'merges.txt' })).toString('utf8');
+  } catch (e) {
+    problems.push({ file: 'merges.txt', message: e instanceof FileRefusedError ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${(e as Error).message}` });
+    return null;
+  }
+  const lines = mergesText.split(/\r?\n/);
   const firstBad = lines.findIndex((l, i) => l !== '' && !(i === 0 && l.startsWith('#')) && l.split(' ').length !== 2);
   const mergeCount = lines.filter((l, i) => l !== '' && !(i === 0 && l.startsWith('#'))).length;
   if (firstBad >= 0) {
@@ -471,9 +478,10 @@ function describeJson(v: unknown): string {
 async function readJsonFile(dir: string, rel: string, problems: ModelDirProblem[]): Promise<unknown> {
   let text: string;
   try {
-    text = await fsp.readFile(path.join(dir, rel), 'utf8');
+    text = (await readRegularFile(path.join(dir, rel), { maxBytes: FILE_LIMITS.modelText, what: rel })).toString('utf8');
   } catch (e) {
-    problems.push({ file: rel, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    const errno = (e as NodeJS.ErrnoException).code ?? (e instanceof FileRefusedError ? e.errno : undefined);
+    problems.push({ file: rel, message: e instanceof FileRefusedError && e.reason !== 'missing' && e.reason !== 'unreadable' ? e.message.slice(e.message.indexOf(': ') + 2) : `cannot read: ${errno ?? (e as Error).message}` });
     return undefined;
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

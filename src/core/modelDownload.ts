@@ -31,7 +31,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tls from 'node:tls';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
-import { pathExists } from './fileSystem';
+import { FILE_LIMITS, pathExists, readRegularFile } from './fileSystem';
 import { resolveModelDir, validateModelDir } from './modelDir';
 import { quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 
@@ -227,7 +227,7 @@ export async function checkCachedModel(entry: RegistryEntry, cacheDir: string, v
   const dir = cachedModelDir(entry, cacheDir);
   let manifest: ModelManifest;
   try {
-    manifest = JSON.parse(await fsp.readFile(path.join(dir, MANIFEST_FILE), 'utf8')) as ModelManifest;
+    manifest = JSON.parse((await readRegularFile(path.join(dir, MANIFEST_FILE), { maxBytes: FILE_LIMITS.modelText })).toString('utf8')) as ModelManifest;
   } catch {
     return (await pathExists(dir, { followSymlinks: true })) ? `${path.join(dir, MANIFEST_FILE)}: missing or unreadable` : `${dir}: not downloaded`;
   }
@@ -659,7 +659,7 @@ function isCommit(rev: string): boolean {
 /** Read the pin file; a missing or unreadable one is an empty pin set. */
 export async function readPins(cacheDir: string): Promise<PinFile> {
   try {
-    const parsed = JSON.parse(await fsp.readFile(path.join(cacheDir, PINS_FILE), 'utf8')) as PinFile;
+    const parsed = JSON.parse((await readRegularFile(path.join(cacheDir, PINS_FILE), { maxBytes: FILE_LIMITS.modelText })).toString('utf8')) as PinFile;
     if (parsed && parsed.schema === 1 && typeof parsed.models === 'object' && parsed.models) return parsed;
   } catch {
     // fall through: start a fresh pin file

@@ -10,6 +10,7 @@
  * - Requests that expect an answer carry a `requestId` chosen by the webview; the answer echoes it.
  */
 import type { EvalReport } from './report';
+import type { Comparison } from './comparison';
 
 /** Which tab of the panel is shown. */
 export type PanelTab = 'matrix' | 'classes' | 'issues' | 'images';
@@ -23,7 +24,8 @@ export interface PanelGate {
   summary: { total: number; passed: number; failed: number };
   checks: {
     id: string;
-    kind: 'top1Accuracy' | 'balancedAccuracy' | 'recallAtK' | 'classRecall' | 'rareClassRecall' | 'labelIssues' | 'config';
+    /** GateCheckKind: 'top1Accuracy', 'classRecall', 'labelIssues', 'config', the ratchet's '…Drop' kinds, … */
+    kind: string;
     name: string;
     comparison: 'min' | 'max' | 'none';
     actual: number | null;
@@ -32,6 +34,8 @@ export interface PanelGate {
     message: string;
     configKey: string;
     class?: string;
+    /** Ratchet checks (gate.maxDrop): the baseline value the drop is measured from. */
+    baseline?: { file: string; value: number; maxDrop: number; drop: number | null };
   }[];
 }
 
@@ -189,7 +193,12 @@ export type HostToPanel =
   | { type: 'prCurve'; requestId: number; class: string; curve: PrCurve | null; error?: string }
   /** Outcome of applyFix / ignoreSample / export. `message` is shown to the user. */
   | { type: 'actionResult'; requestId: number; ok: boolean; message?: string }
-  | { type: 'reveal'; target: RevealTarget };
+  | { type: 'reveal'; target: RevealTarget }
+  /**
+   * Answer to pickComparison: the changes from the run the user picked (A: the baseline, an earlier run, a report or
+   * baseline file) to the report shown (B); neither comparison nor error when the user cancelled.
+   */
+  | { type: 'comparison'; requestId: number; comparison?: Comparison; error?: string };
 
 /** Messages from the webview to the extension host. */
 export type PanelToHost =
@@ -208,6 +217,8 @@ export type PanelToHost =
   /** Several samples fixed or ignored as one undoable step; answered with `actionResult`. */
   | { type: 'bulkAction'; requestId: number; action: BulkAction }
   | { type: 'export'; requestId: number; request: ExportRequest }
+  /** "Compare with...": the host lets the user pick the run to compare with (a quick pick) and answers `comparison`. */
+  | { type: 'pickComparison'; requestId: number }
   /** An uncaught error in the webview, for the host's log. */
   | { type: 'error'; message: string; stack?: string };
 

@@ -6,8 +6,8 @@
  * `do_center_crop: false`, and the box (4) and hamming (5) resampling filters.
  * No sharp and no native code here, so the extension can check a folder without loading the image pipeline.
  */
-import { readFile } from 'node:fs/promises';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './jsonWithPositions';
 
 /** Resampling filters of Hugging Face configs (`resample`: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic). */
@@ -143,11 +143,10 @@ export function parsePreprocessorConfig(json: unknown, file: string): Preprocess
 export async function readPreprocessorConfig(file: string): Promise<PreprocessorConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.modelText, code: 'preprocessor-config-unreadable', what: 'the preprocessor config' })).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ClipLensError('preprocessor-config-missing', 'file not found', { file });
-    throw new ClipLensError('preprocessor-config-unreadable', `cannot read file: ${(err as Error).message}`, { file });
+    if (err instanceof FileRefusedError && err.reason === 'missing') throw new ClipLensError('preprocessor-config-missing', 'file not found', { file });
+    throw err;
   }
   return parsePreprocessorConfigText(text, file);
 }

@@ -11,9 +11,10 @@
  *
  * Input formats of {@link readPredictionsFile} (chosen by the path):
  * - `*.json`: `{"classes": [...], "labels": [...], "pred_probs": [[...], ...]}`; a label is a class index or a class
- *   name. Parsed in one piece, so it is for files up to a few hundred MB (V8's string limit is about 512 MB).
+ *   name; an optional `"splits": ["train", "test", ...]` gives each row's split. Parsed in one piece, so it is for files up to a few hundred MB (V8's string limit is about 512 MB).
  * - `*.csv`: header `label,<class 1>,<class 2>,...`, then one row per sample: its label (class name, or class index
- *   when no class has that name) and K probabilities. Read line by line: any size.
+ *   when no class has that name) and K probabilities; a column named `split` (anywhere after `label`) gives each
+ *   row's split. Read line by line: any size.
  * - a directory holding `pred_probs.npy` (float32 or float64, shape (N, K), C order), `labels.npy` (integers,
  *   shape (N,)) and `classes.json` (array of names) or `classes.txt` (one name a line), as written by `np.save`.
  *   Read in chunks: any size.
@@ -25,7 +26,12 @@
 import { promises as fs, createReadStream } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { constants as bufferConstants } from 'node:buffer';
 import { ClipLensError } from './errors';
+import { assertRegularFile, FileRefusedError, readRegularFile } from './fileSystem';
+
+/** A JSON predictions file is parsed whole; larger inputs belong in CSV or .npy (streamed). */
+const MAX_PREDICTIONS_JSON_BYTES = 512 * 1024 * 1024;
 
 /** Floats per storage chunk: 2^24 float32 = 64 MB. */
 export const DEFAULT_CHUNK_FLOATS = 1 << 24;
@@ -212,6 +218,8 @@ export interface Predictions {
   classes: string[];
   labels: number[];
   probs: ProbabilityMatrix;
+  /** Split of each row ('train', 'test', ...), when the file gives one (JSON "splits", CSV column "split"). */
+  splits?: string[];
 }
 
 /** Reads a predictions file (JSON, CSV or a directory of .npy files; see the module comment). */
@@ -282,8 +290,9 @@ function labelError(value: unknown, classes: string[]): string {
 async function readPredictionsJson(file: string): Promise<Predictions> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: MAX_PREDICTIONS_JSON_BYTES, code: 'predictions-read-failed', what: 'the predictions file' })).toString('utf8');
   } catch (e) {
+    if (e instanceof FileRefusedError) throw e;
     throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
   }
   let data: unknown;
@@ -306,6 +315,14 @@ async function readPredictionsJson(file: string): Promise<Predictions> {
   if (rows.length !== rawLabels.length) {
     throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "pred_probs" has ${rows.length} rows`, { file });
   }
+  const splits = obj.splits;
+  if (splits !== undefined) {
+    if (!Array.isArray(splits) || splits.length !== rows.length) {
+      throw new ClipLensError('predictions-bad-field', `"splits" must be an array of ${rows.length} split names, one per row`, { file });
+    }
+    const bad = splits.findIndex((x) => typeof x !== 'string' || x.trim() === '');
+    if (bad >= 0) throw new ClipLensError('predictions-bad-field', `splits[${bad}]: expected a split name such as "train" or "test"`, { file });
+  }
   const byName = new Map(classes.map((c, i) => [c, i]));
   const probs = new ProbabilityMatrix(classes.length);
   const labels: number[] = new Array(rows.length);
@@ -318,7 +335,7 @@ async function readPredictionsJson(file: string): Promise<Predictions> {
     if (problem) throw new ClipLensError('predictions-bad-row', `pred_probs[${i}]: ${problem}`, { file });
     probs.push(row as number[]);
   }
-  return { classes, labels, probs };
+  return { classes, labels, probs, ...(splits !== undefined ? { splits: (splits as string[]).map((x) => x.trim()) } : {}) };
 }
 
 /** Splits one CSV line (RFC 4180 quoting: "a,b" and "" inside quotes). */
@@ -345,6 +362,7 @@ export function splitCsvLine(line: string): string[] {
 }
 
 async function readPredictionsCsv(file: string): Promise<Predictions> {
+  await assertRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, code: 'predictions-read-failed', what: 'the predictions file' });
   const stream = createReadStream(file, { encoding: 'utf8' });
   const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let classes: string[] | undefined;
@@ -353,6 +371,8 @@ async function readPredictionsCsv(file: string): Promise<Predictions> {
   const labels: number[] = [];
   let lineNo = 0;
   const values: number[] = [];
+  let splitColumn = -1;
+  const splits: string[] = [];
   try {
     for await (const raw of lines) {
       lineNo++;
@@ -363,19 +383,30 @@ async function readPredictionsCsv(file: string): Promise<Predictions> {
         if (fields[0].trim().toLowerCase() !== 'label' || fields.length < 2) {
           throw new ClipLensError('predictions-bad-header', 'the header must be label,<class 1>,<class 2>,...', { file, line: lineNo });
         }
-        classes = checkClasses(fields.slice(1).map((f) => f.trim()), { file, line: lineNo });
+        // A column named "split" holds each row's split, not a class.
+        const header = fields.map((f) => f.trim());
+        const at = header.findIndex((f, i) => i > 0 && f.toLowerCase() === 'split');
+        if (at > 0) splitColumn = at;
+        classes = checkClasses(header.filter((_, i) => i > 0 && i !== splitColumn), { file, line: lineNo });
         byName = new Map(classes.map((c, i) => [c, i]));
         probs = new ProbabilityMatrix(classes.length);
         continue;
       }
       const k = classes.length;
-      if (fields.length !== k + 1) {
-        throw new ClipLensError('predictions-bad-row', `expected ${k + 1} fields (label and ${k} probabilities), found ${fields.length}`, { file, line: lineNo });
+      const extra = splitColumn > 0 ? 1 : 0;
+      if (fields.length !== k + 1 + extra) {
+        throw new ClipLensError('predictions-bad-row', `expected ${k + 1 + extra} fields (label, ${extra ? 'split, ' : ''}${k} probabilities), found ${fields.length}`, { file, line: lineNo });
       }
       const label = resolveLabel(fields[0].trim(), classes, byName);
       if (label === undefined) throw new ClipLensError('predictions-bad-label', labelError(fields[0], classes), { file, line: lineNo });
+      if (extra) {
+        const split = fields[splitColumn].trim();
+        if (split === '') throw new ClipLensError('predictions-bad-row', 'empty split: expected a split name such as train or test', { file, line: lineNo });
+        splits.push(split);
+      }
       values.length = 0;
-      for (let j = 1; j <= k; j++) {
+      for (let j = 1; j < fields.length; j++) {
+        if (j === splitColumn) continue;
         const f = fields[j].trim();
         values.push(f === '' ? NaN : Number(f));
       }
@@ -394,17 +425,17 @@ async function readPredictionsCsv(file: string): Promise<Predictions> {
   if (classes === undefined || probs === undefined) {
     throw new ClipLensError('predictions-bad-header', 'empty file: expected a header label,<class 1>,<class 2>,...', { file });
   }
-  return { classes, labels, probs };
+  return { classes, labels, probs, ...(splitColumn > 0 ? { splits } : {}) };
 }
 
 /** A parsed .npy header. */
-interface NpyHeader {
-  dtype: 'f4' | 'f8' | 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
+export interface NpyHeader {
+  dtype: 'f2' | 'f4' | 'f8' | 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
   shape: number[];
   dataOffset: number;
 }
 
-const NPY_ITEM_SIZE: Record<NpyHeader['dtype'], number> = { f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 };
+export const NPY_ITEM_SIZE: Record<NpyHeader['dtype'], number> = { f2: 2, f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 };
 
 /** Parses the header of a .npy file (format versions 1-3, little-endian numeric arrays in C order). */
 export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
@@ -422,15 +453,26 @@ export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
   if (!descr || !fortran || !shape) throw new ClipLensError('predictions-bad-npy', `unreadable .npy header ${header.trim()}`, { file });
   const dtype = `${descr[2]}${descr[3]}` as NpyHeader['dtype'];
   if (!(dtype in NPY_ITEM_SIZE) || descr[1] === '>' || (descr[1] === '|' && NPY_ITEM_SIZE[dtype] > 1)) {
-    throw new ClipLensError('predictions-bad-npy', `unsupported dtype '${descr[1]}${dtype}' (use little-endian float32/float64 or integers)`, { file });
+    throw new ClipLensError('predictions-bad-npy', `unsupported dtype '${descr[1]}${dtype}' (use little-endian float16/float32/float64 or integers)`, { file });
   }
   if (fortran[1] === 'True') throw new ClipLensError('predictions-bad-npy', 'Fortran-order arrays are not supported: save with np.ascontiguousarray', { file });
   const dims = shape[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
   return { dtype, shape: dims, dataOffset: start + headerLen };
 }
 
+/** IEEE 754 half-precision bits -> number. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
 function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): number {
   switch (dtype) {
+    case 'f2': return halfToFloat(buf.readUInt16LE(offset));
     case 'f4': return buf.readFloatLE(offset);
     case 'f8': return buf.readDoubleLE(offset);
     case 'i1': return buf.readInt8(offset);
@@ -445,11 +487,7 @@ function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): n
 }
 
 async function readFileOrFail(file: string): Promise<Buffer> {
-  try {
-    return await fs.readFile(file);
-  } catch (e) {
-    throw new ClipLensError('predictions-read-failed', `cannot read: ${(e as Error).message}`, { file });
-  }
+  return readRegularFile(file, { maxBytes: bufferConstants.MAX_LENGTH, code: 'predictions-read-failed' });
 }
 
 async function readNpyClasses(dir: string): Promise<string[]> {
@@ -494,6 +532,7 @@ async function readNpyDirectory(dir: string): Promise<Predictions> {
   }
 
   const probsFile = path.join(dir, 'pred_probs.npy');
+  await assertRegularFile(probsFile, { maxBytes: Number.MAX_SAFE_INTEGER, code: 'predictions-read-failed', what: 'pred_probs.npy' });
   let handle;
   try {
     handle = await fs.open(probsFile, 'r');

@@ -17,11 +17,12 @@
  * Paths in the config (`model` when it is a path, `templates` when it is a file, `labels.file`) are relative to the
  * folder of the config file, i.e. the dataset root. `ignore` holds sample paths relative to the dataset root.
  */
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { applyEdits, type TextEdit } from './textEdit';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree, type JsonNode } from './jsonWithPositions';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
+import { hasOwn, setOwn } from './ownKeys';
 
 export const CONFIG_FILE_NAME = '.clip-lens.json';
 
@@ -31,6 +32,18 @@ export const CONFIG_FILE_NAME = '.clip-lens.json';
 export interface ClassGate {
   /** Minimum recall of this class (overrides gate.minRecall for it). */
   minRecall?: number;
+  /** Largest recall drop of this class against the baseline (overrides gate.maxDrop.recall for it). */
+  maxRecallDrop?: number;
+}
+
+/** Largest drops allowed against the baseline (the ratchet, see core/baseline.ts); fractions 0-1. */
+export interface MaxDropConfig {
+  top1Accuracy?: number;
+  balancedAccuracy?: number;
+  /** Per-class recall, for every class (gate.classes.<name>.maxRecallDrop overrides it). */
+  recall?: number;
+  /** Recall@K, keyed by K as a string ("5"). */
+  recallAtK?: Record<string, number>;
 }
 
 export interface GateConfig {
@@ -47,6 +60,10 @@ export interface GateConfig {
   maxLabelIssues?: number;
   /** When set, maxLabelIssues counts only label issues whose score is <= this value. */
   labelIssueMaxScore?: number;
+  /** The baseline file, relative to the dataset root (default .clip-lens-baseline.json). */
+  baseline?: string;
+  /** Largest drops allowed against the baseline. */
+  maxDrop?: MaxDropConfig;
 }
 
 export interface WarningThresholds {
@@ -77,6 +94,8 @@ export interface ProjectConfig {
   topK?: number;
   /** fp32, int8 or auto (int8 when it agrees with fp32 on a sample of this dataset; see core/precision.ts). */
   precision?: 'auto' | 'fp32' | 'int8';
+  /** clip-retrieval output (img_emb/, metadata/) to evaluate instead of the images, relative to the config file. */
+  embeddings?: string;
   gate?: GateConfig;
   warnings?: WarningThresholds;
   labels?: LabelsConfig;
@@ -167,6 +186,13 @@ export const CONFIG_SPEC: ConfigSpec = {
       description:
         'Numeric precision of the model: "fp32" (the float graphs), "int8" (the dynamically quantized *_quantized.onnx graphs: several times faster on CPUs with VNNI/AMX) or "auto" (int8 only when it agrees with fp32 on a sample of 64 images of this dataset: same top-1 on 99% and every embedding cosine >= 0.99).',
     },
+    embeddings: {
+      type: 'string',
+      minLength: 1,
+      examples: ['embeddings'],
+      description:
+        'Image embeddings computed elsewhere (clip-retrieval output: img_emb/img_emb_N.npy and metadata/metadata_N.parquet), a folder relative to this file. The images are then not embedded: labels and splits come from the image_path of the metadata (or the labels section), and text embeddings from the model.',
+    },
     gate: {
       type: 'object',
       description: 'Quality gate: `clip-lens check` fails (exit code 1) when any of these is not met.',
@@ -187,7 +213,10 @@ export const CONFIG_SPEC: ConfigSpec = {
           values: {
             type: 'object',
             description: 'Gate settings for this class.',
-            properties: { minRecall: fraction('Minimum recall of this class (0-1); overrides gate.minRecall.') },
+            properties: {
+              minRecall: fraction('Minimum recall of this class (0-1); overrides gate.minRecall.'),
+              maxRecallDrop: fraction('Largest drop of this class\'s recall against the baseline (0-1); overrides gate.maxDrop.recall.'),
+            },
           },
         },
         maxLabelIssues: {
@@ -200,6 +229,30 @@ export const CONFIG_SPEC: ConfigSpec = {
         labelIssueMaxScore: fraction(
           'Count only label issues whose label-quality score is at or below this value (0-1, lower = more suspicious) towards maxLabelIssues.',
         ),
+        baseline: {
+          type: 'string',
+          minLength: 1,
+          pattern: { pattern: RELATIVE_PATH_PATTERN, message: 'must be a path relative to the dataset root with / separators and no ..' },
+          examples: ['.clip-lens-baseline.json'],
+          description:
+            'Baseline file written by `clip-lens baseline`, relative to the dataset root (default .clip-lens-baseline.json); gate.maxDrop compares with it.',
+        },
+        maxDrop: {
+          type: 'object',
+          description:
+            'The ratchet: largest drops allowed against the baseline (gate.baseline), as fractions (0.05 = 5 points). The baseline must come from the same model, templates and predictor.',
+          properties: {
+            top1Accuracy: fraction('Largest drop of top-1 accuracy against the baseline (0-1).'),
+            balancedAccuracy: fraction('Largest drop of balanced accuracy against the baseline (0-1).'),
+            recall: fraction('Largest drop of the recall of any class against the baseline (0-1), unless gate.classes.<name>.maxRecallDrop sets one.'),
+            recallAtK: {
+              type: 'map',
+              description: 'Largest drop of Recall@K against the baseline (0-1), keyed by K, e.g. { "5": 0.02 }.',
+              keyPattern: { pattern: '^[1-9][0-9]*$', message: 'K must be a positive integer such as "5"' },
+              values: fraction('Largest drop of Recall@K for this K (0-1).'),
+            },
+          },
+        },
       },
     },
     warnings: {
@@ -393,7 +446,8 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           sub = spec.values;
         }
         const v = validate(prop.value, sub, k, report);
-        if (v !== undefined) out[prop.key] = v;
+        // setOwn: a key such as `__proto__` (a class name) must become a key, not replace the prototype.
+        if (v !== undefined) setOwn(out, prop.key, v);
         else delete out[prop.key];
       }
       if (spec.type === 'object' && spec.required) {
@@ -402,7 +456,7 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
           report(key, `missing ${missing.map((m) => `"${m}"`).join(' and ')}`, node.offset);
         }
         // An object that needs all its keys is unusable with any of them missing or invalid.
-        if (spec.required.some((r) => !(r in out))) return undefined;
+        if (spec.required.some((r) => !hasOwn(out, r))) return undefined;
       }
       return out;
     }
@@ -505,11 +559,10 @@ export async function readProjectConfig(
   const file = path.join(path.resolve(datasetRoot), CONFIG_FILE_NAME);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.config, code: 'config-unreadable', what: 'the project config' })).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { config: {}, problems: [] };
-    throw new ClipLensError('config-unreadable', `cannot read the project config: ${(e as Error).message}`, { file });
+    if (e instanceof FileRefusedError && e.reason === 'missing') return { config: {}, problems: [] };
+    throw e;
   }
   return { file, ...parseProjectConfig(text, file) };
 }

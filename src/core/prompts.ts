@@ -15,9 +15,9 @@
  *
  * Templates contain `{}` exactly once; promptsForClass() puts the class prompt there.
  */
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './jsonWithPositions';
 
 export type BuiltinTemplateName = 'simple' | 'imagenet80';
@@ -141,6 +141,65 @@ export function promptsForClass(className: string, templates: readonly string[],
   return templates.map((t) => fillTemplate(t, text));
 }
 
+/**
+ * The text the model sees for a prompt, for comparison: CLIP's tokenizer lower-cases text and collapses whitespace, so
+ * `red_circle`, `RED_CIRCLE` and `Red circle` all give the same embedding.
+ */
+export function promptKey(prompt: string): string {
+  return prompt.toLowerCase().replace(/\s+/g, ' ').trim();
+}
+
+/** Classes whose prompts are identical as the model sees them: `kept` stands for all of `merged`. */
+export interface PromptCollision {
+  kept: string;
+  merged: string[];
+  /** The (first) prompt they share. */
+  prompt: string;
+}
+
+/**
+ * Groups of classes whose prompts are the same for the model (promptKey of every template filled in). Such classes get
+ * identical text embeddings, so every image of them ties and the first class wins: a silent wrong answer. In each group
+ * the class with the most samples (`counts`; ties: the first by code point, which `classes` is sorted in) is kept.
+ */
+export function promptCollisions(
+  classes: readonly string[],
+  templates: readonly string[],
+  overrides: Record<string, string> | undefined,
+  counts: ReadonlyMap<string, number> = new Map(),
+): PromptCollision[] {
+  const groups = new Map<string, string[]>();
+  for (const c of classes) {
+    const key = promptsForClass(c, templates, overrides).map(promptKey).join('\n');
+    const g = groups.get(key);
+    if (g) g.push(c);
+    else groups.set(key, [c]);
+  }
+  const out: PromptCollision[] = [];
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    let kept = g[0]!;
+    for (const c of g) if ((counts.get(c) ?? 0) > (counts.get(kept) ?? 0)) kept = c;
+    out.push({ kept, merged: g.filter((c) => c !== kept), prompt: promptsForClass(kept, templates, overrides)[0]! });
+  }
+  return out;
+}
+
+/**
+ * Groups of class names equal when case, blanks, `_` and `-` are ignored (`red-circle`, `red_circle`) whose prompts
+ * still differ (so they are not promptCollisions): probably one class written two ways, worth a word to the user.
+ */
+export function classNameVariants(classes: readonly string[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const c of classes) {
+    const key = c.toLowerCase().replace(/[\s_-]+/g, '');
+    const g = groups.get(key);
+    if (g) g.push(c);
+    else groups.set(key, [c]);
+  }
+  return [...groups.values()].filter((g) => g.length > 1);
+}
+
 /** Why a template is invalid, or undefined when it contains `{}` exactly once. */
 export function templateError(template: string): string | undefined {
   const n = template.split('{}').length - 1;
@@ -175,10 +234,10 @@ export async function resolveTemplates(
   const file = path.resolve(baseDir, spec);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes: FILE_LIMITS.config, code: 'templates-not-found', what: 'the template file' })).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (e as Error).message;
+    if (!(e instanceof FileRefusedError)) throw e;
+    const why = e.reason === 'missing' ? 'no such file' : e.message.slice(e.message.indexOf(': ') + 2);
     throw new ClipLensError(
       'templates-not-found',
       `templates "${spec}" is neither a built-in set (simple, imagenet80) nor a readable template file: ${why}`,

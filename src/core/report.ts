@@ -5,6 +5,7 @@
  * Shapes marked "keep" are consumed by CI dashboards and other tools: change them only with a schemaVersion bump.
  */
 import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
+import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
 export const REPORT_SCHEMA_VERSION = 2;
@@ -75,7 +76,9 @@ export type WarningKind =
   | 'low-recall-at-k'
   | 'duplicate'
   | 'possible-leakage'
-  | 'dataset-errors';
+  | 'dataset-errors'
+  | 'class-collision'
+  | 'overfitting';
 
 /** A judgement a person acts on: a stable kind, the numbers behind it and a sentence. */
 export interface Warning {
@@ -135,6 +138,16 @@ export interface EvalReport {
   };
   /** Which numeric precision ran and why (with `auto`, the measured fp32/int8 agreement). */
   precision?: PrecisionChoice;
+  /** Image embeddings read from a clip-retrieval folder (eval --embeddings) instead of computed. */
+  embeddings?: {
+    dir: string;
+    shards: number;
+    rows: number;
+    dtype: 'float16' | 'float32' | 'mixed';
+    /** Images embedded locally and compared (null: not checked, see verifySkipped). */
+    verified: { n: number; meanCosine: number; minCosine: number; worstPath: string } | null;
+    verifySkipped?: string;
+  };
   templates: { name: string; count: number };
   topK: number;
   dataset: {
@@ -159,6 +172,8 @@ export interface EvalReport {
    */
   thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
+  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  comparison?: Comparison;
   timing: {
     totalMs: number;
     textMs: number;
@@ -168,6 +183,8 @@ export interface EvalReport {
     sessionMs?: number;
     imagesComputed: number;
     imagesFromCache: number;
+    /** Embeddings read from outside (eval --embeddings) instead of computed. */
+    imagesImported?: number;
     imagesPerSecond: number;
   };
 }

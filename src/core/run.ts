@@ -22,11 +22,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
-import { readDataset } from './dataset';
+import { readDataset, summarizeProblems } from './dataset';
 import { datasetFormat } from './datasetFormat';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
+import { checkRatchet } from './baseline';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
@@ -34,6 +35,7 @@ import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress } from './evaluate';
 import type { EvalReport } from './report';
 import type { Dataset, DatasetProblem } from './types';
+import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Which model
@@ -171,6 +173,10 @@ export interface RunRequest {
     templates?: string | string[];
     /** fp32 | int8 | auto (see core/precision.ts). */
     precision?: Precision;
+    /** A clip-retrieval folder (img_emb/, metadata/) whose embeddings replace the images' (relative to the cwd). */
+    embeddings?: string;
+    /** Images embedded locally to check the given embeddings (default DEFAULT_VERIFY; 0: no check). */
+    verify?: number;
   };
   /** Defaults from the caller's settings (the editor's). */
   settings?: {
@@ -232,6 +238,8 @@ export interface RunPlan {
   batchSize?: number;
   probabilities: boolean;
   configPolicy: 'fail' | 'list';
+  /** Embeddings computed elsewhere (option --embeddings or config "embeddings"), and how many images to check. */
+  embeddings?: { input: EmbeddingsInput; verify: number };
 }
 
 /** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
@@ -301,14 +309,28 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     labelColumn: o.labelColumn ?? lc.labelColumn,
     splitColumn: o.splitColumn ?? lc.splitColumn,
   };
-  // 1. The dataset: readable and non-empty.
-  const dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  // 1. The dataset: readable and non-empty (from the metadata of outside embeddings, when given).
+  // A folder holding img_emb/ (clip-retrieval output) is such a folder itself.
+  const embeddingsDir =
+    o.embeddings !== undefined ? path.resolve(o.embeddings) : config.embeddings !== undefined ? path.resolve(root, config.embeddings) : target === root && isEmbeddingsDir(root) ? root : undefined;
+  let embeddings: RunPlan['embeddings'];
+  let dataset: Dataset;
+  if (embeddingsDir !== undefined) {
+    const read = await readEmbeddingsDir(embeddingsDir, { labelFile: labels.file, imageColumn: labels.imageColumn, labelColumn: labels.labelColumn, splitColumn: labels.splitColumn, signal: request.signal });
+    dataset = read.dataset;
+    embeddings = { input: read.input, verify: o.verify ?? DEFAULT_VERIFY };
+  } else {
+    if (o.verify !== undefined) throw new ClipLensError('verify-without-embeddings', '--verify checks outside embeddings: give --embeddings DIR, a folder holding img_emb/, or "embeddings" in .clip-lens.json', { file: target });
+    dataset = await readDataset(target, { ...labels, labelFile: labels.file, signal: request.signal });
+  }
   // 2. The config: valid.
   if (policy === 'fail' && problems.length > 0) throw configError(configFile, problems);
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
   if (dataset.classes.length < 2) {
     const n = dataset.classes.length;
-    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${await oneFolderHint(dataset)}`, { file: dataset.labelFile ?? dataset.root });
+    // The problems that left too few classes are named: "found 0 classes" alone hides the cause (docs/robustness.md);
+    // a chosen folder that is one level off names the folder to evaluate.
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${summarizeProblems(dataset.problems)}${await oneFolderHint(dataset)}`, { file: dataset.labelFile ?? dataset.root });
   }
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);
@@ -345,6 +367,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     batchSize: request.batchSize,
     probabilities: Boolean(request.probabilities),
     configPolicy: policy,
+    ...(embeddings ? { embeddings } : {}),
   };
 }
 
@@ -358,6 +381,8 @@ export interface ExecuteOptions {
   model: ClipModel;
   /** How the model was named (default: the plan's choice). */
   modelId?: string;
+  /** The ratchet (gate.maxDrop, core/baseline.ts): how the dataset root is shown in its messages, and where its notes go. */
+  ratchet?: { shownRoot?: string; notes?: string[] };
   /** Which precision ran and why (auto: the measured agreement); in the report as `precision`. */
   precision?: PrecisionChoice;
   signal?: AbortSignal;
@@ -367,6 +392,12 @@ export interface ExecuteOptions {
 /** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
 export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promise<RunOutcome> {
   const { evaluateDataset } = await import('./evaluate.js');
+  let checked: Awaited<ReturnType<typeof verifyEmbeddings>> | undefined;
+  const outside = plan.embeddings;
+  if (outside) {
+    await checkEmbeddingWidth(options.model, outside.input, options.modelId ?? plan.model.spec);
+    if (outside.verify > 0) checked = await verifyEmbeddings(options.model, plan.dataset, outside.input, outside.verify, options.signal);
+  }
   const report = await evaluateDataset(plan.target, {
     model: options.model,
     modelId: options.modelId ?? plan.model.spec,
@@ -380,12 +411,25 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     probabilities: plan.probabilities,
     signal: options.signal,
     onProgress: options.onProgress,
+    ...(outside ? { imageEmbeddings: { forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk) } } : {}),
   });
   if (options.precision) report.precision = options.precision;
+  if (outside) {
+    const { input } = outside;
+    report.embeddings = {
+      dir: input.dir,
+      shards: input.shards.length,
+      rows: input.rows,
+      dtype: input.dtype,
+      verified: checked && 'verified' in checked ? checked.verified : null,
+      ...(checked && 'skipped' in checked ? { verifySkipped: checked.skipped } : outside.verify === 0 ? { verifySkipped: '--verify 0' } : {}),
+    };
+  }
   if (plan.configPolicy === 'list') {
     for (const p of plan.configProblems) report.errors.push({ code: 'config-invalid', message: `${p.key ? `${p.key}: ` : ''}${p.message}`, file: CONFIG_FILE_NAME, line: p.line });
   }
   const gate = plan.gate && hasThresholds(plan.gate) ? evaluateGate(report, plan.gate, { warnings: plan.warnings }) : null;
+  if (gate) await checkRatchet(gate, report, plan.gate, { root: plan.root, ...options.ratchet });
   return { report, gate };
 }
 
@@ -553,7 +597,9 @@ export async function embedFiles(files: readonly string[], options: EmbedFilesOp
       onBatchDone: () => options.onProgress?.(done, files.length),
     });
   } finally {
-    await cache?.flush().catch(() => undefined);
+    // flush() never throws; a cache that could not be written is one warning, the embeddings are still printed.
+    await cache?.flush();
+    if (cache?.writeError) options.onWarning?.(ClipLensError.format(`cache disabled: ${cache.writeError}; embeddings are not saved`, { file: options.cacheDir ?? undefined }));
   }
   return counts;
 }

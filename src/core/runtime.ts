@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, readRegularFile } from './fileSystem';
 import type { SessionSettings, TowerDescription, WorkerRequest, WorkerResponse } from './inferenceProtocol';
 import { resolveModelDir, readLogitScale, type ModelFiles } from './modelDir';
 import { ClipTokenizer, CONTEXT_LENGTH } from './tokenizer';
@@ -167,7 +168,7 @@ export class ClipModel {
     let logitScale = 100;
     if (files.config) {
       let json: unknown;
-      const text = await fs.promises.readFile(files.config, 'utf8');
+      const text = (await readRegularFile(files.config, { maxBytes: FILE_LIMITS.modelText, code: 'model-bad-config', what: 'the model config' })).toString('utf8');
       try {
         json = JSON.parse(text);
       } catch (e) {

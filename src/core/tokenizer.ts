@@ -22,9 +22,10 @@
  * the first end token (argmax of the ids, the end id being the largest), and the causal mask keeps padding from
  * affecting anything before it, so the pooled output is the same; `attentionMask` marks the real tokens.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipLensError } from './errors';
+import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { cleanText } from './textClean';
 import { REGEX_SPACE_CLASS } from './textCleanData';
 
@@ -232,11 +233,10 @@ async function readable(file: string): Promise<boolean> {
 
 async function readText(file: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return (await readRegularFile(file, { maxBytes: FILE_LIMITS.modelText, code: 'tokenizer-unreadable', what: 'the tokenizer file' })).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ClipLensError('tokenizer-missing-file', 'tokenizer file not found', { file });
-    throw new ClipLensError('tokenizer-unreadable', `cannot read tokenizer file: ${(err as Error).message}`, { file });
+    if (err instanceof FileRefusedError && err.reason === 'missing') throw new ClipLensError('tokenizer-missing-file', 'tokenizer file not found', { file });
+    throw err;
   }
 }
 

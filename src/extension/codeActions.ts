@@ -1,18 +1,20 @@
 /**
  * Quick fixes on the diagnostics of likely label errors in label files ("Change label to 'dog'", "Change label to
- * another class…", "Open image", "Ignore this sample") and on failed gate thresholds in `.clip-lens.json` ("Open the
- * report"). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
+ * another class…", "Open image", "Ignore this sample"), on label-file lines whose class was merged into another with
+ * the same prompt ("Change label to 'red_circle'" for a `RED_CIRCLE` line), and on failed gate thresholds in
+ * `.clip-lens.json` ("Open the report"). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
  * apply to the current text, and only the label field (or the ignore list) changes.
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { CONFIG_FILE_NAME } from '../core/projectConfig';
+import { changeLabelEdit, fieldsOnLine, labelFileLayout, stripBom } from './labelEdits';
 import { COMMANDS } from './commandIds';
 import { DIAGNOSTIC_SOURCE, type DiagnosticsManager } from './diagnostics';
 import type { IssueRef } from './diagnosticsModel';
 import type { Fixes } from './fixes';
 import type { ReportStore } from './store';
-import { labelFileGlob } from '../core/datasetFormat';
+import { labelFileGlob, labelFileKind } from '../core/datasetFormat';
 
 /** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
 export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: labelFileGlob() }];
@@ -81,6 +83,9 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
         const ignore = new IssueAction(`Ignore this sample (add it to ${CONFIG_FILE_NAME})`, { type: 'ignore', issue });
         ignore.diagnostics = [d];
         actions.push(change, other, open, ignore);
+      } else if (code === 'class-name-collision') {
+        const merge = this.mergeAction(document, d);
+        if (merge) actions.push(merge);
       } else if (path.basename(document.uri.fsPath) === CONFIG_FILE_NAME && (code === 'config-invalid' || code === 'clip-lens/gate-config') && renameKeyFix(document, d)) {
         actions.push(renameKeyFix(document, d)!);
       } else if (code?.startsWith('clip-lens/') && path.basename(document.uri.fsPath) === CONFIG_FILE_NAME) {
@@ -93,6 +98,39 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
       }
     }
     return actions;
+  }
+
+  /**
+   * "Change label to 'red_circle'" on a label-file line whose label was merged into the class the evaluation kept (the
+   * sample's label in the report): the edit is the label field of the line as the document is now.
+   */
+  private mergeAction(document: vscode.TextDocument, d: vscode.Diagnostic): vscode.CodeAction | undefined {
+    const result = document.uri.scheme === 'file' ? this.store.findByLabelFile(document.uri.fsPath) : undefined;
+    const kind = labelFileKind(document.uri.fsPath);
+    if (!result || !kind) return undefined;
+    const line = d.range.start.line + 1;
+    const problem = result.report.errors.find((p) => p.code === 'class-name-collision' && p.line === line && p.path !== undefined);
+    const kept = problem && result.report.samples.find((s) => s.path === problem.path)?.label;
+    if (!kept) return undefined;
+    const raw = document.getText();
+    const text = stripBom(raw);
+    const bom = raw.length - text.length;
+    const columns = result.config.labels ?? {};
+    const layout = labelFileLayout(text, kind, columns);
+    const current = layout ? fieldsOnLine(text, layout, line)?.label.value : undefined;
+    if (current === undefined || current === kept) return undefined;
+    let edit;
+    try {
+      edit = changeLabelEdit(text, kind, line, current, kept, columns);
+    } catch {
+      return undefined;
+    }
+    const action = new vscode.CodeAction(`Change label to '${kept}'`, vscode.CodeActionKind.QuickFix);
+    action.diagnostics = [d];
+    action.isPreferred = true;
+    action.edit = new vscode.WorkspaceEdit();
+    action.edit.replace(document.uri, new vscode.Range(document.positionAt(bom + edit.offset), document.positionAt(bom + edit.offset + edit.length)), edit.text);
+    return action;
   }
 
   async resolveCodeAction(action: vscode.CodeAction): Promise<vscode.CodeAction> {

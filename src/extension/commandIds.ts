@@ -21,6 +21,7 @@ export const COMMANDS = {
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
+  updateBaseline: 'clipLens.updateBaseline',
   showLog: 'clipLens.showLog',
 } as const;
 

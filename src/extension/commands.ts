@@ -17,6 +17,7 @@ import type { Engine } from './engine';
 import type { Fixes } from './fixes';
 import { datasetName } from './format';
 import { installCommitGate, uninstallCommitGate } from './gateHook';
+import { updateBaseline } from './updateBaseline';
 import type { PanelHost } from './panel';
 import { selectModel } from './selectModel';
 import type { DatasetResult, ReportStore } from './store';
@@ -285,6 +286,7 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
 
     [COMMANDS.installCommitGate]: () => installCommitGate(s.extensionUri, s.settings(), log),
     [COMMANDS.uninstallCommitGate]: () => uninstallCommitGate(log),
+    [COMMANDS.updateBaseline]: (arg?: unknown) => updateBaseline(store, engine, resultFrom(store, arg), log),
     [COMMANDS.showLog]: () => log.show(),
   };
 

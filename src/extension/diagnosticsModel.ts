@@ -230,7 +230,7 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
 const NOT_DATASET_CODES = new Set(['cache-discarded', 'cache-unavailable', 'config-invalid']);
 
 /** Problems the evaluation went on without that mostly need no action. */
-const INFO_CODES = new Set(['duplicate-line', 'non-image-skipped', 'empty-class', 'symlink-skipped', 'mixed-split-folders']);
+const INFO_CODES = new Set(['duplicate-line', 'non-image-skipped', 'empty-class', 'symlink-skipped', 'mixed-split-folders', 'class-name-variant']);
 
 export function problemSeverity(code: string): Severity {
   return INFO_CODES.has(code) ? 'information' : 'warning';

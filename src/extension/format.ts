@@ -84,6 +84,8 @@ export interface StatusSummary {
   top1Band: Band | null;
   worst: { class: string; recall: number } | null;
   gate: { passed: boolean; failed: number; total: number } | null;
+  /** The ratchet's part of the gate (checks against the baseline), when the gate sets gate.maxDrop. */
+  ratchet: { failed: number; total: number; file?: string } | null;
   labelIssues: number;
   stale: boolean;
 }
@@ -96,9 +98,20 @@ export function statusSummary(report: EvalReport, gate: GateResult | null, stale
     top1Band: report.metrics ? metricBand('accuracy', report.metrics.top1Accuracy, reportBands(report)) : null,
     worst: w ? { class: w.class, recall: w.recall } : null,
     gate: gate && gate.summary.total > 0 ? { passed: gate.passed, failed: gate.summary.failed, total: gate.summary.total } : null,
+    ratchet: ratchetSummary(gate),
     labelIssues: report.labelIssues.length,
     stale,
   };
+}
+
+const RATCHET_KINDS = new Set(['top1AccuracyDrop', 'balancedAccuracyDrop', 'recallAtKDrop', 'classRecallDrop', 'baseline']);
+
+/** The checks of the ratchet (gate.maxDrop against the baseline) within a gate result; null without any. */
+export function ratchetSummary(gate: GateResult | null): StatusSummary['ratchet'] {
+  const checks = gate?.checks.filter((c) => RATCHET_KINDS.has(c.kind)) ?? [];
+  if (checks.length === 0) return null;
+  const file = checks.find((c) => c.baseline)?.baseline?.file;
+  return { failed: checks.filter((c) => !c.passed).length, total: checks.length, ...(file ? { file } : {}) };
 }
 
 /** Status-bar text with codicons, e.g. "$(eye) 87.5% · worst circle_red 40% · $(pass) gate". */
@@ -106,7 +119,7 @@ export function statusBarText(s: StatusSummary): string {
   const parts: string[] = [];
   parts.push(s.top1 === null ? '$(eye) CLIP: no result' : `$(eye) CLIP ${pct(s.top1)}`);
   if (s.worst) parts.push(`worst ${shorten(s.worst.class)} ${pct(s.worst.recall)}`);
-  if (s.gate) parts.push(s.gate.passed ? '$(pass) gate' : `$(error) gate ${s.gate.failed}/${s.gate.total}`);
+  if (s.gate) parts.push(s.gate.passed ? '$(pass) gate' : `$(error) gate ${s.gate.failed}/${s.gate.total}${s.ratchet && s.ratchet.failed > 0 ? ` (${s.ratchet.failed} vs baseline)` : ''}`);
   let text = parts.join(' · ');
   if (s.stale) text += ' $(history)';
   return text;
@@ -137,6 +150,11 @@ export function statusTooltipLines(report: EvalReport, gate: GateResult | null, 
       lines.push(`Gate: **${gate.summary.failed} of ${gate.summary.total} thresholds not met**`);
       for (const c of gate.checks.filter((x) => !x.passed).slice(0, 5)) lines.push(`- ${escapeMarkdown(c.message)}`);
       lines.push('');
+    }
+    const r = ratchetSummary(gate);
+    if (r) {
+      const against = r.file ? ` against the baseline ${escapeMarkdown(r.file)}` : '';
+      lines.push(r.failed === 0 ? `Ratchet: all ${r.total} drop checks within gate.maxDrop${against}` : `Ratchet: **${r.failed} of ${r.total} drop checks failed**${against}`, '');
     }
   }
   lines.push(`Model ${escapeMarkdown(report.model.id)}${report.model.quantized ? ' (quantized)' : ''} · ${report.dataset.counts.evaluated} images · ${new Date(report.createdAt).toLocaleString()}`);

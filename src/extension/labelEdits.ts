@@ -204,6 +204,8 @@ export function changeLabelEdit(
   options: LabelColumnOptions = {},
 ): TextEdit {
   if (newLabel.trim() === '' || newLabel !== newLabel.trim()) throw new LabelEditError(`'${newLabel}' is not a usable label (empty, or blanks at its ends)`);
+  // The reader refuses a line break in the label column (a quoted field spans lines only in other columns).
+  if (/[\r\n]/.test(newLabel)) throw new LabelEditError('a label cannot contain a line break');
   const layout = labelFileLayout(text, kind, options);
   if (!layout) throw new LabelEditError('cannot find the image and label columns of this label file');
   const fields = fieldsOnLine(text, layout, line);

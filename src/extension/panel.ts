@@ -11,6 +11,7 @@ import type { Fixes } from './fixes';
 import { datasetFormat } from '../core/datasetFormat';
 import { PANEL_VIEW_TYPE } from './commandIds';
 import type { DatasetResult, ReportStore } from './store';
+import { pickComparison } from './pickComparison';
 
 type PanelModule = typeof import('./reportPanel.js');
 
@@ -57,6 +58,7 @@ export class PanelHost implements vscode.Disposable {
         return out;
       },
       bulkAction: (action, report) => this.bulkAction(action, report),
+      pickComparison: (report) => pickComparison(this.store, report),
     };
     // The panel follows re-runs of the dataset it shows.
     this.subscriptions.push(store.onDidChange((root) => void this.updateIfShown(root)));

@@ -27,6 +27,7 @@ import type {
 } from '../core/panelProtocol';
 import type { EvalReport, ReportSample } from '../core/report';
 import type { GateResult } from '../core/gate';
+import type { Comparison } from '../core/comparison';
 import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
 import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
 import { classPrCurve } from '../core/prCurve';
@@ -73,6 +74,11 @@ export interface ReportPanelActions {
   gateOf?(report: EvalReport): GateResult | null | undefined;
   /** Apply fixes to several samples as ONE undoable step (the image grid's bulk actions). */
   bulkAction?(action: BulkAction, report: EvalReport): Promise<string | void>;
+  /**
+   * "Compare with...": let the user pick an earlier run (baseline, previous run, a file) and compare `report` with it;
+   * undefined when cancelled.
+   */
+  pickComparison?(report: EvalReport): Promise<{ comparison: Comparison } | { error: string } | undefined>;
 }
 
 export interface ShowReportOptions {
@@ -213,6 +219,8 @@ export function parsePanelMessage(v: unknown): PanelToHost | null {
       if (r.format === 'png') return typeof r.png === 'string' ? (v as PanelToHost) : null;
       return null;
     }
+    case 'pickComparison':
+      return id ? { type: 'pickComparison', requestId: v.requestId as number } : null;
     case 'error':
       return typeof v.message === 'string' ? { type: 'error', message: v.message.slice(0, 2000), stack: typeof v.stack === 'string' ? v.stack.slice(0, 8000) : undefined } : null;
     default:
@@ -530,6 +538,15 @@ export class ReportPanel implements vscode.Disposable {
           this.post({ type: 'actionResult', requestId: m.requestId, ok: true, message: saved ? `Saved ${path.basename(saved.fsPath)}` : undefined });
         } catch (e) {
           this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: `Export failed: ${e instanceof Error ? e.message : String(e)}` });
+        }
+        return;
+      }
+      case 'pickComparison': {
+        try {
+          const picked = this.actions.pickComparison ? await this.actions.pickComparison(report) : { error: 'comparing is not available here' };
+          this.post({ type: 'comparison', requestId: m.requestId, ...(picked ?? {}) });
+        } catch (e) {
+          this.post({ type: 'comparison', requestId: m.requestId, error: e instanceof Error ? e.message : String(e) });
         }
         return;
       }

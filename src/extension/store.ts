@@ -62,6 +62,8 @@ export class ReportStore implements vscode.Disposable {
   readonly onDidChange = this.changed.event;
   private current: string | undefined;
   private saving: Promise<void> = Promise.resolve();
+  /** The report each dataset had before its latest run (this session), for the panel's "Compare with...". */
+  private readonly previousReports = new Map<string, EvalReport>();
 
   constructor(
     private readonly storageDir: string | undefined,
@@ -93,9 +95,16 @@ export class ReportStore implements vscode.Disposable {
 
   set(result: DatasetResult): void {
     const root = path.resolve(result.root);
+    const before = this.results.get(pathKey(root));
+    if (before && before.report.createdAt !== result.report.createdAt) this.previousReports.set(pathKey(root), before.report);
     this.results.set(pathKey(root), { ...result, root });
     this.current = pathKey(root);
     this.changed.fire(root);
+  }
+
+  /** The report of the run before the latest one of a dataset, in this session. */
+  previous(root: string): EvalReport | undefined {
+    return this.previousReports.get(pathKey(path.resolve(root)));
   }
 
   /** Tells every view to redraw (e.g. a display setting changed). */

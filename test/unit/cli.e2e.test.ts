@@ -129,6 +129,27 @@ test('eval on the example: metrics, label errors, rare class, cache, untouched d
     assert.deepEqual(r2.samples.map((s) => s.predicted), report.samples.map((s) => s.predicted));
   });
 
+  await t.test('eval --baseline FILE: a comparison section against an earlier report (same images: nothing changed)', async () => {
+    const first = path.join(path.dirname(out), 'first.json');
+    fs.copyFileSync(out, first);
+    const out2 = path.join(path.dirname(out), 'compared.json');
+    const r = await cli(['eval', EXAMPLE, '--model', MODEL, '--cache', cache, '--json', out2, '--baseline', first]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = (JSON.parse(fs.readFileSync(out2, 'utf8')) as EvalReport).comparison;
+    assert.ok(c, 'comparison section');
+    assert.equal(c.a.name, first);
+    assert.equal(c.b.name, 'this run');
+    assert.deepEqual(c.setupDifferences, []);
+    assert.equal(c.samples.common, new Set(report.samples.map((s) => s.contentHash)).size);
+    assert.deepEqual([c.samples.fixed.length, c.samples.broken.length, c.samples.onlyInA, c.samples.onlyInB], [0, 0, 0, 0]);
+    assert.ok(c.headline.every((h) => h.delta === 0));
+    assert.ok(c.confusionDelta?.matrix.every((row) => row.every((v) => v === 0)));
+    assert.match(r.stdout, /Compared with .*first\.json:\nA: /);
+    const missing = await cli(['eval', EXAMPLE, '--model', MODEL, '--cache', cache, '--baseline', path.join(path.dirname(out), 'nope.json')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^clip-lens: .*nope\.json: no such file\n$/);
+  });
+
   await t.test('the dataset is left untouched', () => {
     assert.deepEqual(snapshotTree(EXAMPLE), before);
   });

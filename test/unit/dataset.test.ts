@@ -117,7 +117,7 @@ test('split level: not used when only some top-level folders are split names (re
   assert.deepEqual(codes(ds.problems), ['mixed-split-folders']);
 });
 
-test('symlink loops do not hang; linked folders are read once; links outside the root are followed', async () => {
+test('symlink loops do not hang; linked folders are read once; links outside the root are not followed (one problem each)', async () => {
   const outside = await tree(['x.jpg', 'inner/y.jpg']);
   const root = await tree(['cat/a.jpg', 'dog/b.jpg']);
   await symlink(root, path.join(root, 'cat', 'loop-to-root'));
@@ -131,12 +131,15 @@ test('symlink loops do not hang; linked folders are read once; links outside the
   assert.deepEqual(ds.classes, ['cat', 'dog'], 'alias -> dog is a second path to a folder already read');
   assert.deepEqual(ds.samples, [
     { path: 'cat/a.jpg', label: 'cat' },
-    { path: 'cat/linked.jpg', label: 'cat' },
     { path: 'dog/b.jpg', label: 'dog' },
-    { path: 'dog/outside/inner/y.jpg', label: 'dog' },
-    { path: 'dog/outside/x.jpg', label: 'dog' },
   ]);
-  assert.deepEqual(codes(ds.problems), ['broken-link', 'symlink-skipped', 'symlink-skipped', 'symlink-skipped', 'symlink-skipped']);
+  assert.deepEqual(codes(ds.problems), [
+    'broken-link', 'link-outside-root', 'link-outside-root', 'symlink-skipped', 'symlink-skipped', 'symlink-skipped', 'symlink-skipped',
+  ]);
+  assert.deepEqual(
+    ds.problems.filter((p) => p.code === 'link-outside-root').map((p) => p.path).sort(),
+    ['cat/linked.jpg', 'dog/outside'],
+  );
   assert.deepEqual(
     ds.problems.filter((p) => p.code === 'symlink-skipped').map((p) => p.path).sort(),
     ['alias', 'cat/loop-to-root', 'dog/self', 'dog/to-cat'],
@@ -167,15 +170,17 @@ test('label file: auto-detected in the root; file order kept; every bad line is 
   assert.deepEqual(await snapshot(root), before);
   assert.equal(ds.format, 'label-file');
   assert.equal(ds.labelFile, path.join(root, 'labels.csv'));
-  assert.deepEqual(ds.classes, ['cat', 'cat\nwith newline', 'dog']);
+  // A line break inside the label column is not plausible (a stray quote): lines 3 and 4 are problems.
+  assert.deepEqual(ds.classes, ['cat', 'dog']);
   assert.deepEqual(ds.samples, [
     { path: 'img/3.jpg', label: 'dog', split: 'train', source: { file: 'labels.csv', line: 2 } },
-    { path: 'img/1.jpg', label: 'cat\nwith newline', split: 'val', source: { file: 'labels.csv', line: 3 } },
     { path: 'img/2.png', label: 'cat', split: 'test', source: { file: 'labels.csv', line: 13 } },
   ]);
   assert.deepEqual(
     ds.problems.map((p) => [p.line, p.code]),
     [
+      [3, 'label-file-bad-line'],
+      [4, 'label-file-bad-line'],
       [5, 'image-missing'],
       [6, 'path-refused'],
       [7, 'path-refused'],

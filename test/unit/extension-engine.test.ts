@@ -388,6 +388,64 @@ test('Evaluate Dataset on something that is not a dataset explains why', async (
   assert.ok(state.messages.some((m) => m.level === 'error' && /notes\.txt is not a dataset folder/.test(m.text)));
 });
 
+test('a label whose class was merged into another with the same prompt: a diagnostic on its line with "Change label to" that fixes the case', async () => {
+  const dataset = path.join(work, 'collide');
+  const lines = ['image,label'];
+  for (const cls of CLASSES) {
+    for (let i = 0; i < 3; i++) {
+      await png(path.join(dataset, `${cls}${i}.png`), cls, i);
+      lines.push(`${cls}${i}.png,${cls === 'red_circle' && i === 0 ? 'RED_CIRCLE' : cls}`);
+    }
+  }
+  const csv = path.join(dataset, 'labels.csv');
+  fs.writeFileSync(csv, lines.join('\n') + '\n');
+  const report = await run<EvalReport | undefined>(COMMANDS.evaluateDataset, dataset);
+  assert.ok(report);
+  assert.deepEqual(report.dataset.classes, CLASSES);
+  assert.ok(report.warnings.some((w) => w.kind === 'class-collision' && w.class === 'red_circle'));
+  await until('the collision diagnostic', () => diagnostics('clipLens.dataset', csv).some((d) => (d.code as { value: string }).value === 'class-name-collision'));
+  const d = diagnostics('clipLens.dataset', csv).find((x) => (x.code as { value: string }).value === 'class-name-collision')!;
+  const lineNo = lines.findIndex((l) => l.endsWith(',RED_CIRCLE'));
+  assert.equal(d.range.start.line, lineNo);
+  const doc = await fakeVscode.workspace.openTextDocument(csv);
+  const [provider] = state.codeActionProviders;
+  const actions = provider.provideCodeActions(doc, d.range, { diagnostics: [d] }) as { title: string; edit?: { ops: { range: { start: { line: number; character: number } }; text: string }[] } }[];
+  const change = actions.find((a) => a.title === "Change label to 'red_circle'");
+  assert.ok(change, actions.map((a) => a.title).join(' | '));
+  const [op] = change.edit!.ops;
+  assert.equal(op.text, 'red_circle');
+  assert.deepEqual({ ...op.range.start }, { line: lineNo, character: lines[lineNo]!.indexOf(',') + 1 });
+});
+
+test('the ratchet in the gate state: a missing baseline fails and says how to make it; Update Baseline writes it and the gate passes', async (t) => {
+  const dataset = path.join(work, 'ratchet');
+  for (const cls of CLASSES) for (let i = 0; i < 3; i++) await png(path.join(dataset, cls, `${cls}${i}.png`), cls, i + 7);
+  t.after(() => fs.rmSync(dataset, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dataset, '.clip-lens.json'), '{\n  "gate": {\n    "baseline": "gate/base.json",\n    "maxDrop": { "recall": 0.1 }\n  }\n}\n');
+  const report = await run<EvalReport | undefined>(COMMANDS.evaluateDataset, dataset);
+  assert.ok(report, JSON.stringify(state.messages));
+  await until('gate diagnostics', () => diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json')).length === 1);
+  const [d] = diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json'));
+  assert.equal(d.range.start.line, 2, 'on gate.baseline');
+  assert.match(d.message, /gate\/base\.json: no such baseline file: write it with clip-lens baseline/);
+  assert.match(state.statusItems[0].text, /\$\(error\) gate 1\/1/);
+
+  const written = await run<string | undefined>(COMMANDS.updateBaseline, dataset);
+  assert.equal(written, path.join(dataset, 'gate', 'base.json'));
+  const baseline = JSON.parse(fs.readFileSync(written, 'utf8'));
+  assert.equal(baseline.format, 'clip-lens-baseline');
+  assert.deepEqual(baseline.dataset.classes, CLASSES);
+  assert.equal(Object.keys(baseline.samples).length, 9);
+  await until('gate passes', () => /\$\(pass\) gate/.test(state.statusItems[0].text));
+  await until('no gate diagnostics', () => diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json')).length === 0);
+
+  // A baseline from another model: a clear failure, no comparison.
+  fs.writeFileSync(written, JSON.stringify({ ...baseline, model: { ...baseline.model, name: 'clip-vit-large-patch14' } }));
+  await run<EvalReport | undefined>(COMMANDS.evaluateDataset, dataset);
+  await until('model mismatch', () => diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json')).length === 1);
+  assert.match(diagnostics('clipLens.config', path.join(dataset, '.clip-lens.json'))[0].message, /model: the baseline clip-vit-large-patch14, this run tiny-clip.*re-run clip-lens baseline/);
+});
+
 test('clipLens.precision auto: compares fp32 and int8 once per dataset, runs the chosen graphs, the report says why', async () => {
   const dataset = path.join(work, 'precision');
   for (const cls of CLASSES) for (let i = 0; i < 3; i++) await png(path.join(dataset, cls, `${cls}${i}.png`), cls, i);

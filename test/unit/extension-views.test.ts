@@ -132,6 +132,31 @@ test('status bar: top-1, the worst class, the gate, out-of-date marker', () => {
   assert.match(tooltip, /changed since/);
   // After fixes: the tooltip counts the issues still open (it was stale before).
   assert.match(statusTooltipLines(r, gate, { datasetName: 'pets', stale: false, handled: 2 }).join('\n'), /1 likely label error \(2 fixed or ignored since the evaluation\) · 3 warnings/);
+  assert.doesNotMatch(tooltip, /Ratchet/);
+});
+
+test('status bar: the ratchet part of the gate, with the baseline file', () => {
+  const r = report();
+  const drop = (id: string, passed: boolean): GateResult['checks'][0] => ({
+    id,
+    kind: 'classRecallDrop',
+    ruleId: 'clip-lens/max-drop-class-recall',
+    name: id,
+    comparison: 'min',
+    actual: passed ? 0.9 : 0.5,
+    required: 0.85,
+    passed,
+    message: `recall of ${id} fell`,
+    configKey: 'gate.maxDrop.recall',
+    configPath: ['gate', 'maxDrop', 'recall'],
+    baseline: { file: 'data/.clip-lens-baseline.json', value: 0.9, maxDrop: 0.05, drop: passed ? 0 : 0.4 },
+  });
+  const failing: GateResult = { passed: false, checks: [drop('cat', false), drop('dog', true)], summary: { total: 2, passed: 1, failed: 1 } };
+  assert.equal(statusBarText(statusSummary(r, failing, false, 'pets')), '$(eye) CLIP 62.5% · worst bird 0% · $(error) gate 1/2 (1 vs baseline)');
+  assert.match(statusTooltipLines(r, failing, { datasetName: 'pets', stale: false }).join('\n'), /Ratchet: \*\*1 of 2 drop checks failed\*\* against the baseline data\/\\\.clip\\-lens\\-baseline\\\.json/);
+  const passing: GateResult = { passed: true, checks: [drop('dog', true)], summary: { total: 1, passed: 1, failed: 0 } };
+  assert.equal(statusBarText(statusSummary(r, passing, false, 'pets')), '$(eye) CLIP 62.5% · worst bird 0% · $(pass) gate');
+  assert.match(statusTooltipLines(r, passing, { datasetName: 'pets', stale: false }).join('\n'), /Ratchet: all 1 drop checks within gate\.maxDrop/);
 });
 
 test('numbers for people', () => {

@@ -372,7 +372,20 @@ test('sarif: valid 2.1.0 structure, stable rule ids, results at the config key l
   assert.equal(run.tool.driver.name, 'CLIP Lens');
   assert.deepEqual(
     run.tool.driver.rules.map((r: { id: string }) => r.id),
-    ['clip-lens/min-top1-accuracy', 'clip-lens/min-balanced-accuracy', 'clip-lens/min-recall-at-k', 'clip-lens/min-class-recall', 'clip-lens/rare-class-min-recall', 'clip-lens/max-label-issues', 'clip-lens/gate-config'],
+    [
+      'clip-lens/min-top1-accuracy',
+      'clip-lens/min-balanced-accuracy',
+      'clip-lens/min-recall-at-k',
+      'clip-lens/min-class-recall',
+      'clip-lens/rare-class-min-recall',
+      'clip-lens/max-label-issues',
+      'clip-lens/gate-config',
+      'clip-lens/max-drop-top1-accuracy',
+      'clip-lens/max-drop-balanced-accuracy',
+      'clip-lens/max-drop-recall-at-k',
+      'clip-lens/max-drop-class-recall',
+      'clip-lens/baseline',
+    ],
   );
   assert.equal(SARIF_RULES.length, Object.keys(GATE_RULE_IDS).length);
   assert.equal(run.originalUriBaseIds['%SRCROOT%'].uri, 'file:///repo/');

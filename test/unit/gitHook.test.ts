@@ -619,3 +619,104 @@ test('end to end: a relabelling commit is refused with the numbers, the fix pass
   assert.equal(un.code, 0, un.stderr);
   assert.deepEqual(dirState(hooks), hooksBefore);
 });
+
+test('end to end: the ratchet refuses a recall regression that the absolute thresholds let through; committing a new baseline accepts it', async (t) => {
+  assert.ok(fs.existsSync(CLI), `${CLI} missing: run \`npm run build\``);
+  const help = run(ROOT, process.execPath, [CLI, 'baseline', '--help']);
+  assert.equal(help.code, 0, `${CLI} does not dispatch 'baseline' (npm run build): ${help.stderr}`);
+  const repo = newRepo(t);
+  const work = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-ratchet-')));
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }));
+  const env = { CLIP_LENS_CACHE: path.join(work, 'cache') };
+  const ds = path.join(repo, 'data/shapes');
+  // A small copy of the example: 4 classes the fixture model knows, 8 images each.
+  const CLASSES = ['blue_star', 'red_circle', 'red_triangle', 'yellow_square'];
+  for (const cls of CLASSES) {
+    const files = fs.readdirSync(path.join(EXAMPLE, cls)).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, 8);
+    for (const f of files) {
+      fs.mkdirSync(path.join(ds, cls), { recursive: true });
+      fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(ds, cls, f));
+    }
+  }
+  const config = path.join(ds, '.clip-lens.json');
+  write(config, JSON.stringify({ model: MODEL, gate: { maxDrop: { recall: 0.05 } } }, null, 2) + '\n');
+
+  // The baseline, as `clip-lens baseline` writes it (in the dataset: the default .clip-lens-baseline.json).
+  const made = run(repo, process.execPath, [CLI, 'baseline', 'data/shapes'], env);
+  assert.equal(made.code, 0, made.stderr);
+  assert.match(made.stdout, /Baseline written: data\/shapes\/\.clip-lens-baseline\.json/);
+  const baselineFile = path.join(ds, '.clip-lens-baseline.json');
+  const baseline = JSON.parse(fs.readFileSync(baselineFile, 'utf8')) as {
+    classes: Record<string, { support: number; correct: number; recall: number }>;
+    samples: Record<string, { path: string; label: string; predicted: string }>;
+  };
+  assert.deepEqual(Object.keys(baseline.classes), CLASSES);
+  // A: the class with the best recall; B: another class with the most correctly predicted images. Moving k of B's
+  // correct images into A's folder lowers both recalls.
+  const correct = (cls: string) => Object.values(baseline.samples).filter((s) => s.label === cls && s.predicted === cls).map((s) => s.path);
+  const A = [...CLASSES].sort((x, y) => baseline.classes[y].recall - baseline.classes[x].recall)[0];
+  const B = CLASSES.filter((c) => c !== A).sort((x, y) => correct(y).length - correct(x).length)[0];
+  const a = baseline.classes[A];
+  const b = baseline.classes[B];
+  const k = 2;
+  assert.ok(a.recall > 0.5 && correct(B).length > k, `the fixture model must know ${A} and ${B}: ${JSON.stringify(baseline.classes)}`);
+  const after: Record<string, number> = {};
+  for (const c of CLASSES) after[c] = baseline.classes[c].recall;
+  after[A] = a.correct / (a.support + k);
+  after[B] = (b.correct - k) / (b.support - k);
+  // Absolute thresholds every class meets before and after the move: they let the regression through.
+  const minRecall = Math.floor(Math.min(...Object.values(after)) * 100) / 100;
+  assert.ok(minRecall > 0.3, `an absolute threshold that means something: ${minRecall}`);
+  assert.ok(a.recall - after[A] > 0.05, `the move is a regression beyond maxDrop: ${a.recall} -> ${after[A]}`);
+  write(config, JSON.stringify({ model: MODEL, gate: { minRecall, minTop1Accuracy: minRecall, maxDrop: { recall: 0.05 } } }, null, 2) + '\n');
+  t.diagnostic(`class ${A}: recall ${num(a.recall)} (${a.correct}/${a.support}) -> ${num(after[A])} after moving ${k} images of ${B} (${num(b.recall)} -> ${num(after[B])}); gate.minRecall ${minRecall}, maxDrop.recall 0.05`);
+
+  const inst = run(repo, process.execPath, [CLI, 'hook', 'install']);
+  assert.equal(inst.code, 0, inst.stderr);
+  git(repo, ['add', '-A']);
+  const c1 = run(repo, 'git', ['commit', '-q', '-m', 'dataset and its baseline'], env);
+  assert.equal(c1.code, 0, c1.stderr + c1.stdout);
+  assert.match(c1.stderr, /data\/shapes: passed/);
+
+  // The relabelling commit.
+  const moved = correct(B).slice(0, k);
+  for (const rel of moved) git(repo, ['mv', `data/shapes/${rel}`, `data/shapes/${A}/moved-${path.posix.basename(rel)}`]);
+  const head = git(repo, ['rev-parse', 'HEAD']);
+  const c2 = run(repo, 'git', ['commit', '-q', '-m', 'relabel'], env);
+  const out2 = c2.stderr + c2.stdout;
+  assert.notEqual(c2.code, 0, `the regression must be refused: ${out2}`);
+  assert.equal(git(repo, ['rev-parse', 'HEAD']), head, 'nothing committed');
+  assert.match(out2, /commit refused/);
+  const fell = (cls: string, from: number, to: string) =>
+    new RegExp(`recall of ${cls} fell from ${num(from).replace('.', '\\.')} in the baseline data/shapes/\\.clip-lens-baseline\\.json to ${to.replace('.', '\\.')} \\(\\d+/\\d+\\): a drop of [0-9.]+, more than the 0\\.05 allowed \\(gate\\.maxDrop\\.recall\\)`);
+  assert.match(out2, fell(A, a.recall, numPair(after[A], a.recall)[0]), out2);
+  // The absolute thresholds alone pass: only ratchet checks failed.
+  const json = run(repo, process.execPath, [CLI, 'check', '--staged', '--format', 'json'], env);
+  assert.equal(json.code, 1, json.stderr);
+  const checks = (JSON.parse(json.stdout) as CheckJson).datasets[0].checks as (CheckJson['datasets'][0]['checks'][0] & { passed: boolean; configKey: string })[];
+  const failed = checks.filter((c) => !c.passed);
+  assert.ok(failed.length >= 1 && failed.every((c) => c.kind === 'classRecallDrop'), JSON.stringify(failed, null, 1));
+  assert.ok(failed.some((c) => c.class === A));
+  const absolute = checks.filter((c) => c.configKey === 'gate.minRecall' || c.configKey === 'gate.minTop1Accuracy');
+  assert.equal(absolute.length, CLASSES.length + 1);
+  assert.ok(absolute.every((c) => c.passed), 'the absolute thresholds let the regression through');
+  // The images behind the refusal: the moved ones.
+  const listed = failed.find((c) => c.class === A)!.samples!.map((s) => s.path).sort();
+  assert.deepEqual(listed, moved.map((rel) => `${A}/moved-${path.posix.basename(rel)}`).sort());
+
+  // Accepting the change on purpose: re-make the baseline and commit it with the change.
+  const remade = run(repo, process.execPath, [CLI, 'baseline', 'data/shapes'], env);
+  assert.equal(remade.code, 0, remade.stderr);
+  assert.match(remade.stdout, /Baseline updated/);
+  git(repo, ['add', 'data/shapes/.clip-lens-baseline.json']);
+  const c3 = run(repo, 'git', ['commit', '-q', '-m', 'relabel, new baseline'], env);
+  assert.equal(c3.code, 0, c3.stderr + c3.stdout);
+  // The baseline diff names exactly the moved images (one line each) and the two classes.
+  const diff = git(repo, ['diff', 'HEAD~1', 'HEAD', '--unified=0', '--', 'data/shapes/.clip-lens-baseline.json']);
+  const changedSamples = diff.split('\n').filter((l) => /^\+ {2}"[0-9a-f]{16}": /.test(l));
+  assert.equal(changedSamples.length, k, diff);
+  assert.ok(diff.split('\n').some((l) => l.startsWith(`+  "${A}": `)) && diff.split('\n').some((l) => l.startsWith(`+  "${B}": `)), diff);
+  // An unchanged dataset re-makes the same bytes.
+  const again = run(repo, process.execPath, [CLI, 'baseline', 'data/shapes'], env);
+  assert.match(again.stdout, /Baseline unchanged/);
+});

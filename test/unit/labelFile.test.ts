@@ -6,8 +6,8 @@ import { labelFileKind } from '../../src/core/datasetFormat';
 
 test('parseDelimited: RFC 4180 quotes, escaped quotes and line breaks inside quotes keep later line numbers right', () => {
   const text = ['a,b', '"x, y","he said ""hi"""', '"multi', 'line', 'value",z', '', 'last,row'].join('\n');
-  const { records, unterminatedQuoteLine } = parseDelimited(text, ',');
-  assert.equal(unterminatedQuoteLine, undefined);
+  const { records, problems } = parseDelimited(text, ',');
+  assert.deepEqual(problems, []);
   assert.deepEqual(records, [
     { line: 1, fields: ['a', 'b'] },
     { line: 2, fields: ['x, y', 'he said "hi"'] },
@@ -35,10 +35,11 @@ test('parseDelimited: text after a closing quote is appended, a quote inside an 
   ]);
 });
 
-test('parseDelimited: an unterminated quote reports the line where the quote opened', () => {
-  const { records, unterminatedQuoteLine } = parseDelimited('a,b\nc,d\n"e,f\ng,h\n', ',');
-  assert.equal(unterminatedQuoteLine, 3);
-  assert.deepEqual(records.map((r) => r.line), [1, 2]);
+test('parseDelimited: an unterminated quote is a problem on the line where it opened; the next lines are still read', () => {
+  const { records, problems } = parseDelimited('a,b\nc,d\n"e,f\ng,h\n', ',');
+  assert.deepEqual(problems.map((p) => p.line), [3]);
+  assert.match(problems[0]!.message, /unbalanced quote/);
+  assert.deepEqual(records.map((r) => r.line), [1, 2, 4]);
 });
 
 test('readDelimitedRecord: field spans cover the raw token (quotes included, blanks excluded) and next skips CRLF', () => {
@@ -97,16 +98,18 @@ test('CSV: columns detected, split column read, values trimmed, bad lines report
     '3,"dog/c,1.jpg",dog,',
     '4,,dog,val', // empty image
     '5,dog/d.jpg,,val', // empty label
-    '6,"dog/e.jpg","big\ndog",test',
+    '6,"dog/e.jpg","big\ndog",test', // a line break in the label column: not plausible, both lines are problems
     '7,dog/f.jpg,dog,val',
+    '8,dog/g.jpg,dog,"multi\nline split"', // the split column cannot span lines either
+    '9,dog/h.jpg,dog,val',
   ].join('\r\n');
   const r = parseLabelFile(text, 'csv', 'labels.csv');
   assert.deepEqual(r.columns, { image: 'Filepath', label: 'Category', split: 'Subset' });
   assert.deepEqual(r.entries, [
     { line: 2, image: 'cat/a.jpg', label: 'cat', split: 'train' },
     { line: 4, image: 'dog/c,1.jpg', label: 'dog' },
-    { line: 7, image: 'dog/e.jpg', label: 'big\ndog', split: 'test' },
     { line: 9, image: 'dog/f.jpg', label: 'dog', split: 'val' },
+    { line: 12, image: 'dog/h.jpg', label: 'dog', split: 'val' },
   ]);
   assert.deepEqual(
     r.problems.map((p) => [p.code, p.file, p.line]),
@@ -114,6 +117,10 @@ test('CSV: columns detected, split column read, values trimmed, bad lines report
       ['label-file-bad-line', 'labels.csv', 3],
       ['label-file-missing-field', 'labels.csv', 5],
       ['label-file-missing-field', 'labels.csv', 6],
+      ['label-file-bad-line', 'labels.csv', 7],
+      ['label-file-bad-line', 'labels.csv', 8],
+      ['label-file-bad-line', 'labels.csv', 10],
+      ['label-file-bad-line', 'labels.csv', 11],
     ],
   );
   assert.match(r.problems[0]!.message, /expected 4 fields .* found 3/);
@@ -151,10 +158,20 @@ test('CSV: semicolon- and tab-separated .csv files are sniffed from the header; 
   assert.deepEqual(parseLabelFile('file\tlabel\na,b.jpg\tcat\n', 'tsv', 'l.tsv').entries, [{ line: 2, image: 'a,b.jpg', label: 'cat' }]);
 });
 
-test('CSV: an unterminated quote is a problem at the line where it opened', () => {
+test('CSV: an unterminated quote is a problem at the line where it opened, and the lines after it are read', () => {
   const r = parseLabelFile('image,label\na.jpg,cat\n"b.jpg,dog\nc.jpg,dog\n', 'csv', 'l.csv');
-  assert.deepEqual(r.entries, [{ line: 2, image: 'a.jpg', label: 'cat' }]);
+  assert.deepEqual(r.entries, [{ line: 2, image: 'a.jpg', label: 'cat' }, { line: 4, image: 'c.jpg', label: 'dog' }]);
   assert.deepEqual(r.problems.map((p) => [p.code, p.line]), [['label-file-bad-line', 3]]);
+});
+
+test('CSV: a quoted field may span lines in another column (a caption), not when a line inside it reads as a row', () => {
+  const ok = parseLabelFile('image,label,caption\na.jpg,cat,"two\nlines"\nb.jpg,dog,x\n', 'csv', 'l.csv');
+  assert.deepEqual(ok.problems, []);
+  assert.deepEqual(ok.entries.map((e) => e.line), [2, 4]);
+  const stray = parseLabelFile('image,label,caption\na.jpg,cat,"oops\nb.jpg,dog,fine\nc.jpg,cat,"x"\nd.jpg,dog,y\n', 'csv', 'l.csv');
+  assert.deepEqual(stray.entries.map((e) => [e.line, e.image]), [[3, 'b.jpg'], [4, 'c.jpg'], [5, 'd.jpg']]);
+  assert.deepEqual(stray.problems.map((p) => p.line), [2]);
+  assert.match(stray.problems[0]!.message, /closes only on line 4 /);
 });
 
 test('JSONL: HF metadata.jsonl keys, numeric labels, bad lines reported with their line, BOM and CRLF', () => {

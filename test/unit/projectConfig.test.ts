@@ -40,15 +40,18 @@ const FULL = {
   prompts: { fire_truck: 'fire engine' },
   topK: 5,
   precision: 'auto',
+  embeddings: 'embeddings',
   gate: {
     minTop1Accuracy: 0.7,
     minBalancedAccuracy: 0.6,
     minRecallAtK: { '5': 0.9, '10': 0.95 },
     minRecall: 0.5,
     rareClassMinRecall: 0.3,
-    classes: { fire_truck: { minRecall: 0.8 } },
+    classes: { fire_truck: { minRecall: 0.8, maxRecallDrop: 0.1 } },
     maxLabelIssues: 10,
     labelIssueMaxScore: 0.2,
+    baseline: 'baselines/main.json',
+    maxDrop: { top1Accuracy: 0.02, balancedAccuracy: 0.03, recall: 0.05, recallAtK: { '5': 0.01 } },
   },
   warnings: {
     rareClassMaxFraction: 0.02,
@@ -294,7 +297,7 @@ test('the schema knows exactly the keys the validator accepts', () => {
   };
   walkSchema(projectConfigJsonSchema(), '');
   const fullKeys = new Set<string>();
-  const mapKeys = new Set(['prompts', 'gate.minRecallAtK', 'gate.classes']);
+  const mapKeys = new Set(['prompts', 'gate.minRecallAtK', 'gate.classes', 'gate.maxDrop.recallAtK']);
   const walkValue = (v: unknown, prefix: string) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return;
     for (const [k, x] of Object.entries(v)) {

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import type { Comparison } from '../../src/core/comparison';
 import type { Browser, Page } from 'playwright-core';
 import type { HostToPanel, PanelGate, PanelToHost, ThumbnailItem } from '../../src/core/panelProtocol';
 import type { EvalReport } from '../../src/core/report';
@@ -205,6 +206,8 @@ export interface FakeHostOptions {
   maxProbabilities?: number;
   /** The commit gate sent with the report. */
   gate?: PanelGate | null;
+  /** What "Compare with..." answers (the run the user picked, compared); nothing = the user cancelled. */
+  comparison?: Comparison;
 }
 
 /**
@@ -354,6 +357,9 @@ export class FakeHost {
         this.exports.push(file);
         return this.send({ type: 'actionResult', requestId: m.requestId, ok: true, message: `Saved ${file.fileName}` });
       }
+      case 'pickComparison':
+        // The picker is the host's: the test decides what the user picked.
+        return this.send({ type: 'comparison', requestId: m.requestId, ...(this.options.comparison ? { comparison: this.options.comparison } : {}) });
       default:
         return;
     }

@@ -5,6 +5,7 @@
  * Without Chromium the suite is skipped with a message, or fails when CI=true.
  * Screenshots go to out/screenshots/, or to docs/images/ with UPDATE_SCREENSHOTS=1.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +17,8 @@ import { headlineMetrics } from '../../src/core/metricCatalogue';
 import { effectiveWarningThresholds } from '../../src/core/warnings';
 import type { PanelToHost } from '../../src/core/panelProtocol';
 import { largeReport, shapesReport } from '../fixtures/report/generate';
+import { makeBaseline } from '../../src/core/baseline';
+import { compareRuns } from '../../src/core/compare';
 import { CHROMIUM, FakeHost, ROOT, applyTheme, buildWebview, launchChromium, screenshotPath, tmpDir, type ThemeName } from './harness';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/report/shapes-report.json');
@@ -379,6 +382,48 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     await h.send({ type: 'empty', message: 'The report shapes.json is no longer available.' });
     await w.page.waitForSelector('body[data-state="empty"]');
     assert.equal(await w.page.textContent('.empty-state p'), 'The report shapes.json is no longer available.');
+    assert.deepEqual(w.errors, []);
+    await w.page.close();
+  });
+
+  test('"Compare with...": deltas on the cards, a per-class delta column, the difference matrix, images broken; clear', async () => {
+    // A: the same run with other figures (as a baseline made before a change would have), B: the fixture.
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
+    const a = makeBaseline(hashed);
+    const b = makeBaseline(hashed);
+    const [c0, c1] = fixture.dataset.classes;
+    a.metrics!.top1Accuracy -= 0.05;
+    a.classes[c0] = { ...a.classes[c0], recall: a.classes[c0].recall - 0.2 };
+    a.confusionMatrix![0][0] -= 2;
+    a.confusionMatrix![0][1] += 2;
+    const key = Object.keys(a.samples).find((k) => a.samples[k].label === c0 && a.samples[k].predicted === c0)!;
+    a.samples[key] = { ...a.samples[key], predicted: c1 };
+    const comparison = compareRuns(a, b, ['baseline.json', 'this run']);
+    const w = await newPage(browser);
+    const h = new FakeHost(fixture, { imageRoot, shows, comparison });
+    await h.open(w.page, 'light');
+    await ready(w.page);
+    const asked = h.next((m) => m.type === 'pickComparison');
+    await w.page.click('vscode-button.compare-with');
+    await asked;
+    await w.page.waitForSelector('section.comparison');
+    assert.equal(await w.page.textContent('.card[data-metric="Top-1 accuracy"] .card-delta'), '+5.0 pts vs baseline.json');
+    assert.match((await w.page.getAttribute('.card[data-metric="Top-1 accuracy"] .card-delta', 'class')) ?? '', /\bup\b/);
+    assert.equal(await w.page.textContent('.comparison h2'), 'Compared with baseline.json');
+    // The per-class delta column: the changed class first.
+    assert.equal(await w.page.getAttribute('.compare-classes tbody tr:first-child', 'data-class'), c0);
+    assert.equal(await w.page.textContent(`.compare-classes tr[data-class="${c0}"] td[data-delta="recall"]`), '+20.0 pts');
+    // The difference matrix B - A: the diagonal gained 2, the confusion lost 2.
+    await w.page.click('.delta-matrix-block summary');
+    assert.equal(await w.page.textContent(`.delta-matrix td[data-cell="${c0}|${c0}"]`), '+2');
+    assert.equal(await w.page.textContent(`.delta-matrix td[data-cell="${c0}|${c1}"]`), '-2');
+    assert.match((await w.page.textContent('.compare-summary')) ?? '', new RegExp(`^${Object.keys(b.samples).length} images in both · 1 fixed · 0 broken`));
+    assert.match((await w.page.textContent('.compare-facts')) ?? '', /^A: baseline\.json \(model .*\) · B: this run/);
+    await w.page.screenshot({ path: screenshotPath('panel-compare-light.png'), fullPage: true });
+    await w.page.click('vscode-button.compare-clear');
+    await w.page.waitForSelector('section.comparison', { state: 'detached' });
+    assert.equal(await w.page.locator('.card-delta').count(), 0);
+    assert.deepEqual(await cspViolations(w.page), []);
     assert.deepEqual(w.errors, []);
     await w.page.close();
   });

@@ -160,6 +160,10 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
     'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
+  'class-collision':
+    'Class names that differ only in case or separators (red_circle, RED_CIRCLE) give the model the same prompt, so it cannot tell them apart; they are evaluated as one class. Merge or rename them, or give one its own text in "prompts" of .clip-lens.json.',
+  overfitting:
+    'A model trained on the train split does much better there than on the held-out split (test or val): it learnt the training images more than the classes, or the splits differ. Expect the held-out figure on new data.',
 };
 
 /** Words for the keys of Warning.numbers: "supportFraction" -> "support fraction", "top1Accuracy" -> "top-1 accuracy". */
@@ -191,6 +195,8 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    'class-collision': 'Classes with the same prompt',
+    overfitting: 'Train-test gap',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
 }

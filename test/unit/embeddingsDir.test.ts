@@ -1,0 +1,340 @@
+/**
+ * Outside embeddings (core/embeddingsDir.ts, eval --embeddings, embed --out): clip-retrieval's layout built here
+ * from the tiny fixture model's embeddings of example images (float32 and float16 shards, numbered past 9), read
+ * back into the same predictions as evaluating the images; labels from the class folder (with a split level), a
+ * metadata column or a label file; --verify against the vision tower; and the bad inputs (row counts that differ, a
+ * missing shard, the wrong width, NaN rows, paths without a class folder), each naming shard and row, with nothing
+ * written next to the input.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ClipLensError } from '../../src/core/errors';
+import { embedFiles, executeRun, loadModel, planRun, runEvaluation } from '../../src/core/run';
+import { EmbeddingsWriter, isEmbeddingsDir, readEmbeddingsDir } from '../../src/core/embeddingsDir';
+import { halfToFloat } from '../../src/core/probabilities';
+import type { ClipModel } from '../../src/core/runtime';
+import type { EvalReport } from '../../src/core/report';
+import { main } from '../../src/cli/main';
+
+const ROOT = path.resolve(__dirname, '../..');
+const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
+const EXAMPLE = path.join(ROOT, 'examples/shapes');
+const CLASSES = ['blue_square', 'green_circle', 'red_star', 'yellow_triangle'];
+
+let model: ClipModel;
+let work: string;
+/** The image dataset: work/images/<split>/<class>/<file>. */
+let images: string;
+/** Absolute image paths in order and their embeddings (64-d, L2-normalised). */
+let files: string[];
+let embeddings: Float32Array[];
+
+before(async () => {
+  work = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-emb-')));
+  images = path.join(work, 'images');
+  files = [];
+  for (const cls of CLASSES) {
+    const all = fs.readdirSync(path.join(EXAMPLE, cls)).sort().slice(0, 6);
+    all.forEach((f, i) => {
+      const split = i < 4 ? 'train' : 'val';
+      fs.mkdirSync(path.join(images, split, cls), { recursive: true });
+      fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(images, split, cls, f));
+      files.push(path.join(images, split, cls, f));
+    });
+  }
+  model = await loadModel({ dir: MODEL, quantized: undefined });
+  embeddings = new Array(files.length);
+  await embedFiles(files, {
+    model,
+    cacheDir: null,
+    onResult: (i, r) => {
+      if ('error' in r) throw r.error;
+      embeddings[i] = Float32Array.from(r.embedding);
+    },
+  });
+});
+
+after(async () => {
+  await model?.dispose();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+function tmp(t: { after: (f: () => void) => void }): string {
+  const dir = fs.mkdtempSync(path.join(work, 'case-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** float -> IEEE half bits (round to nearest even; enough for embedding values). */
+function toHalf(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0] as number;
+  const sign = (x >>> 16) & 0x8000;
+  const e = ((x >>> 23) & 0xff) - 127 + 15;
+  let m = x & 0x7fffff;
+  if (Number.isNaN(v)) return 0x7e00;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m = (m | 0x800000) >> (1 - e);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  const h = sign | (e << 10) | (m >> 13);
+  return (m & 0x1fff) > 0x1000 || ((m & 0x1fff) === 0x1000 && h & 1) ? h + 1 : h;
+}
+
+function npy(rows: Float32Array[], dtype: 'f2' | 'f4', dim = rows[0]?.length ?? 64): Buffer {
+  let dict = `{'descr': '<${dtype}', 'fortran_order': False, 'shape': (${rows.length}, ${dim}), }`;
+  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
+  dict = dict.padEnd(total - 10 - 1, ' ') + '\n';
+  const head = Buffer.alloc(10);
+  head.writeUInt8(0x93, 0);
+  head.write('NUMPY', 1, 'latin1');
+  head.writeUInt8(1, 6);
+  head.writeUInt16LE(dict.length, 8);
+  const size = dtype === 'f4' ? 4 : 2;
+  const data = Buffer.alloc(rows.length * dim * size);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < dim; j++) {
+      if (dtype === 'f4') data.writeFloatLE(r[j] as number, (i * dim + j) * 4);
+      else data.writeUInt16LE(toHalf(r[j] as number), (i * dim + j) * 2);
+    }
+  });
+  return Buffer.concat([head, Buffer.from(dict, 'latin1'), data]);
+}
+
+async function parquet(columns: Record<string, (string | null)[]>): Promise<Buffer> {
+  const { parquetWriteBuffer } = await import('hyparquet-writer');
+  return Buffer.from(parquetWriteBuffer({ columnData: Object.entries(columns).map(([name, data]) => ({ name, data, type: 'STRING' as const })) }));
+}
+
+interface ShardSpec {
+  rows: Float32Array[];
+  paths: (string | null)[];
+  extra?: Record<string, (string | null)[]>;
+}
+
+/** Writes clip-retrieval shards (img_emb_N.npy + metadata_N.parquet) under `dir`. */
+async function writeShards(dir: string, shards: ShardSpec[], dtype: 'f2' | 'f4', skip: number[] = []): Promise<string> {
+  fs.mkdirSync(path.join(dir, 'img_emb'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'metadata'), { recursive: true });
+  for (const [n, s] of shards.entries()) {
+    if (skip.includes(n)) continue;
+    fs.writeFileSync(path.join(dir, 'img_emb', `img_emb_${n}.npy`), npy(s.rows, dtype));
+    fs.writeFileSync(path.join(dir, 'metadata', `metadata_${n}.parquet`), await parquet({ image_path: s.paths, ...(s.extra ?? {}) }));
+  }
+  return dir;
+}
+
+/** The dataset split in `count` shards of about equal rows (the last ones may be empty of rows? no: at least one). */
+function shardsOf(count: number, rows = embeddings, paths: (string | null)[] = files): ShardSpec[] {
+  const out: ShardSpec[] = [];
+  const per = Math.ceil(rows.length / count);
+  for (let i = 0; i < count; i++) out.push({ rows: rows.slice(i * per, (i + 1) * per), paths: paths.slice(i * per, (i + 1) * per) });
+  return out.filter((s) => s.rows.length > 0);
+}
+
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      out.push(`${path.relative(dir, p)}:${e.isFile() ? fs.statSync(p).size : 'dir'}`);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+async function evalImages(): Promise<EvalReport> {
+  const plan = await planRun({ target: images, options: { model: MODEL }, cacheDir: null });
+  return (await executeRun(plan, { model })).report;
+}
+
+async function evalEmbeddings(dir: string, options: Record<string, unknown> = {}): Promise<EvalReport> {
+  const plan = await planRun({ target: dir, options: { model: MODEL, embeddings: dir, ...options }, cacheDir: null });
+  return (await executeRun(plan, { model })).report;
+}
+
+function top1(report: EvalReport): Map<string, string> {
+  return new Map(report.samples.map((s) => [s.path, s.predicted[0]?.class ?? '']));
+}
+
+test('float32 shards (12, numbered past 9) read back into the same predictions as the images; splits from the folder level', async (t) => {
+  const dir = await writeShards(tmp(t), shardsOf(12), 'f4');
+  const before = listing(dir);
+  const read = await readEmbeddingsDir(dir);
+  // Shards in numeric order: 0, 1, ..., 9, 10, 11 (not 0, 1, 10, 11, 2, ...): rows line up with the paths.
+  assert.deepEqual(read.input.shards.map((s) => s.index), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  assert.equal(read.dataset.root, images);
+  assert.equal(read.dataset.format, 'class-folders-split');
+  assert.deepEqual(read.dataset.classes, CLASSES);
+  assert.deepEqual(read.dataset.samples.map((s) => path.join(images, s.path)), files);
+  assert.ok(read.dataset.samples.every((s) => s.split === (s.path.startsWith('train/') ? 'train' : 'val')));
+
+  const fromImages = await evalImages();
+  const fromEmb = await evalEmbeddings(dir);
+  assert.deepEqual(top1(fromEmb), top1(fromImages));
+  assert.equal(fromEmb.metrics?.top1Accuracy, fromImages.metrics?.top1Accuracy);
+  assert.deepEqual(Object.keys(fromEmb.metricsBySplit ?? {}), ['train', 'val']);
+  for (const s of fromEmb.samples) {
+    const other = fromImages.samples.find((x) => x.path === s.path);
+    assert.ok(Math.abs((s.predicted[0]?.score ?? 0) - (other?.predicted[0]?.score ?? 1)) < 1e-4, s.path);
+  }
+  assert.equal(fromEmb.timing.imagesImported, files.length);
+  assert.equal(fromEmb.timing.imagesComputed, 0);
+  assert.deepEqual({ ...fromEmb.embeddings, verified: undefined }, { dir, shards: 12, rows: files.length, dtype: 'float32', verified: undefined });
+  assert.equal(fromEmb.embeddings?.verified?.n, 16);
+  assert.ok((fromEmb.embeddings?.verified?.minCosine ?? 0) > 0.999);
+  assert.deepEqual(listing(dir), before, 'nothing written next to the input');
+});
+
+test('float16 shards: same top-1 as the images, dtype float16, verified above 0.99', async (t) => {
+  // float16 encoding used here is exact enough: decode(encode(x)) within 2^-11 relative.
+  for (const x of [0.1234, -0.5, 1e-5, 0]) assert.ok(Math.abs(halfToFloat(toHalf(x)) - x) <= Math.abs(x) * 1e-3 + 1e-7, String(x));
+  const dir = await writeShards(tmp(t), shardsOf(3), 'f2');
+  const report = await evalEmbeddings(dir, { verify: 5 });
+  assert.equal(report.embeddings?.dtype, 'float16');
+  assert.equal(report.embeddings?.verified?.n, 5);
+  assert.ok((report.embeddings?.verified?.meanCosine ?? 0) > 0.99);
+  const fromImages = await evalImages();
+  const a = top1(report);
+  const agree = [...top1(fromImages)].filter(([p, c]) => a.get(p) === c).length;
+  assert.ok(agree >= files.length - 1, `${agree} of ${files.length}`);
+});
+
+test('labels from a metadata column, or from a label file joined on image_path; root is the common folder', async (t) => {
+  const dir = tmp(t);
+  // Paths relative to the folder holding the embeddings folder, labels in a column (not the folder name).
+  const rel = files.map((f) => path.relative(dir, f));
+  const labels = files.map((f) => (f.includes('red_star') ? 'star' : 'other'));
+  await writeShards(path.join(dir, 'emb'), [{ rows: embeddings, paths: rel, extra: { label: labels, fold: files.map((f) => (f.includes('/val/') ? 'v' : 't')) } }], 'f4');
+  const read = await readEmbeddingsDir(path.join(dir, 'emb'), { labelColumn: 'label', splitColumn: 'fold' });
+  assert.deepEqual(read.dataset.classes, ['other', 'star']);
+  assert.equal(read.dataset.format, 'label-file');
+  assert.equal(read.dataset.samples[0]?.split, 't');
+  assert.equal(read.dataset.root, images);
+  await assert.rejects(readEmbeddingsDir(path.join(dir, 'emb'), { labelColumn: 'klass' }), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-bad-metadata' && /no column 'klass'/.test(e.message) && /metadata_0\.parquet/.test(e.message));
+
+  const labelFile = path.join(images, 'labels.csv');
+  t.after(() => fs.rmSync(labelFile, { force: true }));
+  // Joined on image_path: relative to the label file's folder here, one image missing from the file.
+  fs.writeFileSync(labelFile, 'image,label\n' + files.slice(1).map((f) => `${path.relative(images, f)},${path.basename(path.dirname(f)).split('_')[0]}`).join('\n') + '\n');
+  const joined = await readEmbeddingsDir(path.join(dir, 'emb'), { labelFile });
+  assert.deepEqual(joined.dataset.classes, ['blue', 'green', 'red', 'yellow']);
+  assert.equal(joined.dataset.samples.length, files.length - 1);
+  assert.equal(joined.dataset.problems.length, 1);
+  assert.match(joined.dataset.problems[0]?.message ?? '', /^row 0: .* is not in labels\.csv/);
+});
+
+test('bad input: row counts differ, a missing shard, another width: errors naming the file', async (t) => {
+  const mismatch = await writeShards(tmp(t), shardsOf(2), 'f4');
+  fs.writeFileSync(path.join(mismatch, 'metadata', 'metadata_1.parquet'), await parquet({ image_path: files.slice(12, 20) }));
+  await assert.rejects(readEmbeddingsDir(mismatch), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-row-mismatch' && /metadata_1\.parquet/.test(e.message) && /8 metadata rows, but img_emb\/img_emb_1\.npy has 12/.test(e.message));
+
+  const gap = await writeShards(tmp(t), shardsOf(3), 'f4', [1]);
+  await assert.rejects(readEmbeddingsDir(gap), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-missing-shard' && /img_emb_1\.npy/.test(e.message) && /missing shard 1/.test(e.message));
+  const noMeta = await writeShards(tmp(t), shardsOf(2), 'f4');
+  fs.rmSync(path.join(noMeta, 'metadata', 'metadata_1.parquet'));
+  await assert.rejects(readEmbeddingsDir(noMeta), (e: unknown) => e instanceof ClipLensError && /metadata_1\.parquet/.test(e.message));
+
+  // 32-d shards against the 64-d model: refused before anything is evaluated, naming the shard.
+  const narrow = await writeShards(tmp(t), shardsOf(2, embeddings.map((e) => e.slice(0, 32))), 'f4');
+  await assert.rejects(evalEmbeddings(narrow), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-width' && /width 32/.test(e.message) && /embeds to 64/.test(e.message) && /img_emb_0\.npy/.test(e.message));
+  // Shards of different widths.
+  const mixed = await writeShards(tmp(t), shardsOf(2), 'f4');
+  fs.writeFileSync(path.join(mixed, 'img_emb', 'img_emb_1.npy'), npy(embeddings.slice(12).map((e) => e.slice(0, 32)), 'f4'));
+  await assert.rejects(readEmbeddingsDir(mixed), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-width' && /img_emb_1\.npy/.test(e.message));
+  // Not an embeddings folder at all.
+  assert.equal(isEmbeddingsDir(images), false);
+  assert.equal(isEmbeddingsDir(mixed), true);
+  await assert.rejects(readEmbeddingsDir(images), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-missing');
+});
+
+test('bad rows: NaN embeddings and paths without a class folder are per-row problems naming shard and row', async (t) => {
+  const rows = embeddings.map((e) => Float32Array.from(e));
+  (rows[14] as Float32Array)[3] = NaN;
+  const paths: (string | null)[] = [...files];
+  paths[2] = '/loose.png';
+  paths[13] = null;
+  for (const dtype of ['f4', 'f2'] as const) {
+    const dir = await writeShards(tmp(t), shardsOf(2, rows, paths), dtype);
+    const report = await evalEmbeddings(dir, { verify: 0 });
+    assert.equal(report.embeddings?.verified, null);
+    assert.equal(report.dataset.counts.samples, files.length - 2);
+    assert.equal(report.dataset.counts.failed, 1);
+    assert.equal(report.dataset.counts.evaluated, files.length - 3);
+    const nan = report.samples.find((s) => s.error);
+    assert.equal(nan?.path, path.relative(images, files[14] as string));
+    assert.match(nan?.error?.message ?? '', /img_emb\/img_emb_1\.npy row 2: the embedding holds NaN/);
+    const problems = report.errors.map((p) => `${p.file}: ${p.message}`);
+    assert.ok(problems.some((p) => /metadata\/metadata_0\.parquet: row 2: \/loose\.png has no class folder/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /metadata\/metadata_1\.parquet: row 1: no image_path/.test(p)), problems.join('\n'));
+  }
+});
+
+test('--verify: embeddings that do not match the model (rows shuffled) are refused naming the likely cause', async (t) => {
+  const shuffled = embeddings.map((_, i) => embeddings[(i + 7) % embeddings.length] as Float32Array);
+  const dir = await writeShards(tmp(t), shardsOf(1, shuffled), 'f4');
+  await assert.rejects(evalEmbeddings(dir), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-mismatch' && /another checkpoint/.test(e.message) && /preprocessing/.test(e.message) && /img_emb_0\.npy row \d+/.test(e.message));
+  // --verify 0 skips the check (and the predictions are then whatever the embeddings say).
+  const report = await evalEmbeddings(dir, { verify: 0 });
+  assert.equal(report.embeddings?.verifySkipped, '--verify 0');
+  // Images not on disk: the check is skipped and says why.
+  const gone = await writeShards(tmp(t), shardsOf(1, embeddings, files.map((f) => f.replace('/images/', '/elsewhere/'))), 'f4');
+  const far = await evalEmbeddings(gone);
+  assert.equal(far.embeddings?.verified, null);
+  assert.match(far.embeddings?.verifySkipped ?? '', /not on disk/);
+});
+
+test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads them; the CLI round trip and its errors', async (t) => {
+  const dir = tmp(t);
+  const out = path.join(dir, 'out');
+  const writer = await EmbeddingsWriter.create(out, 10);
+  for (const [i, f] of files.entries()) await writer.add(f, embeddings[i] as Float32Array);
+  assert.equal(await writer.close(), 3);
+  const read = await readEmbeddingsDir(out);
+  assert.deepEqual(read.input.shards.map((s) => s.rows), [10, 10, 4]);
+  await assert.rejects(EmbeddingsWriter.create(out), (e: unknown) => e instanceof ClipLensError && e.code === 'embeddings-exists');
+
+  // The config names the folder (relative to it); the run reads the shards, not the folder's images.
+  const project = path.join(dir, 'project');
+  fs.mkdirSync(project);
+  fs.writeFileSync(path.join(project, '.clip-lens.json'), JSON.stringify({ embeddings: '../out' }));
+  const viaConfig = await runEvaluation({ target: project, options: { model: MODEL }, cacheDir: null });
+  assert.equal(viaConfig?.report.embeddings?.rows, files.length);
+  assert.equal(viaConfig?.report.dataset.root, images);
+
+  // CLI: embed --out, then eval --embeddings (JSON report), same top-1 as eval on the images.
+  const io = () => {
+    const o = { stdout: '', stderr: '', isTTY: false, out: (s: string) => void (o.stdout += s), err: (s: string) => void (o.stderr += s) };
+    return o;
+  };
+  const cliOut = path.join(dir, 'cli');
+  const a = io();
+  assert.equal(await main(['embed', '--model', MODEL, '--no-cache', '--out', cliOut, '--shard-rows', '7', images], a), 0, a.stderr);
+  assert.match(a.stdout, /Wrote 24 embeddings in 4 shards/);
+  const b = io();
+  const json = path.join(dir, 'r.json');
+  assert.equal(await main(['eval', '--embeddings', cliOut, '--model', MODEL, '--no-cache', '--json', json], b), 0, b.stderr);
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as EvalReport;
+  assert.deepEqual(top1(report), top1(await evalImages()));
+  // A folder holding img_emb/ is a dataset by itself (as the editor evaluates a folder): `eval DIR`.
+  const e = io();
+  assert.equal(await main(['eval', cliOut, '--model', MODEL, '--no-cache', '--verify', '2'], e), 0, e.stderr);
+  assert.match(e.stdout, /verified on 2 images/);
+  assert.match(e.stdout, /24 embeddings imported/);
+  // A missing shard: exit 2, one line on stderr naming it.
+  fs.rmSync(path.join(cliOut, 'img_emb', 'img_emb_2.npy'));
+  const c = io();
+  assert.equal(await main(['eval', '--embeddings', cliOut, '--model', MODEL, '--no-cache'], c), 2);
+  assert.equal(c.stderr.trim().split('\n').length, 1);
+  assert.match(c.stderr, /img_emb_2\.npy/);
+  const d = io();
+  assert.equal(await main(['eval', images, '--verify', '3', '--model', MODEL], d), 2);
+  assert.match(d.stderr, /--verify checks outside embeddings/);
+});
