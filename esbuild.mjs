@@ -1,5 +1,5 @@
 // Bundles the CLI, the inference worker, the VS Code extension and the report webview.
-// onnxruntime-node and sharp are native and stay external (shipped in node_modules); 'vscode' is the host's.
+// onnxruntime-node, sharp and usearch (optional) are native and stay external (shipped in node_modules); 'vscode' is the host's.
 // Usage: node esbuild.mjs [--watch] [--dev]
 import * as esbuild from 'esbuild';
 import { existsSync } from 'node:fs';
@@ -15,7 +15,7 @@ const node = {
   sourcemap: true,
   minify: !dev,
   keepNames: true,
-  external: ['vscode', 'onnxruntime-node', 'sharp'],
+  external: ['vscode', 'onnxruntime-node', 'sharp', 'usearch'],
   logLevel: 'info',
 };
 

@@ -8,10 +8,11 @@
 // 2. Incremental re-runs: warm (unchanged dataset, cache hot) and after one image changed.
 // 3. Memory: peak RSS of `eval` at 1,000 and 10,000 images (fixture model, so the pipeline dominates).
 // 4. Metrics and label issues at 1,000,000 samples x 1,000 classes (tools/bench-metrics.ts).
+// 5. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics
+//          --skip-throughput --skip-transformers --skip-metrics --skip-duplicates
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -313,6 +314,18 @@ async function main() {
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-metrics.ts'), String(n), '1000'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     process.stdout.write(r.stdout.split('\n').map((l) => `  ${l}`).join('\n') + '\n');
     results.metricsBench = r.stdout;
+  }
+
+  if (!flag('--skip-duplicates')) {
+    log('\n== Near-duplicate groups at scale (tools/bench-duplicates.ts)');
+    results.duplicates = [];
+    // Two sizes, each in its own process, so the peak resident sets show how memory grows with N.
+    for (const n of quick ? [25000] : [25000, 100000]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-duplicates.ts'), String(n), '512'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+      const lines = r.stdout.trim().split('\n');
+      process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
+      if (r.status === 0) results.duplicates.push(JSON.parse(lines[lines.length - 1]));
+    }
   }
 
   fs.writeFileSync(path.join(BENCH, 'results.json'), JSON.stringify(results, null, 1) + '\n');

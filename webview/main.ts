@@ -34,6 +34,7 @@ import { renderGate } from './gate';
 import { ImageGrid } from './imageGrid';
 import type { GridSource, PanelGate } from '../src/core/panelProtocol';
 import { renderWarnings, type WarningsDeps } from './warnings';
+import { renderDuplicates, renderSearch } from './search';
 
 const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues', 'images'];
 
@@ -52,6 +53,8 @@ class App {
   private gate: PanelGate | null = null;
   private resolvedPaths: Record<string, 'fixed' | 'ignored'> = {};
   private readonly grid: ImageGrid;
+  private readonly searchSlot = h('div', { class: 'search-slot' });
+  private readonly duplicatesSlot = h('div', { class: 'duplicates-slot' });
   private readonly compareSlot = h('div', { class: 'compare-slot' });
   /** The active "Compare with..." result (A: the picked run, B: the report shown); dropped when another report comes. */
   private comparison: Comparison | null = null;
@@ -173,6 +176,7 @@ class App {
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
         else if (t.kind === 'images') this.showImages(t.source);
+        else if (t.kind === 'search') this.showSearch(t.query, t.hits);
         else {
           this.selectTab('issues');
           if (t.path) this.issues.reveal(t.path);
@@ -191,14 +195,22 @@ class App {
     this.renderHeaderAndComparison(model);
     replaceChildren(this.gateSlot, renderGate(this.gate, { showImages: (c) => this.showImages({ kind: 'class', class: c }) }));
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
+    replaceChildren(this.duplicatesSlot, renderDuplicates({ model, host: this.host, thumbs: this.thumbs }));
+    replaceChildren(this.searchSlot);
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.compareSlot, this.warningsSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.compareSlot, this.warningsSlot, this.searchSlot, this.duplicatesSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
     this.grid.setModel(model, this.resolvedPaths);
     this.selectTab(this.state.tab);
+  }
+
+  private showSearch(query: string, hits: { path: string; score: number }[]): void {
+    if (!this.model) return;
+    replaceChildren(this.searchSlot, renderSearch(query, hits, { model: this.model, host: this.host, thumbs: this.thumbs, onClose: () => replaceChildren(this.searchSlot) }));
+    this.searchSlot.scrollIntoView({ block: 'start' });
   }
 
   private renderHeaderAndComparison(model: ReportModel): void {

@@ -33,6 +33,9 @@ const KIND_TITLE: Record<Warning['kind'], string> = {
   duplicate: 'Duplicates',
   'possible-leakage': 'Possible leakage',
   'dataset-errors': 'Dataset errors',
+  leakage: 'Leakage between splits',
+  'conflicting-labels': 'Copies with different labels',
+  'class-outliers': 'Many outliers',
   'class-collision': 'Classes the model cannot tell apart',
   overfitting: 'Train-test gap',
 };

@@ -24,6 +24,7 @@ import { PREVIOUS_SUFFIX } from '../core/gitHook';
 import { hookCommand } from './hookCommand';
 import { MODEL_COMMAND, modelCommand } from './modelCommand';
 import { formatSummary } from './summary';
+import { SEARCH_COMMAND } from './searchCommand';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision, type Precision } from '../core/precision';
@@ -334,4 +335,4 @@ export const HOOK_COMMAND: CommandSpec = {
 const MODEL_ENTRY: CommandSpec = { ...MODEL_COMMAND, dispatch: (args, { io }) => modelCommand(args, io) };
 
 /** Every subcommand, in the order of the top-level help. */
-export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY];
+export const COMMANDS: readonly CommandSpec[] = [EVAL_COMMAND, EMBED_COMMAND, TOKENIZE_COMMAND, METRICS_COMMAND, LABEL_ISSUES_COMMAND, CHECK_COMMAND, BASELINE_COMMAND, COMPARE_COMMAND, HOOK_COMMAND, MODEL_ENTRY, SEARCH_COMMAND];

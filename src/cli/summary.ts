@@ -78,6 +78,16 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     lines.push(`  Warnings (${r.warnings.length}):`);
     for (const w of r.warnings) lines.push(`    ${w.severity === 'error' ? 'x' : w.severity === 'warning' ? '!' : 'i'} [${w.kind}] ${w.message}`);
   }
+  if (r.duplicates && (r.duplicates.length > 0 || (r.outliers?.length ?? 0) > 0)) {
+    const exact = r.duplicates.filter((g) => g.kind === 'exact').length;
+    lines.push('');
+    lines.push(`  Duplicates: ${exact} exact and ${r.duplicates.length - exact} near group${r.duplicates.length - exact === 1 ? '' : 's'}; ${r.outliers?.length ?? 0} outlier${r.outliers?.length === 1 ? '' : 's'} (listed in the JSON report)`);
+    for (const l of r.leakage ?? []) {
+      const withM = r.metricsBySplit?.[l.split];
+      const without = l.metricsWithoutLeaked;
+      lines.push(`    ${l.split}: ${l.paths.length} leaked from ${l.earlier.join(', ')}${withM && without ? `; top-1 ${pct(withM.top1Accuracy)} with them, ${pct(without.top1Accuracy)} without (n=${without.n})` : ''}`);
+    }
+  }
   if (r.labelIssues.length > 0) {
     const n = options.issues ?? 10;
     lines.push('');

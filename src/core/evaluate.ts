@@ -18,6 +18,7 @@ import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { findLabelIssues } from './labelIssues';
+import { EmbeddingRows, duplicatesOfRun } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -215,6 +216,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
   const store = new PerSampleStore(samples.length, classes.length);
+  const embeddingRows = new EmbeddingRows(samples.length);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -228,6 +230,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   function finish(index: number, embedding: Float32Array): void {
     done++;
+    embeddingRows.set(index, embedding);
     if (classEmbeddings) score(index, embedding, classEmbeddings);
     else early.push({ index, embedding });
   }
@@ -337,8 +340,27 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
       .filter((issue) => !ignored.has(issue.path))
       .map((issue, i) => ({ ...issue, rank: i + 1 }));
-    warnings = computeWarnings({ metrics, samples: results, metricsBySplit }, config.warnings);
+    warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings);
   }
+
+  // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
+  const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
+  const duplicates = await duplicatesOfRun({
+    root: dataset.root,
+    samples: results,
+    embeddings: embeddingRows,
+    cacheRoot,
+    thresholds: config.duplicates,
+    metricsBySplit,
+    metricsFor: (indices) => {
+      const rows = indices.map((i) => rowOfSample.get(i)).filter((r): r is number => r !== undefined);
+      return rows.length > 0 ? computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }) : null;
+    },
+    signal,
+  });
+  throwIfAborted(signal);
+  warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
+
   for (const c of collisions) warnings.push(collisionWarning(c, read.samples));
   const failed = results.filter((r) => r.error).length;
   if (failed > 0 || problems.length > 0) {
@@ -383,6 +405,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     warnings,
     thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
+    duplicates: duplicates.groups,
+    ...(duplicates.leakage.length > 0 ? { leakage: duplicates.leakage } : {}),
+    outliers: duplicates.outliers,
     timing: {
       totalMs: round(totalMs),
       textMs: round(textMs),
@@ -395,6 +420,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     },
   };
 }
+
+const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
 
 function countLabels(samples: readonly Sample[]): Map<string, number> {
   const counts = new Map<string, number>();

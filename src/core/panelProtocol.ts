@@ -161,12 +161,20 @@ export type SampleFix =
   /** Label-file datasets: rewrite the label on a line of the label file (`file` relative to the dataset root). */
   | { kind: 'change-label'; path: string; file: string; line: number; fromClass: string; toClass: string };
 
+/** One text-search result: a sample path of the report and the cosine of its image to the query text. */
+export interface SearchHitItem {
+  path: string;
+  score: number;
+}
+
 /** Something the host asks the panel to bring into view (e.g. from a diagnostic or a tree item). */
 export type RevealTarget =
   | { kind: 'class'; class: string }
   | { kind: 'cell'; cell: MatrixCell }
   | { kind: 'issues'; path?: string }
-  | { kind: 'images'; source: GridSource };
+  | { kind: 'images'; source: GridSource }
+  /** Text-search results (CLIP Lens: Search Images...), best first, shown as ranked thumbnails. */
+  | { kind: 'search'; query: string; hits: SearchHitItem[] };
 
 /** Messages from the extension host to the webview. */
 export type HostToPanel =

@@ -76,6 +76,13 @@ export interface WarningThresholds {
   recallAtK?: { k: number; min: number };
 }
 
+export interface DuplicatesConfig {
+  maxHashDistance?: number;
+  minCosine?: number;
+  outlierNeighbours?: number;
+  classOutlierFraction?: number;
+}
+
 export interface LabelsConfig {
   file?: string;
   imageColumn?: string;
@@ -98,6 +105,8 @@ export interface ProjectConfig {
   embeddings?: string;
   gate?: GateConfig;
   warnings?: WarningThresholds;
+  /** Thresholds of duplicate, leakage and outlier detection (docs/duplicates.md). */
+  duplicates?: DuplicatesConfig;
   labels?: LabelsConfig;
   /** Sample paths (relative to the dataset root) not to report as label issues. */
   ignore?: string[];
@@ -282,6 +291,39 @@ export const CONFIG_SPEC: ConfigSpec = {
             k: { type: 'number', integer: true, minimum: 1, description: 'K of Recall@K.' },
             min: fraction('Minimum Recall@K before warning (0-1).'),
           },
+        },
+      },
+    },
+    duplicates: {
+      type: 'object',
+      description:
+        'Thresholds of duplicate, leakage and outlier detection (docs/duplicates.md). Two images are near-copies when their perceptual hashes differ in at most maxHashDistance bits and their CLIP embeddings have a cosine of at least minCosine.',
+      properties: {
+        maxHashDistance: {
+          type: 'number',
+          integer: true,
+          minimum: 0,
+          maximum: 16,
+          description: 'Largest Hamming distance (bits of 64) between the perceptual hashes of near-copies (default 8; 0 to 16).',
+        },
+        minCosine: {
+          type: 'number',
+          minimum: -1,
+          maximum: 1,
+          description: 'Smallest cosine between the CLIP embeddings of near-copies (default 0.75; -1 to 1).',
+        },
+        outlierNeighbours: {
+          type: 'number',
+          integer: true,
+          minimum: 1,
+          maximum: 100,
+          description: 'Nearest neighbours whose mean distance makes an image\'s outlier score (default 10; 1 to 100).',
+        },
+        classOutlierFraction: {
+          type: 'number',
+          minimum: 0.001,
+          maximum: 1,
+          description: 'Warn when at least this fraction of a class (and at least 3 images) are outliers (default 0.1).',
         },
       },
     },

@@ -8,6 +8,7 @@ import type { DatasetFormat, DatasetProblem, ScoredClass } from './types';
 import type { Comparison } from './comparison';
 import type { WarningThresholds } from './warnings';
 
+
 export const REPORT_SCHEMA_VERSION = 2;
 
 /** Numeric precision of the model's graphs (core/precision.ts decides). */
@@ -77,6 +78,9 @@ export type WarningKind =
   | 'duplicate'
   | 'possible-leakage'
   | 'dataset-errors'
+  | 'leakage'
+  | 'conflicting-labels'
+  | 'class-outliers'
   | 'class-collision'
   | 'overfitting';
 
@@ -105,6 +109,43 @@ export interface LabelIssue {
   rank: number;
   /** Sample path relative to the dataset root (reports of datasets only). */
   path?: string;
+}
+
+/** One group of the report's `duplicates` section (keep). `splits` and `labels` run parallel to `paths`. */
+export interface DuplicateGroup {
+  kind: 'exact' | 'near';
+  paths: string[];
+  /** Split of each path, in `paths` order; empty when the dataset has no split level. */
+  splits: string[];
+  /** Given label of each path, in `paths` order. */
+  labels: string[];
+  /** 1 for exact groups; for near groups the lowest cosine among the pairs that link the group. */
+  similarity: number;
+}
+
+/** Samples of one split that have a copy or near-copy in an earlier split. */
+export interface LeakedSplit {
+  split: string;
+  /** The earlier splits holding the copies. */
+  earlier: string[];
+  /** The leaked samples (later copies), as paths. */
+  paths: string[];
+  /** For each leaked path, the path of its copy in the earliest split (parallel to `paths`). */
+  copies: string[];
+  /** Metrics of the split without the leaked samples (null when none would be left or no metrics were given). */
+  metricsWithoutLeaked: Metrics | null;
+}
+
+export interface Outlier {
+  path: string;
+  label: string;
+  split?: string;
+  /** median(d) / d, d = mean cosine distance to the nearest other images (at most 1): lower = more unusual. */
+  score: number;
+  /** Mean cosine distance to the nearest other images. */
+  distance: number;
+  /** Cosine distance to the mean embedding of the rest of its class. */
+  classDistance: number;
 }
 
 export interface ReportSample {
@@ -172,6 +213,12 @@ export interface EvalReport {
    */
   thresholds?: WarningThresholds;
   labelIssues: LabelIssue[];
+  /** Exact and near-duplicate groups (keep; docs/duplicates.md). Absent in reports written before it existed. */
+  duplicates?: DuplicateGroup[];
+  /** Per later split, the samples with a copy in an earlier split and the split's metrics without them. */
+  leakage?: LeakedSplit[];
+  /** Images unlike the rest of their class and of the dataset, most unusual first. */
+  outliers?: Outlier[];
   /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
   comparison?: Comparison;
   timing: {

@@ -10,9 +10,8 @@
  * - `low-accuracy`: top-1 accuracy < lowAccuracy is an error; between lowAccuracy and goodAccuracy it is a warning
  *   (a "fair" model). `good-accuracy` (info): top-1 accuracy >= goodAccuracy.
  * - `low-recall-at-k` (warning): Recall@k below min, when the metrics have that K (classes > k).
- * - `possible-leakage` (error): one content hash in two or more splits.
- * - `duplicate`: one content hash on samples with different labels (warning: at most one label is right), or several
- *   times with the same label in the same split (info: the image counts several times in the metrics).
+ * Duplicates, leakage between splits and outliers (`leakage`, `conflicting-labels`, `duplicate`, `class-outliers`)
+ * come from duplicates.ts, which sees near copies as well as exact ones.
  *
  * The metric rules run on the overall metrics and again on each split of `metricsBySplit` (those warnings carry
  * `split`). Warnings are sorted most severe first (error, warning, info); within a severity they keep the order
@@ -48,36 +47,16 @@ export const DEFAULT_WARNING_THRESHOLDS: WarningThresholds = {
   recallAtK: { k: 5, min: 0.9 },
 };
 
-/** What the duplicate and leakage rules need to know about a sample. */
-export interface WarningSample {
-  path: string;
-  label: string;
-  split?: string;
-  /** Hash of the file content (e.g. SHA-256 hex); samples without one are skipped. */
-  contentHash?: string;
-}
-
 export interface WarningsInput {
   metrics: Metrics;
-  samples: WarningSample[];
   metricsBySplit?: Record<string, Metrics>;
 }
 
 const SEVERITY_RANK: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
-const MAX_PATHS_IN_MESSAGE = 3;
 
 /** "12%", "12.5%": a ratio as a percentage with at most one decimal. */
 function pct(x: number): string {
   return `${Math.round(x * 1000) / 10}%`;
-}
-
-function quoteList(xs: string[]): string {
-  return xs.map((x) => `'${x}'`).join(', ');
-}
-
-function pathList(paths: string[]): string {
-  const shown = paths.slice(0, MAX_PATHS_IN_MESSAGE).join(', ');
-  return paths.length > MAX_PATHS_IN_MESSAGE ? `${shown} and ${paths.length - MAX_PATHS_IN_MESSAGE} more` : shown;
 }
 
 function checkThresholds(t: WarningThresholds): void {
@@ -173,47 +152,6 @@ function metricWarnings(m: Metrics, t: WarningThresholds, split?: string): Warni
   return out;
 }
 
-/** Duplicate and leakage rules over content hashes. */
-function contentWarnings(samples: WarningSample[]): Warning[] {
-  const groups = new Map<string, WarningSample[]>();
-  for (const s of samples) {
-    if (!s.contentHash) continue;
-    let g = groups.get(s.contentHash);
-    if (!g) groups.set(s.contentHash, (g = []));
-    g.push(s);
-  }
-  const out: Warning[] = [];
-  for (const group of groups.values()) {
-    if (group.length < 2) continue;
-    const paths = group.map((s) => s.path);
-    const labels = [...new Set(group.map((s) => s.label))];
-    const splits = [...new Set(group.map((s) => s.split).filter((s): s is string => s !== undefined))];
-    if (splits.length > 1) {
-      out.push({
-        kind: 'possible-leakage', severity: 'error', paths,
-        message:
-          `The same image is in splits ${quoteList(splits)}: ${pathList(paths)}. ` +
-          `Evaluation on a split that shares images with training is inflated.`,
-        numbers: { count: group.length, splits: splits.length },
-      });
-    }
-    if (labels.length > 1) {
-      out.push({
-        kind: 'duplicate', severity: 'warning', paths,
-        message: `The same image appears ${group.length} times with different labels (${quoteList(labels)}): ${pathList(paths)}. At most one label can be right.`,
-        numbers: { count: group.length, labels: labels.length },
-      });
-    } else if (splits.length <= 1) {
-      out.push({
-        kind: 'duplicate', severity: 'info', class: labels[0], ...(splits.length === 1 ? { split: splits[0] } : {}), paths,
-        message: `The same image appears ${group.length} times as '${labels[0]}': ${pathList(paths)}. It counts ${group.length} times in the metrics.`,
-        numbers: { count: group.length, labels: 1 },
-      });
-    }
-  }
-  return out;
-}
-
 /** The thresholds in force: each one given, else its default (a fresh object). */
 export function effectiveWarningThresholds(thresholds: Partial<WarningThresholds> = {}): WarningThresholds {
   const t: WarningThresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...thresholds };
@@ -227,7 +165,6 @@ export function computeWarnings(input: WarningsInput, thresholds: Partial<Warnin
   const all = [
     ...metricWarnings(input.metrics, t),
     ...Object.entries(input.metricsBySplit ?? {}).flatMap(([split, m]) => metricWarnings(m, t, split)),
-    ...contentWarnings(input.samples),
   ];
   return all.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]); // stable: keeps rule order
 }

@@ -23,6 +23,7 @@ export const COMMANDS = {
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
   updateBaseline: 'clipLens.updateBaseline',
   showLog: 'clipLens.showLog',
+  searchImages: 'clipLens.searchImages',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

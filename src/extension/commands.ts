@@ -288,6 +288,39 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
     [COMMANDS.uninstallCommitGate]: () => uninstallCommitGate(log),
     [COMMANDS.updateBaseline]: (arg?: unknown) => updateBaseline(store, engine, resultFrom(store, arg), log),
     [COMMANDS.showLog]: () => log.show(),
+
+    [COMMANDS.searchImages]: async (arg?: unknown, text?: unknown): Promise<number | undefined> => {
+      // The dataset: the folder or tree item the command was called on, else the current one, else ask. Search ranks
+      // the evaluated samples with the embeddings their evaluation cached, so a dataset not evaluated yet is first.
+      let result = resultFrom(store, arg);
+      if (!result) {
+        const target = isUri(arg) ? arg.fsPath : typeof arg === 'string' ? arg : await pickDatasetFolder();
+        if (!target) return undefined;
+        const report = await engine.evaluate(target, 'user');
+        result = report ? store.get(report.dataset.root) : undefined;
+        if (!result) return undefined;
+      }
+      const query =
+        typeof text === 'string'
+          ? text
+          : await vscode.window.showInputBox({
+              title: `CLIP Lens: Search Images in ${datasetName(result.root)}`,
+              prompt: 'Describe what to find, e.g. "a photo of a dog on a beach"; images are ranked by CLIP similarity',
+              validateInput: (v) => (v.trim() ? undefined : 'Type a text to search for'),
+            });
+      if (!query?.trim()) return undefined;
+      const found = await engine.search(result, query, Math.min(500, result.report.samples.length)).catch((e: unknown) => {
+        log.error(`search failed: ${(e as Error).message}`);
+        void vscode.window.showErrorMessage(`CLIP Lens: search failed: ${(e as Error).message}`);
+        return undefined;
+      });
+      if (!found) return undefined;
+      store.setCurrent(result.root);
+      await panel
+        .show(result, { kind: 'search', query, hits: found.hits.map((h) => ({ path: h.path, score: h.score })) })
+        .catch((e: unknown) => log.error(`could not open the report panel: ${(e as Error).message}`));
+      return found.hits.length;
+    },
   };
 
   /** Runs a fix, confirming it with an Undo button (or explaining a refusal). */

@@ -286,22 +286,43 @@ export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnos
   }
 
   const byPath = new Map(report.samples.map((s) => [s.path, s]));
+  const locate = (p: string) => {
+    const sample = byPath.get(p);
+    return sample ? sampleLocation(sample) : { file: sampleFile(report, p), range: FILE_START };
+  };
+  // The group of each path (a near group holds its exact copies too, so it wins), for related information.
+  const groupOf = new Map<string, { kind: 'exact' | 'near'; paths: string[] }>();
+  for (const g of report.duplicates ?? []) for (const p of g.paths) if (!groupOf.has(p) || g.kind === 'near') groupOf.set(p, g);
+  const severityOf = (w: { severity: string }): Severity => (w.severity === 'error' ? 'error' : w.severity === 'warning' ? 'warning' : 'information');
   for (const w of report.warnings) {
-    if ((w.kind !== 'duplicate' && w.kind !== 'possible-leakage') || !w.paths) continue;
+    if (w.kind === 'leakage') {
+      // On the later copy only, with the earlier copy as related information.
+      const leak = report.leakage?.find((l) => l.split === w.split);
+      if (!leak) continue;
+      leak.paths.forEach((p, i) => {
+        const copy = leak.copies[i];
+        const hash = byPath.get(p)?.contentHash;
+        const near = hash === undefined || hash !== byPath.get(copy)?.contentHash;
+        out.push({
+          ...locate(p),
+          message: `${p} has ${near ? 'a near-copy' : 'an exact copy'} in '${byPath.get(copy)?.split ?? leak.earlier[0]}' (${copy}): '${leak.split}' accuracy is inflated while both are kept.`,
+          severity: severityOf(w),
+          code: w.kind,
+          related: [{ ...locate(copy), message: `the earlier copy: ${copy}` }],
+        });
+      });
+      continue;
+    }
+    if ((w.kind !== 'duplicate' && w.kind !== 'possible-leakage' && w.kind !== 'conflicting-labels') || !w.paths) continue;
     for (const p of w.paths) {
-      const sample = byPath.get(p);
-      const loc = sample ? sampleLocation(sample) : { file: sampleFile(report, p), range: FILE_START };
-      const others = w.paths.filter((q) => q !== p);
+      const group = groupOf.get(p);
+      const others = (group ? group.paths : w.paths).filter((q) => q !== p);
       out.push({
-        ...loc,
+        ...locate(p),
         message: w.message,
-        severity: w.severity === 'error' ? 'error' : w.severity === 'warning' ? 'warning' : 'information',
+        severity: severityOf(w),
         code: w.kind,
-        related: others.slice(0, 10).map((q) => {
-          const s = byPath.get(q);
-          const l = s ? sampleLocation(s) : { file: sampleFile(report, q), range: FILE_START };
-          return { ...l, message: `the same image: ${q}` };
-        }),
+        related: others.slice(0, 10).map((q) => ({ ...locate(q), message: `${group?.kind === 'near' ? 'a near-copy' : 'the same image'}: ${q}` })),
       });
     }
   }

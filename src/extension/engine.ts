@@ -25,6 +25,7 @@ import { defaultEmbeddingCacheDir } from '../core/embeddingCache';
 import { comparePrecisions, executeRun, graphFolders, loadModel, locateModel, planRun, type LocatedModel, type RunOutcome, type RunPlan } from '../core/run';
 import type { PrecisionChoice } from '../core/precision';
 import type { EvalReport } from '../core/report';
+import type { SearchResult } from '../core/search';
 import { effectiveThreads, type Settings } from './config';
 import { KeyedRunner, ModelPool, type Lease } from './enginePool';
 import { datasetName, downloadMessage, formatBytes, formatDuration, pct, progressMessage } from './format';
@@ -467,6 +468,49 @@ export class Engine implements vscode.Disposable {
     void vscode.window.showErrorMessage(`CLIP Lens: evaluating ${path.basename(target)} failed: ${err.message}`, 'Show Log').then((a) => {
       if (a) log.show(true);
     });
+  }
+
+  /**
+   * Ranks an evaluated dataset's images by CLIP similarity to `text` with the model of its evaluation; the image
+   * embeddings come from the cache that evaluation filled. Undefined when cancelled or declined (download).
+   */
+  async search(result: DatasetResult, text: string, top: number): Promise<SearchResult | undefined> {
+    const settings = this.deps.settings();
+    const cacheSetting = vscode.workspace.isTrusted ? resolveCacheSetting(settings.cacheDirectory) : resolveCacheSetting(this.userCacheDirectory());
+    const controller = new AbortController();
+    const model = await locateModel(result.modelChoice, {
+      quantized: settings.quantized,
+      cacheDir: cacheSetting ?? defaultCacheDir(),
+      obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? controller.signal),
+      signal: controller.signal,
+    });
+    if (!model) return undefined;
+    const threads = effectiveThreads(settings.threads, os.availableParallelism());
+    const key: PoolKey = { dir: model.dir, quantized: model.quantized, threads, providers: ['cpu'] };
+    const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `CLIP Lens: searching ${datasetName(result.root)}`, cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(() => controller.abort());
+          const { searchDataset } = await import('../core/search.js');
+          const r = await searchDataset(result.target, text, {
+            model: lease.model,
+            cacheDir: cacheSetting ?? defaultEmbeddingCacheDir(),
+            top,
+            signal: controller.signal,
+            onProgress: (done, total) => progress.report({ message: `${done} of ${total} images` }),
+          });
+          this.deps.log.info(`${datasetName(result.root)}: searched for ${JSON.stringify(text)}: ${r.hits.length} results, ${r.imagesComputed} images inferred, ${r.imagesFromCache} from the cache`);
+          return r;
+        },
+      );
+    } catch (e) {
+      if (e instanceof CancelledError) return undefined;
+      throw e;
+    } finally {
+      lease.release();
+    }
   }
 
   /** Models loaded now (for the log and tests). */

@@ -81,7 +81,7 @@ function oneLine(s: string): void {
 
 test('--help works on every subcommand (and every subcommand of a group); the top-level help lists them all', async () => {
   const names = COMMANDS.map((c) => c.name);
-  assert.deepEqual([...names].sort(), ['baseline', 'check', 'compare', 'embed', 'eval', 'hook', 'label-issues', 'metrics', 'model', 'tokenize']);
+  assert.deepEqual([...names].sort(), ['baseline', 'check', 'compare', 'embed', 'eval', 'hook', 'label-issues', 'metrics', 'model', 'search', 'tokenize']);
   const top = await run(['--help']);
   assert.equal(top.code, 0);
   for (const spec of COMMANDS) {

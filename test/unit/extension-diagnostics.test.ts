@@ -175,6 +175,29 @@ test('dataset problems: malformed and missing lines on their lines, unreadable i
   assert.equal(textAt(CSV, dups[0].related![0].range), 'c.png');
 });
 
+test('leakage: one diagnostic on the later copy, the earlier copy as related information; near groups relate their members', async () => {
+  const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
+  const dataset = await readDataset(path.join(root, 'labels.csv'));
+  const report = reportFor(dataset, {}, []);
+  report.samples.find((s) => s.path === 'a.png')!.contentHash = 'h1';
+  report.samples.find((s) => s.path === 'c.png')!.contentHash = 'h2';
+  report.duplicates = [{ kind: 'near', paths: ['a.png', 'c.png'], splits: ['train', 'test'], labels: ['cat', 'cat'], similarity: 0.97 }];
+  report.leakage = [{ split: 'test', earlier: ['train'], paths: ['c.png'], copies: ['a.png'], metricsWithoutLeaked: null }];
+  report.warnings.push({ kind: 'leakage', severity: 'error', split: 'test', paths: ['c.png'], message: '1 test image has a near-copy in train', numbers: { count: 1 } });
+  report.warnings.push({ kind: 'conflicting-labels', severity: 'warning', paths: ['a.png', 'c.png'], message: 'different labels', numbers: {} });
+  const diags = datasetDiagnostics({ report, labelFile: { text: CSV, kind: 'csv', columns: {} } });
+  const leak = diags.filter((d) => d.code === 'leakage');
+  assert.equal(leak.length, 1, 'only the later copy');
+  assert.equal(leak[0].severity, 'error');
+  assert.equal(textAt(CSV, leak[0].range), 'c.png');
+  assert.match(leak[0].message, /^c\.png has a near-copy in 'train' \(a\.png\): 'test' accuracy is inflated/);
+  assert.equal(leak[0].related!.length, 1);
+  assert.equal(textAt(CSV, leak[0].related![0].range), 'a.png');
+  assert.equal(leak[0].related![0].message, 'the earlier copy: a.png');
+  const conflict = diags.filter((d) => d.code === 'conflicting-labels');
+  assert.deepEqual(conflict.map((d) => d.related!.map((r) => r.message)), [['a near-copy: c.png'], ['a near-copy: a.png']]);
+});
+
 test('config diagnostics: syntax errors are errors, invalid values warnings, each at its token', () => {
   const file = '/d/.clip-lens.json';
   const bad = configDiagnostics(file, '{\n  "topK": 3,\n  "gate": {\n    "minTop1Accuracy": "high"\n  }\n}\n');

@@ -133,10 +133,25 @@ test('class folders: evaluate, diagnostics on each flagged image, status bar, sa
   assert.equal(again?.timing.imagesComputed, 0);
 });
 
+test('Search Images: ranks the evaluated images with the cached embeddings (none inferred again); a dataset not evaluated yet is evaluated first', async () => {
+  const dataset = path.join(work, 'folders');
+  await api.evaluate(dataset);
+  const before = state.logs.length;
+  const n = await run<number | undefined>(COMMANDS.searchImages, fakeVscode.Uri.file(dataset), 'a red circle');
+  assert.equal(n, 13, 'every image ranked');
+  const line = state.logs.slice(before).find((l) => /searched for "a red circle"/.test(l));
+  assert.ok(line, state.logs.slice(before).join('\n'));
+  assert.match(line, /13 results, 0 images inferred, 13 from the cache/);
+  // An empty query does nothing.
+  assert.equal(await run(COMMANDS.searchImages, fakeVscode.Uri.file(dataset), '  '), undefined);
+  // The search's model lease is given back (and, with releaseModelAfterMinutes 0, the model released).
+  await until('idle release', () => api.loadedModels().length === 0);
+});
+
 test('a second request for a dataset being evaluated is refused with a message, never run twice', async () => {
   const dataset = path.join(work, 'folders');
   const [a, b] = await Promise.all([api.evaluate(dataset), api.evaluate(dataset)]);
-  assert.ok(a);
+  assert.ok(a, JSON.stringify(state.messages.slice(-3)) + state.logs.slice(-5).join('\n'));
   assert.equal(b, undefined);
   assert.ok(state.messages.some((m) => m.text === "CLIP Lens is already evaluating 'folders'."));
 });

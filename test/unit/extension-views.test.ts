@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EvalReport, LabelIssue, Metrics, ReportSample, Warning } from '../../src/core/report';
 import type { GateResult } from '../../src/core/gate';
-import { classDescription, classImages, classRows, imageDescription, issueGroups, viewOrder, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
+import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, issueGroups, viewOrder, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
 import { datasetName, downloadMessage, escapeMarkdown, formatBytes, formatDuration, pct, progressMessage, statusBarText, statusSummary, statusTooltipLines, worstClass } from '../../src/extension/format';
 import { classifyChange } from '../../src/extension/datasetFiles';
 import { folderMoveTarget } from '../../src/extension/fixPlan';
@@ -106,6 +106,26 @@ test('issue groups: by given -> suggested, ordered by their most suspicious issu
   assert.deepEqual(groups.map((g) => `${g.given}>${g.suggested}:${g.issues.map((i) => i.rank).join(',')}`), ['cat>dog:1,3', 'bird>cat:2']);
   const after = issueGroups(report(), new Set(['cat/3.png', 'cat/2.png']));
   assert.deepEqual(after.map((g) => `${g.given}>${g.suggested}`), ['bird>cat']);
+});
+
+test('duplicate groups: leaks first, then conflicting labels, then the rest; images by sample index', () => {
+  const r = report();
+  const paths = r.samples.map((s) => s.path);
+  r.duplicates = [
+    { kind: 'exact', paths: [paths[0], paths[1]], splits: [], labels: [r.samples[0].label, r.samples[0].label], similarity: 1 },
+    { kind: 'near', paths: [paths[2], paths[3]], splits: ['train', 'test'], labels: [r.samples[2].label, r.samples[2].label], similarity: 0.91234 },
+    { kind: 'exact', paths: [paths[1], paths[2]], splits: [], labels: ['x', 'y'], similarity: 1 },
+  ];
+  const rows = duplicateGroupRows(r);
+  assert.deepEqual(rows.map((x) => [x.group, x.leak, x.conflicting, x.indices]), [
+    [1, true, false, [2, 3]],
+    [2, false, true, [1, 2]],
+    [0, false, false, [0, 1]],
+  ]);
+  assert.equal(rows[0].description, 'near-copies 0.912 · across train, test');
+  assert.equal(rows[1].description, 'exact copies · different labels');
+  assert.equal(rows[2].label, `${paths[0].split('/').pop()} + 1`);
+  assert.deepEqual(duplicateGroupRows({ ...r, duplicates: undefined }), []);
 });
 
 test('warnings: labels, numbers as percentages where they are fractions, an explanation for every kind', () => {

@@ -62,6 +62,7 @@ const FULL = {
     goodAccuracy: 0.9,
     recallAtK: { k: 5, min: 0.8 },
   },
+  duplicates: { maxHashDistance: 6, minCosine: 0.8, outlierNeighbours: 15, classOutlierFraction: 0.2 },
   labels: { file: 'labels.csv', imageColumn: 'path', labelColumn: 'class', splitColumn: 'fold' },
   ignore: ['cat/0001.jpg', 'dog/sub/x.png'],
 };
@@ -309,4 +310,15 @@ test('the schema knows exactly the keys the validator accepts', () => {
   };
   walkValue(FULL, '');
   assert.deepEqual([...fullKeys].sort(), [...schemaKeys].sort());
+});
+
+test('duplicates thresholds out of range are problems on their key, the valid ones kept', () => {
+  const text = '{\n  "duplicates": {\n    "maxHashDistance": 40,\n    "minCosine": 1.5,\n    "outlierNeighbours": 2.5,\n    "classOutlierFraction": 0.3\n  }\n}\n';
+  const { config, problems } = parseProjectConfig(text, '.clip-lens.json');
+  assert.deepEqual(problems.map((p) => [p.key, p.line]), [
+    ['duplicates.maxHashDistance', 3],
+    ['duplicates.minCosine', 4],
+    ['duplicates.outlierNeighbours', 5],
+  ]);
+  assert.deepEqual(config.duplicates, { classOutlierFraction: 0.3 });
 });

@@ -11,7 +11,7 @@ import type { Engine } from '../engine';
 import { datasetName, escapeMarkdown, pct, statusTooltipLines } from '../format';
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
-import { classDescription, classImages, classRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
+import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
 import type { EvalReport } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
 
@@ -22,7 +22,13 @@ export type DatasetNode =
   | { kind: 'dataset'; root: string }
   | { kind: 'class'; root: string; cls: string }
   | { kind: 'image'; root: string; index: number }
-  | { kind: 'more'; root: string; cls: string; count: number };
+  | { kind: 'more'; root: string; cls: string; count: number }
+  /** Duplicate groups and outliers of the dataset (docs/duplicates.md). */
+  | { kind: 'duplicates'; root: string }
+  | { kind: 'dupGroup'; root: string; group: number }
+  | { kind: 'dupImage'; root: string; group: number; index: number }
+  | { kind: 'outliers'; root: string }
+  | { kind: 'outlierImage'; root: string; index: number };
 
 const green = new vscode.ThemeColor('testing.iconPassed');
 const red = new vscode.ThemeColor('testing.iconFailed');
@@ -93,7 +99,21 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
     }
     const result = this.store.get(element.root);
     if (!result) return [];
-    if (element.kind === 'dataset') return result.report.dataset.classes.map((cls) => this.node({ kind: 'class', root: element.root, cls }));
+    if (element.kind === 'dataset') {
+      const children: DatasetNode[] = result.report.dataset.classes.map((cls) => this.node({ kind: 'class', root: element.root, cls }));
+      if ((result.report.duplicates ?? []).length > 0) children.push(this.node({ kind: 'duplicates', root: element.root }));
+      if ((result.report.outliers ?? []).length > 0) children.push(this.node({ kind: 'outliers', root: element.root }));
+      return children;
+    }
+    if (element.kind === 'duplicates') return duplicateGroupRows(result.report).map((r) => this.node({ kind: 'dupGroup', root: element.root, group: r.group }));
+    if (element.kind === 'dupGroup') {
+      const row = duplicateGroupRows(result.report).find((r) => r.group === element.group);
+      return (row?.indices ?? []).map((index) => this.node({ kind: 'dupImage', root: element.root, group: element.group, index }));
+    }
+    if (element.kind === 'outliers') {
+      const indexOf = new Map(result.report.samples.map((s, i) => [s.path, i]));
+      return (result.report.outliers ?? []).slice(0, MAX_IMAGES_PER_CLASS).flatMap((o) => (indexOf.has(o.path) ? [this.node({ kind: 'outlierImage', root: element.root, index: indexOf.get(o.path)! })] : []));
+    }
     if (element.kind === 'class') {
       const rows = this.imageRowsOf(result.report, element.cls);
       const shown = rows.slice(0, MAX_IMAGES_PER_CLASS).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
@@ -105,6 +125,10 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
 
   getParent(element: DatasetNode): DatasetNode | undefined {
     if (element.kind === 'dataset') return undefined;
+    if (element.kind === 'duplicates' || element.kind === 'outliers') return this.node({ kind: 'dataset', root: element.root });
+    if (element.kind === 'dupGroup') return this.node({ kind: 'duplicates', root: element.root });
+    if (element.kind === 'dupImage') return this.node({ kind: 'dupGroup', root: element.root, group: element.group });
+    if (element.kind === 'outlierImage') return this.node({ kind: 'outliers', root: element.root });
     if (element.kind === 'class' || element.kind === 'more') return element.kind === 'class' ? this.node({ kind: 'dataset', root: element.root }) : this.node({ kind: 'class', root: element.root, cls: element.cls });
     const s = this.store.get(element.root)?.report.samples[element.index];
     return s ? this.node({ kind: 'class', root: element.root, cls: s.label }) : undefined;
@@ -154,6 +178,46 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         item.command = { command: 'vscode.open', title: 'Open Image', arguments: [vscode.Uri.file(file)] };
         return item;
       }
+      case 'duplicates': {
+        const groups = result.report.duplicates ?? [];
+        const leaks = groups.filter((g) => new Set(g.splits).size > 1).length;
+        const item = new vscode.TreeItem('Duplicates', vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `duplicates:${element.root}`;
+        item.description = `${groups.length} group${groups.length === 1 ? '' : 's'}${leaks ? ` · ${leaks} across splits` : ''}`;
+        item.iconPath = new vscode.ThemeIcon(leaks ? 'error' : 'copy', leaks ? red : undefined);
+        item.tooltip = 'Exact and near-copies of images (resized, recompressed, slightly cropped, brightened); groups that cross splits leak test images into training.';
+        return item;
+      }
+      case 'dupGroup': {
+        const row = duplicateGroupRows(result.report).find((r) => r.group === element.group);
+        const item = new vscode.TreeItem(row?.label ?? 'group', vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `dupGroup:${element.root}\0${element.group}`;
+        item.description = row?.description;
+        item.iconPath = row?.leak ? new vscode.ThemeIcon('error', red) : row?.conflicting ? new vscode.ThemeIcon('warning', yellow) : new vscode.ThemeIcon('copy');
+        return item;
+      }
+      case 'outliers': {
+        const n = result.report.outliers?.length ?? 0;
+        const item = new vscode.TreeItem('Outliers', vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `outliers:${element.root}`;
+        item.description = `${n} image${n === 1 ? '' : 's'}`;
+        item.iconPath = new vscode.ThemeIcon('question');
+        item.tooltip = 'Images unlike the rest of their class and of the dataset (blank, corrupted or wrong-domain?), most unusual first.';
+        return item;
+      }
+      case 'dupImage':
+      case 'outlierImage': {
+        const sample = result.report.samples[element.index];
+        const file = sampleFile(result.report, sample.path);
+        const item = new vscode.TreeItem(sample.path, vscode.TreeItemCollapsibleState.None);
+        item.id = `${element.kind}:${element.root}\0${element.kind === 'dupImage' ? `${element.group}\0` : ''}${sample.path}`;
+        item.resourceUri = vscode.Uri.file(file);
+        item.contextValue = TREE_CONTEXT.image;
+        const outlier = element.kind === 'outlierImage' ? result.report.outliers?.find((o) => o.path === sample.path) : undefined;
+        item.description = `${sample.split ? `${sample.split} · ` : ''}${sample.label}${outlier ? ` · score ${outlier.score.toFixed(3)}` : ''}`;
+        item.command = { command: 'vscode.open', title: 'Open Image', arguments: [vscode.Uri.file(file)] };
+        return item;
+      }
       case 'more': {
         const item = new vscode.TreeItem(`… ${element.count} more image${element.count === 1 ? '' : 's'}`, vscode.TreeItemCollapsibleState.None);
         item.description = 'open the report';
@@ -191,7 +255,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   }
 
   async resolveTreeItem(item: vscode.TreeItem, element: DatasetNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
-    if (element.kind !== 'image' || item.tooltip) return item;
+    if ((element.kind !== 'image' && element.kind !== 'dupImage' && element.kind !== 'outlierImage') || item.tooltip) return item;
     const result = this.store.get(element.root);
     const sample = result?.report.samples[element.index];
     if (!result || !sample) return item;

@@ -155,9 +155,15 @@ export const WARNING_EXPLANATIONS: Readonly<Record<WarningKind, string>> = {
   'low-recall-at-k':
     'For many images the right class is not even among the model\'s best K guesses: the classes are hard to tell apart by their names, or many labels are wrong.',
   duplicate:
-    'The same image file content appears more than once. With different labels at most one can be right; with the same label it counts several times in the metrics.',
+    'Copies or near-copies (resized, recompressed, slightly cropped or brightened) of one image under one label and in one split: each counts several times in the metrics. Keep one.',
   'possible-leakage':
     'The same image is in two splits (e.g. train and test). Metrics on the test split are then optimistic; remove the copy from one split.',
+  leakage:
+    'Images of a later split (val, test) have a copy or near-copy in an earlier one (train): the model, or whoever tuned it, has seen them, so the later split\'s accuracy is inflated. The message puts the metrics without them next to those with them; remove the later copies.',
+  'conflicting-labels':
+    'Copies or near-copies of one image carry different labels: at most one label can be right. Fix the wrong one or remove the copy.',
+  'class-outliers':
+    'Many images of this class look unlike the rest of the class and of the dataset (far from their nearest neighbours in CLIP\'s embedding space): blank, corrupted or wrong-domain images. Look at them in the Outliers list.',
   'dataset-errors':
     'Some images could not be evaluated or some label lines could not be read; they are left out of the metrics. See the Problems panel for each one.',
   'class-collision':
@@ -195,8 +201,44 @@ export function warningLabel(w: Warning): string {
     duplicate: 'Duplicate images',
     'possible-leakage': 'Possible leakage between splits',
     'dataset-errors': 'Unreadable images or lines',
+    leakage: 'Leakage between splits',
+    'conflicting-labels': 'Copies with different labels',
+    'class-outliers': 'Many outliers',
     'class-collision': 'Classes with the same prompt',
     overfitting: 'Train-test gap',
   };
   return where ? `${title[w.kind]}: ${where}` : title[w.kind];
+}
+
+export interface DuplicateGroupRow {
+  /** Index into report.duplicates. */
+  group: number;
+  label: string;
+  description: string;
+  /** Sample indices of the group's images, in the group's order. */
+  indices: number[];
+  /** The group crosses splits (leakage). */
+  leak: boolean;
+  /** The group's images carry different labels. */
+  conflicting: boolean;
+}
+
+/** The report's duplicate groups for the Datasets view: leaks first, then conflicting labels, then the rest. */
+export function duplicateGroupRows(report: EvalReport): DuplicateGroupRow[] {
+  const indexOf = new Map(report.samples.map((s, i) => [s.path, i]));
+  const rows = (report.duplicates ?? []).map((g, group): DuplicateGroupRow => {
+    const leak = new Set(g.splits).size > 1;
+    const conflicting = new Set(g.labels).size > 1;
+    const first = g.paths[0].split('/').pop() ?? g.paths[0];
+    return {
+      group,
+      label: `${first} + ${g.paths.length - 1}`,
+      description: [g.kind === 'exact' ? 'exact copies' : `near-copies ${g.similarity.toFixed(3)}`, leak ? `across ${[...new Set(g.splits)].join(', ')}` : '', conflicting ? 'different labels' : ''].filter(Boolean).join(' · '),
+      indices: g.paths.map((p) => indexOf.get(p)).filter((i): i is number => i !== undefined),
+      leak,
+      conflicting,
+    };
+  });
+  const rank = (r: DuplicateGroupRow) => (r.leak ? 0 : r.conflicting ? 1 : 2);
+  return rows.sort((a, b) => rank(a) - rank(b) || a.group - b.group);
 }

@@ -1,0 +1,634 @@
+/**
+ * Duplicate groups, split leakage and outliers over a dataset's images (docs/duplicates.md).
+ *
+ * - **exact** groups: readable images with the same content hash (SHA-256 of the file, as the evaluation computes it).
+ * - **near** groups: connected components of "near pairs" among images of distinct content. A pair is near when
+ *   BOTH its perceptual hashes are within `maxHashDistance` bits (perceptualHash.ts: a 64-bit DCT hash of the
+ *   pixels, also of two centre crops, so a small crop still matches) AND its CLIP embeddings have cosine >=
+ *   `minCosine`. Neither signal is enough alone: a weak or domain-mismatched model puts most same-class images
+ *   above 0.95 cosine (the fixture model does on the bundled example: 3,030 of 4,775 distinct same-class pairs), and a
+ *   perceptual hash now and then matches two different pictures of the same layout (7 distinct pairs of 62,480 at 8
+ *   bits there, 1 of them also above 0.75 cosine). Candidates come from a multi-index over the hashes (pigeonhole: a
+ *   pair within d bits agrees exactly on at least one of d + 1 blocks), so every pair within the threshold is
+ *   examined, whatever the model thinks.
+ *   Without pixel hashes (embeddings only, {@link nearDuplicatePairsFromEmbeddings}) candidates come from the kNN
+ *   index (neighbours.ts) and the cosine alone decides.
+ * - A group's `similarity` is 1 for exact groups and, for near groups, the lowest cosine among the pairs that link it.
+ *
+ * Unreadable images (no embedding) take part in nothing. Leakage needs splits: a sample is "leaked" when its group
+ * holds a sample of an earlier split (train < val < test; other split names after those, by name).
+ *
+ * Outliers (cleanlab Datalab's `outlier` idea): a sample's mean cosine distance to its `outlierNeighbours` nearest
+ * other images (d) scores median(d) / d, at most 1 (lower = more unusual). It is an outlier when d is far out for the
+ * dataset (above Q3 + 3 IQR of all d) AND it is unlike its class (cosine distance to the mean of the rest of its class
+ * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
+ */
+import * as path from 'node:path';
+import { ClipLensError } from './errors';
+import { EmbeddingCache } from './embeddingCache';
+import { HASH_CACHE_NAMESPACE, HASH_WORDS, hashDistance, pixelHashesOf } from './perceptualHash';
+import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex } from './neighbours';
+import type { DuplicateGroup, LeakedSplit, Metrics, Outlier, Warning } from './report';
+
+export type { DuplicateGroup, LeakedSplit, Outlier } from './report';
+
+export interface DuplicateThresholds {
+  /** Largest Hamming distance (of 64 bits) between perceptual hashes of a near pair. */
+  maxHashDistance: number;
+  /** Smallest cosine between CLIP embeddings of a near pair. */
+  minCosine: number;
+  /** Neighbours whose distances make the outlier score. */
+  outlierNeighbours: number;
+  /** Warn when at least this fraction of a class (and at least 3 images) are outliers. */
+  classOutlierFraction: number;
+}
+
+export const DEFAULT_DUPLICATE_THRESHOLDS: DuplicateThresholds = {
+  maxHashDistance: 8,
+  minCosine: 0.75,
+  outlierNeighbours: 10,
+  classOutlierFraction: 0.1,
+};
+
+/**
+ * Outliers use the exact kNN search up to this many distinct images, the approximate one above (measured on this
+ * 2-core machine: 3,000 x 512 exact 6.3 s CPU, HNSW 2.4 s CPU; docs/benchmarks.md).
+ */
+export const OUTLIER_EXACT_MAX_ROWS = 2000;
+
+/** Largest accepted maxHashDistance: beyond a quarter of the bits, unrelated pictures match. */
+export const MAX_HASH_DISTANCE_LIMIT = 16;
+
+export interface DuplicateSample {
+  path: string;
+  label: string;
+  split?: string;
+  contentHash?: string;
+  /** Unreadable images take part in nothing. */
+  error?: unknown;
+}
+
+export interface DuplicateInput {
+  samples: DuplicateSample[];
+  /** Row i: sample i's embedding (any norm; normalised here); rows of samples without one are ignored. */
+  embeddings: Float32Array;
+  dim: number;
+  /** Sample i has an embedding row. */
+  hasEmbedding: Uint8Array;
+  /** HASH_WORDS words per sample (perceptualHashes); null: embeddings only. */
+  pixelHashes: Uint32Array | null;
+  /** Sample i has pixel hashes (ignored when pixelHashes is null). */
+  hasPixelHash?: Uint8Array;
+  /** Metrics over a set of sample indices (for the leakage figures); null when they cannot be computed. */
+  metricsFor?: (sampleIndices: number[]) => Metrics | null;
+  /** Metrics per split as reported (the "with" figures of the leakage warning). */
+  metricsBySplit?: Record<string, Metrics>;
+}
+
+export interface DuplicateAnalysis {
+  groups: DuplicateGroup[];
+  leakage: LeakedSplit[];
+  outliers: Outlier[];
+  warnings: Warning[];
+}
+
+export function checkDuplicateThresholds(t: DuplicateThresholds): void {
+  const bad = (key: string, v: unknown, what: string) => {
+    throw new ClipLensError('duplicates-bad-threshold', `duplicates.${key} must be ${what}, got ${v}`);
+  };
+  if (!Number.isInteger(t.maxHashDistance) || t.maxHashDistance < 0 || t.maxHashDistance > MAX_HASH_DISTANCE_LIMIT) bad('maxHashDistance', t.maxHashDistance, `an integer from 0 to ${MAX_HASH_DISTANCE_LIMIT}`);
+  if (!(typeof t.minCosine === 'number' && t.minCosine >= -1 && t.minCosine <= 1)) bad('minCosine', t.minCosine, 'a number from -1 to 1');
+  if (!Number.isInteger(t.outlierNeighbours) || t.outlierNeighbours < 1 || t.outlierNeighbours > 100) bad('outlierNeighbours', t.outlierNeighbours, 'an integer from 1 to 100');
+  if (!(typeof t.classOutlierFraction === 'number' && t.classOutlierFraction > 0 && t.classOutlierFraction <= 1)) bad('classOutlierFraction', t.classOutlierFraction, 'a number above 0 and at most 1');
+}
+
+/** Rank of a split name for "earlier"/"later": train, then validation, then test, then other names. */
+export function splitRank(split: string): number {
+  const s = split.toLowerCase();
+  if (/^(train|training|trn)$/.test(s)) return 0;
+  if (/^(val|valid|validation|dev|development)$/.test(s)) return 1;
+  if (/^(test|testing|tst|holdout|eval|evaluation)$/.test(s)) return 2;
+  return 3;
+}
+
+function compareSplits(a: string, b: string): number {
+  return splitRank(a) - splitRank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+class UnionFind {
+  readonly parent: Int32Array;
+  constructor(n: number) {
+    this.parent = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.parent[i] = i;
+  }
+  find(x: number): number {
+    const p = this.parent;
+    while (p[x] !== x) {
+      p[x] = p[p[x]];
+      x = p[x];
+    }
+    return x;
+  }
+  union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra !== rb) this.parent[Math.max(ra, rb)] = Math.min(ra, rb);
+  }
+}
+
+/** Copies the rows into a packed, L2-normalised matrix. */
+function normalisedRows(src: Float32Array, dim: number, rows: number[]): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, j) => {
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += src[r * dim + d] * src[r * dim + d];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let d = 0; d < dim; d++) out[j * dim + d] = src[r * dim + d] * inv;
+  });
+  return out;
+}
+
+function dot(v: Float32Array, dim: number, a: number, b: number): number {
+  let s = 0;
+  const A = a * dim;
+  const B = b * dim;
+  for (let d = 0; d < dim; d++) s += v[A + d] * v[B + d];
+  return s;
+}
+
+/** Pairs (a < b) of rows whose hashes are within maxDistance bits (hashDistance), found by a multi-index over blocks. */
+export function hashCandidatePairs(hashes: Uint32Array, n: number, maxDistance: number, onPair: (a: number, b: number, distance: number) => void): void {
+  // Every scale's hash goes into the index; queries use each image's full-image hash. hashDistance(a, b) compares a's
+  // full hash with b's scales and b's full hash with a's, so a pair within the threshold is found from either side.
+  const blocks = maxDistance + 1;
+  const bounds = Array.from({ length: blocks + 1 }, (_, i) => Math.round((i * 64) / blocks));
+  const bitsOf = (hi: number, lo: number, from: number, to: number): number => {
+    // Bits [from, to) of the 64-bit value hi:lo (bit 0 = most significant), at most 32 bits wide.
+    let v = 0;
+    for (let b = from; b < to; b++) v = v * 2 + (b < 32 ? (hi >>> (31 - b)) & 1 : (lo >>> (63 - b)) & 1);
+    return v;
+  };
+  const scales = HASH_WORDS / 2;
+  const seen = new Set<number>();
+  for (let blk = 0; blk < blocks; blk++) {
+    const buckets = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) {
+      for (let s = 0; s < scales; s++) {
+        const key = bitsOf(hashes[i * HASH_WORDS + 2 * s], hashes[i * HASH_WORDS + 2 * s + 1], bounds[blk], bounds[blk + 1]);
+        let list = buckets.get(key);
+        if (!list) buckets.set(key, (list = []));
+        if (list[list.length - 1] !== i) list.push(i);
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const list = buckets.get(bitsOf(hashes[i * HASH_WORDS], hashes[i * HASH_WORDS + 1], bounds[blk], bounds[blk + 1]));
+      if (!list) continue;
+      for (const j of list) {
+        if (j === i) continue;
+        const a = Math.min(i, j);
+        const b = Math.max(i, j);
+        const key = a * n + b;
+        if (seen.has(key)) continue;
+        const d = hashDistance(hashes, a, b);
+        if (d <= maxDistance) {
+          seen.add(key);
+          onPair(a, b, d);
+        }
+      }
+    }
+  }
+}
+
+/** Width of the random projection the approximate near-duplicate search indexes (see nearDuplicatePairsFromEmbeddings). */
+export const PROJECTED_DIM = 64;
+
+/**
+ * Rows projected onto `width` random Gaussian directions (a fixed seed: the same answer every run) and L2-normalised.
+ * Cosines are preserved to about 1/sqrt(width) (Johnson-Lindenstrauss), plenty to keep a near-copy (cosine >= 0.9)
+ * among a row's nearest neighbours, and the HNSW graph costs about 7x less to build and search at 64 than at 512
+ * dimensions (measured: 10,000 rows, add 2.1 vs 14.8 s CPU, search 1.0 vs 9.3 s).
+ */
+export function randomProjection(vectors: Float32Array, dim: number, width: number): Float32Array {
+  const n = vectors.length / dim;
+  let seed = 0x9e3779b9;
+  const uniform = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return ((seed >>> 0) + 0.5) / 4294967296;
+  };
+  const basis = new Float32Array(dim * width);
+  for (let i = 0; i < basis.length; i++) basis[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const out = new Float32Array(n * width);
+  const row = new Float64Array(width);
+  for (let i = 0; i < n; i++) {
+    row.fill(0);
+    for (let d = 0; d < dim; d++) {
+      const x = vectors[i * dim + d];
+      if (x === 0) continue;
+      const b = d * width;
+      for (let w = 0; w < width; w++) row[w] += x * basis[b + w];
+    }
+    let s = 0;
+    for (let w = 0; w < width; w++) s += row[w] * row[w];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let w = 0; w < width; w++) out[i * width + w] = row[w] * inv;
+  }
+  return out;
+}
+
+/**
+ * Near-duplicate pairs of L2-normalised embeddings (n x dim) from the kNN index: every pair among each row's
+ * `neighbours` nearest others whose exact cosine is >= minCosine. What the scale benchmark measures. On the
+ * approximate path (more than EXACT_AUTO_MAX_ROWS rows with 'auto', or `approximate: true`) the index holds a
+ * {@link randomProjection} of the rows to PROJECTED_DIM dimensions; candidates are re-scored on the full rows.
+ */
+export function nearDuplicatePairsFromEmbeddings(
+  vectors: Float32Array,
+  dim: number,
+  options: { minCosine: number; neighbours?: number; approximate?: boolean | 'auto' },
+): { a: Int32Array; b: Int32Array; similarity: Float32Array; approximate: boolean } {
+  const n = vectors.length / dim;
+  const k = Math.min(options.neighbours ?? 10, n - 1);
+  const a: number[] = [];
+  const b: number[] = [];
+  const sim: number[] = [];
+  if (k < 1) return { a: new Int32Array(), b: new Int32Array(), similarity: new Float32Array(), approximate: false };
+  const want = options.approximate ?? 'auto';
+  const approximate = (want === true || (want === 'auto' && n > EXACT_AUTO_MAX_ROWS)) && approximateAvailable();
+  const project = approximate && dim > 2 * PROJECTED_DIM;
+  const index = project ? NeighbourIndex.build(randomProjection(vectors, dim, PROJECTED_DIM), PROJECTED_DIM, { approximate: true }) : NeighbourIndex.build(vectors, dim, { approximate });
+  const nb = index.selfNeighbours(k);
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < k; r++) {
+      const j = nb.indices[i * k + r];
+      if (j < 0) break;
+      const lo = Math.min(i, j);
+      const hi = Math.max(i, j);
+      const key = lo * n + hi;
+      if (seen.has(key)) continue;
+      const s = project ? dot(vectors, dim, i, j) : nb.similarities[i * k + r];
+      if (!(s >= options.minCosine)) continue;
+      seen.add(key);
+      a.push(lo);
+      b.push(hi);
+      sim.push(s);
+    }
+  }
+  return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim), approximate: index.approximate };
+}
+
+/** Groups, leakage, outliers and their warnings. Throws ClipLensError on invalid thresholds. */
+export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): DuplicateAnalysis {
+  const t: DuplicateThresholds = { ...DEFAULT_DUPLICATE_THRESHOLDS, ...thresholds };
+  checkDuplicateThresholds(t);
+  const { samples, dim } = input;
+  const hasSplits = samples.some((s) => s.split !== undefined);
+
+  // Representatives: the first readable sample of each content (samples without a hash are their own content).
+  const usable = (i: number) => !samples[i].error && input.hasEmbedding[i] === 1;
+  const membersOf = new Map<string, number[]>();
+  const reps: number[] = [];
+  const repMembers: number[][] = [];
+  samples.forEach((s, i) => {
+    if (!usable(i)) return;
+    const key = s.contentHash ?? `\0${i}`;
+    let members = membersOf.get(key);
+    if (!members) {
+      membersOf.set(key, (members = []));
+      reps.push(i);
+      repMembers.push(members);
+    }
+    members.push(i);
+  });
+  const groups: { kind: 'exact' | 'near'; members: number[]; similarity: number }[] = [];
+  for (const members of repMembers) if (members.length > 1) groups.push({ kind: 'exact', members, similarity: 1 });
+
+  const m = reps.length;
+  const vectors = normalisedRows(input.embeddings, dim, reps);
+  const uf = new UnionFind(m);
+  const edgeSims: [number, number, number][] = [];
+  const link = (a: number, b: number, s: number) => {
+    uf.union(a, b);
+    edgeSims.push([a, b, s]);
+  };
+  if (input.pixelHashes) {
+    // Representatives with pixel hashes, packed; the others (no hash could be computed) are left out.
+    const withHash = reps.map((_, j) => j).filter((j) => input.hasPixelHash?.[reps[j]] !== 0);
+    const packed = new Uint32Array(withHash.length * HASH_WORDS);
+    withHash.forEach((j, p) => packed.set(input.pixelHashes!.subarray(reps[j] * HASH_WORDS, (reps[j] + 1) * HASH_WORDS), p * HASH_WORDS));
+    hashCandidatePairs(packed, withHash.length, t.maxHashDistance, (pa, pb) => {
+      const a = withHash[pa];
+      const b = withHash[pb];
+      const s = dot(vectors, dim, a, b);
+      if (s >= t.minCosine) link(a, b, s);
+    });
+  } else if (m > 1) {
+    const pairs = nearDuplicatePairsFromEmbeddings(vectors, dim, { minCosine: t.minCosine });
+    for (let p = 0; p < pairs.a.length; p++) link(pairs.a[p], pairs.b[p], pairs.similarity[p]);
+  }
+  const components = new Map<number, { reps: number[]; similarity: number }>();
+  for (const [a, , s] of edgeSims) {
+    const root = uf.find(a);
+    const c = components.get(root) ?? { reps: [], similarity: 1 };
+    c.similarity = Math.min(c.similarity, s);
+    components.set(root, c);
+  }
+  for (let j = 0; j < m; j++) components.get(uf.find(j))?.reps.push(j);
+  for (const c of components.values()) {
+    const members = c.reps.flatMap((j) => repMembers[j]).sort((x, y) => x - y);
+    groups.push({ kind: 'near', members, similarity: Math.min(1, Math.max(-1, c.similarity)) });
+  }
+  groups.sort((x, y) => x.members[0] - y.members[0] || (x.kind === y.kind ? 0 : x.kind === 'exact' ? -1 : 1));
+
+  const out: DuplicateGroup[] = groups.map((g) => ({
+    kind: g.kind,
+    paths: g.members.map((i) => samples[i].path),
+    splits: hasSplits ? g.members.map((i) => samples[i].split ?? '') : [],
+    labels: g.members.map((i) => samples[i].label),
+    similarity: round6(g.similarity),
+  }));
+
+  // Leakage: per later split, the samples whose group (exact or near; a near group contains its exact copies)
+  // has a member in an earlier split.
+  const leakage: LeakedSplit[] = [];
+  if (hasSplits) {
+    const leakedBySplit = new Map<string, { earlier: Set<string>; items: Map<number, number> }>();
+    for (const g of groups) {
+      const splits = [...new Set(g.members.map((i) => samples[i].split).filter((s): s is string => s !== undefined))].sort(compareSplits);
+      if (splits.length < 2) continue;
+      const first = splits[0];
+      const earliestCopy = g.members.find((i) => samples[i].split === first) as number;
+      for (const i of g.members) {
+        const s = samples[i].split;
+        if (s === undefined || compareSplits(s, first) <= 0) continue;
+        const entry = leakedBySplit.get(s) ?? { earlier: new Set<string>(), items: new Map<number, number>() };
+        for (const e of splits) if (compareSplits(e, s) < 0) entry.earlier.add(e);
+        if (!entry.items.has(i)) entry.items.set(i, earliestCopy);
+        leakedBySplit.set(s, entry);
+      }
+    }
+    for (const split of [...leakedBySplit.keys()].sort(compareSplits)) {
+      const { earlier, items } = leakedBySplit.get(split)!;
+      const leaked = [...items.keys()].sort((x, y) => x - y);
+      const leakedSet = new Set(leaked);
+      const rest = samples.map((_, i) => i).filter((i) => samples[i].split === split && !leakedSet.has(i));
+      leakage.push({
+        split,
+        earlier: [...earlier].sort(compareSplits),
+        paths: leaked.map((i) => samples[i].path),
+        copies: leaked.map((i) => samples[items.get(i)!].path),
+        metricsWithoutLeaked: rest.length > 0 && input.metricsFor ? input.metricsFor(rest) : null,
+      });
+    }
+  }
+
+  const outliers = m >= 3 ? findOutliers(input, reps, repMembers, vectors, t) : [];
+  return { groups: out, leakage, outliers, warnings: duplicateWarnings(out, groups, leakage, outliers, input, t) };
+}
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
+
+function quantile(sorted: Float64Array | number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+function findOutliers(input: DuplicateInput, reps: number[], repMembers: number[][], vectors: Float32Array, t: DuplicateThresholds): Outlier[] {
+  const { samples, dim } = input;
+  const m = reps.length;
+  const k = Math.min(t.outlierNeighbours, m - 1);
+  // The exact all-pairs search grows with m^2: above OUTLIER_EXACT_MAX_ROWS the approximate index (when installed).
+  const nb = NeighbourIndex.build(vectors, dim, { approximate: m > OUTLIER_EXACT_MAX_ROWS }).selfNeighbours(k);
+  const dist = new Float64Array(m);
+  for (let j = 0; j < m; j++) {
+    let s = 0;
+    let c = 0;
+    for (let r = 0; r < k; r++) {
+      const v = nb.similarities[j * k + r];
+      if (Number.isNaN(v)) continue;
+      s += 1 - v;
+      c++;
+    }
+    dist[j] = c > 0 ? s / c : 1;
+  }
+  const sorted = Float64Array.from(dist).sort();
+  const median = quantile(sorted, 0.5);
+  const q1 = quantile(sorted, 0.25);
+  const q3 = quantile(sorted, 0.75);
+  const farOut = q3 + 3 * (q3 - q1);
+
+  // Class means (sum of member vectors, copies counted once) for the leave-one-out class distance.
+  const byClass = new Map<string, number[]>();
+  reps.forEach((r, j) => {
+    const list = byClass.get(samples[r].label) ?? [];
+    list.push(j);
+    byClass.set(samples[r].label, list);
+  });
+  const classDist = new Float64Array(m);
+  const classLimit = new Float64Array(m).fill(-Infinity);
+  for (const members of byClass.values()) {
+    const sum = new Float64Array(dim);
+    for (const j of members) for (let d = 0; d < dim; d++) sum[d] += vectors[j * dim + d];
+    for (const j of members) {
+      let dotp = 0;
+      let norm = 0;
+      for (let d = 0; d < dim; d++) {
+        const rest = sum[d] - vectors[j * dim + d];
+        dotp += rest * vectors[j * dim + d];
+        norm += rest * rest;
+      }
+      classDist[j] = norm > 0 ? 1 - dotp / Math.sqrt(norm) : 1;
+    }
+    if (members.length >= 5) {
+      const cs = Float64Array.from(members.map((j) => classDist[j])).sort();
+      const limit = quantile(cs, 0.75) + 1.5 * (quantile(cs, 0.75) - quantile(cs, 0.25));
+      for (const j of members) classLimit[j] = limit;
+    }
+  }
+  const out: Outlier[] = [];
+  for (let j = 0; j < m; j++) {
+    if (!(dist[j] > farOut) || !(classDist[j] > classLimit[j])) continue;
+    for (const i of repMembers[j]) {
+      const s = samples[i];
+      out.push({
+        path: s.path,
+        label: s.label,
+        ...(s.split !== undefined ? { split: s.split } : {}),
+        score: round6(dist[j] > 0 ? Math.min(1, median / dist[j]) : 1),
+        distance: round6(dist[j]),
+        classDistance: round6(classDist[j]),
+      });
+    }
+  }
+  return out.sort((a, b) => a.score - b.score || (a.path < b.path ? -1 : 1));
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 1000) / 10}%`;
+}
+
+function pathList(paths: string[], max = 3): string {
+  const shown = paths.slice(0, max).join(', ');
+  return paths.length > max ? `${shown} and ${paths.length - max} more` : shown;
+}
+
+function duplicateWarnings(
+  groups: DuplicateGroup[],
+  raw: { kind: 'exact' | 'near'; members: number[] }[],
+  leakage: LeakedSplit[],
+  outliers: Outlier[],
+  input: DuplicateInput,
+  t: DuplicateThresholds,
+): Warning[] {
+  const out: Warning[] = [];
+  const { samples } = input;
+  for (const l of leakage) {
+    const n = l.paths.length;
+    const leakedSet = new Set(l.paths);
+    const exactOnly = raw.every((g) => g.kind === 'exact' || !g.members.some((i) => leakedSet.has(samples[i].path)));
+    const copy = exactOnly ? 'an exact copy' : 'a near-copy';
+    const withM = input.metricsBySplit?.[l.split];
+    const without = l.metricsWithoutLeaked;
+    const figures =
+      withM && without
+        ? ` (top-1 ${pct(withM.top1Accuracy)} with them, ${pct(without.top1Accuracy)} without; balanced ${pct(withM.balancedAccuracy)} with, ${pct(without.balancedAccuracy)} without)`
+        : '';
+    out.push({
+      kind: 'leakage',
+      severity: 'error',
+      split: l.split,
+      paths: l.paths,
+      message: `${n} ${l.split} image${n === 1 ? ' has' : 's have'} ${copy} in ${l.earlier.join(' and ')}: ${l.split} accuracy is inflated${figures}. ${pathList(l.paths)}.`,
+      numbers: {
+        count: n,
+        ...(withM ? { top1Accuracy: withM.top1Accuracy, balancedAccuracy: withM.balancedAccuracy, n: withM.n } : {}),
+        ...(without ? { top1AccuracyWithoutLeaked: without.top1Accuracy, balancedAccuracyWithoutLeaked: without.balancedAccuracy, nWithoutLeaked: without.n } : {}),
+      },
+    });
+  }
+  const plainBySplit = new Map<string, Set<string>>();
+  groups.forEach((g) => {
+    const labels = [...new Set(g.labels)];
+    const what = g.kind === 'exact' ? 'The same image appears' : `Near-copies of one image (cosine >= ${g.similarity.toFixed(3)}) appear`;
+    if (labels.length > 1) {
+      out.push({
+        kind: 'conflicting-labels',
+        severity: 'warning',
+        paths: g.paths,
+        message: `${what} ${g.paths.length} times with different labels (${labels.map((l) => `'${l}'`).join(', ')}): ${pathList(g.paths)}. At most one label can be right.`,
+        numbers: { count: g.paths.length, labels: labels.length, similarity: g.similarity },
+      });
+      return;
+    }
+    const splits = new Set(g.splits);
+    if (splits.size > 1) return; // leakage covers it
+    const key = g.splits[0] ?? '';
+    const set = plainBySplit.get(key) ?? new Set<string>();
+    for (const p of g.paths) set.add(p);
+    plainBySplit.set(key, set);
+  });
+  for (const [split, set] of plainBySplit) {
+    const paths = [...set];
+    const groupsHere = groups.filter((g) => new Set(g.labels).size === 1 && new Set(g.splits).size <= 1 && (g.splits[0] ?? '') === split);
+    const where = split ? ` in '${split}'` : '';
+    out.push({
+      kind: 'duplicate',
+      severity: 'info',
+      ...(split ? { split } : {}),
+      paths,
+      message: `${paths.length} images${where} are copies or near-copies of each other, in ${groupsHere.length} group${groupsHere.length === 1 ? '' : 's'} under one label each: each counts several times in the metrics. ${pathList(paths)}.`,
+      numbers: { count: paths.length, groups: groupsHere.length },
+    });
+  }
+  const outliersByClass = new Map<string, Outlier[]>();
+  for (const o of outliers) outliersByClass.set(o.label, [...(outliersByClass.get(o.label) ?? []), o]);
+  for (const [cls, list] of outliersByClass) {
+    const size = samples.filter((s, i) => s.label === cls && !s.error && input.hasEmbedding[i] === 1).length;
+    if (list.length < 3 || list.length / size < t.classOutlierFraction) continue;
+    out.push({
+      kind: 'class-outliers',
+      severity: 'warning',
+      class: cls,
+      paths: list.map((o) => o.path),
+      message: `${list.length} of ${size} images of '${cls}' look unlike the rest of the class and of the dataset (blank, corrupted or another domain?): ${pathList(list.map((o) => o.path))}.`,
+      numbers: { count: list.length, size, fraction: list.length / size, threshold: t.classOutlierFraction },
+    });
+  }
+  return out;
+}
+
+/** Embedding rows of a run, kept for the duplicate and outlier analysis (chunks of 1,024 rows, made on first use). */
+export class EmbeddingRows {
+  private static readonly CHUNK = 1024;
+  private readonly chunks: Float32Array[] = [];
+  readonly has: Uint8Array;
+  dim = 0;
+
+  constructor(readonly n: number) {
+    this.has = new Uint8Array(n);
+  }
+
+  set(i: number, embedding: Float32Array): void {
+    if (this.dim === 0) this.dim = embedding.length;
+    if (embedding.length !== this.dim) return;
+    const c = Math.floor(i / EmbeddingRows.CHUNK);
+    const chunk = (this.chunks[c] ??= new Float32Array(EmbeddingRows.CHUNK * this.dim));
+    chunk.set(embedding, (i - c * EmbeddingRows.CHUNK) * this.dim);
+    this.has[i] = 1;
+  }
+
+  /** All rows packed (n x dim; rows without an embedding are zeros). */
+  packed(): Float32Array {
+    const out = new Float32Array(this.n * this.dim);
+    this.chunks.forEach((chunk, c) => {
+      if (!chunk) return;
+      const start = c * EmbeddingRows.CHUNK * this.dim;
+      out.set(chunk.subarray(0, Math.min(chunk.length, out.length - start)), start);
+    });
+    return out;
+  }
+}
+
+export interface RunDuplicatesArgs {
+  root: string;
+  samples: DuplicateSample[];
+  embeddings: EmbeddingRows;
+  /** Cache root for the pixel hashes (null: no cache). */
+  cacheRoot: string | null;
+  thresholds?: Partial<DuplicateThresholds>;
+  metricsFor?: (sampleIndices: number[]) => Metrics | null;
+  metricsBySplit?: Record<string, Metrics>;
+  signal?: AbortSignal;
+}
+
+/** The evaluation's duplicate phase: pixel hashes (cached by content hash), then {@link analyseDuplicates}. */
+export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
+  const cache = a.cacheRoot ? await EmbeddingCache.open(a.cacheRoot, HASH_CACHE_NAMESPACE).catch(() => null) : null;
+  const sources = a.samples.map((s, i) =>
+    s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) },
+  );
+  const { hashes, ok } = await pixelHashesOf(sources, cache, { signal: a.signal });
+  await cache?.flush().catch(() => undefined);
+  const dim = a.embeddings.dim;
+  if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
+  return analyseDuplicates(
+    {
+      samples: a.samples,
+      embeddings: a.embeddings.packed(),
+      dim,
+      hasEmbedding: a.embeddings.has,
+      pixelHashes: hashes,
+      hasPixelHash: ok,
+      metricsFor: a.metricsFor,
+      metricsBySplit: a.metricsBySplit,
+    },
+    a.thresholds,
+  );
+}

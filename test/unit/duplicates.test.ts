@@ -1,0 +1,352 @@
+/**
+ * Duplicates, leakage and outliers: planted copies (resized, recompressed, cropped, brightened) across splits are
+ * found with the fixture model and distinct images are not grouped; the real photos of the reference set group
+ * their re-encodings only; the hash multi-index finds exactly the pairs a brute-force loop finds; bad thresholds and
+ * unreadable images.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { evaluateDataset } from '../../src/core/evaluate';
+import { ClipModel } from '../../src/core/runtime';
+import { ClipLensError } from '../../src/core/errors';
+import { analyseDuplicates, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, randomProjection, splitRank } from '../../src/core/duplicates';
+import { approximateAvailable } from '../../src/core/neighbours';
+import { HASH_WORDS, hammingDistance, hashDistance, perceptualHashOfPixels, perceptualHashes } from '../../src/core/perceptualHash';
+import type { DuplicateGroup, EvalReport } from '../../src/core/report';
+
+const ROOT = path.resolve(__dirname, '../..');
+const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
+const EXAMPLE = path.join(ROOT, 'examples/shapes');
+const PHOTOS = path.join(ROOT, 'test/fixtures/clip-reference/images');
+const CLASSES = ['blue_circle', 'green_square', 'red_star', 'yellow_triangle', 'red_circle', 'blue_star'];
+
+/** The planted copies: how each is made from its original's bytes. */
+const EDITS: Record<string, (file: string) => Promise<{ data: Buffer; ext: string }>> = {
+  resized: async (f) => {
+    const m = await sharp(f).metadata();
+    return { data: await sharp(f).resize(Math.round(m.width! * 0.6), Math.round(m.height! * 0.6)).png().toBuffer(), ext: 'png' };
+  },
+  recompressed: async (f) => ({ data: await sharp(f).jpeg({ quality: 35 }).toBuffer(), ext: 'jpg' }),
+  cropped: async (f) => {
+    const m = await sharp(f).metadata();
+    const dx = Math.round(m.width! * 0.05);
+    const dy = Math.round(m.height! * 0.05);
+    return { data: await sharp(f).extract({ left: dx, top: dy, width: m.width! - 2 * dx, height: m.height! - 2 * dy }).png().toBuffer(), ext: 'png' };
+  },
+  brightened: async (f) => ({ data: await sharp(f).modulate({ brightness: 1.15 }).png().toBuffer(), ext: 'png' }),
+};
+
+interface Planted {
+  dir: string;
+  /** [original path, copy path] relative to the root. */
+  pairs: [string, string][];
+  /** Test images that are not copies of anything. */
+  distinctTest: string[];
+}
+
+/** train/<class>/ (8 originals per class), test/<class>/ (2 originals + one planted copy per edit, of train images). */
+async function plantedDataset(): Promise<Planted> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-'));
+  const pairs: [string, string][] = [];
+  const distinctTest: string[] = [];
+  const edits = Object.keys(EDITS);
+  for (const [c, cls] of CLASSES.entries()) {
+    const files = fs.readdirSync(path.join(EXAMPLE, cls)).sort().filter((f) => !(cls === 'red_square' && f === 'img_0239.png'));
+    fs.mkdirSync(path.join(dir, 'train', cls), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'test', cls), { recursive: true });
+    for (const f of files.slice(0, 8)) fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(dir, 'train', cls, f));
+    for (const f of files.slice(8, 10)) {
+      fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(dir, 'test', cls, f));
+      distinctTest.push(`test/${cls}/${f}`);
+    }
+    // One edit of one train image per class, cycling through the edits, plus a second edit for the first classes.
+    for (const e of [edits[c % edits.length], ...(c < 2 ? [edits[(c + 2) % edits.length]] : [])]) {
+      const original = files[c % 8];
+      const { data, ext } = await EDITS[e](path.join(EXAMPLE, cls, original));
+      const name = `${e}_${original.replace(/\.\w+$/, '')}.${ext}`;
+      fs.writeFileSync(path.join(dir, 'test', cls, name), data);
+      pairs.push([`train/${cls}/${original}`, `test/${cls}/${name}`]);
+    }
+  }
+  return { dir, pairs, distinctTest };
+}
+
+function groupOf(groups: DuplicateGroup[], p: string): DuplicateGroup | undefined {
+  return groups.find((g) => g.paths.includes(p));
+}
+
+test('planted resized, recompressed, cropped and brightened copies across splits are found; distinct images are not grouped', async (t) => {
+  const planted = await plantedDataset();
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-cache-'));
+  t.after(() => {
+    fs.rmSync(planted.dir, { recursive: true, force: true });
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const report = await evaluateDataset(planted.dir, { model, cacheDir: cache });
+  const groups = report.duplicates!;
+  assert.ok(Array.isArray(groups));
+
+  // Every planted copy is grouped (near) with its original; the edits are all represented.
+  assert.deepEqual(new Set(planted.pairs.map(([, c]) => path.basename(c).split('_')[0])), new Set(Object.keys(EDITS)));
+  for (const [original, copy] of planted.pairs) {
+    const g = groupOf(groups, copy);
+    assert.ok(g, `${copy} is in a group`);
+    assert.ok(g.paths.includes(original), `${copy} is grouped with ${original}: ${JSON.stringify(g)}`);
+    assert.equal(g.kind, 'near');
+    assert.ok(g.similarity >= 0.75 && g.similarity <= 1);
+    // The exact contract: parallel splits and labels.
+    assert.deepEqual(Object.keys(g).sort(), ['kind', 'labels', 'paths', 'similarity', 'splits']);
+    assert.equal(g.splits.length, g.paths.length);
+    assert.deepEqual(g.splits, g.paths.map((p) => p.split('/')[0]));
+    assert.deepEqual(g.labels, g.paths.map((p) => p.split('/')[1]));
+  }
+  // Precision: no group holds two images that are not copies of each other.
+  const copyOf = new Map(planted.pairs.map(([o, c]) => [c, o]));
+  for (const g of groups) {
+    const originals = new Set(g.paths.map((p) => copyOf.get(p) ?? p));
+    assert.equal(originals.size, 1, `group of distinct images: ${g.paths.join(', ')}`);
+  }
+  for (const p of planted.distinctTest) assert.equal(groupOf(groups, p), undefined, `${p} is not grouped`);
+
+  // Leakage: every planted copy, and the test metrics without them next to those with them.
+  const leak = report.warnings.filter((w) => w.kind === 'leakage');
+  assert.equal(leak.length, 1);
+  assert.equal(leak[0].severity, 'error');
+  assert.equal(leak[0].split, 'test');
+  assert.deepEqual(new Set(leak[0].paths), new Set(planted.pairs.map(([, c]) => c)));
+  const n = planted.pairs.length;
+  assert.match(leak[0].message, new RegExp(`^${n} test images have a near-copy in train: test accuracy is inflated \\(top-1 `));
+  const testN = report.metricsBySplit!.test.n;
+  assert.equal(leak[0].numbers.count, n);
+  assert.equal(leak[0].numbers.n, testN);
+  assert.equal(leak[0].numbers.nWithoutLeaked, testN - n);
+  assert.equal(report.leakage![0].metricsWithoutLeaked!.n, testN - n);
+  assert.deepEqual(report.leakage![0].copies, report.leakage![0].paths.map((p) => planted.pairs.find(([, c]) => c === p)![0]));
+  assert.equal(report.warnings[0].kind, 'leakage', 'errors first');
+
+  // A re-run takes the pixel hashes from the cache and gives the same groups.
+  const again = await evaluateDataset(planted.dir, { model, cacheDir: cache });
+  assert.deepEqual(again.duplicates, groups);
+  assert.equal(again.timing.imagesComputed, 0);
+});
+
+test('an exact copy across splits under another label: exact group, leakage and conflicting labels; no split level: groups but no leakage', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-exact-'));
+  const flat = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-flat-'));
+  t.after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(flat, { recursive: true, force: true });
+  });
+  for (const cls of ['blue_circle', 'red_star']) {
+    const files = fs.readdirSync(path.join(EXAMPLE, cls)).sort().slice(0, 6);
+    for (const split of ['train', 'test']) fs.mkdirSync(path.join(dir, split, cls), { recursive: true });
+    fs.mkdirSync(path.join(flat, cls), { recursive: true });
+    files.forEach((f, i) => {
+      fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(dir, i < 4 ? 'train' : 'test', cls, f));
+      fs.copyFileSync(path.join(EXAMPLE, cls, f), path.join(flat, cls, f));
+    });
+  }
+  const first = fs.readdirSync(path.join(dir, 'train', 'blue_circle')).sort()[0];
+  fs.copyFileSync(path.join(dir, 'train', 'blue_circle', first), path.join(dir, 'test', 'red_star', `copy_${first}`));
+  fs.copyFileSync(path.join(flat, 'blue_circle', first), path.join(flat, 'blue_circle', `copy_${first}`));
+  // An unreadable image: named once (its sample's error), in no group.
+  fs.writeFileSync(path.join(dir, 'test', 'red_star', 'broken.png'), Buffer.from('not an image'));
+  fs.writeFileSync(path.join(dir, 'test', 'red_star', 'broken_too.png'), Buffer.from('not an image'));
+
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const r: EvalReport = await evaluateDataset(dir, { model, cacheDir: null });
+  const exact = r.duplicates!.filter((g) => g.kind === 'exact');
+  assert.deepEqual(exact, [
+    { kind: 'exact', paths: [`test/red_star/copy_${first}`, `train/blue_circle/${first}`], splits: ['test', 'train'], labels: ['red_star', 'blue_circle'], similarity: 1 },
+  ].map((g) => ({ ...g, paths: [...g.paths].sort(), splits: [...g.paths].sort().map((p) => p.split('/')[0]), labels: [...g.paths].sort().map((p) => p.split('/')[1]) })));
+  const leak = r.warnings.find((w) => w.kind === 'leakage')!;
+  assert.match(leak.message, /^1 test image has an exact copy in train: test accuracy is inflated/);
+  assert.deepEqual(r.leakage![0].copies, [`train/blue_circle/${first}`]);
+  const conflict = r.warnings.filter((w) => w.kind === 'conflicting-labels');
+  assert.equal(conflict.length, 1);
+  assert.match(conflict[0].message, /different labels \('red_star', 'blue_circle'\)|different labels \('blue_circle', 'red_star'\)/);
+  for (const g of r.duplicates!) assert.ok(!g.paths.some((p) => p.includes('broken')), 'unreadable images take part in nothing');
+  assert.ok(!r.outliers!.some((o) => o.path.includes('broken')));
+  assert.equal(r.warnings.filter((w) => (w.paths ?? []).some((p) => p.includes('broken'))).length, 0);
+  assert.equal(r.samples.filter((s) => s.error).length, 2);
+
+  const noSplits = await evaluateDataset(flat, { model, cacheDir: null });
+  assert.deepEqual(noSplits.duplicates!.filter((g) => g.kind === 'exact').map((g) => [g.paths, g.splits]), [[[`blue_circle/copy_${first}`, `blue_circle/${first}`].sort(), []]]);
+  assert.equal(noSplits.warnings.filter((w) => w.kind === 'leakage').length, 0);
+  assert.equal(noSplits.leakage, undefined);
+  const plain = noSplits.warnings.find((w) => w.kind === 'duplicate')!;
+  assert.equal(plain.severity, 'info');
+  assert.deepEqual(new Set(plain.paths), new Set([`blue_circle/copy_${first}`, `blue_circle/${first}`]));
+});
+
+test('real photos: re-encodings of one photo group together, different photos do not', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-photos-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const files = fs.readdirSync(PHOTOS).filter((f) => /\.(png|jpe?g)$/i.test(f));
+  fs.mkdirSync(path.join(dir, 'a'));
+  fs.mkdirSync(path.join(dir, 'b'));
+  files.forEach((f, i) => fs.copyFileSync(path.join(PHOTOS, f), path.join(dir, i % 2 ? 'a' : 'b', f)));
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const r = await evaluateDataset(dir, { model, cacheDir: null });
+  const subject = (p: string) => (/chelsea/.test(p) ? 'chelsea' : /astronaut/.test(p) && !/portrait/.test(p) ? 'astronaut' : p);
+  for (const g of r.duplicates!) assert.equal(new Set(g.paths.map(subject)).size, 1, `one photo per group: ${g.paths.join(', ')}`);
+  const chelsea = groupOf(r.duplicates!, files.includes('chelsea.png') ? (files.indexOf('chelsea.png') % 2 ? 'a/chelsea.png' : 'b/chelsea.png') : '')!;
+  assert.ok(chelsea, 'chelsea.png is grouped with its re-encodings');
+  for (const v of ['exif6_chelsea.jpg', 'palette_chelsea.png', 'cmyk_chelsea.jpg']) assert.ok(chelsea.paths.some((p) => p.endsWith(`/${v}`)), v);
+});
+
+test('hash multi-index finds exactly the pairs of a brute-force loop', () => {
+  let seed = 7;
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed;
+  };
+  const n = 300;
+  const hashes = new Uint32Array(n * HASH_WORDS);
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && i % 3 === 0) {
+      // A noisy copy of an earlier image: flip a few bits of each scale.
+      const src = rnd() % i;
+      for (let w = 0; w < HASH_WORDS; w++) hashes[i * HASH_WORDS + w] = hashes[src * HASH_WORDS + w] ^ (1 << rnd() % 32) ^ (rnd() % 4 === 0 ? 1 << rnd() % 32 : 0);
+    } else {
+      for (let w = 0; w < HASH_WORDS; w++) hashes[i * HASH_WORDS + w] = rnd();
+    }
+  }
+  for (const max of [0, 4, 8, 12]) {
+    const found: string[] = [];
+    hashCandidatePairs(hashes, n, max, (a, b, d) => {
+      assert.equal(d, hashDistance(hashes, a, b));
+      found.push(`${a},${b}`);
+    });
+    const brute: string[] = [];
+    for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (hashDistance(hashes, a, b) <= max) brute.push(`${a},${b}`);
+    assert.deepEqual(found.sort(), brute.sort(), `max ${max}`);
+    if (max >= 4) assert.ok(brute.length >= 90, 'the planted copies are within the threshold');
+  }
+});
+
+test('perceptual hash: invariant to resizing and a constant brightness, different for different pictures', async () => {
+  const grey = new Float64Array(1024).map((_, i) => ((i % 32) * 7 + Math.floor(i / 32) * 3) % 255);
+  const [hi, lo] = perceptualHashOfPixels(grey);
+  const [hi2, lo2] = perceptualHashOfPixels(grey.map((v) => v * 0.8 + 20));
+  assert.equal(hammingDistance(hi, lo, hi2, lo2), 0);
+  assert.throws(() => perceptualHashOfPixels(new Float64Array(10)), RangeError);
+  const a = path.join(PHOTOS, 'chelsea.png');
+  const full = await perceptualHashes(fs.readFileSync(a));
+  const small = await perceptualHashes(await sharp(a).resize(150).png().toBuffer());
+  const other = await perceptualHashes(fs.readFileSync(path.join(PHOTOS, 'camera.png')));
+  const pair = (x: Uint32Array, y: Uint32Array) => {
+    const h = new Uint32Array(2 * HASH_WORDS);
+    h.set(x, 0);
+    h.set(y, HASH_WORDS);
+    return hashDistance(h, 0, 1);
+  };
+  assert.ok(pair(full, small) <= 4, `resized: ${pair(full, small)}`);
+  assert.ok(pair(full, other) >= 20, `different: ${pair(full, other)}`);
+  await assert.rejects(perceptualHashes(Buffer.from('not an image')));
+});
+
+test('embeddings only: the kNN index and the cosine decide; thresholds are checked; split order', () => {
+  const dim = 8;
+  // Four directions, the third and fourth rows nearly the first; the rest spread out.
+  const rows = [
+    [1, 0, 0, 0, 0, 0, 0, 0],
+    [0, 1, 0, 0, 0, 0, 0, 0],
+    [0.99, 0.05, 0, 0, 0, 0, 0, 0],
+    [0.98, 0, 0.05, 0, 0, 0, 0, 0],
+    [0, 0, 0, 1, 0, 0, 0, 0],
+    [0, 0, 0, 0, 1, 0.2, 0, 0],
+  ];
+  const samples = rows.map((_, i) => ({ path: `${i < 3 ? 'train' : 'test'}/c/${i}.png`, label: 'c', split: i < 3 ? 'train' : 'test' }));
+  const input = { samples, embeddings: Float32Array.from(rows.flat()), dim, hasEmbedding: new Uint8Array(rows.length).fill(1), pixelHashes: null };
+  const r = analyseDuplicates(input, { minCosine: 0.99 });
+  assert.deepEqual(r.groups.map((g) => [g.kind, g.paths]), [['near', ['train/c/0.png', 'train/c/2.png', 'test/c/3.png']]]);
+  assert.deepEqual(r.leakage.map((l) => [l.split, l.earlier, l.paths, l.metricsWithoutLeaked]), [['test', ['train'], ['test/c/3.png'], null]]);
+  // An image without an embedding takes part in nothing.
+  const without = analyseDuplicates({ ...input, hasEmbedding: Uint8Array.from([1, 1, 1, 0, 1, 1]) }, { minCosine: 0.99 });
+  assert.deepEqual(without.groups.map((g) => g.paths), [['train/c/0.png', 'train/c/2.png']]);
+  assert.deepEqual(without.leakage, []);
+  for (const bad of [{ minCosine: 1.5 }, { maxHashDistance: -1 }, { maxHashDistance: 2.5 }, { maxHashDistance: 40 }, { outlierNeighbours: 0 }, { classOutlierFraction: 0 }]) {
+    assert.throws(() => analyseDuplicates(input, bad), (e: unknown) => e instanceof ClipLensError && e.code === 'duplicates-bad-threshold' && new RegExp(`duplicates\\.${Object.keys(bad)[0]}`).test(e.message));
+  }
+  assert.ok(splitRank('train') < splitRank('val') && splitRank('validation') < splitRank('test') && splitRank('test') < splitRank('holdout2'));
+});
+
+test('outliers: a blank image and a noise image stand out from a class of similar images', () => {
+  const dim = 16;
+  let seed = 3;
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32 - 0.5;
+  };
+  const rows: number[][] = [];
+  const samples: { path: string; label: string }[] = [];
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < 30; i++) {
+      const v = Array.from({ length: dim }, (_, d) => (d === c ? 5 : 0) + rnd());
+      rows.push(v);
+      samples.push({ path: `c${c}/${i}.png`, label: `c${c}` });
+    }
+  }
+  for (const [name, v] of [
+    ['c0/blank.png', Array.from({ length: dim }, (_, d) => (d === 10 ? 5 : 0) + rnd() * 0.1)],
+    ['c0/noise.png', Array.from({ length: dim }, (_, d) => (d === 12 ? 5 : 0) + rnd() * 0.1)],
+    ['c0/odd.png', Array.from({ length: dim }, (_, d) => (d === 14 ? 5 : 0) + rnd() * 0.1)],
+  ] as const) {
+    rows.push([...v]);
+    samples.push({ path: name, label: 'c0' });
+  }
+  const r = analyseDuplicates({ samples, embeddings: Float32Array.from(rows.flat()), dim, hasEmbedding: new Uint8Array(rows.length).fill(1), pixelHashes: null }, { minCosine: 0.999, classOutlierFraction: 0.05 });
+  assert.deepEqual(r.outliers.map((o) => o.path).sort(), ['c0/blank.png', 'c0/noise.png', 'c0/odd.png']);
+  assert.ok(r.outliers.every((o) => o.score > 0 && o.score < 0.5 && o.distance > 0.5));
+  const w = r.warnings.find((x) => x.kind === 'class-outliers')!;
+  assert.equal(w.class, 'c0');
+  assert.equal(w.numbers.count, 3);
+  assert.equal(r.warnings.filter((x) => x.kind === 'class-outliers').length, 1);
+  // 3 of 33 is below the default 10%: no warning, the outliers are still listed.
+  const quiet = analyseDuplicates({ samples, embeddings: Float32Array.from(rows.flat()), dim, hasEmbedding: new Uint8Array(rows.length).fill(1), pixelHashes: null }, { minCosine: 0.999 });
+  assert.equal(quiet.outliers.length, 3);
+  assert.equal(quiet.warnings.filter((x) => x.kind === 'class-outliers').length, 0);
+});
+
+test('near-duplicate pairs from embeddings: the approximate path (random projection + HNSW, exact re-scoring) finds the exact path\'s pairs', () => {
+  let seed = 11;
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32 - 0.5;
+  };
+  const n = 800;
+  const dim = 256;
+  const v = new Float32Array(n * dim);
+  const norm = (i: number) => {
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += v[i * dim + d] ** 2;
+    for (let d = 0; d < dim; d++) v[i * dim + d] /= Math.sqrt(s);
+  };
+  for (let i = 0; i < n; i++) {
+    const src = i % 10 === 9 ? i - 1 - (i % 7) : -1;
+    for (let d = 0; d < dim; d++) v[i * dim + d] = src >= 0 ? v[src * dim + d] + rnd() * 0.02 : rnd();
+    norm(i);
+  }
+  const exact = nearDuplicatePairsFromEmbeddings(v, dim, { minCosine: 0.95, approximate: false });
+  assert.equal(exact.approximate, false);
+  assert.equal(exact.a.length, 80, 'the planted copies');
+  const approx = nearDuplicatePairsFromEmbeddings(v, dim, { minCosine: 0.95, approximate: true });
+  assert.equal(approx.approximate, approximateAvailable());
+  const key = (r: typeof exact) => Array.from(r.a, (x, i) => `${x},${r.b[i]}`).sort();
+  assert.deepEqual(key(approx), key(exact));
+  for (let i = 0; i < approx.a.length; i++) assert.ok(approx.similarity[i] >= 0.95 && approx.a[i] < approx.b[i]);
+  // The projection keeps unit rows and roughly the cosines.
+  const p = randomProjection(v, dim, 64);
+  let s = 0;
+  for (let d = 0; d < 64; d++) s += p[d] * p[d];
+  assert.ok(Math.abs(s - 1) < 1e-5);
+});

@@ -1,0 +1,166 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NeighbourIndex, approximateAvailable } from '../../src/core/neighbours';
+import { rng } from '../fixtures/rng';
+
+function randomUnit(n: number, dim: number, seed: number, levels = 0): Float32Array {
+  const r = rng(seed);
+  const v = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      // levels > 0: few distinct values, so many exact ties between rows
+      const x = levels > 0 ? Math.floor(r() * levels) - (levels - 1) / 2 : r() - 0.5;
+      v[i * dim + d] = x;
+      s += x * x;
+    }
+    s = Math.sqrt(s) || 1;
+    for (let d = 0; d < dim; d++) v[i * dim + d] /= s;
+  }
+  return v;
+}
+
+/** The obvious answer: all similarities, sorted by (similarity desc, index asc). */
+function naive(base: Float32Array, queries: Float32Array, dim: number, k: number, self: boolean) {
+  const n = base.length / dim;
+  const m = queries.length / dim;
+  const indices: number[][] = [];
+  const sims: number[][] = [];
+  for (let q = 0; q < m; q++) {
+    const all: Array<[number, number]> = [];
+    for (let j = 0; j < n; j++) {
+      if (self && j === q) continue;
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += queries[q * dim + d] * base[j * dim + d];
+      all.push([s, j]);
+    }
+    all.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    indices.push(all.slice(0, k).map((x) => x[1]));
+    sims.push(all.slice(0, k).map((x) => x[0]));
+  }
+  return { indices, sims };
+}
+
+function rows(nb: { k: number; indices: Int32Array; similarities: Float32Array }, m: number) {
+  const indices: number[][] = [];
+  const sims: number[][] = [];
+  for (let q = 0; q < m; q++) {
+    indices.push(Array.from(nb.indices.subarray(q * nb.k, (q + 1) * nb.k)));
+    sims.push(Array.from(nb.similarities.subarray(q * nb.k, (q + 1) * nb.k)));
+  }
+  return { indices, sims };
+}
+
+function assertClose(actual: number[][], expected: number[][]) {
+  for (let q = 0; q < expected.length; q++) {
+    for (let r = 0; r < expected[q].length; r++) {
+      assert.ok(Math.abs(actual[q][r] - expected[q][r]) < 1e-6, `row ${q} rank ${r}: ${actual[q][r]} vs ${expected[q][r]}`);
+    }
+  }
+}
+
+test('exact search equals a naive loop (indices, order, similarities), across block boundaries', () => {
+  const dim = 19; // not a multiple of 4
+  const base = randomUnit(600, dim, 1); // more than one index block
+  const queries = randomUnit(70, dim, 2); // more than one query block
+  const index = NeighbourIndex.build(base, dim, { approximate: false });
+  assert.equal(index.size, 600);
+  assert.equal(index.dim, dim);
+  assert.equal(index.approximate, false);
+  for (const k of [1, 7, 40]) {
+    const got = rows(index.search(queries, k), 70);
+    const want = naive(base, queries, dim, k, false);
+    assert.deepEqual(got.indices, want.indices, `k=${k}`);
+    assertClose(got.sims, want.sims);
+  }
+});
+
+test('ties are stable by index: many equal similarities keep the lower index first', () => {
+  const dim = 3;
+  const base = randomUnit(400, dim, 3, 3); // values in {-1, 0, 1}: lots of identical rows
+  const index = NeighbourIndex.build(base, dim, { approximate: false });
+  const got = rows(index.selfNeighbours(25), 400);
+  const want = naive(base, base, dim, 25, true);
+  assert.deepEqual(got.indices, want.indices);
+  // some row really has tied neighbours
+  assert.ok(want.sims.some((s) => s[0] === s[1]));
+});
+
+test('selfNeighbours excludes the row itself but includes its exact duplicates', () => {
+  const dim = 8;
+  const base = randomUnit(50, dim, 4);
+  base.copyWithin(10 * dim, 3 * dim, 4 * dim); // row 10 = row 3
+  const index = NeighbourIndex.build(base, dim);
+  const nb = index.selfNeighbours(3);
+  for (let i = 0; i < 50; i++) {
+    for (let r = 0; r < 3; r++) assert.notEqual(nb.indices[i * 3 + r], i);
+  }
+  assert.equal(nb.indices[3 * 3], 10);
+  assert.equal(nb.indices[10 * 3], 3);
+  assert.ok(Math.abs(nb.similarities[3 * 3] - 1) < 1e-6);
+  const want = naive(base, base, dim, 3, true);
+  assert.deepEqual(rows(nb, 50).indices, want.indices);
+});
+
+test('fewer rows than k: padding with -1 and NaN', () => {
+  const dim = 4;
+  const base = randomUnit(3, dim, 5);
+  const index = NeighbourIndex.build(base, dim);
+  const nb = index.selfNeighbours(4);
+  assert.equal(nb.k, 4);
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(Array.from(nb.indices.subarray(i * 4 + 2, i * 4 + 4)), [-1, -1]);
+    assert.ok(Number.isNaN(nb.similarities[i * 4 + 2]) && Number.isNaN(nb.similarities[i * 4 + 3]));
+    assert.ok(nb.indices[i * 4] >= 0 && nb.indices[i * 4 + 1] >= 0);
+  }
+  const s = index.search(randomUnit(2, dim, 6), 5);
+  assert.equal(s.indices.length, 10);
+  assert.deepEqual(Array.from(s.indices.subarray(3, 5)), [-1, -1]);
+  const empty = NeighbourIndex.build(new Float32Array(0), dim);
+  assert.equal(empty.size, 0);
+  assert.deepEqual(Array.from(empty.search(randomUnit(1, dim, 7), 2).indices), [-1, -1]);
+});
+
+test('bad arguments are refused', () => {
+  assert.throws(() => NeighbourIndex.build(new Float32Array(10), 3), /whole number of rows/);
+  assert.throws(() => NeighbourIndex.build(new Float32Array(9), 0), /dim/);
+  const index = NeighbourIndex.build(new Float32Array(9), 3);
+  assert.throws(() => index.search(new Float32Array(4), 1), /whole number of rows/);
+  assert.throws(() => index.selfNeighbours(0), /k must be/);
+});
+
+test('approximate path (usearch HNSW, where installed): recall@10 against exact and exact ordering of what it finds', { skip: !approximateAvailable() && 'usearch is not available on this platform' }, () => {
+  const dim = 32;
+  const n = 3000;
+  // clustered data, as embeddings are
+  const centres = randomUnit(30, dim, 8);
+  const r = rng(9);
+  const base = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const c = i % 30;
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = centres[c * dim + d] + (r() - 0.5) * 0.3;
+      base[i * dim + d] = x;
+      s += x * x;
+    }
+    s = Math.sqrt(s);
+    for (let d = 0; d < dim; d++) base[i * dim + d] /= s;
+  }
+  const approx = NeighbourIndex.build(base, dim, { approximate: true });
+  assert.equal(approx.approximate, true);
+  const exact = NeighbourIndex.build(base, dim, { approximate: false });
+  const a = approx.selfNeighbours(10);
+  const e = exact.selfNeighbours(10);
+  let hit = 0;
+  for (let i = 0; i < n; i++) {
+    const truth = new Set(e.indices.subarray(i * 10, i * 10 + 10));
+    for (let r2 = 0; r2 < 10; r2++) {
+      const j = a.indices[i * 10 + r2];
+      assert.notEqual(j, i);
+      if (truth.has(j)) hit++;
+      if (r2 > 0) assert.ok(a.similarities[i * 10 + r2] <= a.similarities[i * 10 + r2 - 1]);
+    }
+  }
+  assert.ok(hit / (n * 10) >= 0.95, `recall@10 ${hit / (n * 10)}`);
+});

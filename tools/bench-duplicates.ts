@@ -1,0 +1,158 @@
+/**
+ * Benchmark of near-duplicate groups at scale on synthetic CLIP-like embeddings (docs/benchmarks.md).
+ *
+ *   node --import tsx tools/bench-duplicates.ts [n=100000] [dim=512] [seed=1] [--exact]
+ *
+ * Generates n unit vectors in n / 100 clusters (cosine to the cluster centre about 0.75, between two members of a
+ * cluster about 0.55, as a CLIP model's same-class images) and plants near-duplicates: 2% of the rows are a copy of an
+ * earlier row plus noise (cosine 0.96-0.99 to it). A pair is a near-duplicate at cosine >= 0.95 (the embeddings-only
+ * rule, {@link nearDuplicatePairsFromEmbeddings}); the planted pairs are the true pairs, which a brute-force scan of
+ * 200 random rows against all rows checks (no other pair of those rows reaches 0.95). Prints the time of the
+ * approximate path (the kNN index of neighbours.ts with usearch's HNSW graph; build + 10 neighbours per row + pairs +
+ * groups), its recall of the true pairs, and the peak resident set. `--exact` also times the exact path (quadratic:
+ * only for small n).
+ */
+import { nearDuplicatePairsFromEmbeddings } from '../src/core/duplicates';
+import { approximateAvailable } from '../src/core/neighbours';
+import * as fs from 'node:fs';
+
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const n = Number(positional[0] ?? 100_000);
+const dim = Number(positional[1] ?? 512);
+const seed = Number(positional[2] ?? 1);
+const withExact = process.argv.includes('--exact');
+if (!Number.isInteger(n) || n < 100 || !Number.isInteger(dim) || dim < 8) {
+  console.error('usage: node --import tsx tools/bench-duplicates.ts [n >= 100] [dim >= 8] [seed] [--exact]');
+  process.exit(2);
+}
+const MIN_COSINE = 0.95;
+
+let state = seed >>> 0 || 1;
+function uniform(): number {
+  state ^= state << 13;
+  state ^= state >>> 17;
+  state ^= state << 5;
+  return ((state >>> 0) + 0.5) / 4294967296;
+}
+function gauss(): number {
+  return Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+function normalise(v: Float32Array, at: number): void {
+  let s = 0;
+  for (let d = 0; d < dim; d++) s += v[at + d] * v[at + d];
+  const inv = 1 / Math.sqrt(s);
+  for (let d = 0; d < dim; d++) v[at + d] *= inv;
+}
+
+const t0 = performance.now();
+const clusters = Math.max(2, Math.floor(n / 100));
+const centres = new Float32Array(clusters * dim);
+for (let i = 0; i < centres.length; i++) centres[i] = gauss();
+for (let c = 0; c < clusters; c++) normalise(centres, c * dim);
+const vectors = new Float32Array(n * dim);
+const truth = new Set<string>();
+const spread = 0.88 / Math.sqrt(dim); // noise norm ~0.88: cosine to the centre ~0.75
+for (let i = 0; i < n; i++) {
+  const at = i * dim;
+  if (i > 10 && uniform() < 0.02) {
+    const src = Math.floor(uniform() * i);
+    const eps = (0.1 + 0.15 * uniform()) / Math.sqrt(dim); // cosine 0.97-0.995 to the source
+    for (let d = 0; d < dim; d++) vectors[at + d] = vectors[src * dim + d] + eps * gauss();
+    normalise(vectors, at);
+    truth.add(`${src},${i}`);
+    continue;
+  }
+  const c = Math.floor(uniform() * clusters);
+  for (let d = 0; d < dim; d++) vectors[at + d] = centres[c * dim + d] + spread * gauss();
+  normalise(vectors, at);
+}
+const genMs = performance.now() - t0;
+
+const cos = (a: number, b: number) => {
+  let s = 0;
+  for (let d = 0; d < dim; d++) s += vectors[a * dim + d] * vectors[b * dim + d];
+  return s;
+};
+// The true pairs: within each chain of planted copies (a copy of a copy included), every pair at >= MIN_COSINE.
+const root = new Int32Array(n).map((_, i) => i);
+const findRoot = (x: number): number => {
+  while (root[x] !== x) x = root[x] = root[root[x]];
+  return x;
+};
+for (const key of truth) {
+  const [a, b] = key.split(',').map(Number);
+  root[Math.max(findRoot(a), findRoot(b))] = Math.min(findRoot(a), findRoot(b));
+}
+const chains = new Map<number, number[]>();
+for (const key of truth) for (const x of key.split(',').map(Number)) {
+  const r = findRoot(x);
+  const list = chains.get(r) ?? [];
+  if (!list.includes(x)) list.push(x);
+  chains.set(r, list);
+}
+const truePairs = new Set<string>();
+for (const members of chains.values()) {
+  for (let x = 0; x < members.length; x++) for (let y = x + 1; y < members.length; y++) {
+    const a = Math.min(members[x], members[y]);
+    const b = Math.max(members[x], members[y]);
+    if (cos(a, b) >= MIN_COSINE) truePairs.add(`${a},${b}`);
+  }
+}
+
+// Brute-force check on sampled rows: every pair of theirs at >= MIN_COSINE is a true pair.
+let sampledPairs = 0;
+let unplanted = 0;
+for (let q = 0; q < 200; q++) {
+  const a = Math.floor(uniform() * n);
+  for (let b = 0; b < n; b++) {
+    if (b === a || cos(a, b) < MIN_COSINE) continue;
+    sampledPairs++;
+    if (!truePairs.has(`${Math.min(a, b)},${Math.max(a, b)}`)) unplanted++;
+  }
+}
+
+function timed(approximate: boolean) {
+  const start = performance.now();
+  const cpu0 = process.cpuUsage();
+  const pairs = nearDuplicatePairsFromEmbeddings(vectors, dim, { minCosine: MIN_COSINE, neighbours: 10, approximate });
+  // Groups: union-find over the pairs.
+  const parent = new Int32Array(n).map((_, i) => i);
+  const find = (x: number): number => {
+    while (parent[x] !== x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  for (let p = 0; p < pairs.a.length; p++) {
+    const ra = find(pairs.a[p]);
+    const rb = find(pairs.b[p]);
+    if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
+  }
+  const sizes = new Map<number, number>();
+  for (let i = 0; i < n; i++) sizes.set(find(i), (sizes.get(find(i)) ?? 0) + 1);
+  const groups = [...sizes.values()].filter((s) => s > 1).length;
+  const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  let found = 0;
+  for (let p = 0; p < pairs.a.length; p++) if (truePairs.has(`${pairs.a[p]},${pairs.b[p]}`)) found++;
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, pairs: pairs.a.length, groups, found, approximate: pairs.approximate };
+}
+
+function peakRssMiB(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.memoryUsage().rss / 1048576;
+}
+
+console.log(`${n} embeddings x ${dim} (generated in ${(genMs / 1000).toFixed(1)} s): ${truePairs.size} true near-duplicate pairs at cosine >= ${MIN_COSINE}`);
+console.log(`brute-force check of 200 random rows: ${sampledPairs} pairs at >= ${MIN_COSINE}, ${unplanted} not planted`);
+if (!approximateAvailable()) console.log('usearch is not available here: the approximate path falls back to exact search');
+const approx = timed(true);
+console.log(
+  `approximate (${approx.approximate ? 'HNSW' : 'exact fallback'}): ${(approx.ms / 1000).toFixed(1)} s wall, ${(approx.cpuMs / 1000).toFixed(1)} s CPU; ` +
+    `${approx.pairs} pairs, ${approx.groups} groups; recall of true pairs ${(approx.found / truePairs.size).toFixed(4)} (${approx.found} of ${truePairs.size}); ` +
+    `precision ${(approx.found / Math.max(1, approx.pairs)).toFixed(4)}`,
+);
+if (withExact) {
+  const exact = timed(false);
+  console.log(`exact: ${(exact.ms / 1000).toFixed(1)} s wall; ${exact.pairs} pairs; recall of true pairs ${(exact.found / truePairs.size).toFixed(4)}`);
+}
+console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (vectors ${((n * dim * 4) / 1048576).toFixed(0)} MiB)`);
+console.log(JSON.stringify({ n, dim, truePairs: truePairs.size, seconds: approx.ms / 1000, cpuSeconds: approx.cpuMs / 1000, recall: approx.found / truePairs.size, pairs: approx.pairs, groups: approx.groups, approximate: approx.approximate, peakRssMiB: peakRssMiB() }));
