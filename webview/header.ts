@@ -5,7 +5,7 @@
 import type { ExportFormat } from '../src/core/panelProtocol';
 import type { Comparison } from '../src/core/comparison';
 import { cardDelta } from './compare';
-import { headlineMetrics, type HeadlineMetric } from '../src/core/metricCatalogue';
+import { headlineMetric, headlineMetrics, type HeadlineMetric } from '../src/core/metricCatalogue';
 import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
 import type { ReportModel } from './model';
@@ -106,9 +106,11 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
   }
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
+    // A note, not a yellow banner, when the balanced accuracy itself is still good (every card GOOD).
+    const band = headlineMetric(r, m, 'balancedAccuracy')?.band ?? 'fair';
     gap = h(
       'p',
-      { class: 'gap-note' },
+      { class: `gap-note ${band === 'good' ? 'info' : 'warn'}`, 'data-band': band },
       h('strong', { text: `Balanced accuracy is ${((m.top1Accuracy - m.balancedAccuracy) * 100).toFixed(1)} points below accuracy: ` }),
       'some classes do much worse than the average suggests. See the warnings below.',
     );

@@ -30,10 +30,13 @@ import { ReportModel } from './model';
 import { restoreState } from './state';
 import { onThemeChange } from './theme';
 import { ThumbnailLoader } from './thumbs';
+import { renderGate } from './gate';
+import { ImageGrid } from './imageGrid';
+import type { GridSource, PanelGate } from '../src/core/panelProtocol';
 import { renderWarnings, type WarningsDeps } from './warnings';
 import { renderDuplicates, renderSearch } from './search';
 
-const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues'];
+const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues', 'images'];
 
 class App {
   private readonly host = new HostChannel();
@@ -46,6 +49,10 @@ class App {
   private readonly toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
   private readonly headerSlot = h('div', { class: 'header-slot' });
   private readonly warningsSlot = h('div', { class: 'warnings-slot' });
+  private readonly gateSlot = h('div', { class: 'gate-slot' });
+  private gate: PanelGate | null = null;
+  private resolvedPaths: Record<string, 'fixed' | 'ignored'> = {};
+  private readonly grid: ImageGrid;
   private readonly searchSlot = h('div', { class: 'search-slot' });
   private readonly duplicatesSlot = h('div', { class: 'duplicates-slot' });
   private readonly compareSlot = h('div', { class: 'compare-slot' });
@@ -60,7 +67,7 @@ class App {
   constructor() {
     const state = () => this.state;
     const save = () => this.host.saveState(this.state);
-    this.matrix = new MatrixView({ host: this.host, thumbs: this.thumbs, state, save, onClass: (c) => this.showClass(c) });
+    this.matrix = new MatrixView({ host: this.host, thumbs: this.thumbs, state, save, onClass: (c) => this.showClass(c), onGrid: (cell) => this.showImages({ kind: 'cell', cell }) });
     this.table = new ClassTable({ state, save, showCell: (cell) => this.showCell(cell), prCurve: (c) => this.prCurve(c) });
     this.issues = new IssuesView({
       host: this.host,
@@ -69,6 +76,18 @@ class App {
       save,
       onCount: (n) => (this.badges.issues.textContent = int(n)),
       toast: (m, k) => this.toast(m, k),
+    });
+    this.grid = new ImageGrid({
+      host: this.host,
+      thumbs: this.thumbs,
+      state,
+      save,
+      toast: (m, k) => this.toast(m, k),
+      onResolved: (paths, action, message) => {
+        for (const p of paths) this.state.resolved[p] = { action, message };
+        save();
+        if (this.model) this.issues.setModel(this.model);
+      },
     });
     this.badges = {
       classes: h('vscode-badge', { variant: 'counter', slot: 'content-after' }),
@@ -82,9 +101,11 @@ class App {
       header('matrix', 'Confusion matrix', null),
       header('classes', 'Per-class metrics', this.badges.classes),
       header('issues', 'Label issues', this.badges.issues),
+      header('images', 'Images', null),
       h('vscode-tab-panel', { 'data-tab': 'matrix' }, this.matrix.element),
       h('vscode-tab-panel', { 'data-tab': 'classes' }, this.table.element),
       h('vscode-tab-panel', { 'data-tab': 'issues' }, this.issues.element),
+      h('vscode-tab-panel', { 'data-tab': 'images' }, this.grid.element),
     ) as HTMLElement & { selectedIndex: number };
     this.tabs.addEventListener('vsc-tabs-select', (e) => {
       const tab = TABS[(e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex] ?? 'matrix';
@@ -122,10 +143,17 @@ class App {
         this.state.reportRef = m.reportRef;
         const issuePaths = new Set(m.report.labelIssues.map((i) => i.path ?? m.report.samples[i.index]?.path));
         for (const p of Object.keys(this.state.resolved)) if (!issuePaths.has(p)) delete this.state.resolved[p];
+        if (m.resolvedPaths) {
+          // The host's set is authoritative: a fix undone since (Undo Last Fix) is open again.
+          for (const p of Object.keys(this.state.resolved)) if (!(p in m.resolvedPaths)) delete this.state.resolved[p];
+          for (const [p, how] of Object.entries(m.resolvedPaths)) if (issuePaths.has(p)) this.state.resolved[p] ??= { action: how, message: how === 'fixed' ? 'Fixed' : 'Ignored' };
+        }
+        this.resolvedPaths = m.resolvedPaths ?? {};
         for (const p of m.ignoredPaths ?? []) this.state.resolved[p] ??= { action: 'ignored', message: 'Ignored' };
         const splits = m.report.dataset.splits ?? Object.keys(m.report.metricsBySplit ?? {});
         if (this.state.split !== null && !splits.includes(this.state.split)) this.state.split = null;
         this.probabilitiesStripped = m.probabilitiesStripped === true;
+        this.gate = m.gate ?? null;
         this.render(new ReportModel(m.report, this.state.split));
         this.host.saveState(this.state);
         // Two frames: layout and first paint are done.
@@ -147,6 +175,7 @@ class App {
         const t = m.target;
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
+        else if (t.kind === 'images') this.showImages(t.source);
         else if (t.kind === 'search') this.showSearch(t.query, t.hits);
         else {
           this.selectTab('issues');
@@ -164,15 +193,17 @@ class App {
     this.model = model;
     this.prCache.clear();
     this.renderHeaderAndComparison(model);
+    replaceChildren(this.gateSlot, renderGate(this.gate, { showImages: (c) => this.showImages({ kind: 'class', class: c }) }));
     replaceChildren(this.warningsSlot, renderWarnings(model, this.warningsDeps()));
     replaceChildren(this.duplicatesSlot, renderDuplicates({ model, host: this.host, thumbs: this.thumbs }));
     replaceChildren(this.searchSlot);
     this.badges.classes.textContent = int(model.metrics?.perClass.length ?? 0);
-    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.compareSlot, this.warningsSlot, this.searchSlot, this.duplicatesSlot, this.tabs);
+    if (!this.root.contains(this.tabs)) replaceChildren(this.root, this.headerSlot, this.gateSlot, this.compareSlot, this.warningsSlot, this.searchSlot, this.duplicatesSlot, this.tabs);
     this.root.removeAttribute('aria-busy');
     this.matrix.setModel(model);
     this.table.setModel(model);
     this.issues.setModel(model);
+    this.grid.setModel(model, this.resolvedPaths);
     this.selectTab(this.state.tab);
   }
 
@@ -213,7 +244,8 @@ class App {
       thumbs: this.thumbs,
       state: () => this.state,
       save: () => this.host.saveState(this.state),
-      showClass: (c: string) => this.showClass(c),
+      // "Show <class>" opens the images of that class.
+      showClass: (c: string) => this.showImages({ kind: 'class', class: c }),
     };
   }
 
@@ -238,7 +270,15 @@ class App {
     requestAnimationFrame(() => {
       if (tab === 'matrix') this.matrix.onShown();
       if (tab === 'classes') this.table.onShown();
+      if (tab === 'images') this.grid.onShown();
     });
+  }
+
+  /** The image grid on a source (a class, a confusion cell, the label issues). */
+  private showImages(source: GridSource): void {
+    this.grid.show(source);
+    this.selectTab('images');
+    requestAnimationFrame(() => this.grid.element.scrollIntoView({ block: 'start' }));
   }
 
   private showClass(name: string): void {

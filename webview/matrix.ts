@@ -33,6 +33,8 @@ export interface MatrixViewDeps {
   save: () => void;
   /** A row or column label was clicked. */
   onClass: (name: string) => void;
+  /** Opens the cell in the image grid (bulk fixes); optional. */
+  onGrid?: (cell: MatrixCell) => void;
 }
 
 type Pos = { r: number; c: number };
@@ -645,6 +647,11 @@ export class MatrixView {
     const correct = t === p;
     const close = h('vscode-button', { secondary: true, class: 'close', title: 'Clear the selection (Esc)', text: 'Clear' });
     close.addEventListener('click', () => this.select(null, false));
+    const onGrid = this.deps.onGrid;
+    const toGrid = onGrid && indices.length
+      ? h('vscode-button', { secondary: true, class: 'open-grid', title: 'Open these images in the image grid: sort, select several, move or relabel them in one step', text: 'Open in image grid' })
+      : null;
+    toGrid?.addEventListener('click', () => onGrid!({ trueClass: sel.trueClass, predictedClass: sel.predictedClass }));
     replaceChildren(
       this.drawer,
       h(
@@ -662,7 +669,7 @@ export class MatrixView {
               : `${plural(indices.length, 'image')} labelled ${sel.trueClass} (${pct(support ? indices.length / support : 0)} of the class) are predicted as ${sel.predictedClass}. Click an image to open it.`,
           ),
         ),
-        close,
+        h('div', { class: 'drawer-actions' }, toGrid, close),
       ),
       indices.length
         ? sampleGrid({ model: m, thumbs: this.deps.thumbs, host: this.deps.host, indices, pageSize: 60 })

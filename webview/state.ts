@@ -1,5 +1,5 @@
 /** The panel's UI state: defaults, and a defensive merge of whatever `getState()` returned. */
-import type { ClassSortKey, MatrixMode, MatrixOrder, PanelTab, PanelUiState } from '../src/core/panelProtocol';
+import type { ClassSortKey, GridSort, GridSource, MatrixMode, MatrixOrder, PanelTab, PanelUiState } from '../src/core/panelProtocol';
 
 export function defaultState(): PanelUiState {
   return {
@@ -14,7 +14,16 @@ export function defaultState(): PanelUiState {
   };
 }
 
-const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues'];
+const TABS: readonly PanelTab[] = ['matrix', 'classes', 'issues', 'images'];
+const GRID_SORTS: readonly GridSort[] = ['labelScore', 'topScore', 'path'];
+
+function gridSource(v: unknown): GridSource {
+  if (isObj(v) && v.kind === 'class' && typeof v.class === 'string') return { kind: 'class', class: v.class };
+  if (isObj(v) && v.kind === 'cell' && isObj(v.cell) && typeof v.cell.trueClass === 'string' && typeof v.cell.predictedClass === 'string') {
+    return { kind: 'cell', cell: { trueClass: v.cell.trueClass, predictedClass: v.cell.predictedClass } };
+  }
+  return { kind: 'issues' };
+}
 const MODES: readonly MatrixMode[] = ['counts', 'recall'];
 const ORDERS: readonly MatrixOrder[] = ['class', 'confusion'];
 const SORT_KEYS: readonly ClassSortKey[] = ['class', 'support', 'predicted', 'precision', 'recall', 'f1', 'recallAtK', 'ap'];
@@ -67,6 +76,7 @@ export function restoreState(saved: unknown): PanelUiState {
       scrollTop: Math.max(0, num(t.scrollTop, 0)),
     },
     issues: { filter: str(i.filter, ''), showResolved: i.showResolved !== false },
+    ...(isObj(saved.grid) ? { grid: { source: gridSource(saved.grid.source), sort: pick(saved.grid.sort, GRID_SORTS, 'labelScore') } } : {}),
     resolved,
   };
 }

@@ -237,10 +237,13 @@ async function readClassFolders(root: string, rootEntries: Dirent[], signal?: Ab
   await walker.run();
 
   if (samples.length === 0) {
+    // Images directly in the folder: it is probably one class folder of a dataset; name the dataset to evaluate.
+    const loose = rootEntries.filter((e) => e.isFile() && isImageFile(e.name)).length;
+    const hint = classDirs.length === 0 && loose > 0 ? `; it holds ${loose} image${loose === 1 ? '' : 's'} itself, so it looks like one class folder: evaluate its parent folder ${path.dirname(root)}` : '';
     throw new ClipLensError(
       'dataset-empty',
       classDirs.length === 0
-        ? 'no class folders found: expected <root>/<class>/<image> (or a label file such as labels.csv or metadata.jsonl)'
+        ? `no class folders found: expected <root>/<class>/<image> (or a label file such as labels.csv or metadata.jsonl)${hint}`
         : 'no images found in the class folders',
       { file: root },
     );

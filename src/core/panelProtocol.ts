@@ -13,7 +13,46 @@ import type { EvalReport } from './report';
 import type { Comparison } from './comparison';
 
 /** Which tab of the panel is shown. */
-export type PanelTab = 'matrix' | 'classes' | 'issues';
+export type PanelTab = 'matrix' | 'classes' | 'issues' | 'images';
+
+/**
+ * The commit gate's result as the panel shows it: the fields of core/gate.ts's GateResult it uses (repeated here so
+ * the webview, which has no Node types, does not type-check gate.ts; a GateResult is assignable to it).
+ */
+export interface PanelGate {
+  passed: boolean;
+  summary: { total: number; passed: number; failed: number };
+  checks: {
+    id: string;
+    /** GateCheckKind: 'top1Accuracy', 'classRecall', 'labelIssues', 'config', the ratchet's '…Drop' kinds, … */
+    kind: string;
+    name: string;
+    comparison: 'min' | 'max' | 'none';
+    actual: number | null;
+    required: number | null;
+    passed: boolean;
+    message: string;
+    configKey: string;
+    class?: string;
+    /** Ratchet checks (gate.maxDrop): the baseline value the drop is measured from. */
+    baseline?: { file: string; value: number; maxDrop: number; drop: number | null };
+  }[];
+}
+
+/** What the image grid shows: the images labelled as a class, one confusion-matrix cell, or the label issues. */
+export type GridSource = { kind: 'class'; class: string } | { kind: 'cell'; cell: MatrixCell } | { kind: 'issues' };
+
+/**
+ * Order of the image grid: by the CLIP score of the image's own label (lowest first: likely wrong labels on top), by
+ * the score of the top prediction (highest first), or by path.
+ */
+export type GridSort = 'labelScore' | 'topScore' | 'path';
+
+/** A fix applied to several samples at once, as ONE undoable step (dataset-relative sample paths). */
+export type BulkAction =
+  /** Move to the class folder (class folders) or change the label (label files), whichever fits the dataset. */
+  | { kind: 'fix'; paths: string[]; toClass: string }
+  | { kind: 'ignore'; paths: string[] };
 
 /** Per-class table columns that can be sorted. */
 export type ClassSortKey = 'class' | 'support' | 'predicted' | 'precision' | 'recall' | 'f1' | 'recallAtK' | 'ap';
@@ -63,6 +102,8 @@ export interface PanelUiState {
     filter: string;
     showResolved: boolean;
   };
+  /** The image grid (tab 'images'); absent in states saved by older versions. */
+  grid?: { source: GridSource; sort: GridSort };
   /** Label issues acted on in this panel, by sample path. */
   resolved: Record<string, ResolvedStatus>;
 }
@@ -131,6 +172,7 @@ export type RevealTarget =
   | { kind: 'class'; class: string }
   | { kind: 'cell'; cell: MatrixCell }
   | { kind: 'issues'; path?: string }
+  | { kind: 'images'; source: GridSource }
   /** Text-search results (CLIP Lens: Search Images...), best first, shown as ranked thumbnails. */
   | { kind: 'search'; query: string; hits: SearchHitItem[] };
 
@@ -143,8 +185,15 @@ export type HostToPanel =
       reportRef?: string;
       /** Samples ignored earlier (e.g. in the workspace's ignore list); shown as resolved. */
       ignoredPaths?: string[];
+      /**
+       * Every sample fixed or ignored since the evaluation, wherever that happened (panel, views, Explorer), plus
+       * the config's ignore list: the authoritative set (an undone fix is no longer in it).
+       */
+      resolvedPaths?: Record<string, 'fixed' | 'ignored'>;
       /** True when the host removed per-sample `probabilities` to keep the message small; ask for PR curves. */
       probabilitiesStripped?: boolean;
+      /** The commit gate's result when the dataset's `.clip-lens.json` sets thresholds (shown at the top). */
+      gate?: PanelGate | null;
     }
   /** No report to show (e.g. a restored panel whose report file is gone); the panel shows `message`. */
   | { type: 'empty'; message: string }
@@ -173,6 +222,8 @@ export type PanelToHost =
   /** Move to the class folder or change the label, whichever fits the dataset format. */
   | { type: 'applyFix'; requestId: number; path: string; toClass: string }
   | { type: 'ignoreSample'; requestId: number; path: string }
+  /** Several samples fixed or ignored as one undoable step; answered with `actionResult`. */
+  | { type: 'bulkAction'; requestId: number; action: BulkAction }
   | { type: 'export'; requestId: number; request: ExportRequest }
   /** "Compare with...": the host lets the user pick the run to compare with (a quick pick) and answers `comparison`. */
   | { type: 'pickComparison'; requestId: number }

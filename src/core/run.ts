@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
 import { readDataset, summarizeProblems } from './dataset';
+import { datasetFormat } from './datasetFormat';
 import { CONFIG_FILE_NAME, formatConfigProblem, readProjectConfig, type ConfigProblem, type GateConfig, type ProjectConfig, type WarningThresholds } from './projectConfig';
 import { defaultModelEntry, quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownload';
@@ -281,6 +282,18 @@ export function mergeWarningThresholds<T extends WarningThresholds>(fromConfig: 
   return out;
 }
 
+/**
+ * When the only "class" is a folder that has class folders itself (the parent of the dataset was chosen), the folder
+ * to evaluate instead; '' otherwise.
+ */
+async function oneFolderHint(dataset: Dataset): Promise<string> {
+  if (datasetFormat(dataset.format).hasLabelFile || dataset.classes.length !== 1) return '';
+  const only = path.join(dataset.root, dataset.classes[0]!);
+  const entries = await fs.promises.readdir(only, { withFileTypes: true }).catch(() => []);
+  const sub = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).length;
+  return sub >= 2 ? `; its only folder '${dataset.classes[0]}' has ${sub} folders itself, so it looks like the dataset: evaluate ${only}` : '';
+}
+
 /** Resolves a request into a plan. Reads the config and the dataset; never touches a model. */
 export async function planRun(request: RunRequest): Promise<RunPlan> {
   const target = path.resolve(request.target);
@@ -320,8 +333,9 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   // 3. What the evaluation needs before a model: two classes, templates that resolve.
   if (dataset.classes.length < 2) {
     const n = dataset.classes.length;
-    // The problems that left too few classes are named: "found 0 classes" alone hides the cause (docs/robustness.md).
-    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${summarizeProblems(dataset.problems)}`, { file: dataset.labelFile ?? dataset.root });
+    // The problems that left too few classes are named: "found 0 classes" alone hides the cause (docs/robustness.md);
+    // a chosen folder that is one level off names the folder to evaluate.
+    throw new ClipLensError('dataset-too-few-classes', `found ${n} class${n === 1 ? '' : 'es'}; zero-shot evaluation needs at least 2${summarizeProblems(dataset.problems)}${await oneFolderHint(dataset)}`, { file: dataset.labelFile ?? dataset.root });
   }
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);

@@ -36,6 +36,25 @@ class IssueAction extends vscode.CodeAction {
   }
 }
 
+/**
+ * "Rename to 'topK'" for a config key the validator (or the gate, for class names) answered with "did you mean …?":
+ * replaces the quoted key the diagnostic starts at, keeping the value.
+ */
+export function renameKeyFix(document: Pick<vscode.TextDocument, 'getText' | 'offsetAt' | 'positionAt' | 'uri'>, d: vscode.Diagnostic): vscode.CodeAction | undefined {
+  const guess = /did you mean '?([^'?\s]+)'?\?/.exec(d.message)?.[1];
+  if (!guess) return undefined;
+  const text = document.getText();
+  const start = document.offsetAt(d.range.start);
+  const m = /^"((?:[^"\\]|\\.)*)"/.exec(text.slice(start, start + 512));
+  if (!m || m[1] === guess) return undefined;
+  const action = new vscode.CodeAction(`Rename to '${guess}'`, vscode.CodeActionKind.QuickFix);
+  action.diagnostics = [d];
+  action.isPreferred = true;
+  action.edit = new vscode.WorkspaceEdit();
+  action.edit.replace(document.uri, new vscode.Range(document.positionAt(start), document.positionAt(start + m[0].length)), JSON.stringify(guess));
+  return action;
+}
+
 export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.CodeAction> {
   static readonly metadata: vscode.CodeActionProviderMetadata = { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] };
 
@@ -68,6 +87,8 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
       } else if (code === 'class-name-collision') {
         const merge = this.mergeAction(document, d);
         if (merge) actions.push(merge);
+      } else if (path.basename(document.uri.fsPath) === CONFIG_FILE_NAME && (code === 'config-invalid' || code === 'clip-lens/gate-config') && renameKeyFix(document, d)) {
+        actions.push(renameKeyFix(document, d)!);
       } else if (code?.startsWith('clip-lens/') && path.basename(document.uri.fsPath) === CONFIG_FILE_NAME) {
         const root = path.dirname(document.uri.fsPath);
         if (!this.store.get(root)) continue;

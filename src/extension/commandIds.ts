@@ -18,6 +18,7 @@ export const COMMANDS = {
   ignoreSample: 'clipLens.ignoreSample',
   addPrompt: 'clipLens.addPrompt',
   moveToSuggestedClass: 'clipLens.moveToSuggestedClass',
+  undoLastFix: 'clipLens.undoLastFix',
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
   uninstallCommitGate: 'clipLens.uninstallCommitGate',
@@ -46,6 +47,8 @@ export const CONTEXT_KEYS = {
   running: 'clipLens.running',
   /** Paths of images that have a suggested class (explorer "Move to Suggested Class", `resourcePath in ...`). */
   movableImages: 'clipLens.movableImages',
+  /** A CLIP Lens fix can be undone and is the last file operation (Ctrl+Z runs Undo Last Fix in our views). */
+  canUndoFix: 'clipLens.canUndoFix',
 } as const;
 
 /** Tree item contextValues (package.json `view/item/context` menus match on them). */

@@ -263,7 +263,8 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
 
     [COMMANDS.moveToSuggestedClass]: async (uri?: unknown, uris?: unknown): Promise<string | undefined> => {
       const selected = Array.isArray(uris) && uris.length > 0 && uris.every(isUri) ? (uris as vscode.Uri[]) : isUri(uri) ? [uri] : [];
-      let last: string | undefined;
+      // One undo step per dataset: all selected images of a dataset move in one WorkspaceEdit.
+      const byRoot = new Map<string, { result: DatasetResult; items: { samplePath: string; toClass: string }[] }>();
       for (const u of selected) {
         const sample = sampleFrom(store, u, undefined);
         const issue = sample ? fixes.issueOf(sample.result, sample.samplePath) : undefined;
@@ -271,9 +272,26 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
           void vscode.window.showInformationMessage(`CLIP Lens has no suggested class folder for ${path.basename(u.fsPath)}.`);
           continue;
         }
-        last = (await runFix(() => fixes.moveToFolder(sample.result, sample.samplePath, issue.suggested))) ?? last;
+        const entry = byRoot.get(sample.result.root) ?? { result: sample.result, items: [] };
+        entry.items.push({ samplePath: sample.samplePath, toClass: issue.suggested });
+        byRoot.set(sample.result.root, entry);
+      }
+      let last: string | undefined;
+      for (const { result, items } of byRoot.values()) {
+        last = (await runFix(async () => (await fixes.moveMany(result, items)).message)) ?? last;
       }
       return last;
+    },
+
+    [COMMANDS.undoLastFix]: async (): Promise<string | undefined> => {
+      try {
+        const message = await fixes.undoLast();
+        vscode.window.setStatusBarMessage(`$(discard) CLIP Lens: ${message}`, 5000);
+        return message;
+      } catch (e) {
+        void vscode.window.showInformationMessage(`CLIP Lens: ${(e as Error).message}`);
+        return undefined;
+      }
     },
 
     [COMMANDS.selectModel]: async () => {
@@ -320,11 +338,13 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
     },
   };
 
-  /** Runs a fix, confirming in the status bar or explaining a refusal. */
+  /** Runs a fix, confirming it with an Undo button (or explaining a refusal). */
   async function runFix(fix: () => Promise<string>): Promise<string | undefined> {
     try {
+      const before = fixes.history.last?.id;
       const message = await fix();
-      vscode.window.setStatusBarMessage(`$(check) CLIP Lens: ${message}`, 5000);
+      const step = fixes.history.last;
+      fixes.announce(message, step && step.id !== before ? step : undefined);
       return message;
     } catch (e) {
       log.warn(`fix refused: ${(e as Error).message}`);

@@ -57,7 +57,7 @@ function group(items: PlainDiagnostic[], docs: vscode.Uri): Map<string, { uri: v
     if (!entry) out.set(key, (entry = { uri, diagnostics: [] }));
     const diag = new vscode.Diagnostic(toRange(d.range), d.message, SEVERITY[d.severity]);
     diag.source = DIAGNOSTIC_SOURCE;
-    diag.code = { value: d.code, target: docs };
+    diag.code = d.link ? { value: d.link.label, target: vscode.Uri.parse(`command:${d.link.command}?${encodeURIComponent(JSON.stringify(d.link.args))}`) } : { value: d.code, target: docs };
     if (d.related) diag.relatedInformation = d.related.map((r) => new vscode.DiagnosticRelatedInformation(new vscode.Location(vscode.Uri.file(r.file), toRange(r.range)), r.message));
     entry.diagnostics.push(diag);
   }

@@ -18,7 +18,8 @@ import type { LabelFileKind } from '../core/datasetFormat';
 import { parseLabelFile, type LabelColumnOptions } from '../core/labelFile';
 import { resolveEntryPath } from '../core/dataset';
 import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
-import { parseProjectConfig } from '../core/projectConfig';
+import { parseProjectConfig, type ConfigProblem } from '../core/projectConfig';
+import { projectModelProblem } from './runChecksModel';
 import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
@@ -59,6 +60,11 @@ export interface PlainDiagnostic {
   code: string;
   issue?: IssueRef;
   related?: { file: string; range: PlainRange; message: string }[];
+  /**
+   * A command the diagnostic's code links to in the Problems panel (shown as the code, e.g. "Move to 'dog'"): the
+   * quick fix for files without a text model (images), where VS Code offers no lightbulb.
+   */
+  link?: { label: string; command: string; args: unknown[] };
 }
 
 /** Zero-width range at the start of a file (diagnostics on images and folders). */
@@ -210,10 +216,11 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
         line = sample.source.line;
         range = lineStartRange(line);
       }
-      out.push({ ...base, file: labelFile, range, issue: { ...ref, line }, related: [{ file: image, range: FILE_START, message: `the image: ${samplePath}` }] });
+      // No related-information row: it doubled every entry in the Problems panel; hover and quick fixes open the image.
+      out.push({ ...base, file: labelFile, range, issue: { ...ref, line } });
     } else {
       if (input.imageExists && !input.imageExists(samplePath)) continue;
-      out.push({ ...base, file: image, range: FILE_START, issue: ref });
+      out.push({ ...base, file: image, range: FILE_START, issue: ref, link: { label: `Move to '${issue.suggested}'`, command: 'clipLens.applyFix', args: [report.dataset.root, samplePath] } });
     }
   }
   return out;
@@ -351,8 +358,17 @@ function tokenEnd(text: string, offset: number): number {
 }
 
 /** Diagnostics of a `.clip-lens.json` text: syntax errors and invalid values, with the line and column of each. */
-export function configDiagnostics(file: string, text: string): PlainDiagnostic[] {
-  const { problems } = parseProjectConfig(text, file);
+export function configDiagnostics(file: string, text: string, exists?: (p: string) => boolean): PlainDiagnostic[] {
+  const { problems, config } = parseProjectConfig(text, file);
+  const out = configProblemDiagnostics(file, text, problems);
+  // A "model" that cannot be loaded is an error on that key (the run would stop there; see runChecksModel.ts).
+  const modelProblem = typeof config.model === 'string' && config.model.trim() ? projectModelProblem(config.model, path.dirname(file), exists) : undefined;
+  const range = modelProblem ? keyPathRange(text, ['model']) : null;
+  if (modelProblem && range) out.push({ file, range, message: `model: ${modelProblem}`, severity: 'error', code: 'model-missing' });
+  return out;
+}
+
+function configProblemDiagnostics(file: string, text: string, problems: ConfigProblem[]): PlainDiagnostic[] {
   const starts = editorLineStarts(text);
   // Problem columns count UTF-16 units after the last LF, as the editor does.
   const nlStarts = [0];

@@ -34,6 +34,7 @@ import { describeModelSource, MODEL_ENV } from './trust';
 import { COMMANDS } from './commandIds';
 import { pathKey } from './datasetFiles';
 import { datasetRootOf } from '../core/run';
+import { CONFIG_INVALID, projectModelError } from './runChecksModel';
 
 export interface RunningState {
   root: string;
@@ -133,7 +134,11 @@ export class Engine implements vscode.Disposable {
     }
     const key = pathKey(root);
     const result = await this.runner.run(key, (signal) => this.runOnce(target, root, signal, trigger), trigger === 'user' ? 'refuse' : 'queue').catch((e: unknown) => {
-      if (e instanceof CancelledError) {
+      if (trigger === 'auto' && e instanceof ClipLensError && e.code === CONFIG_INVALID) {
+        // A half-typed config (auto-save): its diagnostic says what is wrong; the re-run waits until it is valid.
+        this.deps.log.warn(`${datasetName(root)}: not re-evaluated: ${e.message}`);
+        vscode.window.setStatusBarMessage(`$(warning) CLIP Lens: ${CONFIG_FILE_NAME} of ${datasetName(root)} has a problem; re-run waits until it is fixed`, 8000);
+      } else if (e instanceof CancelledError) {
         this.deps.log.info(`${datasetName(root)}: evaluation cancelled`);
         vscode.window.setStatusBarMessage(`CLIP Lens: evaluation of ${datasetName(root)} cancelled`, 4000);
       } else if (trigger === 'auto' && this.lastAutoError.get(key) === (e as Error)?.message) {
@@ -194,14 +199,20 @@ export class Engine implements vscode.Disposable {
         quantized: settings.quantized,
         cacheDir: embeddingCacheDir,
         batchSize: settings.batchSize,
-        // Config problems are diagnostics on .clip-lens.json; the run lists them in the report.
-        configProblems: 'list',
+        // Order of checks: an invalid config stops the run at its line (never the defaults in its place, never a
+        // download); it is a diagnostic on .clip-lens.json, and automatic re-runs wait quietly until it is valid.
+        configProblems: 'fail',
         signal: runSignal,
       });
       const config = plan.config;
       const configFile = plan.configFile ?? path.join(root, CONFIG_FILE_NAME);
       const choice = plan.model;
       if (choice.note) log.warn(`${name}: ${choice.note}`);
+      // A "model" folder in the config that is not there: an error on that key, before any model or download.
+      if (choice.source === 'project' && plan.configFile) {
+        const bad = projectModelError(plan.configFile, await fs.promises.readFile(plan.configFile, 'utf8'), choice.spec);
+        if (bad) throw bad;
+      }
 
       const model = await locateModel(choice, { quantized: plan.quantized, cacheDir: modelCacheDir, obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? runSignal), signal: runSignal });
       if (!model) return undefined;
@@ -440,7 +451,8 @@ export class Engine implements vscode.Disposable {
       log.error(`${e.code}: ${e.message}`);
       const actions: string[] = [];
       if (e.file && fs.existsSync(e.file) && fs.statSync(e.file).isFile()) actions.push('Open File');
-      if (e.code.startsWith('model-')) actions.push('Select Model');
+      // A bad "model" in .clip-lens.json is fixed there (Open File goes to its line), not in the setting it overrides.
+      if (e.code.startsWith('model-') && !(e.file && path.basename(e.file) === CONFIG_FILE_NAME)) actions.push('Select Model');
       actions.push('Show Log');
       void vscode.window.showErrorMessage(`CLIP Lens: ${e.message}`, ...actions).then(async (a) => {
         if (a === 'Open File' && e.file) {

@@ -9,6 +9,9 @@
  * - "Add a prompt for 'X'" (warning prompt-fails): adds `"X": "x"` to `prompts` in `.clip-lens.json` the same way and
  *   selects the prompt text for the user to type a better one.
  * Edits are marked as refactorings, so VS Code saves files that were not open (setting files.refactoring.autoSave).
+ * Every fix (and every bulk fix, as one step) is recorded in a FixHistory (moveHistoryModel.ts) and announced with a
+ * "… — Undo" notification; `undoLast()` reverses the newest step, because VS Code's own Undo does not reach an
+ * extension's file renames.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,11 +19,13 @@ import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
 import { pathExists } from '../core/fileSystem';
 import { labelFileKind } from '../core/datasetFormat';
-import { CONFIG_FILE_NAME, ignoredSampleEdit, promptEntryEdit } from '../core/projectConfig';
+import { addIgnoredSample, CONFIG_FILE_NAME, ignoredSampleEdit, promptEntryEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
 import { changeLabelEdit, editorLineStarts, LabelEditError, positionAt, stripBom } from './labelEdits';
 import type { TextEdit } from '../core/textEdit';
 import { FixError, folderMoveTarget } from './fixPlan';
+import { FixHistory, moveMessage, undoMessage, undoPlan, type FileMove, type FixStep, type NewFixStep } from './moveHistoryModel';
+import { CONTEXT_KEYS } from './commandIds';
 import { pathKey, samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
 import { datasetFormat } from '../core/datasetFormat';
@@ -28,13 +33,103 @@ import { datasetFormat } from '../core/datasetFormat';
 /** How long file events caused by our own moves are recognised as such (watcher.ts). */
 const OWN_CHANGE_MS = 5000;
 
-export class Fixes {
+export class Fixes implements vscode.Disposable {
   private readonly ownChanges = new Map<string, number>();
+  readonly history = new FixHistory();
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private canUndoKey: boolean | undefined;
 
   constructor(
     private readonly store: ReportStore,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    // Ctrl+Z in the Explorer undoes our move only while it is the last file operation there; any other rename,
+    // creation or deletion hands Ctrl+Z back to the Explorer's own undo (the command keeps working).
+    const ws = vscode.workspace as Partial<typeof vscode.workspace>;
+    const other = (files: readonly vscode.Uri[]) => {
+      if (files.some((f) => !this.isOwnChange(f.fsPath))) this.setCanUndo(false);
+    };
+    if (ws.onDidRenameFiles) this.subscriptions.push(ws.onDidRenameFiles((e) => other(e.files.map((f) => f.newUri))));
+    if (ws.onDidCreateFiles) this.subscriptions.push(ws.onDidCreateFiles((e) => other(e.files)));
+    if (ws.onDidDeleteFiles) this.subscriptions.push(ws.onDidDeleteFiles((e) => other(e.files)));
+  }
+
+  private setCanUndo(value: boolean): void {
+    if (this.canUndoKey === value) return;
+    this.canUndoKey = value;
+    void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.canUndoFix, value);
+  }
+
+  private record(step: NewFixStep): FixStep {
+    const s = this.history.push(step);
+    this.setCanUndo(true);
+    return s;
+  }
+
+  /** Shows a fix's confirmation with an Undo button (resolves when the notification is answered or dismissed). */
+  announce(message: string, step: FixStep | undefined): void {
+    if (!step) {
+      vscode.window.setStatusBarMessage(`$(check) CLIP Lens: ${message}`, 5000);
+      return;
+    }
+    void Promise.resolve(vscode.window.showInformationMessage(`CLIP Lens: ${message}`, 'Undo')).then(async (a) => {
+      if (a !== 'Undo') return;
+      try {
+        const done = await this.undo(step.id);
+        vscode.window.setStatusBarMessage(`$(discard) CLIP Lens: ${done}`, 5000);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`CLIP Lens: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  /** Undoes the newest fix step. Resolves with a confirmation; throws FixError when there is none or it cannot be. */
+  async undoLast(): Promise<string> {
+    const step = this.history.last;
+    if (!step) throw new FixError('there is no CLIP Lens fix to undo');
+    return this.undo(step.id);
+  }
+
+  /** Undoes one recorded step (moves back, or the editor's undo on an unchanged document). */
+  async undo(id: number): Promise<string> {
+    const step = this.history.last?.id === id ? this.history.last : undefined;
+    if (!step) throw new FixError('only the most recent CLIP Lens fix can be undone from here; use "CLIP Lens: Undo Last Fix" step by step');
+    if (step.kind === 'move') {
+      const plan = undoPlan(step.moves, (p) => fs.existsSync(p));
+      if ('error' in plan) {
+        this.history.remove(step.id);
+        this.setCanUndo(this.history.size > 0);
+        throw new FixError(`cannot undo: ${plan.error}`);
+      }
+      const edit = new vscode.WorkspaceEdit();
+      for (const r of plan.renames) {
+        edit.renameFile(vscode.Uri.file(r.from), vscode.Uri.file(r.to), { overwrite: false }, { label: `Undo: ${step.label}`, needsConfirmation: false });
+        this.noteOwnChange(r.from, r.to);
+      }
+      if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not undo: ${step.label}`);
+      for (const m of step.moves) this.store.unresolve(m.root, m.samplePath);
+    } else {
+      const uri = vscode.Uri.file(step.edit.file);
+      const doc = await vscode.workspace.openTextDocument(uri);
+      if (doc.version !== step.edit.version) {
+        this.history.remove(step.id);
+        this.setCanUndo(this.history.size > 0);
+        throw new FixError(`${path.basename(step.edit.file)} changed since the fix; undo it in its editor (Ctrl+Z)`);
+      }
+      await vscode.window.showTextDocument(doc, { preview: true, preserveFocus: false });
+      await vscode.commands.executeCommand('undo');
+      for (const p of step.edit.samplePaths) this.store.unresolve(step.edit.root, p);
+    }
+    this.history.remove(step.id);
+    this.setCanUndo(this.history.size > 0);
+    const message = undoMessage(step);
+    this.log.info(`undid: ${step.label}`);
+    return message;
+  }
+
+  dispose(): void {
+    for (const s of this.subscriptions) s.dispose();
+  }
 
   /** True when a file event at this path comes from a fix applied a moment ago. */
   isOwnChange(fsPath: string): boolean {
@@ -64,22 +159,43 @@ export class Fixes {
 
   /** Moves an image into another class folder (undoable rename). Resolves with a confirmation. */
   async moveToFolder(result: DatasetResult, samplePath: string, toClass: string): Promise<string> {
+    return (await this.moveMany(result, [{ samplePath, toClass }])).message;
+  }
+
+  /**
+   * Moves images into other class folders as ONE WorkspaceEdit (one undo step). Every move is checked before any
+   * file is touched; a refusal of one refuses all. Resolves with a confirmation and the recorded step.
+   */
+  async moveMany(result: DatasetResult, items: readonly { samplePath: string; toClass: string }[]): Promise<{ message: string; step: FixStep }> {
     const { report } = result;
-    const sample = report.samples.find((s) => s.path === samplePath);
-    if (!sample) throw new FixError(`${samplePath} is not a sample of this report`);
-    if (!report.dataset.classes.includes(toClass)) throw new FixError(`'${toClass}' is not a class of this dataset`);
-    const targetRel = folderMoveTarget(samplePath, report.dataset.format, sample.label, toClass);
-    const from = sampleFile(report, samplePath);
-    const to = sampleFile(report, targetRel);
-    if (!(await pathExists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
-    if (await pathExists(to)) throw new FixError(`${targetRel} already exists; move or rename one of the two images by hand`);
+    if (items.length === 0) throw new FixError('no images to move');
+    const moves: FileMove[] = [];
+    const targets = new Set<string>();
+    for (const { samplePath, toClass } of items) {
+      const sample = report.samples.find((s) => s.path === samplePath);
+      if (!sample) throw new FixError(`${samplePath} is not a sample of this report`);
+      if (!report.dataset.classes.includes(toClass)) throw new FixError(`'${toClass}' is not a class of this dataset`);
+      const targetRel = folderMoveTarget(samplePath, report.dataset.format, sample.label, toClass);
+      const from = sampleFile(report, samplePath);
+      const to = sampleFile(report, targetRel);
+      if (!(await pathExists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
+      if ((await pathExists(to)) || targets.has(pathKey(to))) throw new FixError(`${targetRel} already exists; move or rename one of the two images by hand`);
+      targets.add(pathKey(to));
+      moves.push({ root: result.root, samplePath, from, to, toClass });
+    }
+    const label = moveMessage(moves);
     const edit = new vscode.WorkspaceEdit();
-    edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(to), { overwrite: false }, { label: `Move ${path.basename(from)} to ${toClass}/`, needsConfirmation: false });
-    this.noteOwnChange(from, to);
-    if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not move ${samplePath} to ${targetRel}`);
-    this.store.resolve(result.root, samplePath, 'fixed');
-    this.log.info(`moved ${samplePath} to ${targetRel}`);
-    return `Moved to ${path.posix.dirname(targetRel)}/`;
+    for (const m of moves) {
+      edit.renameFile(vscode.Uri.file(m.from), vscode.Uri.file(m.to), { overwrite: false }, { label, needsConfirmation: false });
+      this.noteOwnChange(m.from, m.to);
+    }
+    if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(moves.length === 1 ? `could not move ${moves[0]!.samplePath} to '${moves[0]!.toClass}'` : `could not move the ${moves.length} images`);
+    for (const m of moves) {
+      this.store.resolve(result.root, m.samplePath, 'fixed');
+      this.log.info(`moved ${m.samplePath} to ${path.relative(result.root, m.to).split(path.sep).join('/')}`);
+    }
+    const step = this.record({ kind: 'move', label, moves });
+    return { message: label, step };
   }
 
   /** The label file document and the edit that changes a sample's label (computed from the current text). */
@@ -113,11 +229,13 @@ export class Fixes {
   async changeLabel(result: DatasetResult, samplePath: string, toClass: string, options: { reveal: boolean }): Promise<string> {
     const e = await this.labelEdit(result, samplePath, toClass);
     const wasDirty = e.doc.isDirty;
+    const label = `Change label of ${path.posix.basename(samplePath)} to '${toClass}'`;
     const edit = new vscode.WorkspaceEdit();
-    edit.replace(e.uri, e.range, e.text, { label: `Change label to '${toClass}'`, needsConfirmation: false });
+    edit.replace(e.uri, e.range, e.text, { label, needsConfirmation: false });
     if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${path.basename(e.uri.fsPath)}`);
     this.store.resolve(result.root, samplePath, 'fixed');
     this.log.info(`changed the label of ${samplePath} to '${toClass}' on line ${e.line} of ${e.uri.fsPath}`);
+    this.recordText(result, [samplePath], e.uri, label);
     if (options.reveal) {
       const start = e.range.start;
       const end = e.doc.positionAt(e.doc.offsetAt(start) + e.text.length);
@@ -125,6 +243,42 @@ export class Fixes {
     }
     const name = path.basename(e.uri.fsPath);
     return `Label changed to '${toClass}' (line ${e.line} of ${name}${wasDirty ? ', which has other unsaved changes' : ''})`;
+  }
+
+  /** Changes the labels of several samples in ONE edit of the label file (one undo step). */
+  async changeLabels(result: DatasetResult, items: readonly { samplePath: string; toClass: string }[]): Promise<string> {
+    if (items.length === 0) throw new FixError('no samples to change');
+    const edits = [];
+    for (const it of items) edits.push({ ...it, e: await this.labelEdit(result, it.samplePath, it.toClass) });
+    const lines = new Set(edits.map((x) => x.e.line));
+    if (lines.size !== edits.length) throw new FixError('two of the selected samples are on the same line of the label file');
+    const classes = new Set(items.map((i) => i.toClass));
+    const label = `Change ${items.length} label${items.length === 1 ? '' : 's'} to ${classes.size === 1 ? `'${items[0]!.toClass}'` : 'other classes'}`;
+    const edit = new vscode.WorkspaceEdit();
+    for (const x of edits) edit.replace(x.e.uri, x.e.range, x.e.text, { label, needsConfirmation: false });
+    const uri = edits[0]!.e.uri;
+    if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${path.basename(uri.fsPath)}`);
+    for (const x of edits) {
+      this.store.resolve(result.root, x.samplePath, 'fixed');
+      this.log.info(`changed the label of ${x.samplePath} to '${x.toClass}' on line ${x.e.line} of ${uri.fsPath}`);
+    }
+    this.recordText(result, items.map((i) => i.samplePath), uri, label);
+    return `${label} (${path.basename(uri.fsPath)})`;
+  }
+
+  /** Records a text fix (by the document's version right after it) so that Undo Last Fix can reverse it. */
+  private recordText(result: DatasetResult, samplePaths: string[], uri: vscode.Uri, label: string): void {
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && samePath(d.uri.fsPath, uri.fsPath));
+    if (!doc) return;
+    this.record({ kind: 'text', label, edit: { root: result.root, samplePaths, file: uri.fsPath, version: doc.version } });
+  }
+
+  /** The step a fix just recorded (for announce()), when the newest step is about these samples. */
+  stepFor(samplePath: string): FixStep | undefined {
+    const last = this.history.last;
+    if (!last) return undefined;
+    const paths = last.kind === 'move' ? last.moves.map((m) => m.samplePath) : last.edit.samplePaths;
+    return paths.includes(samplePath) ? last : undefined;
   }
 
   /** The edit that adds a sample to the `ignore` list of the dataset's `.clip-lens.json`; undefined when already there. */
@@ -168,12 +322,60 @@ export class Fixes {
 
   /** Adds a sample to the ignore list (undoable). Resolves with a confirmation. */
   async ignore(result: DatasetResult, samplePath: string): Promise<string> {
-    if (!result.report.samples.some((s) => s.path === samplePath)) throw new FixError(`${samplePath} is not a sample of this report`);
-    const edit = await this.ignoreEdit(result, samplePath);
+    return this.ignoreMany(result, [samplePath]);
+  }
+
+  /** Adds samples to the ignore list in ONE edit (one undo step). Resolves with a confirmation. */
+  async ignoreMany(result: DatasetResult, samplePaths: readonly string[]): Promise<string> {
+    if (samplePaths.length === 0) throw new FixError('no samples to ignore');
+    for (const p of samplePaths) if (!result.report.samples.some((s) => s.path === p)) throw new FixError(`${p} is not a sample of this report`);
+    const edit = samplePaths.length === 1 ? await this.ignoreEdit(result, samplePaths[0]!) : await this.ignoreManyEdit(result, samplePaths);
     if (edit && !(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${CONFIG_FILE_NAME}`);
-    this.store.resolve(result.root, samplePath, 'ignored');
-    this.log.info(edit ? `added ${samplePath} to "ignore" in ${path.join(result.root, CONFIG_FILE_NAME)}` : `${samplePath} was already ignored`);
-    return edit ? `Ignored (added to ${CONFIG_FILE_NAME})` : `Already in the ignore list of ${CONFIG_FILE_NAME}`;
+    const file = path.join(result.root, CONFIG_FILE_NAME);
+    for (const p of samplePaths) this.store.resolve(result.root, p, 'ignored');
+    this.log.info(edit ? `added ${samplePaths.join(', ')} to "ignore" in ${file}` : `${samplePaths.join(', ')} already ignored`);
+    if (edit) this.recordText(result, [...samplePaths], vscode.Uri.file(file), samplePaths.length === 1 ? `Ignore ${samplePaths[0]}` : `Ignore ${samplePaths.length} samples`);
+    const what = samplePaths.length === 1 ? 'Ignored' : `Ignored ${samplePaths.length} samples`;
+    return edit ? `${what} (added to ${CONFIG_FILE_NAME})` : `Already in the ignore list of ${CONFIG_FILE_NAME}`;
+  }
+
+  /** One edit adding several samples to `ignore`: the changed span between the text before and after. */
+  private async ignoreManyEdit(result: DatasetResult, samplePaths: readonly string[]): Promise<vscode.WorkspaceEdit | undefined> {
+    const file = path.join(result.root, CONFIG_FILE_NAME);
+    const uri = vscode.Uri.file(file);
+    const open = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && samePath(d.uri.fsPath, file));
+    let text: string | undefined;
+    if (open) text = open.getText();
+    else text = await fs.promises.readFile(file, 'utf8').then(stripBom, (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw new ClipLensError('config-unreadable', `cannot read: ${e.message}`, { file });
+    });
+    const metadata = { label: `Ignore ${samplePaths.length} samples`, needsConfirmation: false };
+    let after = text ?? '';
+    try {
+      for (const p of samplePaths) after = addIgnoredSample(after, p);
+    } catch (e) {
+      if (e instanceof ClipLensError) throw new ClipLensError(e.code, `${e.message.replace(/^[^:]*\.clip-lens\.json:\d*:? ?/, '')}; fix it before ignoring samples`, { file, line: e.line });
+      throw e;
+    }
+    const edit = new vscode.WorkspaceEdit();
+    if (text === undefined) {
+      edit.createFile(uri, { ignoreIfExists: false, contents: new TextEncoder().encode(after) }, metadata);
+      return edit;
+    }
+    if (after === text) return undefined;
+    let a = 0;
+    while (a < text.length && a < after.length && text[a] === after[a]) a++;
+    let b = 0;
+    while (b < text.length - a && b < after.length - a && text[text.length - 1 - b] === after[after.length - 1 - b]) b++;
+    const starts = open ? undefined : editorLineStarts(text);
+    const pos = (offset: number) => {
+      if (open) return open.positionAt(offset);
+      const p = positionAt(starts as number[], offset);
+      return new vscode.Position(p.line, p.character);
+    };
+    edit.replace(uri, new vscode.Range(pos(a), pos(text.length - b)), after.slice(a, after.length - b), metadata);
+    return edit;
   }
 
   /**

@@ -48,7 +48,10 @@ export function worstClass(metrics: Metrics | null): { class: string; recall: nu
   return worst;
 }
 
-/** One line of an evaluation's progress, e.g. "412 / 1,000 images · 38.5 images/s · 300 from cache". */
+/**
+ * One line of an evaluation's progress, e.g. "412 / 1,000 images · 38.5 images/s · 300 already embedded". Not "from
+ * cache": on a first run the only cache hits are duplicates of an image embedded moments before.
+ */
 export function progressMessage(p: EvaluateProgress): string {
   switch (p.phase) {
     case 'reading':
@@ -60,7 +63,7 @@ export function progressMessage(p: EvaluateProgress): string {
     case 'images': {
       const parts = [`${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')} images`];
       if (p.rate > 0) parts.push(`${p.rate >= 10 ? p.rate.toFixed(0) : p.rate.toFixed(1)} images/s`);
-      if (p.fromCache > 0) parts.push(`${p.fromCache.toLocaleString('en-US')} from cache`);
+      if (p.fromCache > 0) parts.push(`${p.fromCache.toLocaleString('en-US')} already embedded`);
       return parts.join(' · ');
     }
   }
@@ -123,7 +126,7 @@ export function statusBarText(s: StatusSummary): string {
 }
 
 /** Markdown lines of the status-bar tooltip (the caller wraps them in a MarkdownString). */
-export function statusTooltipLines(report: EvalReport, gate: GateResult | null, extra: { datasetName: string; stale: boolean; modelNote?: string }): string[] {
+export function statusTooltipLines(report: EvalReport, gate: GateResult | null, extra: { datasetName: string; stale: boolean; modelNote?: string; handled?: number }): string[] {
   const m = report.metrics;
   const lines: string[] = [`**CLIP Lens: ${escapeMarkdown(extra.datasetName)}**`, ''];
   if (m) {
@@ -137,7 +140,10 @@ export function statusTooltipLines(report: EvalReport, gate: GateResult | null, 
   } else {
     lines.push('No image could be evaluated.', '');
   }
-  lines.push(`${report.labelIssues.length} likely label error${report.labelIssues.length === 1 ? '' : 's'} · ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}`, '');
+  // Fixed or ignored since the evaluation: counted out, so the tooltip is not stale after a fix.
+  const open = Math.max(0, report.labelIssues.length - (extra.handled ?? 0));
+  const handled = report.labelIssues.length - open;
+  lines.push(`${open} likely label error${open === 1 ? '' : 's'}${handled ? ` (${handled} fixed or ignored since the evaluation)` : ''} · ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}`, '');
   if (gate && gate.summary.total > 0) {
     if (gate.passed) lines.push(`Gate: all ${gate.summary.total} thresholds met`, '');
     else {

@@ -68,6 +68,7 @@ export function activate(context: vscode.ExtensionContext): ClipLensApi {
     store,
     engine,
     diagnostics,
+    fixes,
     panel,
     contextKeys,
     datasetsTree,

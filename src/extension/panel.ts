@@ -4,12 +4,12 @@
  * editor (fixes.ts). reportPanel.ts pulls in sharp for thumbnails, so it is imported on first use only.
  */
 import * as vscode from 'vscode';
-import type { RevealTarget, SampleFix } from '../core/panelProtocol';
+import type { BulkAction, RevealTarget, SampleFix } from '../core/panelProtocol';
 import type { EvalReport } from '../core/report';
 import type { ExportFile, ReportPanelActions } from './reportPanel';
 import type { Fixes } from './fixes';
+import { datasetFormat } from '../core/datasetFormat';
 import { PANEL_VIEW_TYPE } from './commandIds';
-import { samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
 import { pickComparison } from './pickComparison';
 
@@ -19,8 +19,6 @@ type PanelModule = typeof import('./reportPanel.js');
 export class PanelHost implements vscode.Disposable {
   private module: Promise<PanelModule> | undefined;
   private serializer: vscode.Disposable | undefined;
-  /** Dataset root of the report the panel shows. */
-  private shownRoot: string | undefined;
   private readonly subscriptions: vscode.Disposable[] = [];
   readonly actions: ReportPanelActions;
 
@@ -38,11 +36,10 @@ export class PanelHost implements vscode.Disposable {
         await vscode.window.showTextDocument(doc, { selection: new vscode.Range(l, 0, l, 0), viewColumn: vscode.ViewColumn.Beside, preview: true });
       },
       applyFix: (fix, report) => this.applyFix(fix, report),
-      ignoreSample: async (samplePath, report) => this.fixes.ignore(this.resultOf(report), samplePath),
+      ignoreSample: async (samplePath, report) => this.announced(() => this.fixes.ignore(this.resultOf(report), samplePath)),
       saveExport: (file) => this.saveExport(file),
       loadReport: async (ref) => {
         const report = await this.store.loadReport(ref);
-        if (report) this.shownRoot = report.dataset.root;
         return report;
       },
       ignoredPaths: (report) => {
@@ -51,6 +48,16 @@ export class PanelHost implements vscode.Disposable {
         return [...new Set([...(result.config.ignore ?? []), ...this.store.ignoredPaths(result)])];
       },
       log: (message) => this.log.info(message),
+      gateOf: (report) => this.store.get(report.dataset.root)?.gate ?? null,
+      resolvedPaths: (report) => {
+        const result = this.store.get(report.dataset.root);
+        const out: Record<string, 'fixed' | 'ignored'> = {};
+        if (!result) return out;
+        for (const p of result.config.ignore ?? []) out[p] = 'ignored';
+        for (const [p, how] of result.resolved) out[p] = how;
+        return out;
+      },
+      bulkAction: (action, report) => this.bulkAction(action, report),
       pickComparison: (report) => pickComparison(this.store, report),
     };
     // The panel follows re-runs of the dataset it shows.
@@ -78,15 +85,14 @@ export class PanelHost implements vscode.Disposable {
   async show(result: DatasetResult, reveal?: RevealTarget): Promise<void> {
     const m = await this.load();
     const panel = m.ReportPanel.createOrShow(this.extensionUri, this.actions, result.report, { reportRef: result.reportFile });
-    this.shownRoot = result.root;
     if (reveal) panel.reveal(reveal);
   }
 
   private async updateIfShown(root: string | undefined): Promise<void> {
-    if (!this.module || root === undefined || this.shownRoot === undefined || !samePath(root, this.shownRoot)) return;
+    if (!this.module || root === undefined) return;
     const m = await this.module;
     const result = this.store.get(root);
-    const panel = m.ReportPanel.current;
+    const panel = m.ReportPanel.forRoot(root);
     if (!panel || !result) return;
     panel.update(result.report, { reportRef: result.reportFile });
   }
@@ -102,7 +108,26 @@ export class PanelHost implements vscode.Disposable {
     if (result.report !== report && result.report.createdAt !== report.createdAt) {
       throw new Error('the dataset was evaluated again since; reload the report');
     }
-    return fix.kind === 'move-to-folder' ? this.fixes.moveToFolder(result, fix.path, fix.toClass) : this.fixes.changeLabel(result, fix.path, fix.toClass, { reveal: false });
+    return this.announced(() => (fix.kind === 'move-to-folder' ? this.fixes.moveToFolder(result, fix.path, fix.toClass) : this.fixes.changeLabel(result, fix.path, fix.toClass, { reveal: false })));
+  }
+
+  /** The image grid's bulk fixes: one WorkspaceEdit, one undo step. */
+  private async bulkAction(action: BulkAction, report: EvalReport): Promise<string> {
+    const result = this.resultOf(report);
+    if (result.report !== report && result.report.createdAt !== report.createdAt) throw new Error('the dataset was evaluated again since; reload the report');
+    if (action.kind === 'ignore') return this.announced(() => this.fixes.ignoreMany(result, action.paths));
+    const items = action.paths.map((samplePath) => ({ samplePath, toClass: action.toClass }));
+    if (datasetFormat(report.dataset.format).fix === 'change-label') return this.announced(() => this.fixes.changeLabels(result, items));
+    return this.announced(async () => (await this.fixes.moveMany(result, items)).message);
+  }
+
+  /** Runs a fix from the panel and confirms it with a "… — Undo" notification. */
+  private async announced(fix: () => Promise<string>): Promise<string> {
+    const before = this.fixes.history.last?.id;
+    const message = await fix();
+    const step = this.fixes.history.last;
+    this.fixes.announce(message, step && step.id !== before ? step : undefined);
+    return message;
   }
 
   private async saveExport(file: ExportFile): Promise<vscode.Uri | undefined> {
@@ -115,6 +140,6 @@ export class PanelHost implements vscode.Disposable {
   dispose(): void {
     this.serializer?.dispose();
     for (const s of this.subscriptions) s.dispose();
-    void this.module?.then((m) => m.ReportPanel.current?.dispose());
+    void this.module?.then((m) => m.ReportPanel.all.forEach((p) => p.dispose()));
   }
 }

@@ -22,9 +22,11 @@ import type {
   PanelUiState,
   RevealTarget,
   SampleFix,
+  BulkAction,
   ThumbnailItem,
 } from '../core/panelProtocol';
 import type { EvalReport, ReportSample } from '../core/report';
+import type { GateResult } from '../core/gate';
 import type { Comparison } from '../core/comparison';
 import { htmlReport, jsonReport, perClassCsv } from '../core/reportExport';
 import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
@@ -64,8 +66,14 @@ export interface ReportPanelActions {
   loadReport?(reportRef: string): Promise<EvalReport | undefined>;
   /** Samples already ignored (dataset-relative paths), shown as resolved in the label-issue list. */
   ignoredPaths?(report: EvalReport): readonly string[];
+  /** Samples fixed or ignored since the evaluation (and the config's ignore list), by path. */
+  resolvedPaths?(report: EvalReport): Record<string, 'fixed' | 'ignored'>;
   /** Log a line (webview errors, refused requests), e.g. to an OutputChannel. */
   log?(message: string): void;
+  /** The commit gate's result for the report, when its `.clip-lens.json` sets thresholds (shown at the top). */
+  gateOf?(report: EvalReport): GateResult | null | undefined;
+  /** Apply fixes to several samples as ONE undoable step (the image grid's bulk actions). */
+  bulkAction?(action: BulkAction, report: EvalReport): Promise<string | void>;
   /**
    * "Compare with...": let the user pick an earlier run (baseline, previous run, a file) and compare `report` with it;
    * undefined when cancelled.
@@ -196,6 +204,13 @@ export function parsePanelMessage(v: unknown): PanelToHost | null {
       return id && str(v.path) && str(v.toClass) ? (v as PanelToHost) : null;
     case 'ignoreSample':
       return id && str(v.path) ? (v as PanelToHost) : null;
+    case 'bulkAction': {
+      const a = v.action;
+      if (!id || !isObj(a) || !Array.isArray(a.paths) || a.paths.length === 0 || a.paths.length > 10_000 || !a.paths.every(str)) return null;
+      if (a.kind === 'fix') return str(a.toClass) ? { type: 'bulkAction', requestId: v.requestId as number, action: { kind: 'fix', paths: a.paths as string[], toClass: a.toClass as string } } : null;
+      if (a.kind === 'ignore') return { type: 'bulkAction', requestId: v.requestId as number, action: { kind: 'ignore', paths: a.paths as string[] } };
+      return null;
+    }
     case 'export': {
       const r = v.request;
       if (!id || !isObj(r)) return null;
@@ -217,7 +232,9 @@ export function parsePanelMessage(v: unknown): PanelToHost | null {
 const MAX_THUMBNAILS_PER_REQUEST = 64;
 
 export class ReportPanel implements vscode.Disposable {
-  private static currentPanel: ReportPanel | undefined;
+  /** One panel per dataset root (evaluating a second dataset opens a second panel instead of replacing the first). */
+  private static readonly panels = new Set<ReportPanel>();
+  private static lastActive: ReportPanel | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly thumbnails = new ThumbnailCache({ size: 128, format: 'webp' });
   private report: EvalReport | undefined;
@@ -229,17 +246,35 @@ export class ReportPanel implements vscode.Disposable {
   private webviewReady = false;
   private pendingReveal: RevealTarget | undefined;
 
-  /** The open panel, if any. */
+  /** The panel used last (the active one, else the newest), if any. */
   static get current(): ReportPanel | undefined {
-    return ReportPanel.currentPanel;
+    if (ReportPanel.lastActive && ReportPanel.panels.has(ReportPanel.lastActive)) return ReportPanel.lastActive;
+    return [...ReportPanel.panels].pop();
   }
 
-  /** Shows `report` in the panel, creating the panel or revealing and updating the existing one. */
+  /** Every open report panel. */
+  static get all(): ReportPanel[] {
+    return [...ReportPanel.panels];
+  }
+
+  /** The panel showing the report of a dataset root, if any. */
+  static forRoot(root: string): ReportPanel | undefined {
+    const key = (p: string) => (process.platform === 'win32' || process.platform === 'darwin' ? path.resolve(p).toLowerCase() : path.resolve(p));
+    return [...ReportPanel.panels].find((p) => p.report && key(p.report.dataset.root) === key(root));
+  }
+
+  /** Dataset root of the report shown. */
+  get root(): string | undefined {
+    return this.report?.dataset.root;
+  }
+
+  /** Shows `report` in its dataset's panel, creating it or revealing and updating the existing one. */
   static createOrShow(extensionUri: vscode.Uri, actions: ReportPanelActions, report: EvalReport, options: ShowReportOptions = {}): ReportPanel {
-    const existing = ReportPanel.currentPanel;
+    const existing = ReportPanel.forRoot(report.dataset.root);
     if (existing) {
       existing.panel.reveal(options.viewColumn, options.preserveFocus);
       existing.update(report, options);
+      ReportPanel.lastActive = existing;
       return existing;
     }
     const panel = vscode.window.createWebviewPanel(
@@ -292,8 +327,8 @@ export class ReportPanel implements vscode.Disposable {
     private readonly extensionUri: vscode.Uri,
     private readonly actions: ReportPanelActions,
   ) {
-    ReportPanel.currentPanel?.dispose();
-    ReportPanel.currentPanel = this;
+    ReportPanel.panels.add(this);
+    ReportPanel.lastActive = this;
     panel.webview.options = ReportPanel.webviewOptions(extensionUri, undefined);
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'panel-icon.svg');
     panel.webview.html = this.html();
@@ -302,6 +337,7 @@ export class ReportPanel implements vscode.Disposable {
       panel.onDidChangeViewState(() => {
         // Without retainContextWhenHidden a hidden webview is unloaded; it says `ready` again when shown.
         if (!panel.visible) this.webviewReady = false;
+        if (panel.active) ReportPanel.lastActive = this;
       }),
       panel.webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
     );
@@ -334,7 +370,8 @@ export class ReportPanel implements vscode.Disposable {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (ReportPanel.currentPanel === this) ReportPanel.currentPanel = undefined;
+    ReportPanel.panels.delete(this);
+    if (ReportPanel.lastActive === this) ReportPanel.lastActive = undefined;
     this.thumbnails.clear();
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
@@ -373,7 +410,9 @@ export class ReportPanel implements vscode.Disposable {
       report,
       reportRef: this.reportRef,
       ignoredPaths: this.actions.ignoredPaths ? [...this.actions.ignoredPaths(this.report)] : undefined,
+      resolvedPaths: this.actions.resolvedPaths?.(this.report),
       probabilitiesStripped,
+      gate: this.actions.gateOf?.(this.report) ?? null,
     });
     if (this.pendingReveal) {
       this.post({ type: 'reveal', target: this.pendingReveal });
@@ -473,6 +512,19 @@ export class ReportPanel implements vscode.Disposable {
           } else {
             message = await this.actions.ignoreSample(m.path, report);
           }
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: true, message: message || undefined });
+        } catch (e) {
+          this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
+      case 'bulkAction': {
+        const a = m.action;
+        try {
+          for (const p of a.paths) if (!this.sampleFile(p)) throw new Error(`${p} is not a sample of this report.`);
+          if (a.kind === 'fix' && !report.dataset.classes.includes(a.toClass)) throw new Error(`'${a.toClass}' is not a class of this dataset.`);
+          if (!this.actions.bulkAction) throw new Error('bulk fixes are not available here.');
+          const message = await this.actions.bulkAction(a, report);
           this.post({ type: 'actionResult', requestId: m.requestId, ok: true, message: message || undefined });
         } catch (e) {
           this.post({ type: 'actionResult', requestId: m.requestId, ok: false, message: e instanceof Error ? e.message : String(e) });

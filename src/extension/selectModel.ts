@@ -15,17 +15,34 @@ import { resolveCacheSetting } from './engine';
 import { formatBytes } from './format';
 import type { ReportStore } from './store';
 import { MODEL_ENV } from './trust';
+import { topLevelKeyLine } from './runChecksModel';
 
 interface ModelItem extends vscode.QuickPickItem {
   entry?: RegistryEntry;
   browse?: true;
+  /** A `.clip-lens.json` whose "model" decides for its dataset (the setting does not): open it at that key. */
+  configFile?: string;
 }
 
 export async function selectModel(settings: Settings, store: ReportStore): Promise<string | undefined> {
   const cacheDir = resolveCacheSetting(vscode.workspace.isTrusted ? settings.cacheDirectory : '') ?? defaultCacheDir();
   const cached = await Promise.all(MODEL_REGISTRY.map(async (e) => (await checkCachedModel(e, cacheDir).catch(() => 'no')) === null));
   const current = settings.model;
+  // The current dataset's .clip-lens.json may name the model (it wins over the setting): show its value first.
+  const result = store.currentResult;
+  const projectModel = result?.config.model;
   const items: ModelItem[] = [
+    ...(projectModel && result
+      ? [
+          { label: `.clip-lens.json of '${path.basename(result.root)}'`, kind: vscode.QuickPickItemKind.Separator },
+          {
+            label: `$(json) "model": "${projectModel}"`,
+            description: 'set in .clip-lens.json, used instead of the setting',
+            detail: 'Open .clip-lens.json at "model" to change or remove it',
+            configFile: result.configFile,
+          } satisfies ModelItem,
+        ]
+      : []),
     { label: 'Registry models', kind: vscode.QuickPickItemKind.Separator },
     ...MODEL_REGISTRY.map((entry, i): ModelItem => ({
       label: `${entry.id === current ? '$(check) ' : ''}${entry.id}`,
@@ -43,6 +60,12 @@ export async function selectModel(settings: Settings, store: ReportStore): Promi
   ];
   const picked = await vscode.window.showQuickPick(items, { title: 'CLIP Lens: Select Model', placeHolder: `Model used to evaluate datasets (now ${current})`, matchOnDescription: true, matchOnDetail: true });
   if (!picked) return undefined;
+  if (picked.configFile) {
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(picked.configFile));
+    const line = Math.max(0, (topLevelKeyLine(doc.getText(), 'model') ?? 1) - 1);
+    await vscode.window.showTextDocument(doc, { selection: new vscode.Range(line, 0, line, 0) });
+    return undefined;
+  }
   let value: string;
   if (picked.entry) value = picked.entry.id;
   else {

@@ -7,8 +7,15 @@ import * as vscode from 'vscode';
 import { COMMANDS } from './commandIds';
 import type { Engine } from './engine';
 import { datasetName, statusBarText, statusSummary, statusTooltipLines } from './format';
-import type { ReportStore } from './store';
+import type { DatasetResult, ReportStore } from './store';
 import { describeModelSource } from './trust';
+
+/** Label issues of the result that were fixed or ignored since its evaluation. */
+function handledIssues(result: DatasetResult): number {
+  let n = 0;
+  for (const i of result.report.labelIssues) if (result.resolved.has(i.path ?? result.report.samples[i.index]?.path ?? '')) n++;
+  return n;
+}
 
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('clipLens.status', vscode.StatusBarAlignment.Left, 50);
@@ -47,7 +54,7 @@ export class StatusBar implements vscode.Disposable {
     this.item.text = statusBarText(summary);
     if (summary.gate && !summary.gate.passed) this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
     const note = result.modelChoice.note ?? (result.modelChoice.source === 'environment' ? `Model from ${describeModelSource('environment')}.` : undefined);
-    const md = new vscode.MarkdownString(statusTooltipLines(result.report, result.gate, { datasetName: name, stale: result.stale, modelNote: note }).join('\n'), true);
+    const md = new vscode.MarkdownString(statusTooltipLines(result.report, result.gate, { datasetName: name, stale: result.stale, modelNote: note, handled: handledIssues(result) }).join('\n'), true);
     this.item.tooltip = md;
     this.item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [result.root] };
     this.item.accessibilityInformation = {

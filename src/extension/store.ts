@@ -130,6 +130,12 @@ export class ReportStore implements vscode.Disposable {
     }
   }
 
+  /** Forgets that a sample's issue was handled (its fix was undone). */
+  unresolve(root: string, samplePath: string): void {
+    const r = this.results.get(pathKey(root));
+    if (r && r.resolved.delete(samplePath)) this.changed.fire(r.root);
+  }
+
   /** Sample paths ignored in this session. */
   ignoredPaths(result: DatasetResult): Set<string> {
     return new Set([...result.resolved].filter(([, how]) => how === 'ignored').map(([p]) => p));

@@ -9,7 +9,7 @@
  * fixes do not prompt.
  */
 import * as vscode from 'vscode';
-import { CONFIG_FILE_NAME } from '../core/projectConfig';
+import { CONFIG_FILE_NAME, readProjectConfig } from '../core/projectConfig';
 import { classifyChange, type ChangeKind } from './datasetFiles';
 import type { Settings } from './config';
 import { Debouncer } from './enginePool';
@@ -22,6 +22,10 @@ import { allowsAutoRerun } from './trust';
 /** Quiet time before a re-run after a save / after file events. */
 export const SAVE_DEBOUNCE_MS = 800;
 export const CHANGE_DEBOUNCE_MS = 2000;
+
+async function configHasProblems(root: string): Promise<boolean> {
+  return readProjectConfig(root).then((r) => r.problems.length > 0, () => true);
+}
 
 export class Watcher implements vscode.Disposable {
   private readonly watchers = new Map<string, vscode.FileSystemWatcher>();
@@ -102,6 +106,8 @@ export class Watcher implements vscode.Disposable {
   private async offer(root: string, kind: ChangeKind): Promise<void> {
     const result = this.store.get(root);
     if (!result || !result.stale || this.offering.has(root) || this.engine.isRunning(root) || this.debouncer.isPending(root)) return;
+    // An invalid config is not offered for a re-run: its diagnostic says what to fix, and runs wait until it is valid.
+    if (kind === 'config' && (await configHasProblems(root))) return;
     this.offering.add(root);
     try {
       const what = kind === 'images' ? 'Images were added, removed or changed' : kind === 'labels' ? 'The label file changed' : `${CONFIG_FILE_NAME} changed`;

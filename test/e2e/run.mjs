@@ -12,8 +12,12 @@
 //      through its nested iframes and compares the top-1 accuracy with the CLI's result on the same dataset;
 //   4. opens the Problems panel and checks that it lists the known wrong labels (examples/shapes/known-label-errors.txt);
 //   5. applies the suggested fix of one known wrong label from the Label Issues view's inline action, and another
-//      one with "Move to Suggested Class" on the image in the Explorer, and checks on disk that exactly those two
-//      images moved into their suggested class folders and nothing else changed in the dataset.
+//      one with "Move to Suggested Class Folder" on the image in the Explorer;
+//   6. in the report panel: the commit-gate section (the copy's .clip-lens.json sets a gate), the Images tab on a
+//      confusion cell (exactly the CLI's images of that cell), and a move from the grid undone by Ctrl+Z (Undo Last
+//      Fix) with the file back; then checks on disk that exactly the two fixed images moved and nothing else changed;
+//   7. types an invalid .clip-lens.json (auto-save on): a diagnostic, and no download prompt (its "model" names the
+//      fixture model; the old behaviour fell back to the default model and asked to download it).
 // Prints one line per check and 'N passed, N failed'; exits non-zero on any failure.
 //
 // Env (all optional):
@@ -63,7 +67,11 @@ const STEPS = [
   'Problems panel lists the known wrong labels',
   'Label Issues view: inline "Apply Suggested Fix" moves the image',
   'Explorer: "Move to Suggested Class" on an image moves it',
+  'report panel: the gate section lists pass/fail per threshold',
+  'image grid: a confusion cell shows exactly its images',
+  'report panel: a move from the image grid is undone by Ctrl+Z and the file is back',
   'on disk: exactly the fixed images moved, nothing else changed',
+  'an invalid .clip-lens.json typed with auto-save: a diagnostic, no download prompt',
 ];
 const results = new Map();
 let page;
@@ -214,6 +222,9 @@ const dataset = path.join(workspace, 'shapes');
 for (const d of [path.join(userData, 'User'), extDir, cacheDir, tmpDir, workspace, SHOTS]) fs.mkdirSync(d, { recursive: true });
 for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
 fs.cpSync(DATASET, dataset, { recursive: true });
+// The dataset's config names the model (so nothing else is needed to find it) and sets a commit gate.
+const CONFIG_TEXT = `${JSON.stringify({ model: MODEL, gate: { minTop1Accuracy: 0.5, minRecall: 0.8 } }, null, 2)}\n`;
+fs.writeFileSync(path.join(dataset, '.clip-lens.json'), CONFIG_TEXT);
 const pristine = snapshot(dataset);
 const known = readKnownErrors();
 log(`run folder ${RUN}; dataset copy: ${pristine.size} files, ${known.length} known wrong labels`);
@@ -236,6 +247,9 @@ fs.writeFileSync(
       'extensions.ignoreRecommendations': true,
       'git.enabled': false,
       'window.zoomLevel': 0,
+      // as in the report of issue 19: auto-save while typing in .clip-lens.json
+      'files.autoSave': 'afterDelay',
+      'files.autoSaveDelay': 300,
       'workbench.colorTheme': 'Default Dark Modern',
       // the extension's caches (embeddings) go into the run folder, not ~/.cache
       'clipLens.cacheDirectory': cacheDir,
@@ -247,7 +261,8 @@ fs.writeFileSync(
 
 const childEnv = {
   ...process.env,
-  CLIP_LENS_MODEL: MODEL,
+  // no CLIP_LENS_MODEL: the model comes from the dataset's .clip-lens.json
+  CLIP_LENS_MODEL: '',
   CLIP_LENS_CACHE: cacheDir,
   XDG_CONFIG_HOME: path.join(RUN, 'xdg', 'config'),
   XDG_DATA_HOME: path.join(RUN, 'xdg', 'data'),
@@ -468,7 +483,12 @@ try {
     await until(`${target.path} to move to ${to}`, () => !fs.existsSync(path.join(dataset, target.path)) && fs.existsSync(path.join(dataset, to)));
     moved.push({ from: target.path, to });
     // the view drops the fixed sample
-    await until('the fixed sample to leave the Label Issues view', async () => (await row.count()) === 0, 10_000);
+    const movedAt = Date.now();
+    await until('the fixed sample to leave the Label Issues view', async () => (await row.count()) === 0, 20_000).catch(async (e) => {
+      const rows = await view.locator('.monaco-list-row').evaluateAll((els) => els.map((el) => el.getAttribute('aria-label'))).catch(() => []);
+      throw new Error(`${e.message}; rows now: ${rows.slice(0, 6).join(' | ')}`);
+    });
+    log(`  the row left the view ${secs(movedAt)} after the move`);
   });
 
   // ---- 7. fix from the Explorer ----------------------------------------------------------------------------------
@@ -482,7 +502,7 @@ try {
     await expandExplorerFolder(folder);
     const row = explorerRow(name);
     await scrollExplorerTo(row);
-    const item = menuItem(/^Move to Suggested Class$/);
+    const item = menuItem(/^Move to Suggested Class Folder$/);
     // the folder-only "Evaluate Dataset" must not be offered on a file (when: explorerResourceIsFolder)
     await row.click({ button: 'right' });
     await page.locator('.monaco-menu .action-item .action-label').first().waitFor({ timeout: 10_000 });
@@ -508,6 +528,74 @@ try {
     moved.push({ from: target.path, to });
   });
 
+  // ---- 8. the report panel: gate, image grid, undo ------------------------------------------------------------------
+  await step('report panel: the gate section lists pass/fail per threshold', async () => {
+    await runCommand('CLIP Lens: Open Report', /Open Report/);
+    const gate = webview().locator('section.gate');
+    await gate.waitFor({ timeout: 30_000 });
+    const heading = (await gate.locator('.gate-heading').innerText()).trim();
+    const failedRows = await gate.locator('tr.fail').count();
+    log(`  gate: "${heading}"; ${failedRows} failed thresholds listed`);
+    assert(/^Commit gate (passed|failed)/.test(heading), `gate heading: ${heading}`);
+    const m = /failed: (\d+) of (\d+)/.exec(heading);
+    if (m) assert(failedRows === Number(m[1]), `${failedRows} failed rows, heading says ${m[1]}`);
+    await shot('gate');
+  });
+
+  await step('image grid: a confusion cell shows exactly its images', async () => {
+    cliReport ??= await cliRun;
+    await webview().locator('vscode-tab-header[data-tab="images"]').click();
+    const select = webview().locator('select.grid-source');
+    await select.waitFor({ timeout: 10_000 });
+    const values = await select.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    const cellValue = values.find((v) => v.startsWith('cell:'));
+    assert(cellValue, `no confusion cell among the grid's sources: ${values.slice(0, 5).join(', ')}`);
+    const [trueClass, predictedClass] = cellValue.slice(5).split('\u0000');
+    const expected = cliReport.samples.filter((s) => !s.error && s.label === trueClass && s.predicted[0]?.class === predictedClass).map((s) => s.path).sort();
+    await select.selectOption(cellValue);
+    const grid = webview().locator('.image-grid');
+    await until('the grid on that cell', async () => (await grid.getAttribute('data-source')) === cellValue);
+    assert((await grid.getAttribute('data-count')) === String(expected.length), `grid count ${await grid.getAttribute('data-count')}, CLI cell ${expected.length}`);
+    const shown = (await grid.locator('.grid-tile').evaluateAll((els) => els.map((e) => e.dataset.path))).sort();
+    assert(JSON.stringify(shown) === JSON.stringify(expected), `grid shows ${shown.join(', ')}; the cell is ${expected.join(', ')}`);
+    await until('thumbnails', async () => (await grid.locator('.thumb.loaded').count()) === expected.length, 30_000);
+    log(`  '${trueClass}' predicted as '${predictedClass}': ${shown.length} images`);
+    // the screenshot: the bottom panel closed, the grid scrolled into view, the first image selected
+    if (await page.locator('.part.panel').isVisible()) await runCommand('View: Hide Panel', /Hide Panel/).catch((e) => log(`  (panel left open: ${e.message.split('\n')[0]})`));
+    await grid.locator('.grid-tile').first().click();
+    await grid.scrollIntoViewIfNeeded();
+    await webview().locator('.grid-toolbar').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await sleep(300);
+    await shot('image-grid');
+  });
+
+  await step('report panel: a move from the image grid is undone by Ctrl+Z and the file is back', async () => {
+    cliReport ??= await cliRun;
+    const grid = webview().locator('.image-grid');
+    await webview().locator('select.grid-source').selectOption('issues');
+    await until('the grid on the label issues', async () => (await grid.getAttribute('data-source')) === 'issues');
+    const suggested = new Map(cliReport.labelIssues.map((i) => [i.path ?? cliReport.samples[i.index].path, i.suggested]));
+    const rendered = await grid.locator('.grid-tile').evaluateAll((els) => els.map((e) => e.dataset.path));
+    const pick = rendered.find((p) => suggested.has(p) && !moved.some((m) => m.from === p) && fs.existsSync(path.join(dataset, p)));
+    assert(pick, `no unfixed label issue among the ${rendered.length} tiles`);
+    const toClass = suggested.get(pick);
+    const to = `${toClass}/${path.posix.basename(pick)}`;
+    log(`  moving ${pick} to ${to} from the grid, then Ctrl+Z`);
+    await grid.locator(`.grid-tile[data-path="${pick}"]`).click();
+    await webview().locator('select.grid-target').selectOption(toClass);
+    await webview().locator('button.grid-fix').click();
+    await until(`${pick} to move to ${to}`, () => !fs.existsSync(path.join(dataset, pick)) && fs.existsSync(path.join(dataset, to)));
+    // the notification names the move and offers Undo
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `Moved ${path.posix.basename(pick)} to '${toClass}'` });
+    await toast.waitFor({ timeout: 10_000 });
+    assert((await toast.locator('.monaco-button', { hasText: 'Undo' }).count()) > 0, 'the notification has no Undo button');
+    await shot('move-undo-toast');
+    // Ctrl+Z with the focus in the panel runs CLIP Lens: Undo Last Fix
+    await grid.locator('.grid-viewport').focus();
+    await page.keyboard.press('Control+z');
+    await until(`${pick} to be back`, () => fs.existsSync(path.join(dataset, pick)) && !fs.existsSync(path.join(dataset, to)), 15_000);
+  });
+
   await step('on disk: exactly the fixed images moved, nothing else changed', async () => {
     assert(moved.length > 0, 'no fix was applied');
     await sleep(1000); // let any follow-up writes (there should be none) land
@@ -523,6 +611,54 @@ try {
     for (const p of now.keys()) if (!expected.has(p)) diffs.push(`new: ${p}`);
     assert(diffs.length === 0, `unexpected changes in the dataset: ${diffs.slice(0, 10).join(', ')}`);
     log(`  ${now.size} files: ${moved.map((m) => `${m.from} -> ${m.to}`).join(', ')}; everything else unchanged`);
+  });
+  // ---- 9. an invalid .clip-lens.json while typing -------------------------------------------------------------------
+  await step('an invalid .clip-lens.json typed with auto-save: a diagnostic, no download prompt', async () => {
+    const configFile = path.join(dataset, '.clip-lens.json');
+    await retry(
+      'Quick Open .clip-lens.json',
+      async () => {
+        await page.keyboard.press('Control+p');
+        const input = page.locator('.quick-input-widget .quick-input-box input');
+        await input.waitFor({ timeout: 5_000 });
+        await input.fill('shapes/.clip-lens.json');
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: '.clip-lens.json' }).first().waitFor({ timeout: 3_000 });
+      },
+      () => page.keyboard.press('Escape'),
+      20_000,
+    );
+    await page.keyboard.press('Enter');
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.waitFor({ timeout: 10_000 });
+    await editor.locator('.view-lines').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type(',\n  "topK": ');
+    // auto-save writes the half-typed file; the automatic re-run must wait, not fall back to the default model
+    await until('the half-typed file on disk', () => fs.readFileSync(configFile, 'utf8') !== CONFIG_TEXT, 10_000);
+    await until('a syntax-error squiggle in the editor', async () => (await editor.locator('.squiggly-error').count()) > 0, 10_000);
+    await sleep(4_000); // an automatic re-run would have asked by now (debounce 0.8 s)
+    const dialogs = await page.locator('.monaco-dialog-box').count();
+    const toasts = (await page.locator('.notifications-toasts').innerText().catch(() => '')).replace(/\n/g, ' ');
+    await shot('invalid-config');
+    assert(dialogs === 0, `a dialog opened: ${await page.locator('.monaco-dialog-box').innerText().catch(() => '')}`);
+    assert(!/download/i.test(toasts), `a download was offered: ${toasts}`);
+    // the Problems panel (already open from the earlier step: the status-bar item would close it) lists the error
+    if (!(await page.locator('.markers-panel').isVisible())) await page.locator('#status\\.problems').click();
+    const filter = page.locator('.markers-panel-action-filter input, .viewpane-filter input').first();
+    await filter.fill('invalid JSON');
+    // the file groups may be collapsed (an earlier step collapsed them): expand the config's group
+    const group = page.locator('.markers-panel .monaco-list-row', { hasText: '.clip-lens.json' }).first();
+    await group.waitFor({ timeout: 15_000 });
+    if ((await group.getAttribute('aria-expanded')) === 'false') await group.click();
+    await page.locator('.markers-panel', { hasText: /invalid JSON/ }).waitFor({ timeout: 15_000 });
+    await filter.fill('');
+    // put the file back (undo in the editor, auto-saved)
+    for (let i = 0; i < 5 && fs.readFileSync(configFile, 'utf8') !== CONFIG_TEXT; i++) {
+      await editor.locator('.view-lines').click();
+      await page.keyboard.press('Control+z');
+      await sleep(700);
+    }
+    await until('the config restored', () => fs.readFileSync(configFile, 'utf8') === CONFIG_TEXT, 10_000);
   });
 } catch (e) {
   if (!(e instanceof Fatal)) {

@@ -92,7 +92,8 @@ test('label-file issues: on the label of the image line, message and severity by
   assert.deepEqual(a.range, { start: { line: 1, character: 12 }, end: { line: 1, character: 15 } });
   assert.equal(textAt(text, a.range), 'cat');
   assert.equal(a.issue?.line, 2);
-  assert.deepEqual(a.related?.[0]?.file, path.join(root, 'a.png'));
+  assert.equal(a.related, undefined, 'no related-information row doubling the entry in the Problems panel');
+  assert.equal(a.link, undefined, 'label lines have real quick fixes');
   // c.png comes after a record spanning two lines; its label is quoted and padded.
   assert.equal(c.range.start.line, 4);
   assert.equal(textAt(text, c.range), '"cat"');
@@ -141,6 +142,8 @@ test('class folders: issues on the image file itself, gone when the image moved'
   assert.deepEqual(d.range, FILE_START);
   assert.equal(d.message, "CLIP predicts 'dog' (0.88) but the image is in the folder 'cat' (0.10)");
   assert.equal(d.issue?.samplePath, 'cat/2.png');
+  // Images have no text model, so no lightbulb in the Problems panel: the code is a link to the fix instead.
+  assert.deepEqual(d.link, { label: "Move to 'dog'", command: 'clipLens.applyFix', args: [report.dataset.root, 'cat/2.png'] });
   assert.equal(labelIssueDiagnostics({ report, warningScore: 0.05, imageExists: () => false }).length, 0);
 });
 

@@ -168,9 +168,25 @@ test('moving an image to another class folder: a rename, refused when the target
   assert.ok(state.messages.some((m) => m.level === 'error' && m.text.includes('blue_square/actually-blue.png already exists')));
   assert.ok(fs.existsSync(path.join(dataset, source)), 'refused: nothing moved');
   fs.rmSync(path.join(dataset, 'blue_square', 'actually-blue.png'));
-  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), 'Moved to blue_square/');
+  state.messages.length = 0;
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
   assert.ok(!fs.existsSync(path.join(dataset, source)));
   assert.ok(fs.existsSync(path.join(dataset, 'blue_square', 'actually-blue.png')));
+  // The move is announced with an Undo button, and Undo Last Fix (Ctrl+Z in our views) moves it back.
+  assert.ok(state.messages.some((m) => m.level === 'info' && m.text === "CLIP Lens: Moved actually-blue.png to 'blue_square'"), JSON.stringify(state.messages));
+  assert.equal(state.context.get('clipLens.canUndoFix'), true);
+  assert.equal(await run<string | undefined>(COMMANDS.undoLastFix), "Moved actually-blue.png back to 'red_circle'");
+  assert.ok(fs.existsSync(path.join(dataset, source)), 'undo: the image is back');
+  assert.ok(!fs.existsSync(path.join(dataset, 'blue_square', 'actually-blue.png')));
+  assert.equal(state.context.get('clipLens.canUndoFix'), false);
+  assert.equal(await run<string | undefined>(COMMANDS.undoLastFix), undefined, 'nothing left to undo');
+  assert.ok(state.messages.some((m) => m.text === 'CLIP Lens: there is no CLIP Lens fix to undo'));
+  // Redo it by pressing the notification's Undo afterwards: the toast's button undoes that very step.
+  state.answers.push({ prefix: "CLIP Lens: Moved actually-blue.png to 'blue_square'", answer: 'Undo' });
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
+  await until('the toast Undo to move it back', () => fs.existsSync(path.join(dataset, source)));
+  state.answers.pop();
+  assert.equal(await run<string | undefined>(COMMANDS.applyFixChooseClass, dataset, source), "Moved actually-blue.png to 'blue_square'");
   await until('its diagnostic to go', () => diagnostics('clipLens.labelIssues', path.join(dataset, source)).length === 0);
   state.quickPick = undefined;
 
@@ -181,7 +197,7 @@ test('moving an image to another class folder: a rename, refused when the target
   assert.equal(movable.length, report.labelIssues.filter((i) => i.path !== source).length, 'the moved image is no longer offered');
   if (other) {
     const uri = fakeVscode.Uri.file(path.join(dataset, other.path!));
-    assert.equal(await run<string | undefined>(COMMANDS.moveToSuggestedClass, uri, [uri]), `Moved to ${other.suggested}/`);
+    assert.equal(await run<string | undefined>(COMMANDS.moveToSuggestedClass, uri, [uri]), `Moved ${path.basename(other.path!)} to '${other.suggested}'`);
     assert.ok(fs.existsSync(path.join(dataset, other.suggested, path.basename(other.path!))));
   }
 });
@@ -297,6 +313,56 @@ test('saving the label file re-runs the dataset (autoRerun onSave); with autoRer
   assert.equal(api.reports().find((r) => r.dataset.root === dataset)!.createdAt, current, 'no re-run');
   assert.ok(state.statusItems[0].text.endsWith('$(history)'), state.statusItems[0].text);
   fake.setSetting('clipLens.autoRerun', 'onSave');
+});
+
+test('an invalid .clip-lens.json holds automatic re-runs quietly (no fallback, no prompt) and stops a user run at its line', async () => {
+  const dataset = path.join(work, 'labelled');
+  const configFile = path.join(dataset, '.clip-lens.json');
+  const saved = fs.readFileSync(configFile, 'utf8');
+  const before = api.reports().find((r) => r.dataset.root === dataset)!.createdAt;
+  state.messages.length = 0;
+  // Half-typed (auto-save while typing): a syntax error on line 2.
+  fs.writeFileSync(configFile, '{\n  "topK": 3,,\n');
+  const doc = await fakeVscode.workspace.openTextDocument(configFile);
+  doc.setText(fs.readFileSync(configFile, 'utf8'));
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
+  fake.docEvents.save.fire(doc);
+  await until('the held re-run', () => state.messages.some((m) => m.level === 'status' && /re-run waits until it is fixed/.test(m.text)));
+  assert.equal(api.reports().find((r) => r.dataset.root === dataset)!.createdAt, before, 'no re-run with the defaults');
+  assert.deepEqual(state.messages.filter((m) => m.level !== 'status'), [], 'no toast, no download prompt');
+  await until('the syntax error on its line', () => diagnostics('clipLens.config', configFile).some((d) => d.range.start.line === 1));
+  // The file watcher sees the write too: no "Evaluate it again?" offer for a config that cannot be used.
+  doc.isDirty = true;
+  state.watchers.find((w) => w.base === dataset && !w.disposed)!.fire('change', fakeVscode.Uri.file(configFile));
+  await new Promise((r) => setTimeout(r, 2300));
+  assert.ok(!state.messages.some((m) => m.text.startsWith('.clip-lens.json changed')), 'no re-run offered');
+  doc.isDirty = false;
+
+  // Asked for by the user: an error naming the file and line, before any model is touched.
+  assert.equal(await api.evaluate(dataset), undefined);
+  const err = state.messages.find((m) => m.level === 'error');
+  assert.match(err?.text ?? '', /^CLIP Lens: .*\.clip-lens\.json:2:\d+: invalid JSON/);
+
+  // A model folder that is not there: an error on the "model" key, and the run stops there too.
+  state.messages.length = 0;
+  const text = '{\n  "model": "./no-such-model"\n}\n';
+  fs.writeFileSync(configFile, text);
+  doc.setText(text);
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
+  await until('the model diagnostic', () => diagnostics('clipLens.config', configFile).some((d) => (d.code as { value: string }).value === 'model-missing' && d.range.start.line === 1));
+  delete process.env.CLIP_LENS_MODEL; // the environment variable would win over the config's "model"
+  try {
+    assert.equal(await api.evaluate(dataset), undefined);
+  } finally {
+    process.env.CLIP_LENS_MODEL = MODEL;
+  }
+  const modelError = state.messages.find((m) => m.level === 'error')?.text ?? '';
+  assert.match(modelError, /\.clip-lens\.json:2: "model": no model folder at .*no-such-model/);
+  assert.ok(!state.messages.some((m) => /Download/.test(m.text)), 'no download offered');
+
+  fs.writeFileSync(configFile, saved);
+  doc.setText(saved);
+  fake.docEvents.change.fire({ document: doc, contentChanges: [{}] });
 });
 
 test('images added on disk: a re-run is offered (onSave) or run (onChange); nothing is offered for an unrelated file', async () => {

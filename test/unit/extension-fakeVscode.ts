@@ -261,6 +261,8 @@ export interface FakeState {
   hoverProviders: { provideHover: Function }[];
   /** Answers showOpenDialog (default: dismiss). */
   openDialog?: () => Uri[] | undefined;
+  /** Every WorkspaceEdit applied, in order. */
+  appliedEdits: WorkspaceEdit[];
   /** Picks an item in showQuickPick (default: dismiss). */
   quickPick?: (items: { label: string }[]) => { label: string } | undefined;
 }
@@ -281,6 +283,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     codeActionProviders: [],
     hoverProviders: [],
     watchers: [],
+    appliedEdits: [],
   };
   const disposable = { dispose: () => undefined };
   const event = () => () => disposable;
@@ -290,6 +293,11 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     open: new EventEmitter<unknown>(),
     close: new EventEmitter<unknown>(),
     configuration: new EventEmitter<{ affectsConfiguration(section: string): boolean }>(),
+  };
+  const fileOps = {
+    rename: new EventEmitter<{ files: { oldUri: Uri; newUri: Uri }[] }>(),
+    create: new EventEmitter<{ files: Uri[] }>(),
+    delete: new EventEmitter<{ files: Uri[] }>(),
   };
   const message = (level: string) => async (text: string, ...rest: unknown[]) => {
     state.messages.push({ level, text });
@@ -379,6 +387,9 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       onDidCloseTextDocument: docEvents.close.event,
       onDidChangeConfiguration: docEvents.configuration.event,
       onDidGrantWorkspaceTrust: event(),
+      onDidRenameFiles: fileOps.rename.event,
+      onDidCreateFiles: fileOps.create.event,
+      onDidDeleteFiles: fileOps.delete.event,
       createFileSystemWatcher: (pattern: RelativePattern) => {
         const emitters = { create: new EventEmitter<Uri>(), delete: new EventEmitter<Uri>(), change: new EventEmitter<Uri>() };
         const base = pattern.base instanceof Uri ? pattern.base.fsPath : pattern.base.uri.fsPath;
@@ -395,10 +406,12 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       asRelativePath: (p: string) => path.relative(workspaceRoot, p),
       openTextDocument: openDoc,
       applyEdit: async (edit: WorkspaceEdit) => {
+        state.appliedEdits.push(edit);
         for (const op of edit.ops) {
           if (op.kind === 'rename') {
             if (!op.overwrite && fs.existsSync(op.to.fsPath)) return false;
             fs.renameSync(op.from.fsPath, op.to.fsPath);
+            fileOps.rename.fire({ files: [{ oldUri: op.from, newUri: op.to }] });
           } else if (op.kind === 'create') {
             if (fs.existsSync(op.uri.fsPath)) {
               if (!op.ignoreIfExists) return false;
@@ -452,7 +465,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     state.settings[key] = value;
     docEvents.configuration.fire({ affectsConfiguration: (section: string) => key === section || key.startsWith(`${section}.`) });
   };
-  return { vscode, state, docEvents, setSetting };
+  return { vscode, state, docEvents, fileOps, setSetting };
 }
 
 /** Makes `require('vscode')` return the fake (for modules loaded afterwards); returns a function undoing it. */

@@ -71,9 +71,14 @@ test('views: one activity-bar container with the three views, each with a welcom
   assert.match(fs.readFileSync(path.join(root, container.icon), 'utf8'), /<svg[\s\S]*currentColor/);
   const views = (contributes.views[VIEWS.container] as { id: string }[]).map((v) => v.id);
   assert.deepEqual(views, [VIEWS.datasets, VIEWS.labelIssues, VIEWS.warnings]);
+  // Before any result: the Datasets view has the "Evaluate a Dataset" button; the other two views say what will show
+  // up there, without repeating the same button (three identical buttons one under the other confused people).
   for (const v of views) {
     const welcome = (contributes.viewsWelcome as { view: string; contents: string; when: string }[]).filter((w) => w.view === v);
-    assert.ok(welcome.some((w) => w.when === `!${CONTEXT_KEYS.hasResults}` && w.contents.includes(`command:${COMMANDS.evaluateDataset}`)), v);
+    const empty = welcome.find((w) => w.when === `!${CONTEXT_KEYS.hasResults}`);
+    assert.ok(empty, `${v} has a welcome view`);
+    if (v === VIEWS.datasets) assert.ok(empty.contents.includes(`command:${COMMANDS.evaluateDataset}`), v);
+    else assert.ok(!empty.contents.includes('command:'), `${v} repeats a button of the Datasets view`);
   }
 });
 
@@ -104,4 +109,32 @@ test('restricted settings, activation events, schema validation and icon', () =>
 test('the report panel view type matches reportPanel.ts', () => {
   const src = fs.readFileSync(path.join(root, 'src', 'extension', 'reportPanel.ts'), 'utf8');
   assert.match(src, new RegExp(`REPORT_PANEL_VIEW_TYPE = '${PANEL_VIEW_TYPE.replace('.', '\\.')}'`));
+});
+
+test('walkthrough: five steps (model, evaluate, report, fix, gate), each with its markdown and real commands', () => {
+  const walkthroughs = pkg.contributes.walkthroughs as { id: string; steps: { id: string; description: string; media: { markdown: string }; completionEvents: string[] }[] }[];
+  assert.equal(walkthroughs.length, 1);
+  const steps = walkthroughs[0]!.steps;
+  assert.deepEqual(steps.map((s) => s.id), ['pickModel', 'evaluate', 'readReport', 'fixLabel', 'installGate']);
+  const commands = new Set<string>(Object.values(COMMANDS));
+  const views = new Set<string>(Object.values(VIEWS));
+  const known = (id: string) => commands.has(id) || (id.endsWith('.focus') && views.has(id.slice(0, -'.focus'.length)));
+  for (const s of steps) {
+    assert.ok(fs.existsSync(path.join(root, s.media.markdown)), `${s.id}: ${s.media.markdown} exists`);
+    const links = [...s.description.matchAll(/\(command:([\w.]+)\)/g)].map((m) => m[1]!);
+    assert.ok(links.length > 0, `${s.id} has a command link`);
+    for (const id of links) assert.ok(known(id), `${s.id}: unknown command ${id}`);
+    for (const e of s.completionEvents) {
+      if (e.startsWith('onCommand:')) assert.ok(known(e.slice('onCommand:'.length)), `${s.id}: unknown command in ${e}`);
+      else if (e.startsWith('onContext:')) assert.ok((Object.values(CONTEXT_KEYS) as string[]).includes(e.slice('onContext:'.length)), `${s.id}: unknown context key in ${e}`);
+    }
+  }
+});
+
+test('Ctrl+Z runs Undo Last Fix only where CLIP Lens fixes are the last thing done (our panel, our views, the Explorer)', () => {
+  const kb = (pkg.contributes.keybindings as { command: string; key: string; when: string }[]).find((k) => k.command === COMMANDS.undoLastFix)!;
+  assert.equal(kb.key, 'ctrl+z');
+  assert.match(kb.when, new RegExp(`^${CONTEXT_KEYS.canUndoFix.replace('.', '\\.')} && \\(`), 'guarded by the undo context key');
+  assert.match(kb.when, /activeWebviewPanelId == 'clipLens\.report'/);
+  assert.match(kb.when, /focusedView == 'clipLens\.labelIssues'/);
 });

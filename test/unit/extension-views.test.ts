@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EvalReport, LabelIssue, Metrics, ReportSample, Warning } from '../../src/core/report';
 import type { GateResult } from '../../src/core/gate';
-import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, issueGroups, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
+import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, issueGroups, viewOrder, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
 import { datasetName, downloadMessage, escapeMarkdown, formatBytes, formatDuration, pct, progressMessage, statusBarText, statusSummary, statusTooltipLines, worstClass } from '../../src/extension/format';
 import { classifyChange } from '../../src/extension/datasetFiles';
 import { folderMoveTarget } from '../../src/extension/fixPlan';
@@ -84,6 +84,10 @@ test('class rows: counts, recall, warnings about the class; no recall for a clas
   assert.equal(bird.precision, null, 'nothing predicted as bird');
   assert.deepEqual(bird.warnings.map((w) => w.kind), ['rare-class-low-recall']);
   assert.equal(classDescription(rows[1]), '5 images · recall 50%');
+  // The view lists the classes a warning is about first, so the worst class is not below the fold.
+  const ordered = viewOrder([...rows].reverse());
+  assert.equal(ordered[0]!.class, 'bird');
+  assert.deepEqual(ordered.slice(1).map((x) => x.class), ['dog', 'cat'], 'the others keep their order');
   r.metrics!.perClass[2].support = 0;
   assert.equal(classRows(r)[2].recall, null);
 });
@@ -146,6 +150,8 @@ test('status bar: top-1, the worst class, the gate, out-of-date marker', () => {
   assert.match(tooltip, /3 likely label errors · 3 warnings/);
   assert.match(tooltip, /2 of 3 thresholds not met/);
   assert.match(tooltip, /changed since/);
+  // After fixes: the tooltip counts the issues still open (it was stale before).
+  assert.match(statusTooltipLines(r, gate, { datasetName: 'pets', stale: false, handled: 2 }).join('\n'), /1 likely label error \(2 fixed or ignored since the evaluation\) · 3 warnings/);
   assert.doesNotMatch(tooltip, /Ratchet/);
 });
 
@@ -182,7 +188,7 @@ test('numbers for people', () => {
   assert.equal(formatBytes(999), '999 B');
   assert.equal(formatDuration(4200), '4.2 s');
   assert.equal(formatDuration(185_000), '3 min 05 s');
-  assert.equal(progressMessage({ phase: 'images', done: 412, total: 1000, rate: 38.46, fromCache: 300 }), '412 / 1,000 images · 38 images/s · 300 from cache');
+  assert.equal(progressMessage({ phase: 'images', done: 412, total: 1000, rate: 38.46, fromCache: 300 }), '412 / 1,000 images · 38 images/s · 300 already embedded');
   assert.equal(progressMessage({ phase: 'images', done: 2, total: 10, rate: 1.25, fromCache: 0 }), '2 / 10 images · 1.3 images/s');
   assert.equal(downloadMessage({ file: 'onnx/vision_model.onnx', bytes: 100e6, totalBytes: 352e6, bytesPerSecond: 11.2e6 }, 20.5e6, 606e6), 'onnx/vision_model.onnx · 120.5 MB of ≈606.0 MB · 11.2 MB/s');
   assert.equal(escapeMarkdown('a_b*[c](d)'), 'a\\_b\\*\\[c\\]\\(d\\)');

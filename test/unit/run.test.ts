@@ -87,7 +87,7 @@ test('planRun checks the dataset, then the config, before any model; an invalid 
   // A syntax error is reported before the dataset is read (the labels section may be what broke).
   fs.writeFileSync(path.join(dir, '.clip-lens.json'), '{ "model": "clip-vit-base-patch32",\n');
   await assert.rejects(planRun({ target: dir }), /\.clip-lens\.json:\d+:\d+: /);
-  // 'list' (the editor's policy): the run goes on with the valid keys, the problems are kept for the report.
+  // 'list': the run goes on with the valid keys, the problems are kept for the report (the editor uses 'fail').
   fs.writeFileSync(path.join(dir, '.clip-lens.json'), '{ "topK": 0, "model": "./m" }');
   const listed = await planRun({ target: dir, configProblems: 'list' });
   assert.equal(listed.configProblems.length, 1);
@@ -185,4 +185,17 @@ test('planRun: predictor from the option, else .clip-lens.json, else the setting
   fs.writeFileSync(path.join(dir, '.clip-lens.json'), JSON.stringify({ predictor: 'zero-shot' }));
   assert.equal((await planRun({ target: dir, settings: { predictor: 'knn' } })).predictor, 'zero-shot');
   assert.equal((await planRun({ target: dir, options: { predictor: 'linear-probe' }, settings: { predictor: 'knn' } })).predictor, 'linear-probe');
+});
+
+test('the wrong folder chosen: a class folder, or the parent of the dataset, names the folder to evaluate', async (t) => {
+  const parent = tmp(t);
+  const dataset = path.join(parent, 'pets');
+  smallDataset(dataset);
+  // a class folder: images, no subfolders
+  await assert.rejects(planRun({ target: path.join(dataset, 'red_circle') }), (e: ClipLensError) => e.code === 'dataset-empty' && e.message.includes(`it holds 3 images itself, so it looks like one class folder: evaluate its parent folder ${dataset}`));
+  // the parent: one "class" that has class folders itself
+  await assert.rejects(planRun({ target: parent }), (e: ClipLensError) => e.code === 'dataset-too-few-classes' && e.message.includes(`its only folder 'pets' has 2 folders itself, so it looks like the dataset: evaluate ${dataset}`));
+  // an empty folder keeps the plain message
+  const empty = tmp(t);
+  await assert.rejects(planRun({ target: empty }), (e: ClipLensError) => e.code === 'dataset-empty' && !e.message.includes('looks like'));
 });

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { Comparison } from '../../src/core/comparison';
 import type { Browser, Page } from 'playwright-core';
-import type { HostToPanel, PanelToHost, ThumbnailItem } from '../../src/core/panelProtocol';
+import type { HostToPanel, PanelGate, PanelToHost, ThumbnailItem } from '../../src/core/panelProtocol';
 import type { EvalReport } from '../../src/core/report';
 import { ThumbnailCache, resolveInsideRoot } from '../../src/core/thumbnails';
 import { buildExport, parsePanelMessage, toPanelReport } from '../../src/extension/reportPanel';
@@ -204,6 +204,8 @@ export interface FakeHostOptions {
   reportRef?: string;
   /** Passed to toPanelReport: above this many probabilities the webview must ask the host for PR curves. */
   maxProbabilities?: number;
+  /** The commit gate sent with the report. */
+  gate?: PanelGate | null;
   /** What "Compare with..." answers (the run the user picked, compared); nothing = the user cancelled. */
   comparison?: Comparison;
 }
@@ -321,7 +323,7 @@ export class FakeHost {
     switch (m.type) {
       case 'ready': {
         const { report, probabilitiesStripped } = toPanelReport(this.report, this.options.maxProbabilities);
-        return this.send({ type: 'report', report, reportRef: this.options.reportRef, probabilitiesStripped });
+        return this.send({ type: 'report', report, reportRef: this.options.reportRef, probabilitiesStripped, gate: this.options.gate ?? null });
       }
       case 'requestThumbnails': {
         const items: ThumbnailItem[] = [];
@@ -348,6 +350,8 @@ export class FakeHost {
         return this.send({ type: 'actionResult', requestId: m.requestId, ok: true, message: `Moved ${path.posix.basename(m.path)} to ${m.toClass}/` });
       case 'ignoreSample':
         return this.send({ type: 'actionResult', requestId: m.requestId, ok: true, message: `Ignored ${path.posix.basename(m.path)}` });
+      case 'bulkAction':
+        return this.send({ type: 'actionResult', requestId: m.requestId, ok: true, message: m.action.kind === 'fix' ? `Moved ${m.action.paths.length} images to '${m.action.toClass}'` : `Ignored ${m.action.paths.length} samples` });
       case 'export': {
         const file = buildExport(this.report, m.request);
         this.exports.push(file);

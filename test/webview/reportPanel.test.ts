@@ -71,7 +71,7 @@ const posted = () => lastPanel().webview.posted as HostToPanel[];
 /** Lets the host's async message handler finish. */
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
-beforeEach(() => ReportPanel.current?.dispose());
+beforeEach(() => ReportPanel.all.forEach((p) => p.dispose()));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('creates the panel with a strict CSP, a nonce, and only extension + dataset resource roots', async () => {
@@ -98,6 +98,15 @@ test('creates the panel with a strict CSP, a nonce, and only extension + dataset
   // A second call reuses the panel with a fresh report.
   assert.equal(ReportPanel.createOrShow(ext, actions(newCalls()), r), p);
   assert.equal(fake.created.filter((x) => !x.disposed).length, 1);
+  // Another dataset gets its own panel; the first stays, and each is found by its root.
+  const other = { ...r, dataset: { ...r.dataset, root: path.join(path.dirname(r.dataset.root), 'other-dataset') } };
+  const q = ReportPanel.createOrShow(ext, actions(newCalls()), other);
+  assert.notEqual(q, p);
+  assert.equal(fake.created.filter((x) => !x.disposed).length, 2);
+  assert.equal(ReportPanel.forRoot(r.dataset.root), p);
+  assert.equal(ReportPanel.forRoot(other.dataset.root), q);
+  assert.equal(lastPanel().title, 'CLIP Lens: other-dataset');
+  q.dispose();
 });
 
 test('sends the report when the webview is ready, and again after it was hidden and shown', async () => {
@@ -267,7 +276,9 @@ test('the serializer restores the panel with the report named in the saved state
   assert.equal(empty.type, 'empty');
   assert.match(empty.message, /deleted\.json is no longer available/);
   assert.deepEqual(loaded, ['good', 'deleted.json']);
-  assert.ok(restored.disposed, 'only one report panel at a time');
+  assert.ok(!restored.disposed, 'one panel per dataset: restoring another panel does not close this one');
+  restored.dispose();
+  gone.dispose();
   d.dispose();
 });
 

@@ -11,7 +11,7 @@ import type { Engine } from '../engine';
 import { datasetName, escapeMarkdown, pct, statusTooltipLines } from '../format';
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
-import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, type ClassRow, type ImageRow } from './model';
+import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
 import type { EvalReport } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
 
@@ -47,7 +47,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
 
   private classRowsOf(report: EvalReport): ClassRow[] {
     let rows = this.classCache.get(report);
-    if (!rows) this.classCache.set(report, (rows = classRows(report)));
+    if (!rows) this.classCache.set(report, (rows = viewOrder(classRows(report))));
     return rows;
   }
 

@@ -124,10 +124,15 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       const item = new vscode.TreeItem(`${element.given} → ${element.suggested}`, n <= 10 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `group:${result.root}\0${element.given}\0${element.suggested}`;
       item.contextValue = TREE_CONTEXT.issueGroup;
-      item.description = `${n} image${n === 1 ? '' : 's'}${g ? ` · from #${g.issues[0].rank}` : ''}`;
+      // Label files are fixed line by line: count lines, not images; name where the suggested fix goes.
+      const isLabelFile = datasetFormat(report.dataset.format).fix === 'change-label';
+      const unit = isLabelFile ? 'line' : 'image';
+      item.description = `${n} ${unit}${n === 1 ? '' : 's'}${g ? ` · from #${g.issues[0].rank}` : ''}`;
       item.iconPath = new vscode.ThemeIcon('arrow-swap');
       const who = report.predictor && report.predictor.used !== 'zero-shot' ? predictorText(report) : 'CLIP';
-      item.tooltip = `Labelled '${element.given}', ${who} predicts '${element.suggested}' for ${n} image${n === 1 ? '' : 's'}.`;
+      item.tooltip =
+        `Labelled '${element.given}', ${who} predicts '${element.suggested}' for ${n} ${unit}${n === 1 ? '' : 's'}. ` +
+        (isLabelFile ? `Apply Suggested Fix changes the label to '${element.suggested}'.` : `Apply Suggested Fix moves the image into the folder '${element.suggested}/'.`);
       return item;
     }
     const found = this.issue(element.root, element.samplePath);

@@ -37,6 +37,17 @@ export function classRows(report: EvalReport): ClassRow[] {
   });
 }
 
+/**
+ * The Datasets view's order: classes a warning or error is about first (lowest recall first), so the worst class is
+ * never off-screen below an alphabetical list; then the others in the report's class order.
+ */
+export function viewOrder(rows: readonly ClassRow[]): ClassRow[] {
+  const flagged = rows.filter((r) => r.warnings.some((w) => w.severity !== 'info'));
+  const rest = rows.filter((r) => !flagged.includes(r));
+  flagged.sort((a, b) => (a.recall ?? 1) - (b.recall ?? 1) || (a.class < b.class ? -1 : a.class > b.class ? 1 : 0));
+  return [...flagged, ...rest];
+}
+
 /** "12 images · recall 83.3%" */
 export function classDescription(row: ClassRow): string {
   const parts = [`${row.images} image${row.images === 1 ? '' : 's'}`];
