@@ -72,6 +72,9 @@ const STEPS = [
   'report panel: a move from the image grid is undone by Ctrl+Z and the file is back',
   'on disk: exactly the fixed images moved, nothing else changed',
   'an invalid .clip-lens.json typed with auto-save: a diagnostic, no download prompt',
+  'report panel: the header names the predictor of the label errors, as the CLI report does',
+  'CLIP Lens: Search Images... shows ranked thumbnails in the panel',
+  'a dataset with an image in both train and test: the panel warns about leakage',
 ];
 const results = new Map();
 let page;
@@ -225,6 +228,22 @@ fs.cpSync(DATASET, dataset, { recursive: true });
 // The dataset's config names the model (so nothing else is needed to find it) and sets a commit gate.
 const CONFIG_TEXT = `${JSON.stringify({ model: MODEL, gate: { minTop1Accuracy: 0.5, minRecall: 0.8 } }, null, 2)}\n`;
 fs.writeFileSync(path.join(dataset, '.clip-lens.json'), CONFIG_TEXT);
+// A second, small dataset with a train/test split and one image copied from train into test (data leakage).
+const leaky = path.join(workspace, 'leaky');
+{
+  const classes = ['blue_square', 'green_triangle', 'red_circle'];
+  for (const cls of classes) {
+    const files = fs.readdirSync(path.join(DATASET, cls)).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
+    files.slice(0, 6).forEach((f, i) => {
+      const split = i < 4 ? 'train' : 'test';
+      fs.mkdirSync(path.join(leaky, split, cls), { recursive: true });
+      fs.copyFileSync(path.join(DATASET, cls, f), path.join(leaky, split, cls, f));
+    });
+  }
+  const first = fs.readdirSync(path.join(leaky, 'train', 'red_circle')).sort()[0];
+  fs.copyFileSync(path.join(leaky, 'train', 'red_circle', first), path.join(leaky, 'test', 'red_circle', `copy-of-${first}`));
+  fs.writeFileSync(path.join(leaky, '.clip-lens.json'), `${JSON.stringify({ model: MODEL }, null, 2)}\n`);
+}
 const pristine = snapshot(dataset);
 const known = readKnownErrors();
 log(`run folder ${RUN}; dataset copy: ${pristine.size} files, ${known.length} known wrong labels`);
@@ -659,6 +678,65 @@ try {
       await sleep(700);
     }
     await until('the config restored', () => fs.readFileSync(configFile, 'utf8') === CONFIG_TEXT, 10_000);
+  });
+
+  // ---- issue 12: which predictor found the label errors ------------------------------------------------------------
+  await step('report panel: the header names the predictor of the label errors, as the CLI report does', async () => {
+    cliReport ??= await cliRun;
+    await runCommand('CLIP Lens: Open Report', /Open Report/);
+    const chip = webview().locator('.meta-item.predictor');
+    await chip.waitFor({ timeout: 30_000 });
+    const used = await chip.getAttribute('data-predictor');
+    log(`  predictor: ${used} ("${(await chip.innerText()).trim()}"); CLI report: ${cliReport.predictor?.used}`);
+    assert(used === cliReport.predictor?.used, `the panel says ${used}, the CLI report ${cliReport.predictor?.used}`);
+  });
+
+  // ---- issue 13: text search and a leakage warning -----------------------------------------------------------------
+  await step('CLIP Lens: Search Images... shows ranked thumbnails in the panel', async () => {
+    await runCommand('CLIP Lens: Search Images', /Search Images/);
+    const input = page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ timeout: 10_000 });
+    await input.fill('a photo of a red circle.');
+    await page.keyboard.press('Enter');
+    const results = webview().locator('.search-results');
+    await results.waitFor({ timeout: 60_000 });
+    const tiles = results.locator('.search-tiles [data-rank]');
+    await until('search result tiles', async () => (await tiles.count()) > 0, 30_000);
+    const n = await tiles.count();
+    const scores = [];
+    for (let i = 0; i < Math.min(n, 10); i++) scores.push(Number(await tiles.nth(i).getAttribute('data-score')));
+    const summary = (await results.locator('.search-summary').innerText()).trim();
+    log(`  search: ${n} tiles; top scores ${scores.map((x) => x.toFixed(3)).join(', ')}; ${summary}`);
+    assert(scores.every((x, i) => i === 0 || x <= scores[i - 1]), `results not best first: ${scores.join(', ')}`);
+    await shot('search');
+  });
+
+  await step('a dataset with an image in both train and test: the panel warns about leakage', async () => {
+    await runCommand('View: Show Explorer', /Show Explorer/);
+    // the top-level rows are in view again once every folder is collapsed
+    await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
+    await explorerRow('leaky').waitFor({ timeout: 10_000 });
+    const item = menuItem(/^Evaluate Dataset$/);
+    await retry(
+      '"Evaluate Dataset" on the leaky folder',
+      async () => {
+        await explorerRow('leaky').click({ button: 'right' });
+        await item.waitFor({ timeout: 2_000 });
+      },
+      () => page.keyboard.press('Escape'),
+    );
+    await sleep(400); // menu fade-in: a click during it is lost
+    await item.click();
+    await sleep(1_000);
+    if (await item.isVisible().catch(() => false)) await item.click();
+    const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
+    const warning = wv().locator('body', { hasText: /test image has (a copy|an exact copy|a near-copy)[^:]* in train: test accuracy is inflated/ });
+    await warning.first().waitFor({ timeout: 120_000 });
+    const text = await wv().locator('body').innerText();
+    const line = text.split('\n').find((l) => /accuracy is inflated/.test(l)) ?? '';
+    log(`  leakage: ${line.trim().slice(0, 200)}`);
+    assert(/copy-of-/.test(text), 'the leaked file is not named in the panel');
+    await shot('leakage');
   });
 } catch (e) {
   if (!(e instanceof Fatal)) {
