@@ -364,7 +364,7 @@ export class ClassTable {
         drawPrChart(canvas, curve, readChartTheme());
         prNote.textContent =
           curve.source === 'probabilities'
-            ? `AP ${curve.averagePrecision === null ? '–' : curve.averagePrecision.toFixed(3)} over ${plural(curve.total, 'image')} (${int(curve.positives)} positive). Dashed: no-skill baseline.`
+            ? `AP ${c.averagePrecision === null ? '–' : c.averagePrecision.toFixed(3)} over ${plural(curve.total, 'image')} (${int(curve.positives)} positive). Dashed: no-skill baseline.`
             : `From top-${m.report.topK} scores only: exact up to ${pct(curve.coverage, 0)} recall (red line), a lower bound beyond. AP from the report: ${c.averagePrecision === null ? '–' : c.averagePrecision.toFixed(3)}.`;
       })
       .catch((e: unknown) => {

@@ -127,8 +127,6 @@ export interface PrCurve {
   class: string;
   recall: number[];
   precision: number[];
-  /** Average precision computed from the same scores (step-wise, as sklearn's average_precision_score); null without positives. */
-  averagePrecision: number | null;
   /** Samples whose true label is the class. */
   positives: number;
   /** Samples scored. */

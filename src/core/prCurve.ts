@@ -1,10 +1,9 @@
 /**
- * One-vs-rest precision-recall curve and average precision of one class, following scikit-learn's
- * precision_recall_curve / average_precision_score: thresholds are the distinct scores, ties are taken together,
- * AP = sum over thresholds of (R_n - R_(n-1)) * P_n, null for a class without positives (scikit-learn leaves it
- * undefined; the report's per-class AP, src/core/retrieval.ts, says null too). Pure, DOM-free and node-free: the
- * report panel's webview bundle imports it (when samples carry probabilities), and so does the extension host
- * (otherwise).
+ * One-vs-rest precision-recall curve of one class, following scikit-learn's precision_recall_curve: thresholds are
+ * the distinct scores, ties are taken together. Only the curve, for drawing: average precision has one
+ * implementation, the report's per-class AP (src/core/retrieval.ts, null for a class without positives); the panel
+ * shows that figure next to the curve. Pure, DOM-free and node-free: the report panel's webview bundle imports it
+ * (when samples carry probabilities), and so does the extension host (otherwise).
  */
 import type { PrCurve } from './panelProtocol';
 
@@ -40,13 +39,9 @@ export function precisionRecallCurve(
 
   const recall: number[] = [0];
   const precision: number[] = [1];
-  let ap = 0;
   let tp = 0;
   let fp = 0;
-  let lastRecall = 0;
   const push = (r: number, p: number) => {
-    ap += (r - lastRecall) * p;
-    lastRecall = r;
     recall.push(r);
     precision.push(p);
   };
@@ -67,7 +62,6 @@ export function precisionRecallCurve(
     class: className,
     recall: thin.recall,
     precision: thin.precision,
-    averagePrecision: positives ? ap : null,
     positives,
     total: n,
     source: unknown ? 'top-k' : 'probabilities',

@@ -255,7 +255,14 @@ export class FakeHost {
   /** Opens the panel page in `page`, wired to this host. */
   async open(page: Page, theme: ThemeName): Promise<void> {
     this.page = page;
-    await page.exposeBinding('__clipLensPost', (_source, message: unknown) => void this.receive(message));
+    await page.exposeBinding('__clipLensPost', (_source, message: unknown) => {
+      // A reply that races the end of a test (the page or the browser closed meanwhile) goes nowhere; any other
+      // failure stays an unhandled rejection, which fails the run.
+      void this.receive(message).catch((e: unknown) => {
+        if (page.isClosed() || /has been closed/.test(String(e))) return;
+        throw e;
+      });
+    });
     // A string, not a function: tsx would compile a function with esbuild helpers (__name) the page lacks.
     await page.addInitScript({ content: FAKE_VSCODE_API });
     await page.route(`${ORIGIN}/**`, async (route) => {
