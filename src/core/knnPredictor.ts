@@ -33,6 +33,17 @@ export interface KnnProbabilities {
   approximate: boolean;
 }
 
+/** The checks both kNN drivers share, k, and the L2-normalised features. */
+function knnInputs(features: Float32Array, dim: number, labels: ArrayLike<number>, numClasses: number, options: { k?: number; normalised?: boolean }): { k: number; unit: Float32Array } {
+  const n = labels.length;
+  checkFeatures(features, n, dim);
+  checkLabels(labels, numClasses);
+  const k = options.k ?? DEFAULT_KNN_K;
+  if (!Number.isInteger(k) || k < 1) throw new ClipLensError('knn-bad-k', `k must be an integer >= 1, got ${k}`);
+  if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
+  return { k, unit: options.normalised ? features : l2Normalise(features, dim) };
+}
+
 /**
  * Out-of-sample kNN probabilities. Features need not be normalised (they are, for the cosine). With fewer than
  * k + 1 samples the error says so.
@@ -44,13 +55,7 @@ export function knnProbabilities(
   numClasses: number,
   options: { k?: number; index?: NeighbourIndexOptions; normalised?: boolean } = {},
 ): KnnProbabilities {
-  const n = labels.length;
-  checkFeatures(features, n, dim);
-  checkLabels(labels, numClasses);
-  const k = options.k ?? DEFAULT_KNN_K;
-  if (!Number.isInteger(k) || k < 1) throw new ClipLensError('knn-bad-k', `k must be an integer >= 1, got ${k}`);
-  if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
-  const unit = options.normalised ? features : l2Normalise(features, dim);
+  const { k, unit } = knnInputs(features, dim, labels, numClasses, options);
   const index = NeighbourIndex.build(unit, dim, options.index);
   return voteProbabilities(index.selfNeighbours(k), labels, numClasses, k, index.approximate);
 }
@@ -72,14 +77,8 @@ export async function knnProbabilitiesAsync(
   numClasses: number,
   options: { k?: number; index?: NeighbourIndexOptions; normalised?: boolean } = {},
 ): Promise<KnnProbabilities> {
-  const n = labels.length;
-  checkFeatures(features, n, dim);
-  checkLabels(labels, numClasses);
-  const k = options.k ?? DEFAULT_KNN_K;
-  if (!Number.isInteger(k) || k < 1) throw new ClipLensError('knn-bad-k', `k must be an integer >= 1, got ${k}`);
-  if (k >= n) throw new ClipLensError('knn-bad-k', `k = ${k} neighbours need more than ${k} samples, found ${n}`);
-  const unit = options.normalised ? features : l2Normalise(features, dim);
-  const index = NeighbourIndex.build(unit, dim, options.index ?? { approximate: n > KNN_EXACT_MAX_ROWS });
+  const { k, unit } = knnInputs(features, dim, labels, numClasses, options);
+  const index = NeighbourIndex.build(unit, dim, options.index ?? { approximate: labels.length > KNN_EXACT_MAX_ROWS });
   return voteProbabilities(await index.selfNeighboursAsync(k), labels, numClasses, k, index.approximate);
 }
 

@@ -360,17 +360,10 @@ export function checkLabels(labels: ArrayLike<number>, numClasses: number, where
 }
 
 /**
- * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
- * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
- * scikit-learn's default is 100).
+ * What both cross-validation drivers share: the checks, the folds (scikit-learn's StratifiedKFold order), the classes
+ * smaller than the folds, and the out-of-sample probabilities each fold's model records for its test samples.
  */
-export function crossValidatedProbe(
-  features: Float32Array,
-  dim: number,
-  labels: ArrayLike<number>,
-  numClasses: number,
-  options: { folds?: number; c?: number; maxIterations?: number } = {},
-): CrossValidatedProbe {
+function planProbe(features: Float32Array, dim: number, labels: ArrayLike<number>, numClasses: number, options: { folds?: number; c?: number }) {
   const n = labels.length;
   checkFeatures(features, n, dim);
   checkLabels(labels, numClasses);
@@ -387,15 +380,44 @@ export function crossValidatedProbe(
   }
   const probs = new Float64Array(n * numClasses);
   let unconverged = 0;
-  for (let f = 0; f < folds; f++) {
-    const train: number[] = [];
-    const test: number[] = [];
-    for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
-    const model = fitLogistic(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations });
-    if (!model.converged) unconverged++;
-    predictInto(model, features, Int32Array.from(test), probs, numClasses);
+  return {
+    folds,
+    c,
+    foldOfSample,
+    record(model: Parameters<typeof predictInto>[0] & { converged: boolean }, test: Int32Array): void {
+      if (!model.converged) unconverged++;
+      predictInto(model, features, test, probs, numClasses);
+    },
+    result: (): CrossValidatedProbe => ({ probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged }),
+  };
+}
+
+/** The training and test samples of fold `f`, in sample order. */
+function foldIndices(foldOfSample: ArrayLike<number>, f: number): { train: Int32Array; test: Int32Array } {
+  const train: number[] = [];
+  const test: number[] = [];
+  for (let i = 0; i < foldOfSample.length; i++) (foldOfSample[i] === f ? test : train).push(i);
+  return { train: Int32Array.from(train), test: Int32Array.from(test) };
+}
+
+/**
+ * Out-of-sample probabilities of the linear probe: for each stratified fold, fit on the other folds (from zero, as
+ * scikit-learn does), predict the fold. `maxIterations` bounds each fit's L-BFGS iterations (default 1000;
+ * scikit-learn's default is 100).
+ */
+export function crossValidatedProbe(
+  features: Float32Array,
+  dim: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: { folds?: number; c?: number; maxIterations?: number } = {},
+): CrossValidatedProbe {
+  const plan = planProbe(features, dim, labels, numClasses, options);
+  for (let f = 0; f < plan.folds; f++) {
+    const { train, test } = foldIndices(plan.foldOfSample, f);
+    plan.record(fitLogistic(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations }), test);
   }
-  return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
+  return plan.result();
 }
 
 /**
@@ -411,31 +433,12 @@ export async function crossValidatedProbeFast(
   numClasses: number,
   options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine'] } = {},
 ): Promise<CrossValidatedProbe> {
-  const n = labels.length;
-  checkFeatures(features, n, dim);
-  checkLabels(labels, numClasses);
-  const folds = options.folds ?? DEFAULT_FOLDS;
-  const c = options.c ?? DEFAULT_PROBE_C;
-  const foldOfSample = stratifiedFolds(labels, folds);
-  const counts = new Int32Array(numClasses);
-  for (let i = 0; i < n; i++) counts[labels[i]]++;
-  const smallClasses: number[] = [];
-  const singletonClasses: number[] = [];
-  for (let j = 0; j < numClasses; j++) {
-    if (counts[j] > 0 && counts[j] < folds) smallClasses.push(j);
-    if (counts[j] === 1) singletonClasses.push(j);
+  const plan = planProbe(features, dim, labels, numClasses, options);
+  for (let f = 0; f < plan.folds; f++) {
+    const { train, test } = foldIndices(plan.foldOfSample, f);
+    plan.record(await fitLogisticFast(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations, engine: options.engine }), test);
   }
-  const probs = new Float64Array(n * numClasses);
-  let unconverged = 0;
-  for (let f = 0; f < folds; f++) {
-    const train: number[] = [];
-    const test: number[] = [];
-    for (let i = 0; i < n; i++) (foldOfSample[i] === f ? test : train).push(i);
-    const model = await fitLogisticFast(features, dim, labels, Int32Array.from(train), { c, maxIterations: options.maxIterations, engine: options.engine });
-    if (!model.converged) unconverged++;
-    predictInto(model, features, Int32Array.from(test), probs, numClasses);
-  }
-  return { probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged };
+  return plan.result();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -287,14 +287,11 @@ function labelError(value: unknown, classes: string[]): string {
   return `label ${JSON.stringify(value)} is neither a class index in [0, ${classes.length - 1}] nor a class name`;
 }
 
-async function readPredictionsJson(file: string): Promise<Predictions> {
-  let text: string;
-  try {
-    text = (await readRegularFile(file, { maxBytes: MAX_PREDICTIONS_JSON_BYTES, code: 'predictions-read-failed', what: 'the predictions file' })).toString('utf8');
-  } catch (e) {
-    if (e instanceof FileRefusedError) throw e;
-    throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
-  }
+/**
+ * The JSON inputs `{"classes", "labels", <rowsKey>}` (predictions and features): parsed, the classes checked, labels
+ * and rows arrays of one length. Errors name the file (and the line for bad JSON).
+ */
+function parseLabelledRows(text: string, file: string, rowsKey: 'pred_probs' | 'features', rowsAre: string): { obj: Record<string, unknown>; classes: string[]; rawLabels: unknown[]; rows: unknown[] } {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -305,16 +302,29 @@ async function readPredictionsJson(file: string): Promise<Predictions> {
     throw new ClipLensError('predictions-bad-json', `not valid JSON: ${msg}`, { file, line });
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new ClipLensError('predictions-bad-field', 'expected an object {"classes", "labels", "pred_probs"}', { file });
+    throw new ClipLensError('predictions-bad-field', `expected an object {"classes", "labels", "${rowsKey}"}`, { file });
   }
   const obj = data as Record<string, unknown>;
   const classes = checkClasses(obj.classes, { file });
-  const { labels: rawLabels, pred_probs: rows } = obj;
+  const rawLabels = obj.labels;
+  const rows = obj[rowsKey];
   if (!Array.isArray(rawLabels)) throw new ClipLensError('predictions-bad-field', '"labels" must be an array', { file });
-  if (!Array.isArray(rows)) throw new ClipLensError('predictions-bad-field', '"pred_probs" must be an array of rows', { file });
+  if (!Array.isArray(rows)) throw new ClipLensError('predictions-bad-field', `"${rowsKey}" must be ${rowsAre}`, { file });
   if (rows.length !== rawLabels.length) {
-    throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "pred_probs" has ${rows.length} rows`, { file });
+    throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "${rowsKey}" has ${rows.length} rows`, { file });
   }
+  return { obj, classes, rawLabels, rows };
+}
+
+async function readPredictionsJson(file: string): Promise<Predictions> {
+  let text: string;
+  try {
+    text = (await readRegularFile(file, { maxBytes: MAX_PREDICTIONS_JSON_BYTES, code: 'predictions-read-failed', what: 'the predictions file' })).toString('utf8');
+  } catch (e) {
+    if (e instanceof FileRefusedError) throw e;
+    throw new ClipLensError('predictions-read-failed', `cannot read predictions: ${(e as Error).message}`, { file });
+  }
+  const { obj, classes, rawLabels, rows } = parseLabelledRows(text, file, 'pred_probs', 'an array of rows');
   const splits = obj.splits;
   if (splits !== undefined) {
     if (!Array.isArray(splits) || splits.length !== rows.length) {
@@ -512,24 +522,30 @@ async function readNpyClasses(dir: string): Promise<string[]> {
   throw new ClipLensError('predictions-read-failed', 'the directory needs classes.json (a JSON array) or classes.txt (one class a line) next to pred_probs.npy and labels.npy', { file: dir });
 }
 
-/** Reads pred_probs.npy (streamed in chunks of rows), labels.npy and classes.json/classes.txt from a directory. */
-async function readNpyDirectory(dir: string): Promise<Predictions> {
+/** classes.json/classes.txt and labels.npy (1-D integers, each a class index) of a predictions or features folder. */
+async function readNpyLabels(dir: string): Promise<{ classes: string[]; labels: number[] }> {
   const classes = await readNpyClasses(dir);
-  const k = classes.length;
   const labelsFile = path.join(dir, 'labels.npy');
   const labelsBuf = await readFileOrFail(labelsFile);
   const lh = parseNpyHeader(labelsBuf, labelsFile);
   if (lh.dtype[0] === 'f' || lh.shape.length !== 1) {
     throw new ClipLensError('predictions-bad-npy', `labels must be a 1-D integer array, found ${lh.dtype} of shape (${lh.shape.join(', ')})`, { file: labelsFile });
   }
-  const n = lh.shape[0];
-  const labels: number[] = new Array(n);
+  const labels: number[] = new Array(lh.shape[0]);
   const lsize = NPY_ITEM_SIZE[lh.dtype];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < labels.length; i++) {
     const v = readNpyValue(labelsBuf, lh.dataOffset + i * lsize, lh.dtype);
-    if (v < 0 || v >= k) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(v, classes)}`, { file: labelsFile });
+    if (v < 0 || v >= classes.length) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(v, classes)}`, { file: labelsFile });
     labels[i] = v;
   }
+  return { classes, labels };
+}
+
+/** Reads pred_probs.npy (streamed in chunks of rows), labels.npy and classes.json/classes.txt from a directory. */
+async function readNpyDirectory(dir: string): Promise<Predictions> {
+  const { classes, labels } = await readNpyLabels(dir);
+  const k = classes.length;
+  const n = labels.length;
 
   const probsFile = path.join(dir, 'pred_probs.npy');
   await assertRegularFile(probsFile, { maxBytes: Number.MAX_SAFE_INTEGER, code: 'predictions-read-failed', what: 'pred_probs.npy' });
@@ -600,26 +616,7 @@ export async function readFeaturesFile(file: string): Promise<FeaturesInput> {
     throw new ClipLensError('predictions-unknown-format', 'features must be a .json file or a directory with features.npy, labels.npy and classes.json', { file });
   }
   const text = (await readFileOrFail(file)).toString('utf8');
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    const msg = (e as Error).message;
-    const at = /position (\d+)/.exec(msg);
-    const line = at ? text.slice(0, Number(at[1])).split('\n').length : undefined;
-    throw new ClipLensError('predictions-bad-json', `not valid JSON: ${msg}`, { file, line });
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new ClipLensError('predictions-bad-field', 'expected an object {"classes", "labels", "features"}', { file });
-  }
-  const obj = data as Record<string, unknown>;
-  const classes = checkClasses(obj.classes, { file });
-  const { labels: rawLabels, features: rows } = obj;
-  if (!Array.isArray(rawLabels)) throw new ClipLensError('predictions-bad-field', '"labels" must be an array', { file });
-  if (!Array.isArray(rows)) throw new ClipLensError('predictions-bad-field', '"features" must be an array of rows (one feature vector per sample)', { file });
-  if (rows.length !== rawLabels.length) {
-    throw new ClipLensError('predictions-bad-field', `"labels" has ${rawLabels.length} entries but "features" has ${rows.length} rows`, { file });
-  }
+  const { classes, rawLabels, rows } = parseLabelledRows(text, file, 'features', 'an array of rows (one feature vector per sample)');
   const byName = new Map(classes.map((c, i) => [c, i]));
   const labels: number[] = new Array(rows.length);
   const dim = rows.length > 0 && Array.isArray(rows[0]) ? (rows[0] as unknown[]).length : 0;
@@ -645,22 +642,8 @@ export async function readFeaturesFile(file: string): Promise<FeaturesInput> {
 }
 
 async function readFeaturesDirectory(dir: string): Promise<FeaturesInput> {
-  const classes = await readNpyClasses(dir);
-  const k = classes.length;
-  const labelsFile = path.join(dir, 'labels.npy');
-  const labelsBuf = await readFileOrFail(labelsFile);
-  const lh = parseNpyHeader(labelsBuf, labelsFile);
-  if (lh.dtype[0] === 'f' || lh.shape.length !== 1) {
-    throw new ClipLensError('predictions-bad-npy', `labels must be a 1-D integer array, found ${lh.dtype} of shape (${lh.shape.join(', ')})`, { file: labelsFile });
-  }
-  const n = lh.shape[0];
-  const labels: number[] = new Array(n);
-  const lsize = NPY_ITEM_SIZE[lh.dtype];
-  for (let i = 0; i < n; i++) {
-    const v = readNpyValue(labelsBuf, lh.dataOffset + i * lsize, lh.dtype);
-    if (v < 0 || v >= k) throw new ClipLensError('predictions-bad-label', `labels[${i}]: ${labelError(v, classes)}`, { file: labelsFile });
-    labels[i] = v;
-  }
+  const { classes, labels } = await readNpyLabels(dir);
+  const n = labels.length;
   const featuresFile = path.join(dir, 'features.npy');
   const buf = await readFileOrFail(featuresFile);
   const fh = parseNpyHeader(buf, featuresFile);

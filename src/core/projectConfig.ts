@@ -622,17 +622,11 @@ export async function readProjectConfig(
 // Minimal edits
 
 /**
- * The smallest edit that adds `samplePath` to the `ignore` list of a `.clip-lens.json` text, keeping the rest of the text
- * (formatting, key order, line endings) as it is. Returns undefined when the path is already ignored. Empty text becomes
- * a new config. Throws ClipLensError('config-invalid') naming the line when the text is not a JSON object or `ignore` is
- * not an array, since editing it could lose the user's content.
+ * The parsed object of a `.clip-lens.json` text about to be edited, with its line finder. Throws
+ * ClipLensError('config-invalid') naming the line when the text is not valid JSON or not an object, since editing it
+ * could lose the user's content.
  */
-export function ignoredSampleEdit(text: string, samplePath: string): TextEdit | undefined {
-  const eol = text.includes('\r\n') ? '\r\n' : '\n';
-  const quoted = JSON.stringify(samplePath);
-  if (text.trim() === '') {
-    return { offset: 0, length: text.length, text: `{${eol}  "ignore": [${eol}    ${quoted}${eol}  ]${eol}}${eol}` };
-  }
+function configTreeForEdit(text: string): { at: ReturnType<typeof lineColumnFinder>; tree: Extract<JsonNode, { type: 'object' }> } {
   const at = lineColumnFinder(text);
   let tree: JsonNode;
   try {
@@ -644,6 +638,22 @@ export function ignoredSampleEdit(text: string, samplePath: string): TextEdit | 
   if (tree.type !== 'object') {
     throw new ClipLensError('config-invalid', 'the config must be a JSON object', { file: CONFIG_FILE_NAME, line: at(tree.offset).line });
   }
+  return { at, tree };
+}
+
+/**
+ * The smallest edit that adds `samplePath` to the `ignore` list of a `.clip-lens.json` text, keeping the rest of the text
+ * (formatting, key order, line endings) as it is. Returns undefined when the path is already ignored. Empty text becomes
+ * a new config. Throws ClipLensError('config-invalid') naming the line when the text is not a JSON object or `ignore` is
+ * not an array, since editing it could lose the user's content.
+ */
+export function ignoredSampleEdit(text: string, samplePath: string): TextEdit | undefined {
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const quoted = JSON.stringify(samplePath);
+  if (text.trim() === '') {
+    return { offset: 0, length: text.length, text: `{${eol}  "ignore": [${eol}    ${quoted}${eol}  ]${eol}}${eol}` };
+  }
+  const { at, tree } = configTreeForEdit(text);
   const unit = indentUnit(text, tree);
   const ignoreProp = tree.properties.filter((p) => p.key === 'ignore').pop();
   if (ignoreProp) {
@@ -709,17 +719,7 @@ export function promptEntryEdit(text: string, className: string, prompt: string)
   if (text.trim() === '') {
     return { offset: 0, length: text.length, text: `{${eol}  "prompts": {${eol}    ${entry}${eol}  }${eol}}${eol}` };
   }
-  const at = lineColumnFinder(text);
-  let tree: JsonNode;
-  try {
-    tree = parseJsonTree(text);
-  } catch (e) {
-    if (!(e instanceof JsonSyntaxError)) throw e;
-    throw new ClipLensError('config-invalid', `invalid JSON: ${e.message}`, { file: CONFIG_FILE_NAME, line: at(e.offset).line });
-  }
-  if (tree.type !== 'object') {
-    throw new ClipLensError('config-invalid', 'the config must be a JSON object', { file: CONFIG_FILE_NAME, line: at(tree.offset).line });
-  }
+  const { at, tree } = configTreeForEdit(text);
   const unit = indentUnit(text, tree);
   const promptsProp = tree.properties.filter((p) => p.key === 'prompts').pop();
   if (promptsProp) {
