@@ -18,9 +18,10 @@ import { ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
+import { findLabelIssues } from './labelIssues';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
-import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
+import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ProvisionalInfo, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
@@ -70,7 +71,24 @@ export interface EvaluateOptions {
    * embedding comes from here (counted in timing as imported).
    */
   imageEmbeddings?: ImageEmbeddingSource;
+  /**
+   * Results while running: called as batches finish with a report over the images done so far, marked
+   * `provisional` with done/total counts (metrics, zero-shot label issues, warnings; no duplicates or outliers; the
+   * linear probe and kNN need every sample, so a provisional report's label issues are zero-shot's and its
+   * `predictor.reason` says so). The first comes once PROVISIONAL_RULES' first batch is scored, then at most one per
+   * `everyMs`; the final report (the return value) replaces them. The report handed over is the caller's to keep.
+   */
+  onProvisional?: (report: EvalReport) => void;
+  /** Overrides of PROVISIONAL_RULES (tests, benchmarks). */
+  provisionalRules?: Partial<typeof PROVISIONAL_RULES>;
 }
+
+/**
+ * When provisional reports are made: the first once `max(minSamples, samplesPerClass x classes)` samples are scored
+ * (all of them in a smaller dataset), then at most one every `everyMs`, and never more often than keeps their cost
+ * below `maxShare` of the run's time (a provisional report over n samples costs O(n x classes)).
+ */
+export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 1000, maxShare: 0.05 };
 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
 export interface ImageEmbeddingSource {
@@ -236,9 +254,12 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let computed = 0;
   let fromCache = 0;
   let done = 0;
+  /** Samples with zero-shot probabilities so far. */
+  let scoredCount = 0;
   const report = () => {
     const secs = (performance.now() - tImages) / 1000;
     progress({ phase: 'images', done, total: samples.length, rate: secs > 0 ? computed / secs : 0, fromCache });
+    maybeProvisional();
   };
 
   function finish(index: number, embedding: Float32Array): void {
@@ -251,6 +272,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   function score(index: number, embedding: Float32Array, classEmbeddings: ClassEmbeddings): void {
     zeroShotProbabilities(embedding, classEmbeddings, model.logitScale, store.probabilities(index));
     store.hasProbabilities[index] = 1;
+    scoredCount++;
   }
 
   const fail = (index: number, e: unknown) => {
@@ -258,6 +280,188 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const err = e instanceof ClipLensError ? { code: e.code, message: stripLocation(e.message, samples[index].path) } : { code: 'image-unreadable', message: (e as Error).message };
     results[index].error = err;
     done++;
+  };
+
+  // The judgement, shared by the final report and the provisional ones shown while the run goes on.
+  const ks = [...new Set([1, 3, 5, topK, ...(options.ks ?? [])])].filter((k) => k >= 1).sort((a, b) => a - b);
+  const splits = [...new Set(samples.map((s) => s.split).filter((s): s is string => s !== undefined))].sort();
+  const ignored = new Set(config.ignore ?? []);
+  const perClassCounts = new Map<string, number>(classes.map((c) => [c, 0]));
+  for (const s of samples) if (perClassCounts.has(s.label)) perClassCounts.set(s.label, perClassCounts.get(s.label)! + 1);
+  const perClass = ownRecord(perClassCounts);
+
+  /** The scored samples whose label is a class of the run (the rows metrics are computed over), in sample order. */
+  const scoredRows = () => {
+    const evaluated: number[] = [];
+    for (let i = 0; i < samples.length; i++) if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
+    const matrix = new ProbabilityMatrix(classes.length);
+    const labels: number[] = [];
+    for (const i of evaluated) {
+      matrix.push(store.probabilities(i));
+      labels.push(classIndex.get(samples[i].label) as number);
+    }
+    return { evaluated, matrix, labels };
+  };
+  const metricsOf = (evaluated: number[], matrix: ProbabilityMatrix, labels: number[]) => {
+    const input = { classes, labels, probs: matrix };
+    const metrics = computeMetrics(input, { ks });
+    let metricsBySplit: Record<string, Metrics> | undefined;
+    if (splits.length > 0) {
+      metricsBySplit = {};
+      for (const split of splits) {
+        const idx: number[] = [];
+        evaluated.forEach((sampleIndex, row) => {
+          if (samples[sampleIndex].split === split) idx.push(row);
+        });
+        if (idx.length > 0) setOwn(metricsBySplit, split, computeMetrics(input, { ks, indices: idx }));
+      }
+    }
+    return { metrics, metricsBySplit };
+  };
+  /** Label issues by evaluated row -> by sample, without the ignored samples, ranked. */
+  const issuesOfSamples = (issues: LabelIssue[], evaluated: number[]): LabelIssue[] =>
+    issues
+      .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
+      .filter((issue) => !ignored.has(issue.path))
+      .map((issue, i) => ({ ...issue, rank: i + 1 }));
+  /** Sample i's report fields from the store (content hash, top-K predictions, probabilities) set on `into`. */
+  const fillSample = (i: number, into: ReportSample) => {
+    const hash = store.hash(i);
+    if (hash !== null) into.contentHash = hash;
+    if (!store.hasProbabilities[i]) return;
+    const p = store.probabilities(i);
+    into.predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
+    if (options.probabilities) into.probabilities = Array.from(p);
+  };
+  /** The warnings about the dataset itself (merged classes, failed images and problems), after the sorted ones. */
+  const datasetWarnings = (failed: number): Warning[] => {
+    const out = collisions.map((c) => collisionWarning(c, read.samples));
+    if (failed > 0 || problems.length > 0) {
+      out.push({
+        kind: 'dataset-errors',
+        severity: 'warning',
+        message: `${failed} image${failed === 1 ? '' : 's'} could not be evaluated and ${problems.length} problem${problems.length === 1 ? '' : 's'} were found in the dataset; they are listed under errors.`,
+        numbers: { failedImages: failed, problems: problems.length },
+      });
+    }
+    return out;
+  };
+  const assemble = (r: {
+    samples: ReportSample[];
+    evaluated: number;
+    failed: number;
+    metrics: Metrics | null;
+    metricsBySplit: Record<string, Metrics> | undefined;
+    warnings: Warning[];
+    labelIssues: LabelIssue[];
+    duplicates: EvalReport['duplicates'];
+    leakage: NonNullable<EvalReport['leakage']>;
+    outliers: EvalReport['outliers'];
+    predictor: PredictorReport | undefined;
+    embeddingDim: number;
+    timing: EvalReport['timing'];
+    provisional?: ProvisionalInfo;
+  }): EvalReport => ({
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    tool: { name: 'clip-lens', version: TOOL_VERSION },
+    createdAt: new Date(started).toISOString(),
+    model: {
+      id: options.modelId ?? model.files.dir,
+      dir: model.files.dir,
+      quantized: model.files.quantized,
+      embeddingDim: r.embeddingDim,
+      logitScale: model.logitScale,
+      imageSize: model.preprocessor.outputHeight,
+    },
+    templates: { name: templates.name, count: templates.templates.length },
+    topK,
+    dataset: {
+      root: dataset.root,
+      format: dataset.format,
+      ...(dataset.labelFile ? { labelFile: dataset.labelFile } : {}),
+      classes,
+      ...(splits.length > 0 ? { splits } : {}),
+      counts: { samples: samples.length, evaluated: r.evaluated, failed: r.failed, perClass },
+    },
+    samples: r.samples,
+    errors: r.provisional ? [...problems] : problems,
+    metrics: r.metrics,
+    ...(r.metricsBySplit ? { metricsBySplit: r.metricsBySplit } : {}),
+    warnings: r.warnings,
+    thresholds: effectiveWarningThresholds(config.warnings),
+    labelIssues: r.labelIssues,
+    duplicates: r.duplicates,
+    ...(r.leakage.length > 0 ? { leakage: r.leakage } : {}),
+    outliers: r.outliers,
+    ...(r.predictor ? { predictor: r.predictor } : {}),
+    ...(r.provisional ? { provisional: r.provisional } : {}),
+    timing: r.timing,
+  });
+
+  // Results while running: a report over the images done so far, as batches finish (see PROVISIONAL_RULES).
+  const onProvisional = options.onProvisional;
+  const rules = { ...PROVISIONAL_RULES, ...options.provisionalRules };
+  const firstAt = Math.min(samples.length, Math.max(rules.minSamples, rules.samplesPerClass * classes.length));
+  let provisionalCount = 0;
+  let provisionalScored = -1;
+  let nextProvisionalAt = 0;
+  /** The provisional report now (zero-shot label issues, no duplicates), handed to onProvisional. */
+  const emitProvisional = () => {
+    if (!onProvisional || !classEmbeddings || scoredCount === provisionalScored) return;
+    const t = performance.now();
+    const { evaluated, matrix, labels } = scoredRows();
+    if (evaluated.length === 0) return;
+    const { metrics, metricsBySplit } = metricsOf(evaluated, matrix, labels);
+    const labelIssues = issuesOfSamples(findLabelIssues({ classes, labels, probs: matrix }), evaluated);
+    const warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings).sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
+    const copies = results.map((s, i) => {
+      const c: ReportSample = { ...s };
+      fillSample(i, c);
+      return c;
+    });
+    const failed = copies.filter((s) => s.error).length;
+    warnings.push(...datasetWarnings(failed));
+    const secs = (performance.now() - tImages) / 1000;
+    const cls = classEmbeddings as ClassEmbeddings;
+    const provisionalReport = assemble({
+      samples: copies,
+      evaluated: evaluated.length,
+      failed,
+      metrics,
+      metricsBySplit,
+      warnings,
+      labelIssues,
+      duplicates: [],
+      leakage: [],
+      outliers: [],
+      predictor: {
+        requested: requestedPredictor,
+        used: 'zero-shot',
+        reason: requestedPredictor === 'zero-shot' ? 'requested' : `provisional: zero-shot until every image is done (${requestedPredictor} needs them all)`,
+        zeroShot: { top1Accuracy: metrics.top1Accuracy, balancedAccuracy: metrics.balancedAccuracy },
+        perClass: metrics.perClass.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: null })),
+      },
+      embeddingDim: cls.dim,
+      timing: {
+        totalMs: round(performance.now() - t0),
+        textMs: round(cls.ms),
+        imageMs: round(performance.now() - tImages),
+        imagesComputed: computed,
+        imagesFromCache: fromCache,
+        ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
+        imagesPerSecond: secs > 0 ? round(computed / secs) : 0,
+      },
+      provisional: { done, total: samples.length },
+    });
+    provisionalScored = scoredCount;
+    provisionalCount++;
+    const cost = performance.now() - t;
+    // Never more than a small share of the run: the next one waits at least `everyMs` and cost / maxShare.
+    nextProvisionalAt = performance.now() + Math.max(rules.everyMs, cost / rules.maxShare);
+    onProvisional(provisionalReport);
+  };
+  const maybeProvisional = () => {
+    if (onProvisional && scoredCount >= firstAt && performance.now() >= nextProvisionalAt) emitProvisional();
   };
 
   let imported = 0;
@@ -295,6 +499,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       onBatchDone: report,
     });
   } catch (e) {
+    // Cancelled: one last provisional view with everything embedded so far (all of it is in the cache).
+    if (!textError && e instanceof CancelledError && provisionalCount > 0) emitProvisional();
     throw textError ?? e;
   } finally {
     signal?.removeEventListener('abort', forwardAbort);
@@ -309,57 +515,28 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // The image rate counts from when the vision session was ready (its creation overlaps the first batch's decoding).
   const imageMs = tDone - Math.max(tImages, model.visionReadyAt);
   report();
+  // A long run's last provisional view covers every image while the predictor and duplicates are computed.
+  if (provisionalCount > 0) emitProvisional();
 
   // Judgement.
   progress({ phase: 'metrics', done: 0, total: 1, rate: 0, fromCache });
-  const evaluated: number[] = [];
+  const { evaluated, matrix, labels } = scoredRows();
   // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore).
-  for (let i = 0; i < samples.length; i++) {
-    const hash = store.hash(i);
-    if (hash !== null) results[i].contentHash = hash;
-    if (!store.hasProbabilities[i]) continue;
-    const p = store.probabilities(i);
-    results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
-    if (options.probabilities) results[i].probabilities = Array.from(p);
-    if (classIndex.has(samples[i].label)) evaluated.push(i);
-  }
-  const matrix = new ProbabilityMatrix(classes.length);
-  const labels: number[] = [];
-  for (const i of evaluated) {
-    matrix.push(store.probabilities(i));
-    labels.push(classIndex.get(samples[i].label) as number);
-  }
-  const ks = [...new Set([1, 3, 5, topK, ...(options.ks ?? [])])].filter((k) => k >= 1).sort((a, b) => a - b);
+  for (let i = 0; i < samples.length; i++) fillSample(i, results[i]);
   let metrics: Metrics | null = null;
   let metricsBySplit: Record<string, Metrics> | undefined;
   let warnings: Warning[] = [];
   let labelIssues: LabelIssue[] = [];
   let predictor: PredictorReport | undefined;
-  const splits = [...new Set(samples.map((s) => s.split).filter((s): s is string => s !== undefined))].sort();
   if (evaluated.length > 0) {
-    const input = { classes, labels, probs: matrix };
-    metrics = computeMetrics(input, { ks });
-    if (splits.length > 0) {
-      metricsBySplit = {};
-      for (const split of splits) {
-        const idx: number[] = [];
-        evaluated.forEach((sampleIndex, row) => {
-          if (samples[sampleIndex].split === split) idx.push(row);
-        });
-        if (idx.length > 0) setOwn(metricsBySplit, split, computeMetrics(input, { ks, indices: idx }));
-      }
-    }
-    const ignored = new Set(config.ignore ?? []);
+    ({ metrics, metricsBySplit } = metricsOf(evaluated, matrix, labels));
     // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
     const outcome = await runPredictors({
       classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
       requested: requestedPredictor,
     });
     predictor = outcome.report;
-    labelIssues = outcome.labelIssues
-      .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
-      .filter((issue) => !ignored.has(issue.path))
-      .map((issue, i) => ({ ...issue, rank: i + 1 }));
+    labelIssues = issuesOfSamples(outcome.labelIssues, evaluated);
     warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings);
     warnings.push(...outcome.warnings);
   }
@@ -381,57 +558,24 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   });
   throwIfAborted(signal);
   warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
-
-  for (const c of collisions) warnings.push(collisionWarning(c, read.samples));
   const failed = results.filter((r) => r.error).length;
-  if (failed > 0 || problems.length > 0) {
-    warnings.push({
-      kind: 'dataset-errors',
-      severity: 'warning',
-      message: `${failed} image${failed === 1 ? '' : 's'} could not be evaluated and ${problems.length} problem${problems.length === 1 ? '' : 's'} were found in the dataset; they are listed under errors.`,
-      numbers: { failedImages: failed, problems: problems.length },
-    });
-  }
+  warnings.push(...datasetWarnings(failed));
 
-  const perClassCounts = new Map<string, number>(classes.map((c) => [c, 0]));
-  for (const s of samples) if (perClassCounts.has(s.label)) perClassCounts.set(s.label, perClassCounts.get(s.label)! + 1);
-  const perClass = ownRecord(perClassCounts);
-  const totalMs = performance.now() - t0;
-  return {
-    schemaVersion: REPORT_SCHEMA_VERSION,
-    tool: { name: 'clip-lens', version: TOOL_VERSION },
-    createdAt: new Date(started).toISOString(),
-    model: {
-      id: options.modelId ?? model.files.dir,
-      dir: model.files.dir,
-      quantized: model.files.quantized,
-      embeddingDim,
-      logitScale: model.logitScale,
-      imageSize: model.preprocessor.outputHeight,
-    },
-    templates: { name: templates.name, count: templates.templates.length },
-    topK,
-    dataset: {
-      root: dataset.root,
-      format: dataset.format,
-      ...(dataset.labelFile ? { labelFile: dataset.labelFile } : {}),
-      classes,
-      ...(splits.length > 0 ? { splits } : {}),
-      counts: { samples: samples.length, evaluated: evaluated.length, failed, perClass },
-    },
+  return assemble({
     samples: results,
-    errors: problems,
+    evaluated: evaluated.length,
+    failed,
     metrics,
-    ...(metricsBySplit ? { metricsBySplit } : {}),
+    metricsBySplit,
     warnings,
-    thresholds: effectiveWarningThresholds(config.warnings),
     labelIssues,
     duplicates: duplicates.groups,
-    ...(duplicates.leakage.length > 0 ? { leakage: duplicates.leakage } : {}),
+    leakage: duplicates.leakage,
     outliers: duplicates.outliers,
-    ...(predictor ? { predictor } : {}),
+    predictor,
+    embeddingDim,
     timing: {
-      totalMs: round(totalMs),
+      totalMs: round(performance.now() - t0),
       textMs: round(textMs),
       imageMs: round(imageMs),
       sessionMs: round(sessionMs),
@@ -440,7 +584,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
-  };
+  });
 }
 
 const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
@@ -665,19 +809,26 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     }
   };
 
-  for (;;) {
-    await a.beforeBatch?.();
-    const batch = await fillBatch();
-    if (batch === null) break;
-    if (batch.jobs.length === 0) {
-      a.onBatchDone();
-      continue;
+  try {
+    for (;;) {
+      await a.beforeBatch?.();
+      const batch = await fillBatch();
+      if (batch === null) break;
+      if (batch.jobs.length === 0) {
+        a.onBatchDone();
+        continue;
+      }
+      await inflight;
+      throwIfAborted(signal);
+      inflight = infer(batch.pixels, batch.jobs);
+      // Surface an inference failure at the next await without an unhandled rejection in between.
+      inflight.catch(() => undefined);
     }
-    await inflight;
-    throwIfAborted(signal);
-    inflight = infer(batch.pixels, batch.jobs);
-    // Surface an inference failure at the next await without an unhandled rejection in between.
-    inflight.catch(() => undefined);
+  } catch (e) {
+    // Cancelled or failed: the batch in flight still finishes and is handed on (and put in the cache, which the
+    // caller flushes), so a cancelled run keeps everything it embedded.
+    await inflight.catch(() => undefined);
+    throw e;
   }
   await inflight;
   a.onBatchDone();

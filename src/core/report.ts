@@ -184,6 +184,15 @@ export interface ReportSample {
   error?: { code: string; message: string };
 }
 
+/** What a provisional result covers (EvalReport.provisional). */
+export interface ProvisionalInfo {
+  /** Images finished (embedded, from the cache, or failed) so far, of `total`. */
+  done: number;
+  total: number;
+  /** The run was cancelled here: this is all it computed (the embeddings are in the cache). */
+  cancelled?: boolean;
+}
+
 export interface EvalReport {
   schemaVersion: number;
   tool: { name: 'clip-lens'; version: string };
@@ -243,6 +252,13 @@ export interface EvalReport {
   outliers?: Outlier[];
   /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
   comparison?: Comparison;
+  /**
+   * Present only on results shown while a run goes on (evaluate.ts onProvisional; never in a written report): the
+   * metrics and label issues over the `done` of `total` images finished so far, label issues from zero-shot (the
+   * linear probe and kNN need every sample), no duplicates or outliers yet. The final report replaces it.
+   * `cancelled`: the run was cancelled at `done` (the editor keeps the last provisional view, marked so).
+   */
+  provisional?: ProvisionalInfo;
   timing: {
     totalMs: number;
     textMs: number;

@@ -393,6 +393,8 @@ export interface ExecuteOptions {
   precision?: PrecisionChoice;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /** Results while running (evaluate.ts onProvisional): reports over the images done so far, before the final one. */
+  onProvisional?: (report: EvalReport) => void;
 }
 
 /** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
@@ -418,6 +420,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     probabilities: plan.probabilities,
     signal: options.signal,
     onProgress: options.onProgress,
+    ...(options.onProvisional ? { onProvisional: options.onProvisional } : {}),
     ...(outside ? { imageEmbeddings: { forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk) } } : {}),
   });
   if (options.precision) report.precision = options.precision;
