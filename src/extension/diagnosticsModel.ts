@@ -13,6 +13,7 @@
  * Severity of a likely label error: its label-quality score (the probability CLIP gives the given label) below
  * `warningScore` (setting clipLens.labelIssueWarningScore, default 0.05) is a Warning, otherwise Information.
  */
+import { describeProvisional } from '../core/provisional';
 import * as path from 'node:path';
 import type { LabelFileKind } from '../core/datasetFormat';
 import { parseLabelFile, type LabelColumnOptions } from '../core/labelFile';
@@ -189,12 +190,16 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
   const out: PlainDiagnostic[] = [];
   const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
+  // Results while running: each message says so (the same words on every update, so the Problems view does not
+  // churn); a cancelled run's say how far it got.
+  const partial = report.provisional;
+  const note = partial ? ` (${partial.cancelled ? describeProvisional(partial) : 'provisional: the evaluation is still running'})` : '';
   for (const issue of report.labelIssues) {
     const samplePath = issue.path ?? report.samples[issue.index]?.path;
     if (samplePath === undefined || input.resolved?.has(samplePath)) continue;
     const sample = report.samples[issue.index];
     const base = {
-      message: labelIssueMessage(issue, sample, report.dataset.format),
+      message: labelIssueMessage(issue, sample, report.dataset.format) + note,
       severity: labelIssueSeverity(issue.score, input.warningScore),
       code: 'label-issue',
     };

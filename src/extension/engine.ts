@@ -176,6 +176,7 @@ export class Engine implements vscode.Disposable {
     const name = datasetName(root);
     const log = this.deps.log;
     this.setRunning({ root, message: 'Starting…' }, root);
+    let showedProvisional = false;
     try {
       const trusted = vscode.workspace.isTrusted;
       const cacheSetting = trusted ? resolveCacheSetting(settings.cacheDirectory) : resolveCacheSetting(this.userCacheDirectory());
@@ -228,7 +229,12 @@ export class Engine implements vscode.Disposable {
         const { key, precision } = await this.precisionFor(plan, model, modelCacheDir, { threads, providers: prov }, runSignal);
         const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
         try {
-          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress }));
+          // Results while running: the views fill in as batches finish (not saved; the final result replaces them).
+          const onProvisional = (report: EvalReport) => {
+            this.deps.store.set({ root, target, report, gate: null, config, configFile, modelChoice: choice, stale: false, resolved: new Map() });
+            showedProvisional = true;
+          };
+          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress, onProvisional }));
         } catch (e) {
           if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
             lease.release();
@@ -273,6 +279,10 @@ export class Engine implements vscode.Disposable {
           `${gate ? `; gate ${gate.passed ? 'passed' : `failed (${gate.summary.failed} of ${gate.summary.total})`}` : ''}; model ${choice.spec} from ${describeModelSource(choice.source)}${trigger === 'auto' ? ' (automatic re-run)' : ''}`,
       );
       return report;
+    } catch (e) {
+      // Cancelled: the last provisional view stays, marked "cancelled at N of M"; failed: the result from before.
+      if (showedProvisional) this.deps.store.endProvisional(root, e instanceof CancelledError ? 'cancelled' : 'failed');
+      throw e;
     } finally {
       this.setRunning(undefined, root);
     }

@@ -9,6 +9,7 @@ import type { Engine } from './engine';
 import { datasetName, statusBarText, statusSummary, statusTooltipLines } from './format';
 import type { DatasetResult, ReportStore } from './store';
 import { describeModelSource } from './trust';
+import { describeProvisional } from '../core/provisional';
 
 /** Label issues of the result that were fixed or ignored since its evaluation. */
 function handledIssues(result: DatasetResult): number {
@@ -39,7 +40,10 @@ export class StatusBar implements vscode.Disposable {
     this.item.backgroundColor = undefined;
     if (running) {
       this.item.text = `$(sync~spin) CLIP Lens: ${datasetName(running.root)} ${running.fraction !== undefined ? `${Math.floor(running.fraction * 100)}%` : ''}`.trimEnd();
-      this.item.tooltip = `Evaluating ${running.root}\n${running.message}\nClick to cancel.`;
+      // Results while running: what the provisional result found so far.
+      const live = this.store.get(running.root)?.report;
+      const sofar = live?.provisional && !live.provisional.cancelled ? `\n${live.labelIssues.length} likely label error${live.labelIssues.length === 1 ? '' : 's'} so far (${describeProvisional(live.provisional)})` : '';
+      this.item.tooltip = `Evaluating ${running.root}\n${running.message}${sofar}\nClick to cancel.`;
       this.item.command = { command: COMMANDS.cancelEvaluation, title: 'Cancel Evaluation', arguments: [running.root] };
       this.item.accessibilityInformation = { label: `CLIP Lens is evaluating ${datasetName(running.root)}: ${running.message}` };
       this.item.show();
@@ -51,10 +55,14 @@ export class StatusBar implements vscode.Disposable {
     }
     const name = datasetName(result.root);
     const summary = statusSummary(result.report, result.gate, result.stale, name);
-    this.item.text = statusBarText(summary);
+    const partial = result.report.provisional;
+    this.item.text = `${statusBarText(summary)}${partial ? ' $(debug-pause) partial' : ''}`;
     if (summary.gate && !summary.gate.passed) this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
     const note = result.modelChoice.note ?? (result.modelChoice.source === 'environment' ? `Model from ${describeModelSource('environment')}.` : undefined);
-    const md = new vscode.MarkdownString(statusTooltipLines(result.report, result.gate, { datasetName: name, stale: result.stale, modelNote: note, handled: handledIssues(result) }).join('\n'), true);
+    const lines = statusTooltipLines(result.report, result.gate, { datasetName: name, stale: result.stale, modelNote: note, handled: handledIssues(result) });
+    // A cancelled run's last provisional result: say so under the title.
+    if (partial) lines.splice(2, 0, `*${describeProvisional(partial)}; evaluate again to finish (the images done come from the cache)*`, '');
+    const md = new vscode.MarkdownString(lines.join('\n'), true);
     this.item.tooltip = md;
     this.item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [result.root] };
     this.item.accessibilityInformation = {

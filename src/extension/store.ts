@@ -64,6 +64,8 @@ export class ReportStore implements vscode.Disposable {
   private saving: Promise<void> = Promise.resolve();
   /** The report each dataset had before its latest run (this session), for the panel's "Compare with...". */
   private readonly previousReports = new Map<string, EvalReport>();
+  /** Per dataset with a run showing provisional results: the result from before that run (null: none). */
+  private readonly beforeRun = new Map<string, DatasetResult | null>();
 
   constructor(
     private readonly storageDir: string | undefined,
@@ -95,11 +97,40 @@ export class ReportStore implements vscode.Disposable {
 
   set(result: DatasetResult): void {
     const root = path.resolve(result.root);
-    const before = this.results.get(pathKey(root));
-    if (before && before.report.createdAt !== result.report.createdAt) this.previousReports.set(pathKey(root), before.report);
-    this.results.set(pathKey(root), { ...result, root });
-    this.current = pathKey(root);
+    const key = pathKey(root);
+    const before = this.results.get(key);
+    // A provisional result (a run going on, or cancelled) is never "the run before" of a comparison.
+    if (before && !before.report.provisional && before.report.createdAt !== result.report.createdAt) this.previousReports.set(key, before.report);
+    if (result.report.provisional) {
+      if (!this.beforeRun.has(key)) this.beforeRun.set(key, before && !before.report.provisional ? before : null);
+    } else this.beforeRun.delete(key);
+    // Samples fixed or ignored while the run goes on stay handled through its later provisional results.
+    const resolved = result.report.provisional && before?.report.provisional && before.report.createdAt === result.report.createdAt ? before.resolved : result.resolved;
+    this.results.set(key, { ...result, root, resolved });
+    this.current = key;
     this.changed.fire(root);
+  }
+
+  /**
+   * A run that showed provisional results ended without a final one. Cancelled: its last provisional result stays,
+   * marked "cancelled at N of M" (what it computed is in the embedding cache; it is not saved as the dataset's
+   * result). Failed: the result from before the run comes back (or none).
+   */
+  endProvisional(root: string, how: 'cancelled' | 'failed'): void {
+    const key = pathKey(path.resolve(root));
+    const current = this.results.get(key);
+    const before = this.beforeRun.get(key);
+    this.beforeRun.delete(key);
+    if (!current?.report.provisional) return;
+    if (how === 'cancelled') {
+      current.report = { ...current.report, provisional: { ...current.report.provisional, cancelled: true } };
+    } else if (before) {
+      this.results.set(key, before);
+    } else {
+      this.results.delete(key);
+      if (this.current === key) this.current = this.results.keys().next().value;
+    }
+    this.changed.fire(current.root);
   }
 
   /** The report of the run before the latest one of a dataset, in this session. */

@@ -3,6 +3,7 @@
  * (given vs predicted, score). Clicking an image opens it; datasets have re-run, open-report, reveal and remove
  * actions (package.json menus on TREE_CONTEXT.dataset).
  */
+import { describeProvisional } from '../../core/provisional';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { COMMANDS, TREE_CONTEXT } from '../commandIds';
@@ -243,6 +244,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       parts.push(`${report.dataset.counts.samples} images`);
       if (result.gate && result.gate.summary.total > 0) parts.push(result.gate.passed ? 'gate passed' : `gate failed ${result.gate.summary.failed}/${result.gate.summary.total}`);
       if (result.stale) parts.push('out of date');
+      if (report.provisional) parts.push(describeProvisional(report.provisional));
     }
     item.description = parts.join(' · ');
     item.iconPath = running

@@ -3,6 +3,7 @@
  * most suspicious image), with the quick fixes inline: apply the suggested fix (move the image / change the label),
  * ignore the sample, open the image. Fixed and ignored samples disappear until the next evaluation.
  */
+import { describeProvisional } from '../../core/provisional';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EvalReport, LabelIssue } from '../../core/report';
@@ -55,6 +56,10 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     if (!this.view) return;
     const n = this.store.all().reduce((sum, r) => sum + this.groupsOf(r).reduce((s, g) => s + g.issues.length, 0), 0);
     this.view.badge = n > 0 ? { value: n, tooltip: `${n} likely label error${n === 1 ? '' : 's'}` } : undefined;
+    // Results while running (or of a cancelled run): said above the list, which may have no dataset row to say it on.
+    const partial = this.store.all().filter((r) => r.report.provisional);
+    const several = this.store.all().length > 1;
+    this.view.message = partial.length > 0 ? partial.map((r) => `${several ? `${datasetName(r.root)}: ` : ''}${describeProvisional(r.report.provisional!)}`).join('; ') : undefined;
   }
 
   private node<T extends IssueNode>(n: T): T {
@@ -113,7 +118,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
       const item = new vscode.TreeItem(datasetName(result.root), vscode.TreeItemCollapsibleState.Expanded);
       item.id = `issues:${result.root}`;
       const by = predictorText(report);
-      item.description = `${n} likely label error${n === 1 ? '' : 's'}${by ? ` · from ${by}` : ''}`;
+      item.description = `${n} likely label error${n === 1 ? '' : 's'}${by ? ` · from ${by}` : ''}${report.provisional ? ` · ${describeProvisional(report.provisional)}` : ''}`;
       if (report.predictor) item.tooltip = `Label errors from ${by}: ${report.predictor.reason}.`;
       item.iconPath = new vscode.ThemeIcon(datasetFormat(report.dataset.format).hasLabelFile ? 'file-text' : 'folder-library');
       return item;

@@ -3,6 +3,7 @@
  * leakage between splits, each with its numbers and an explanation in the tooltip. A warning about a class opens
  * that class in the report; duplicates and leakage list their images.
  */
+import { describeProvisional } from '../../core/provisional';
 import * as vscode from 'vscode';
 import type { Warning } from '../../core/report';
 import { COMMANDS, TREE_CONTEXT } from '../commandIds';
@@ -70,7 +71,8 @@ export class WarningsTree implements vscode.TreeDataProvider<WarningNode>, vscod
     if (element.kind === 'dataset') {
       const item = new vscode.TreeItem(datasetName(result.root), vscode.TreeItemCollapsibleState.Expanded);
       item.id = `warnings:${result.root}`;
-      item.description = `${result.report.warnings.length} warning${result.report.warnings.length === 1 ? '' : 's'}`;
+      const partial = result.report.provisional;
+      item.description = `${result.report.warnings.length} warning${result.report.warnings.length === 1 ? '' : 's'}${partial ? ` · ${describeProvisional(partial)}` : ''}`;
       return item;
     }
     const w = this.warnings(result)[element.index];

@@ -1,0 +1,146 @@
+/**
+ * Results while running in the editor (fake 'vscode', fixture model): label-issue diagnostics, the trees and the
+ * status bar fill in from provisional results before the run ends and are replaced by the final ones; a cancelled
+ * run leaves its last provisional result marked "cancelled at N of M", and the next run infers only the rest.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import type { EvalReport } from '../../src/core/report';
+import { COMMANDS, VIEWS } from '../../src/extension/commandIds';
+import { createFakeVscode, fakeContext, installFakeVscode, type FakeState } from './extension-fakeVscode';
+
+const root = path.join(__dirname, '..', '..');
+const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
+const SHAPES: Record<string, { colour: string; shape: 'circle' | 'square' | 'triangle' }> = {
+  blue_square: { colour: '#2040d8', shape: 'square' },
+  green_triangle: { colour: '#20b030', shape: 'triangle' },
+  red_circle: { colour: '#d82020', shape: 'circle' },
+};
+
+async function png(file: string, cls: string, variant: number): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const { colour, shape } = SHAPES[cls];
+  const r = 22 + (variant % 6) * 3;
+  const c = 48 + ((variant * 5) % 9) - 4;
+  const body =
+    shape === 'circle'
+      ? `<circle cx="${c}" cy="${c}" r="${r}" fill="${colour}"/>`
+      : shape === 'square'
+        ? `<rect x="${c - r}" y="${c - r}" width="${2 * r}" height="${2 * r}" fill="${colour}"/>`
+        : `<polygon points="${c},${c - r} ${c + r},${c + r} ${c - r},${c + r}" fill="${colour}"/>`;
+  // A different background shade per image: every file has its own content hash.
+  const bg = (0xd0 + (variant % 40)).toString(16);
+  await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#${bg}${bg}${bg}"/>${body}</svg>`)).png().toFile(file);
+}
+
+let work: string;
+let dataset: string;
+let state: FakeState;
+let api: { evaluate(target: string): Promise<EvalReport | undefined>; reports(): EvalReport[] };
+let uninstall: () => void;
+let deactivate: () => Promise<void>;
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-live-ext-'));
+  dataset = path.join(work, 'shapes');
+  process.env.CLIP_LENS_MODEL = MODEL;
+  process.env.CLIP_LENS_CACHE = path.join(work, 'cache');
+  // 3 x 30 images; the first folder (read first) holds red circles: label errors among the first images done.
+  let v = 0;
+  for (const cls of Object.keys(SHAPES)) for (let i = 0; i < 30; i++) await png(path.join(dataset, cls, `${cls}${String(i).padStart(2, '0')}.png`), cls, v++);
+  for (let i = 0; i < 3; i++) await png(path.join(dataset, 'blue_square', `a-wrong${i}.png`), 'red_circle', v++);
+  const fake = createFakeVscode(work);
+  state = fake.state;
+  state.settings['clipLens.batchSize'] = 4;
+  uninstall = installFakeVscode(fake.vscode);
+  const ext = require('../../src/extension/main') as { activate(c: unknown): typeof api; deactivate(): Promise<void> };
+  api = ext.activate(fakeContext(root, path.join(work, 'storage')));
+  deactivate = ext.deactivate;
+});
+
+after(async () => {
+  await deactivate?.();
+  uninstall?.();
+  delete process.env.CLIP_LENS_MODEL;
+  delete process.env.CLIP_LENS_CACHE;
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+function issueDiagnostics() {
+  return [...(state.diagnostics.get('clipLens.labelIssues')?.values() ?? [])].flat();
+}
+
+/** Calls `probe` at every turn of the event loop until `done` settles. */
+async function watch<T>(done: Promise<T>, probe: () => void): Promise<T> {
+  let settled = false;
+  const result = done.finally(() => (settled = true));
+  while (!settled) {
+    probe();
+    await new Promise((r) => setImmediate(r));
+  }
+  return result;
+}
+
+/** The message above a tree view (the label issues view says there what its list is from). */
+function treeMessage(view: string): string {
+  return String((state.treeViews.get(view) as { message?: string }).message ?? '');
+}
+
+test('diagnostics and trees fill in before the end, marked provisional, and are replaced by the final ones', async () => {
+  const provisional: string[] = [];
+  let issueTree = '';
+  let tooltip = '';
+  const report = await watch(api.evaluate(dataset), () => {
+    for (const d of issueDiagnostics()) if (/\(provisional: the evaluation is still running\)$/.test(d.message)) provisional.push(d.message);
+    const live = api.reports().find((r) => r.provisional);
+    if (live && !issueTree) {
+      issueTree = treeMessage(VIEWS.labelIssues);
+      tooltip = String(state.statusItems[0]?.tooltip ?? '');
+    }
+  });
+  assert.ok(report && !report.provisional);
+  assert.ok(provisional.length > 0, 'label-issue diagnostics appeared before the run ended');
+  assert.match(issueTree, /^provisional: \d+ of 93 images$/);
+  assert.match(tooltip, /likely label errors? so far \(provisional: \d+ of 93 images\)/);
+  // Replaced by the final ones: one per label issue, none marked provisional.
+  await new Promise((r) => setTimeout(r, 200));
+  const final = issueDiagnostics();
+  assert.equal(final.length, report.labelIssues.length);
+  assert.ok(final.every((d) => !/provisional/.test(d.message)));
+  assert.equal(treeMessage(VIEWS.labelIssues), '');
+  assert.deepEqual(api.reports().map((r) => r.createdAt), [report.createdAt]);
+});
+
+test('cancelling keeps the last provisional result marked "cancelled at N of M"; the next run infers only the rest', async () => {
+  // A fresh cache: this run has everything to infer.
+  process.env.CLIP_LENS_CACHE = path.join(work, 'cache2');
+  let cancelledAt: number | undefined;
+  const outcome = await watch(api.evaluate(dataset), () => {
+    const live = api.reports().find((r) => r.provisional && !r.provisional.cancelled);
+    if (live && cancelledAt === undefined) {
+      cancelledAt = live.provisional!.done;
+      void state.commands.get(COMMANDS.cancelEvaluation)!(dataset);
+    }
+  });
+  assert.equal(outcome, undefined, 'the cancelled run returns nothing');
+  assert.ok(cancelledAt !== undefined && cancelledAt < 93);
+  const [kept] = api.reports();
+  assert.ok(kept.provisional?.cancelled, 'the last provisional result stays, marked cancelled');
+  const done = kept.provisional!.done;
+  assert.ok(done >= cancelledAt! && done < 93, `cancelled at ${done}`);
+  assert.equal(treeMessage(VIEWS.labelIssues), `cancelled at ${done} of 93 images`);
+  assert.match(state.statusItems[0].text, /\$\(debug-pause\) partial$/);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(issueDiagnostics().every((d) => d.message.endsWith(`(cancelled at ${done} of 93 images)`)));
+
+  const again = await api.evaluate(dataset);
+  assert.ok(again && !again.provisional);
+  // What the cancelled run embedded came from the cache (its last view counts every image it finished).
+  assert.equal(again.timing.imagesFromCache, done);
+  assert.equal(again.timing.imagesComputed, 93 - done);
+  assert.doesNotMatch(state.statusItems[0].text, /partial/);
+});
