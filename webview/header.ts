@@ -10,6 +10,7 @@ import { h } from './dom';
 import { dateTime, duration, int, pct, plural } from './format';
 import type { ReportModel } from './model';
 import { datasetFormat } from '../src/core/datasetFormat';
+import { describeProvisional } from '../src/core/provisional';
 
 export interface HeaderDeps {
   onSplit: (split: string | null) => void;
@@ -104,6 +105,20 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
     const deltaKey = (key: HeadlineMetric['key']) => (key === 'recallAtK' ? (model.k === '1' ? 'top1Accuracy' : `recallAtK.${model.k}`) : key);
     for (const metric of headlineMetrics(r, m)) cards.append(card(metric, sub[metric.key](model.k ?? ''), c ? cardDelta(c, deltaKey(metric.key)) : null));
   }
+  // Results while running: the header says how much of the dataset the numbers cover (the final report replaces them).
+  const partial = r.provisional;
+  const badge = partial
+    ? h('p', {
+        class: `provisional-badge${partial.cancelled ? ' cancelled' : ''}`,
+        role: 'status',
+        'data-done': String(partial.done),
+        'data-total': String(partial.total),
+        title: partial.cancelled
+          ? 'The run was cancelled here: the numbers cover the images done. Evaluate again to finish (the images done come from the cache).'
+          : 'The evaluation is still running: metrics and label errors (from zero-shot) cover the images done so far; duplicates and outliers come with the final report, which replaces this one.',
+        text: describeProvisional(partial),
+      })
+    : null;
   let gap: HTMLElement | null = null;
   if (m && m.top1Accuracy - m.balancedAccuracy >= 0.03) {
     // A note, not a yellow banner, when the balanced accuracy itself is still good (every card GOOD).
@@ -127,6 +142,7 @@ export function renderHeader(model: ReportModel, deps: HeaderDeps): HTMLElement 
         { class: 'title' },
         h('h1', null, h('span', { class: 'product', text: 'CLIP Lens' }), h('span', { text: model.name })),
         h('p', { class: 'root', title: r.dataset.root, text: r.dataset.root }),
+        badge,
         meta,
       ),
       h(

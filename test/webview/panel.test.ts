@@ -172,6 +172,28 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     }
   });
 
+  test('a provisional report shows its badge ("provisional: N of M images", or cancelled); a final one none', async () => {
+    for (const [provisional, text] of [
+      [{ done: 1234, total: 10000 }, 'provisional: 1,234 of 10,000 images'],
+      [{ done: 40, total: 354, cancelled: true }, 'cancelled at 40 of 354 images'],
+    ] as const) {
+      const h = new FakeHost({ ...fixture, provisional } as EvalReport, { imageRoot, shows, reportRef: 'provisional' });
+      const w = await newPage(browser);
+      try {
+        await h.open(w.page, 'light');
+        await ready(w.page);
+        const badge = w.page.locator('.report-header .provisional-badge');
+        assert.equal(await badge.textContent(), text);
+        assert.equal(await badge.getAttribute('role'), 'status');
+        assert.equal(await badge.evaluate((el) => el.classList.contains('cancelled')), 'cancelled' in provisional);
+        assert.deepEqual(w.errors, []);
+      } finally {
+        await w.page.close();
+      }
+    }
+    assert.equal(await watched.page.locator('.provisional-badge').count(), 0);
+  });
+
   test('the split selector switches every number to that split', async () => {
     const { page } = watched;
     const val = fixture.metricsBySplit!.val;
