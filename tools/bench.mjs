@@ -11,10 +11,12 @@
 // 5. Predictors on embeddings: linear probe and kNN at 20,000 x 512, 100 classes, side by side with scikit-learn,
 //    and the approximate index at 100,000 x 512 (tools/bench-predictors.ts).
 // 6. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
+// 7. Results while running: time to the first label issue on 10,000 photo-like 640x480 JPEGs with the ViT-B/32
+//    loaded (tools/bench-live.ts), sessions ready and sessions created in the run.
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates
+//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates --skip-live
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -337,6 +339,21 @@ async function main() {
       const lines = r.stdout.trim().split('\n');
       process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
       if (r.status === 0) results.duplicates.push(JSON.parse(lines[lines.length - 1]));
+    }
+  }
+
+  if (!flag('--skip-live')) {
+    log('\n== Results while running: time to the first label issue (tools/bench-live.ts)');
+    const vit = ensureVitB32();
+    const n = quick ? 1000 : 10000;
+    const photos = await ensureImages(`photos-${n}`, n, 10, 640, 480);
+    results.live = [];
+    for (const extra of [[], ['--cold-sessions']]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-live.ts'), photos, vit, ...extra], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+      if (r.status !== 0) throw new Error('bench-live failed');
+      const a = JSON.parse(r.stdout.trim().split('\n').pop());
+      log(`  ${a.images} images, sessions ${a.sessions}: first provisional result ${(a.firstProvisionalMs / 1000).toFixed(2)} s (${a.firstProvisionalDone} done), first label issue ${(a.firstIssueMs / 1000).toFixed(2)} s (${a.firstIssueCount} issues over ${a.firstIssueDone} images, ${a.predictor}); cancel took ${a.cancelMs} ms`);
+      results.live.push(a);
     }
   }
 
