@@ -24,3 +24,16 @@ test('makeDirectory creates the missing parents and returns the first folder it 
 test('makeDirectory fails with ENOENT under /proc instead of hanging', { skip: !fs.existsSync('/proc/self'), timeout: 10_000 }, async () => {
   await assert.rejects(makeDirectory('/proc/nope/deeper'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
+
+test('no source file calls a recursive mkdir itself: folders are made through makeDirectory', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.ts$/.test(e.name) && /mkdir(Sync)?\([^;]*recursive:\s*true/.test(fs.readFileSync(p, 'utf8'))) offenders.push(path.relative(process.cwd(), p));
+    }
+  };
+  walk(path.join(__dirname, '..', '..', 'src'));
+  assert.deepEqual(offenders, []);
+});
