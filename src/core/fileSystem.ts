@@ -160,7 +160,7 @@ export async function assertRegularFile(file: string, options: ReadRegularFileOp
 }
 
 /**
- * Creates `dir` and its missing parents, like `fs.promises.mkdir(dir, { recursive: true })`, and returns the first
+ * Creates `dir` and its missing parents, as Node's recursive mkdir does, and returns the first
  * folder it created (undefined when `dir` already existed). Node's recursive mkdir never returns on some paths
  * (`/proc/nope`: mkdir answers ENOENT although the parent exists, and Node retries forever), so the missing folders
  * are found by stat from `dir` upwards and created one at a time: every failure is an ordinary errno error.
