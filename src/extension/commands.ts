@@ -78,9 +78,24 @@ async function isDirectory(p: string): Promise<boolean> {
 export function registerCommands(s: CommandServices): vscode.Disposable[] {
   const { store, engine, fixes, panel, log } = s;
 
-  /** Evaluates, then shows the report (user-triggered runs open the panel; it follows re-runs by itself). */
+  /**
+   * Evaluates, then shows the report (user-triggered runs open the panel; it follows re-runs by itself). On a long run
+   * the panel opens with the first provisional result and fills in as batches finish.
+   */
   const evaluateAndShow = async (target: string): Promise<EvalReport | undefined> => {
-    const report = await engine.evaluate(target, 'user');
+    let opened = false;
+    const live = store.onDidChange((root) => {
+      const r = root === undefined || opened ? undefined : store.get(root);
+      if (!r?.report.provisional || r.report.provisional.cancelled || path.resolve(r.target) !== path.resolve(target)) return;
+      opened = true;
+      void panel.show(r).catch((e: unknown) => log.error(`could not open the report panel: ${(e as Error).message}`));
+    });
+    let report: EvalReport | undefined;
+    try {
+      report = await engine.evaluate(target, 'user');
+    } finally {
+      live.dispose();
+    }
     const result = report ? store.get(report.dataset.root) : undefined;
     if (result) await panel.show(result).catch((e: unknown) => log.error(`could not open the report panel: ${(e as Error).message}`));
     return report;

@@ -144,3 +144,15 @@ test('cancelling keeps the last provisional result marked "cancelled at N of M";
   assert.equal(again.timing.imagesComputed, 93 - done);
   assert.doesNotMatch(state.statusItems[0].text, /partial/);
 });
+
+test('Evaluate Dataset opens the report panel with the first provisional result, before the run ends', async () => {
+  process.env.CLIP_LENS_CACHE = path.join(work, 'cache3');
+  const before = state.panelsCreated;
+  let whileRunning = 0;
+  const report = await watch(state.commands.get(COMMANDS.evaluateDataset)!(dataset) as Promise<EvalReport | undefined>, () => {
+    if (api.reports().some((r) => r.provisional)) whileRunning = state.panelsCreated - before;
+  });
+  assert.ok(report && !report.provisional);
+  // The fake has no webviews: each attempt to open the panel is counted (and fails, logged).
+  assert.ok(whileRunning >= 1, 'the panel was opened while the run went on');
+});
