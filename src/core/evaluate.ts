@@ -85,7 +85,7 @@ export interface EvaluateOptions {
 
 /**
  * When provisional reports are made: the first once `max(minSamples, samplesPerClass x classes)` samples are scored
- * (all of them in a smaller dataset), then at most one every `everyMs`, and never more often than keeps their cost
+ * (none in a dataset no larger than that), then at most one every `everyMs`, and never more often than keeps their cost
  * below `maxShare` of the run's time (a provisional report over n samples costs O(n x classes)).
  */
 export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 1000, maxShare: 0.05 };
@@ -401,7 +401,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // Results while running: a report over the images done so far, as batches finish (see PROVISIONAL_RULES).
   const onProvisional = options.onProvisional;
   const rules = { ...PROVISIONAL_RULES, ...options.provisionalRules };
-  const firstAt = Math.min(samples.length, Math.max(rules.minSamples, rules.samplesPerClass * classes.length));
+  // A dataset no larger than the first batch gets no provisional report: the final one comes right after.
+  const firstAt = Math.max(1, rules.minSamples, rules.samplesPerClass * classes.length);
+  const wantProvisional = onProvisional !== undefined && samples.length > firstAt;
   let provisionalCount = 0;
   let provisionalScored = -1;
   let nextProvisionalAt = 0;
@@ -461,7 +463,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     onProvisional(provisionalReport);
   };
   const maybeProvisional = () => {
-    if (onProvisional && scoredCount >= firstAt && performance.now() >= nextProvisionalAt) emitProvisional();
+    if (wantProvisional && scoredCount >= firstAt && performance.now() >= nextProvisionalAt) emitProvisional();
   };
 
   let imported = 0;
