@@ -484,6 +484,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       dataset,
       model,
       imageCache,
+      // With provisional reports, the classes in turn: the first batches cover every class, not the first folder.
+      ...(wantProvisional ? { order: interleaveByLabel(samples) } : {}),
       batchSize: Math.max(1, options.batchSize ?? 32),
       signal: stop.signal,
       // Bounded memory: images finished before the prompts wait in `early`; past a limit, wait for the prompts.
@@ -590,6 +592,32 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 }
 
 const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
+
+/**
+ * Sample indices with the labels in turn (one of each label, then the next of each, ...), each label's samples in
+ * their order: a class-folder dataset lists a whole class before the next, so the images done first would otherwise
+ * all be of the first class.
+ */
+export function interleaveByLabel(samples: readonly Sample[]): number[] {
+  const byLabel = new Map<string, number[]>();
+  samples.forEach((s, i) => {
+    let list = byLabel.get(s.label);
+    if (!list) byLabel.set(s.label, (list = []));
+    list.push(i);
+  });
+  const out: number[] = [];
+  // Exhausted labels drop out, so a few large classes among many small ones cost O(samples), not O(largest x labels).
+  let active = [...byLabel.values()];
+  for (let k = 0; active.length > 0; k++) {
+    const still: number[][] = [];
+    for (const list of active) {
+      out.push(list[k] as number);
+      if (k + 1 < list.length) still.push(list);
+    }
+    active = still;
+  }
+  return out;
+}
 
 function countLabels(samples: readonly Sample[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -724,6 +752,8 @@ export interface RunImagesArgs {
   onComputed: (index: number, embedding: Float32Array) => void;
   onFailed: (index: number, error: unknown) => void;
   onBatchDone: () => void;
+  /** The order the samples are processed in (a permutation of their indices; default: as listed). */
+  order?: readonly number[];
   /** Called before each batch is filled; the batch waits for a returned promise. */
   beforeBatch?: () => Promise<void> | undefined;
 }
@@ -783,7 +813,7 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     const worker = async () => {
       while (next < n && free.length > 0) {
         throwIfAborted(signal);
-        const index = next++;
+        const index = a.order ? (a.order[next++] as number) : next++;
         const slot = free.pop() as number;
         const job = await prepare(index, pixels, slot);
         if (job) jobs.push({ ...job, slot });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { evaluateDataset } from '../../src/core/evaluate';
+import { evaluateDataset, interleaveByLabel } from '../../src/core/evaluate';
 import { executeRun, planRun } from '../../src/core/run';
 import { ClipModel } from '../../src/core/runtime';
 import { CancelledError } from '../../src/core/errors';
@@ -61,6 +61,9 @@ test('provisional reports come with increasing counts, from zero-shot over the i
     assert.deepEqual(r.duplicates, []);
     assert.equal(r.createdAt, live.createdAt, 'one run, one identity (the panel keeps its selections)');
   }
+  // The classes in turn: the first report already covers every class (the folders are listed one class after another).
+  const firstClasses = new Set(seen[0].samples.filter((s) => s.predicted.length > 0).map((s) => s.label));
+  assert.equal(firstClasses.size, plain.dataset.classes.length, `${[...firstClasses].join(', ')} in the first report`);
   // The last covers every image (shown while the predictor and duplicates are computed); label issues appear early.
   assert.equal(seen[seen.length - 1].provisional!.done, n);
   assert.ok(seen.some((r) => r.labelIssues.length > 0 && r.provisional!.done < n), 'label issues before the end');
@@ -109,4 +112,16 @@ test('a cancelled run keeps what it embedded in the cache: the next run infers o
   // Everything the cancelled run inferred came from the cache (exact copies in the dataset may add hits).
   assert.ok(again.timing.imagesFromCache >= firstRun, `${again.timing.imagesFromCache} from the cache, ${firstRun} inferred before`);
   assert.ok(inferred <= n - firstRun, `re-run inferred ${inferred}, the rest is ${n - firstRun}`);
+});
+
+test('interleaveByLabel: a permutation with the labels in turn, each label in its order', () => {
+  const labels = ['a', 'a', 'a', 'a', 'b', 'c', 'c', 'a'];
+  const order = interleaveByLabel(labels.map((label, i) => ({ path: `${i}.png`, label })));
+  assert.deepEqual(order, [0, 4, 5, 1, 6, 2, 3, 7]);
+  assert.deepEqual(interleaveByLabel([]), []);
+  // Many small classes and one large: linear, every index once.
+  const many = Array.from({ length: 200_000 }, (_, i) => ({ path: String(i), label: i < 100_000 ? 'big' : `c${i % 5000}` }));
+  const o = interleaveByLabel(many);
+  assert.equal(o.length, many.length);
+  assert.equal(new Set(o).size, many.length);
 });
