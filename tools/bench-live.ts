@@ -38,6 +38,9 @@ async function main(): Promise<void> {
     await model.embedImages(pixels, 32);
     batchMs = performance.now() - tb;
   }
+  // The evaluation modules are loaded (as in an editor that has run before; tsx would otherwise compile them inside
+  // the timed span).
+  await import('../src/core/evaluate');
   const controller = new AbortController();
   const t0 = performance.now();
   let first: { ms: number; done: number } | undefined;
