@@ -121,7 +121,8 @@ export class ReportStore implements vscode.Disposable {
     const key = pathKey(path.resolve(root));
     const current = this.results.get(key);
     const before = this.beforeRun.get(key);
-    this.beforeRun.delete(key);
+    // Cancelled: the result from before stays what is saved (and what a later failed run puts back).
+    if (how === 'failed') this.beforeRun.delete(key);
     if (!current?.report.provisional) return;
     if (how === 'cancelled') {
       current.report = { ...current.report, provisional: { ...current.report.provisional, cancelled: true } };
@@ -176,6 +177,7 @@ export class ReportStore implements vscode.Disposable {
   /** Forgets a dataset (e.g. its folder was deleted). */
   remove(root: string): void {
     const r = pathKey(root);
+    this.beforeRun.delete(r);
     if (this.results.delete(r)) {
       if (this.current === r) this.current = this.results.keys().next().value;
       this.changed.fire(undefined);
@@ -226,8 +228,10 @@ export class ReportStore implements vscode.Disposable {
         await makeDirectory(dir);
         if (write) await writeReport(write.file, write.report);
         // The index as it is when written (a result is stored right after its report is queued).
+        // A provisional result is never saved: its dataset keeps the saved result from before its run.
         const index: IndexEntry[] = [...this.results.values()]
-          .filter((r) => r.reportFile)
+          .map((r) => (r.report.provisional ? this.beforeRun.get(pathKey(r.root)) : r))
+          .filter((r): r is DatasetResult => r?.reportFile !== undefined)
           .map((r) => ({
             root: r.root,
             target: r.target,

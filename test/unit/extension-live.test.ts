@@ -156,3 +156,41 @@ test('Evaluate Dataset opens the report panel with the first provisional result,
   // The fake has no webviews: each attempt to open the panel is counted (and fails, logged).
   assert.ok(whileRunning >= 1, 'the panel was opened while the run went on');
 });
+
+test('the store never saves a provisional result: the saved index keeps the result from before the run; a failed run puts it back', async () => {
+  const { ReportStore } = require('../../src/extension/store') as typeof import('../../src/extension/store');
+  const storage = path.join(work, 'store-test');
+  const log = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as ConstructorParameters<typeof ReportStore>[1];
+  const store = new ReportStore(storage, log);
+  const base = api.reports().find((r) => !r.provisional)!;
+  const result = (root: string, report: EvalReport) => ({ root, target: root, report: { ...report, dataset: { ...report.dataset, root } }, gate: null, config: {}, configFile: path.join(root, '.clip-lens.json'), modelChoice: { spec: MODEL, baseDir: root, source: 'environment' as const }, stale: false, resolved: new Map() });
+  const index = () => JSON.parse(fs.readFileSync(path.join(storage, 'index.json'), 'utf8')) as { root: string; createdAt: string }[];
+  const a = path.join(work, 'a');
+  const b = path.join(work, 'b');
+  const done = result(a, base);
+  store.persist(done);
+  store.set(done);
+  await store.flush();
+  // A run of `a` shows provisional results; `b` finishes meanwhile (the index is written again).
+  const live = { ...base, createdAt: new Date(Date.parse(base.createdAt) + 1000).toISOString(), provisional: { done: 10, total: 93 } };
+  store.set(result(a, live));
+  const other = result(b, base);
+  store.persist(other);
+  store.set(other);
+  await store.flush();
+  assert.deepEqual(index().map((e) => [e.root, e.createdAt]), [[a, base.createdAt], [b, base.createdAt]]);
+  // Cancelled: the provisional view stays in memory, marked; the saved result is still the one from before.
+  store.endProvisional(a, 'cancelled');
+  assert.equal(store.get(a)!.report.provisional?.cancelled, true);
+  store.remove(b);
+  await store.flush();
+  assert.deepEqual(index().map((e) => [e.root, e.createdAt]), [[a, base.createdAt]]);
+  // The next run fails: the result from before the cancelled run comes back.
+  store.set(result(a, { ...live, createdAt: new Date(Date.parse(base.createdAt) + 2000).toISOString() }));
+  // The cancelled run's provisional view is never "the run before" of a comparison.
+  assert.equal(store.previous(a)?.createdAt, base.createdAt);
+  store.endProvisional(a, 'failed');
+  assert.equal(store.get(a)!.report.createdAt, base.createdAt);
+  assert.equal(store.get(a)!.report.provisional, undefined);
+  store.dispose();
+});
