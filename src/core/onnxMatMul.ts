@@ -1,7 +1,8 @@
 /**
  * float32 matrix products on ONNX Runtime's CPU kernels (MLAS: SIMD, multi-threaded), for the large products of
- * the linear probe and the exact kNN, and the zero-shot head (MatMul, logit scale, Softmax) of large evaluations. onnxruntime-node is already how CLIP runs; a one-node graph (MatMul with symbolic shapes) is
- * written here as ONNX protobuf bytes, so there is no model file. Loaded on first use; null when it cannot load.
+ * the linear probe and the exact kNN, and the zero-shot head (MatMul, logit scale, Softmax) of large evaluations.
+ * onnxruntime-node is already how CLIP runs; the graphs (symbolic shapes) are written here as ONNX protobuf bytes,
+ * so there is no model file. Loaded on first use; null when it cannot load.
  */
 import type * as Ort from 'onnxruntime-node';
 
