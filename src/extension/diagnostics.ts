@@ -30,6 +30,7 @@ import { stripBom } from './labelEdits';
 import { samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 export const DIAGNOSTIC_SOURCE = 'CLIP Lens';
 
@@ -188,7 +189,7 @@ export class DiagnosticsManager implements vscode.Disposable {
       const present = new Set<string>();
       await Promise.all(
         report.labelIssues.map(async (i) => {
-          const p = i.path ?? report.samples[i.index]?.path;
+          const p = i.path ?? samplesOf(report).at(i.index)?.path;
           if (p && (await fs.promises.stat(path.join(report.dataset.root, ...p.split('/'))).then(() => true, () => false))) present.add(p);
         }),
       );

@@ -25,6 +25,7 @@ import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
 import { editorLineStarts, fieldsOnLine, labelFileLayout, lineStarts, positionAt, type FieldSpan, type LabelFileLayout } from './labelEdits';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 export type Severity = 'error' | 'warning' | 'information' | 'hint';
 
@@ -190,9 +191,9 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
   const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
   for (const issue of report.labelIssues) {
-    const samplePath = issue.path ?? report.samples[issue.index]?.path;
+    const samplePath = issue.path ?? samplesOf(report).at(issue.index)?.path;
     if (samplePath === undefined || input.resolved?.has(samplePath)) continue;
-    const sample = report.samples[issue.index];
+    const sample = samplesOf(report).at(issue.index);
     const base = {
       message: labelIssueMessage(issue, sample, report.dataset.format),
       severity: labelIssueSeverity(issue.score, input.warningScore),
@@ -267,7 +268,7 @@ export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnos
     return { file: sampleFile(report, sample.path), range: FILE_START };
   };
 
-  for (const sample of report.samples) {
+  for (const sample of samplesOf(report)) {
     if (!sample.error) continue;
     out.push({
       ...sampleLocation(sample),
@@ -285,7 +286,7 @@ export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnos
     out.push({ ...loc, message: problem.message, severity: problemSeverity(problem.code), code: problem.code });
   }
 
-  const byPath = new Map(report.samples.map((s) => [s.path, s]));
+  const byPath = { get: (p: string) => samplesOf(report).byPath(p) };
   const locate = (p: string) => {
     const sample = byPath.get(p);
     return sample ? sampleLocation(sample) : { file: sampleFile(report, p), range: FILE_START };

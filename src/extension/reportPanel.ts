@@ -33,6 +33,7 @@ import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
 import { classPrCurve } from '../core/prCurve';
 import { panelHtml } from './panelHtml';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
@@ -90,9 +91,10 @@ export interface ShowReportOptions {
 
 /** The report as sent to the webview: without content hashes, and without probability vectors when too large. */
 export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; probabilitiesStripped: boolean } {
-  const hasProbabilities = report.samples.some((s) => s.probabilities);
-  const strip = hasProbabilities && report.samples.length * report.dataset.classes.length > maxProbabilities;
-  const samples = report.samples.map((s) => {
+  const table = samplesOf(report);
+  const hasProbabilities = table.some((s) => s.probabilities !== undefined);
+  const strip = hasProbabilities && table.length * report.dataset.classes.length > maxProbabilities;
+  const samples = table.toArray().map((s) => {
     if (!s.contentHash && !(strip && s.probabilities)) return s;
     const { contentHash: _hash, probabilities, ...rest } = s;
     return strip || !probabilities ? rest : { ...rest, probabilities };
@@ -239,7 +241,6 @@ export class ReportPanel implements vscode.Disposable {
   private readonly thumbnails = new ThumbnailCache({ size: 128, format: 'webp' });
   private report: EvalReport | undefined;
   private reportRef: string | undefined;
-  private samplesByPath = new Map<string, ReportSample>();
   private emptyMessage = 'No report to show yet. Run "CLIP Lens: Evaluate Dataset" first.';
   private disposed = false;
   /** The webview said `ready` and has not been unloaded since (hidden panels lose their content). */
@@ -351,7 +352,6 @@ export class ReportPanel implements vscode.Disposable {
     const rootChanged = this.report?.dataset.root !== report.dataset.root;
     this.report = report;
     this.reportRef = options.reportRef;
-    this.samplesByPath = new Map(report.samples.map((s) => [s.path, s]));
     this.panel.title = ReportPanel.title(report);
     if (rootChanged) {
       this.thumbnails.clear();
@@ -426,7 +426,7 @@ export class ReportPanel implements vscode.Disposable {
 
   /** A sample of the current report by path, with its absolute file; null (and logged) otherwise. */
   private sampleFile(samplePath: string): { sample: ReportSample; file: string } | null {
-    const sample = this.samplesByPath.get(samplePath);
+    const sample = this.report ? samplesOf(this.report).byPath(samplePath) : undefined;
     const file = sample && this.report ? resolveInsideRoot(this.report.dataset.root, sample.path) : null;
     if (!sample || !file) {
       this.refuse(`a path that is not a sample of the report: ${samplePath}`);
@@ -466,7 +466,7 @@ export class ReportPanel implements vscode.Disposable {
       }
       case 'requestPrCurve': {
         try {
-          const curve = classPrCurve(m.class, report.dataset.classes, report.samples, m.split);
+          const curve = classPrCurve(m.class, report.dataset.classes, samplesOf(report).toArray(), m.split);
           this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve });
         } catch (e) {
           this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve: null, error: e instanceof Error ? e.message : String(e) });

@@ -14,6 +14,7 @@ import type { ProjectConfig } from '../core/projectConfig';
 import type { EvalReport } from '../core/report';
 import type { ModelChoice } from './trust';
 import { writeReport } from './reportFile';
+import { readReportFile } from '../core/reportSamples';
 import { pathKey, samePath } from './datasetFiles';
 
 export interface DatasetResult {
@@ -210,7 +211,8 @@ export class ReportStore implements vscode.Disposable {
         // Remove saved reports no dataset refers to any more.
         const keep = new Set([INDEX_FILE, ...index.map((e) => path.basename(e.file))]);
         for (const name of await fs.promises.readdir(dir)) {
-          if (name.endsWith('.json') && !keep.has(name)) await fs.promises.rm(path.join(dir, name), { force: true });
+          const owner = name.endsWith('.samples.parquet') ? `${name.slice(0, -'.samples.parquet'.length)}.json` : name;
+          if ((name.endsWith('.json') || name.endsWith('.samples.parquet')) && !keep.has(owner)) await fs.promises.rm(path.join(dir, name), { force: true });
         }
       })
       .catch((e: unknown) => this.log.warn(`could not save the report in ${dir}: ${(e as Error).message}`));
@@ -221,7 +223,7 @@ export class ReportStore implements vscode.Disposable {
     if (!this.storageDir || !samePath(path.dirname(file), this.storageDir)) return undefined;
     for (const r of this.results.values()) if (r.reportFile === file) return r.report;
     try {
-      return JSON.parse(await fs.promises.readFile(file, 'utf8')) as EvalReport;
+      return await readReportFile(file);
     } catch {
       return undefined;
     }
@@ -244,7 +246,7 @@ export class ReportStore implements vscode.Disposable {
       try {
         const [rootStat, fileStat] = await Promise.all([fs.promises.stat(e.root), fs.promises.stat(e.file)]);
         if (!rootStat.isDirectory() || fileStat.size > MAX_RESTORE_BYTES) continue;
-        const report = JSON.parse(await fs.promises.readFile(e.file, 'utf8')) as EvalReport;
+        const report = await readReportFile(e.file);
         if (this.results.has(pathKey(e.root))) continue; // evaluated meanwhile
         this.results.set(path.resolve(e.root), {
           root: path.resolve(e.root),

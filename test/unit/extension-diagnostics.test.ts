@@ -151,7 +151,7 @@ test('dataset problems: malformed and missing lines on their lines, unreadable i
   const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
   const dataset = await readDataset(path.join(root, 'labels.csv'));
   const report = reportFor(dataset, {}, []);
-  report.samples.find((s) => s.path === 'b.png')!.error = { code: 'image-undecodable', message: 'cannot decode' };
+  report.samples!.find((s) => s.path === 'b.png')!.error = { code: 'image-undecodable', message: 'cannot decode' };
   report.errors.push({ code: 'cache-unavailable', message: 'no cache', file: '/cache' });
   const dup: Warning = { kind: 'duplicate', severity: 'warning', message: 'The same image twice', paths: ['a.png', 'c.png'], numbers: {} };
   report.warnings.push(dup);
@@ -179,8 +179,8 @@ test('leakage: one diagnostic on the later copy, the earlier copy as related inf
   const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
   const dataset = await readDataset(path.join(root, 'labels.csv'));
   const report = reportFor(dataset, {}, []);
-  report.samples.find((s) => s.path === 'a.png')!.contentHash = 'h1';
-  report.samples.find((s) => s.path === 'c.png')!.contentHash = 'h2';
+  report.samples!.find((s) => s.path === 'a.png')!.contentHash = 'h1';
+  report.samples!.find((s) => s.path === 'c.png')!.contentHash = 'h2';
   report.duplicates = [{ kind: 'near', paths: ['a.png', 'c.png'], splits: ['train', 'test'], labels: ['cat', 'cat'], similarity: 0.97 }];
   report.leakage = [{ split: 'test', earlier: ['train'], paths: ['c.png'], copies: ['a.png'], metricsWithoutLeaked: null }];
   report.warnings.push({ kind: 'leakage', severity: 'error', split: 'test', paths: ['c.png'], message: '1 test image has a near-copy in train', numbers: { count: 1 } });

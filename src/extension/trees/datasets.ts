@@ -12,8 +12,9 @@ import { datasetName, escapeMarkdown, pct, statusTooltipLines } from '../format'
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
 import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
-import type { EvalReport } from '../../core/report';
+import type { EvalReport, ReportSample } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
+import { samplesOf, pathIndex } from '../../core/sampleTable';
 
 /** Images listed per class; the rest is one "… more" item that opens the report. */
 export const MAX_IMAGES_PER_CLASS = 500;
@@ -111,7 +112,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       return (row?.indices ?? []).map((index) => this.node({ kind: 'dupImage', root: element.root, group: element.group, index }));
     }
     if (element.kind === 'outliers') {
-      const indexOf = new Map(result.report.samples.map((s, i) => [s.path, i]));
+      const indexOf = pathIndex(samplesOf(result.report));
       return (result.report.outliers ?? []).slice(0, MAX_IMAGES_PER_CLASS).flatMap((o) => (indexOf.has(o.path) ? [this.node({ kind: 'outlierImage', root: element.root, index: indexOf.get(o.path)! })] : []));
     }
     if (element.kind === 'class') {
@@ -130,7 +131,8 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
     if (element.kind === 'dupImage') return this.node({ kind: 'dupGroup', root: element.root, group: element.group });
     if (element.kind === 'outlierImage') return this.node({ kind: 'outliers', root: element.root });
     if (element.kind === 'class' || element.kind === 'more') return element.kind === 'class' ? this.node({ kind: 'dataset', root: element.root }) : this.node({ kind: 'class', root: element.root, cls: element.cls });
-    const s = this.store.get(element.root)?.report.samples[element.index];
+    const r = this.store.get(element.root)?.report;
+    const s = r ? samplesOf(r).at(element.index) : undefined;
     return s ? this.node({ kind: 'class', root: element.root, cls: s.label }) : undefined;
   }
 
@@ -166,7 +168,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         return item;
       }
       case 'image': {
-        const sample = result.report.samples[element.index];
+        const sample = samplesOf(result.report).at(element.index) as ReportSample;
         const row = this.imageRowsOf(result.report, sample.label).find((r) => r.index === element.index);
         const file = sampleFile(result.report, sample.path);
         const item = new vscode.TreeItem(path.posix.basename(sample.path), vscode.TreeItemCollapsibleState.None);
@@ -209,7 +211,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       }
       case 'dupImage':
       case 'outlierImage': {
-        const sample = result.report.samples[element.index];
+        const sample = samplesOf(result.report).at(element.index) as ReportSample;
         const file = sampleFile(result.report, sample.path);
         const item = new vscode.TreeItem(sample.path, vscode.TreeItemCollapsibleState.None);
         item.id = `${element.kind}:${element.root}\0${element.kind === 'dupImage' ? `${element.group}\0` : ''}${sample.path}`;
@@ -259,7 +261,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   async resolveTreeItem(item: vscode.TreeItem, element: DatasetNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
     if ((element.kind !== 'image' && element.kind !== 'dupImage' && element.kind !== 'outlierImage') || item.tooltip) return item;
     const result = this.store.get(element.root);
-    const sample = result?.report.samples[element.index];
+    const sample = result ? samplesOf(result.report).at(element.index) : undefined;
     if (!result || !sample) return item;
     const thumb = await this.thumbnails.markdown(sampleFile(result.report, sample.path));
     if (token.isCancellationRequested) return item;
