@@ -38,10 +38,12 @@ export class SampleTable implements Iterable<ReportSample> {
     private readonly row: (i: number) => ReportSample,
     /** The sidecar it was read from, if any. */
     readonly file?: string,
+    /** The inline array it views, if any. */
+    readonly array?: readonly ReportSample[],
   ) {}
 
   static fromArray(samples: readonly ReportSample[]): SampleTable {
-    return new SampleTable(samples.length, (i) => samples[i] as ReportSample);
+    return new SampleTable(samples.length, (i) => samples[i] as ReportSample, undefined, samples);
   }
 
   static fromColumns(c: SampleColumns, file?: string): SampleTable {
@@ -129,7 +131,8 @@ const tables = new WeakMap<object, SampleTable>();
  */
 export function samplesOf(report: EvalReport): SampleTable {
   let t = tables.get(report);
-  if (t) return t;
+  // A table over an inline array follows the array (a report whose samples were replaced gets a new table).
+  if (t && (t.array === undefined || t.array === report.samples)) return t;
   if (!Array.isArray(report.samples)) {
     throw new ClipLensError('report-samples-not-loaded', `the report's samples are in ${report.samplesFile ?? 'a sidecar file'}, which was not read`, { file: report.samplesFile });
   }

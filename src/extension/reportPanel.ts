@@ -19,7 +19,9 @@ import type {
   ExportRequest,
   HostToPanel,
   PanelToHost,
+  PanelSamples,
   PanelUiState,
+  SearchHitItem,
   RevealTarget,
   SampleFix,
   BulkAction,
@@ -34,6 +36,7 @@ import { classPrCurve } from '../core/prCurve';
 import { panelHtml } from './panelHtml';
 import { datasetFormat } from '../core/datasetFormat';
 import { samplesOf } from '../core/sampleTable';
+import { panelSample, querySamples, referencedIndices } from '../core/panelSamples';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
@@ -89,17 +92,33 @@ export interface ShowReportOptions {
   preserveFocus?: boolean;
 }
 
-/** The report as sent to the webview: without content hashes, and without probability vectors when too large. */
-export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; probabilitiesStripped: boolean } {
+/**
+ * The report as sent to the webview: without its samples (at any size; the panel asks for pages of them, see
+ * core/panelSamples.ts), with the samples its lists name; those without content hashes, and without probability
+ * vectors when the report's would be too large.
+ */
+export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; samples: PanelSamples; probabilitiesStripped: boolean } {
   const table = samplesOf(report);
-  const hasProbabilities = table.some((s) => s.probabilities !== undefined);
-  const strip = hasProbabilities && table.length * report.dataset.classes.length > maxProbabilities;
-  const samples = table.toArray().map((s) => {
-    if (!s.contentHash && !(strip && s.probabilities)) return s;
-    const { contentHash: _hash, probabilities, ...rest } = s;
-    return strip || !probabilities ? rest : { ...rest, probabilities };
+  const classes = report.dataset.classes.length;
+  let any = false;
+  let full = table.length > 0;
+  table.forEach((s) => {
+    if (s.probabilities) any = true;
+    if (full && s.predicted.length > 0 && s.probabilities?.length !== classes) full = false;
   });
-  return { report: { ...report, samples }, probabilitiesStripped: strip };
+  const strip = any && table.length * classes > maxProbabilities;
+  const known = referencedIndices(report).map((index) => ({ index, sample: panelSample(table.at(index) as ReportSample, strip) }));
+  const { samples: _samples, ...rest } = report;
+  return { report: rest, samples: { count: table.length, known, hasProbabilities: full && !strip }, probabilitiesStripped: strip };
+}
+
+/** Search hits with their samples (index and data), for a panel that holds no samples of its own. */
+export function withSamples(report: EvalReport, hits: SearchHitItem[]): SearchHitItem[] {
+  const table = samplesOf(report);
+  return hits.flatMap((h) => {
+    const index = table.indexOfPath(h.path);
+    return index < 0 ? [] : [{ path: h.path, score: h.score, index, sample: panelSample(table.at(index) as ReportSample, true) }];
+  });
 }
 
 /** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
@@ -197,6 +216,15 @@ export function parsePanelMessage(v: unknown): PanelToHost | null {
       return id && Array.isArray(v.paths) && v.paths.every(str) ? (v as PanelToHost) : null;
     case 'requestPrCurve':
       return id && str(v.class) && (v.split === null || str(v.split)) ? (v as PanelToHost) : null;
+    case 'requestSamples': {
+      const q = v.query;
+      const int = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+      if (!id || !isObj(q) || !int(v.start) || !int(v.end) || !(q.split === null || str(q.split))) return null;
+      if (q.sort !== 'labelScore' && q.sort !== 'topScore' && q.sort !== 'path' && q.sort !== 'report') return null;
+      const s = q.source;
+      const ok = isObj(s) && (s.kind === 'issues' || (s.kind === 'class' && str(s.class)) || (s.kind === 'cell' && isObj(s.cell) && str(s.cell.trueClass) && str(s.cell.predictedClass)));
+      return ok ? (v as PanelToHost) : null;
+    }
     case 'openImage':
     case 'openLabelLine':
       return str(v.path) ? (v as PanelToHost) : null;
@@ -241,6 +269,7 @@ export class ReportPanel implements vscode.Disposable {
   private readonly thumbnails = new ThumbnailCache({ size: 128, format: 'webp' });
   private report: EvalReport | undefined;
   private reportRef: string | undefined;
+  private probabilitiesStripped = false;
   private emptyMessage = 'No report to show yet. Run "CLIP Lens: Evaluate Dataset" first.';
   private disposed = false;
   /** The webview said `ready` and has not been unloaded since (hidden panels lose their content). */
@@ -363,6 +392,7 @@ export class ReportPanel implements vscode.Disposable {
   /** Brings a class, a matrix cell or a label issue into view. */
   reveal(target: RevealTarget): void {
     this.panel.reveal(undefined, true);
+    if (target.kind === 'search' && this.report) target = { ...target, hits: withSamples(this.report, target.hits) };
     if (this.webviewReady) this.post({ type: 'reveal', target });
     else this.pendingReveal = target;
   }
@@ -404,10 +434,12 @@ export class ReportPanel implements vscode.Disposable {
       this.post({ type: 'empty', message: this.emptyMessage });
       return;
     }
-    const { report, probabilitiesStripped } = toPanelReport(this.report);
+    const { report, samples, probabilitiesStripped } = toPanelReport(this.report);
+    this.probabilitiesStripped = probabilitiesStripped;
     this.post({
       type: 'report',
       report,
+      samples,
       reportRef: this.reportRef,
       ignoredPaths: this.actions.ignoredPaths ? [...this.actions.ignoredPaths(this.report)] : undefined,
       resolvedPaths: this.actions.resolvedPaths?.(this.report),
@@ -462,6 +494,15 @@ export class ReportPanel implements vscode.Disposable {
           return r instanceof Error ? { path: p, error: r.message } : { path: p, dataUri: r.dataUri, width: r.width, height: r.height };
         });
         this.post({ type: 'thumbnails', requestId: m.requestId, items });
+        return;
+      }
+      case 'requestSamples': {
+        try {
+          const { total, rows } = querySamples(report, m.query, m.start, m.end, this.probabilitiesStripped);
+          this.post({ type: 'samples', requestId: m.requestId, total, start: m.start, rows });
+        } catch (e) {
+          this.post({ type: 'samples', requestId: m.requestId, total: 0, start: m.start, rows: [], error: e instanceof Error ? e.message : String(e) });
+        }
         return;
       }
       case 'requestPrCurve': {
