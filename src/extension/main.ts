@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EvalReport } from '../core/report';
 import { LabelIssueCodeActions, CONFIG_SELECTOR, LABEL_FILE_SELECTOR } from './codeActions';
-import { VIEWS } from './commandIds';
+import { COMMANDS, VIEWS } from './commandIds';
 import { registerCommands } from './commands';
 import { readSettings, SECTION, type Settings } from './config';
 import { ContextKeys } from './context';
@@ -76,6 +76,7 @@ export function activate(context: vscode.ExtensionContext): ClipLensApi {
     warningsTree,
     issuesView,
     vscode.window.createTreeView(VIEWS.datasets, { treeDataProvider: datasetsTree, showCollapseAll: true }),
+    vscode.commands.registerCommand(COMMANDS.showMoreImages, (root: string, cls: string) => datasetsTree.showMore(root, cls)),
     vscode.window.createTreeView(VIEWS.warnings, { treeDataProvider: warningsTree }),
     new StatusBar(store, engine),
     new Watcher(store, engine, fixes, getSettings),

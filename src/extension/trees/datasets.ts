@@ -16,7 +16,7 @@ import type { EvalReport, ReportSample } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
 import { samplesOf, pathIndex } from '../../core/sampleTable';
 
-/** Images listed per class; the rest is one "… more" item that opens the report. */
+/** Images listed per class at first and added per "Show more" (children are made on expand, a page at a time). */
 export const MAX_IMAGES_PER_CLASS = 500;
 
 export type DatasetNode =
@@ -42,6 +42,8 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   /** Node objects are reused so the view keeps expansion and selection across refreshes. */
   private readonly nodes = new Map<string, DatasetNode>();
   private readonly lastRunningUpdate = new Map<string, number>();
+  /** Images listed per class (root NUL class) after "Show more". */
+  private readonly limits = new Map<string, number>();
   /** Rows computed once per report (a class may hold thousands of images). */
   private readonly classCache = new WeakMap<EvalReport, ClassRow[]>();
   private readonly imageCache = new WeakMap<EvalReport, Map<string, ImageRow[]>>();
@@ -77,6 +79,13 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         this.changed.fire(this.store.get(s.root) ? this.node({ kind: 'dataset', root: s.root }) : undefined);
       }),
     );
+  }
+
+  /** "Show more" under a class: the next page of its images. */
+  showMore(root: string, cls: string): void {
+    const key = `${root}\0${cls}`;
+    this.limits.set(key, (this.limits.get(key) ?? MAX_IMAGES_PER_CLASS) + MAX_IMAGES_PER_CLASS);
+    this.changed.fire(this.node({ kind: 'class', root, cls }));
   }
 
   private node<T extends DatasetNode>(n: T): T {
@@ -117,8 +126,9 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
     }
     if (element.kind === 'class') {
       const rows = this.imageRowsOf(result.report, element.cls);
-      const shown = rows.slice(0, MAX_IMAGES_PER_CLASS).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
-      if (rows.length > MAX_IMAGES_PER_CLASS) shown.push(this.node({ kind: 'more', root: element.root, cls: element.cls, count: rows.length - MAX_IMAGES_PER_CLASS }));
+      const limit = this.limits.get(`${element.root}\0${element.cls}`) ?? MAX_IMAGES_PER_CLASS;
+      const shown = rows.slice(0, limit).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
+      if (rows.length > limit) shown.push(this.node({ kind: 'more', root: element.root, cls: element.cls, count: rows.length - limit }));
       return shown;
     }
     return [];
@@ -223,9 +233,10 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         return item;
       }
       case 'more': {
-        const item = new vscode.TreeItem(`… ${element.count} more image${element.count === 1 ? '' : 's'}`, vscode.TreeItemCollapsibleState.None);
-        item.description = 'open the report';
-        item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [element.root, { kind: 'class', class: element.cls }] };
+        const next = Math.min(MAX_IMAGES_PER_CLASS, element.count);
+        const item = new vscode.TreeItem(`Show ${next} more… (${element.count} left)`, vscode.TreeItemCollapsibleState.None);
+        item.description = 'or open the report for all';
+        item.command = { command: COMMANDS.showMoreImages, title: 'Show More Images', arguments: [element.root, element.cls] };
         return item;
       }
     }
