@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { makeDirectory } from './fileSystem';
 import type { EvalReport, ReportSample } from './report';
 import { attachSamples, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
 
@@ -111,7 +112,7 @@ export async function writeSamplesSidecar(report: EvalReport, file: string): Pro
   const bytes = await samplesParquet(report);
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+    await makeDirectory(path.dirname(path.resolve(file)));
     await fs.promises.writeFile(tmp, bytes);
     await fs.promises.rename(tmp, file);
   } catch (e) {
