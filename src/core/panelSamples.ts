@@ -27,19 +27,22 @@ export function topScore(s: ReportSample): number {
 /** Sample indices of a grid source, in report order (evaluated samples of `split`, all splits when null). */
 export function sourceIndices(report: EvalReport, source: GridSource, split: string | null): number[] {
   const table = samplesOf(report);
-  const inSplit = (s: ReportSample | undefined) => s !== undefined && (split === null || s.split === split);
+  const f = table.field;
   const out: number[] = [];
   if (source.kind === 'issues') {
     for (const issue of report.labelIssues) {
       const i = issue.path !== undefined ? table.indexOfPath(issue.path) : issue.index;
-      if (i >= 0 && inSplit(table.at(i))) out.push(i);
+      if (i >= 0 && i < table.length && (split === null || f.split(i) === split)) out.push(i);
     }
     return out;
   }
-  table.forEach((s, i) => {
-    if (s.error || (split !== null && s.split !== split)) return;
-    if (source.kind === 'class' ? s.label === source.class : s.label === source.cell.trueClass && s.predicted[0]?.class === source.cell.predictedClass) out.push(i);
-  });
+  // Fields, not samples: a scan of a million rows makes no objects.
+  const label = source.kind === 'class' ? source.class : source.cell.trueClass;
+  for (let i = 0; i < table.length; i++) {
+    if (f.label(i) !== label || f.failed(i) || (split !== null && f.split(i) !== split)) continue;
+    if (source.kind === 'cell' && f.top1(i) !== source.cell.predictedClass) continue;
+    out.push(i);
+  }
   return out;
 }
 
@@ -48,10 +51,8 @@ export function sortIndices(report: EvalReport, indices: readonly number[], sort
   if (sort === 'report') return [...indices];
   const table = samplesOf(report);
   const classes = report.metrics?.classes ?? report.dataset.classes;
-  const keyed = indices.map((i, order) => {
-    const s = table.at(i) as ReportSample;
-    return { i, order, key: sort === 'path' ? s.path : sort === 'labelScore' ? labelScore(s, classes) : -topScore(s) };
-  });
+  const f = table.field;
+  const keyed = indices.map((i, order) => ({ i, order, key: sort === 'path' ? f.path(i) : sort === 'labelScore' ? labelScore(table.at(i) as ReportSample, classes) : -f.topScore(i) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.order - b.order));
   return keyed.map((k) => k.i);
 }

@@ -7,6 +7,20 @@ import { ClipLensError } from './errors';
 import type { EvalReport, ReportSample } from './report';
 import type { ScoredClass } from './types';
 
+/** Single fields of a sample, read without making the sample object. */
+export interface SampleFields {
+  path(i: number): string;
+  label(i: number): string;
+  split(i: number): string | undefined;
+  /** Top-1 class, undefined without a prediction. */
+  top1(i: number): string | undefined;
+  /** Top-1 score, 0 without a prediction. */
+  topScore(i: number): number;
+  failed(i: number): boolean;
+  /** Length of the probability vector (0 when none). */
+  probabilities(i: number): number;
+}
+
 /** The decoded columns of a sidecar (core/reportSamples.ts fills them). */
 export interface SampleColumns {
   n: number;
@@ -36,6 +50,8 @@ export class SampleTable implements Iterable<ReportSample> {
   private constructor(
     readonly length: number,
     private readonly row: (i: number) => ReportSample,
+    /** Single fields of sample i without making the sample (scans over a million rows). */
+    readonly field: SampleFields,
     /** The sidecar it was read from, if any. */
     readonly file?: string,
     /** The inline array it views, if any. */
@@ -43,10 +59,35 @@ export class SampleTable implements Iterable<ReportSample> {
   ) {}
 
   static fromArray(samples: readonly ReportSample[]): SampleTable {
-    return new SampleTable(samples.length, (i) => samples[i] as ReportSample, undefined, samples);
+    const at = (i: number) => samples[i] as ReportSample;
+    const field: SampleFields = {
+      path: (i) => at(i).path,
+      label: (i) => at(i).label,
+      split: (i) => at(i).split,
+      top1: (i) => at(i).predicted[0]?.class,
+      topScore: (i) => at(i).predicted[0]?.score ?? 0,
+      failed: (i) => at(i).error !== undefined,
+      probabilities: (i) => at(i).probabilities?.length ?? 0,
+    };
+    return new SampleTable(samples.length, at, field, undefined, samples);
   }
 
   static fromColumns(c: SampleColumns, file?: string): SampleTable {
+    const field: SampleFields = {
+      path: (i) => c.paths[i] as string,
+      label: (i) => c.labelNames[c.labels[i] as number] as string,
+      split: (i) => {
+        const sp = c.splits[i] as number;
+        return sp >= 0 ? c.splitNames[sp] : undefined;
+      },
+      top1: (i) => {
+        const ci = c.topClass[i * c.k] as number;
+        return ci >= 0 ? c.classes[ci] : undefined;
+      },
+      topScore: (i) => ((c.topClass[i * c.k] as number) >= 0 ? (c.topScore[i * c.k] as number) : 0),
+      failed: (i) => c.errors.has(i),
+      probabilities: (i) => (c.probabilities?.has(i) ? (JSON.parse(c.probabilities.get(i) as string) as number[]).length : 0),
+    };
     return new SampleTable(
       c.n,
       (i) => {
@@ -70,6 +111,7 @@ export class SampleTable implements Iterable<ReportSample> {
         if (e) s.error = { ...e };
         return s;
       },
+      field,
       file,
     );
   }
@@ -108,7 +150,7 @@ export class SampleTable implements Iterable<ReportSample> {
   indexOfPath(p: string): number {
     if (!this.pathIndex) {
       this.pathIndex = new Map();
-      for (let i = 0; i < this.length; i++) this.pathIndex.set(this.row(i).path, i);
+      for (let i = 0; i < this.length; i++) this.pathIndex.set(this.field.path(i), i);
     }
     return this.pathIndex.get(p) ?? -1;
   }

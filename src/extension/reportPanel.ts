@@ -100,16 +100,15 @@ export interface ShowReportOptions {
 export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; samples: PanelSamples; probabilitiesStripped: boolean } {
   const table = samplesOf(report);
   const classes = report.dataset.classes.length;
+  const f = table.field;
   let any = false;
-  let full = table.length > 0;
-  table.forEach((s) => {
-    if (s.probabilities) any = true;
-    if (full && s.predicted.length > 0 && s.probabilities?.length !== classes) full = false;
-  });
+  for (let i = 0; i < table.length && !any; i++) any = f.probabilities(i) > 0;
   const strip = any && table.length * classes > maxProbabilities;
+  let full = any && !strip;
+  for (let i = 0; i < table.length && full; i++) if (f.top1(i) !== undefined && f.probabilities(i) !== classes) full = false;
   const known = referencedIndices(report).map((index) => ({ index, sample: panelSample(table.at(index) as ReportSample, strip) }));
   const { samples: _samples, ...rest } = report;
-  return { report: rest, samples: { count: table.length, known, hasProbabilities: full && !strip }, probabilitiesStripped: strip };
+  return { report: rest, samples: { count: table.length, known, hasProbabilities: full }, probabilitiesStripped: strip };
 }
 
 /** Search hits with their samples (index and data), for a panel that holds no samples of its own. */
