@@ -88,8 +88,9 @@ function firstLine(s: string): string {
  */
 export async function writeJsonReport(report: EvalReport, file: string, mode: SamplesMode = 'auto'): Promise<void> {
   const { json, sidecar } = reportForFile(report, file, mode);
-  if (sidecar) await writeSamplesSidecar(report, sidecar);
   await writeOutput(file, async (fh) => {
+    // The folder exists now; the sidecar is in place before the report that names it.
+    if (sidecar) await writeSamplesSidecar(report, sidecar);
     let pending = '';
     for (const chunk of jsonReportChunks(json, 1)) {
       pending += chunk;
