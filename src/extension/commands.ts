@@ -32,6 +32,8 @@ export interface CommandServices {
   panel: PanelHost;
   settings: () => Settings;
   log: vscode.LogOutputChannel;
+  /** The Datasets view ("Show more" under a class pages its images). */
+  datasetsTree?: { showMore(root: string, cls: string): void };
 }
 
 type NodeLike = { root?: unknown; samplePath?: unknown; index?: unknown; kind?: unknown };
@@ -305,6 +307,9 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
     [COMMANDS.updateBaseline]: (arg?: unknown) => updateBaseline(store, engine, resultFrom(store, arg), log),
     [COMMANDS.showLog]: () => log.show(),
 
+    [COMMANDS.showMoreImages]: (root?: unknown, cls?: unknown) => {
+      if (typeof root === 'string' && typeof cls === 'string') s.datasetsTree?.showMore(root, cls);
+    },
     [COMMANDS.searchImages]: async (arg?: unknown, text?: unknown): Promise<number | undefined> => {
       // The dataset: the folder or tree item the command was called on, else the current one, else ask. Search ranks
       // the evaluated samples with the embeddings their evaluation cached, so a dataset not evaluated yet is first.

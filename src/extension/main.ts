@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EvalReport } from '../core/report';
 import { LabelIssueCodeActions, CONFIG_SELECTOR, LABEL_FILE_SELECTOR } from './codeActions';
-import { COMMANDS, VIEWS } from './commandIds';
+import { VIEWS } from './commandIds';
 import { registerCommands } from './commands';
 import { readSettings, SECTION, type Settings } from './config';
 import { ContextKeys } from './context';
@@ -76,14 +76,13 @@ export function activate(context: vscode.ExtensionContext): ClipLensApi {
     warningsTree,
     issuesView,
     vscode.window.createTreeView(VIEWS.datasets, { treeDataProvider: datasetsTree, showCollapseAll: true }),
-    vscode.commands.registerCommand(COMMANDS.showMoreImages, (root: string, cls: string) => datasetsTree.showMore(root, cls)),
     vscode.window.createTreeView(VIEWS.warnings, { treeDataProvider: warningsTree }),
     new StatusBar(store, engine),
     new Watcher(store, engine, fixes, getSettings),
     engine.onDidChangeRunning(() => contextKeys.setRunning(engine.anyRunning !== undefined)),
     vscode.languages.registerCodeActionsProvider([...(LABEL_FILE_SELECTOR as vscode.DocumentFilter[]), ...(CONFIG_SELECTOR as vscode.DocumentFilter[])], new LabelIssueCodeActions(store, diagnostics, fixes), LabelIssueCodeActions.metadata),
     vscode.languages.registerHoverProvider(LABEL_FILE_SELECTOR, new LabelFileHover(store, thumbnails)),
-    ...registerCommands({ extensionUri: context.extensionUri, store, engine, fixes, panel, settings: getSettings, log }),
+    ...registerCommands({ extensionUri: context.extensionUri, store, engine, fixes, panel, settings: getSettings, log, datasetsTree }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = loadSettings();
