@@ -10,6 +10,7 @@ import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport, ReportSample } from '../../src/core/report';
 import { INLINE_SAMPLES_LIMIT, readReportFile, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarFileOf } from '../../src/core/reportSamples';
 import { writeReport } from '../../src/extension/reportFile';
+import { jsonReport } from '../../src/core/reportExport';
 import { hash, makeReport, many } from './reportFixtures';
 
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-sidecar-'));
@@ -63,6 +64,10 @@ test('--samples auto: small reports keep samples inline and get the sidecar too;
   const fromSide = await readReportFile(side);
   const fromInline = await readReportFile(inline);
   assert.deepEqual(samplesOf(fromSide).toArray(), samplesOf(fromInline).toArray());
+  // The panel's JSON export is self-contained: samples inline, no sidecar name that would not resolve.
+  const exported = JSON.parse(jsonReport(fromSide)) as EvalReport;
+  assert.deepEqual(exported.samples, r.samples);
+  assert.equal(exported.samplesFile, undefined);
   // compare: identical output whichever way each side keeps its samples.
   const other = makeReport(['cat', 'dog', 'fox'], [...many('cat', 4, 4, 'dog'), ...many('dog', 3, 1, 'fox')]);
   const otherFile = path.join(dir, 'other.json');
