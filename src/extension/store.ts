@@ -15,7 +15,7 @@ import type { EvalReport } from '../core/report';
 import { makeDirectory } from '../core/fileSystem';
 import type { ModelChoice } from './trust';
 import { writeReport } from './reportFile';
-import { readReportFile } from '../core/reportSamples';
+import { attachSidecar, readReportFile } from '../core/reportSamples';
 import { pathKey, samePath } from './datasetFiles';
 
 export interface DatasetResult {
@@ -56,6 +56,8 @@ interface IndexEntry {
 const INDEX_FILE = 'index.json';
 /** Saved reports larger than this are not restored at startup (JSON.parse would block the extension host). */
 const MAX_RESTORE_BYTES = 12 * 1024 * 1024;
+/** Saved reports with more samples than this (in a sidecar) are not restored at startup either. */
+const MAX_RESTORE_SAMPLES = 50_000;
 
 export class ReportStore implements vscode.Disposable {
   private readonly results = new Map<string, DatasetResult>();
@@ -247,7 +249,10 @@ export class ReportStore implements vscode.Disposable {
       try {
         const [rootStat, fileStat] = await Promise.all([fs.promises.stat(e.root), fs.promises.stat(e.file)]);
         if (!rootStat.isDirectory() || fileStat.size > MAX_RESTORE_BYTES) continue;
-        const report = await readReportFile(e.file);
+        const report = JSON.parse(await fs.promises.readFile(e.file, 'utf8')) as EvalReport;
+        // A large report's samples are in its sidecar: decoding it would block the extension host at startup too.
+        if (!Array.isArray(report.samples) && report.dataset.counts.samples > MAX_RESTORE_SAMPLES) continue;
+        await attachSidecar(report, e.file);
         if (this.results.has(pathKey(e.root))) continue; // evaluated meanwhile
         this.results.set(path.resolve(e.root), {
           root: path.resolve(e.root),
