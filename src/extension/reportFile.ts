@@ -3,18 +3,19 @@
  */
 import * as fs from 'node:fs';
 import type { EvalReport } from '../core/report';
-import { reportForFile, writeSamplesSidecar, type SamplesMode } from '../core/reportSamples';
+import { reportForFile, samplesInline, samplesOf, writeSamplesSidecar, type SamplesMode } from '../core/reportSamples';
 
 /** Samples serialised per slice. */
 const SAMPLES_PER_SLICE = 2000;
 
 /**
  * Writes a report as JSON (equal to the report once parsed; `samples` comes first) in slices of samples, yielding to
- * the event loop between them, into a temporary file renamed into place at the end. With `mode` auto (the default)
- * the samples of a large report go to the sidecar only (core/reportSamples.ts); the sidecar is written first.
+ * the event loop between them, into a temporary file renamed into place at the end. A saved report keeps its samples
+ * inline up to 50,000 samples (one file, as before) and only in the sidecar above (core/reportSamples.ts; the sidecar
+ * is written first), unless `mode` says otherwise.
  */
-export async function writeReport(file: string, report: EvalReport, mode: SamplesMode = 'auto'): Promise<void> {
-  const { json, sidecar } = reportForFile(report, file, mode);
+export async function writeReport(file: string, report: EvalReport, mode?: SamplesMode): Promise<void> {
+  const { json, sidecar } = reportForFile(report, file, mode ?? (samplesInline('auto', samplesOf(report).length) ? 'inline' : 'sidecar'));
   if (sidecar) await writeSamplesSidecar(report, sidecar);
   const tmp = `${file}.tmp-${process.pid}`;
   const fh = await fs.promises.open(tmp, 'w');
