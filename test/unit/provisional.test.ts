@@ -40,7 +40,7 @@ test('provisional reports come with increasing counts, from zero-shot over the i
   const plain = await evaluateDataset(dataset, { model, cacheDir: null, batchSize: 16 });
   const seen: EvalReport[] = [];
   const live = await evaluateDataset(dataset, { model, cacheDir: null, batchSize: 16, onProvisional: (r) => seen.push(r), provisionalRules: EVERY_BATCH });
-  const n = plain.samples.length;
+  const n = plain.samples!.length;
   assert.ok(seen.length >= 5, `${seen.length} provisional reports`);
   assert.deepEqual(answers(live), answers(plain));
   assert.equal(live.provisional, undefined);
@@ -51,25 +51,25 @@ test('provisional reports come with increasing counts, from zero-shot over the i
     before = p.done;
     assert.equal(p.cancelled, undefined);
     // Metrics over the samples scored so far; their label issues only; nothing that needs every sample.
-    const scored = r.samples.filter((s) => s.predicted.length > 0).length;
+    const scored = r.samples!.filter((s) => s.predicted.length > 0).length;
     assert.ok(scored <= p.done);
     assert.equal(r.dataset.counts.evaluated, scored);
     assert.equal(r.metrics!.perClass.reduce((a, c) => a + c.support, 0), scored);
-    for (const i of r.labelIssues) assert.ok(r.samples[i.index].predicted.length > 0, `issue on a sample not done: ${i.path}`);
+    for (const i of r.labelIssues) assert.ok(r.samples![i.index].predicted.length > 0, `issue on a sample not done: ${i.path}`);
     assert.equal(r.predictor?.used, 'zero-shot');
     assert.match(r.predictor!.reason, /provisional/);
     assert.deepEqual(r.duplicates, []);
     assert.equal(r.createdAt, live.createdAt, 'one run, one identity (the panel keeps its selections)');
   }
   // The classes in turn: the first report already covers every class (the folders are listed one class after another).
-  const firstClasses = new Set(seen[0].samples.filter((s) => s.predicted.length > 0).map((s) => s.label));
+  const firstClasses = new Set(seen[0].samples!.filter((s) => s.predicted.length > 0).map((s) => s.label));
   assert.equal(firstClasses.size, plain.dataset.classes.length, `${[...firstClasses].join(', ')} in the first report`);
   // The last covers every image (shown while the predictor and duplicates are computed); label issues appear early.
   assert.equal(seen[seen.length - 1].provisional!.done, n);
   assert.ok(seen.some((r) => r.labelIssues.length > 0 && r.provisional!.done < n), 'label issues before the end');
   // Reports handed over are snapshots: the run does not change them afterwards.
-  assert.ok(seen[0].samples.some((s) => s.predicted.length === 0));
-  assert.notEqual(seen[0].samples, live.samples);
+  assert.ok(seen[0].samples!.some((s) => s.predicted.length === 0));
+  assert.notEqual(seen[0].samples!, live.samples!);
 });
 
 test('a cancelled run keeps what it embedded in the cache: the next run infers only the rest', async (t) => {
