@@ -184,6 +184,20 @@ export interface ReportSample {
   error?: { code: string; message: string };
 }
 
+/** One model of a two-model run (the report's `models`). */
+export interface ModelRun {
+  id: string;
+  dir: string;
+  quantized: boolean;
+  imageSize: number;
+  top1Accuracy: number | null;
+  balancedAccuracy: number | null;
+  macroF1: number | null;
+  labelIssues: number;
+  imagesComputed: number;
+  imagesFromCache: number;
+}
+
 export interface EvalReport {
   schemaVersion: number;
   tool: { name: 'clip-lens'; version: string };
@@ -241,8 +255,13 @@ export interface EvalReport {
   leakage?: LeakedSplit[];
   /** Images unlike the rest of their class and of the dataset, most unusual first. */
   outliers?: Outlier[];
-  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  /**
+   * With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. With two
+   * models (eval --model A --model B): the changes from the second model (A) to this report's, the first (B).
+   */
   comparison?: Comparison;
+  /** With two models (eval --model A --model B, config "models"): both, this report's first, with their headlines. */
+  models?: ModelRun[];
   timing: {
     totalMs: number;
     textMs: number;
