@@ -450,6 +450,24 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     await w.page.close();
   });
 
+  test('a report that carries a comparison (two models, eval --baseline) opens with it', async () => {
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
+    const a = makeBaseline(hashed);
+    a.metrics!.top1Accuracy -= 0.1;
+    const withComparison: EvalReport = { ...fixture, comparison: compareRuns(a, makeBaseline(hashed), ['other-model', 'this-model']) };
+    const w = await newPage(browser);
+    const h = new FakeHost(withComparison, { imageRoot, shows });
+    await h.open(w.page, 'light');
+    await ready(w.page);
+    await w.page.waitForSelector('section.comparison');
+    assert.equal(await w.page.textContent('.comparison h2'), 'Compared with other-model');
+    assert.equal(await w.page.textContent('.card[data-metric="Top-1 accuracy"] .card-delta'), '+10.0 pts vs other-model');
+    await w.page.click('vscode-button.compare-clear');
+    await w.page.waitForSelector('section.comparison', { state: 'detached' });
+    assert.deepEqual(w.errors, []);
+    await w.page.close();
+  });
+
   test('the header bands follow the thresholds the report was evaluated with (metric catalogue)', async () => {
     const w = await newPage(browser);
     const strict: EvalReport = { ...fixture, thresholds: effectiveWarningThresholds({ goodAccuracy: 0.97, lowAccuracy: 0.95, recallAtK: { k: 5, min: 0.99 } }) };
