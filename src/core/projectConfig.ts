@@ -460,6 +460,11 @@ export function parseProjectConfig(text: string, _file: string): { config: Proje
     report('models', '"model" and "models" exclude each other: name one model in "model", or two in "models"', node?.offset ?? 0);
     delete config.models;
   }
+  if (config.models !== undefined && config.embeddings !== undefined) {
+    const node = findNode(tree, ['models']);
+    report('models', '"models" and "embeddings" exclude each other: embeddings computed elsewhere come from one model', node?.offset ?? 0);
+    delete config.models;
+  }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
   return { config, problems };
 }

@@ -176,6 +176,7 @@ test('config "models": two models, relative to the config; conflicts are errors 
 
   const problems = (text: string) => parseProjectConfig(text, 'x').problems.map((p) => `${p.line}:${p.key}: ${p.message}`);
   assert.deepEqual(problems('{\n "model": "a",\n "models": ["a", "b"]\n}'), ['3:models: "model" and "models" exclude each other: name one model in "model", or two in "models"']);
+  assert.deepEqual(problems('{\n "embeddings": "e",\n "models": ["a", "b"]\n}'), ['3:models: "models" and "embeddings" exclude each other: embeddings computed elsewhere come from one model']);
   assert.deepEqual(problems('{\n "models": ["a"]\n}'), ['2:models: must have at least 2 items']);
   assert.deepEqual(problems('{\n "models": ["a", "b", "c"]\n}'), ['2:models: must have at most 2 items']);
   assert.deepEqual(problems('{\n "models": ["a", ""]\n}').length, 1);
