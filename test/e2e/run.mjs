@@ -17,7 +17,10 @@
 //      confusion cell (exactly the CLI's images of that cell), and a move from the grid undone by Ctrl+Z (Undo Last
 //      Fix) with the file back; then checks on disk that exactly the two fixed images moved and nothing else changed;
 //   7. types an invalid .clip-lens.json (auto-save on): a diagnostic, and no download prompt (its "model" names the
-//      fixture model; the old behaviour fell back to the default model and asked to download it).
+//      fixture model; the old behaviour fell back to the default model and asked to download it);
+//   8. the predictor chip, Search Images, a leakage warning on a second dataset, and "Compare with..." on that
+//      dataset's panel against a baseline written by `clip-lens baseline` (other templates): the change on each card
+//      and per class, the top-1 change equal to `clip-lens compare` of that baseline and the CLI's report.
 // Prints one line per check and 'N passed, N failed'; exits non-zero on any failure.
 //
 // Env (all optional):
@@ -75,6 +78,7 @@ const STEPS = [
   'report panel: the header names the predictor of the label errors, as the CLI report does',
   'CLIP Lens: Search Images... shows ranked thumbnails in the panel',
   'a dataset with an image in both train and test: the panel warns about leakage',
+  'report panel: "Compare with..." a baseline shows the changes on the cards and per class',
 ];
 const results = new Map();
 let page;
@@ -737,6 +741,52 @@ try {
     log(`  leakage: ${line.trim().slice(0, 200)}`);
     assert(/copy-of-/.test(text), 'the leaked file is not named in the panel');
     await shot('leakage');
+  });
+
+  // ---- issue 14: compare with a baseline ---------------------------------------------------------------------------
+  await step('report panel: "Compare with..." a baseline shows the changes on the cards and per class', async () => {
+    const cli = (args) => execFileSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmpDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The baseline of the same images with other templates (a copy whose config says so), where the panel's picker
+    // looks for it: .clip-lens-baseline.json in the dataset root.
+    const other = path.join(RUN, 'leaky-imagenet80');
+    fs.cpSync(leaky, other, { recursive: true });
+    fs.writeFileSync(path.join(other, '.clip-lens.json'), JSON.stringify({ model: MODEL, templates: 'imagenet80' }));
+    const baselineFile = path.join(leaky, '.clip-lens-baseline.json');
+    cli(['baseline', other, '--out', baselineFile, '--cache', path.join(RUN, 'cli-cache')]);
+    // What the comparison must say: the CLI's report of the dataset against that baseline.
+    const reportFile = path.join(RUN, 'leaky-report.json');
+    cli(['eval', leaky, '--json', reportFile, '--cache', path.join(RUN, 'cli-cache')]);
+    const expected = JSON.parse(cli(['compare', baselineFile, reportFile, '--json']));
+    const top1 = expected.headline.find((h) => h.metric === 'top1Accuracy');
+    const p = Math.round(top1.delta * 1000) / 10;
+    const expectedText = `${p === 0 ? '±0' : `${p > 0 ? '+' : '−'}${Math.abs(p).toFixed(1)} pts`} vs .clip-lens-baseline.json`;
+
+    const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
+    await wv().locator('vscode-button.compare-with').waitFor({ timeout: 30_000 });
+    const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Baseline' }).first();
+    await retry(
+      'the "Compare with" picker offering the baseline',
+      async () => {
+        await wv().locator('vscode-button.compare-with').click();
+        await choice.waitFor({ timeout: 3_000 });
+      },
+      () => page.keyboard.press('Escape'),
+      30_000,
+    );
+    await sleep(300);
+    await shot('compare-picker');
+    await choice.click();
+    await wv().locator('section.comparison').waitFor({ timeout: 30_000 });
+    const card = (await wv().locator('.card[data-metric="Top-1 accuracy"] .card-delta').innerText()).trim();
+    const heading = (await wv().locator('.comparison h2').innerText()).trim();
+    const cells = await wv().locator('.compare-classes td[data-delta="recall"]').allInnerTexts();
+    log(`  "${heading}": top-1 card "${card}" (CLI compare: "${expectedText}"); per-class recall changes ${cells.join(', ')}`);
+    assert(heading === 'Compared with .clip-lens-baseline.json', `heading: ${heading}`);
+    assert(card === expectedText, `the card says "${card}", clip-lens compare "${expectedText}"`);
+    assert(cells.length === expected.classes.length, `${cells.length} per-class delta cells for ${expected.classes.length} classes`);
+    await wv().locator('section.comparison').scrollIntoViewIfNeeded();
+    await sleep(300);
+    await shot('compare');
   });
 } catch (e) {
   if (!(e instanceof Fatal)) {
