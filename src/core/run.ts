@@ -203,6 +203,11 @@ export interface RunRequest {
   };
   /** False in an untrusted workspace (see chooseModelSpec). */
   trusted?: boolean;
+  /**
+   * Evaluate only the first of "models" of the config (check and baseline: the gate and the ratchet judge the
+   * report, which is the first model's).
+   */
+  firstModelOnly?: boolean;
   /** The older switch for int8 (--quantized, clipLens.quantized): precision int8 unless a precision is given. */
   quantized?: boolean;
   /** Embedding cache root; null disables it; undefined: the user's cache folder. */
@@ -364,7 +369,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   });
   const warnings = s.warnings ? mergeWarningThresholds(config.warnings, s.warnings) : config.warnings;
   const precision: Precision = o.precision ?? config.precision ?? (request.quantized ? 'int8' : s.precision) ?? 'fp32';
-  const compared = comparedModel(o, config, model, request.projectDir ?? root, request.trusted);
+  const compared = request.firstModelOnly && !o.models ? undefined : comparedModel(o, config, model, request.projectDir ?? root, request.trusted);
   if (compared && embeddingsDir !== undefined) {
     throw new ClipLensError('models-with-embeddings', 'two models cannot be compared on embeddings computed elsewhere (--embeddings or "embeddings" of .clip-lens.json): evaluate the images, or one model', { file: embeddingsDir });
   }

@@ -165,6 +165,9 @@ test('config "models": two models, relative to the config; conflicts are errors 
   const plan = await planRun({ target: dir });
   assert.deepEqual(plan.model, { spec: './a', baseDir: dir, source: 'project' });
   assert.deepEqual(plan.compared?.model, { spec: 'clip-vit-base-patch16', baseDir: dir, source: 'project' });
+  // check and baseline: the first model only (the gate judges it).
+  const first = await planRun({ target: dir, firstModelOnly: true });
+  assert.deepEqual([first.model.spec, first.compared], ['./a', undefined]);
   // An option names one model: no comparison; the environment (the editor's CLIP_LENS_MODEL) too.
   assert.equal((await planRun({ target: dir, options: { model: 'x' } })).compared, undefined);
   assert.equal((await planRun({ target: dir, settings: { environmentModel: '/m' } })).compared, undefined);
@@ -240,4 +243,9 @@ test('eval --model A --model B: the first model\'s report with comparison and mo
   const fromConfig = await run(['eval', dir, '--no-cache']);
   assert.equal(fromConfig.code, 0, fromConfig.stderr);
   assert.match(fromConfig.stdout, /Compared with model /);
+  // The baseline of a config with "models" is the first model's.
+  const baselineFile = path.join(work, 'baseline.json');
+  const written = await run(['baseline', dir, '--out', baselineFile, '--cache', path.join(work, 'cache')]);
+  assert.equal(written.code, 0, written.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(baselineFile, 'utf8')).metrics.top1Accuracy, two.metrics?.top1Accuracy);
 });
