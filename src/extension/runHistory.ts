@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
 import { makeBaseline, readBaseline, serializeBaseline, type Baseline } from '../core/baseline';
+import { makeDirectory } from '../core/fileSystem';
 import type { EvalReport } from '../core/report';
 import { addRun, entryOf, HISTORY_INDEX, HISTORY_LIMIT, historyFolderName, parseHistoryIndex, strayFiles, type HistoryEntry, type HistoryIndex } from './runHistoryModel';
 
@@ -34,7 +35,7 @@ export class RunHistory {
     this.queue = this.queue
       .then(async () => {
         const folder = this.folder(root);
-        await fs.promises.mkdir(folder, { recursive: true });
+        await makeDirectory(folder);
         const run = makeBaseline(report);
         const entry = entryOf(run, report.createdAt);
         await writeAtomic(path.join(folder, entry.file), serializeBaseline(run));
