@@ -19,8 +19,8 @@
 //   7. types an invalid .clip-lens.json (auto-save on): a diagnostic, and no download prompt (its "model" names the
 //      fixture model; the old behaviour fell back to the default model and asked to download it);
 //   8. the predictor chip, Search Images, a leakage warning on a second dataset, and "Compare with..." on that
-//      dataset's panel against a baseline written by `clip-lens baseline` (other templates): the change on each card
-//      and per class, the top-1 change equal to `clip-lens compare` of that baseline and the CLI's report.
+//      dataset's panel against a baseline written by `clip-lens baseline` before a label was fixed: the change on each
+//      card and per class, the top-1 change equal to `clip-lens compare` of that baseline and the CLI's report.
 // Prints one line per check and 'N passed, N failed'; exits non-zero on any failure.
 //
 // Env (all optional):
@@ -746,11 +746,12 @@ try {
   // ---- issue 14: compare with a baseline ---------------------------------------------------------------------------
   await step('report panel: "Compare with..." a baseline shows the changes on the cards and per class', async () => {
     const cli = (args) => execFileSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmpDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    // The baseline of the same images with other templates (a copy whose config says so), where the panel's picker
-    // looks for it: .clip-lens-baseline.json in the dataset root.
-    const other = path.join(RUN, 'leaky-imagenet80');
+    // The baseline as it was before a label was fixed: a copy of the dataset with one image in the wrong class folder,
+    // written where the panel's picker looks for it (.clip-lens-baseline.json in the dataset root).
+    const other = path.join(RUN, 'leaky-before-fix');
     fs.cpSync(leaky, other, { recursive: true });
-    fs.writeFileSync(path.join(other, '.clip-lens.json'), JSON.stringify({ model: MODEL, templates: 'imagenet80' }));
+    const wrong = fs.readdirSync(path.join(other, 'train', 'green_triangle')).sort()[0];
+    fs.renameSync(path.join(other, 'train', 'green_triangle', wrong), path.join(other, 'train', 'blue_square', wrong));
     const baselineFile = path.join(leaky, '.clip-lens-baseline.json');
     cli(['baseline', other, '--out', baselineFile, '--cache', path.join(RUN, 'cli-cache')]);
     // What the comparison must say: the CLI's report of the dataset against that baseline.
@@ -784,6 +785,7 @@ try {
     assert(heading === 'Compared with .clip-lens-baseline.json', `heading: ${heading}`);
     assert(card === expectedText, `the card says "${card}", clip-lens compare "${expectedText}"`);
     assert(cells.length === expected.classes.length, `${cells.length} per-class delta cells for ${expected.classes.length} classes`);
+    assert(top1.delta > 0 && cells.some((c) => c.startsWith('+')), `no change to show: top-1 ${top1.delta}, per class ${cells.join(', ')}`);
     await wv().locator('section.comparison').scrollIntoViewIfNeeded();
     await sleep(300);
     await shot('compare');
