@@ -764,7 +764,7 @@ try {
 
     const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
     await wv().locator('vscode-button.compare-with').waitFor({ timeout: 30_000 });
-    const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Baseline' }).first();
+    const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: '.clip-lens-baseline.json' }).first();
     await retry(
       'the "Compare with" picker offering the baseline',
       async () => {
