@@ -134,7 +134,7 @@ test('two models, different preprocessing: each image read once, decoded per mod
     const single = (await executeRun(plan, { model: a, modelId: 'a' })).report;
     assert.equal(single.timing.imagesFromCache, n);
     assert.deepEqual(both.report.comparison, compareRuns(makeBaseline(again), makeBaseline(single), ['b', 'a']));
-    assert.notDeepEqual(both.report.samples.map((x) => x.predicted), both.compared.samples.map((x) => x.predicted), 'the preprocessing changes the scores');
+    assert.notDeepEqual(both.report.samples?.map((x) => x.predicted), both.compared.samples?.map((x) => x.predicted), 'the preprocessing changes the scores');
     // Both runs again: every image from the caches, nothing decoded, still one read.
     const cached = await executeRuns(plan, { model: a, modelId: 'a' }, { model: b, modelId: 'b' });
     assert.deepEqual(cached.images, { reads: n, decodes: 0 });
