@@ -162,6 +162,7 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     balancedAccuracy: pm.balancedAccuracy,
     singletonClasses: probe.singletonClasses.map((j) => classes[j]),
     fromCache: probe.fromCache,
+    cChosenBy: input.c === undefined ? 'default' : 'requested',
   };
   report.perClass = perClassZeroShot.map((c, j) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: pm.perClass[j].recall }));
   const labelIssues = used === 'linear-probe' ? findLabelIssuesFloat64(classes, labels, probe.probs) : zeroShotIssues();

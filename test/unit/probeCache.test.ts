@@ -39,6 +39,8 @@ test('the probe cache: a second evaluation of the same embeddings reuses the pro
   const root = tmp(t);
   const first = await runPredictors({ ...input(), cacheRoot: root });
   assert.equal(first.report.linearProbe?.fromCache, false);
+  assert.equal(first.report.linearProbe?.c, 10);
+  assert.equal(first.report.linearProbe?.cChosenBy, 'default');
   assert.equal(fs.readdirSync(path.join(root, 'probe-v1')).length, 1);
   const second = await runPredictors({ ...input(), cacheRoot: root });
   assert.equal(second.report.linearProbe?.fromCache, true);
@@ -53,7 +55,10 @@ test('the probe cache: a second evaluation of the same embeddings reuses the pro
   const relabelled = input();
   relabelled.labels[0] = 1;
   assert.equal((await runPredictors({ ...relabelled, cacheRoot: root })).report.linearProbe?.fromCache, false);
-  assert.equal((await runPredictors({ ...input(), c: 1, cacheRoot: root })).report.linearProbe?.fromCache, false);
+  const withC = await runPredictors({ ...input(), c: 1, cacheRoot: root });
+  assert.equal(withC.report.linearProbe?.fromCache, false);
+  assert.equal(withC.report.linearProbe?.cChosenBy, 'requested');
+  assert.equal(withC.report.linearProbe?.c, 1);
   assert.equal((await runPredictors({ ...input(), folds: 3, cacheRoot: root })).report.linearProbe?.fromCache, false);
   assert.equal(fs.readdirSync(path.join(root, 'probe-v1')).length, 5);
   // no cache root: nothing written, nothing read
