@@ -2,7 +2,7 @@
  * Benchmark of the embedding predictors (issue 12), side by side with scikit-learn on the same machine and data.
  *
  *   node --import tsx tools/bench-predictors.ts [n=20000] [dim=512] [classes=100] [--no-sklearn] [--ann N]
- *                                               [--rounds R] [--probe-only]
+ *                                               [--rounds R] [--probe-only] [--warm-start]
  *
  * Data: `classes` Gaussian clusters in `dim` dimensions (centres N(0,1), noise N(0, 1.5^2) per coordinate), rows
  * L2-normalised like CLIP embeddings, 5% of labels flipped to another class. Timed:
@@ -16,7 +16,7 @@
  * scikit-learn runs through /usr/bin/python3 (Debian's python3-sklearn) when present; its figures include no data
  * loading. The machine may be shared: wall times of both sides are from the same run, and with `--rounds R` the
  * probe is timed R times interleaved (clip-lens, scikit-learn, clip-lens, ...) and the ratio taken per round.
- * `--probe-only` leaves out kNN.
+ * `--probe-only` leaves out kNN; `--warm-start` starts each fold's fit from the previous fold's model.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -34,6 +34,7 @@ const classes = Number(positional[2] ?? 100);
 const annAt = args.includes('--ann') ? Number(args[args.indexOf('--ann') + 1]) : 0;
 const rounds = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : 1;
 const probeOnly = args.includes('--probe-only');
+const warmStart = args.includes('--warm-start');
 const withSklearn = !args.includes('--no-sklearn') && fs.existsSync('/usr/bin/python3');
 
 let state = 12345;
@@ -142,7 +143,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       const loadBefore = load();
       const t = performance.now();
-      const probe = await crossValidatedProbeFast(x, dim, labelArray, classes, { folds: 5, c: 10, maxIterations: 100 });
+      const probe = await crossValidatedProbeFast(x, dim, labelArray, classes, { folds: 5, c: 10, maxIterations: 100, warmStart });
       const probeSeconds = (performance.now() - t) / 1000;
       const fits = probe.fits.map((f) => `${f.iterations}/${f.evaluations}`).join(' ');
       console.log(`round ${round}: clip-lens linear probe: ${probeSeconds.toFixed(1)} s (load before ${loadBefore}; 5 folds, accuracy vs given labels ${accuracy(probe.probs, labels, classes).toFixed(3)}, ${probe.unconverged} folds at the iteration limit, iterations/evaluations per fold ${fits})`);

@@ -456,14 +456,33 @@ export async function crossValidatedProbeFast(
   dim: number,
   labels: ArrayLike<number>,
   numClasses: number,
-  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine'] } = {},
+  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine']; warmStart?: boolean } = {},
 ): Promise<CrossValidatedProbe> {
   const plan = planProbe(features, dim, labels, numClasses, options);
+  let previous: LogisticModel | null = null;
   for (let f = 0; f < plan.folds; f++) {
     const { train, test } = foldIndices(plan.foldOfSample, f);
-    plan.record(await fitLogisticFast(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations, engine: options.engine }), test);
+    const start = options.warmStart && previous ? startFrom(previous, dim, labels, train) : undefined;
+    const model = await fitLogisticFast(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations, engine: options.engine, start });
+    plan.record(model, test);
+    previous = model;
   }
   return plan.result();
+}
+
+/** Initial parameters for a fit on `rows` from another fold's model: each class's row and intercept, 0 for a class it lacked. */
+function startFrom(model: LogisticModel, dim: number, labels: ArrayLike<number>, rows: Int32Array): Float64Array {
+  const classes = [...new Set(Array.from(rows, (r) => labels[r]))].sort((a, b) => a - b);
+  const k = classes.length;
+  const out = new Float64Array(k * dim + k);
+  const at = new Map(Array.from(model.classes, (c, j) => [c, j] as const));
+  classes.forEach((c, j) => {
+    const o = at.get(c);
+    if (o === undefined) return;
+    out.set(model.weights.subarray(o * dim, (o + 1) * dim), j * dim);
+    out[k * dim + j] = model.intercepts[o];
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
