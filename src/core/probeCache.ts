@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirectory } from './fileSystem';
 import type { CrossValidatedProbe } from './linearProbe';
 import { stratifiedFolds } from './linearProbe';
 
@@ -112,7 +113,7 @@ export async function writeCachedProbe(root: string, key: string, probe: CrossVa
   const final = path.join(folder, `${key}.bin`);
   const tmp = `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await fs.promises.mkdir(folder, { recursive: true });
+    await makeDirectory(folder);
     await fs.promises.writeFile(tmp, Buffer.concat([body, checksum]));
     await fs.promises.rename(tmp, final);
   } catch {
