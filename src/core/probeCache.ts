@@ -19,8 +19,8 @@ import { makeDirectory } from './fileSystem';
 import type { CrossValidatedProbe } from './linearProbe';
 import { stratifiedFolds } from './linearProbe';
 
-/** Bump when the probe's fitting changes its answers (stopping rule, objective, fold order). */
-export const PROBE_ALGORITHM_VERSION = 2;
+/** Bump when the probe's fitting changes its answers (stopping rule, objective, fold order, warm start). */
+export const PROBE_ALGORITHM_VERSION = 3;
 export const PROBE_CACHE_MAX_ENTRIES = 32;
 /** Probabilities larger than this (bytes) are not cached. */
 export const PROBE_CACHE_MAX_BYTES = 256 * 1024 * 1024;
