@@ -402,6 +402,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const outcome = await runPredictors({
       classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
       requested: requestedPredictor,
+      cacheRoot: cacheRoot ?? null,
     });
     predictor = outcome.report;
     labelIssues = outcome.labelIssues

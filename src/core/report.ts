@@ -125,7 +125,20 @@ export interface PredictorReport {
   reason: string;
   zeroShot: { top1Accuracy: number; balancedAccuracy: number };
   /** The cross-validated linear probe on the image embeddings, when it ran. */
-  linearProbe?: { folds: number; c: number; top1Accuracy: number; balancedAccuracy: number; singletonClasses: string[] };
+  linearProbe?: {
+    folds: number;
+    c: number;
+    top1Accuracy: number;
+    balancedAccuracy: number;
+    singletonClasses: string[];
+    /** Whether the out-of-sample probabilities came from the probe cache (same embeddings, labels, folds and C). */
+    fromCache?: boolean;
+    /**
+     * How C was chosen: 'default' (DEFAULT_PROBE_C = 10, fixed; an inner validation over C = 0.1..100 was measured
+     * and changed nothing it finds, docs/predictors.md) or 'requested' (given by the caller).
+     */
+    cChosenBy?: 'default' | 'requested';
+  };
   knn?: { k: number; top1Accuracy: number; balancedAccuracy: number; approximate: boolean };
   /** Per class (in `dataset.classes` order): zero-shot recall next to the probe's (null when the probe did not run). */
   perClass: { class: string; support: number; zeroShotRecall: number; probeRecall: number | null }[];

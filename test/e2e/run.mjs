@@ -79,6 +79,7 @@ const STEPS = [
   'CLIP Lens: Search Images... shows ranked thumbnails in the panel',
   'a dataset with an image in both train and test: the panel warns about leakage',
   'report panel: "Compare with..." a baseline shows the changes on the cards and per class',
+  'a dataset with opaque class folder names: the panel warns that zero-shot is at chance',
 ];
 const results = new Map();
 let page;
@@ -247,6 +248,13 @@ const leaky = path.join(workspace, 'leaky');
   const first = fs.readdirSync(path.join(leaky, 'train', 'red_circle')).sort()[0];
   fs.copyFileSync(path.join(leaky, 'train', 'red_circle', first), path.join(leaky, 'test', 'red_circle', `copy-of-${first}`));
   fs.writeFileSync(path.join(leaky, '.clip-lens.json'), `${JSON.stringify({ model: MODEL }, null, 2)}\n`);
+}
+// A copy of the dataset with its class folders renamed c00..c15: names that mean nothing to CLIP (issue 12).
+const opaque = path.join(workspace, 'opaque');
+{
+  const folders = fs.readdirSync(DATASET, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  folders.forEach((f, i) => fs.cpSync(path.join(DATASET, f), path.join(opaque, `c${String(i).padStart(2, '0')}`), { recursive: true }));
+  fs.writeFileSync(path.join(opaque, '.clip-lens.json'), `${JSON.stringify({ model: MODEL }, null, 2)}\n`);
 }
 const pristine = snapshot(dataset);
 const known = readKnownErrors();
@@ -789,6 +797,42 @@ try {
     await wv().locator('section.comparison').scrollIntoViewIfNeeded();
     await sleep(300);
     await shot('compare');
+  });
+
+  // ---- issue 12: class names that mean nothing to CLIP -------------------------------------------------------------
+  await step('a dataset with opaque class folder names: the panel warns that zero-shot is at chance', async () => {
+    await runCommand('View: Show Explorer', /Show Explorer/);
+    await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
+    await explorerRow('opaque').waitFor({ timeout: 10_000 });
+    const item = menuItem(/^Evaluate Dataset$/);
+    await retry(
+      '"Evaluate Dataset" on the opaque folder',
+      async () => {
+        await explorerRow('opaque').click({ button: 'right' });
+        await item.waitFor({ timeout: 2_000 });
+      },
+      () => page.keyboard.press('Escape'),
+    );
+    await sleep(400); // menu fade-in: a click during it is lost
+    await item.click();
+    await sleep(1_000);
+    if (await item.isVisible().catch(() => false)) await item.click();
+    const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
+    // the opaque report is shown once its header names the dataset; its warnings may be behind "Show N more"
+    await wv().locator('.report-header h1', { hasText: /opaque/ }).waitFor({ timeout: 180_000 });
+    const more = wv().locator('button.more-warnings', { hasText: /^Show \d+ more/ });
+    if (await more.isVisible().catch(() => false)) await more.click();
+    const warning = wv().locator('body', { hasText: /near chance: the class names mean nothing to CLIP/ });
+    await warning.first().waitFor({ timeout: 30_000 });
+    const text = await wv().locator('body').innerText();
+    const line = text.split('\n').find((l) => /near chance/.test(l)) ?? '';
+    log(`  at chance: ${line.trim().slice(0, 200)}`);
+    // the label errors come from the linear probe: the header's predictor chip says so
+    const chip = wv().locator('.meta-item.predictor');
+    await chip.waitFor({ timeout: 30_000 });
+    const used = await chip.getAttribute('data-predictor');
+    assert(used === 'linear-probe', `the panel's predictor is ${used}, not linear-probe`);
+    await shot('opaque-at-chance');
   });
 } catch (e) {
   if (!(e instanceof Fatal)) {
