@@ -493,7 +493,7 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
   });
 
   test('a report that carries a comparison (two models, eval --baseline) opens with it', async () => {
-    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples!.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
     const a = makeBaseline(hashed);
     a.metrics!.top1Accuracy -= 0.1;
     const withComparison: EvalReport = { ...fixture, comparison: compareRuns(a, makeBaseline(hashed), ['other-model', 'this-model']) };
