@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
-import { pathExists } from '../core/fileSystem';
+import { makeDirectory, pathExists } from '../core/fileSystem';
 import { labelFileKind } from '../core/datasetFormat';
 import { addIgnoredSample, CONFIG_FILE_NAME, ignoredSampleEdit, promptEntryEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
@@ -224,7 +224,7 @@ export class Fixes implements vscode.Disposable {
       if (!(await pathExists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
       if (await pathExists(to)) throw new FixError(`${plan.to} already exists; move or rename one of the two by hand`);
       if (!(await confirm(removalConfirmation(plan, candidate)))) return undefined;
-      await fs.promises.mkdir(path.dirname(to), { recursive: true });
+      await makeDirectory(path.dirname(to));
       const edit = new vscode.WorkspaceEdit();
       edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(to), { overwrite: false }, { label: title, needsConfirmation: false });
       this.noteOwnChange(from, to);
