@@ -186,6 +186,7 @@ export async function makeDirectory(dir: string): Promise<string | undefined> {
     if (!st.isDirectory()) {
       const e: NodeJS.ErrnoException = new Error(`ENOTDIR: not a directory, mkdir '${target}'`);
       e.code = 'ENOTDIR';
+      e.syscall = 'mkdir';
       e.path = p;
       throw e;
     }
