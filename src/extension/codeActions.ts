@@ -18,6 +18,7 @@ import type { Fixes } from './fixes';
 import type { ReportStore } from './store';
 import { labelFileGlob, labelFileKind } from '../core/datasetFormat';
 import { removalCandidates, removalTitle } from './removalModel';
+import { samplesOf } from '../core/sampleTable';
 
 /** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
 export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: labelFileGlob() }];
@@ -131,7 +132,8 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
     const result = document.uri.scheme === 'file' ? this.store.findByLabelFile(document.uri.fsPath) : undefined;
     if (!result) return undefined;
     const line = d.range.start.line + 1;
-    const sample = result.report.samples.find((s) => s.source?.line === line);
+    let sample: { path: string } | undefined;
+    for (const s of samplesOf(result.report)) if (s.source?.line === line) sample = s;
     const candidate = sample && removalCandidates(result.report).find((c) => c.samplePath === sample.path);
     if (!candidate || result.resolved.has(candidate.samplePath)) return undefined;
     const title = removalTitle(candidate.samplePath, candidate.split);
@@ -151,7 +153,7 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
     if (!result || !kind) return undefined;
     const line = d.range.start.line + 1;
     const problem = result.report.errors.find((p) => p.code === 'class-name-collision' && p.line === line && p.path !== undefined);
-    const kept = problem && result.report.samples.find((s) => s.path === problem.path)?.label;
+    const kept = problem && samplesOf(result.report).byPath(problem.path as string)?.label;
     if (!kept) return undefined;
     const raw = document.getText();
     const text = stripBom(raw);

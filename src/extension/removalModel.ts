@@ -13,6 +13,7 @@
 import * as path from 'node:path';
 import { datasetFormat } from '../core/datasetFormat';
 import type { EvalReport } from '../core/report';
+import { samplesOf } from '../core/sampleTable';
 import { FixError } from './fixPlan';
 
 /** The dataset-level folder that removed images move into (hidden: the dataset reader skips it). */
@@ -35,7 +36,8 @@ export interface RemovalCandidate {
  * splits are offered only as leaked images (removing the earliest copy would leave the leak in place).
  */
 export function removalCandidates(report: EvalReport): RemovalCandidate[] {
-  const splitOf = new Map(report.samples.map((s) => [s.path, s.split]));
+  const table = samplesOf(report);
+  const splitOf = { get: (p: string) => table.byPath(p)?.split };
   const out = new Map<string, RemovalCandidate>();
   for (const l of report.leakage ?? []) {
     l.paths.forEach((p, i) => out.set(p, { samplePath: p, ...(splitOf.get(p) !== undefined ? { split: splitOf.get(p) } : {}), reason: 'leaked', copy: l.copies[i]! }));
@@ -80,7 +82,7 @@ export type RemovalPlan =
  * the report, or a label-file sample has no line.
  */
 export function removalPlan(report: EvalReport, samplePath: string): RemovalPlan {
-  const sample = report.samples.find((s) => s.path === samplePath);
+  const sample = samplesOf(report).byPath(samplePath);
   if (!sample) throw new FixError(`${samplePath} is not a sample of this report`);
   const split = sample.split !== undefined ? { split: sample.split } : {};
   const traits = datasetFormat(report.dataset.format);

@@ -81,7 +81,7 @@ test('plan per format: class folders move into .clip-lens-removed/ under the sam
   const labels = {
     ...r,
     dataset: { ...r.dataset, format: 'label-file', labelFile: '/data/labels.csv' },
-    samples: r.samples.map((s, i) => ({ ...s, source: { file: 'labels.csv', line: i + 2 } })),
+    samples: r.samples!.map((s, i) => ({ ...s, source: { file: 'labels.csv', line: i + 2 } })),
   } as unknown as EvalReport;
   const plan = removalPlan(labels, 'test/cat/copy.png');
   assert.deepEqual(plan, { kind: 'drop-record', samplePath: 'test/cat/copy.png', split: 'test', labelFile: path.resolve('/data/labels.csv'), line: 4 });
@@ -124,7 +124,7 @@ async function setup(name: string, report: (root: string) => EvalReport, files: 
 }
 
 test('class folders: "no" changes nothing; "Remove" moves the image into .clip-lens-removed/ as one undo step; Undo Last Fix moves it back', async () => {
-  const files = Object.fromEntries(splitReport('').samples.map((s) => [s.path, s.path]));
+  const files = Object.fromEntries(splitReport('').samples!.map((s) => [s.path, s.path]));
   const { root, store, fixes, result } = await setup('folders', splitReport, files);
   const asked: string[] = [];
   const edits = fake.state.appliedEdits.length;
@@ -164,7 +164,7 @@ test('label file: "Remove" deletes the image\'s line as a text edit recorded in 
     return {
       ...r,
       dataset: { ...r.dataset, format: 'label-file', labelFile: path.join(root, 'labels.csv') },
-      samples: r.samples.map((s, i) => ({ ...s, source: { file: 'labels.csv', line: i + 2 } })),
+      samples: r.samples!.map((s, i) => ({ ...s, source: { file: 'labels.csv', line: i + 2 } })),
     } as unknown as EvalReport;
   };
   const files: Record<string, string> = { 'labels.csv': csv, 'test/cat/copy.png': 'img' };
