@@ -19,6 +19,7 @@ import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
+import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -262,6 +263,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const cacheProblem = onceReporter(problems, cacheRoot ?? '');
   const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems, cacheProblem) : null;
   const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
+  // Perceptual hashes (duplicates.ts) of the pixels the image phase decodes; a cache that cannot open only costs time.
+  const hashCache = cacheRoot && imageCache ? await EmbeddingCache.open(cacheRoot, hashCacheNamespace(model.preprocessor.fingerprint)).catch(() => null) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
   // hashed and preprocessed and the vision session is created (vision worker). The images are scored once all are
@@ -289,6 +292,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);
+  const pixelHashes = new PixelHashRows(samples.length, hashCache);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -330,6 +334,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       dataset,
       model,
       imageCache,
+      pixelHashes,
       batchSize: Math.max(1, options.batchSize ?? 32),
       signal: stop.signal,
       onHash: (index, hash) => store.setHash(index, hash),
@@ -350,6 +355,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
     await imageCache?.flush();
+    await hashCache?.flush();
     for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
   const classEmbeddings = await textDone;
@@ -419,7 +425,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     root: dataset.root,
     samples: results,
     embeddings: embeddingRows,
-    cacheRoot,
+    pixelHashes,
+    preprocessor: model.preprocessor,
     thresholds: config.duplicates,
     metricsBySplit,
     metricsFor: (indices) => {
@@ -428,6 +435,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     },
     signal,
   });
+  await hashCache?.flush();
   throwIfAborted(signal);
   warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
 
@@ -620,6 +628,11 @@ export interface RunImagesArgs {
   dataset: Dataset;
   model: ClipModel;
   imageCache: EmbeddingCache | null;
+  /**
+   * When given, each image's perceptual hash is taken from the pixels decoded for its embedding (or, for an image
+   * whose embedding is cached, from the hash cache, else from the bytes just read): no image is read or decoded again.
+   */
+  pixelHashes?: PixelHashRows;
   batchSize: number;
   signal?: AbortSignal;
   onHash: (index: number, hash: Buffer) => void;
@@ -660,6 +673,14 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     a.onHash(index, key);
     const hit = imageCache?.get(key);
     if (hit) {
+      // A cached embedding without a cached hash (a cache from an older version): hash the bytes in hand.
+      if (a.pixelHashes && !a.pixelHashes.fromCache(index, key)) {
+        try {
+          a.pixelHashes.set(index, key, await perceptualHashes(bytes, pre, dataset.samples[index].path));
+        } catch {
+          // Undecodable: the cached embedding stands; the image takes part in no near-duplicate pair.
+        }
+      }
       a.onCached(index, hit);
       return null;
     }
@@ -670,7 +691,8 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
       model.prepare({ vision: true }).catch(() => undefined);
     }
     try {
-      await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path);
+      const hashes = a.pixelHashes;
+      await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path, hashes && ((whole) => hashes.set(index, key, perceptualHashesOfRgb(whole))));
     } catch (e) {
       a.onFailed(index, e);
       return null;

@@ -78,6 +78,7 @@ const STEPS = [
   'report panel: the header names the predictor of the label errors, as the CLI report does',
   'CLIP Lens: Search Images... shows ranked thumbnails in the panel',
   'a dataset with an image in both train and test: the panel warns about leakage',
+  'leakage: "Remove Image from Split…" asks in a modal, moves the leaked copy out of test; Undo Last Fix puts it back',
   'report panel: "Compare with..." a baseline shows the changes on the cards and per class',
   'a dataset with opaque class folder names: the panel warns that zero-shot is at chance',
 ];
@@ -749,6 +750,30 @@ try {
     log(`  leakage: ${line.trim().slice(0, 200)}`);
     assert(/copy-of-/.test(text), 'the leaked file is not named in the panel');
     await shot('leakage');
+  });
+
+  await step('leakage: "Remove Image from Split…" asks in a modal, moves the leaked copy out of test; Undo Last Fix puts it back', async () => {
+    const name = fs.readdirSync(path.join(leaky, 'test', 'red_circle')).find((f) => f.startsWith('copy-of-'));
+    assert(name, 'no leaked copy in leaky/test/red_circle');
+    const inTest = path.join(leaky, 'test', 'red_circle', name);
+    const held = path.join(leaky, '.clip-lens-removed', 'test', 'red_circle', name);
+    await runCommand('CLIP Lens: Remove Image from Split', /Remove Image from Split/);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: `Remove ${name} from the 'test' split` }).first();
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 10_000 });
+    const asked = (await dialog.innerText()).replace(/\s+/g, ' ');
+    log(`  confirmation: ${asked.slice(0, 300)}`);
+    assert(asked.includes(`Remove test/red_circle/${name} from the 'test' split?`), `the dialog does not name the file: ${asked}`);
+    assert(/\.clip-lens-removed/.test(asked) && /Nothing is deleted/.test(asked), `the dialog does not say what happens: ${asked}`);
+    assert(fs.existsSync(inTest), 'the image moved before the confirmation');
+    await shot('remove-from-split');
+    await dialog.locator('.monaco-button', { hasText: /^Remove$/ }).click();
+    await until('the leaked copy to move into .clip-lens-removed/', async () => fs.existsSync(held) && !fs.existsSync(inTest), 15_000);
+    await runCommand('CLIP Lens: Undo Last Fix', /Undo Last Fix/);
+    await until('the leaked copy to be back in test/red_circle', async () => fs.existsSync(inTest) && !fs.existsSync(held), 15_000);
+    log(`  removed ${name} from test and put it back`);
   });
 
   // ---- issue 14: compare with a baseline ---------------------------------------------------------------------------
