@@ -12,6 +12,7 @@ import { CONFIG_FILE_NAME } from '../core/projectConfig';
 import { num } from '../core/gate';
 import { runEvaluation } from '../core/run';
 import { baselineFileOf, makeBaseline, serializeBaseline } from '../core/baseline';
+import { makeDirectory } from '../core/fileSystem';
 import type { CommandSpec, ParsedArgs, CommandContext } from './args';
 import { bar, cliObtainModel, ProgressLine, UsageError } from './io';
 
@@ -68,7 +69,7 @@ async function baselineCommand(args: ParsedArgs, { io, signal }: CommandContext)
     const baseline = makeBaseline(report);
     const text = serializeBaseline(baseline);
     const previous = await fs.promises.readFile(out, 'utf8').catch(() => undefined);
-    await fs.promises.mkdir(path.dirname(out), { recursive: true });
+    await makeDirectory(path.dirname(out));
     const tmp = `${out}.tmp-${process.pid}`;
     await fs.promises.writeFile(tmp, text);
     await fs.promises.rename(tmp, out);

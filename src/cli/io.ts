@@ -5,6 +5,7 @@ import { jsonReportChunks } from '../core/reportExport';
 import { downloadModel } from '../core/modelDownload';
 import type { ObtainModel } from '../core/run';
 import type { EvalReport } from '../core/report';
+import { makeDirectory } from '../core/fileSystem';
 
 /** The CLI's view of its terminal, injectable so commands can be tested in-process. */
 export interface CliIO {
@@ -109,7 +110,7 @@ export async function writeOutput(file: string, write: (fh: fs.promises.FileHand
     const m = /^[A-Z0-9]+: ([^,]+)/.exec(err.message ?? '');
     throw new ClipLensError('output-unwritable', `cannot write this file: ${m ? m[1] : err.message}${err.code ? ` (${err.code})` : ''}`, { file });
   };
-  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true }).catch(fail);
+  await makeDirectory(path.dirname(path.resolve(file))).catch(fail);
   const fh = await fs.promises.open(tmp, 'w').catch(fail);
   try {
     await write(fh);

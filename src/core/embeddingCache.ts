@@ -20,7 +20,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { describeEntry, FileRefusedError, readRegularFile } from './fileSystem';
+import { describeEntry, FileRefusedError, makeDirectory, readRegularFile } from './fileSystem';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -83,7 +83,7 @@ export class EmbeddingCache {
   static async open(root: string, namespace: string): Promise<EmbeddingCache> {
     const nsHash = sha256(namespace);
     const folder = path.join(root, 'embeddings-v1', nsHash.toString('hex').slice(0, 32));
-    await fs.promises.mkdir(folder, { recursive: true });
+    await makeDirectory(folder);
     const cache = new EmbeddingCache(folder, nsHash, null);
     try {
       await fs.promises.access(folder, fs.constants.W_OK);

@@ -23,6 +23,7 @@ import { parseLabelFile } from './labelFile';
 import { halfToFloat, NPY_ITEM_SIZE, parseNpyHeader } from './probabilities';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import type { ClipModel } from './runtime';
+import { makeDirectory } from './fileSystem';
 
 export const EMBEDDINGS_FOLDER = 'img_emb';
 export const METADATA_FOLDER = 'metadata';
@@ -472,7 +473,7 @@ export class EmbeddingsWriter {
     for (const sub of [EMBEDDINGS_FOLDER, METADATA_FOLDER]) {
       const existing = await fs.promises.readdir(path.join(abs, sub)).catch(() => [] as string[]);
       if (existing.some((n) => /^(img_emb|metadata)_\d+\./.test(n))) throw new ClipLensError('embeddings-exists', `already holds ${sub}/ shards: write to a new folder`, { file: abs });
-      await fs.promises.mkdir(path.join(abs, sub), { recursive: true });
+      await makeDirectory(path.join(abs, sub));
     }
     await loadHyparquet();
     return new EmbeddingsWriter(abs, Math.max(1, shardRows));

@@ -1,5 +1,6 @@
 /** Small file-system queries shared by core, the CLI and the extension. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ClipLensError } from './errors';
 
 /**
@@ -156,4 +157,45 @@ export async function assertRegularFile(file: string, options: ReadRegularFileOp
     throw new FileRefusedError(code, `${what} is ${formatBytes(st.size)}, over the limit of ${formatBytes(options.maxBytes)}; refused`, file, 'too-large');
   }
   return st.size;
+}
+
+/**
+ * Creates `dir` and its missing parents, as Node's recursive mkdir does, and returns the first
+ * folder it created (undefined when `dir` already existed). Node's recursive mkdir never returns on some paths
+ * (`/proc/nope`: mkdir answers ENOENT although the parent exists, and Node retries forever), so the missing folders
+ * are found by stat from `dir` upwards and created one at a time: every failure is an ordinary errno error.
+ */
+export async function makeDirectory(dir: string): Promise<string | undefined> {
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  for (let p = target; ; ) {
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.stat(p);
+    } catch (e) {
+      const parent = path.dirname(p);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === p) throw e;
+      missing.push(p);
+      p = parent;
+      continue;
+    }
+    if (!st.isDirectory()) {
+      const e: NodeJS.ErrnoException = new Error(`ENOTDIR: not a directory, mkdir '${target}'`);
+      e.code = 'ENOTDIR';
+      e.syscall = 'mkdir';
+      e.path = p;
+      throw e;
+    }
+    break;
+  }
+  let first: string | undefined;
+  for (const d of missing.reverse()) {
+    try {
+      await fs.promises.mkdir(d);
+      first ??= d;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  return first;
 }

@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
-import { pathExists } from './fileSystem';
+import { makeDirectory, pathExists } from './fileSystem';
 import { gitTopLevel, runGit } from './gitStaged';
 
 export const HOOK_NAME = 'pre-commit';
@@ -154,7 +154,7 @@ export async function installHook(cwd: string, options: InstallOptions = {}): Pr
   if (await pathExists(p.previous)) {
     throw new ClipLensError('hook-previous-exists', `${p.previous} already exists, and ${p.hook} is not a clip-lens hook; move one of them away first`, { file: p.previous });
   }
-  const createdDir = await fs.promises.mkdir(p.hooksDir, { recursive: true });
+  const createdDir = await makeDirectory(p.hooksDir);
   const hadHook = await pathExists(p.hook);
   if (hadHook) await fs.promises.rename(p.hook, p.previous);
   try {

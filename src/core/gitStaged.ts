@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { CONFIG_FILE_NAME } from './projectConfig';
+import { makeDirectory } from './fileSystem';
 
 export interface GitResult {
   code: number;
@@ -188,7 +189,7 @@ export async function stagedDataset(repoRoot: string, datasetRel: string, option
 export async function materializeStaged(repoRoot: string, datasetRel: string, tmpRoot: string = os.tmpdir()): Promise<StagedDataset> {
   const listed = await runGit(['ls-files', '-z', '--cached', '--', ...pathspec(datasetRel)], { cwd: repoRoot });
   const files = [...new Set(nulList(listed.stdout))];
-  await fs.promises.mkdir(tmpRoot, { recursive: true });
+  await makeDirectory(tmpRoot);
   const prefix = await fs.promises.mkdtemp(path.join(tmpRoot, 'clip-lens-staged-'));
   const dispose = () => fs.promises.rm(prefix, { recursive: true, force: true });
   try {
@@ -196,7 +197,7 @@ export async function materializeStaged(repoRoot: string, datasetRel: string, tm
       await runGit(['checkout-index', `--prefix=${prefix}${path.sep}`, '-z', '--stdin'], { cwd: repoRoot, input: files.join('\0') + '\0' });
     }
     const dir = path.join(prefix, datasetRel);
-    await fs.promises.mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     return { dir, materialized: true, files: files.length, dispose };
   } catch (e) {
     await dispose();

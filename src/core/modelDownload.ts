@@ -31,7 +31,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tls from 'node:tls';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
-import { FILE_LIMITS, pathExists, readRegularFile } from './fileSystem';
+import { FILE_LIMITS, makeDirectory, pathExists, readRegularFile } from './fileSystem';
 import { resolveModelDir, validateModelDir } from './modelDir';
 import { quantizedVariant, resolveModelSpec, type RegistryEntry } from './modelRegistry';
 
@@ -128,7 +128,7 @@ export async function downloadModel(entry: RegistryEntry, options: DownloadOptio
   const stagingRoot = path.join(cacheDir, 'staging');
   const staging = path.join(stagingRoot, entry.id);
   const finalDir = cachedModelDir(entry, cacheDir);
-  await fsp.mkdir(staging, { recursive: true });
+  await makeDirectory(staging);
   const lock = await acquireLock(path.join(stagingRoot, `${entry.id}.lock`), entry.id);
   try {
     const baseUrl = (options.baseUrl ?? (process.env[MIRROR_ENV] || DEFAULT_BASE_URL)).replace(/\/+$/, '');
@@ -155,7 +155,7 @@ export async function downloadModel(entry: RegistryEntry, options: DownloadOptio
         size: file.size ?? pin?.files[file.path]?.size ?? null,
       };
       const dest = path.join(staging, ...file.path.split('/'));
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await makeDirectory(path.dirname(dest));
       let record: FileRecord | null = null;
       if (await pathExists(dest, { followSymlinks: true })) record = await reuseStaged(dest, file.path, expected);
       if (!record) {
@@ -675,7 +675,7 @@ async function writeJsonAtomic(file: string, data: unknown): Promise<void> {
 
 /** Replace `finalDir` by `staging` with renames only, so `finalDir` is never a half model. */
 async function moveIntoPlace(staging: string, finalDir: string): Promise<void> {
-  await fsp.mkdir(path.dirname(finalDir), { recursive: true });
+  await makeDirectory(path.dirname(finalDir));
   if (await pathExists(finalDir, { followSymlinks: true })) {
     const old = path.join(path.dirname(finalDir), `.old-${path.basename(finalDir)}-${process.pid}-${Date.now()}`);
     await fsp.rename(finalDir, old);

@@ -12,6 +12,7 @@ import * as vscode from 'vscode';
 import type { GateResult } from '../core/gate';
 import type { ProjectConfig } from '../core/projectConfig';
 import type { EvalReport } from '../core/report';
+import { makeDirectory } from '../core/fileSystem';
 import type { ModelChoice } from './trust';
 import { writeReport } from './reportFile';
 import { pathKey, samePath } from './datasetFiles';
@@ -191,7 +192,7 @@ export class ReportStore implements vscode.Disposable {
     if (!dir) return;
     this.saving = this.saving
       .then(async () => {
-        await fs.promises.mkdir(dir, { recursive: true });
+        await makeDirectory(dir);
         if (write) await writeReport(write.file, write.report);
         // The index as it is when written (a result is stored right after its report is queued).
         const index: IndexEntry[] = [...this.results.values()]

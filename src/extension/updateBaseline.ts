@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { baselineFileOf, checkRatchet, makeBaseline, serializeBaseline } from '../core/baseline';
 import { evaluateGate, hasThresholds } from '../core/gate';
+import { makeDirectory } from '../core/fileSystem';
 import type { Engine } from './engine';
 import { datasetName } from './format';
 import type { DatasetResult, ReportStore } from './store';
@@ -31,7 +32,7 @@ export async function updateBaseline(store: ReportStore, engine: Engine, result:
   }
   const { file } = baselineFileOf(current.root, current.config.gate);
   const text = serializeBaseline(makeBaseline(current.report));
-  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  await makeDirectory(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   await fs.promises.writeFile(tmp, text);
   await fs.promises.rename(tmp, file);

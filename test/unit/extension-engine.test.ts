@@ -150,9 +150,10 @@ test('Search Images: ranks the evaluated images with the cached embeddings (none
 
 test('a second request for a dataset being evaluated is refused with a message, never run twice', async () => {
   const dataset = path.join(work, 'folders');
-  const [a, b] = await Promise.all([api.evaluate(dataset), api.evaluate(dataset)]);
-  assert.ok(a, JSON.stringify(state.messages.slice(-3)) + state.logs.slice(-5).join('\n'));
-  assert.equal(b, undefined);
+  // Both requests resolve the dataset root first (file system calls), so either may reach the runner first: exactly
+  // one runs, the other is refused (the order depends on the machine's load: asserting 'the first one runs' flaked).
+  const results = await Promise.all([api.evaluate(dataset), api.evaluate(dataset)]);
+  assert.equal(results.filter((r) => r !== undefined).length, 1, JSON.stringify(state.messages.slice(-3)) + state.logs.slice(-5).join('\n'));
   assert.ok(state.messages.some((m) => m.text === "CLIP Lens is already evaluating 'folders'."));
 });
 
