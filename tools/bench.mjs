@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { makeRealPhotos } from './make-real-photos.mjs';
+import { makeRealPhotos, missingPhotos, PHOTO_PACKAGES } from './make-real-photos.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -357,7 +357,11 @@ async function main() {
   }
   if (!fs.existsSync(CLI)) throw new Error('dist/cli.js missing: npm run bench builds it first');
 
-  if (!flag('--skip-real-photos')) await realPhotos(ensureVitB32());
+  if (!flag('--skip-real-photos')) {
+    const missing = missingPhotos();
+    if (missing.length === 0) await realPhotos(ensureVitB32());
+    else log(`\n== Small datasets, whole process: skipped, ${missing.length} photograph(s) missing (${missing[0]}): apt-get install --no-install-recommends ${PHOTO_PACKAGES.join(' ')}`);
+  }
   if (flag('--only-real-photos')) {
     fs.writeFileSync(path.join(BENCH, 'results-real-photos.json'), JSON.stringify(results, null, 1) + '\n');
     return;

@@ -29,6 +29,14 @@ export const SOURCES = {
     `${SKLEARN}/flower.jpg`,
   ],
 };
+/** The Debian packages that ship SOURCES. */
+export const PHOTO_PACKAGES = ['mate-backgrounds', 'plasma-workspace-wallpapers', 'lomiri-wallpapers-20.04', 'python3-skimage', 'python3-sklearn'];
+
+/** The photographs of SOURCES that are not installed. */
+export function missingPhotos() {
+  return Object.values(SOURCES).flat().filter((f) => !fs.existsSync(f));
+}
+
 /** Long sides, in turn: a spread from thumbnails to camera-sized photos. */
 const LONG_SIDES = [320, 480, 640, 800, 1024, 1280, 1600, 2048];
 
@@ -41,10 +49,8 @@ function lcg(seed) {
 export async function makeRealPhotos(out, count = 200) {
   const sharp = require('sharp');
   const originals = Object.entries(SOURCES).flatMap(([cls, files]) => files.map((file) => ({ cls, file })));
-  const missing = originals.filter((o) => !fs.existsSync(o.file));
-  if (missing.length > 0) {
-    throw new Error(`${missing.length} photo(s) missing, e.g. ${missing[0].file}: apt-get install --no-install-recommends mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04 python3-skimage python3-sklearn`);
-  }
+  const missing = missingPhotos();
+  if (missing.length > 0) throw new Error(`${missing.length} photo(s) missing, e.g. ${missing[0]}: apt-get install --no-install-recommends ${PHOTO_PACKAGES.join(' ')}`);
   const rnd = lcg(2026);
   const made = { jpeg: 0, png: 0, bytes: 0 };
   for (let i = 0; i < count; i++) {

@@ -79,12 +79,6 @@ export interface ImageEmbeddingSource {
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
 const DECODE_CONCURRENCY = 4;
-/**
- * Images decoded ahead, at most, while the vision session is still being created (about a second for ViT-B/32, on one
- * core): the other core decodes batches that the inference phase would otherwise share its cores with. Once the
- * session is ready, one batch is decoded while the previous one is inferred. 128 images at 224 x 224 are 77 MB.
- */
-export const DECODE_AHEAD_IMAGES = 128;
 /** Floats per chunk of the per-sample probability store (4 MB). */
 const SAMPLE_CHUNK_FLOATS = 1 << 20;
 /** Image embeddings held while the prompts are still being embedded, at most (then the images wait). */
@@ -596,9 +590,6 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
   const n = dataset.samples.length;
 
   let visionRequested = false;
-  /** Settles once the vision session is ready or failed to load (the failure surfaces from embedImages). */
-  let sessionSettled = false;
-  let sessionReady: Promise<void> | null = null;
   /** Read + hash + (cache hit | preprocess into the batch). Resolves with the job or null (cached/failed). */
   const prepare = async (index: number, pixels: Float32Array, slot: number): Promise<ImageJob | null> => {
     const abs = path.join(dataset.root, dataset.samples[index].path);
@@ -624,10 +615,7 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     // surface from embedImages).
     if (!visionRequested) {
       visionRequested = true;
-      sessionReady = model.prepare({ vision: true }).then(
-        () => void (sessionSettled = true),
-        () => void (sessionSettled = true),
-      );
+      model.prepare({ vision: true }).catch(() => undefined);
     }
     try {
       await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path);
@@ -660,12 +648,7 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     return packBatch(pixels, jobs, perImage);
   };
 
-  /** The batches handed to inference, in order; each starts when the one before it is done. */
   let inflight: Promise<void> = Promise.resolve();
-  /** Batches handed to inference and not done yet, oldest first. */
-  const queued: Promise<void>[] = [];
-  /** Batches queued, at most, when the next one starts decoding: 1 (the one inferring), more while the session loads. */
-  const aheadWhileLoading = Math.max(1, Math.floor(DECODE_AHEAD_IMAGES / batchSize) - 1);
   let lastFlush = performance.now();
   const infer = async (pixels: Float32Array, jobs: ImageJob[]) => {
     const { embeddings, dim } = await model.embedImages(pixels, jobs.length);
@@ -690,28 +673,11 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
       a.onBatchDone();
       continue;
     }
+    await inflight;
     throwIfAborted(signal);
-    const prev = inflight;
-    inflight = prev.then(() => {
-      throwIfAborted(signal);
-      return infer(batch.pixels, batch.jobs);
-    });
+    inflight = infer(batch.pixels, batch.jobs);
     // Surface an inference failure at the next await without an unhandled rejection in between.
     inflight.catch(() => undefined);
-    const mine = inflight;
-    queued.push(mine);
-    void mine.then(
-      () => void queued.splice(queued.indexOf(mine), 1),
-      () => undefined,
-    );
-    // Before decoding the next batch: wait until no batch is queued behind the one inferring, except while the
-    // session is being created, when up to aheadWhileLoading batches wait for it.
-    for (;;) {
-      const limit = sessionSettled || !sessionReady ? 1 : aheadWhileLoading;
-      if (queued.length <= limit) break;
-      // A failed batch stays queued: the failure is thrown here, before any more decoding.
-      await Promise.race([queued[0] as Promise<void>, ...(sessionSettled || !sessionReady ? [] : [sessionReady])]);
-    }
   }
   await inflight;
   a.onBatchDone();
