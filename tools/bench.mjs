@@ -11,12 +11,16 @@
 // 5. Predictors on embeddings: linear probe and kNN at 20,000 x 512, 100 classes, side by side with scikit-learn,
 //    and the approximate index at 100,000 x 512 (tools/bench-predictors.ts).
 // 6. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
-// 7. Small datasets, whole process: 200 real photographs (mixed sizes, JPEG and PNG, from Debian packages: see
+// 7. Zero-shot at scale: 1,000,000 x 512 float16 clip-retrieval shards, 1,000 classes: the judgement steps alone
+//    (tools/bench-zeroshot.ts: the blocked product + softmax, metrics, label issues, side by side with the JavaScript
+//    path) and `clip-lens eval --embeddings` end to end (wall, CPU, peak RSS).
+// 8. Small datasets, whole process: 200 real photographs (mixed sizes, JPEG and PNG, from Debian packages: see
 //    tools/make-real-photos.mjs) through `clip-lens embed`, next to the ceiling and transformers.js's image loop.
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates
+//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates --skip-zeroshot
+//          --zeroshot-rows N (default 1,000,000; --quick 100,000)
 //          --skip-real-photos --only-real-photos --photo-rounds N (default 3)
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -350,6 +354,36 @@ async function realPhotos(vit) {
   results.realPhotos = { images: files.length, png, bytes, ...(made ? { made } : {}), rounds, ...summary };
 }
 
+/**
+ * Step 7: zero-shot at 1,000,000 x 512 x 1,000. The shards are tools/make-embeddings-shards.ts's (float16, 250,000
+ * rows each, class folders class_0000 .. class_0999 as metadata); the text tower is the random-weight ViT-B/32's,
+ * whose 512-wide class embeddings the images' match in width. Images are not on disk, so --verify is skipped.
+ */
+async function zeroShotAtScale() {
+  const rows = opt('--zeroshot-rows', quick ? 100000 : 1000000);
+  log(`\n== Zero-shot at scale: ${rows} x 512 embeddings, 1,000 classes (tools/bench-zeroshot.ts, then eval --embeddings)`);
+  {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-zeroshot.ts'), String(rows), '512', '1000'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    const lines = r.stdout.trim().split('\n');
+    process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
+    if (r.status === 0) results.zeroShotSteps = JSON.parse(lines[lines.length - 1]);
+  }
+  const vit = ensureVitB32();
+  const shards = await generatedSet(`emb-${rows}-512`, `make-embeddings-shards ${rows} 512 1000 250000 f2`, `${rows} x 512 float16 shards`, async (dir) => {
+    execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/make-embeddings-shards.ts'), dir, String(rows), '512', '1000', '250000', 'f2'], { cwd: ROOT, stdio: 'inherit' });
+  });
+  // The CLI's main() in a wrapper that prints its CPU time and peak RSS (VmHWM, worker threads included) last.
+  const wrapper = `require(${JSON.stringify(CLI)}).main(process.argv.slice(1)).then((c) => { const u = process.cpuUsage(); const hwm = Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); process.stderr.write('\\n' + JSON.stringify({ cpuS: (u.user + u.system) / 1e6, peakKiB: hwm }) + '\\n'); process.exitCode = c; })`;
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['-e', wrapper, 'eval', '--embeddings', shards, '--model', vit, '--no-cache', '--predictor', 'zero-shot'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const wallS = (performance.now() - t0) / 1000;
+  if (r.status !== 0 && r.status !== 1) throw new Error(`eval --embeddings failed (${r.status}): ${r.stderr}`);
+  const usage = JSON.parse(r.stderr.trim().split('\n').pop());
+  const embeddingsMiB = (rows * 512 * 2) / 2 ** 20;
+  log(`  eval --embeddings, end to end: ${wallS.toFixed(1)} s wall, ${usage.cpuS.toFixed(1)} s CPU, peak RSS ${(usage.peakKiB / 1024).toFixed(0)} MiB (embeddings on disk ${embeddingsMiB.toFixed(0)} MiB float16); load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  results.zeroShotEndToEnd = { rows, wallS, cpuS: usage.cpuS, peakRssMiB: usage.peakKiB / 1024, embeddingsMiB, load: os.loadavg() };
+}
+
 async function main() {
   if (flag('--transformers-child')) {
     const i = args.indexOf('--transformers-child');
@@ -421,6 +455,8 @@ async function main() {
       if (r.status === 0) results.duplicates.push(JSON.parse(lines[lines.length - 1]));
     }
   }
+
+  if (!flag('--skip-zeroshot')) await zeroShotAtScale();
 
   fs.writeFileSync(path.join(BENCH, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   log(`\nResults written to ${path.relative(ROOT, path.join(BENCH, 'results.json'))}`);

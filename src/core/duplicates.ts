@@ -584,6 +584,19 @@ export class EmbeddingRows {
     this.has[i] = 1;
   }
 
+  /** Rows per block of {@link block}. */
+  static get blockRows(): number {
+    return EmbeddingRows.CHUNK;
+  }
+
+  /**
+   * Block b: rows b * blockRows .. (b + 1) * blockRows - 1 (fewer for the last), blockRows x dim row-major, rows
+   * without an embedding zeros; undefined when no row of the block has one. A view, not a copy.
+   */
+  block(b: number): Float32Array | undefined {
+    return this.chunks[b];
+  }
+
   /** All rows packed (n x dim; rows without an embedding are zeros). */
   packed(): Float32Array {
     const out = new Float32Array(this.n * this.dim);

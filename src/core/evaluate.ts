@@ -10,11 +10,11 @@ import { datasetFormat } from './datasetFormat';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
-import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
+import { embedClassPrompts, topKIndices, zeroShotBlock, type ClassEmbeddings } from './zeroShot';
 import { readDataset, summarizeProblems } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates, type PromptCollision } from './prompts';
-import { ProbabilityMatrix } from './probabilities';
+import { allocateFloats, DEFAULT_CHUNK_FLOATS, ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
@@ -79,10 +79,8 @@ export interface ImageEmbeddingSource {
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
 const DECODE_CONCURRENCY = 4;
-/** Floats per chunk of the per-sample probability store (4 MB). */
-const SAMPLE_CHUNK_FLOATS = 1 << 20;
-/** Image embeddings held while the prompts are still being embedded, at most (then the images wait). */
-const EARLY_LIMIT = 4096;
+/** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
+const SCORE_BLOCKS = 4;
 /**
  * New cache entries are written to disk once this many are pending, or CACHE_FLUSH_MS after the last write, whichever
  * comes first: a killed run (or a closed editor) keeps all but the last few seconds of its work.
@@ -92,24 +90,29 @@ const CACHE_FLUSH_MS = 10_000;
 
 /**
  * What the run learns per sample, in typed arrays rather than one small object per sample: the softmax
- * probabilities (chunks of SAMPLE_CHUNK_FLOATS) and the content hashes. Objects that live to the end of a run but are
- * made one by one during it survive every young-generation collection, and V8 answers that by growing the young
- * generation, which is what made peak memory grow with the dataset; the report's per-sample objects are made once,
- * at the end.
+ * probabilities and the content hashes. Objects that live to the end of a run but are made one by one during it
+ * survive every young-generation collection, and V8 answers that by growing the young generation, which is what made
+ * peak memory grow with the dataset; the report's per-sample objects are made once, at the end.
+ *
+ * The probabilities are laid out as a {@link ProbabilityMatrix}'s storage (shared-memory chunks of
+ * DEFAULT_CHUNK_FLOATS), so that {@link toMatrix} hands them to the metrics in place: at a million rows and a
+ * thousand classes they are 4 GB, and a copy would be 4 GB more.
  */
-class PerSampleStore {
+export class PerSampleStore {
   readonly hasProbabilities: Uint8Array;
   private readonly chunks: Float32Array[] = [];
   private readonly rowsPerChunk: number;
   private readonly hashes: Uint8Array;
   private readonly hasHash: Uint8Array;
 
+  /** @param chunkFloats floats per chunk (default DEFAULT_CHUNK_FLOATS); tests use small values to exercise chunking. */
   constructor(
     private readonly n: number,
     private readonly k: number,
+    chunkFloats = DEFAULT_CHUNK_FLOATS,
   ) {
     this.hasProbabilities = new Uint8Array(n);
-    this.rowsPerChunk = Math.max(1, Math.floor(SAMPLE_CHUNK_FLOATS / k));
+    this.rowsPerChunk = Math.max(1, Math.floor(chunkFloats / k));
     this.hashes = new Uint8Array(n * 32);
     this.hasHash = new Uint8Array(n);
   }
@@ -117,9 +120,31 @@ class PerSampleStore {
   /** Sample i's probability row (a view; allocated on first use). */
   probabilities(i: number): Float32Array {
     const c = Math.floor(i / this.rowsPerChunk);
-    const chunk = (this.chunks[c] ??= new Float32Array(Math.min(this.rowsPerChunk, this.n - c * this.rowsPerChunk) * this.k));
+    if (this.compacted) throw new Error('PerSampleStore: probabilities read after toMatrix');
+    const chunk = (this.chunks[c] ??= allocateFloats(Math.min(this.rowsPerChunk, this.n - c * this.rowsPerChunk) * this.k));
     const r = (i - c * this.rowsPerChunk) * this.k;
     return chunk.subarray(r, r + this.k);
+  }
+
+  private compacted = false;
+
+  /**
+   * The probabilities of the `rows` (increasing sample indices, each with probabilities) as a matrix, row r being
+   * sample rows[r]: the rows are moved down in place (rows[r] >= r, so no row is overwritten before it is read) and
+   * the matrix shares the store's memory. The store's probabilities are not readable afterwards.
+   */
+  toMatrix(rows: readonly number[]): ProbabilityMatrix {
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r] as number;
+      if (i !== r) this.probabilities(r).set(this.probabilities(i));
+    }
+    if (rows.length === 0) return new ProbabilityMatrix(this.k);
+    this.probabilities(rows.length - 1); // allocates the chunks up to the last row when none was written yet
+    this.compacted = true;
+    const used = Math.ceil(rows.length / this.rowsPerChunk);
+    const chunks = this.chunks.slice(0, used);
+    this.chunks.length = 0;
+    return ProbabilityMatrix.fromShared({ numClasses: this.k, rowsPerChunk: this.rowsPerChunk, length: rows.length, chunks });
   }
 
   setHash(i: number, sha256: Uint8Array): void {
@@ -141,6 +166,39 @@ function evaluatedEmbeddings(rows: EmbeddingRows, evaluated: number[], requested
   const out = new Float32Array(evaluated.length * dim);
   evaluated.forEach((i, r) => out.set(all.subarray(i * dim, (i + 1) * dim), r * dim));
   return { embeddings: out, dim };
+}
+
+/**
+ * Zero-shot probabilities of every sample with an embedding, into the store: SCORE_BLOCKS blocks of EmbeddingRows
+ * (4,096 rows) per product, on ONNX Runtime for all but tiny products (zeroShotBlock).
+ */
+export async function scoreAll(rows: EmbeddingRows, classEmbeddings: ClassEmbeddings, logitScale: number, store: PerSampleStore, signal?: AbortSignal, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<void> {
+  const dim = classEmbeddings.dim;
+  if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
+  const k = classEmbeddings.matrix.length / dim;
+  const per = EmbeddingRows.blockRows;
+  const span = per * SCORE_BLOCKS;
+  const packed = new Float32Array(span * dim);
+  const index: number[] = [];
+  for (let start = 0; start < rows.n; start += span) {
+    throwIfAborted(signal);
+    index.length = 0;
+    for (let b = start / per; b < Math.min(rows.n, start + span) / per; b++) {
+      const block = rows.block(b);
+      if (!block) continue;
+      for (let i = b * per, end = Math.min(rows.n, (b + 1) * per); i < end; i++) {
+        if (!rows.has[i]) continue;
+        packed.set(block.subarray((i - b * per) * dim, (i - b * per + 1) * dim), index.length * dim);
+        index.push(i);
+      }
+    }
+    if (index.length === 0) continue;
+    const probs = await zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine);
+    index.forEach((i, r) => {
+      store.probabilities(i).set(probs.subarray(r * k, (r + 1) * k));
+      store.hasProbabilities[i] = 1;
+    });
+  }
 }
 
 interface ImageJob {
@@ -201,16 +259,12 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
-  // hashed and preprocessed and the vision session is created (vision worker). An image finished before the class
-  // embeddings are ready waits in `early`.
+  // hashed and preprocessed and the vision session is created (vision worker). The images are scored once all are
+  // in (scoreAll).
   progress({ phase: 'prompts', done: 0, total: classes.length, rate: 0, fromCache: 0 });
   const prompts = classes.map((c) => promptsForClass(c, templates.templates, config?.prompts));
-  let classEmbeddings: ClassEmbeddings | null = null;
-  const early: { index: number; embedding: Float32Array }[] = [];
   const textDone = embedClassPrompts(model, prompts, textCache, signal).then(async (e) => {
     await textCache?.flush();
-    classEmbeddings = e;
-    for (const { index, embedding } of early.splice(0)) score(index, embedding, e);
     return e;
   });
   // A failure stops the image work at once and is what the run reports.
@@ -241,16 +295,11 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     progress({ phase: 'images', done, total: samples.length, rate: secs > 0 ? computed / secs : 0, fromCache });
   };
 
+  // Every embedding is kept (EmbeddingRows, for the predictors and duplicates) and scored once all are in, in blocks
+  // of rows (scoreAll): one matrix product and softmax per block rather than one per image.
   function finish(index: number, embedding: Float32Array): void {
     done++;
     embeddingRows.set(index, embedding);
-    if (classEmbeddings) score(index, embedding, classEmbeddings);
-    else early.push({ index, embedding });
-  }
-
-  function score(index: number, embedding: Float32Array, classEmbeddings: ClassEmbeddings): void {
-    zeroShotProbabilities(embedding, classEmbeddings, model.logitScale, store.probabilities(index));
-    store.hasProbabilities[index] = 1;
   }
 
   const fail = (index: number, e: unknown) => {
@@ -263,12 +312,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let imported = 0;
   try {
     if (options.imageEmbeddings) {
-      // Reading is fast: wait for the class embeddings rather than hold every row in `early`.
-      await textDone.catch(() => undefined);
       await options.imageEmbeddings.forEach(
         (index, emb) => {
           imported++;
-          finish(index, classEmbeddings ? emb : Float32Array.from(emb));
+          finish(index, emb);
         },
         fail,
         stop.signal,
@@ -280,8 +327,6 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imageCache,
       batchSize: Math.max(1, options.batchSize ?? 32),
       signal: stop.signal,
-      // Bounded memory: images finished before the prompts wait in `early`; past a limit, wait for the prompts.
-      beforeBatch: () => (early.length >= EARLY_LIMIT ? textDone.then(() => undefined) : undefined),
       onHash: (index, hash) => store.setHash(index, hash),
       onCached: (index, emb) => {
         fromCache++;
@@ -302,7 +347,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     await imageCache?.flush();
     for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
-  const { ms: textMs, dim: embeddingDim } = await textDone;
+  const classEmbeddings = await textDone;
+  const { ms: textMs, dim: embeddingDim } = classEmbeddings;
   throwIfAborted(signal);
   const tDone = performance.now();
   const sessionMs = model.visionLoadMs - loadMsBefore;
@@ -312,6 +358,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Judgement.
   progress({ phase: 'metrics', done: 0, total: 1, rate: 0, fromCache });
+  await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
   const evaluated: number[] = [];
   // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore).
   for (let i = 0; i < samples.length; i++) {
@@ -323,12 +370,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     if (options.probabilities) results[i].probabilities = Array.from(p);
     if (classIndex.has(samples[i].label)) evaluated.push(i);
   }
-  const matrix = new ProbabilityMatrix(classes.length);
-  const labels: number[] = [];
-  for (const i of evaluated) {
-    matrix.push(store.probabilities(i));
-    labels.push(classIndex.get(samples[i].label) as number);
-  }
+  const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
+  const matrix = store.toMatrix(evaluated);
   const ks = [...new Set([1, 3, 5, topK, ...(options.ks ?? [])])].filter((k) => k >= 1).sort((a, b) => a - b);
   let metrics: Metrics | null = null;
   let metricsBySplit: Record<string, Metrics> | undefined;

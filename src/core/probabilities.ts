@@ -43,7 +43,7 @@ export const PROBABILITY_TOLERANCE = 1e-4;
 const INITIAL_ROWS = 64;
 
 /** A float32 array in shared memory when the runtime has SharedArrayBuffer, else in ordinary memory. */
-function allocateFloats(length: number): Float32Array {
+export function allocateFloats(length: number): Float32Array {
   return typeof SharedArrayBuffer === 'function' ? new Float32Array(new SharedArrayBuffer(4 * length)) : new Float32Array(length);
 }
 

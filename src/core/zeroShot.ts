@@ -6,6 +6,7 @@ import type { ClipModel } from './runtime';
 import type { EmbeddingCache } from './embeddingCache';
 import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
+import { onnxZeroShot } from './onnxMatMul';
 
 /** Text batch size for the text tower. */
 const TEXT_BATCH = 64;
@@ -73,6 +74,46 @@ export function zeroShotProbabilities(image: Float32Array, classes: ClassEmbeddi
     sum += logits[c];
   }
   for (let c = 0; c < k; c++) out[c] = logits[c] / sum;
+  return out;
+}
+
+/**
+ * Below this many multiply-adds per block (rows x classes x dim), a block is scored in JavaScript
+ * ({@link zeroShotProbabilities}, float64); above it, on ONNX Runtime (float32 MatMul, Mul, Softmax: MLAS kernels,
+ * SIMD, all cores). 2^22: the session's fixed cost per run (tens of microseconds) is then under a few percent.
+ */
+export const ZERO_SHOT_ONNX_MIN_WORK = 1 << 22;
+
+const transposedCache = new WeakMap<ClassEmbeddings, Float32Array>();
+
+/** The class matrix transposed (dim x K), made once per ClassEmbeddings. */
+function transposed(classes: ClassEmbeddings): Float32Array {
+  let t = transposedCache.get(classes);
+  if (!t) {
+    const { matrix, dim } = classes;
+    const k = matrix.length / dim;
+    t = new Float32Array(matrix.length);
+    for (let c = 0; c < k; c++) for (let j = 0; j < dim; j++) t[j * k + c] = matrix[c * dim + j];
+    transposedCache.set(classes, t);
+  }
+  return t;
+}
+
+/**
+ * Zero-shot probabilities of a block of `m` images (`images`: m x dim, row-major), m x K row-major. Large blocks run
+ * on ONNX Runtime (float32 throughout: within float32 rounding of {@link zeroShotProbabilities}, which accumulates in
+ * float64); small ones, or all when `engine` is 'js' or ONNX Runtime cannot load, row by row in JavaScript.
+ */
+export async function zeroShotBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<Float32Array> {
+  const { matrix, dim } = classes;
+  const k = matrix.length / dim;
+  const head = engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK) ? await onnxZeroShot() : null;
+  if (head) {
+    const a = images.length === m * dim ? images : images.subarray(0, m * dim);
+    return head.run(a, m, dim, transposed(classes), k, logitScale);
+  }
+  const out = new Float32Array(m * k);
+  for (let r = 0; r < m; r++) zeroShotProbabilities(images.subarray(r * dim, (r + 1) * dim), classes, logitScale, out.subarray(r * k, (r + 1) * k));
   return out;
 }
 

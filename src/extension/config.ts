@@ -50,9 +50,13 @@ export interface Settings {
   labelIssueWarningScore: number;
   /** Minutes an unused model stays loaded. */
   releaseModelAfterMinutes: number;
+  /** Problems-panel entries per dataset and group (label issues; dataset problems), worst first; one more counts the rest. */
+  maxProblems: number;
 }
 
 export const DEFAULT_LABEL_ISSUE_WARNING_SCORE = 0.05;
+/** Entries per dataset and group shown in the Problems panel unless clipLens.maxProblems says otherwise. */
+export const DEFAULT_MAX_PROBLEMS = 300;
 
 export const DEFAULT_SETTINGS: Settings = {
   model: defaultModelEntry().id,
@@ -69,6 +73,7 @@ export const DEFAULT_SETTINGS: Settings = {
   thresholds: { ...DEFAULT_WARNING_THRESHOLDS, recallAtK: { ...DEFAULT_WARNING_THRESHOLDS.recallAtK } },
   labelIssueWarningScore: DEFAULT_LABEL_ISSUE_WARNING_SCORE,
   releaseModelAfterMinutes: 5,
+  maxProblems: DEFAULT_MAX_PROBLEMS,
 };
 
 /** The part of vscode.WorkspaceConfiguration read here. */
@@ -167,6 +172,7 @@ export function readSettings(source: SettingsSource): { settings: Settings; prob
     thresholds,
     labelIssueWarningScore: num('labelIssueWarningScore', d.labelIssueWarningScore, 0, 1),
     releaseModelAfterMinutes: num('releaseModelAfterMinutes', d.releaseModelAfterMinutes, 0, 24 * 60),
+    maxProblems: int('maxProblems', d.maxProblems, 1, 1_000_000),
   };
   return { settings, problems };
 }

@@ -18,6 +18,7 @@ import {
   configDiagnostics,
   datasetDiagnostics,
   gateDiagnostics,
+  issuePathsInOrder,
   labelIssueDiagnostics,
   type IssueRef,
   type LabelFileText,
@@ -32,6 +33,9 @@ import type { DatasetResult, ReportStore } from './store';
 import { datasetFormat } from '../core/datasetFormat';
 
 export const DIAGNOSTIC_SOURCE = 'CLIP Lens';
+
+/** Images checked at once for existence (class-folder label issues). */
+const STAT_BATCH = 256;
 
 /** Label files with more lines than this are re-read on save rather than on every edit. */
 const LIVE_LABEL_FILE_LINES = 50_000;
@@ -171,7 +175,7 @@ export class DiagnosticsManager implements vscode.Disposable {
       this.publishedReports.set(result.root, result.report);
       const labelFile = await this.labelFileText(result);
       const own = this.ownedOf(result.root);
-      own.problems = this.publish(this.problems, own.problems, datasetDiagnostics({ report: result.report, labelFile }));
+      own.problems = this.publish(this.problems, own.problems, datasetDiagnostics({ report: result.report, labelFile, max: this.settings().maxProblems }));
     }
     await this.refreshConfig(result.configFile);
   }
@@ -181,18 +185,24 @@ export class DiagnosticsManager implements vscode.Disposable {
     if (!current) return;
     const { report } = current;
     const ignored = this.store.ignoredPaths(current);
+    const { labelIssueWarningScore: warningScore, maxProblems: max } = this.settings();
     let items: PlainDiagnostic[];
     if (datasetFormat(report.dataset.format).samplesHaveLines) {
-      items = labelIssueDiagnostics({ report, labelFile: await this.labelFileText(current), resolved: ignored, warningScore: this.settings().labelIssueWarningScore });
+      items = labelIssueDiagnostics({ report, labelFile: await this.labelFileText(current), resolved: ignored, warningScore, max });
     } else {
+      // Images are checked in rank order, STAT_BATCH at a time, until `max` are present: not all 100,000 of a large run.
       const present = new Set<string>();
-      await Promise.all(
-        report.labelIssues.map(async (i) => {
-          const p = i.path ?? report.samples[i.index]?.path;
-          if (p && (await fs.promises.stat(path.join(report.dataset.root, ...p.split('/'))).then(() => true, () => false))) present.add(p);
-        }),
-      );
-      items = labelIssueDiagnostics({ report, resolved: ignored, imageExists: (p) => present.has(p), warningScore: this.settings().labelIssueWarningScore });
+      const checked = new Set<string>();
+      const order = issuePathsInOrder(report, ignored);
+      for (let start = 0; start < order.length && present.size < max; start += STAT_BATCH) {
+        await Promise.all(
+          order.slice(start, start + STAT_BATCH).map(async (p) => {
+            checked.add(p);
+            if (await fs.promises.stat(path.join(report.dataset.root, ...p.split('/'))).then(() => true, () => false)) present.add(p);
+          }),
+        );
+      }
+      items = labelIssueDiagnostics({ report, resolved: ignored, imageExists: (p) => present.has(p) || !checked.has(p), warningScore, max });
     }
     if (this.store.get(result.root) !== current) return; // a newer result arrived meanwhile
     const own = this.ownedOf(result.root);

@@ -12,6 +12,12 @@
  *
  * Severity of a likely label error: its label-quality score (the probability CLIP gives the given label) below
  * `warningScore` (setting clipLens.labelIssueWarningScore, default 0.05) is a Warning, otherwise Information.
+ *
+ * Both dataset groups are capped per dataset (setting clipLens.maxProblems, default 300: config.ts): a million-row
+ * dataset can have 100,000 likely label errors, and the Problems panel is a list to read, not a report. The worst come
+ * first (label issues in the report's rank order, worst label-quality score first; dataset problems errors, then
+ * warnings, then information, each in report order), and one more entry on the dataset says how many are not shown
+ * and links to the report panel, where all of them are.
  */
 import * as path from 'node:path';
 import type { LabelFileKind } from '../core/datasetFormat';
@@ -49,6 +55,9 @@ export interface IssueRef {
   /** 1-based label-file line (label-file datasets). */
   line?: number;
 }
+
+/** Code of the entry that says how many entries the cap left out. */
+export const NOT_SHOWN_CODE = 'not-shown';
 
 export interface PlainDiagnostic {
   /** Absolute path of the file the diagnostic is on. */
@@ -178,6 +187,27 @@ export interface LabelIssueInput {
   /** Class-folder datasets: whether the image is still at its path (a moved image has no diagnostic). Default: yes. */
   imageExists?: (samplePath: string) => boolean;
   warningScore: number;
+  /**
+   * At most this many issue diagnostics (default: no cap); the rest are counted in one more diagnostic. Past the cap,
+   * `imageExists` is not called: an issue counts as not shown unless it was resolved or its label line changed.
+   */
+  max?: number;
+}
+
+/**
+ * The one diagnostic saying how many were left out by the cap: on the label file when there is one, else on the
+ * dataset folder; its code links to the report panel (clipLens.openReport) of the dataset.
+ */
+export function notShownDiagnostic(report: EvalReport, count: number, what: 'label' | 'problem', max: number): PlainDiagnostic {
+  const noun = what === 'label' ? `likely label error${count === 1 ? '' : 's'}` : `dataset problem${count === 1 ? '' : 's'}`;
+  return {
+    file: report.dataset.labelFile ?? report.dataset.root,
+    range: FILE_START,
+    message: `${count.toLocaleString('en-US')} more ${noun} not shown (the ${max.toLocaleString('en-US')} worst are listed): open the CLIP Lens report to see all of them, or raise the setting clipLens.maxProblems.`,
+    severity: 'information',
+    code: NOT_SHOWN_CODE,
+    link: { label: 'Open CLIP Lens report', command: 'clipLens.openReport', args: [report.dataset.root] },
+  };
 }
 
 /**
@@ -189,9 +219,20 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
   const out: PlainDiagnostic[] = [];
   const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
+  const max = input.max ?? Infinity;
+  let notShown = 0;
   for (const issue of report.labelIssues) {
     const samplePath = issue.path ?? report.samples[issue.index]?.path;
     if (samplePath === undefined || input.resolved?.has(samplePath)) continue;
+    if (out.length >= max) {
+      // Counted, not built: a fixed or edited label line is not an issue any more; images are not checked.
+      if (isLabelFile && index) {
+        const entry = index.entries.get(samplePath);
+        if (!entry || entry.label !== issue.given) continue;
+      }
+      notShown++;
+      continue;
+    }
     const sample = report.samples[issue.index];
     const base = {
       message: labelIssueMessage(issue, sample, report.dataset.format),
@@ -223,6 +264,21 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
       out.push({ ...base, file: image, range: FILE_START, issue: ref, link: { label: `Move to '${issue.suggested}'`, command: 'clipLens.applyFix', args: [report.dataset.root, samplePath] } });
     }
   }
+  if (notShown > 0) out.push(notShownDiagnostic(report, notShown, 'label', max));
+  return out;
+}
+
+/**
+ * The sample paths of `report.labelIssues`, in rank order, that {@link labelIssueDiagnostics} may ask `imageExists`
+ * about with this cap: the first `max` present ones are shown, so the caller checks paths in this order until it has
+ * `max` present ones (see diagnostics.ts), not all of them.
+ */
+export function issuePathsInOrder(report: EvalReport, resolved?: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const issue of report.labelIssues) {
+    const p = issue.path ?? report.samples[issue.index]?.path;
+    if (p !== undefined && !resolved?.has(p)) out.push(p);
+  }
   return out;
 }
 
@@ -240,6 +296,22 @@ export interface DatasetDiagnosticsInput {
   report: EvalReport;
   /** Label-file datasets: the label file as evaluated (for exact line ranges); null/undefined: line starts only. */
   labelFile?: LabelFileText | null;
+  /** At most this many (errors first, then warnings, then information); the rest are counted in one more. */
+  max?: number;
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { error: 0, warning: 1, information: 2, hint: 3 };
+
+/** The `max` most severe of `items` (stable within a severity) and one entry counting the rest. */
+function capBySeverity(items: PlainDiagnostic[], max: number | undefined, report: EvalReport): PlainDiagnostic[] {
+  if (max === undefined || items.length <= max) return items;
+  const kept = items
+    .map((d, i) => ({ d, i }))
+    .sort((a, b) => SEVERITY_RANK[a.d.severity] - SEVERITY_RANK[b.d.severity] || a.i - b.i)
+    .slice(0, max)
+    .map((x) => x.d);
+  kept.push(notShownDiagnostic(report, items.length - max, 'problem', max));
+  return kept;
 }
 
 /**
@@ -248,6 +320,10 @@ export interface DatasetDiagnosticsInput {
  * warnings, each on the label-file line it comes from or, for class folders, on the file or folder itself.
  */
 export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[] {
+  return capBySeverity(allDatasetDiagnostics(input), input.max, input.report);
+}
+
+function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[] {
   const { report } = input;
   const out: PlainDiagnostic[] = [];
   const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;

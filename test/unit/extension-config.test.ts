@@ -48,6 +48,14 @@ test('readSettings: valid values are taken (trimmed), invalid ones replaced by d
   assert.deepEqual(named.sort(), ['clipLens.autoRerun', 'clipLens.thresholds.goodAccuracy (0.55) is below thresholds.lowAccuracy (0.6); using 0.6 for both', 'clipLens.thresholds.recallAtK', 'clipLens.threads', 'clipLens.topK'].sort());
 });
 
+test('readSettings: maxProblems is an integer from 1 (default 300)', () => {
+  assert.equal(readSettings(source({})).settings.maxProblems, 300);
+  assert.equal(readSettings(source({ maxProblems: 50 })).settings.maxProblems, 50);
+  const bad = readSettings(source({ maxProblems: 0 }));
+  assert.equal(bad.settings.maxProblems, 300);
+  assert.match(bad.problems[0], /^clipLens\.maxProblems: expected an integer from 1 to 1000000/);
+});
+
 test('readSettings: templates must be a name/file or a list with {} exactly once in each', () => {
   assert.equal(readSettings(source({ templates: 'imagenet80' })).settings.templates, 'imagenet80');
   const bad = readSettings(source({ templates: ['no placeholder'] }));

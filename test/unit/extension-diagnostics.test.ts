@@ -16,6 +16,7 @@ import {
   keyPathRange,
   labelIssueDiagnostics,
   labelIssueMessage,
+  NOT_SHOWN_CODE,
   type PlainRange,
 } from '../../src/extension/diagnosticsModel';
 import { changeLabelEdit, editorLineStarts } from '../../src/extension/labelEdits';
@@ -254,4 +255,78 @@ test('scores print with enough digits to tell small ones apart', () => {
   assert.equal(formatScore(0), '0.00');
   const msg = labelIssueMessage({ index: 0, given: 'a', suggested: 'b', score: 0.001, rank: 1 }, { path: 'x', label: 'a', predicted: [{ class: 'b', score: 0.998 }] }, 'class-folders');
   assert.equal(msg, "CLIP predicts 'b' (0.998) but the image is in the folder 'a' (0.001)");
+});
+
+/** A report of `n` samples and `n` label issues (rank order = array order), without touching the disk. */
+function bigReport(root: string, n: number, format: 'class-folders' | 'label-file', labelFile?: string): EvalReport {
+  const samples: ReportSample[] = [];
+  const labelIssues: LabelIssue[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = format === 'label-file' ? `img/${i}.png` : `cat/${i}.png`;
+    samples.push({ path: p, label: 'cat', ...(format === 'label-file' ? { source: { file: 'labels.csv', line: i + 2 } } : {}), predicted: [{ class: 'dog', score: 0.9 }, { class: 'cat', score: i / n / 10 }] });
+    labelIssues.push({ index: i, given: 'cat', suggested: 'dog', score: i / n / 10, rank: i + 1, path: p });
+  }
+  const dataset: Dataset = { root, format, classes: ['cat', 'dog'], samples: [], problems: [], ...(labelFile ? { labelFile } : {}) };
+  return reportFor(dataset, {}, [], { samples, labelIssues });
+}
+
+test('label issues at 100,000: the worst maxProblems shown in rank order, one entry counting the rest and opening the report', () => {
+  const root = path.join(os.tmpdir(), 'clip-lens-big');
+  const n = 100_000;
+  const report = bigReport(root, n, 'class-folders');
+  const asked: string[] = [];
+  const out = labelIssueDiagnostics({ report, warningScore: 0.05, max: 300, imageExists: (p) => (asked.push(p), true) });
+  assert.equal(out.length, 301);
+  assert.deepEqual(out.slice(0, 300).map((d) => d.issue?.rank), Array.from({ length: 300 }, (_, i) => i + 1), 'worst first');
+  assert.equal(asked.length, 300, 'images past the cap are not checked');
+  const last = out[300];
+  assert.equal(last.code, NOT_SHOWN_CODE);
+  assert.equal(last.severity, 'information');
+  assert.equal(last.file, root);
+  assert.match(last.message, /^99,700 more likely label errors not shown \(the 300 worst are listed\): open the CLIP Lens report .* clipLens\.maxProblems/);
+  assert.deepEqual(last.link, { label: 'Open CLIP Lens report', command: 'clipLens.openReport', args: [root] });
+  // Ignored and moved images are neither shown nor counted; a cap above the count adds no entry; no cap: all.
+  const resolved = new Set(['cat/0.png', 'cat/1.png']);
+  const gone = new Set(['cat/2.png']);
+  const some = labelIssueDiagnostics({ report, warningScore: 0.05, max: 3, resolved, imageExists: (p) => !gone.has(p) });
+  assert.deepEqual(some.slice(0, 3).map((d) => d.issue?.samplePath), ['cat/3.png', 'cat/4.png', 'cat/5.png']);
+  // 100,000 - 2 ignored - 1 moved (checked before the cap) - 3 shown
+  assert.match(some[3].message, /^99,994 more /);
+  assert.equal(labelIssueDiagnostics({ report: bigReport(root, 5, 'class-folders'), warningScore: 0.05, max: 5 }).length, 5);
+  assert.equal(labelIssueDiagnostics({ report: bigReport(root, 2000, 'class-folders'), warningScore: 0.05 }).length, 2000);
+});
+
+test('label-file issues at 100,000: capped, the count leaves out lines whose label changed; the entry is on the label file', () => {
+  const root = path.join(os.tmpdir(), 'clip-lens-big-csv');
+  const n = 100_000;
+  const csv = path.join(root, 'labels.csv');
+  const report = bigReport(root, n, 'label-file', csv);
+  const lines = ['file_name,label'];
+  for (let i = 0; i < n; i++) lines.push(`img/${i}.png,${i % 10 === 9 ? 'dog' : 'cat'}`); // every tenth label already fixed
+  const out = labelIssueDiagnostics({ report, labelFile: { text: lines.join('\n') + '\n', kind: 'csv', columns: {} }, warningScore: 0.05, max: 250 });
+  assert.equal(out.length, 251);
+  assert.ok(out.slice(0, 250).every((d) => d.code === 'label-issue' && d.file === csv));
+  assert.equal(out[249].issue?.samplePath, 'img/276.png', 'the 250th unfixed issue in rank order');
+  // 90,000 unfixed, 250 shown.
+  assert.match(out[250].message, /^89,750 more likely label errors not shown/);
+  assert.equal(out[250].file, csv);
+});
+
+test('dataset problems at 100,000: capped with errors first, then warnings, then information; one entry counts the rest', () => {
+  const root = path.join(os.tmpdir(), 'clip-lens-big-problems');
+  const n = 100_000;
+  const report = bigReport(root, 10, 'class-folders');
+  report.errors = Array.from({ length: n }, (_, i) => ({ code: i % 2 ? 'empty-class' : 'image-missing', message: `problem ${i}`, path: `cat/${i}.png` }));
+  report.samples[7].error = { code: 'image-unreadable', message: 'broken' };
+  report.warnings = [{ kind: 'conflicting-labels', severity: 'error', message: 'same image, two labels', paths: ['cat/1.png', 'cat/2.png'] } as Warning];
+  const all = datasetDiagnostics({ report });
+  assert.equal(all.length, n + 3);
+  const out = datasetDiagnostics({ report, max: 100 });
+  assert.equal(out.length, 101);
+  assert.deepEqual(out.slice(0, 2).map((d) => d.severity), ['error', 'error']);
+  assert.ok(out.slice(2, 100).every((d) => d.severity === 'warning'));
+  assert.equal(out[2].code, 'image-unreadable', 'in report order within a severity');
+  assert.equal(out[3].message, 'problem 0');
+  assert.equal(out[100].code, NOT_SHOWN_CODE);
+  assert.match(out[100].message, /^99,903 more dataset problems not shown/);
 });

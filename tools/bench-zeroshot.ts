@@ -1,0 +1,138 @@
+/**
+ * Benchmark of the zero-shot judgement at scale (issue 15, item 6): n image embeddings x k classes at width dim,
+ * the steps an evaluation runs once the embeddings are in, on the evaluation's own code:
+ *   scoreAll        softmax(logitScale * image . class) of every row, blocks of 4,096 rows on ONNX Runtime
+ *   toMatrix        the per-sample probabilities handed to the metrics (in place, no copy)
+ *   computeMetrics  accuracy, top-K, per-class average precision, ...
+ *   findLabelIssues cleanlab's confident joint, prune by noise rate, rank by self-confidence
+ * and, for the ratio, the JavaScript row-by-row path (float64, what every row ran on before) on the first
+ * `--js-rows` rows (default 20,000), scaled to n.
+ *
+ *   node --import tsx tools/bench-zeroshot.ts [n=1000000] [dim=512] [k=1000] [--js-rows N]
+ *
+ * Embeddings: unit vectors near one of k random class directions (cosine about 0.3 to it), so predictions, label
+ * issues and metrics look like a real run's; kept in the evaluation's EmbeddingRows as float32 (n x dim x 4 bytes:
+ * 2 GB at a million x 512, twice their float16 size on disk). Prints wall and CPU time per step and the peak
+ * resident set (VmHWM), and one JSON line last.
+ */
+import * as fs from 'node:fs';
+import { EmbeddingRows } from '../src/core/duplicates';
+import { PerSampleStore, scoreAll } from '../src/core/evaluate';
+import { computeMetrics } from '../src/core/metrics';
+import { findLabelIssues } from '../src/core/labelIssues';
+import type { ClassEmbeddings } from '../src/core/zeroShot';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1]?.startsWith('--')));
+const n = Number(positional[0] ?? 1_000_000);
+const dim = Number(positional[1] ?? 512);
+const k = Number(positional[2] ?? 1000);
+const jsRows = Math.min(n, opt('--js-rows', 20_000));
+
+let state = 12345;
+const uniform = () => {
+  state ^= state << 13;
+  state >>>= 0;
+  state ^= state >>> 17;
+  state ^= state << 5;
+  state >>>= 0;
+  return (state + 0.5) / 4294967296;
+};
+const gauss = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+
+function peakMiB(): number {
+  const m = /VmHWM:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
+async function time<T>(label: string, fn: () => Promise<T> | T, out: Record<string, unknown>): Promise<T> {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1e6;
+  console.log(`${label.padEnd(34)} ${wall.toFixed(2)} s wall, ${cpu.toFixed(2)} s CPU, peak RSS ${peakMiB().toFixed(0)} MiB`);
+  out[label] = { wallS: +wall.toFixed(3), cpuS: +cpu.toFixed(3) };
+  return r;
+}
+
+function unit(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const inv = 1 / Math.sqrt(s);
+  for (let j = 0; j < v.length; j++) v[j] *= inv;
+  return v;
+}
+
+async function main(): Promise<void> {
+  const out: Record<string, unknown> = { n, dim, k };
+  const matrix = new Float32Array(k * dim);
+  for (let c = 0; c < k; c++) matrix.set(unit(Float32Array.from({ length: dim }, gauss)), c * dim);
+  const classes: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
+  const rows = new EmbeddingRows(n);
+  const labels: number[] = new Array(n);
+  await time(`generate ${n} x ${dim}`, () => {
+    const v = new Float32Array(dim);
+    for (let i = 0; i < n; i++) {
+      const c = Math.floor(uniform() * k);
+      labels[i] = uniform() < 0.9 ? c : Math.floor(uniform() * k); // 10% of labels off
+      for (let j = 0; j < dim; j++) v[j] = 0.3 * matrix[c * dim + j] + gauss() / Math.sqrt(dim);
+      rows.set(i, unit(v));
+    }
+  }, out);
+  const embeddingMiB = (n * dim * 4) / 2 ** 20;
+  const baseMiB = peakMiB();
+  console.log(`embeddings (float32): ${embeddingMiB.toFixed(0)} MiB; peak RSS after generating: ${baseMiB.toFixed(0)} MiB`);
+
+  const store = new PerSampleStore(n, k);
+  await time('zero-shot (scoreAll, ONNX Runtime)', () => scoreAll(rows, classes, 100, store), out);
+  const afterScore = peakMiB();
+
+  // The JavaScript path on a prefix, for the ratio.
+  const prefix = new EmbeddingRows(jsRows);
+  const block = EmbeddingRows.blockRows;
+  for (let b = 0; b * block < jsRows; b++) {
+    const data = rows.block(b)!;
+    for (let r = 0; r < block && b * block + r < jsRows; r++) prefix.set(b * block + r, data.subarray(r * dim, (r + 1) * dim));
+  }
+  const jsStore = new PerSampleStore(jsRows, k);
+  const jsLabel = `zero-shot JavaScript, ${jsRows} rows`;
+  await time(jsLabel, () => scoreAll(prefix, classes, 100, jsStore, undefined, 'js'), out);
+  let worst = 0;
+  for (let i = 0; i < jsRows; i++) {
+    const a = jsStore.probabilities(i);
+    const b = store.probabilities(i);
+    for (let c = 0; c < k; c++) worst = Math.max(worst, Math.abs(a[c] - b[c]));
+  }
+  out.maxAbsDifferenceJsVsOnnx = worst;
+  const jsPerRow = (out[jsLabel] as { cpuS: number }).cpuS / jsRows;
+  console.log(`  JavaScript scaled to ${n} rows: ${(jsPerRow * n).toFixed(0)} s CPU; largest |difference| of a probability: ${worst.toExponential(2)}`);
+
+  const evaluated = Array.from({ length: n }, (_, i) => i);
+  const probs = await time('toMatrix (in place)', () => store.toMatrix(evaluated), out);
+  const classNames = Array.from({ length: k }, (_, c) => `class_${c}`);
+  const metrics = await time('computeMetrics', () => computeMetrics({ classes: classNames, labels, probs }, { ks: [1, 5] }), out);
+  const issues = await time('findLabelIssues', () => findLabelIssues({ classes: classNames, labels, probs }), out);
+  out.top1 = metrics.top1Accuracy;
+  out.labelIssues = issues.length;
+  out.embeddingMiB = +embeddingMiB.toFixed(0);
+  out.probabilitiesMiB = +((n * k * 4) / 2 ** 20).toFixed(0);
+  out.peakAfterGenerateMiB = +baseMiB.toFixed(0);
+  out.peakAfterScoreMiB = +afterScore.toFixed(0);
+  out.peakRssMiB = +peakMiB().toFixed(0);
+  console.log(`top-1 ${metrics.top1Accuracy.toFixed(3)}, ${issues.length} label issues; probabilities ${out.probabilitiesMiB} MiB; peak RSS ${out.peakRssMiB} MiB`);
+  console.log(JSON.stringify(out));
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
