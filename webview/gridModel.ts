@@ -1,55 +1,12 @@
 /**
- * The image grid's logic without the DOM (unit-tested in test/webview/gridModel.test.ts): which samples a source
- * shows and in what order, the list of sources (label issues, classes, confusion cells), the rows to render for a
- * scroll position (virtualisation), and how clicks and keys change the selection and the focused tile.
+ * The image grid's logic without the DOM (unit-tested in test/webview/imageGrid.test.ts): the list of sources (label issues, classes, confusion cells), the rows to render for a
+ * scroll position (virtualisation; which samples a source shows and in what order is the host's, core/panelSamples.ts),
+ * and how clicks and keys change the selection and the focused tile.
  */
-import type { GridSort, GridSource } from '../src/core/panelProtocol';
-import type { ReportSample } from '../src/core/report';
+import type { GridSource } from '../src/core/panelProtocol';
 import type { ReportModel } from './model';
 
-/** The CLIP score of the image's own label: from its probabilities when known, else its top-K (0 when not in it). */
-export function labelScore(s: ReportSample, classes?: readonly string[]): number {
-  const k = classes ? classes.indexOf(s.label) : -1;
-  if (k >= 0 && s.probabilities && s.probabilities.length === classes!.length) return s.probabilities[k] ?? 0;
-  return s.predicted.find((p) => p.class === s.label)?.score ?? 0;
-}
-
-export function topScore(s: ReportSample): number {
-  return s.predicted[0]?.score ?? 0;
-}
-
-/** Sample indices of a source, in report order (evaluated samples of the selected split). */
-export function sourceIndices(model: ReportModel, source: GridSource): number[] {
-  const r = model.report;
-  if (source.kind === 'issues') {
-    const out: number[] = [];
-    for (const issue of r.labelIssues) {
-      const i = issue.path !== undefined ? model.byPath.get(issue.path) : issue.index;
-      if (i !== undefined && model.inSplit(i)) out.push(i);
-    }
-    return out;
-  }
-  if (source.kind === 'class') {
-    const out: number[] = [];
-    r.samples.forEach((s, i) => {
-      if (s.label === source.class && !s.error && model.inSplit(i)) out.push(i);
-    });
-    return out;
-  }
-  const t = model.classes.indexOf(source.cell.trueClass);
-  const p = model.classes.indexOf(source.cell.predictedClass);
-  return t < 0 || p < 0 ? [] : model.samplesInCell(t, p);
-}
-
-/** Orders sample indices for the grid (stable: ties keep report order). */
-export function sortIndices(model: ReportModel, indices: readonly number[], sort: GridSort): number[] {
-  const samples = model.report.samples;
-  const keyed = indices.map((i, order) => ({ i, order }));
-  if (sort === 'path') keyed.sort((a, b) => (samples[a.i]!.path < samples[b.i]!.path ? -1 : samples[a.i]!.path > samples[b.i]!.path ? 1 : a.order - b.order));
-  else if (sort === 'labelScore') keyed.sort((a, b) => labelScore(samples[a.i]!, model.classes) - labelScore(samples[b.i]!, model.classes) || a.order - b.order);
-  else keyed.sort((a, b) => topScore(samples[b.i]!) - topScore(samples[a.i]!) || a.order - b.order);
-  return keyed.map((k) => k.i);
-}
+export { labelScore, topScore } from '../src/core/panelSamples';
 
 export interface SourceOption {
   /** Stable value for a <select>: `issues`, `class:<name>`, `cell:<true>\u0000<predicted>`. */
@@ -65,33 +22,30 @@ export function sourceValue(source: GridSource): string {
   return `cell:${source.cell.trueClass}\u0000${source.cell.predictedClass}`;
 }
 
-/** Every source the grid offers: label issues, each class, then the confusions (most images first, up to `maxCells`). */
+/**
+ * Every source the grid offers: label issues, each class, then the confusions (most images first, up to `maxCells`).
+ * Counts come from the metrics of the selected split (evaluated samples), not from the samples.
+ */
 export function sourceOptions(model: ReportModel, maxCells = 60): SourceOption[] {
   const out: SourceOption[] = [];
-  const issues = sourceIndices(model, { kind: 'issues' }).length;
+  const issues = model.report.labelIssues.filter((issue) => {
+    const i = issue.path !== undefined ? model.byPath.get(issue.path) : issue.index;
+    return i !== undefined && model.inSplit(i);
+  }).length;
   out.push({ value: 'issues', label: `Likely label errors (${issues})`, count: issues, source: { kind: 'issues' } });
-  const perClass = new Map<string, number>();
-  model.report.samples.forEach((s, i) => {
-    if (!s.error && model.inSplit(i)) perClass.set(s.label, (perClass.get(s.label) ?? 0) + 1);
-  });
-  for (const c of model.classes) {
-    const n = perClass.get(c) ?? 0;
-    if (n > 0) out.push({ value: `class:${c}`, label: `Labelled '${c}' (${n})`, count: n, source: { kind: 'class', class: c } });
-  }
-  // Confusion counts in one pass over the samples (not a scan per cell: 1,000 classes are a million cells).
-  const n = model.classes.length;
-  const counts = new Map<number, number>();
-  for (let i = 0; i < model.labelIdx.length; i++) {
-    const t = model.labelIdx[i]!;
-    const p = model.top1Idx[i]!;
-    if (t < 0 || p < 0 || t === p || !model.inSplit(i)) continue;
-    counts.set(t * n + p, (counts.get(t * n + p) ?? 0) + 1);
+  const m = model.metrics;
+  if (!m) return out;
+  for (const c of m.perClass) {
+    if (c.support > 0) out.push({ value: `class:${c.class}`, label: `Labelled '${c.class}' (${c.support})`, count: c.support, source: { kind: 'class', class: c.class } });
   }
   const cells: SourceOption[] = [];
-  for (const [key, count] of counts) {
-    const cell = { trueClass: model.classes[Math.floor(key / n)]!, predictedClass: model.classes[key % n]! };
-    cells.push({ value: sourceValue({ kind: 'cell', cell }), label: `'${cell.trueClass}' predicted as '${cell.predictedClass}' (${count})`, count, source: { kind: 'cell', cell } });
-  }
+  m.confusionMatrix.forEach((row, t) =>
+    row.forEach((count, p) => {
+      if (t === p || count === 0) return;
+      const cell = { trueClass: m.classes[t]!, predictedClass: m.classes[p]! };
+      cells.push({ value: sourceValue({ kind: 'cell', cell }), label: `'${cell.trueClass}' predicted as '${cell.predictedClass}' (${count})`, count, source: { kind: 'cell', cell } });
+    }),
+  );
   cells.sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1));
   out.push(...cells.slice(0, maxCells));
   return out;

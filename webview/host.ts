@@ -20,6 +20,7 @@ const HOST_TYPES: ReadonlySet<string> = new Set<HostToPanel['type']>([
   'empty',
   'thumbnails',
   'prCurve',
+  'samples',
   'actionResult',
   'reveal',
   'comparison',

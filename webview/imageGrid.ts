@@ -1,6 +1,7 @@
 /**
  * The image grid (tab "Images"): the thumbnails of one source (likely label errors, the images labelled as a class,
- * or one confusion-matrix cell), virtualised (only the rows near the viewport are in the DOM), sorted by score,
+ * or one confusion-matrix cell), virtualised (only the rows near the viewport are in the DOM) and paged from the host
+ * (pagedRows.ts: the host filters and sorts, the grid holds a few pages), sorted by score,
  * with multi-select (click, Ctrl/Cmd+click, Shift+click, keyboard) and bulk "Move to / Change label to" and
  * "Ignore" applied by the host as ONE undoable step. Logic in gridModel.ts.
  */
@@ -12,8 +13,6 @@ import {
   emptySelection,
   keySelect,
   labelScore,
-  sortIndices,
-  sourceIndices,
   sourceOptions,
   sourceTitle,
   sourceValue,
@@ -22,6 +21,7 @@ import {
 } from './gridModel';
 import type { HostChannel } from './host';
 import type { ReportModel } from './model';
+import { PagedRows } from './pagedRows';
 import type { ThumbnailLoader } from './thumbs';
 
 export interface ImageGridDeps {
@@ -34,6 +34,8 @@ export interface ImageGridDeps {
   onResolved: (paths: string[], action: 'fixed' | 'ignored', message: string) => void;
 }
 
+/** Most images in one bulk step (the host refuses more). */
+const MAX_BULK = 10_000;
 const TILE_W = 148;
 const TILE_H = 176;
 const GAP = 8;
@@ -41,7 +43,7 @@ const GAP = 8;
 export class ImageGrid {
   readonly element: HTMLElement;
   private model: ReportModel | null = null;
-  private order: number[] = [];
+  private rows: PagedRows | null = null;
   private sel: GridSelection = emptySelection();
   private columns = 1;
   private readonly sourceSelect = h('select', { class: 'grid-source', 'aria-label': 'Images to show' });
@@ -148,13 +150,31 @@ export class ImageGrid {
     const model = this.model;
     if (!model) return;
     const g = this.gridState();
-    this.order = sortIndices(model, sourceIndices(model, g.source), g.sort);
+    this.rows?.dispose();
+    const rows = new PagedRows(this.deps.host, { source: g.source, sort: g.sort, split: model.split }, () => {
+      if (this.rows === rows) this.queueRender();
+    });
+    this.rows = rows;
     this.sel = emptySelection();
     this.title.textContent = sourceTitle(g.source);
-    this.count.textContent = `${int(this.order.length)} image${this.order.length === 1 ? '' : 's'}`;
-    this.element.dataset.count = String(this.order.length);
+    this.count.textContent = 'loading…';
     this.element.dataset.source = sourceValue(g.source);
+    delete this.element.dataset.count;
+    void rows.load(0).then(
+      () => {
+        if (this.rows !== rows) return;
+        this.count.textContent = `${int(rows.total)} image${rows.total === 1 ? '' : 's'}`;
+        this.element.dataset.count = String(rows.total);
+        this.render();
+      },
+      (e: unknown) => this.deps.toast(`Could not load the images: ${e instanceof Error ? e.message : String(e)}`, 'error'),
+    );
     this.render();
+  }
+
+  /** Rows of the current query (0 until the host answered). */
+  private get total(): number {
+    return Math.max(0, this.rows?.total ?? 0);
   }
 
   private queueRender(): void {
@@ -171,18 +191,20 @@ export class ImageGrid {
     if (!model) return;
     const width = this.viewport.clientWidth || 800;
     this.columns = Math.max(1, Math.floor((width - GAP) / (TILE_W + GAP)));
-    const rows = Math.ceil(this.order.length / this.columns);
+    const total = this.total;
+    const rows = Math.ceil(total / this.columns);
     this.spacer.style.height = `${rows * (TILE_H + GAP) + GAP}px`;
     const { first, end } = visibleRows(this.viewport.scrollTop, this.viewport.clientHeight || 600, TILE_H + GAP, rows);
     const tiles: HTMLElement[] = [];
     for (let r = first; r < end; r++) {
       for (let c = 0; c < this.columns; c++) {
         const at = r * this.columns + c;
-        if (at >= this.order.length) break;
+        if (at >= total) break;
         tiles.push(this.tile(at, r, c));
       }
     }
-    if (this.order.length === 0) tiles.push(h('p', { class: 'grid-empty muted', text: 'No images here.' }));
+    this.element.dataset.requests = String(this.rows?.requests ?? 0);
+    if (total === 0 && this.rows?.total === 0) tiles.push(h('p', { class: 'grid-empty muted', text: 'No images here.' }));
     replaceChildren(this.layer, ...tiles);
     const n = this.sel.selected.size;
     this.fixButton.disabled = n === 0 || this.busy;
@@ -194,10 +216,15 @@ export class ImageGrid {
     this.element.dataset.selected = String(n);
   }
 
-  private tile(at: number, row: number, col: number): HTMLElement {
+  private tile(at: number, rowIndex: number, col: number): HTMLElement {
     const model = this.model!;
-    const i = this.order[at]!;
-    const s = model.sample(i);
+    const row = this.rows?.get(at);
+    if (!row) {
+      const wait = h('div', { class: 'grid-tile loading', role: 'gridcell', 'aria-busy': 'true', 'data-at': String(at) });
+      wait.style.transform = `translate(${GAP + col * (TILE_W + GAP)}px, ${GAP + rowIndex * (TILE_H + GAP)}px)`;
+      return wait;
+    }
+    const s = row.sample;
     const selected = this.sel.selected.has(at);
     const done = this.done.get(s.path);
     const score = labelScore(s, model.classes);
@@ -218,7 +245,7 @@ export class ImageGrid {
       h('span', { class: 'grid-name', text: s.split ? `${s.split}/${baseName(s.path)}` : baseName(s.path) }),
       h('span', { class: 'grid-detail', text: done ?? detail }),
     );
-    el.style.transform = `translate(${GAP + col * (TILE_W + GAP)}px, ${GAP + row * (TILE_H + GAP)}px)`;
+    el.style.transform = `translate(${GAP + col * (TILE_W + GAP)}px, ${GAP + rowIndex * (TILE_H + GAP)}px)`;
     el.addEventListener('click', (e) => {
       this.sel = clickSelect(this.sel, at, { toggle: e.ctrlKey || e.metaKey, range: e.shiftKey });
       this.viewport.focus({ preventScroll: true });
@@ -230,13 +257,13 @@ export class ImageGrid {
 
   private onKey(e: KeyboardEvent): void {
     if (e.key === 'Enter') {
-      const i = this.order[this.sel.focus];
-      if (i !== undefined && this.model) this.deps.host.post({ type: 'openImage', path: this.model.sample(i).path });
+      const row = this.rows?.get(this.sel.focus);
+      if (row) this.deps.host.post({ type: 'openImage', path: row.sample.path });
       e.preventDefault();
       return;
     }
     const rowH = TILE_H + GAP;
-    const next = keySelect(this.sel, e.key, { shift: e.shiftKey, ctrl: e.ctrlKey || e.metaKey }, this.order.length, this.columns, Math.floor((this.viewport.clientHeight || rowH) / rowH));
+    const next = keySelect(this.sel, e.key, { shift: e.shiftKey, ctrl: e.ctrlKey || e.metaKey }, this.total, this.columns, Math.floor((this.viewport.clientHeight || rowH) / rowH));
     if (!next) return;
     e.preventDefault();
     this.sel = next;
@@ -251,7 +278,13 @@ export class ImageGrid {
   private async bulk(kind: 'fix' | 'ignore'): Promise<void> {
     const model = this.model;
     if (!model || this.busy) return;
-    const paths = [...this.sel.selected].sort((a, b) => a - b).map((at) => model.sample(this.order[at]!).path).filter((p) => !this.done.has(p));
+    const rows = this.rows;
+    if (!rows) return;
+    if (this.sel.selected.size > MAX_BULK) {
+      this.deps.toast(`Select at most ${int(MAX_BULK)} images for one step (${int(this.sel.selected.size)} selected).`, 'error');
+      return;
+    }
+    const paths = (await rows.rowsAt([...this.sel.selected])).map((r) => r.sample.path).filter((p) => !this.done.has(p));
     if (paths.length === 0) return;
     const toClass = this.classSelect.value;
     this.busy = true;

@@ -81,7 +81,7 @@ export class IssuesView {
   }
 
   private pathOf(issue: LabelIssue): string {
-    return issue.path ?? this.model?.report.samples[issue.index]?.path ?? `#${issue.index}`;
+    return issue.path ?? this.model?.sample(issue.index)?.path ?? `#${issue.index}`;
   }
 
   private openCount(): number {
@@ -98,7 +98,7 @@ export class IssuesView {
     this.issues = all.filter((i) => {
       const path = this.pathOf(i);
       if (!st.issues.showResolved && st.resolved[path]) return false;
-      if (m.split && m.report.samples[i.index]?.split !== m.split) return false;
+      if (m.split && m.sample(i.index)?.split !== m.split) return false;
       return !q || path.toLowerCase().includes(q) || i.given.toLowerCase().includes(q) || i.suggested.toLowerCase().includes(q);
     });
     const open = this.openCount();
@@ -127,7 +127,7 @@ export class IssuesView {
   private item(issue: LabelIssue): HTMLElement {
     const m = this.model!;
     const path = this.pathOf(issue);
-    const sample = m.report.samples[issue.index];
+    const sample = m.sample(issue.index);
     const top = sample?.predicted[0];
     const resolved = this.deps.state().resolved[path];
     const li = h('li', { class: `issue${resolved ? ' resolved' : ''}`, 'data-path': path });
@@ -167,7 +167,7 @@ export class IssuesView {
       replaceChildren(actions, h('span', { class: 'resolved-note', title: undoHint }, icon('check'), resolved.message));
       return;
     }
-    const sample = m.report.samples[issue.index];
+    const sample = m.sample(issue.index);
     const move = m.fixKind === 'move-to-folder';
     const fixLabel = move ? `Move to folder '${issue.suggested}'` : `Change label to '${issue.suggested}'`;
     const fix = h('vscode-button', { class: 'fix', title: move ? `Move ${baseName(path)} into the ${issue.suggested} folder` : `Rewrite the label on its line of the label file`, text: fixLabel });

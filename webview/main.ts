@@ -24,7 +24,6 @@ import { renderComparison } from './compare';
 import type { Comparison } from '../src/core/comparison';
 import { HostChannel } from './host';
 import { IssuesView } from './issues';
-import { classPrCurve } from '../src/core/prCurve';
 import { MatrixView } from './matrix';
 import { ReportModel } from './model';
 import { restoreState } from './state';
@@ -43,7 +42,6 @@ class App {
   private readonly thumbs = new ThumbnailLoader(this.host);
   private state: PanelUiState = restoreState(this.host.loadState());
   private model: ReportModel | null = null;
-  private probabilitiesStripped = false;
   private readonly prCache = new Map<string, Promise<PrCurve>>();
   private readonly root = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
   private readonly toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
@@ -141,7 +139,8 @@ class App {
         }
         this.state.reportId = reportId;
         this.state.reportRef = m.reportRef;
-        const issuePaths = new Set(m.report.labelIssues.map((i) => i.path ?? m.report.samples[i.index]?.path));
+        const knownPath = new Map(m.samples.known.map((r) => [r.index, r.sample.path]));
+        const issuePaths = new Set(m.report.labelIssues.map((i) => i.path ?? knownPath.get(i.index)));
         for (const p of Object.keys(this.state.resolved)) if (!issuePaths.has(p)) delete this.state.resolved[p];
         if (m.resolvedPaths) {
           // The host's set is authoritative: a fix undone since (Undo Last Fix) is open again.
@@ -152,9 +151,8 @@ class App {
         for (const p of m.ignoredPaths ?? []) this.state.resolved[p] ??= { action: 'ignored', message: 'Ignored' };
         const splits = m.report.dataset.splits ?? Object.keys(m.report.metricsBySplit ?? {});
         if (this.state.split !== null && !splits.includes(this.state.split)) this.state.split = null;
-        this.probabilitiesStripped = m.probabilitiesStripped === true;
         this.gate = m.gate ?? null;
-        this.render(new ReportModel(m.report, this.state.split));
+        this.render(new ReportModel(m.report, this.state.split, m.samples));
         this.host.saveState(this.state);
         // Two frames: layout and first paint are done.
         requestAnimationFrame(() =>
@@ -254,7 +252,7 @@ class App {
     this.state.split = split;
     this.state.matrix.selected = null;
     this.host.saveState(this.state);
-    this.render(new ReportModel(this.model.report, split));
+    this.render(new ReportModel(this.model.report, split, this.model.samples));
   }
 
   private selectTab(tab: PanelTab): void {
@@ -300,17 +298,13 @@ class App {
     const key = `${model.split ?? ''}\0${className}`;
     let p = this.prCache.get(key);
     if (!p) {
-      if (model.hasProbabilities || !this.probabilitiesStripped) {
-        // Computed here: exact from probabilities, or from the top-K scores the samples carry.
-        p = Promise.resolve(classPrCurve(className, model.classes, model.report.samples, model.split));
-      } else {
-        p = this.host
-          .request((requestId) => ({ type: 'requestPrCurve', requestId, class: className, split: model.split }), 'prCurve')
-          .then((a) => {
-            if (!a.curve) throw new Error(a.error ?? 'the host could not compute it');
-            return a.curve;
-          });
-      }
+      // The host holds the samples: it computes the curve (exact from probabilities, else from the top-K scores).
+      p = this.host
+        .request((requestId) => ({ type: 'requestPrCurve', requestId, class: className, split: model.split }), 'prCurve')
+        .then((a) => {
+          if (!a.curve) throw new Error(a.error ?? 'the host could not compute it');
+          return a.curve;
+        });
       this.prCache.set(key, p);
     }
     return p;

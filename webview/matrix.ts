@@ -642,13 +642,13 @@ export class MatrixView {
       replaceChildren(this.drawer);
       return;
     }
-    const indices = m.samplesInCell(t, p);
+    const inCell = m.cellCount(t, p);
     const support = m.classMetrics(sel.trueClass)?.support ?? 0;
     const correct = t === p;
     const close = h('vscode-button', { secondary: true, class: 'close', title: 'Clear the selection (Esc)', text: 'Clear' });
     close.addEventListener('click', () => this.select(null, false));
     const onGrid = this.deps.onGrid;
-    const toGrid = onGrid && indices.length
+    const toGrid = onGrid && inCell
       ? h('vscode-button', { secondary: true, class: 'open-grid', title: 'Open these images in the image grid: sort, select several, move or relabel them in one step', text: 'Open in image grid' })
       : null;
     toGrid?.addEventListener('click', () => onGrid!({ trueClass: sel.trueClass, predictedClass: sel.predictedClass }));
@@ -665,14 +665,14 @@ export class MatrixView {
             'p',
             { class: 'muted' },
             correct
-              ? `${plural(indices.length, 'image')} of ${int(support)} labelled ${sel.trueClass} are predicted as ${sel.trueClass}.`
-              : `${plural(indices.length, 'image')} labelled ${sel.trueClass} (${pct(support ? indices.length / support : 0)} of the class) are predicted as ${sel.predictedClass}. Click an image to open it.`,
+              ? `${plural(inCell, 'image')} of ${int(support)} labelled ${sel.trueClass} are predicted as ${sel.trueClass}.`
+              : `${plural(inCell, 'image')} labelled ${sel.trueClass} (${pct(support ? inCell / support : 0)} of the class) are predicted as ${sel.predictedClass}. Click an image to open it.`,
           ),
         ),
         h('div', { class: 'drawer-actions' }, toGrid, close),
       ),
-      indices.length
-        ? sampleGrid({ model: m, thumbs: this.deps.thumbs, host: this.deps.host, indices, pageSize: 60 })
+      inCell
+        ? sampleGrid({ model: m, thumbs: this.deps.thumbs, host: this.deps.host, query: { source: { kind: 'cell', cell: { trueClass: sel.trueClass, predictedClass: sel.predictedClass } }, sort: 'report', split: m.split }, pageSize: 60 })
         : h('p', { class: 'muted', text: 'No images in this cell.' }),
     );
   }

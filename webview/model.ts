@@ -1,7 +1,9 @@
 /**
- * Read-only view of a report for the panel: class indices, per-sample label / top-1 indices as typed arrays (so
- * 100,000 samples cost a few hundred kilobytes), the metrics of the selected split, and sample look-ups.
+ * Read-only view of a report for the panel: class indices, the metrics of the selected split, and the samples the
+ * panel knows: the report comes without its samples (core/panelSamples.ts); the host sends those its lists name and
+ * the grids ask for pages of the rest (pagedRows.ts). Nothing here grows with the dataset.
  */
+import type { PanelSampleRow, PanelSamples } from '../src/core/panelProtocol';
 import type { ClassMetrics, EvalReport, Metrics, ReportSample, Warning } from '../src/core/report';
 import { headlineK, reportBands, type MetricBands } from '../src/core/metricCatalogue';
 import { datasetFormat } from '../src/core/datasetFormat';
@@ -9,12 +11,12 @@ import { datasetFormat } from '../src/core/datasetFormat';
 export class ReportModel {
   readonly classes: readonly string[];
   readonly classIndex: ReadonlyMap<string, number>;
-  /** Label index per sample (-1 for a label outside the class list). */
-  readonly labelIdx: Int32Array;
-  /** Top-1 prediction index per sample (-1 when the sample has no prediction). */
-  readonly top1Idx: Int32Array;
-  /** Sample index by path. */
-  readonly byPath: ReadonlyMap<string, number>;
+  /** Index of each known sample by path. */
+  readonly byPath = new Map<string, number>();
+  /** The samples the panel knows, by index (those the report's lists name, search hits). */
+  private readonly known = new Map<number, ReportSample>();
+  /** Number of samples of the report. */
+  readonly count: number;
   /** Every sample has a full probability vector (PR curves can be computed here). */
   readonly hasProbabilities: boolean;
   /** Classes named by a warning, with the most severe severity. */
@@ -25,24 +27,14 @@ export class ReportModel {
   constructor(
     readonly report: EvalReport,
     readonly split: string | null,
+    readonly samples: PanelSamples,
   ) {
     const classes = report.metrics?.classes ?? report.dataset.classes;
     this.classes = classes;
     this.classIndex = new Map(classes.map((c, i) => [c, i]));
-    const n = report.samples.length;
-    this.labelIdx = new Int32Array(n);
-    this.top1Idx = new Int32Array(n);
-    const byPath = new Map<string, number>();
-    let full = n > 0;
-    for (let i = 0; i < n; i++) {
-      const s = report.samples[i];
-      this.labelIdx[i] = this.classIndex.get(s.label) ?? -1;
-      this.top1Idx[i] = s.predicted.length ? (this.classIndex.get(s.predicted[0].class) ?? -1) : -1;
-      byPath.set(s.path, i);
-      if (full && s.predicted.length && s.probabilities?.length !== classes.length) full = false;
-    }
-    this.byPath = byPath;
-    this.hasProbabilities = full;
+    this.count = samples.count;
+    this.remember(samples.known);
+    this.hasProbabilities = samples.hasProbabilities;
     const warned = new Map<string, Warning['severity']>();
     const rank = { error: 0, warning: 1, info: 2 } as const;
     for (const w of report.warnings) {
@@ -79,21 +71,28 @@ export class ReportModel {
     return this.metrics?.perClass.find((c) => c.class === name);
   }
 
+  /** Whether known sample `i` is in the selected split (unknown samples are not). */
   inSplit(i: number): boolean {
-    return this.split === null || this.report.samples[i].split === this.split;
+    const s = this.known.get(i);
+    return s !== undefined && (this.split === null || s.split === this.split);
   }
 
-  /** Indices of evaluated samples with true class `t` and top-1 prediction `p` (class indices), in report order. */
-  samplesInCell(t: number, p: number): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < this.labelIdx.length; i++) {
-      if (this.labelIdx[i] === t && this.top1Idx[i] === p && this.inSplit(i)) out.push(i);
+  /** Images of a confusion cell (true, predicted) in the selected split, from the metrics. */
+  cellCount(t: number, p: number): number {
+    return this.metrics?.confusionMatrix[t]?.[p] ?? 0;
+  }
+
+  /** A known sample (undefined for one the panel has not been sent). */
+  sample(i: number): ReportSample | undefined {
+    return this.known.get(i);
+  }
+
+  /** Adds samples sent by the host (search hits) to the known ones. */
+  remember(rows: readonly PanelSampleRow[]): void {
+    for (const r of rows) {
+      this.known.set(r.index, r.sample);
+      this.byPath.set(r.sample.path, r.index);
     }
-    return out;
-  }
-
-  sample(i: number): ReportSample {
-    return this.report.samples[i];
   }
 
   /** Fix wording for this dataset format: class folders move files, label files rewrite a line. */

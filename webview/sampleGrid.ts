@@ -1,4 +1,5 @@
 /** A paged grid of sample thumbnails with captions; clicking a thumbnail opens the image, the caption link the label line. */
+import type { PanelSamplesQuery } from '../src/core/panelProtocol';
 import type { ReportSample } from '../src/core/report';
 import { h } from './dom';
 import { baseName, int } from './format';
@@ -10,8 +11,10 @@ export interface SampleGridOptions {
   model: ReportModel;
   thumbs: ThumbnailLoader;
   host: HostChannel;
-  /** Sample indices to show, in order. */
-  indices: number[];
+  /** Known sample indices to show, in order (model.sample), or ... */
+  indices?: number[];
+  /** ... a query whose rows the host sends a page at a time. */
+  query?: PanelSamplesQuery;
   /** Tiles added per "Show more" (default 60). */
   pageSize?: number;
   /** Second caption line; default: the top-1 prediction and its score. */
@@ -50,19 +53,37 @@ export function sampleGrid(o: SampleGridOptions): HTMLElement {
   const more = h('vscode-button', { secondary: true, class: 'more' });
   const wrap = h('div', { class: 'sample-grid' }, grid, more);
   let shown = 0;
-  const showMore = () => {
-    const next = o.indices.slice(shown, shown + pageSize);
-    for (const i of next) {
-      const tile = sampleTile(o, o.model.sample(i));
-      tile.setAttribute('role', 'listitem');
-      grid.appendChild(tile);
+  const page = async (): Promise<{ total: number; samples: ReportSample[] }> => {
+    if (o.query) {
+      const query = o.query;
+      const a = await o.host.request((requestId) => ({ type: 'requestSamples', requestId, query, start: shown, end: shown + pageSize }), 'samples');
+      if (a.error) throw new Error(a.error);
+      return { total: a.total, samples: a.rows.map((r) => r.sample) };
     }
-    shown += next.length;
-    const left = o.indices.length - shown;
-    more.hidden = left <= 0;
-    more.textContent = `Show ${int(Math.min(left, pageSize))} more (${int(left)} left)`;
+    const indices = o.indices ?? [];
+    return { total: indices.length, samples: indices.slice(shown, shown + pageSize).flatMap((i) => o.model.sample(i) ?? []) };
   };
-  more.addEventListener('click', showMore);
-  showMore();
+  let busy = false;
+  const showMore = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const { total, samples } = await page();
+      for (const s of samples) {
+        const tile = sampleTile(o, s);
+        tile.setAttribute('role', 'listitem');
+        grid.appendChild(tile);
+      }
+      shown += samples.length;
+      const left = total - shown;
+      more.hidden = left <= 0 || samples.length === 0;
+      more.textContent = `Show ${int(Math.min(left, pageSize))} more (${int(left)} left)`;
+    } finally {
+      busy = false;
+    }
+  };
+  more.hidden = true;
+  more.addEventListener('click', () => void showMore());
+  void showMore();
   return wrap;
 }

@@ -24,9 +24,11 @@ const PAGE = 60;
 export function renderSearch(query: string, hits: SearchHitItem[], deps: SearchViewDeps): HTMLElement {
   const { model } = deps;
   const report = model.report;
-  const indexOf = new Map(report.samples.map((s, i) => [s.path, i]));
+  // The host sends each hit with its sample (the panel holds no samples of its own).
+  model.remember(hits.flatMap((x) => (x.sample && x.index !== undefined ? [{ index: x.index, sample: x.sample }] : [])));
+  const indexOf = model.byPath;
   const shown = hits.filter((x) => indexOf.has(x.path));
-  const labelOf = (p: string) => report.samples[indexOf.get(p) ?? -1]?.label;
+  const labelOf = (p: string) => model.sample(indexOf.get(p) ?? -1)?.label;
   // The class to judge against: the most common label among the first ten results.
   const votes = new Map<string, number>();
   for (const x of shown.slice(0, 10)) votes.set(labelOf(x.path) ?? '', (votes.get(labelOf(x.path) ?? '') ?? 0) + 1);
@@ -61,7 +63,7 @@ export function renderSearch(query: string, hits: SearchHitItem[], deps: SearchV
   const showMore = () => {
     for (const [j, x] of shown.slice(count, count + PAGE).entries()) {
       const r = count + j;
-      const s = model.sample(indexOf.get(x.path)!);
+      const s = model.sample(indexOf.get(x.path)!)!;
       const tile = sampleTile({ thumbs: deps.thumbs, host: deps.host, detail: (t) => `score ${x.score.toFixed(3)} · ${t.label}` }, s);
       tile.setAttribute('role', 'listitem');
       tile.dataset.score = String(x.score);
@@ -110,10 +112,10 @@ export function renderDuplicates(deps: Omit<SearchViewDeps, 'onClose'>): HTMLEle
   const groups = report.duplicates ?? [];
   const outliers = report.outliers ?? [];
   if (groups.length === 0 && outliers.length === 0) return null;
-  const indexOf = new Map(report.samples.map((s, i) => [s.path, i]));
   const tile = (p: string, detail: string) => {
-    const i = indexOf.get(p);
-    return i === undefined ? null : sampleTile({ thumbs: deps.thumbs, host: deps.host, detail: () => detail }, deps.model.sample(i));
+    const i = deps.model.byPath.get(p);
+    const s = i === undefined ? undefined : deps.model.sample(i);
+    return s === undefined ? null : sampleTile({ thumbs: deps.thumbs, host: deps.host, detail: () => detail }, s);
   };
   const body = h('div', { class: 'duplicates-body' });
   const details = h(

@@ -32,6 +32,7 @@ import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision, type Precision } from '../core/precision';
 import { DEFAULT_SHARD_ROWS, DEFAULT_VERIFY, EmbeddingsWriter } from '../core/embeddingsDir';
 import { compareCodePoints, isIgnoredName, isImageFile } from '../core/dataset';
+import { INLINE_SAMPLES_LIMIT, SAMPLES_MODES, type SamplesMode } from '../core/reportSamples';
 
 /** Image arguments: files as given, folders replaced by their images (recursively, sorted by code point). */
 async function expandImageArgs(args: readonly string[]): Promise<string[]> {
@@ -124,6 +125,11 @@ export const EVAL_COMMAND: CommandSpec = {
     baseline: { type: 'string', value: 'FILE', help: 'an earlier report or baseline: the changes since it go into the report\'s "comparison" section' },
     embeddings: { type: 'string', value: 'DIR', help: 'evaluate image embeddings computed elsewhere (clip-retrieval layout; default:\n"embeddings" of .clip-lens.json)' },
     verify: { type: 'integer', min: 0, help: `with --embeddings: images embedded locally to check them (default ${DEFAULT_VERIFY}; 0: no check)` },
+    samples: {
+      type: 'string',
+      value: 'auto|inline|sidecar',
+      help: `with --json: where per-sample data goes (default auto: inline up to ${INLINE_SAMPLES_LIMIT.toLocaleString('en-US')} samples, and always in\nOUT.samples.parquet next to the report; inline: never a sidecar; sidecar: never inline)`,
+    },
   },
   notes: 'Exit codes: 0 done, 2 usage or fatal error (one line on stderr).',
   run: async (args, { io, signal }) => {
@@ -134,6 +140,9 @@ export const EVAL_COMMAND: CommandSpec = {
     const given = args.positionals[0] ?? (embeddings as string);
     if (!fs.existsSync(path.resolve(given))) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: given });
     const json = args.string('json');
+    const samplesMode = args.string('samples') ?? 'auto';
+    if (!(SAMPLES_MODES as readonly string[]).includes(samplesMode)) throw new UsageError(`--samples must be one of ${SAMPLES_MODES.join(', ')}, not '${samplesMode}'`);
+    if (args.string('samples') !== undefined && json === undefined) throw new UsageError('--samples goes with --json');
     const progress = new ProgressLine(io);
     try {
       const outcome = await runEvaluation(
@@ -173,7 +182,7 @@ export const EVAL_COMMAND: CommandSpec = {
       // --baseline: the changes since an earlier run (a report or baseline file) as the report's `comparison`.
       const baseline = args.string('baseline');
       if (baseline !== undefined) outcome.report.comparison = await compareWithFile(outcome.report, path.resolve(baseline), baseline);
-      if (json) await writeJsonReport(outcome.report, path.resolve(json));
+      if (json) await writeJsonReport(outcome.report, path.resolve(json), samplesMode as SamplesMode);
       io.out(formatSummary(outcome.report));
       if (outcome.report.comparison) io.out(`\nCompared with ${baseline}:\n${formatComparison(outcome.report.comparison, 10)}`);
       if (json) io.out(`\nReport written to ${json}\n`);

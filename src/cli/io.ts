@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
 import { jsonReportChunks } from '../core/reportExport';
+import { reportForFile, writeSamplesSidecar, type SamplesMode } from '../core/reportSamples';
 import { downloadModel } from '../core/modelDownload';
 import type { ObtainModel } from '../core/run';
 import type { EvalReport } from '../core/report';
@@ -83,11 +84,15 @@ function firstLine(s: string): string {
 /**
  * Writes the eval report as JSON (1-space indent, as JSON.stringify(report, null, 1)) to `file` atomically (a
  * temporary file renamed into place), in 64 KB pieces: a large dataset's report is never one string in memory.
+ * Per-sample data goes inline and/or to the sidecar `<file>.samples.parquet` as `mode` says (core/reportSamples.ts).
  */
-export async function writeJsonReport(report: EvalReport, file: string): Promise<void> {
+export async function writeJsonReport(report: EvalReport, file: string, mode: SamplesMode = 'auto'): Promise<void> {
+  const { json, sidecar } = reportForFile(report, file, mode);
   await writeOutput(file, async (fh) => {
+    // The folder exists now; the sidecar is in place before the report that names it.
+    if (sidecar) await writeSamplesSidecar(report, sidecar);
     let pending = '';
-    for (const chunk of jsonReportChunks(report, 1)) {
+    for (const chunk of jsonReportChunks(json, 1)) {
       pending += chunk;
       if (pending.length >= 1 << 16) {
         await fh.write(pending);

@@ -3,6 +3,7 @@ import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands
 import type { EvalReport, Metrics } from '../core/report';
 import { formatSplitsSideBySide, splitsSideBySide } from '../core/splits';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
+import { samplesOf } from '../core/sampleTable';
 
 const pct = (x: number) => formatRate(x);
 
@@ -100,7 +101,7 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     for (const e of r.errors.slice(0, 10)) lines.push(`    ${e.file ?? e.path ?? ''}${e.line ? `:${e.line}` : ''}: ${e.message}`);
     if (r.errors.length > 10) lines.push(`    ... ${r.errors.length - 10} more in the JSON report`);
   }
-  const sampleErrors = r.samples.filter((s) => s.error);
+  const sampleErrors = samplesOf(r).toArray().filter((s) => s.error);
   if (sampleErrors.length > 0) {
     lines.push('');
     lines.push(`  Unreadable images (${sampleErrors.length}):`);

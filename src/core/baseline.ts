@@ -27,6 +27,7 @@ import { JsonSyntaxError, lineColumnFinder, parseJsonTree } from './jsonWithPosi
 import type { GateConfig } from './projectConfig';
 import type { EvalReport, Metrics } from './report';
 import { TOOL_VERSION } from './version';
+import { samplesOf } from './sampleTable';
 
 export const BASELINE_FORMAT = 'clip-lens-baseline';
 export const BASELINE_VERSION = 1;
@@ -175,7 +176,7 @@ export function makeBaseline(report: EvalReport): Baseline {
   const issues = new Map<number, string>();
   for (const li of report.labelIssues) issues.set(li.index, li.suggested);
   const samples: Record<string, BaselineSample> = {};
-  report.samples.forEach((s, i) => {
+  samplesOf(report).forEach((s, i) => {
     if (!s.contentHash || s.predicted.length === 0) return;
     const key = sampleKey(s.contentHash);
     const had = samples[key];
@@ -264,7 +265,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** True when `v` looks like an `eval --json` report. */
 export function isEvalReport(v: unknown): v is EvalReport {
-  return isObject(v) && isObject(v.tool) && v.tool.name === 'clip-lens' && typeof v.schemaVersion === 'number' && Array.isArray(v.samples) && isObject(v.dataset) && isObject(v.model);
+  return isObject(v) && isObject(v.tool) && v.tool.name === 'clip-lens' && typeof v.schemaVersion === 'number' && (Array.isArray(v.samples) || typeof v.samplesFile === 'string') && isObject(v.dataset) && isObject(v.model);
 }
 
 /** Parses JSON text, throwing ClipLensError(code) naming the file and line on a syntax error. */
@@ -430,7 +431,8 @@ export function ratchetChecks(report: EvalReport, baseline: Baseline | Error, ga
     return { checks, notes };
   }
   // Samples in common (by content).
-  const keyOf = report.samples.map((s) => (s.contentHash ? sampleKey(s.contentHash) : undefined));
+  const keyOf: (string | undefined)[] = [];
+  samplesOf(report).forEach((s) => keyOf.push(s.contentHash ? sampleKey(s.contentHash) : undefined));
   const baselineKeys = Object.keys(baseline.samples).length;
   const common = new Set(keyOf.filter((k): k is string => k !== undefined && Object.prototype.hasOwnProperty.call(baseline.samples, k))).size;
   if (baselineKeys > 0 && keyOf.some((k) => k !== undefined) && common === 0) {
@@ -565,7 +567,7 @@ export function ratchetChecks(report: EvalReport, baseline: Baseline | Error, ga
 /** Misclassified samples of `cls` that the baseline did not have misclassified the same way (new, relabelled or newly wrong). */
 function newErrors(report: EvalReport, keyOf: (string | undefined)[], baseline: Baseline, cls: string): number[] {
   const out: number[] = [];
-  report.samples.forEach((s, i) => {
+  samplesOf(report).forEach((s, i) => {
     if (s.label !== cls || s.predicted.length === 0 || s.predicted[0].class === cls) return;
     const k = keyOf[i];
     const before = k !== undefined && Object.prototype.hasOwnProperty.call(baseline.samples, k) ? baseline.samples[k] : undefined;

@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { ClipLensError } from './errors';
 import { isEvalReport, makeBaseline, parseJsonFile, setupDifferences, validateBaseline, type Baseline, type BaselineHeadline } from './baseline';
 import type { EvalReport } from './report';
+import { attachSidecar } from './reportSamples';
 import type { ClassDelta, ClassFigures, ComparedRun, Comparison, HeadlineDelta, IssueChange, SampleChange } from './comparison';
 
 export type { ClassDelta, ClassFigures, ComparedRun, Comparison, HeadlineDelta, IssueChange, SampleChange } from './comparison';
@@ -155,7 +156,10 @@ export async function readRunFile(file: string, shownAs = file): Promise<Baselin
     const code = (e as NodeJS.ErrnoException).code;
     throw new ClipLensError(code === 'ENOENT' ? 'compare-input-missing' : 'compare-input-unreadable', code === 'ENOENT' ? 'no such file' : `cannot read: ${(e as Error).message}`, { file: shownAs });
   }
-  return runFromJson(parseJsonFile(text, shownAs, 'compare-input'), shownAs);
+  const value = parseJsonFile(text, shownAs, 'compare-input');
+  // A report whose samples are in its sidecar: read them (errors name the sidecar).
+  if (isEvalReport(value)) await attachSidecar(value, file, shownAs);
+  return runFromJson(value, shownAs);
 }
 
 /** The comparison of a report with an earlier run (a report or baseline file): A = the file, B = this report. */

@@ -25,6 +25,7 @@ import type { GateConfig, WarningThresholds } from './projectConfig';
 import { didYouMean } from './projectConfig';
 import type { EvalReport, Metrics } from './report';
 import { DEFAULT_WARNING_THRESHOLDS } from './warnings';
+import { samplesOf } from './sampleTable';
 
 /** Floating-point slack of the comparisons. */
 export const GATE_EPSILON = 1e-9;
@@ -387,7 +388,7 @@ function classRecallCheck(report: EvalReport, cls: string, required: number, pat
   }
   if (!check.passed) {
     const wrong: number[] = [];
-    report.samples.forEach((s, i) => {
+    samplesOf(report).forEach((s, i) => {
       if (s.label === cls && s.predicted.length > 0 && s.predicted[0].class !== cls) wrong.push(i);
     });
     check.sampleIndexes = wrong;

@@ -9,7 +9,7 @@
  *   before touching the file system, so a compromised webview cannot name arbitrary files.
  * - Requests that expect an answer carry a `requestId` chosen by the webview; the answer echoes it.
  */
-import type { EvalReport } from './report';
+import type { EvalReport, ReportSample } from './report';
 import type { Comparison } from './comparison';
 
 /** Which tab of the panel is shown. */
@@ -163,6 +163,35 @@ export type SampleFix =
 export interface SearchHitItem {
   path: string;
   score: number;
+  /** The sample (index into the report's samples and its data), so that the panel can show it without all samples. */
+  index?: number;
+  sample?: ReportSample;
+}
+
+/** A sample sent to the panel: its index in the report's samples and its data (no content hash). */
+export interface PanelSampleRow {
+  index: number;
+  sample: ReportSample;
+}
+
+/**
+ * The samples part of a `report` message: the report itself comes without `samples` (at any size); the panel gets
+ * their count, the samples its lists name (label issues, warnings, duplicates, leakage, outliers) and asks for the
+ * rows of a grid by range ({@link PanelSamplesQuery}, `requestSamples`).
+ */
+export interface PanelSamples {
+  count: number;
+  known: PanelSampleRow[];
+  /** Every evaluated sample has a full probability vector (the host computes PR curves either way). */
+  hasProbabilities: boolean;
+}
+
+/** Which rows a grid shows: a source, an order and a split (null: all). */
+export interface PanelSamplesQuery {
+  source: GridSource;
+  /** A grid order, or 'report': the report's own order. */
+  sort: GridSort | 'report';
+  split: string | null;
 }
 
 /** Something the host asks the panel to bring into view (e.g. from a diagnostic or a tree item). */
@@ -192,11 +221,15 @@ export type HostToPanel =
       probabilitiesStripped?: boolean;
       /** The commit gate's result when the dataset's `.clip-lens.json` sets thresholds (shown at the top). */
       gate?: PanelGate | null;
+      /** The report's samples: count and the ones its lists name; the rest by `requestSamples`. */
+      samples: PanelSamples;
     }
   /** No report to show (e.g. a restored panel whose report file is gone); the panel shows `message`. */
   | { type: 'empty'; message: string }
   | { type: 'thumbnails'; requestId: number; items: ThumbnailItem[] }
   | { type: 'prCurve'; requestId: number; class: string; curve: PrCurve | null; error?: string }
+  /** Answer to requestSamples: the query's row count and rows [start, start + rows.length). */
+  | { type: 'samples'; requestId: number; total: number; start: number; rows: PanelSampleRow[]; error?: string }
   /** Outcome of applyFix / ignoreSample / export. `message` is shown to the user. */
   | { type: 'actionResult'; requestId: number; ok: boolean; message?: string }
   | { type: 'reveal'; target: RevealTarget }
@@ -212,6 +245,8 @@ export type PanelToHost =
   | { type: 'ready' }
   | { type: 'requestThumbnails'; requestId: number; paths: string[] }
   | { type: 'requestPrCurve'; requestId: number; class: string; split: string | null }
+  /** Rows [start, end) of a grid (at most 1,000 per request). */
+  | { type: 'requestSamples'; requestId: number; query: PanelSamplesQuery; start: number; end: number }
   | { type: 'openImage'; path: string }
   /** Open the label-file line the sample's label comes from. */
   | { type: 'openLabelLine'; path: string }

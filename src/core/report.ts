@@ -219,7 +219,13 @@ export interface EvalReport {
     splits?: string[];
     counts: { samples: number; evaluated: number; failed: number; perClass: Record<string, number> };
   };
-  samples: ReportSample[];
+  /**
+   * Every sample, inline (keep): present for reports of up to 50,000 samples (eval --samples auto) or with
+   * --samples inline. Read samples through samplesOf (core/reportSamples.ts), which also reads the sidecar.
+   */
+  samples?: ReportSample[];
+  /** The columnar sidecar holding the samples (relative to the report file), when one was written. */
+  samplesFile?: string;
   errors: DatasetProblem[];
   /** Metrics over all evaluated samples; null when nothing could be evaluated. */
   metrics: Metrics | null;

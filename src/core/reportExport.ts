@@ -9,6 +9,7 @@
  */
 import { headlineK, headlineMetrics, reportBands, type HeadlineMetric, type MetricBands } from './metricCatalogue';
 import type { ClassMetrics, EvalReport, LabelIssue, Metrics } from './report';
+import { samplesOf } from './sampleTable';
 import { sortWarnings } from './warnings';
 
 /** One off-diagonal cell of a confusion matrix. */
@@ -68,9 +69,15 @@ export function* jsonReportChunks(report: EvalReport, indent = 1): Generator<str
   yield sep ? '\n}' : '}';
 }
 
-/** The report as pretty JSON (2-space indent, trailing newline), exactly as loaded. */
+/**
+ * The report as pretty JSON (2-space indent, trailing newline), exactly as loaded; a report whose samples were read
+ * from its sidecar gets them inline (the export is one self-contained file: the sidecar's name would not resolve
+ * next to it).
+ */
 export function jsonReport(report: EvalReport): string {
-  return JSON.stringify(report, null, 2) + '\n';
+  if (Array.isArray(report.samples)) return JSON.stringify(report, null, 2) + '\n';
+  const { samplesFile: _f, ...rest } = report;
+  return JSON.stringify({ ...rest, samples: samplesOf(report).toArray() }, null, 2) + '\n';
 }
 
 /** A number for CSV: up to 6 decimals, no exponent for ordinary values, empty for null/NaN. */

@@ -16,6 +16,7 @@ import type { IssueRef } from './diagnosticsModel';
 import type { Fixes } from './fixes';
 import type { ReportStore } from './store';
 import { labelFileGlob, labelFileKind } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 /** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
 export const LABEL_FILE_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: labelFileGlob() }];
@@ -128,7 +129,7 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
     if (!result || !kind) return undefined;
     const line = d.range.start.line + 1;
     const problem = result.report.errors.find((p) => p.code === 'class-name-collision' && p.line === line && p.path !== undefined);
-    const kept = problem && result.report.samples.find((s) => s.path === problem.path)?.label;
+    const kept = problem && samplesOf(result.report).byPath(problem.path as string)?.label;
     if (!kept) return undefined;
     const raw = document.getText();
     const text = stripBom(raw);

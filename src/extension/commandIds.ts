@@ -25,6 +25,7 @@ export const COMMANDS = {
   updateBaseline: 'clipLens.updateBaseline',
   showLog: 'clipLens.showLog',
   searchImages: 'clipLens.searchImages',
+  showMoreImages: 'clipLens.showMoreImages',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

@@ -22,6 +22,7 @@ import type { PanelHost } from './panel';
 import { selectModel } from './selectModel';
 import { warningRows } from './trees/model';
 import type { DatasetResult, ReportStore } from './store';
+import { samplesOf } from '../core/sampleTable';
 
 export interface CommandServices {
   extensionUri: vscode.Uri;
@@ -31,6 +32,8 @@ export interface CommandServices {
   panel: PanelHost;
   settings: () => Settings;
   log: vscode.LogOutputChannel;
+  /** The Datasets view ("Show more" under a class pages its images). */
+  datasetsTree?: { showMore(root: string, cls: string): void };
 }
 
 type NodeLike = { root?: unknown; samplePath?: unknown; index?: unknown; kind?: unknown };
@@ -64,7 +67,7 @@ function sampleFrom(store: ReportStore, a: unknown, b: unknown): { result: Datas
     if (!result) return undefined;
     if (typeof n.samplePath === 'string') return { result, samplePath: n.samplePath };
     if (typeof n.index === 'number' && n.kind === 'image') {
-      const s = result.report.samples[n.index];
+      const s = samplesOf(result.report).at(n.index);
       return s ? { result, samplePath: s.path } : undefined;
     }
   }
@@ -204,7 +207,7 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
 
     [COMMANDS.openLabelLine]: async (a?: unknown, b?: unknown) => {
       const sample = sampleFrom(store, a, b);
-      const s = sample?.result.report.samples.find((x) => x.path === sample.samplePath);
+      const s = sample ? samplesOf(sample.result.report).byPath(sample.samplePath) : undefined;
       const file = sample?.result.report.dataset.labelFile;
       if (!s?.source || !file) return;
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
@@ -227,7 +230,7 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
       const sample = sampleFrom(store, a, b);
       if (!sample) return undefined;
       const { report } = sample.result;
-      const s = report.samples.find((x) => x.path === sample.samplePath);
+      const s = samplesOf(report).byPath(sample.samplePath);
       if (!s) return undefined;
       const scores = new Map(s.predicted.map((p) => [p.class, p.score]));
       const classes = report.dataset.classes.filter((c) => c !== s.label).sort((x, y) => (scores.get(y) ?? -1) - (scores.get(x) ?? -1));
@@ -304,6 +307,9 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
     [COMMANDS.updateBaseline]: (arg?: unknown) => updateBaseline(store, engine, resultFrom(store, arg), log),
     [COMMANDS.showLog]: () => log.show(),
 
+    [COMMANDS.showMoreImages]: (root?: unknown, cls?: unknown) => {
+      if (typeof root === 'string' && typeof cls === 'string') s.datasetsTree?.showMore(root, cls);
+    },
     [COMMANDS.searchImages]: async (arg?: unknown, text?: unknown): Promise<number | undefined> => {
       // The dataset: the folder or tree item the command was called on, else the current one, else ask. Search ranks
       // the evaluated samples with the embeddings their evaluation cached, so a dataset not evaluated yet is first.
@@ -324,7 +330,7 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
               validateInput: (v) => (v.trim() ? undefined : 'Type a text to search for'),
             });
       if (!query?.trim()) return undefined;
-      const found = await engine.search(result, query, Math.min(500, result.report.samples.length)).catch((e: unknown) => {
+      const found = await engine.search(result, query, Math.min(500, samplesOf(result.report).length)).catch((e: unknown) => {
         log.error(`search failed: ${(e as Error).message}`);
         void vscode.window.showErrorMessage(`CLIP Lens: search failed: ${(e as Error).message}`);
         return undefined;

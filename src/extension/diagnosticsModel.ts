@@ -31,6 +31,7 @@ import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
 import { editorLineStarts, fieldsOnLine, labelFileLayout, lineStarts, positionAt, type FieldSpan, type LabelFileLayout } from './labelEdits';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 export type Severity = 'error' | 'warning' | 'information' | 'hint';
 
@@ -222,7 +223,7 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
   const max = input.max ?? Infinity;
   let notShown = 0;
   for (const issue of report.labelIssues) {
-    const samplePath = issue.path ?? report.samples[issue.index]?.path;
+    const samplePath = issue.path ?? samplesOf(report).at(issue.index)?.path;
     if (samplePath === undefined || input.resolved?.has(samplePath)) continue;
     if (out.length >= max) {
       // Counted, not built: a fixed or edited label line is not an issue any more; images are not checked.
@@ -233,7 +234,7 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
       notShown++;
       continue;
     }
-    const sample = report.samples[issue.index];
+    const sample = samplesOf(report).at(issue.index);
     const base = {
       message: labelIssueMessage(issue, sample, report.dataset.format),
       severity: labelIssueSeverity(issue.score, input.warningScore),
@@ -276,7 +277,7 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
 export function issuePathsInOrder(report: EvalReport, resolved?: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const issue of report.labelIssues) {
-    const p = issue.path ?? report.samples[issue.index]?.path;
+    const p = issue.path ?? samplesOf(report).at(issue.index)?.path;
     if (p !== undefined && !resolved?.has(p)) out.push(p);
   }
   return out;
@@ -343,7 +344,7 @@ function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[
     return { file: sampleFile(report, sample.path), range: FILE_START };
   };
 
-  for (const sample of report.samples) {
+  for (const sample of samplesOf(report)) {
     if (!sample.error) continue;
     out.push({
       ...sampleLocation(sample),
@@ -361,7 +362,7 @@ function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[
     out.push({ ...loc, message: problem.message, severity: problemSeverity(problem.code), code: problem.code });
   }
 
-  const byPath = new Map(report.samples.map((s) => [s.path, s]));
+  const byPath = { get: (p: string) => samplesOf(report).byPath(p) };
   const locate = (p: string) => {
     const sample = byPath.get(p);
     return sample ? sampleLocation(sample) : { file: sampleFile(report, p), range: FILE_START };

@@ -29,6 +29,7 @@ import { CONTEXT_KEYS } from './commandIds';
 import { pathKey, samePath } from './datasetFiles';
 import type { DatasetResult, ReportStore } from './store';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
 
 /** How long file events caused by our own moves are recognised as such (watcher.ts). */
 const OWN_CHANGE_MS = 5000;
@@ -149,7 +150,7 @@ export class Fixes implements vscode.Disposable {
 
   /** The issue of a sample in a result, when it has one. */
   issueOf(result: DatasetResult, samplePath: string) {
-    return result.report.labelIssues.find((i) => (i.path ?? result.report.samples[i.index]?.path) === samplePath);
+    return result.report.labelIssues.find((i) => (i.path ?? samplesOf(result.report).at(i.index)?.path) === samplePath);
   }
 
   /** Applies the dataset's kind of fix: move (class folders) or change the label (label files). */
@@ -172,7 +173,7 @@ export class Fixes implements vscode.Disposable {
     const moves: FileMove[] = [];
     const targets = new Set<string>();
     for (const { samplePath, toClass } of items) {
-      const sample = report.samples.find((s) => s.path === samplePath);
+      const sample = samplesOf(report).byPath(samplePath);
       if (!sample) throw new FixError(`${samplePath} is not a sample of this report`);
       if (!report.dataset.classes.includes(toClass)) throw new FixError(`'${toClass}' is not a class of this dataset`);
       const targetRel = folderMoveTarget(samplePath, report.dataset.format, sample.label, toClass);
@@ -204,7 +205,7 @@ export class Fixes implements vscode.Disposable {
     const labelFile = report.dataset.labelFile;
     const kind = labelFile ? labelFileKind(labelFile) : undefined;
     if (!labelFile || !kind) throw new FixError('this dataset has no label file');
-    const sample = report.samples.find((s) => s.path === samplePath);
+    const sample = samplesOf(report).byPath(samplePath);
     if (!sample) throw new FixError(`${samplePath} is not a sample of this report`);
     const uri = vscode.Uri.file(labelFile);
     const doc = await vscode.workspace.openTextDocument(uri);
@@ -328,7 +329,7 @@ export class Fixes implements vscode.Disposable {
   /** Adds samples to the ignore list in ONE edit (one undo step). Resolves with a confirmation. */
   async ignoreMany(result: DatasetResult, samplePaths: readonly string[]): Promise<string> {
     if (samplePaths.length === 0) throw new FixError('no samples to ignore');
-    for (const p of samplePaths) if (!result.report.samples.some((s) => s.path === p)) throw new FixError(`${p} is not a sample of this report`);
+    for (const p of samplePaths) if (!(samplesOf(result.report).indexOfPath(p) >= 0)) throw new FixError(`${p} is not a sample of this report`);
     const edit = samplePaths.length === 1 ? await this.ignoreEdit(result, samplePaths[0]!) : await this.ignoreManyEdit(result, samplePaths);
     if (edit && !(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${CONFIG_FILE_NAME}`);
     const file = path.join(result.root, CONFIG_FILE_NAME);

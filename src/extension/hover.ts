@@ -15,6 +15,7 @@ import { fieldsOnLine, labelFileLayout, lineStarts, type LabelFileLayout } from 
 import { escapeMarkdown } from './format';
 import { formatScore } from './diagnosticsModel';
 import type { ReportStore } from './store';
+import { samplesOf } from '../core/sampleTable';
 
 const THUMBNAIL_SIZE = 160;
 
@@ -51,7 +52,7 @@ export function predictionsMarkdown(sample: ReportSample, report: EvalReport): s
     const shown = p.class === sample.label ? `**${name}** (label)` : name;
     return `| ${i + 1} | ${shown} | ${formatScore(p.score)} |`;
   });
-  const issue = report.labelIssues.find((i) => report.samples[i.index] === sample);
+  const issue = report.labelIssues.find((i) => samplesOf(report).at(i.index)?.path === sample.path);
   const lines = [`| # | CLIP top-${sample.predicted.length} | p |`, '|--:|:--|--:|', ...rows];
   if (!sample.predicted.some((p) => p.class === sample.label)) lines.push('', `The label **${escapeMarkdown(sample.label)}** is not among the top ${sample.predicted.length}.`);
   if (issue) lines.push('', `$(warning) Likely label error #${issue.rank} of ${report.labelIssues.length}: CLIP suggests **${escapeMarkdown(issue.suggested)}**.`);
@@ -109,7 +110,7 @@ export class LabelFileHover implements vscode.HoverProvider {
     md.supportHtml = false;
     md.appendMarkdown(`${await this.thumbnails.markdown(file)}\n\n`);
     md.appendMarkdown(`**${escapeMarkdown(rel.rel)}** · label **${escapeMarkdown(fields.label.value)}**\n\n`);
-    const sample = result?.report.samples.find((s) => s.path === rel.rel);
+    const sample = result ? samplesOf(result.report).byPath(rel.rel) : undefined;
     if (result && sample) {
       md.appendMarkdown(predictionsMarkdown(sample, result.report));
       if (result.stale) md.appendMarkdown('\n\n_The dataset changed since this evaluation._');

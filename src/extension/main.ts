@@ -82,7 +82,7 @@ export function activate(context: vscode.ExtensionContext): ClipLensApi {
     engine.onDidChangeRunning(() => contextKeys.setRunning(engine.anyRunning !== undefined)),
     vscode.languages.registerCodeActionsProvider([...(LABEL_FILE_SELECTOR as vscode.DocumentFilter[]), ...(CONFIG_SELECTOR as vscode.DocumentFilter[])], new LabelIssueCodeActions(store, diagnostics, fixes), LabelIssueCodeActions.metadata),
     vscode.languages.registerHoverProvider(LABEL_FILE_SELECTOR, new LabelFileHover(store, thumbnails)),
-    ...registerCommands({ extensionUri: context.extensionUri, store, engine, fixes, panel, settings: getSettings, log }),
+    ...registerCommands({ extensionUri: context.extensionUri, store, engine, fixes, panel, settings: getSettings, log, datasetsTree }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = loadSettings();

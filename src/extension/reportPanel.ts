@@ -19,7 +19,9 @@ import type {
   ExportRequest,
   HostToPanel,
   PanelToHost,
+  PanelSamples,
   PanelUiState,
+  SearchHitItem,
   RevealTarget,
   SampleFix,
   BulkAction,
@@ -33,6 +35,8 @@ import { ThumbnailCache, resolveInsideRoot } from '../core/thumbnails';
 import { classPrCurve } from '../core/prCurve';
 import { panelHtml } from './panelHtml';
 import { datasetFormat } from '../core/datasetFormat';
+import { samplesOf } from '../core/sampleTable';
+import { panelSample, querySamples, referencedIndices } from '../core/panelSamples';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
@@ -88,16 +92,32 @@ export interface ShowReportOptions {
   preserveFocus?: boolean;
 }
 
-/** The report as sent to the webview: without content hashes, and without probability vectors when too large. */
-export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; probabilitiesStripped: boolean } {
-  const hasProbabilities = report.samples.some((s) => s.probabilities);
-  const strip = hasProbabilities && report.samples.length * report.dataset.classes.length > maxProbabilities;
-  const samples = report.samples.map((s) => {
-    if (!s.contentHash && !(strip && s.probabilities)) return s;
-    const { contentHash: _hash, probabilities, ...rest } = s;
-    return strip || !probabilities ? rest : { ...rest, probabilities };
+/**
+ * The report as sent to the webview: without its samples (at any size; the panel asks for pages of them, see
+ * core/panelSamples.ts), with the samples its lists name; those without content hashes, and without probability
+ * vectors when the report's would be too large.
+ */
+export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_PROBABILITIES): { report: EvalReport; samples: PanelSamples; probabilitiesStripped: boolean } {
+  const table = samplesOf(report);
+  const classes = report.dataset.classes.length;
+  const f = table.field;
+  let any = false;
+  for (let i = 0; i < table.length && !any; i++) any = f.probabilities(i) > 0;
+  const strip = any && table.length * classes > maxProbabilities;
+  let full = any && !strip;
+  for (let i = 0; i < table.length && full; i++) if (f.top1(i) !== undefined && f.probabilities(i) !== classes) full = false;
+  const known = referencedIndices(report).map((index) => ({ index, sample: panelSample(table.at(index) as ReportSample, strip) }));
+  const { samples: _samples, ...rest } = report;
+  return { report: rest, samples: { count: table.length, known, hasProbabilities: full }, probabilitiesStripped: strip };
+}
+
+/** Search hits with their samples (index and data), for a panel that holds no samples of its own. */
+export function withSamples(report: EvalReport, hits: SearchHitItem[]): SearchHitItem[] {
+  const table = samplesOf(report);
+  return hits.flatMap((h) => {
+    const index = table.indexOfPath(h.path);
+    return index < 0 ? [] : [{ path: h.path, score: h.score, index, sample: panelSample(table.at(index) as ReportSample, true) }];
   });
-  return { report: { ...report, samples }, probabilitiesStripped: strip };
 }
 
 /** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
@@ -195,6 +215,15 @@ export function parsePanelMessage(v: unknown): PanelToHost | null {
       return id && Array.isArray(v.paths) && v.paths.every(str) ? (v as PanelToHost) : null;
     case 'requestPrCurve':
       return id && str(v.class) && (v.split === null || str(v.split)) ? (v as PanelToHost) : null;
+    case 'requestSamples': {
+      const q = v.query;
+      const int = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+      if (!id || !isObj(q) || !int(v.start) || !int(v.end) || !(q.split === null || str(q.split))) return null;
+      if (q.sort !== 'labelScore' && q.sort !== 'topScore' && q.sort !== 'path' && q.sort !== 'report') return null;
+      const s = q.source;
+      const ok = isObj(s) && (s.kind === 'issues' || (s.kind === 'class' && str(s.class)) || (s.kind === 'cell' && isObj(s.cell) && str(s.cell.trueClass) && str(s.cell.predictedClass)));
+      return ok ? (v as PanelToHost) : null;
+    }
     case 'openImage':
     case 'openLabelLine':
       return str(v.path) ? (v as PanelToHost) : null;
@@ -239,7 +268,7 @@ export class ReportPanel implements vscode.Disposable {
   private readonly thumbnails = new ThumbnailCache({ size: 128, format: 'webp' });
   private report: EvalReport | undefined;
   private reportRef: string | undefined;
-  private samplesByPath = new Map<string, ReportSample>();
+  private probabilitiesStripped = false;
   private emptyMessage = 'No report to show yet. Run "CLIP Lens: Evaluate Dataset" first.';
   private disposed = false;
   /** The webview said `ready` and has not been unloaded since (hidden panels lose their content). */
@@ -351,7 +380,6 @@ export class ReportPanel implements vscode.Disposable {
     const rootChanged = this.report?.dataset.root !== report.dataset.root;
     this.report = report;
     this.reportRef = options.reportRef;
-    this.samplesByPath = new Map(report.samples.map((s) => [s.path, s]));
     this.panel.title = ReportPanel.title(report);
     if (rootChanged) {
       this.thumbnails.clear();
@@ -363,6 +391,7 @@ export class ReportPanel implements vscode.Disposable {
   /** Brings a class, a matrix cell or a label issue into view. */
   reveal(target: RevealTarget): void {
     this.panel.reveal(undefined, true);
+    if (target.kind === 'search' && this.report) target = { ...target, hits: withSamples(this.report, target.hits) };
     if (this.webviewReady) this.post({ type: 'reveal', target });
     else this.pendingReveal = target;
   }
@@ -404,10 +433,12 @@ export class ReportPanel implements vscode.Disposable {
       this.post({ type: 'empty', message: this.emptyMessage });
       return;
     }
-    const { report, probabilitiesStripped } = toPanelReport(this.report);
+    const { report, samples, probabilitiesStripped } = toPanelReport(this.report);
+    this.probabilitiesStripped = probabilitiesStripped;
     this.post({
       type: 'report',
       report,
+      samples,
       reportRef: this.reportRef,
       ignoredPaths: this.actions.ignoredPaths ? [...this.actions.ignoredPaths(this.report)] : undefined,
       resolvedPaths: this.actions.resolvedPaths?.(this.report),
@@ -426,7 +457,7 @@ export class ReportPanel implements vscode.Disposable {
 
   /** A sample of the current report by path, with its absolute file; null (and logged) otherwise. */
   private sampleFile(samplePath: string): { sample: ReportSample; file: string } | null {
-    const sample = this.samplesByPath.get(samplePath);
+    const sample = this.report ? samplesOf(this.report).byPath(samplePath) : undefined;
     const file = sample && this.report ? resolveInsideRoot(this.report.dataset.root, sample.path) : null;
     if (!sample || !file) {
       this.refuse(`a path that is not a sample of the report: ${samplePath}`);
@@ -464,9 +495,18 @@ export class ReportPanel implements vscode.Disposable {
         this.post({ type: 'thumbnails', requestId: m.requestId, items });
         return;
       }
+      case 'requestSamples': {
+        try {
+          const { total, rows } = querySamples(report, m.query, m.start, m.end, this.probabilitiesStripped);
+          this.post({ type: 'samples', requestId: m.requestId, total, start: m.start, rows });
+        } catch (e) {
+          this.post({ type: 'samples', requestId: m.requestId, total: 0, start: m.start, rows: [], error: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
       case 'requestPrCurve': {
         try {
-          const curve = classPrCurve(m.class, report.dataset.classes, report.samples, m.split);
+          const curve = classPrCurve(m.class, report.dataset.classes, samplesOf(report).toArray(), m.split);
           this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve });
         } catch (e) {
           this.post({ type: 'prCurve', requestId: m.requestId, class: m.class, curve: null, error: e instanceof Error ? e.message : String(e) });

@@ -9,11 +9,12 @@ import type { Engine } from './engine';
 import { datasetName, statusBarText, statusSummary, statusTooltipLines } from './format';
 import type { DatasetResult, ReportStore } from './store';
 import { describeModelSource } from './trust';
+import { samplesOf } from '../core/sampleTable';
 
 /** Label issues of the result that were fixed or ignored since its evaluation. */
 function handledIssues(result: DatasetResult): number {
   let n = 0;
-  for (const i of result.report.labelIssues) if (result.resolved.has(i.path ?? result.report.samples[i.index]?.path ?? '')) n++;
+  for (const i of result.report.labelIssues) if (result.resolved.has(i.path ?? samplesOf(result.report).at(i.index)?.path ?? '')) n++;
   return n;
 }
 

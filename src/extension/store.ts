@@ -15,6 +15,7 @@ import type { EvalReport } from '../core/report';
 import { makeDirectory } from '../core/fileSystem';
 import type { ModelChoice } from './trust';
 import { writeReport } from './reportFile';
+import { attachSidecar, readReportFile } from '../core/reportSamples';
 import { pathKey, samePath } from './datasetFiles';
 
 export interface DatasetResult {
@@ -55,6 +56,8 @@ interface IndexEntry {
 const INDEX_FILE = 'index.json';
 /** Saved reports larger than this are not restored at startup (JSON.parse would block the extension host). */
 const MAX_RESTORE_BYTES = 12 * 1024 * 1024;
+/** Saved reports with more samples than this (in a sidecar) are not restored at startup either. */
+const MAX_RESTORE_SAMPLES = 50_000;
 
 export class ReportStore implements vscode.Disposable {
   private readonly results = new Map<string, DatasetResult>();
@@ -211,7 +214,8 @@ export class ReportStore implements vscode.Disposable {
         // Remove saved reports no dataset refers to any more.
         const keep = new Set([INDEX_FILE, ...index.map((e) => path.basename(e.file))]);
         for (const name of await fs.promises.readdir(dir)) {
-          if (name.endsWith('.json') && !keep.has(name)) await fs.promises.rm(path.join(dir, name), { force: true });
+          const owner = name.endsWith('.samples.parquet') ? `${name.slice(0, -'.samples.parquet'.length)}.json` : name;
+          if ((name.endsWith('.json') || name.endsWith('.samples.parquet')) && !keep.has(owner)) await fs.promises.rm(path.join(dir, name), { force: true });
         }
       })
       .catch((e: unknown) => this.log.warn(`could not save the report in ${dir}: ${(e as Error).message}`));
@@ -222,7 +226,7 @@ export class ReportStore implements vscode.Disposable {
     if (!this.storageDir || !samePath(path.dirname(file), this.storageDir)) return undefined;
     for (const r of this.results.values()) if (r.reportFile === file) return r.report;
     try {
-      return JSON.parse(await fs.promises.readFile(file, 'utf8')) as EvalReport;
+      return await readReportFile(file);
     } catch {
       return undefined;
     }
@@ -246,6 +250,9 @@ export class ReportStore implements vscode.Disposable {
         const [rootStat, fileStat] = await Promise.all([fs.promises.stat(e.root), fs.promises.stat(e.file)]);
         if (!rootStat.isDirectory() || fileStat.size > MAX_RESTORE_BYTES) continue;
         const report = JSON.parse(await fs.promises.readFile(e.file, 'utf8')) as EvalReport;
+        // A large report's samples are in its sidecar: decoding it would block the extension host at startup too.
+        if (!Array.isArray(report.samples) && report.dataset.counts.samples > MAX_RESTORE_SAMPLES) continue;
+        await attachSidecar(report, e.file);
         if (this.results.has(pathKey(e.root))) continue; // evaluated meanwhile
         this.results.set(path.resolve(e.root), {
           root: path.resolve(e.root),

@@ -73,8 +73,8 @@ test('eval on the example: metrics, label errors, rare class, cache, untouched d
     assert.equal(report.dataset.format, 'class-folders');
     assert.ok(report.dataset.classes.length >= 16);
     assert.deepEqual(report.dataset.classes, [...report.dataset.classes].sort());
-    assert.equal(report.samples.length, report.dataset.counts.samples);
-    for (const s of report.samples) {
+    assert.equal(report.samples!.length, report.dataset.counts.samples!);
+    for (const s of report.samples!) {
       assert.equal(s.error, undefined, `${s.path}: ${s.error?.message}`);
       assert.equal(s.predicted.length, 5);
       assert.equal(s.probabilities?.length, report.dataset.classes.length);
@@ -83,9 +83,9 @@ test('eval on the example: metrics, label errors, rare class, cache, untouched d
       assert.ok(s.predicted[0].score >= s.predicted[1].score);
     }
     // A byte-identical duplicate may come from the cache already in the first run.
-    const unique = new Set(report.samples.map((s) => s.contentHash)).size;
-    assert.equal(report.timing.imagesComputed + report.timing.imagesFromCache, report.samples.length);
-    assert.ok(report.timing.imagesComputed >= unique && report.timing.imagesComputed <= report.samples.length);
+    const unique = new Set(report.samples!.map((s) => s.contentHash)).size;
+    assert.equal(report.timing.imagesComputed + report.timing.imagesFromCache, report.samples!.length);
+    assert.ok(report.timing.imagesComputed >= unique && report.timing.imagesComputed <= report.samples!.length);
   });
 
   await t.test('accuracy in the expected band', () => {
@@ -127,8 +127,8 @@ test('eval on the example: metrics, label errors, rare class, cache, untouched d
     assert.equal(again.code, 0, again.stderr);
     const r2 = JSON.parse(fs.readFileSync(out, 'utf8')) as EvalReport;
     assert.equal(r2.timing.imagesComputed, 0);
-    assert.equal(r2.timing.imagesFromCache, report.samples.length);
-    assert.deepEqual(r2.samples.map((s) => s.predicted), report.samples.map((s) => s.predicted));
+    assert.equal(r2.timing.imagesFromCache, report.samples!.length);
+    assert.deepEqual(r2.samples!.map((s) => s.predicted), report.samples!.map((s) => s.predicted));
   });
 
   await t.test('eval --baseline FILE: a comparison section against an earlier report (same images: nothing changed)', async () => {
@@ -142,7 +142,7 @@ test('eval on the example: metrics, label errors, rare class, cache, untouched d
     assert.equal(c.a.name, first);
     assert.equal(c.b.name, 'this run');
     assert.deepEqual(c.setupDifferences, []);
-    assert.equal(c.samples.common, new Set(report.samples.map((s) => s.contentHash)).size);
+    assert.equal(c.samples!.common, new Set(report.samples!.map((s) => s.contentHash)).size);
     assert.deepEqual([c.samples.fixed.length, c.samples.broken.length, c.samples.onlyInA, c.samples.onlyInB], [0, 0, 0, 0]);
     assert.ok(c.headline.every((h) => h.delta === 0));
     assert.ok(c.confusionDelta?.matrix.every((row) => row.every((v) => v === 0)));

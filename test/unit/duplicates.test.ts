@@ -175,7 +175,7 @@ test('an exact copy across splits under another label: exact group, leakage and 
   for (const g of r.duplicates!) assert.ok(!g.paths.some((p) => p.includes('broken')), 'unreadable images take part in nothing');
   assert.ok(!r.outliers!.some((o) => o.path.includes('broken')));
   assert.equal(r.warnings.filter((w) => (w.paths ?? []).some((p) => p.includes('broken'))).length, 0);
-  assert.equal(r.samples.filter((s) => s.error).length, 2);
+  assert.equal(r.samples!.filter((s) => s.error).length, 2);
 
   const noSplits = await evaluateDataset(flat, { model, cacheDir: null });
   assert.deepEqual(noSplits.duplicates!.filter((g) => g.kind === 'exact').map((g) => [g.paths, g.splits]), [[[`blue_circle/copy_${first}`, `blue_circle/${first}`].sort(), []]]);

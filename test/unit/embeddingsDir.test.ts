@@ -161,7 +161,7 @@ async function evalEmbeddings(dir: string, options: Record<string, unknown> = {}
 }
 
 function top1(report: EvalReport): Map<string, string> {
-  return new Map(report.samples.map((s) => [s.path, s.predicted[0]?.class ?? '']));
+  return new Map(report.samples!.map((s) => [s.path, s.predicted[0]?.class ?? '']));
 }
 
 test('float32 shards (12, numbered past 9) read back into the same predictions as the images; splits from the folder level', async (t) => {
@@ -181,8 +181,8 @@ test('float32 shards (12, numbered past 9) read back into the same predictions a
   assert.deepEqual(top1(fromEmb), top1(fromImages));
   assert.equal(fromEmb.metrics?.top1Accuracy, fromImages.metrics?.top1Accuracy);
   assert.deepEqual(Object.keys(fromEmb.metricsBySplit ?? {}), ['train', 'val']);
-  for (const s of fromEmb.samples) {
-    const other = fromImages.samples.find((x) => x.path === s.path);
+  for (const s of fromEmb.samples!) {
+    const other = fromImages.samples!.find((x) => x.path === s.path);
     assert.ok(Math.abs((s.predicted[0]?.score ?? 0) - (other?.predicted[0]?.score ?? 1)) < 1e-4, s.path);
   }
   assert.equal(fromEmb.timing.imagesImported, files.length);
@@ -268,7 +268,7 @@ test('bad rows: NaN embeddings and paths without a class folder are per-row prob
     assert.equal(report.dataset.counts.samples, files.length - 2);
     assert.equal(report.dataset.counts.failed, 1);
     assert.equal(report.dataset.counts.evaluated, files.length - 3);
-    const nan = report.samples.find((s) => s.error);
+    const nan = report.samples!.find((s) => s.error);
     assert.equal(nan?.path, path.relative(images, files[14] as string));
     assert.match(nan?.error?.message ?? '', /img_emb\/img_emb_1\.npy row 2: the embedding holds NaN/);
     const problems = report.errors.map((p) => `${p.file}: ${p.message}`);

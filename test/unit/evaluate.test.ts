@@ -49,15 +49,15 @@ test('cold, warm, kept-loaded and prompts-last runs give the same report; timing
   const model = await ClipModel.load(MODEL);
   t.after(() => model.dispose());
   const cold = await evaluateDataset(dataset, { model, cacheDir: cache, batchSize: 8 });
-  const n = cold.samples.length;
+  const n = cold.samples!.length;
   assert.equal(n, listFiles(dataset).length);
   // Content hashes: a duplicate's second copy may come from the cache its first copy filled.
-  const distinct = new Set(cold.samples.map((s) => s.contentHash)).size;
+  const distinct = new Set(cold.samples!.map((s) => s.contentHash)).size;
   assert.equal(cold.timing.imagesComputed + cold.timing.imagesFromCache, n);
   assert.ok(cold.timing.imagesComputed >= distinct);
   assert.ok((cold.timing.sessionMs ?? 0) > 0, 'the vision session was created in this run');
   assert.ok(cold.timing.imagesPerSecond > 0);
-  assert.ok(cold.samples.every((s) => s.predicted.length === 4 && /^[0-9a-f]{64}$/.test(s.contentHash ?? '')));
+  assert.ok(cold.samples!.every((s) => s.predicted.length === 4 && /^[0-9a-f]{64}$/.test(s.contentHash ?? '')));
 
   const warm = await evaluateDataset(dataset, { model, cacheDir: cache, batchSize: 8 });
   assert.equal(warm.timing.imagesComputed, 0);
@@ -95,8 +95,8 @@ test('cold, warm, kept-loaded and prompts-last runs give the same report; timing
   };
   const late = await evaluateDataset(dataset, { model: slow, cacheDir: null, batchSize: 8, probabilities: true });
   assert.ok(imagesBeforePrompts > 0, 'some images were inferred before the prompts were ready');
-  assert.deepEqual(answers({ ...late, samples: late.samples.map(({ probabilities, ...s }) => s) }), answers(cold));
-  assert.ok(late.samples.every((s) => s.probabilities?.length === 4 && Math.abs(s.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-5));
+  assert.deepEqual(answers({ ...late, samples: late.samples!.map(({ probabilities, ...s }) => s) }), answers(cold));
+  assert.ok(late.samples!.every((s) => s.probabilities?.length === 4 && Math.abs(s.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-5));
 });
 
 test('a text tower that cannot load stops the run with its own error, naming the file', async (t) => {

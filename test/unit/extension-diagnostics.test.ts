@@ -152,7 +152,7 @@ test('dataset problems: malformed and missing lines on their lines, unreadable i
   const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
   const dataset = await readDataset(path.join(root, 'labels.csv'));
   const report = reportFor(dataset, {}, []);
-  report.samples.find((s) => s.path === 'b.png')!.error = { code: 'image-undecodable', message: 'cannot decode' };
+  report.samples!.find((s) => s.path === 'b.png')!.error = { code: 'image-undecodable', message: 'cannot decode' };
   report.errors.push({ code: 'cache-unavailable', message: 'no cache', file: '/cache' });
   const dup: Warning = { kind: 'duplicate', severity: 'warning', message: 'The same image twice', paths: ['a.png', 'c.png'], numbers: {} };
   report.warnings.push(dup);
@@ -180,8 +180,8 @@ test('leakage: one diagnostic on the later copy, the earlier copy as related inf
   const root = tmpDataset({ 'labels.csv': CSV, 'a.png': 'x', 'b.png': 'x', 'c.png': 'x' });
   const dataset = await readDataset(path.join(root, 'labels.csv'));
   const report = reportFor(dataset, {}, []);
-  report.samples.find((s) => s.path === 'a.png')!.contentHash = 'h1';
-  report.samples.find((s) => s.path === 'c.png')!.contentHash = 'h2';
+  report.samples!.find((s) => s.path === 'a.png')!.contentHash = 'h1';
+  report.samples!.find((s) => s.path === 'c.png')!.contentHash = 'h2';
   report.duplicates = [{ kind: 'near', paths: ['a.png', 'c.png'], splits: ['train', 'test'], labels: ['cat', 'cat'], similarity: 0.97 }];
   report.leakage = [{ split: 'test', earlier: ['train'], paths: ['c.png'], copies: ['a.png'], metricsWithoutLeaked: null }];
   report.warnings.push({ kind: 'leakage', severity: 'error', split: 'test', paths: ['c.png'], message: '1 test image has a near-copy in train', numbers: { count: 1 } });
@@ -317,7 +317,7 @@ test('dataset problems at 100,000: capped with errors first, then warnings, then
   const n = 100_000;
   const report = bigReport(root, 10, 'class-folders');
   report.errors = Array.from({ length: n }, (_, i) => ({ code: i % 2 ? 'empty-class' : 'image-missing', message: `problem ${i}`, path: `cat/${i}.png` }));
-  report.samples[7].error = { code: 'image-unreadable', message: 'broken' };
+  report.samples![7].error = { code: 'image-unreadable', message: 'broken' };
   report.warnings = [{ kind: 'conflicting-labels', severity: 'error', message: 'same image, two labels', paths: ['cat/1.png', 'cat/2.png'] } as Warning];
   const all = datasetDiagnostics({ report });
   assert.equal(all.length, n + 3);

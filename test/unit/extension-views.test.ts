@@ -110,10 +110,10 @@ test('issue groups: by given -> suggested, ordered by their most suspicious issu
 
 test('duplicate groups: leaks first, then conflicting labels, then the rest; images by sample index', () => {
   const r = report();
-  const paths = r.samples.map((s) => s.path);
+  const paths = r.samples!.map((s) => s.path);
   r.duplicates = [
-    { kind: 'exact', paths: [paths[0], paths[1]], splits: [], labels: [r.samples[0].label, r.samples[0].label], similarity: 1 },
-    { kind: 'near', paths: [paths[2], paths[3]], splits: ['train', 'test'], labels: [r.samples[2].label, r.samples[2].label], similarity: 0.91234 },
+    { kind: 'exact', paths: [paths[0], paths[1]], splits: [], labels: [r.samples![0].label, r.samples![0].label], similarity: 1 },
+    { kind: 'near', paths: [paths[2], paths[3]], splits: ['train', 'test'], labels: [r.samples![2].label, r.samples![2].label], similarity: 0.91234 },
     { kind: 'exact', paths: [paths[1], paths[2]], splits: [], labels: ['x', 'y'], similarity: 1 },
   ];
   const rows = duplicateGroupRows(r);

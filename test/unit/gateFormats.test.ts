@@ -437,7 +437,7 @@ test('sarif: valid 2.1.0 structure, stable rule ids, results at the config key l
     run.results.map((r: { partialFingerprints: unknown }) => r.partialFingerprints),
   );
   // Paths with spaces are percent-encoded.
-  const images = formatGate([{ ...labelFileOutcome(), report: { ...labelFileOutcome().report!, samples: labelFileOutcome().report!.samples.map((s) => ({ ...s, source: undefined })) } }], 'sarif');
+  const images = formatGate([{ ...labelFileOutcome(), report: { ...labelFileOutcome().report!, samples: labelFileOutcome().report!.samples!.map((s) => ({ ...s, source: undefined })) } }], 'sarif');
   assert.ok(JSON.parse(images).runs[0].results.some((r: { locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }) => r.locations[0].physicalLocation.artifactLocation.uri === 'data/pets/images/img%202.jpg'));
 });
 

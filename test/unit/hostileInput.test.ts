@@ -163,7 +163,7 @@ test('eval end to end: one stray image in RED_CIRCLE is merged into red_circle w
   assert.ok(w, 'a class-collision warning');
   assert.equal(w.class, 'red_circle');
   assert.match(r.stdout, /class-collision/);
-  const sample = after.samples.find((s) => s.path === `RED_CIRCLE/${stray}`)!;
+  const sample = after.samples!.find((s) => s.path === `RED_CIRCLE/${stray}`)!;
   assert.equal(sample.label, 'red_circle');
 });
 

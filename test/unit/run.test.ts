@@ -129,7 +129,7 @@ test('executeRun evaluates the planned dataset with the plan\'s values; the gate
     assert.equal(report.topK, 1);
     assert.equal(report.model.id, path.relative(dir, MODEL));
     assert.equal(report.dataset.counts.samples, 8);
-    assert.ok(report.samples.every((s) => s.predicted.length === 1));
+    assert.ok(report.samples!.every((s) => s.predicted.length === 1));
     assert.ok(gate);
     assert.equal(gate.passed, true);
   } finally {

@@ -54,14 +54,14 @@ test('search after eval: every image from the cache, results ranked best first, 
   const model = await ClipModel.load(MODEL);
   t.after(() => model.dispose());
   const report = await evaluateDataset(dir, { model, cacheDir: cache });
-  const n = report.samples.length;
+  const n = report.samples!.length;
 
   const r = await searchDataset(dir, 'a red star', { model, cacheDir: cache, top: n });
   assert.equal(r.imagesComputed, 0, 'no image inferred twice');
   assert.equal(r.imagesFromCache, n);
   assert.equal(r.hits.length, n);
   for (let i = 1; i < r.hits.length; i++) assert.ok(r.hits[i - 1].score >= r.hits[i].score);
-  assert.deepEqual(new Set(r.hits.map((h) => h.path)), new Set(report.samples.map((s) => s.path)));
+  assert.deepEqual(new Set(r.hits.map((h) => h.path)), new Set(report.samples!.map((s) => s.path)));
   assert.deepEqual(r.hits.slice(0, 5).map((h) => h.label), ['red_star', 'red_star', 'red_star', 'red_star', 'red_star']);
   const blue = await searchDataset(dir, 'a blue circle', { model, cacheDir: cache, top: 3 });
   assert.equal(blue.hits.length, 3);

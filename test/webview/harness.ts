@@ -16,6 +16,8 @@ import type { EvalReport } from '../../src/core/report';
 import { ThumbnailCache, resolveInsideRoot } from '../../src/core/thumbnails';
 import { buildExport, parsePanelMessage, toPanelReport } from '../../src/extension/reportPanel';
 import { classPrCurve } from '../../src/core/prCurve';
+import { querySamples } from '../../src/core/panelSamples';
+import { samplesOf } from '../../src/core/sampleTable';
 import { panelHtml } from '../../src/extension/panelHtml';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -291,6 +293,7 @@ export class FakeHost {
   }
 
   readonly remoteRequests: string[] = [];
+  private probabilitiesStripped = false;
 
   /** Resolves with the next message (received from now on) that passes `test`. */
   next(test: (m: PanelToHost) => boolean, timeoutMs = 10_000): Promise<PanelToHost> {
@@ -329,13 +332,18 @@ export class FakeHost {
     }
     switch (m.type) {
       case 'ready': {
-        const { report, probabilitiesStripped } = toPanelReport(this.report, this.options.maxProbabilities);
-        return this.send({ type: 'report', report, reportRef: this.options.reportRef, probabilitiesStripped, gate: this.options.gate ?? null });
+        const { report, samples, probabilitiesStripped } = toPanelReport(this.report, this.options.maxProbabilities);
+        this.probabilitiesStripped = probabilitiesStripped;
+        return this.send({ type: 'report', report, samples, reportRef: this.options.reportRef, probabilitiesStripped, gate: this.options.gate ?? null });
+      }
+      case 'requestSamples': {
+        const { total, rows } = querySamples(this.report, m.query, m.start, m.end, this.probabilitiesStripped);
+        return this.send({ type: 'samples', requestId: m.requestId, total, start: m.start, rows });
       }
       case 'requestThumbnails': {
         const items: ThumbnailItem[] = [];
         for (const p of m.paths) {
-          const sample = this.report.samples.find((s) => s.path === p);
+          const sample = samplesOf(this.report).byPath(p);
           if (!sample || !this.options.imageRoot) {
             items.push({ path: p, error: 'no such sample' });
             continue;
@@ -352,7 +360,7 @@ export class FakeHost {
         return this.send({ type: 'thumbnails', requestId: m.requestId, items });
       }
       case 'requestPrCurve':
-        return this.send({ type: 'prCurve', requestId: m.requestId, class: m.class, curve: classPrCurve(m.class, this.report.dataset.classes, this.report.samples, m.split) });
+        return this.send({ type: 'prCurve', requestId: m.requestId, class: m.class, curve: classPrCurve(m.class, this.report.dataset.classes, samplesOf(this.report).toArray(), m.split) });
       case 'applyFix':
         return this.send({ type: 'actionResult', requestId: m.requestId, ok: true, message: `Moved ${path.posix.basename(m.path)} to ${m.toClass}/` });
       case 'ignoreSample':

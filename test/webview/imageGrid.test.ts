@@ -13,38 +13,44 @@ import { evaluateGate } from '../../src/core/gate';
 import { toPanelReport } from '../../src/extension/reportPanel';
 import type { PanelToHost } from '../../src/core/panelProtocol';
 import type { EvalReport } from '../../src/core/report';
-import { clickSelect, emptySelection, keySelect, sortIndices, sourceIndices, sourceOptions, visibleRows, labelScore } from '../../webview/gridModel';
+import { clickSelect, emptySelection, keySelect, sourceOptions, visibleRows, labelScore } from '../../webview/gridModel';
+import { sortIndices, sourceIndices } from '../../src/core/panelSamples';
 import { ReportModel } from '../../webview/model';
 import { shapesReport } from '../fixtures/report/generate';
 import { CHROMIUM, FakeHost, ROOT, buildWebview, launchChromium, screenshotPath, tmpDir } from './harness';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/report/shapes-report.json');
 const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as EvalReport;
+const fixtureSamples = fixture.samples!;
+const panelModel = (split: string | null = null) => {
+  const p = toPanelReport(fixture);
+  return new ReportModel(p.report, split, p.samples);
+};
 
 test('gridModel: sources list the label issues, each class and the confusions (largest first), with their images', () => {
-  const model = new ReportModel(fixture, null);
+  const model = panelModel();
   const opts = sourceOptions(model);
   assert.equal(opts[0]!.value, 'issues');
   assert.equal(opts[0]!.count, fixture.labelIssues.length);
   const star = opts.find((o) => o.value === 'class:yellow_star')!;
-  assert.equal(star.count, fixture.samples.filter((s) => s.label === 'yellow_star' && !s.error).length);
+  assert.equal(star.count, fixtureSamples.filter((s) => s.label === 'yellow_star' && !s.error).length);
   const cells = opts.filter((o) => o.source.kind === 'cell');
   assert.ok(cells.length > 0);
   for (let i = 1; i < cells.length; i++) assert.ok(cells[i - 1]!.count >= cells[i]!.count, 'largest confusions first');
   const top = cells[0]!;
   const src = top.source as { kind: 'cell'; cell: { trueClass: string; predictedClass: string } };
-  const expected = fixture.samples.filter((s) => s.label === src.cell.trueClass && s.predicted[0]?.class === src.cell.predictedClass).map((s) => s.path).sort();
-  assert.deepEqual(sourceIndices(model, top.source).map((i) => fixture.samples[i]!.path).sort(), expected);
+  const expected = fixtureSamples.filter((s) => s.label === src.cell.trueClass && s.predicted[0]?.class === src.cell.predictedClass).map((s) => s.path).sort();
+  assert.deepEqual(sourceIndices(fixture, top.source, null).map((i: number) => fixtureSamples[i]!.path).sort(), expected);
 });
 
 test('gridModel: order by label score (lowest first), top score (highest first) or path; stable', () => {
-  const model = new ReportModel(fixture, null);
-  const idx = sourceIndices(model, { kind: 'class', class: 'yellow_star' });
-  const byLabel = sortIndices(model, idx, 'labelScore').map((i) => labelScore(fixture.samples[i]!, model.classes));
+  const model = panelModel();
+  const idx = sourceIndices(fixture, { kind: 'class', class: 'yellow_star' }, null);
+  const byLabel = sortIndices(fixture, idx, 'labelScore').map((i) => labelScore(fixtureSamples[i]!, model.classes));
   assert.deepEqual(byLabel, [...byLabel].sort((a, b) => a - b));
-  const byTop = sortIndices(model, idx, 'topScore').map((i) => fixture.samples[i]!.predicted[0]?.score ?? 0);
+  const byTop = sortIndices(fixture, idx, 'topScore').map((i: number) => fixtureSamples[i]!.predicted[0]?.score ?? 0);
   assert.deepEqual(byTop, [...byTop].sort((a, b) => b - a));
-  const byPath = sortIndices(model, idx, 'path').map((i) => fixture.samples[i]!.path);
+  const byPath = sortIndices(fixture, idx, 'path').map((i: number) => fixtureSamples[i]!.path);
   assert.deepEqual(byPath, [...byPath].sort());
 });
 
@@ -112,15 +118,16 @@ describe('gate section and image grid in headless Chromium', { skip: chromiumMis
     // "Show yellow_star images" opens the grid on that class.
     await section.locator('tr.fail[data-check="minRecall.yellow_star"] button').click();
     await page.waitForFunction(() => document.querySelector('.image-grid')?.getAttribute('data-source') === 'class:yellow_star');
-    const n = fixture.samples.filter((s) => s.label === 'yellow_star' && !s.error).length;
-    assert.equal(await page.locator('.image-grid').getAttribute('data-count'), String(n));
+    const n = fixtureSamples.filter((s) => s.label === 'yellow_star' && !s.error).length;
+    // The count arrives with the first page from the host.
+    await page.waitForFunction((c) => document.querySelector('.image-grid')?.getAttribute('data-count') === String(c), n);
   });
 
   test('the grid shows a confusion cell\'s images, virtualised, and a bulk action is one message', async () => {
-    const model = new ReportModel(fixture, null);
+    const model = panelModel();
     const cell = sourceOptions(model).find((o) => o.source.kind === 'cell')!;
     await page.selectOption('select.grid-source', cell.value);
-    const expected = sourceIndices(model, cell.source).map((i) => fixture.samples[i]!.path).sort();
+    const expected = sourceIndices(fixture, cell.source, null).map((i: number) => fixtureSamples[i]!.path).sort();
     await page.waitForFunction((n) => document.querySelectorAll('.grid-tile').length === n, expected.length);
     const shown = await page.$$eval('.grid-tile', (els) => els.map((e) => (e as HTMLElement).dataset.path!));
     assert.deepEqual([...shown].sort(), expected);
@@ -154,14 +161,14 @@ describe('gate section and image grid in headless Chromium', { skip: chromiumMis
   });
 
   test('the host\'s resolved set is authoritative: fixes made elsewhere show, an undone fix is open again', async () => {
-    const { report } = toPanelReport(fixture);
+    const { report, samples } = toPanelReport(fixture);
     const first = await page.locator('.grid-tile').first().getAttribute('data-path');
     assert.ok(first);
-    await host.send({ type: 'report', report, gate, resolvedPaths: { [first]: 'fixed' } });
+    await host.send({ type: 'report', report, samples, gate, resolvedPaths: { [first]: 'fixed' } });
     await page.waitForFunction((p) => document.querySelector(`.grid-tile[data-path="${p}"]`)?.classList.contains('done'), first);
     assert.equal(await page.locator('.grid-tile.done').count(), 1, 'only what the host says is resolved');
     // Undo Last Fix in the host: the next report message no longer lists it.
-    await host.send({ type: 'report', report, gate, resolvedPaths: {} });
+    await host.send({ type: 'report', report, samples, gate, resolvedPaths: {} });
     await page.waitForFunction(() => document.querySelectorAll('.grid-tile.done').length === 0);
   });
 });

@@ -192,7 +192,7 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     const classes = fixture.dataset.classes;
     const t = classes.indexOf('yellow_star');
     const p = classes.indexOf('yellow_circle');
-    const expected = fixture.samples
+    const expected = fixture.samples!
       .filter((s) => s.label === 'yellow_star' && s.predicted[0]?.class === 'yellow_circle')
       .map((s) => s.path)
       .sort();
@@ -410,7 +410,7 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
 
   test('"Compare with...": deltas on the cards, a per-class delta column, the difference matrix, images broken; clear', async () => {
     // A: the same run with other figures (as a baseline made before a change would have), B: the fixture.
-    const hashed: EvalReport = { ...fixture, samples: fixture.samples.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples!.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
     const a = makeBaseline(hashed);
     const b = makeBaseline(hashed);
     const [c0, c1] = fixture.dataset.classes;

@@ -53,7 +53,7 @@ test('the committed shapes fixture is what the generator makes, and its metrics 
   const file = path.join(__dirname, '../fixtures/report/shapes-report.json');
   const committed = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalReport;
   assert.deepEqual(committed, JSON.parse(JSON.stringify(shapesReport().report)), 'regenerate with: node --import tsx test/fixtures/report/generate.ts');
-  assert.deepEqual(computeMetrics(committed.dataset.classes, committed.samples, null).confusionMatrix, committed.metrics!.confusionMatrix);
+  assert.deepEqual(computeMetrics(committed.dataset.classes, committed.samples!, null).confusionMatrix, committed.metrics!.confusionMatrix);
   const m = committed.metrics!;
   let n = 0;
   for (const row of m.confusionMatrix) for (const v of row) n += v;
@@ -67,6 +67,6 @@ test('the committed shapes fixture is what the generator makes, and its metrics 
   assert.ok(committed.labelIssues.length >= 10);
   assert.deepEqual(Object.keys(committed.metricsBySplit!), ['train', 'val']);
   assert.equal(m.classes.length, 16);
-  assert.equal(new Set(committed.samples.map((s) => s.path)).size, committed.samples.length, 'sample paths are unique');
-  for (const s of committed.samples) if (committed.dataset.format !== 'label-file') assert.equal(s.path.split('/').at(-2), s.label, s.path);
+  assert.equal(new Set(committed.samples!.map((s) => s.path)).size, committed.samples!.length, 'sample paths are unique');
+  for (const s of committed.samples!) if (committed.dataset.format !== 'label-file') assert.equal(s.path.split('/').at(-2), s.label, s.path);
 });

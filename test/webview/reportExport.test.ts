@@ -112,8 +112,8 @@ test('jsonReportChunks joins to exactly JSON.stringify(report, null, indent), bi
     const chunks = [...jsonReportChunks(report, indent)];
     assert.equal(chunks.join(''), JSON.stringify(report, null, indent));
     // One piece per sample at least: no piece holds the whole samples array.
-    assert.ok(chunks.length > report.samples.length, `${chunks.length} chunks for ${report.samples.length} samples`);
-    assert.ok(Math.max(...chunks.map((c) => c.length)) < JSON.stringify(report.samples).length / 10);
+    assert.ok(chunks.length > report.samples!.length, `${chunks.length} chunks for ${report.samples!.length} samples`);
+    assert.ok(Math.max(...chunks.map((c) => c.length)) < JSON.stringify(report.samples!).length / 10);
   }
   // Empty arrays, undefined members and strings holding line breaks.
   const odd = { ...report, samples: [], labelIssues: [], errors: [{ code: 'x', message: 'two\nlines', file: 'a\nb.csv' }], metricsBySplit: undefined } as unknown as EvalReport;

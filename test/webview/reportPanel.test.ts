@@ -23,6 +23,7 @@ import {
   type ExportFile,
   type ReportPanelActions,
 } from '../../src/extension/reportPanel';
+import { querySamples } from '../../src/core/panelSamples';
 
 const FIXTURE = path.join(__dirname, '../fixtures/report/shapes-report.json');
 const ext = fake.Uri.file('/opt/ext/clip-lens') as unknown as vscodeTypes.Uri;
@@ -32,7 +33,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-host-'));
 async function report(): Promise<EvalReport> {
   const r = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as EvalReport;
   r.dataset.root = path.join(tmp, 'shapes');
-  const first = r.samples[0].path;
+  const first = r.samples![0].path;
   fs.mkdirSync(path.dirname(path.join(r.dataset.root, first)), { recursive: true });
   await sharp({ create: { width: 300, height: 200, channels: 3, background: '#d94a3d' } }).png().toFile(path.join(r.dataset.root, first));
   return r;
@@ -119,7 +120,9 @@ test('sends the report when the webview is ready, and again after it was hidden 
   assert.equal(msg.type, 'report');
   assert.equal(msg.reportRef, '/reports/shapes.json');
   assert.deepEqual(msg.ignoredPaths, ['x.png']);
-  assert.equal(msg.report.samples.length, r.samples.length);
+  assert.equal(msg.report.samples!, undefined, 'the panel gets no samples array, at any size');
+  assert.equal(msg.samples.count, r.samples!.length);
+  assert.ok(msg.samples.known.length > 0 && msg.samples.known.length < r.samples!.length, 'only the samples its lists name');
   lastPanel().setVisible(false);
   ReportPanel.current!.reveal({ kind: 'class', class: 'yellow_star' });
   assert.equal(posted().length, 1, 'a hidden webview is not posted to');
@@ -130,15 +133,22 @@ test('sends the report when the webview is ready, and again after it was hidden 
 
 test('toPanelReport drops content hashes, and probabilities only when too many', () => {
   const r = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as EvalReport;
-  r.samples[0].contentHash = 'ab'.repeat(32);
+  const first = r.labelIssues[0]!.index;
+  r.samples![first]!.contentHash = 'ab'.repeat(32);
   const small = toPanelReport(r);
   assert.equal(small.probabilitiesStripped, false);
-  assert.equal(small.report.samples[0].contentHash, undefined);
-  assert.equal(small.report.samples[0].probabilities?.length, 16);
-  assert.equal(r.samples[0].contentHash, 'ab'.repeat(32), 'the original is not modified');
+  assert.equal(small.samples.hasProbabilities, true);
+  const known = small.samples.known.find((k) => k.index === first)!;
+  assert.equal(known.sample.contentHash, undefined);
+  assert.equal(known.sample.probabilities?.length, 16);
+  assert.equal(r.samples![first]!.contentHash, 'ab'.repeat(32), 'the original is not modified');
+  const page = querySamples(r, { source: { kind: 'issues' }, sort: 'labelScore', split: null }, 0, 5);
+  assert.ok(page.rows.length > 0 && page.rows.every((x) => x.sample.contentHash === undefined && x.sample.probabilities?.length === 16));
   const big = toPanelReport(r, 1000);
   assert.equal(big.probabilitiesStripped, true);
-  assert.ok(big.report.samples.every((s) => s.probabilities === undefined));
+  assert.equal(big.samples.hasProbabilities, false);
+  assert.ok(big.samples.known.every((k) => k.sample.probabilities === undefined));
+  assert.ok(querySamples(r, { source: { kind: 'issues' }, sort: 'labelScore', split: null }, 0, 5, true).rows.every((x) => x.sample.probabilities === undefined));
 });
 
 test('answers thumbnail requests only for samples of the report, inside the dataset root', async () => {
@@ -147,7 +157,7 @@ test('answers thumbnail requests only for samples of the report, inside the data
   ReportPanel.createOrShow(ext, actions(calls), r);
   const w = lastPanel().webview;
   w.receive({ type: 'ready' });
-  w.receive({ type: 'requestThumbnails', requestId: 7, paths: [r.samples[0].path, r.samples[1].path, '../../etc/passwd'] });
+  w.receive({ type: 'requestThumbnails', requestId: 7, paths: [r.samples![0].path, r.samples![1].path, '../../etc/passwd'] });
   await settle();
   await settle();
   const answer = posted().find((m) => m.type === 'thumbnails') as Extract<HostToPanel, { type: 'thumbnails' }>;
@@ -159,9 +169,9 @@ test('answers thumbnail requests only for samples of the report, inside the data
   assert.ok(calls.logs.some((l) => l.includes('../../etc/passwd')));
 
   w.receive({ type: 'openImage', path: '/etc/passwd' });
-  w.receive({ type: 'openImage', path: r.samples[0].path });
+  w.receive({ type: 'openImage', path: r.samples![0].path });
   await settle();
-  assert.deepEqual(calls.opened, [path.join(r.dataset.root, r.samples[0].path)]);
+  assert.deepEqual(calls.opened, [path.join(r.dataset.root, r.samples![0].path)]);
 });
 
 test('applies fixes in the dataset\'s terms and reports failures back', async () => {
@@ -191,7 +201,7 @@ test('label-file datasets change the label line; label lines and problem files o
   const r = await report();
   r.dataset.format = 'label-file';
   r.dataset.labelFile = path.join(r.dataset.root, 'labels.csv');
-  const s = r.samples[3];
+  const s = r.samples![3];
   s.source = { file: 'labels.csv', line: 12 };
   assert.deepEqual(buildFix(r, s, 'red_star'), { kind: 'change-label', path: s.path, file: 'labels.csv', line: 12, fromClass: s.label, toClass: 'red_star' });
   assert.equal(buildFix(r, { ...s, source: undefined }, 'red_star'), null);
@@ -202,7 +212,7 @@ test('label-file datasets change the label line; label lines and problem files o
   const w = lastPanel().webview;
   w.receive({ type: 'ready' });
   w.receive({ type: 'openLabelLine', path: s.path });
-  w.receive({ type: 'openLabelLine', path: r.samples[4].path }); // no source: refused
+  w.receive({ type: 'openLabelLine', path: r.samples![4].path }); // no source: refused
   const problem = r.errors.findIndex((e) => e.file);
   w.receive({ type: 'openProblem', index: problem });
   w.receive({ type: 'openProblem', index: 999 });

@@ -12,10 +12,11 @@ import { datasetName, escapeMarkdown, pct, statusTooltipLines } from '../format'
 import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
 import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, viewOrder, type ClassRow, type ImageRow } from './model';
-import type { EvalReport } from '../../core/report';
+import type { EvalReport, ReportSample } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
+import { samplesOf, pathIndex } from '../../core/sampleTable';
 
-/** Images listed per class; the rest is one "… more" item that opens the report. */
+/** Images listed per class at first and added per "Show more" (children are made on expand, a page at a time). */
 export const MAX_IMAGES_PER_CLASS = 500;
 
 export type DatasetNode =
@@ -41,6 +42,8 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   /** Node objects are reused so the view keeps expansion and selection across refreshes. */
   private readonly nodes = new Map<string, DatasetNode>();
   private readonly lastRunningUpdate = new Map<string, number>();
+  /** Images listed per class (root NUL class) after "Show more". */
+  private readonly limits = new Map<string, number>();
   /** Rows computed once per report (a class may hold thousands of images). */
   private readonly classCache = new WeakMap<EvalReport, ClassRow[]>();
   private readonly imageCache = new WeakMap<EvalReport, Map<string, ImageRow[]>>();
@@ -78,6 +81,13 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
     );
   }
 
+  /** "Show more" under a class: the next page of its images. */
+  showMore(root: string, cls: string): void {
+    const key = `${root}\0${cls}`;
+    this.limits.set(key, (this.limits.get(key) ?? MAX_IMAGES_PER_CLASS) + MAX_IMAGES_PER_CLASS);
+    this.changed.fire(this.node({ kind: 'class', root, cls }));
+  }
+
   private node<T extends DatasetNode>(n: T): T {
     const key = JSON.stringify(n);
     const existing = this.nodes.get(key);
@@ -111,13 +121,14 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       return (row?.indices ?? []).map((index) => this.node({ kind: 'dupImage', root: element.root, group: element.group, index }));
     }
     if (element.kind === 'outliers') {
-      const indexOf = new Map(result.report.samples.map((s, i) => [s.path, i]));
+      const indexOf = pathIndex(samplesOf(result.report));
       return (result.report.outliers ?? []).slice(0, MAX_IMAGES_PER_CLASS).flatMap((o) => (indexOf.has(o.path) ? [this.node({ kind: 'outlierImage', root: element.root, index: indexOf.get(o.path)! })] : []));
     }
     if (element.kind === 'class') {
       const rows = this.imageRowsOf(result.report, element.cls);
-      const shown = rows.slice(0, MAX_IMAGES_PER_CLASS).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
-      if (rows.length > MAX_IMAGES_PER_CLASS) shown.push(this.node({ kind: 'more', root: element.root, cls: element.cls, count: rows.length - MAX_IMAGES_PER_CLASS }));
+      const limit = this.limits.get(`${element.root}\0${element.cls}`) ?? MAX_IMAGES_PER_CLASS;
+      const shown = rows.slice(0, limit).map((r) => this.node({ kind: 'image', root: element.root, index: r.index }) as DatasetNode);
+      if (rows.length > limit) shown.push(this.node({ kind: 'more', root: element.root, cls: element.cls, count: rows.length - limit }));
       return shown;
     }
     return [];
@@ -130,7 +141,8 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
     if (element.kind === 'dupImage') return this.node({ kind: 'dupGroup', root: element.root, group: element.group });
     if (element.kind === 'outlierImage') return this.node({ kind: 'outliers', root: element.root });
     if (element.kind === 'class' || element.kind === 'more') return element.kind === 'class' ? this.node({ kind: 'dataset', root: element.root }) : this.node({ kind: 'class', root: element.root, cls: element.cls });
-    const s = this.store.get(element.root)?.report.samples[element.index];
+    const r = this.store.get(element.root)?.report;
+    const s = r ? samplesOf(r).at(element.index) : undefined;
     return s ? this.node({ kind: 'class', root: element.root, cls: s.label }) : undefined;
   }
 
@@ -166,7 +178,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         return item;
       }
       case 'image': {
-        const sample = result.report.samples[element.index];
+        const sample = samplesOf(result.report).at(element.index) as ReportSample;
         const row = this.imageRowsOf(result.report, sample.label).find((r) => r.index === element.index);
         const file = sampleFile(result.report, sample.path);
         const item = new vscode.TreeItem(path.posix.basename(sample.path), vscode.TreeItemCollapsibleState.None);
@@ -209,7 +221,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
       }
       case 'dupImage':
       case 'outlierImage': {
-        const sample = result.report.samples[element.index];
+        const sample = samplesOf(result.report).at(element.index) as ReportSample;
         const file = sampleFile(result.report, sample.path);
         const item = new vscode.TreeItem(sample.path, vscode.TreeItemCollapsibleState.None);
         item.id = `${element.kind}:${element.root}\0${element.kind === 'dupImage' ? `${element.group}\0` : ''}${sample.path}`;
@@ -221,9 +233,10 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         return item;
       }
       case 'more': {
-        const item = new vscode.TreeItem(`… ${element.count} more image${element.count === 1 ? '' : 's'}`, vscode.TreeItemCollapsibleState.None);
-        item.description = 'open the report';
-        item.command = { command: COMMANDS.openReport, title: 'Open Report', arguments: [element.root, { kind: 'class', class: element.cls }] };
+        const next = Math.min(MAX_IMAGES_PER_CLASS, element.count);
+        const item = new vscode.TreeItem(`Show ${next} more… (${element.count} left)`, vscode.TreeItemCollapsibleState.None);
+        item.description = 'or open the report for all';
+        item.command = { command: COMMANDS.showMoreImages, title: 'Show More Images', arguments: [element.root, element.cls] };
         return item;
       }
     }
@@ -259,7 +272,7 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
   async resolveTreeItem(item: vscode.TreeItem, element: DatasetNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
     if ((element.kind !== 'image' && element.kind !== 'dupImage' && element.kind !== 'outlierImage') || item.tooltip) return item;
     const result = this.store.get(element.root);
-    const sample = result?.report.samples[element.index];
+    const sample = result ? samplesOf(result.report).at(element.index) : undefined;
     if (!result || !sample) return item;
     const thumb = await this.thumbnails.markdown(sampleFile(result.report, sample.path));
     if (token.isCancellationRequested) return item;

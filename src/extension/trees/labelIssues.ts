@@ -14,6 +14,7 @@ import { predictionsMarkdown, type Thumbnails } from '../hover';
 import type { DatasetResult, ReportStore } from '../store';
 import { issueGroups, issuePath, predictorText, type IssueGroup } from './model';
 import { datasetFormat } from '../../core/datasetFormat';
+import { samplesOf } from '../../core/sampleTable';
 
 export type IssueNode =
   | { kind: 'dataset'; root: string }
@@ -147,7 +148,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     const warn = issue.score < this.settings().labelIssueWarningScore;
     item.iconPath = new vscode.ThemeIcon(warn ? 'warning' : 'info', new vscode.ThemeColor(warn ? 'list.warningForeground' : 'notificationsInfoIcon.foreground'));
     item.resourceUri = vscode.Uri.file(sampleFile(report, element.samplePath));
-    const sample = report.samples[issue.index];
+    const sample = samplesOf(report).at(issue.index);
     item.accessibilityInformation = { label: `${labelIssueMessage(issue, sample, report.dataset.format)}: ${element.samplePath}` };
     if (traits.samplesHaveLines && sample?.source && report.dataset.labelFile) {
       item.command = { command: 'vscode.open', title: 'Open Label Line', arguments: [vscode.Uri.file(report.dataset.labelFile), { selection: new vscode.Range(sample.source.line - 1, 0, sample.source.line - 1, 0) } satisfies vscode.TextDocumentShowOptions] };
@@ -162,7 +163,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     const found = this.issue(element.root, element.samplePath);
     if (!found) return item;
     const report: EvalReport = found.result.report;
-    const sample = report.samples[found.issue.index];
+    const sample = samplesOf(report).at(found.issue.index);
     const thumb = await this.thumbnails.markdown(sampleFile(report, element.samplePath));
     if (token.isCancellationRequested) return item;
     const fix = datasetFormat(report.dataset.format).fix === 'change-label' ? `change the label to **${escapeMarkdown(found.issue.suggested)}**` : `move it to the folder **${escapeMarkdown(found.issue.suggested)}**`;

@@ -6,6 +6,7 @@ import type { EvalReport, LabelIssue, Warning, WarningKind } from '../../core/re
 import type { ScoredClass } from '../../core/types';
 import { sortWarnings } from '../../core/warnings';
 import { pct } from '../format';
+import { samplesOf, pathIndex } from '../../core/sampleTable';
 
 export interface ClassRow {
   class: string;
@@ -77,7 +78,7 @@ export interface ImageRow {
 export function classImages(report: EvalReport, cls: string): ImageRow[] {
   const issueRank = new Map(report.labelIssues.map((i) => [i.index, i.rank]));
   const rows: ImageRow[] = [];
-  report.samples.forEach((s, index) => {
+  samplesOf(report).forEach((s, index) => {
     if (s.label !== cls) return;
     const top = s.predicted[0];
     const labelScore = s.predicted.find((p) => p.class === s.label)?.score;
@@ -124,7 +125,7 @@ export function issueGroups(report: EvalReport, hidden: ReadonlySet<string> = ne
   const groups = new Map<string, IssueGroup>();
   const sorted = [...report.labelIssues].sort((a, b) => a.rank - b.rank);
   for (const issue of sorted) {
-    const p = issue.path ?? report.samples[issue.index]?.path;
+    const p = issue.path ?? samplesOf(report).at(issue.index)?.path;
     if (p === undefined || hidden.has(p)) continue;
     const key = `${issue.given}\0${issue.suggested}`;
     let g = groups.get(key);
@@ -135,7 +136,7 @@ export function issueGroups(report: EvalReport, hidden: ReadonlySet<string> = ne
 }
 
 export function issuePath(report: EvalReport, issue: LabelIssue): string {
-  return issue.path ?? report.samples[issue.index]?.path ?? `#${issue.index}`;
+  return issue.path ?? samplesOf(report).at(issue.index)?.path ?? `#${issue.index}`;
 }
 
 /** Which predictor found the label issues, in words ("the linear probe"); undefined for reports without it. */
@@ -240,7 +241,7 @@ export interface DuplicateGroupRow {
 
 /** The report's duplicate groups for the Datasets view: leaks first, then conflicting labels, then the rest. */
 export function duplicateGroupRows(report: EvalReport): DuplicateGroupRow[] {
-  const indexOf = new Map(report.samples.map((s, i) => [s.path, i]));
+  const indexOf = pathIndex(samplesOf(report));
   const rows = (report.duplicates ?? []).map((g, group): DuplicateGroupRow => {
     const leak = new Set(g.splits).size > 1;
     const conflicting = new Set(g.labels).size > 1;

@@ -1,0 +1,316 @@
+/**
+ * The per-sample part of a report and the one way to read it.
+ *
+ * A report's samples live either inline (`samples` in the JSON, as before) or in a columnar sidecar next to it
+ * (`"samplesFile": "report.samples.parquet"`, relative to the report; Parquet through hyparquet / hyparquet-writer).
+ * Everything that reads samples (compare, baselines, the trees, the panel host, hovers, fixes) goes through
+ * {@link samplesOf}: a {@link SampleTable} over the inline array or over the sidecar's columns, one code path.
+ *
+ * With `--samples auto` (the default) samples stay inline up to {@link INLINE_SAMPLES_LIMIT} and the sidecar is written
+ * in addition; above it they go only to the sidecar. `inline` keeps them inline at any size, `sidecar` never inline.
+ *
+ * The sidecar's columns: path, label, split, source_file, source_line, content_hash, error_code, error_message,
+ * top_class_1..K (index into `dataset.classes`, -1 none), top_score_1..K, probabilities (JSON, only with
+ * --probabilities). Its key-value metadata `clip-lens.samples` holds {format, rows, classes, topK}; a sidecar whose
+ * rows or classes do not match the report is refused, naming the file.
+ *
+ * In memory a sidecar table holds columns (typed arrays and interned strings), not a million objects: a sample is
+ * made when asked for ({@link SampleTable.at}, {@link SampleTable.slice}).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ClipLensError } from './errors';
+import { makeDirectory } from './fileSystem';
+import type { EvalReport, ReportSample } from './report';
+import { attachSamples, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
+
+export { attachSamples, SampleTable, samplesOf } from './sampleTable';
+
+/** With `--samples auto`, reports of up to this many samples keep them inline (and get the sidecar as well). */
+export const INLINE_SAMPLES_LIMIT = 50_000;
+export type SamplesMode = 'inline' | 'sidecar' | 'auto';
+export const SAMPLES_MODES: readonly SamplesMode[] = ['inline', 'sidecar', 'auto'];
+/** Format tag in the sidecar's metadata. */
+export const SAMPLES_FORMAT = 'clip-lens-samples/1';
+const META_KEY = 'clip-lens.samples';
+
+/** The sidecar of `reportFile`: `x.json` -> `x.samples.parquet`. */
+export function sidecarFileOf(reportFile: string): string {
+  const base = reportFile.endsWith('.json') ? reportFile.slice(0, -5) : reportFile;
+  return `${base}.samples.parquet`;
+}
+
+/** Whether the samples of a report of `n` samples go inline under `mode`. */
+export function samplesInline(mode: SamplesMode, n: number): boolean {
+  return mode === 'inline' || (mode === 'auto' && n <= INLINE_SAMPLES_LIMIT);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Writing
+
+/** Rows per row group of the sidecar (pages read by range touch one or two). */
+const ROW_GROUP = 50_000;
+
+/** Builds the sidecar of `report`'s samples (Parquet bytes). */
+export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
+  const table = samplesOf(report);
+  const n = table.length;
+  const classes = report.dataset.classes;
+  const classIndex = new Map(classes.map((c, i) => [c, i]));
+  const k = Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
+  const paths: string[] = new Array(n);
+  const labels: string[] = new Array(n);
+  const splits: (string | null)[] = new Array(n);
+  const srcFile: (string | null)[] = new Array(n);
+  const srcLine = new Int32Array(n);
+  const hashes: (string | null)[] = new Array(n);
+  const errCode: (string | null)[] = new Array(n);
+  const errMessage: (string | null)[] = new Array(n);
+  const topClass = Array.from({ length: k }, () => new Int32Array(n).fill(-1));
+  const topScore = Array.from({ length: k }, () => new Float64Array(n));
+  let probs: (string | null)[] | null = null;
+  for (let i = 0; i < n; i++) {
+    const s = table.at(i) as ReportSample;
+    paths[i] = s.path;
+    labels[i] = s.label;
+    splits[i] = s.split ?? null;
+    srcFile[i] = s.source?.file ?? null;
+    srcLine[i] = s.source?.line ?? 0;
+    hashes[i] = s.contentHash ?? null;
+    errCode[i] = s.error?.code ?? null;
+    errMessage[i] = s.error?.message ?? null;
+    if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
+    s.predicted.forEach((p, r) => {
+      const ci = classIndex.get(p.class);
+      if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
+      (topClass[r] as Int32Array)[i] = ci;
+      (topScore[r] as Float64Array)[i] = p.score;
+    });
+    if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+  }
+  const { parquetWriteBuffer } = await import('hyparquet-writer');
+  const columnData = [
+    { name: 'path', data: paths, type: 'STRING' as const, nullable: false },
+    { name: 'label', data: labels, type: 'STRING' as const, nullable: false },
+    { name: 'split', data: splits, type: 'STRING' as const },
+    { name: 'source_file', data: srcFile, type: 'STRING' as const },
+    { name: 'source_line', data: srcLine, type: 'INT32' as const, nullable: false },
+    { name: 'content_hash', data: hashes, type: 'STRING' as const },
+    { name: 'error_code', data: errCode, type: 'STRING' as const },
+    { name: 'error_message', data: errMessage, type: 'STRING' as const },
+    ...topClass.map((data, r) => ({ name: `top_class_${r + 1}`, data, type: 'INT32' as const, nullable: false })),
+    ...topScore.map((data, r) => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE' as const, nullable: false })),
+    ...(probs ? [{ name: 'probabilities', data: probs, type: 'JSON' as const }] : []),
+  ];
+  const meta = { format: SAMPLES_FORMAT, rows: n, classes: classes.length, topK: k };
+  const buf = parquetWriteBuffer({ columnData, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
+  return new Uint8Array(buf);
+}
+
+/** Writes the sidecar of `report` to `file` (a temporary file renamed into place). */
+export async function writeSamplesSidecar(report: EvalReport, file: string): Promise<void> {
+  const bytes = await samplesParquet(report);
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    await makeDirectory(path.dirname(path.resolve(file)));
+    await fs.promises.writeFile(tmp, bytes);
+    await fs.promises.rename(tmp, file);
+  } catch (e) {
+    await fs.promises.rm(tmp, { force: true });
+    const err = e as NodeJS.ErrnoException;
+    throw new ClipLensError('output-unwritable', `cannot write the samples sidecar: ${err.message}`, { file });
+  }
+}
+
+/**
+ * The report as written to `reportFile` under `mode`: the JSON object (samples inline or replaced by `samplesFile`)
+ * and whether the sidecar is written too (always, except with `inline`).
+ */
+export function reportForFile(report: EvalReport, reportFile: string, mode: SamplesMode): { json: EvalReport; sidecar: string | null } {
+  const n = samplesOf(report).length;
+  const sidecar = mode === 'inline' ? null : sidecarFileOf(reportFile);
+  const rel = sidecar ? path.basename(sidecar) : undefined;
+  if (samplesInline(mode, n)) {
+    const { samplesFile: _f, ...rest } = report;
+    return { json: { ...rest, samples: report.samples ?? samplesOf(report).toArray(), ...(rel ? { samplesFile: rel } : {}) }, sidecar };
+  }
+  const { samples: _s, samplesFile: _f, ...rest } = report;
+  return { json: { ...rest, samplesFile: rel } as EvalReport, sidecar };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Reading
+
+type Hyparquet = typeof import('hyparquet', { with: { 'resolution-mode': 'import' } });
+let hyparquet: Promise<Hyparquet> | undefined;
+function loadHyparquet(): Promise<Hyparquet> {
+  return (hyparquet ??= import('hyparquet'));
+}
+
+function intern(names: string[], index: Map<string, number>, v: string): number {
+  let i = index.get(v);
+  if (i === undefined) {
+    i = names.length;
+    names.push(v);
+    index.set(v, i);
+  }
+  return i;
+}
+
+/** Reads a sidecar into a table; `expect` is what the report says (rows, classes). Errors name `shown`. */
+export async function readSamplesSidecar(file: string, classes: readonly string[], expectRows: number, shown = file): Promise<SampleTable> {
+  const bad = (why: string): never => {
+    throw new ClipLensError('report-sidecar-bad', why, { file: shown });
+  };
+  let bytes: Buffer;
+  try {
+    bytes = await fs.promises.readFile(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ClipLensError('report-sidecar-missing', `cannot read the report's samples file${err.code === 'ENOENT' ? ': it does not exist' : `: ${err.message}`}`, { file: shown });
+  }
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const { parquetMetadata, parquetRead } = await loadHyparquet();
+  let metadata: ReturnType<Hyparquet['parquetMetadata']>;
+  try {
+    metadata = parquetMetadata(buffer);
+  } catch (e) {
+    return bad(`not a Parquet samples file (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const kv = metadata.key_value_metadata?.find((x) => x.key === META_KEY)?.value;
+  let meta: { format?: unknown; rows?: unknown; classes?: unknown; topK?: unknown } = {};
+  try {
+    meta = kv ? (JSON.parse(kv) as typeof meta) : {};
+  } catch {
+    bad(`bad ${META_KEY} metadata`);
+  }
+  if (meta.format !== SAMPLES_FORMAT) bad(`not a clip-lens samples file (format ${JSON.stringify(meta.format ?? null)}, expected ${SAMPLES_FORMAT})`);
+  const n = Number(metadata.num_rows);
+  if (n !== expectRows || meta.rows !== n) bad(`has ${n} samples, the report ${expectRows}: it belongs to another report`);
+  if (meta.classes !== classes.length) bad(`was written for ${String(meta.classes)} classes, the report has ${classes.length}: it belongs to another report`);
+  const k = Number(meta.topK);
+  if (!Number.isInteger(k) || k < 1) bad(`bad topK ${String(meta.topK)}`);
+  const names = new Set(metadata.schema.slice(1).map((s) => s.name));
+  const required = ['path', 'label', 'split', 'source_file', 'source_line', 'content_hash', 'error_code', 'error_message'];
+  for (let r = 1; r <= k; r++) required.push(`top_class_${r}`, `top_score_${r}`);
+  for (const c of required) if (!names.has(c)) bad(`has no column '${c}'`);
+
+  const c: SampleColumns = {
+    n,
+    k,
+    classes,
+    paths: new Array<string>(n),
+    labelNames: [],
+    labels: new Int32Array(n),
+    splitNames: [],
+    splits: new Int32Array(n).fill(-1),
+    sourceFiles: [],
+    sourceFile: new Int32Array(n).fill(-1),
+    sourceLine: new Int32Array(n),
+    hashes: null,
+    topClass: new Int32Array(n * k).fill(-1),
+    topScore: new Float64Array(n * k),
+    errors: new Map(),
+    probabilities: names.has('probabilities') ? new Map() : null,
+  };
+  const labelIdx = new Map<string, number>();
+  const splitIdx = new Map<string, number>();
+  const fileIdx = new Map<string, number>();
+  const errCodes = new Map<number, string>();
+  const errMessages = new Map<number, string>();
+  const onChunk = ({ columnName, columnData, rowStart }: { columnName: string; columnData: ArrayLike<unknown>; rowStart: number }) => {
+    const len = columnData.length;
+    const top = /^top_(class|score)_(\d+)$/.exec(columnName);
+    for (let j = 0; j < len; j++) {
+      const i = rowStart + j;
+      if (i >= n) break;
+      const v = columnData[j];
+      if (top) {
+        const r = Number(top[2]) - 1;
+        if (r >= k) break;
+        if (top[1] === 'class') {
+          const ci = Number(v);
+          if (!Number.isInteger(ci) || ci < -1 || ci >= classes.length) bad(`row ${i}: class index ${String(v)} is not a class of the report`);
+          c.topClass[i * k + r] = ci;
+        } else c.topScore[i * k + r] = Number(v);
+        continue;
+      }
+      switch (columnName) {
+        case 'path':
+          if (typeof v !== 'string') bad(`row ${i}: no path`);
+          c.paths[i] = v as string;
+          break;
+        case 'label':
+          c.labels[i] = intern(c.labelNames, labelIdx, String(v ?? ''));
+          break;
+        case 'split':
+          if (typeof v === 'string') c.splits[i] = intern(c.splitNames, splitIdx, v);
+          break;
+        case 'source_file':
+          if (typeof v === 'string') c.sourceFile[i] = intern(c.sourceFiles, fileIdx, v);
+          break;
+        case 'source_line':
+          c.sourceLine[i] = Number(v);
+          break;
+        case 'content_hash':
+          if (typeof v === 'string') (c.hashes ??= new Array<string | undefined>(n))[i] = v;
+          break;
+        case 'error_code':
+          if (typeof v === 'string') errCodes.set(i, v);
+          break;
+        case 'error_message':
+          if (typeof v === 'string') errMessages.set(i, v);
+          break;
+        case 'probabilities':
+          if (v !== null && v !== undefined) c.probabilities?.set(i, typeof v === 'string' ? v : JSON.stringify(v));
+          break;
+      }
+    }
+  };
+  try {
+    await parquetRead({ file: buffer, metadata, columns: [...names].filter((x) => required.includes(x) || x === 'probabilities'), onChunk: onChunk as never });
+  } catch (e) {
+    if (e instanceof ClipLensError) throw e;
+    bad(`cannot be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  for (let i = 0; i < n; i++) if (typeof c.paths[i] !== 'string') bad(`row ${i}: no path`);
+  for (const [i, code] of errCodes) c.errors.set(i, { code, message: errMessages.get(i) ?? '' });
+  return SampleTable.fromColumns(c, file);
+}
+
+/**
+ * Reads a report file: the JSON (errors name `shown`) and, when it names a `samplesFile` and has no inline samples,
+ * its sidecar (resolved next to the report), attached to the returned report so that {@link samplesOf} finds it.
+ */
+export async function attachSidecar(report: EvalReport, reportFile: string, shown = reportFile): Promise<EvalReport> {
+  if (Array.isArray(report.samples)) return report;
+  if (typeof report.samplesFile !== 'string' || report.samplesFile === '') {
+    throw new ClipLensError('report-bad', 'has neither "samples" nor "samplesFile"', { file: shown });
+  }
+  if (path.isAbsolute(report.samplesFile) || report.samplesFile.split(/[\\/]/).includes('..')) {
+    throw new ClipLensError('report-bad', `"samplesFile" must name a file next to the report, not ${report.samplesFile}`, { file: shown });
+  }
+  const file = path.join(path.dirname(reportFile), report.samplesFile);
+  const shownSidecar = path.join(path.dirname(shown), report.samplesFile);
+  const table = await readSamplesSidecar(file, report.dataset.classes, report.dataset.counts.samples, shownSidecar);
+  attachSamples(report, table);
+  return report;
+}
+
+/** Reads a report file (`eval --json`, a saved report) with its sidecar when the samples are there. */
+export async function readReportFile(file: string, shown = file): Promise<EvalReport> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf8');
+  } catch (e) {
+    throw new ClipLensError('report-unreadable', `cannot read the report: ${(e as Error).message}`, { file: shown });
+  }
+  let report: EvalReport;
+  try {
+    report = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as EvalReport;
+  } catch (e) {
+    throw new ClipLensError('report-invalid', `not valid JSON: ${(e as Error).message}`, { file: shown });
+  }
+  if (!report || typeof report !== 'object' || typeof report.dataset !== 'object' || report.dataset === null) throw new ClipLensError('report-invalid', 'not a clip-lens report', { file: shown });
+  return attachSidecar(report, file, shown);
+}

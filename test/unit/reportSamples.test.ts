@@ -1,0 +1,141 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeJsonReport } from '../../src/cli/io';
+import { compareRuns, readRunFile } from '../../src/core/compare';
+import { makeBaseline } from '../../src/core/baseline';
+import { ClipLensError } from '../../src/core/errors';
+import type { EvalReport, ReportSample } from '../../src/core/report';
+import { INLINE_SAMPLES_LIMIT, readReportFile, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarFileOf } from '../../src/core/reportSamples';
+import { writeReport } from '../../src/extension/reportFile';
+import { jsonReport } from '../../src/core/reportExport';
+import { hash, makeReport, many } from './reportFixtures';
+
+const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-sidecar-'));
+
+/** A report whose samples use every field: splits, label lines, errors, probabilities, missing hashes, short top-K. */
+function richReport(): EvalReport {
+  const r = makeReport(['cat', 'dog', 'fox'], [...many('cat', 4, 3, 'dog'), ...many('dog', 3, 2, 'fox')], { issues: [3] });
+  const s = r.samples as ReportSample[];
+  s[0] = { ...s[0], split: 'train', source: { file: 'labels.csv', line: 2 }, probabilities: [0.7, 0.2000000000000001, 0.1] };
+  s[1] = { ...s[1], split: 'val', predicted: [{ class: 'cat', score: 0.123456789012345 }, { class: 'fox', score: 1e-9 }] };
+  s[2] = { path: 'cat/broken.png', label: 'cat', predicted: [], error: { code: 'image-unreadable', message: 'bad PNG: ünïcode' } };
+  delete s[4].contentHash;
+  s[5] = { ...s[5], label: 'not-a-class' };
+  r.dataset.splits = ['train', 'val'];
+  return r;
+}
+
+test('the sidecar gives back every sample exactly (all fields, unicode, doubles)', async () => {
+  const r = richReport();
+  const dir = tmpDir();
+  const file = path.join(dir, 'x.samples.parquet');
+  fs.writeFileSync(file, await samplesParquet(r));
+  const table = await readSamplesSidecar(file, r.dataset.classes, r.samples!.length);
+  assert.deepEqual(table.toArray(), r.samples);
+  assert.equal(table.indexOfPath('cat/broken.png'), 2);
+  assert.equal(table.at(99), undefined);
+  assert.deepEqual(table.slice(5, 100), r.samples!.slice(5));
+});
+
+test('--samples auto: small reports keep samples inline and get the sidecar too; inline and sidecar compare the same', async () => {
+  const r = richReport();
+  const dir = tmpDir();
+  const auto = path.join(dir, 'auto.json');
+  const side = path.join(dir, 'side.json');
+  const inline = path.join(dir, 'inline.json');
+  await writeJsonReport(r, auto, 'auto');
+  await writeJsonReport(r, side, 'sidecar');
+  await writeJsonReport(r, inline, 'inline');
+  const autoJson = JSON.parse(fs.readFileSync(auto, 'utf8')) as EvalReport;
+  assert.deepEqual(autoJson.samples, r.samples, 'inline samples unchanged (the outside contract)');
+  assert.equal(autoJson.samplesFile, 'auto.samples.parquet');
+  assert.ok(fs.existsSync(sidecarFileOf(auto)));
+  const sideJson = JSON.parse(fs.readFileSync(side, 'utf8')) as EvalReport;
+  assert.equal(sideJson.samples, undefined);
+  assert.equal(sideJson.samplesFile, 'side.samples.parquet');
+  const inlineJson = JSON.parse(fs.readFileSync(inline, 'utf8')) as EvalReport;
+  assert.equal(inlineJson.samplesFile, undefined);
+  assert.ok(!fs.existsSync(sidecarFileOf(inline)));
+
+  // One accessor, same samples from either place.
+  const fromSide = await readReportFile(side);
+  const fromInline = await readReportFile(inline);
+  assert.deepEqual(samplesOf(fromSide).toArray(), samplesOf(fromInline).toArray());
+  // The panel's JSON export is self-contained: samples inline, no sidecar name that would not resolve.
+  const exported = JSON.parse(jsonReport(fromSide)) as EvalReport;
+  assert.deepEqual(exported.samples, r.samples);
+  assert.equal(exported.samplesFile, undefined);
+  // compare: identical output whichever way each side keeps its samples.
+  const other = makeReport(['cat', 'dog', 'fox'], [...many('cat', 4, 4, 'dog'), ...many('dog', 3, 1, 'fox')]);
+  const otherFile = path.join(dir, 'other.json');
+  await writeJsonReport(other, otherFile, 'sidecar');
+  const viaSidecar = compareRuns(await readRunFile(side), await readRunFile(otherFile), ['a', 'b']);
+  const viaInline = compareRuns(await readRunFile(inline), makeBaseline(other), ['a', 'b']);
+  assert.deepEqual(viaSidecar, viaInline);
+  assert.ok(viaInline.samples.common > 0);
+});
+
+test('a large report (200,000 samples) keeps its JSON small: samples only in the sidecar, read back through the accessor', async () => {
+  const n = 200_000;
+  assert.ok(n > INLINE_SAMPLES_LIMIT);
+  const r = makeReport(['a', 'b', 'c'], [...many('a', n / 2, n / 2 - 7, 'b'), ...many('b', n / 4, n / 4, 'a'), ...many('c', n / 4, 3, 'a')]);
+  const dir = tmpDir();
+  const file = path.join(dir, 'big.json');
+  await writeJsonReport(r, file);
+  const size = fs.statSync(file).size;
+  assert.ok(size < 20_000, `JSON of ${size} bytes`);
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalReport;
+  assert.equal(json.samples, undefined);
+  assert.equal(json.samplesFile, 'big.samples.parquet');
+  const sidecarBytes = fs.statSync(sidecarFileOf(file)).size;
+  assert.ok(sidecarBytes < 200 * n, `sidecar of ${sidecarBytes} bytes`);
+  const back = await readReportFile(file);
+  const t = samplesOf(back);
+  assert.equal(t.length, n);
+  for (const i of [0, 1, n / 2 - 1, n / 2, n - 1]) assert.deepEqual(t.at(i), r.samples![i]);
+  assert.deepEqual(makeBaseline(back), makeBaseline(r));
+  // The extension's report writer follows the same rule.
+  const saved = path.join(dir, 'saved.json');
+  await writeReport(saved, r);
+  assert.ok(fs.statSync(saved).size < 20_000);
+  assert.equal(samplesOf(await readReportFile(saved)).at(n - 1)?.path, r.samples![n - 1].path);
+});
+
+test('a missing, corrupt or foreign sidecar is a clear error naming the file', async () => {
+  const r = richReport();
+  const dir = tmpDir();
+  const file = path.join(dir, 'r.json');
+  await writeJsonReport(r, file, 'sidecar');
+  const sidecar = sidecarFileOf(file);
+  const good = fs.readFileSync(sidecar);
+
+  fs.rmSync(sidecar);
+  await assert.rejects(readReportFile(file), (e: unknown) => e instanceof ClipLensError && e.code === 'report-sidecar-missing' && e.message.includes('r.samples.parquet'));
+  await assert.rejects(readRunFile(file, 'shown/r.json'), (e: unknown) => e instanceof ClipLensError && e.message.startsWith(path.join('shown', 'r.samples.parquet')));
+
+  fs.writeFileSync(sidecar, Buffer.from('PAR1 this is not parquet PAR1'));
+  await assert.rejects(readReportFile(file), (e: unknown) => e instanceof ClipLensError && e.code === 'report-sidecar-bad' && e.message.includes('r.samples.parquet'));
+
+  const other = makeReport(['cat', 'dog', 'fox'], many('cat', 3, 3, 'dog'));
+  fs.writeFileSync(sidecar, await samplesParquet(other));
+  await assert.rejects(readReportFile(file), /r\.samples\.parquet: has 3 samples, the report 7: it belongs to another report/);
+
+  fs.writeFileSync(sidecar, good);
+  assert.equal(samplesOf(await readReportFile(file)).length, 7);
+
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalReport;
+  fs.writeFileSync(file, JSON.stringify({ ...json, samplesFile: '../elsewhere.parquet' }));
+  await assert.rejects(readReportFile(file), /must name a file next to the report/);
+  assert.throws(() => samplesOf(json), /the report's samples are in r\.samples\.parquet, which was not read/);
+});
+
+test('reportForFile keeps the key order of the report and names the sidecar relative to the report', () => {
+  const r = makeReport(['a'], many('a', 2, 2, 'a'));
+  const { json, sidecar } = reportForFile(r, '/x/y/run.json', 'auto');
+  assert.deepEqual(Object.keys(json), [...Object.keys(r), 'samplesFile']);
+  assert.equal(sidecar, '/x/y/run.samples.parquet');
+  assert.equal(hash('a').length, 64);
+});
