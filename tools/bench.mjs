@@ -14,17 +14,21 @@
 // 7. Zero-shot at scale: 1,000,000 x 512 float16 clip-retrieval shards, 1,000 classes: the judgement steps alone
 //    (tools/bench-zeroshot.ts: the blocked product + softmax, metrics, label issues, side by side with the JavaScript
 //    path) and `clip-lens eval --embeddings` end to end (wall, CPU, peak RSS).
+// 8. Small datasets, whole process: 200 real photographs (mixed sizes, JPEG and PNG, from Debian packages: see
+//    tools/make-real-photos.mjs) through `clip-lens embed`, next to the ceiling and transformers.js's image loop.
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
 //          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates --skip-zeroshot
 //          --zeroshot-rows N (default 1,000,000; --quick 100,000)
+//          --skip-real-photos --only-real-photos --photo-rounds N (default 3)
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { makeRealPhotos, missingPhotos, PHOTO_PACKAGES } from './make-real-photos.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -151,10 +155,12 @@ async function ceiling(modelDir, n, graph = 'vision_model.onnx') {
   await session.run({ pixel_values: tensor }); // warm-up
   const batches = Math.max(2, Math.round(n / BATCH));
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < batches; i++) await session.run({ pixel_values: tensor });
   const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
   await session.release();
-  return { imagesPerSecond: (batches * BATCH * 1000) / ms, batches };
+  return { imagesPerSecond: (batches * BATCH * 1000) / ms, batches, cpuMsPerImage: (c.user + c.system) / 1000 / (batches * BATCH) };
 }
 
 /** The first `n` images of a class-folder dataset, in the order clip-lens reads them. */
@@ -179,6 +185,7 @@ async function transformersJsChild(modelDir, dataset, n) {
   const model = await CLIPVisionModelWithProjection.from_pretrained(id, { dtype: 'fp32', device: 'cpu' });
   const use = listImages(dataset, n);
   const t1 = performance.now();
+  const c1 = process.cpuUsage();
   for (let i = 0; i < use.length; i += BATCH) {
     const images = await Promise.all(use.slice(i, i + BATCH).map((f) => RawImage.read(f)));
     const inputs = await processor(images);
@@ -186,8 +193,9 @@ async function transformersJsChild(modelDir, dataset, n) {
     image_embeds.dispose?.();
   }
   const t2 = performance.now();
+  const c2 = process.cpuUsage(c1);
   await model.dispose?.();
-  process.stdout.write(JSON.stringify({ loadMs: t1 - t0, loopMs: t2 - t1, images: use.length }) + '\n');
+  process.stdout.write(JSON.stringify({ loadMs: t1 - t0, loopMs: t2 - t1, loopCpuMs: (c2.user + c2.system) / 1000, images: use.length }) + '\n');
 }
 
 function transformersJs(modelDir, dataset, n) {
@@ -195,8 +203,8 @@ function transformersJs(modelDir, dataset, n) {
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--transformers-child', modelDir, dataset, String(n)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const wallMs = performance.now() - t0;
   if (r.status !== 0) throw new Error((r.stderr || `exit ${r.status}`).trim().split('\n').pop());
-  const { loadMs, loopMs, images } = JSON.parse(r.stdout.trim().split('\n').pop());
-  return { images, wallMs, loadMs, loopMs, wholeProcess: (images * 1000) / wallMs, imagePhase: (images * 1000) / loopMs };
+  const { loadMs, loopMs, loopCpuMs, images } = JSON.parse(r.stdout.trim().split('\n').pop());
+  return { images, wallMs, loadMs, loopMs, loopCpuMs, wholeProcess: (images * 1000) / wallMs, imagePhase: (images * 1000) / loopMs };
 }
 
 function touchOneImage(dataset) {
@@ -283,6 +291,70 @@ async function throughputAndIncremental(vit, photos) {
 }
 
 /**
+ * Small datasets, whole process: 200 real photographs through `clip-lens embed` (a new process, a new empty cache,
+ * stdout to /dev/null), in rounds of ceiling, clip-lens, transformers.js, so each ratio is taken between neighbours.
+ */
+async function realPhotos(vit) {
+  const N = 200;
+  const ROUNDS = opt('--photo-rounds', quick ? 1 : 3);
+  let made;
+  const photos = await generatedSet(`real-photos-${N}`, `v1: ${N} real photos`, `${N} real photographs (tools/make-real-photos.mjs)`, async (dir) => {
+    made = await makeRealPhotos(dir, N);
+  });
+  const files = listImages(photos, N);
+  const bytes = files.reduce((s, f) => s + fs.statSync(f).size, 0);
+  const png = files.filter((f) => f.endsWith('.png')).length;
+  log(`\n== Small datasets, whole process: ${files.length} real photographs (${files.length - png} JPEG, ${png} PNG, ${(bytes / 2 ** 20).toFixed(1)} MiB, long sides 320-2048 px), ${ROUNDS} round(s)`);
+  log(`  load before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const rounds = [];
+  const nul = fs.openSync('/dev/null', 'w');
+  for (let r = 0; r < ROUNDS; r++) {
+    const ceil = await ceiling(vit, N);
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-bench-cache-'));
+    // The CLI's main() in a wrapper that prints the process's CPU time (all threads) last, as runEval's peak RSS.
+    const cpu = `(() => { const u = process.resourceUsage(); return (u.userCPUTime + u.systemCPUTime) / 1000; })()`;
+    const wrapper = `require(${JSON.stringify(CLI)}).main(process.argv.slice(1)).then((c) => { process.stderr.write('\\n' + ${cpu} + '\\n'); process.exitCode = c; })`;
+    const t0 = performance.now();
+    const e = spawnSync(process.execPath, ['-e', wrapper, 'embed', '--model', vit, '--cache', cache, '--batch', String(BATCH), photos], { stdio: ['ignore', nul, 'pipe'], encoding: 'utf8' });
+    const wallMs = performance.now() - t0;
+    fs.rmSync(cache, { recursive: true, force: true });
+    if (e.status !== 0) throw new Error(`embed failed (${e.status}): ${e.stderr}`);
+    const cpuMs = Number(e.stderr.trim().split('\n').pop());
+    const ceilingWallMs = (N * 1000) / ceil.imagesPerSecond;
+    const ceilingCpuMs = (N * ceil.cpuMsPerImage);
+    const round = { ceiling: ceil.imagesPerSecond, ceilingCpuMs, embedWallMs: wallMs, embedCpuMs: cpuMs, embed: (N * 1000) / wallMs, load: os.loadavg()[0] };
+    round.ofCeiling = round.embed / round.ceiling;
+    log(`  round ${r + 1} (load ${round.load.toFixed(1)}): ceiling ${round.ceiling.toFixed(2)} images/s (${(ceilingWallMs / 1000).toFixed(2)} s, CPU ${(ceilingCpuMs / 1000).toFixed(2)} s for ${N}); clip-lens embed whole process ${(wallMs / 1000).toFixed(2)} s (CPU ${(cpuMs / 1000).toFixed(2)} s) = ${round.embed.toFixed(2)} images/s = ${round.ofCeiling.toFixed(2)}x the ceiling (CPU: ${(ceilingCpuMs / cpuMs).toFixed(2)}x)`);
+    if (!flag('--skip-transformers')) {
+      try {
+        const tj = transformersJs(vit, photos, N);
+        round.transformersJs = tj;
+        round.vsTransformersLoop = round.embed / tj.imagePhase;
+        round.vsTransformersLoopCpu = tj.loopCpuMs / cpuMs;
+        log(`    transformers.js image loop (its load of ${(tj.loadMs / 1000).toFixed(2)} s not counted): ${(tj.loopMs / 1000).toFixed(2)} s (CPU ${(tj.loopCpuMs / 1000).toFixed(2)} s) = ${tj.imagePhase.toFixed(2)} images/s; clip-lens whole process / transformers.js loop ${round.vsTransformersLoop.toFixed(2)}x (CPU: ${round.vsTransformersLoopCpu.toFixed(2)}x)`);
+      } catch (err) {
+        log(`    transformers.js: could not run (${err.message.split('\n')[0]})`);
+        round.transformersJs = { error: err.message };
+      }
+    }
+    rounds.push(round);
+  }
+  fs.closeSync(nul);
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const summary = {
+    ofCeiling: median(rounds.map((x) => x.ofCeiling)),
+    ofCeilingCpu: median(rounds.map((x) => x.ceilingCpuMs / x.embedCpuMs)),
+    vsTransformersLoop: rounds.every((x) => x.vsTransformersLoop) ? median(rounds.map((x) => x.vsTransformersLoop)) : null,
+    vsTransformersLoopCpu: rounds.every((x) => x.vsTransformersLoopCpu) ? median(rounds.map((x) => x.vsTransformersLoopCpu)) : null,
+  };
+  log(`  median: ${summary.ofCeiling.toFixed(2)}x the ceiling (CPU time: ${summary.ofCeilingCpu.toFixed(2)}x)${summary.vsTransformersLoop ? `, ${summary.vsTransformersLoop.toFixed(2)}x transformers.js's image loop (CPU time: ${summary.vsTransformersLoopCpu.toFixed(2)}x)` : ''}; load after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  results.realPhotos = { images: files.length, png, bytes, ...(made ? { made } : {}), rounds, ...summary };
+}
+
+/**
  * Step 7: zero-shot at 1,000,000 x 512 x 1,000. The shards are tools/make-embeddings-shards.ts's (float16, 250,000
  * rows each, class folders class_0000 .. class_0999 as metadata); the text tower is the random-weight ViT-B/32's,
  * whose 512-wide class embeddings the images' match in width. Images are not on disk, so --verify is skipped.
@@ -318,6 +390,16 @@ async function main() {
     return transformersJsChild(args[i + 1], args[i + 2], Number(args[i + 3]));
   }
   if (!fs.existsSync(CLI)) throw new Error('dist/cli.js missing: npm run bench builds it first');
+
+  if (!flag('--skip-real-photos')) {
+    const missing = missingPhotos();
+    if (missing.length === 0) await realPhotos(ensureVitB32());
+    else log(`\n== Small datasets, whole process: skipped, ${missing.length} photograph(s) missing (${missing[0]}): apt-get install --no-install-recommends ${PHOTO_PACKAGES.join(' ')}`);
+  }
+  if (flag('--only-real-photos')) {
+    fs.writeFileSync(path.join(BENCH, 'results-real-photos.json'), JSON.stringify(results, null, 1) + '\n');
+    return;
+  }
 
   if (!flag('--skip-throughput')) {
     const vit = ensureVitB32();

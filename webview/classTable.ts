@@ -33,13 +33,41 @@ const ROW_HEIGHT = 28;
 /** Rows rendered beyond the visible ones, above and below. */
 const OVERSCAN = 8;
 
-function columns(k: string | null): Column[] {
+/**
+ * The linear probe's per-class recall by class name, when the report carries it (`predictor.perClass[].probeRecall`,
+ * out-of-sample by cross-validation over all evaluated images); null when the probe did not run.
+ */
+export function probeRecallByClass(report: Pick<ReportModel['report'], 'predictor'>): Map<string, number> | null {
+  const per = report.predictor?.perClass ?? [];
+  const out = new Map<string, number>();
+  for (const c of per) if (c.probeRecall !== null) out.set(c.class, c.probeRecall);
+  return out.size > 0 ? out : null;
+}
+
+function columns(k: string | null, probe: Map<string, number> | null = null): Column[] {
+  const recall: Column = { key: 'recall', label: 'Recall', title: 'Of the images of the class, the share predicted as it', value: (c) => c.recall, kind: 'rate' };
+  const probeRecall: Column[] = probe
+    ? [
+        {
+          key: 'probeRecall',
+          label: 'Probe recall',
+          title: "Recall of the linear probe on the image embeddings (out of sample, 5-fold cross-validation over all evaluated images, whichever split is shown), next to zero-shot's recall: high here and low there means the prompt fails, not the images",
+          value: (c) => probe.get(c.class) ?? null,
+          kind: 'rate',
+        },
+      ]
+    : [];
+  if (probe) {
+    recall.label = 'Zero-shot recall';
+    recall.title = 'Of the images of the class, the share zero-shot predicts as it';
+  }
   return [
     { key: 'class', label: 'Class', title: 'Class name', value: (c) => c.class, kind: 'text' },
     { key: 'support', label: 'Support', title: 'Images whose true label is the class', value: (c) => c.support, kind: 'int' },
     { key: 'predicted', label: 'Predicted', title: 'Images predicted (top-1) as the class', value: (c) => c.predicted, kind: 'int' },
     { key: 'precision', label: 'Precision', title: 'Of the images predicted as the class, the share that are', value: (c) => c.precision, kind: 'rate' },
-    { key: 'recall', label: 'Recall', title: 'Of the images of the class, the share predicted as it', value: (c) => c.recall, kind: 'rate' },
+    recall,
+    ...probeRecall,
     { key: 'f1', label: 'F1', title: 'Harmonic mean of precision and recall', value: (c) => c.f1, kind: 'rate' },
     {
       key: 'recallAtK',
@@ -59,6 +87,7 @@ const DEFAULT_DESC: Record<ClassSortKey, boolean> = {
   predicted: true,
   precision: false,
   recall: false,
+  probeRecall: false,
   f1: false,
   recallAtK: false,
   ap: false,
@@ -114,7 +143,7 @@ export class ClassTable {
 
   setModel(model: ReportModel): void {
     this.model = model;
-    this.cols = columns(model.k);
+    this.cols = columns(model.k, probeRecallByClass(model.report));
     const st = this.deps.state().table;
     this.filterInput.value = st.filter;
     this.warnOnly.checked = st.warningsOnly;

@@ -56,6 +56,8 @@ class App {
   private readonly compareSlot = h('div', { class: 'compare-slot' });
   /** The active "Compare with..." result (A: the picked run, B: the report shown); dropped when another report comes. */
   private comparison: Comparison | null = null;
+  /** A report was shown by this page already (a restored page starts without its comparison). */
+  private shownReport = false;
   private readonly tabs: HTMLElement & { selectedIndex: number };
   private readonly badges: Record<'classes' | 'issues', HTMLElement>;
   private readonly matrix: MatrixView;
@@ -128,7 +130,9 @@ class App {
       case 'report': {
         const started = performance.now();
         const reportId = `${m.report.dataset.root}@${m.report.createdAt}`;
-        if (this.state.reportId !== reportId) this.comparison = null;
+        // A report that carries a comparison (eval --baseline, two models) opens with it; "Compare with..." replaces it.
+        if (this.state.reportId !== reportId || !this.shownReport) this.comparison = m.report.comparison ?? null;
+        this.shownReport = true;
         if (this.state.reportId !== reportId) {
           // Another report: keep view preferences, drop selections that referred to the old one.
           this.state.matrix.selected = null;

@@ -26,7 +26,7 @@ function gridSource(v: unknown): GridSource {
 }
 const MODES: readonly MatrixMode[] = ['counts', 'recall'];
 const ORDERS: readonly MatrixOrder[] = ['class', 'confusion'];
-const SORT_KEYS: readonly ClassSortKey[] = ['class', 'support', 'predicted', 'precision', 'recall', 'f1', 'recallAtK', 'ap'];
+const SORT_KEYS: readonly ClassSortKey[] = ['class', 'support', 'predicted', 'precision', 'recall', 'probeRecall', 'f1', 'recallAtK', 'ap'];
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const pick = <T>(v: unknown, allowed: readonly T[], fallback: T): T => (allowed.includes(v as T) ? (v as T) : fallback);

@@ -47,6 +47,8 @@ async function baselineCommand(args: ParsedArgs, { io, signal }: CommandContext)
       {
         target: given,
         options: { model: args.string('model') },
+        // "models" of the config: the baseline is the first model's (the one the ratchet judges).
+        firstModelOnly: true,
         quantized: args.flag('quantized'),
         cacheDir: args.string('cache') !== undefined ? path.resolve(args.string('cache') as string) : undefined,
         batchSize: args.int('batch'),

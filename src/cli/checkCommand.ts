@@ -274,6 +274,8 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
       config: read,
       projectDir: t.root,
       options: { model: ctx.modelOption, precision: ctx.precisionOption },
+      // "models" of the config: the gate judges the first.
+      firstModelOnly: true,
       quantized: ctx.quantized,
       cacheDir: ctx.cacheDir,
       batchSize: ctx.batchSize,
@@ -283,7 +285,7 @@ async function checkOne(t: Target, ctx: CheckContext): Promise<GateOutcome> {
     if (loaded.error || !loaded.model) {
       const e = loaded.error;
       if (e instanceof CancelledError) throw e;
-      const where = plan.model.source === 'project' ? ` (model "${config.model}" of ${configFile})` : '';
+      const where = plan.model.source === 'project' ? ` (model "${config.model ?? config.models?.[0]}" of ${configFile})` : '';
       throw new ClipLensError(e instanceof ClipLensError ? e.code : 'model-load-failed', `cannot load the model${where}: ${e ? describeError(e).line : 'unknown error'}`);
     }
     const { report, gate } = await executeRun(plan, {

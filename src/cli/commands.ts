@@ -29,7 +29,7 @@ import { DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
 import { SEARCH_COMMAND } from './searchCommand';
 import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
-import { parsePrecision, type Precision } from '../core/precision';
+import { parsePrecision } from '../core/precision';
 import { DEFAULT_SHARD_ROWS, DEFAULT_VERIFY, EmbeddingsWriter } from '../core/embeddingsDir';
 import { compareCodePoints, isIgnoredName, isImageFile } from '../core/dataset';
 import { INLINE_SAMPLES_LIMIT, SAMPLES_MODES, type SamplesMode } from '../core/reportSamples';
@@ -74,10 +74,6 @@ const PRECISION_OPTION: OptionSpec = {
   help: 'fp32, int8 (the *_quantized.onnx graphs) or auto: int8 only when it agrees with fp32 on a sample of\n64 images of this dataset (default: "precision" of .clip-lens.json, else fp32)',
 };
 
-function precisionOption(args: ParsedArgs): Precision | undefined {
-  const v = args.string('precision');
-  return v === undefined ? undefined : parsePrecision(v, { option: '--precision' });
-}
 const THREADS_OPTION: OptionSpec = { type: 'integer', help: 'ONNX Runtime threads (default: the number of cores)' };
 const CACHE_OPTION: OptionSpec = { type: 'string', value: 'DIR', help: 'embedding cache folder (default: $CLIP_LENS_CACHE or the user cache folder)' };
 const NO_CACHE_OPTION: OptionSpec = { type: 'boolean', help: 'neither read nor write the embedding cache' };
@@ -91,7 +87,7 @@ function cacheOption(args: ParsedArgs): string | null | undefined {
 export const EVAL_COMMAND: CommandSpec = {
   name: 'eval',
   usage: [
-    '<dataset> [--model DIR|ID] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
+    '<dataset> [--model DIR|ID [--model DIR|ID]] [--labels FILE] [--top-k K] [--templates simple|imagenet80|FILE]',
     '[--json OUT] [--probabilities] [--cache DIR | --no-cache] [--batch N] [--threads N] [--precision P | --quantized]',
     '[--image-column NAME] [--label-column NAME] [--split-column NAME] [--baseline FILE]',
     '[--predictor auto|zero-shot|linear-probe|knn]',
@@ -104,9 +100,13 @@ export const EVAL_COMMAND: CommandSpec = {
     'config are checked before the model is loaded (or downloaded).\n' +
     'With --embeddings DIR (clip-retrieval output: img_emb/img_emb_N.npy, metadata/metadata_N.parquet) the images\n' +
     'are not embedded: labels come from the class folder of image_path (or --label-column, --labels FILE joined on\n' +
-    'image_path), and --verify N of the images, when on disk, are embedded locally to check the given embeddings.',
+    'image_path), and --verify N of the images, when on disk, are embedded locally to check the given embeddings.\n' +
+    'With two models (--model A --model B, or "models" of .clip-lens.json) both are evaluated over one read of the\n' +
+    'images: the report is A\'s, its "comparison" the changes from B to A (B is the reference, as with --baseline),\n' +
+    '"models" names both. --precision once applies to both, twice pairs with the models (--model M --model M\n' +
+    '--precision fp32 --precision int8 compares a model\'s int8 graphs with its fp32 ones).',
   options: {
-    model: { ...MODEL_OPTION, help: `model folder or registry id (default: "model" of .clip-lens.json, relative to it,\nelse ${defaultModelEntry().id}, downloaded on first use)` },
+    model: { ...MODEL_OPTION, multiple: true, help: `model folder or registry id (default: "model" of .clip-lens.json, relative to it,\nelse ${defaultModelEntry().id}, downloaded on first use); twice: compare two models` },
     labels: { type: 'string', value: 'FILE', help: 'label file (default: "labels.file" of .clip-lens.json, or the one in the folder)' },
     'top-k': { type: 'integer', value: 'K', help: 'top predictions kept per sample (default: "topK" of .clip-lens.json, else 5)' },
     templates: { type: 'string', value: 'simple|imagenet80|FILE', help: 'prompt templates (default: "templates" of .clip-lens.json, else simple)' },
@@ -117,7 +117,7 @@ export const EVAL_COMMAND: CommandSpec = {
     batch: BATCH_OPTION,
     threads: THREADS_OPTION,
     quantized: QUANTIZED_OPTION,
-    precision: PRECISION_OPTION,
+    precision: { ...PRECISION_OPTION, multiple: true },
     'image-column': { type: 'string', value: 'NAME', help: 'image column of a CSV/TSV/JSONL label file' },
     'label-column': { type: 'string', value: 'NAME', help: 'label column' },
     'split-column': { type: 'string', value: 'NAME', help: 'split column' },
@@ -140,6 +140,15 @@ export const EVAL_COMMAND: CommandSpec = {
     const given = args.positionals[0] ?? (embeddings as string);
     if (!fs.existsSync(path.resolve(given))) throw new ClipLensError('dataset-missing', 'no such file or folder', { file: given });
     const json = args.string('json');
+    const models = args.list<string>('model');
+    const precisions = args.list<string>('precision').map((v) => parsePrecision(v, { option: '--precision' }));
+    const baseline = args.string('baseline');
+    if (models.length > 2) throw new UsageError(`eval compares two models at most, got ${models.length} --model options`);
+    if (precisions.length > 2 || (precisions.length === 2 && models.length !== 2)) {
+      throw new UsageError(`--precision is given once (every model), or once per model with two --model options; got ${precisions.length} for ${models.length} model${models.length === 1 ? '' : 's'}`);
+    }
+    if (models.length === 2 && baseline !== undefined) throw new UsageError('--baseline and two --model options exclude each other: with two models the second is what the first is compared with');
+    if (models.length === 2 && embeddings !== undefined) throw new UsageError('--embeddings and two --model options exclude each other: embeddings computed elsewhere come from one model');
     const samplesMode = args.string('samples') ?? 'auto';
     if (!(SAMPLES_MODES as readonly string[]).includes(samplesMode)) throw new UsageError(`--samples must be one of ${SAMPLES_MODES.join(', ')}, not '${samplesMode}'`);
     if (args.string('samples') !== undefined && json === undefined) throw new UsageError('--samples goes with --json');
@@ -149,7 +158,8 @@ export const EVAL_COMMAND: CommandSpec = {
         {
           target: given,
           options: {
-            model: args.string('model'),
+            ...(models.length === 2 ? { models } : { model: models[0] }),
+            ...(precisions[1] !== undefined ? { comparedPrecision: precisions[1] } : {}),
             labelFile: args.string('labels'),
             imageColumn: args.string('image-column'),
             labelColumn: args.string('label-column'),
@@ -157,7 +167,7 @@ export const EVAL_COMMAND: CommandSpec = {
             topK: args.int('top-k'),
             templates: args.string('templates'),
             predictor,
-            precision: precisionOption(args),
+            precision: precisions[0],
             embeddings,
             verify: args.int('verify'),
           },
@@ -170,6 +180,9 @@ export const EVAL_COMMAND: CommandSpec = {
         {
           threads: args.int('threads'),
           obtain: cliObtainModel(io),
+          onPlan: (plan) => {
+            if (baseline !== undefined && plan.compared) throw new UsageError('--baseline and "models" of .clip-lens.json exclude each other: the second model is what the first is compared with (give one --model to compare with the baseline)');
+          },
           onProgress: (p) => {
             if (p.phase === 'images' && embeddings !== undefined) progress.update(`Reading embeddings ${bar(p.done, p.total)} ${p.done}/${p.total}`);
             else if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
@@ -180,11 +193,11 @@ export const EVAL_COMMAND: CommandSpec = {
       progress.clear();
       if (!outcome) return 2;
       // --baseline: the changes since an earlier run (a report or baseline file) as the report's `comparison`.
-      const baseline = args.string('baseline');
+      // (Two models, --model A --model B or config "models": the comparison with the second model, made by core.)
       if (baseline !== undefined) outcome.report.comparison = await compareWithFile(outcome.report, path.resolve(baseline), baseline);
       if (json) await writeJsonReport(outcome.report, path.resolve(json), samplesMode as SamplesMode);
       io.out(formatSummary(outcome.report));
-      if (outcome.report.comparison) io.out(`\nCompared with ${baseline}:\n${formatComparison(outcome.report.comparison, 10)}`);
+      if (outcome.report.comparison) io.out(`\nCompared with ${baseline ?? `model ${outcome.report.comparison.a.name}`}:\n${formatComparison(outcome.report.comparison, 10)}`);
       if (json) io.out(`\nReport written to ${json}\n`);
       return 0;
     } finally {

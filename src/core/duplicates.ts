@@ -25,8 +25,8 @@
  */
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
-import { EmbeddingCache } from './embeddingCache';
-import { HASH_CACHE_NAMESPACE, HASH_WORDS, hashDistance, pixelHashesOf } from './perceptualHash';
+import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
+import type { ImagePreprocessor } from './imagePreprocess';
 import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex, type Neighbours } from './neighbours';
 
 export { randomProjection } from './neighbours';
@@ -629,22 +629,25 @@ export interface RunDuplicatesArgs {
   root: string;
   samples: DuplicateSample[];
   embeddings: EmbeddingRows;
-  /** Cache root for the pixel hashes (null: no cache). */
-  cacheRoot: string | null;
+  /** The pixel hashes the image phase computed or found in the cache; the missing ones are completed here. */
+  pixelHashes: PixelHashRows;
+  /** Decodes the images whose hashes are missing (the model's, so that every hash of a run is of the same pixels). */
+  preprocessor: ImagePreprocessor;
   thresholds?: Partial<DuplicateThresholds>;
   metricsFor?: (sampleIndices: number[]) => Metrics | null;
   metricsBySplit?: Record<string, Metrics>;
   signal?: AbortSignal;
 }
 
-/** The evaluation's duplicate phase: pixel hashes (cached by content hash), then {@link analyseDuplicates}. */
+/**
+ * The evaluation's duplicate phase: the pixel hashes not known from the image phase (imported embeddings: read and
+ * decoded here, cached by content hash), then {@link analyseDuplicates}.
+ */
 export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
-  const cache = a.cacheRoot ? await EmbeddingCache.open(a.cacheRoot, HASH_CACHE_NAMESPACE).catch(() => null) : null;
   const sources = a.samples.map((s, i) =>
     s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) },
   );
-  const { hashes, ok } = await pixelHashesOf(sources, cache, { signal: a.signal });
-  await cache?.flush().catch(() => undefined);
+  const { hashes, ok } = await pixelHashesOf(sources, a.pixelHashes, a.preprocessor, { signal: a.signal });
   const dim = a.embeddings.dim;
   if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
   return analyseDuplicates(

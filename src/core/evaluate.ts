@@ -19,6 +19,7 @@ import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
+import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -70,6 +71,11 @@ export interface EvaluateOptions {
    * embedding comes from here (counted in timing as imported).
    */
   imageEmbeddings?: ImageEmbeddingSource;
+  /**
+   * What reads and embeds the images (default runImages). Two models in one go (core/run.ts executeRuns) give each
+   * evaluation its participant of one shareImagePass, so that every image is read and decoded once for both.
+   */
+  runImages?: RunImagesFn;
 }
 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
@@ -257,6 +263,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const cacheProblem = onceReporter(problems, cacheRoot ?? '');
   const imageCache = cacheRoot ? await openCache(cacheRoot, imageNamespace(model), problems, cacheProblem) : null;
   const textCache = cacheRoot && imageCache ? await openCache(cacheRoot, `text\0${model.textFingerprint}`, problems, cacheProblem) : null;
+  // Perceptual hashes (duplicates.ts) of the pixels the image phase decodes; a cache that cannot open only costs time.
+  const hashCache = cacheRoot && imageCache ? await EmbeddingCache.open(cacheRoot, hashCacheNamespace(model.preprocessor.fingerprint)).catch(() => null) : null;
 
   // Class embeddings and images at once: the prompts are embedded (text worker) while the first images are read,
   // hashed and preprocessed and the vision session is created (vision worker). The images are scored once all are
@@ -284,6 +292,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);
+  const pixelHashes = new PixelHashRows(samples.length, hashCache);
   const tImages = performance.now();
   // Session creation (lazy, only when some image is not cached) is start-up cost, not image throughput.
   const loadMsBefore = model.visionLoadMs;
@@ -321,10 +330,11 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         stop.signal,
         report,
       );
-    } else await runImages({
+    } else await (options.runImages ?? runImages)({
       dataset,
       model,
       imageCache,
+      pixelHashes,
       batchSize: Math.max(1, options.batchSize ?? 32),
       signal: stop.signal,
       onHash: (index, hash) => store.setHash(index, hash),
@@ -345,6 +355,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     signal?.removeEventListener('abort', forwardAbort);
     // Keep what was computed even when cancelled or failed: the next run resumes from there.
     await imageCache?.flush();
+    await hashCache?.flush();
     for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
   const classEmbeddings = await textDone;
@@ -397,6 +408,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const outcome = await runPredictors({
       classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
       requested: requestedPredictor,
+      cacheRoot: cacheRoot ?? null,
     });
     predictor = outcome.report;
     labelIssues = outcome.labelIssues
@@ -413,7 +425,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     root: dataset.root,
     samples: results,
     embeddings: embeddingRows,
-    cacheRoot,
+    pixelHashes,
+    preprocessor: model.preprocessor,
     thresholds: config.duplicates,
     metricsBySplit,
     metricsFor: (indices) => {
@@ -422,6 +435,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     },
     signal,
   });
+  await hashCache?.flush();
   throwIfAborted(signal);
   warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
 
@@ -614,6 +628,11 @@ export interface RunImagesArgs {
   dataset: Dataset;
   model: ClipModel;
   imageCache: EmbeddingCache | null;
+  /**
+   * When given, each image's perceptual hash is taken from the pixels decoded for its embedding (or, for an image
+   * whose embedding is cached, from the hash cache, else from the bytes just read): no image is read or decoded again.
+   */
+  pixelHashes?: PixelHashRows;
   batchSize: number;
   signal?: AbortSignal;
   onHash: (index: number, hash: Buffer) => void;
@@ -624,6 +643,9 @@ export interface RunImagesArgs {
   /** Called before each batch is filled; the batch waits for a returned promise. */
   beforeBatch?: () => Promise<void> | undefined;
 }
+
+/** The image phase of one evaluation: runImages, or a participant of a shared pass (shareImagePass). */
+export type RunImagesFn = (a: RunImagesArgs) => Promise<void>;
 
 /** Reads, hashes and (when not cached) preprocesses and infers every image, in batches, with one batch in flight. */
 export async function runImages(a: RunImagesArgs): Promise<void> {
@@ -651,6 +673,14 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
     a.onHash(index, key);
     const hit = imageCache?.get(key);
     if (hit) {
+      // A cached embedding without a cached hash (a cache from an older version): hash the bytes in hand.
+      if (a.pixelHashes && !a.pixelHashes.fromCache(index, key)) {
+        try {
+          a.pixelHashes.set(index, key, await perceptualHashes(bytes, pre, dataset.samples[index].path));
+        } catch {
+          // Undecodable: the cached embedding stands; the image takes part in no near-duplicate pair.
+        }
+      }
       a.onCached(index, hit);
       return null;
     }
@@ -661,7 +691,8 @@ export async function runImages(a: RunImagesArgs): Promise<void> {
       model.prepare({ vision: true }).catch(() => undefined);
     }
     try {
-      await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path);
+      const hashes = a.pixelHashes;
+      await pre.preprocess(bytes, pixels, slot * perImage, dataset.samples[index].path, hashes && ((whole) => hashes.set(index, key, perceptualHashesOfRgb(whole))));
     } catch (e) {
       a.onFailed(index, e);
       return null;
@@ -738,4 +769,191 @@ function packBatch(pixels: Float32Array, jobs: (ImageJob & { slot: number })[], 
   const out = new Float32Array(jobs.length * perImage);
   jobs.forEach((job, j) => out.set(pixels.subarray(job.slot * perImage, (job.slot + 1) * perImage), j * perImage));
   return { pixels: out, jobs: plain };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Two (or more) models over one read of the images
+
+/** One image pass feeding several models' evaluations (eval --model A --model B). */
+export interface SharedImagePass {
+  /**
+   * One runImages per model, in order. Each evaluation calls its own; the pass starts once every participant has
+   * joined and settles them all together.
+   */
+  participants: RunImagesFn[];
+  /** An evaluation ended without joining (it failed before its image phase): the others stop with `error`. */
+  abandon(error: unknown): void;
+  /** Files read and images decoded (preprocessed) by the pass: the counting seam of the tests. */
+  readonly stats: { reads: number; decodes: number };
+}
+
+/**
+ * A pass over the images for `count` models: each image is read and hashed once; each model's cache is asked; the
+ * images some model lacks are decoded once per distinct preprocessing (models with the same preprocessor fingerprint
+ * share the decoded tensor, copied into each model's batch) and inferred by each model that lacks them, every model
+ * in its own worker, with the next batch prepared meanwhile. Models whose preprocessing differs decode separately:
+ * a shared decode resized per model would give other pixels than the single-model run for large JPEGs (libjpeg's
+ * shrink-on-load depends on the target size), and the embedding cache is shared with single-model runs.
+ */
+export function shareImagePass(count: number): SharedImagePass {
+  const stats = { reads: 0, decodes: 0 };
+  const joined: { args: RunImagesArgs; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let failure: { error: unknown } | undefined;
+  const stop = new AbortController();
+  const participants: RunImagesFn[] = Array.from({ length: count }, (_, i) => (args: RunImagesArgs) =>
+    new Promise<void>((resolve, reject) => {
+      if (failure) return reject(failure.error);
+      joined[i] = { args, resolve, reject };
+      if (joined.filter(Boolean).length < count) return;
+      const signals = joined.map((j) => j.args.signal).filter((s): s is AbortSignal => s !== undefined);
+      const onAbort = () => stop.abort();
+      for (const s of signals) {
+        if (s.aborted) stop.abort();
+        s.addEventListener('abort', onAbort, { once: true });
+      }
+      runImagesShared(joined.map((j) => j.args), stop.signal, stats)
+        .then(
+          () => joined.forEach((j) => j.resolve()),
+          (e) => joined.forEach((j) => j.reject(e)),
+        )
+        .finally(() => {
+          for (const s of signals) s.removeEventListener('abort', onAbort);
+        });
+    }),
+  );
+  return {
+    participants,
+    stats,
+    abandon(error) {
+      if (failure) return;
+      failure = { error };
+      stop.abort();
+      for (const j of joined) j?.reject(error);
+    },
+  };
+}
+
+async function runImagesShared(parts: RunImagesArgs[], signal: AbortSignal, stats: { reads: number; decodes: number }): Promise<void> {
+  const { dataset, batchSize } = parts[0] as RunImagesArgs;
+  const n = dataset.samples.length;
+  const perImage = parts.map((p) => 3 * p.model.preprocessor.outputHeight * p.model.preprocessor.outputWidth);
+  // Each model's decoding group: the first model with the same preprocessing.
+  const group = parts.map((p) => parts.findIndex((q) => q.model.preprocessor.fingerprint === p.model.preprocessor.fingerprint));
+  const visionRequested = parts.map(() => false);
+
+  interface Batch {
+    pixels: Float32Array[];
+    free: number[][];
+    jobs: (ImageJob & { slot: number })[][];
+  }
+
+  /** Read + hash once; per model a cache hit or a slot of its batch; decode once per preprocessing group. */
+  const prepare = async (index: number, batch: Batch, slots: number[]): Promise<void> => {
+    const sample = dataset.samples[index] as Sample;
+    const giveBack = (m: number) => (batch.free[m] as number[]).push(slots[m] as number);
+    let bytes: Buffer;
+    try {
+      stats.reads++;
+      bytes = await readRegularFile(path.join(dataset.root, sample.path), { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
+    } catch (e) {
+      const refused = e instanceof FileRefusedError && (e.reason === 'not-regular' || e.reason === 'too-large');
+      const errno = e instanceof FileRefusedError ? e.errno : (e as NodeJS.ErrnoException).code;
+      const message = refused ? (e as Error).message.slice((e as Error).message.indexOf(': ') + 2) : `cannot read: ${errno ?? (e as Error).message}`;
+      parts.forEach((p, m) => {
+        giveBack(m);
+        p.onFailed(index, new ClipLensError('image-unreadable', message, { file: sample.path }));
+      });
+      return;
+    }
+    const key = sha256(bytes);
+    const missing: number[] = [];
+    parts.forEach((p, m) => {
+      p.onHash(index, key);
+      const hit = p.imageCache?.get(key);
+      if (hit) {
+        giveBack(m);
+        p.onCached(index, hit);
+        return;
+      }
+      if (!visionRequested[m]) {
+        visionRequested[m] = true;
+        p.model.prepare({ vision: true }).catch(() => undefined);
+      }
+      missing.push(m);
+    });
+    for (const leader of [...new Set(missing.map((m) => group[m] as number))]) {
+      const members = missing.filter((m) => group[m] === leader);
+      const first = members[0] as number;
+      const at = (m: number) => (slots[m] as number) * (perImage[m] as number);
+      try {
+        stats.decodes++;
+        await (parts[first] as RunImagesArgs).model.preprocessor.preprocess(bytes, batch.pixels[first], at(first), sample.path);
+      } catch (e) {
+        for (const m of members) {
+          giveBack(m);
+          (parts[m] as RunImagesArgs).onFailed(index, e);
+        }
+        continue;
+      }
+      const decoded = (batch.pixels[first] as Float32Array).subarray(at(first), at(first) + (perImage[first] as number));
+      for (const m of members) {
+        if (m !== first) (batch.pixels[m] as Float32Array).set(decoded, at(m));
+        (batch.jobs[m] as (ImageJob & { slot: number })[]).push({ index, key, slot: slots[m] as number });
+      }
+    }
+  };
+
+  let next = 0;
+  /** Fills one batch: images until every model has batchSize to infer or the dataset ends, DECODE_CONCURRENCY at a time. */
+  const fillBatch = async (): Promise<{ pixels: Float32Array; jobs: ImageJob[] }[] | null> => {
+    if (next >= n) return null;
+    const batch: Batch = {
+      pixels: perImage.map((k) => new Float32Array(batchSize * k)),
+      free: parts.map(() => Array.from({ length: batchSize }, (_, i) => batchSize - 1 - i)),
+      jobs: parts.map(() => []),
+    };
+    const worker = async () => {
+      while (next < n && batch.free.every((f) => f.length > 0)) {
+        throwIfAborted(signal);
+        const index = next++;
+        // A slot per model, taken now (the other workers run while this one reads); unused slots are given back.
+        const slots = batch.free.map((f) => f.pop() as number);
+        await prepare(index, batch, slots);
+      }
+    };
+    await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, worker));
+    return parts.map((_, m) => packBatch(batch.pixels[m] as Float32Array, batch.jobs[m] as (ImageJob & { slot: number })[], perImage[m] as number));
+  };
+
+  let inflight: Promise<unknown> = Promise.resolve();
+  const lastFlush = parts.map(() => performance.now());
+  const infer = async (m: number, pixels: Float32Array, jobs: ImageJob[]) => {
+    const p = parts[m] as RunImagesArgs;
+    if (jobs.length > 0) {
+      const { embeddings, dim } = await p.model.embedImages(pixels, jobs.length);
+      jobs.forEach((job, j) => {
+        const e = embeddings.subarray(j * dim, (j + 1) * dim);
+        p.imageCache?.put(job.key, e);
+        p.onComputed(job.index, e);
+      });
+    }
+    p.onBatchDone();
+    const pending = p.imageCache?.pendingCount ?? 0;
+    if (pending >= CACHE_FLUSH_EVERY || (pending > 0 && performance.now() - (lastFlush[m] as number) >= CACHE_FLUSH_MS)) {
+      await p.imageCache!.flush();
+      lastFlush[m] = performance.now();
+    }
+  };
+
+  for (;;) {
+    for (const p of parts) await p.beforeBatch?.();
+    const batch = await fillBatch();
+    if (batch === null) break;
+    await inflight;
+    throwIfAborted(signal);
+    inflight = Promise.all(batch.map((b, m) => infer(m, b.pixels, b.jobs)));
+    inflight.catch(() => undefined);
+  }
+  await inflight;
+  for (const p of parts) p.onBatchDone();
 }

@@ -68,6 +68,9 @@ export interface ReadRegularFileOptions {
   what?: string;
 }
 
+/** A counting seam for tests: called with the path of every file readRegularFile opens for reading. */
+export const readObserver: { onRead: ((file: string) => void) | null } = { onRead: null };
+
 /**
  * Reads a whole regular file, after checking what it is: FIFOs, devices, sockets and folders are refused with a
  * FileRefusedError naming them (the file is opened non-blocking, so a FIFO without a writer cannot hang the open, and
@@ -78,6 +81,7 @@ export async function readRegularFile(file: string, options: ReadRegularFileOpti
   const code = options.code ?? 'file-unreadable';
   const what = options.what ?? 'the file';
   const refuse = (reason: FileRefusal, message: string, errno?: string) => new FileRefusedError(code, message, file, reason, errno);
+  readObserver.onRead?.(file);
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));

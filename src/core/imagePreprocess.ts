@@ -38,6 +38,13 @@ export interface PreprocessOptions {
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
+/**
+ * A counting seam for tests: called once per image decoded by any ImagePreprocessor (preprocess or decodeWhole),
+ * with the image's name. The evaluation decodes each image once per cold run (its perceptual hash comes from the
+ * same decode); test/unit/duplicates.test.ts counts.
+ */
+export const decodeObserver: { onDecode: ((name: string) => void) | null } = { onDecode: null };
+
 /** Bump whenever a change in this file can change an output tensor (it is part of the fingerprint). */
 const ALGORITHM_VERSION = 1;
 /** libvips' resize box-filters first when reducing by 4x or more; every kernel step stays below this. */
@@ -350,7 +357,7 @@ function buildLevelTables(config: PreprocessorConfig): Float32Array[] {
 }
 
 /** An 8-bit RGB image, 3 bytes per pixel, rows top to bottom. */
-interface RgbImage {
+export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
@@ -426,9 +433,10 @@ export class ImagePreprocessor {
    * need no copies) or returns a new Float32Array. With a target, the returned array is a view of it.
    * Unreadable, corrupt or truncated images throw ClipLensError 'image-unreadable'; images over `maxPixels`
    * throw 'image-too-large'; both name the file (`name`, else the path, else `<buffer>`). On failure `target`
-   * is left untouched.
+   * is left untouched. `onWhole` receives the whole decoded image before the centre crop (see decodeWhole), so
+   * that a caller needing other pixels of it (the perceptual hash) does not decode the file again.
    */
-  async preprocess(input: string | Buffer, target?: Float32Array, offset = 0, name?: string): Promise<Float32Array> {
+  async preprocess(input: string | Buffer, target?: Float32Array, offset = 0, name?: string, onWhole?: (image: RgbImage) => void): Promise<Float32Array> {
     const n = 3 * this.outputHeight * this.outputWidth;
     if (target) {
       if (!Number.isInteger(offset) || offset < 0 || offset + n > target.length) {
@@ -451,16 +459,34 @@ export class ImagePreprocessor {
       bytes = input;
     }
     try {
-      const { image, gx, gy } = await this.decodeResizeCrop(bytes, file);
+      const { image, gx, gy, whole } = await this.decodeResizeCrop(bytes, file);
       this.writeTensor(image, gx, gy, target, offset);
+      onWhole?.(whole);
     } catch (err) {
       throw this.toImageError(err, file);
     }
     return target.subarray(offset, offset + n);
   }
 
-  /** The cropped region as 8-bit RGB plus where it goes in the output (dst offsets; src is 0 in `image`). */
-  private async decodeResizeCrop(bytes: Buffer, file: string): Promise<{ image: RgbImage; gx: AxisCrop; gy: AxisCrop }> {
+  /**
+   * The whole image as preprocessing sees it before its centre crop: decoded, oriented, 8-bit RGB, its shortest side
+   * resized to `resizeShortestEdge` when that shrinks it (an image that preprocessing enlarges is given at its own
+   * size). The same pixels `preprocess` passes to `onWhole`; errors as `preprocess`.
+   */
+  async decodeWhole(bytes: Buffer, name = '<buffer>'): Promise<RgbImage> {
+    try {
+      return (await this.decodeResizeCrop(bytes, name)).whole;
+    } catch (err) {
+      throw this.toImageError(err, name);
+    }
+  }
+
+  /**
+   * The pixels of the crop (`image` at src offsets gx.src, gy.src, placed at the dst offsets) and the whole image
+   * before the crop (`whole`; often the same object, at its crop offsets).
+   */
+  private async decodeResizeCrop(bytes: Buffer, file: string): Promise<{ image: RgbImage; gx: AxisCrop; gy: AxisCrop; whole: RgbImage }> {
+    decodeObserver.onDecode?.(file);
     // Header only (no pixels are decoded), so the size check below can name the dimensions.
     const meta = await sharp(bytes, { ...this.inputOptions, limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw new ClipLensError('image-unreadable', 'image has no size', { file });
@@ -473,7 +499,8 @@ export class ImagePreprocessor {
     const size = s === null ? { width, height } : shortestEdgeSize(width, height, s);
     const gx = centreCropAxis(size.width, this.crop.width);
     const gy = centreCropAxis(size.height, this.crop.height);
-    const placed = (image: RgbImage) => ({ image, gx: { ...gx, src: 0 }, gy: { ...gy, src: 0 } });
+    // The resized image is kept whole (no extract in libvips: the crop is an offset in writeTensor).
+    const whole = (image: RgbImage) => ({ image, gx, gy, whole: image });
 
     const cmyk = meta.space === 'cmyk';
     const deep = meta.depth !== undefined && meta.depth !== 'uchar';
@@ -489,12 +516,12 @@ export class ImagePreprocessor {
       if (upscale) {
         const region = { x0: gx.src, y0: gy.src, width: gx.len, height: gy.len };
         const data = pillowResizeRegion(full.data, width, height, size.width, size.height, region, this.config.resample);
-        return placed({ data, width: gx.len, height: gy.len });
+        return { image: { data, width: gx.len, height: gy.len }, gx: { ...gx, src: 0 }, gy: { ...gy, src: 0 }, whole: full };
       }
-      return placed(await this.resizeAndCrop({ kind: 'raw', image: full }, width, height, size, gx, gy, false));
+      return whole(await this.resize({ kind: 'raw', image: full }, width, height, size, false));
     }
     const sol = this.shrinkOnLoad && meta.format === 'jpeg' && !deep;
-    return placed(await this.resizeAndCrop({ kind: 'encoded', bytes, deep }, width, height, size, gx, gy, sol));
+    return whole(await this.resize({ kind: 'encoded', bytes, deep }, width, height, size, sol));
   }
 
   /** Full-size oriented 8-bit RGB. */
@@ -526,10 +553,8 @@ export class ImagePreprocessor {
     return source.deep ? p.pipelineColourspace('srgb') : p;
   }
 
-  /** Resize with libvips in steps of < 4x (see planResizeSteps) and extract the crop region. */
-  private async resizeAndCrop(
-    source: PassSource, width: number, height: number, size: Size, gx: AxisCrop, gy: AxisCrop, shrinkOnLoad: boolean,
-  ): Promise<RgbImage> {
+  /** Resize with libvips in steps of < 4x (see planResizeSteps) to `size`, whole (the crop is the caller's). */
+  private async resize(source: PassSource, width: number, height: number, size: Size, shrinkOnLoad: boolean): Promise<RgbImage> {
     const kernel = KERNELS[this.config.resample];
     const steps = planResizeSteps(width, height, size, shrinkOnLoad);
     let current = source;
@@ -547,13 +572,9 @@ export class ImagePreprocessor {
     let p = this.open(current);
     const last = steps[steps.length - 1];
     if (last) p = p.resize(last.width, last.height, { fit: 'fill', kernel, fastShrinkOnLoad: false });
-    const { data, info } = await p
-      .extract({ left: gx.src, top: gy.src, width: gx.len, height: gy.len })
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== gx.len || info.height !== gy.len) {
-      throw new Error(`crop produced ${info.width}x${info.height}x${info.channels}, expected ${gx.len}x${gy.len}x3`);
+    const { data, info } = await p.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== size.width || info.height !== size.height) {
+      throw new Error(`resize produced ${info.width}x${info.height}x${info.channels}, expected ${size.width}x${size.height}x3`);
     }
     return { data, width: info.width, height: info.height };
   }

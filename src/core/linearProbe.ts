@@ -13,7 +13,7 @@
  *   sample (it cannot be predicted out of sample), which flags it as a likely label error; the report says so.
  */
 import { ClipLensError } from './errors';
-import { onnxMatMul } from './onnxMatMul';
+import { onnxLogisticStep } from './onnxMatMul';
 
 /** Default regularisation: C = 10 on L2-normalised CLIP embeddings (chosen by measurement, docs/predictors.md). */
 export const DEFAULT_PROBE_C = 10;
@@ -89,13 +89,20 @@ export interface LogisticModel {
   weights: Float64Array;
   intercepts: Float64Array;
   iterations: number;
+  /** Loss-and-gradient evaluations of the fit. */
+  evaluations: number;
   converged: boolean;
 }
 
 export interface FitOptions {
   c?: number;
-  /** Stop when the largest gradient component is below this (default 1e-6 x number of samples, at least 1e-5). */
+  /** Stop when the largest gradient component is at most this (default 1e-4: scikit-learn's `tol`, scipy's `pgtol`). */
   gradientTolerance?: number;
+  /**
+   * Stop when an iteration lowers the objective by at most this fraction, (f_old - f) / max(|f_old|, |f|, 1)
+   * (default 2.22e-9: scipy L-BFGS-B's `ftol`, which scikit-learn leaves at its default).
+   */
+  relativeReduction?: number;
   maxIterations?: number;
   /** Initial parameters (warm start), in the layout of {@link LogisticModel}: weights then intercepts. */
   start?: Float64Array;
@@ -118,7 +125,17 @@ interface LogisticProblem {
   lambda: number;
   start: Float64Array;
   tolerance: number;
+  relativeReduction: number;
   maxIterations: number;
+}
+
+/** scipy.optimize.minimize(method='L-BFGS-B')'s default `ftol` (factr 1e7 x machine epsilon). */
+export const SCIPY_FTOL = 2.220446049250313e-9;
+/** scikit-learn's LogisticRegression `tol` (default), passed to scipy as `gtol`. */
+export const SKLEARN_TOL = 1e-4;
+
+function lbfgsOptionsOf(p: LogisticProblem): LbfgsOptions {
+  return { gradientTolerance: p.tolerance, relativeReduction: p.relativeReduction, maxIterations: p.maxIterations };
 }
 
 function logisticProblem(x: Float32Array, dim: number, labels: ArrayLike<number>, rows: Int32Array, options: FitOptions): LogisticProblem {
@@ -137,7 +154,7 @@ function logisticProblem(x: Float32Array, dim: number, labels: ArrayLike<number>
   const np = k * dim + k;
   const start = new Float64Array(np);
   if (options.start && options.start.length === np) start.set(options.start);
-  return { classes, k, m, xs, y, lambda: 1 / c, start, tolerance: options.gradientTolerance ?? Math.max(1e-5, 1e-6 * m), maxIterations: options.maxIterations ?? 1000 };
+  return { classes, k, m, xs, y, lambda: 1 / c, start, tolerance: options.gradientTolerance ?? SKLEARN_TOL, relativeReduction: options.relativeReduction ?? SCIPY_FTOL, maxIterations: options.maxIterations ?? 1000 };
 }
 
 /**
@@ -185,12 +202,12 @@ function addPenalty(w: Float64Array, g: Float64Array, nw: number, lambda: number
 
 function modelOf(p: LogisticProblem, dim: number, res: LbfgsResult): LogisticModel {
   const nw = p.k * dim;
-  return { classes: p.classes, dim, weights: res.x.slice(0, nw), intercepts: res.x.slice(nw), iterations: res.iterations, converged: res.converged };
+  return { classes: p.classes, dim, weights: res.x.slice(0, nw), intercepts: res.x.slice(nw), iterations: res.iterations, evaluations: res.evaluations, converged: res.converged };
 }
 
 function oneClassModel(p: LogisticProblem, dim: number): LogisticModel {
   // scikit-learn refuses to fit one class; the only sensible model predicts it with certainty
-  return { classes: p.classes, dim, weights: new Float64Array(p.k * dim), intercepts: new Float64Array(p.k), iterations: 0, converged: true };
+  return { classes: p.classes, dim, weights: new Float64Array(p.k * dim), intercepts: new Float64Array(p.k), iterations: 0, evaluations: 0, converged: true };
 }
 
 /**
@@ -242,16 +259,17 @@ export function fitLogistic(
     }
     return f + addPenalty(w, g, nw, p.lambda);
   };
-  return modelOf(p, dim, lbfgs(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
+  return modelOf(p, dim, lbfgs(objective, p.start, lbfgsOptionsOf(p)));
 }
 
 /** Above this many multiply-adds per product (rows x dim x classes), the probe's products run on ONNX Runtime. */
 export const ONNX_MIN_WORK = 1 << 18;
 
 /**
- * {@link fitLogistic} with the two large products per step (logits X W^T and gradient R^T X) in float32 on ONNX
- * Runtime's CPU kernels when the problem is large and onnxruntime-node loads; the rest (softmax, loss, penalty,
- * L-BFGS) stays in float64. Same objective and optimum, up to float32 rounding of the products.
+ * {@link fitLogistic} with each loss-and-gradient evaluation as one ONNX Runtime session run (onnxMatMul.ts
+ * `logisticStepModelBytes`: X W^T + b, log-softmax, residuals, R^T X, all float32 on MLAS, multi-threaded) when the
+ * problem is large and onnxruntime-node loads; the per-row losses are summed and the penalty and L-BFGS kept in
+ * float64 here. Same objective and optimum, up to float32 rounding.
  */
 export async function fitLogisticFast(
   x: Float32Array,
@@ -262,24 +280,27 @@ export async function fitLogisticFast(
 ): Promise<LogisticModel> {
   const engine = options.engine ?? 'auto';
   const big = rows.length * dim * new Set(Array.from(rows, (r) => labels[r])).size >= ONNX_MIN_WORK;
-  const mm = engine === 'onnx' || (engine === 'auto' && big) ? await onnxMatMul() : null;
-  if (!mm) return fitLogistic(x, dim, labels, rows, options);
+  const step = engine === 'onnx' || (engine === 'auto' && big) ? await onnxLogisticStep() : null;
+  if (!step) return fitLogistic(x, dim, labels, rows, options);
   const p = logisticProblem(x, dim, labels, rows, options);
   const { k, m, xs, y } = p;
   if (k < 2) return oneClassModel(p, dim);
   const nw = k * dim;
-  const wt = new Float32Array(dim * k);
-  const rt = new Float32Array(k * m);
+  const yOneHot = new Float32Array(m * k);
+  for (let i = 0; i < m; i++) yOneHot[i * k + y[i]] = 1;
+  const w32 = new Float32Array(nw);
+  const b32 = new Float32Array(k);
   const objective = async (w: Float64Array, g: Float64Array): Promise<number> => {
-    for (let j = 0; j < k; j++) for (let d = 0; d < dim; d++) wt[d * k + j] = w[j * dim + d];
-    const logits = await mm.run(xs, m, dim, wt, k); // m x k
-    const f = softmaxResiduals(logits, m, k, y, w, nw, g);
-    for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) rt[j * m + i] = logits[i * k + j];
-    const grad = await mm.run(rt, k, m, xs, dim); // k x dim
-    for (let q = 0; q < nw; q++) g[q] = grad[q];
+    for (let q = 0; q < nw; q++) w32[q] = w[q];
+    for (let j = 0; j < k; j++) b32[j] = w[nw + j];
+    const r = await step.run(xs, m, dim, w32, b32, yOneHot, k);
+    let f = 0;
+    for (let i = 0; i < m; i++) f += r.rowLoss[i];
+    for (let q = 0; q < nw; q++) g[q] = r.gradW[q];
+    for (let j = 0; j < k; j++) g[nw + j] = r.gradB[j];
     return f + addPenalty(w, g, nw, p.lambda);
   };
-  return modelOf(p, dim, await lbfgsAsync(objective, p.start, { gradientTolerance: p.tolerance, maxIterations: p.maxIterations }));
+  return modelOf(p, dim, await lbfgsAsync(objective, p.start, lbfgsOptionsOf(p)));
 }
 
 /** Probabilities of `model` for rows `rows` of X, written into out (numClasses columns, absent classes 0). */
@@ -330,6 +351,8 @@ export interface CrossValidatedProbe {
   singletonClasses: number[];
   /** Folds whose L-BFGS hit the iteration limit. */
   unconverged: number;
+  /** Each fold's L-BFGS iterations, objective evaluations and whether it converged, in fold order. */
+  fits: { iterations: number; evaluations: number; converged: boolean }[];
 }
 
 /** Checks features: N x dim, finite. */
@@ -380,15 +403,17 @@ function planProbe(features: Float32Array, dim: number, labels: ArrayLike<number
   }
   const probs = new Float64Array(n * numClasses);
   let unconverged = 0;
+  const fits: CrossValidatedProbe['fits'] = [];
   return {
     folds,
     c,
     foldOfSample,
-    record(model: Parameters<typeof predictInto>[0] & { converged: boolean }, test: Int32Array): void {
+    record(model: LogisticModel, test: Int32Array): void {
       if (!model.converged) unconverged++;
+      fits.push({ iterations: model.iterations, evaluations: model.evaluations, converged: model.converged });
       predictInto(model, features, test, probs, numClasses);
     },
-    result: (): CrossValidatedProbe => ({ probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged }),
+    result: (): CrossValidatedProbe => ({ probs, foldOfSample, folds, c, smallClasses, singletonClasses, unconverged, fits }),
   };
 }
 
@@ -431,14 +456,33 @@ export async function crossValidatedProbeFast(
   dim: number,
   labels: ArrayLike<number>,
   numClasses: number,
-  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine'] } = {},
+  options: { folds?: number; c?: number; maxIterations?: number; engine?: FitOptions['engine']; warmStart?: boolean } = {},
 ): Promise<CrossValidatedProbe> {
   const plan = planProbe(features, dim, labels, numClasses, options);
+  let previous: LogisticModel | null = null;
   for (let f = 0; f < plan.folds; f++) {
     const { train, test } = foldIndices(plan.foldOfSample, f);
-    plan.record(await fitLogisticFast(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations, engine: options.engine }), test);
+    const start = options.warmStart && previous ? startFrom(previous, dim, labels, train) : undefined;
+    const model = await fitLogisticFast(features, dim, labels, train, { c: plan.c, maxIterations: options.maxIterations, engine: options.engine, start });
+    plan.record(model, test);
+    previous = model;
   }
   return plan.result();
+}
+
+/** Initial parameters for a fit on `rows` from another fold's model: each class's row and intercept, 0 for a class it lacked. */
+function startFrom(model: LogisticModel, dim: number, labels: ArrayLike<number>, rows: Int32Array): Float64Array {
+  const classes = [...new Set(Array.from(rows, (r) => labels[r]))].sort((a, b) => a - b);
+  const k = classes.length;
+  const out = new Float64Array(k * dim + k);
+  const at = new Map(Array.from(model.classes, (c, j) => [c, j] as const));
+  classes.forEach((c, j) => {
+    const o = at.get(c);
+    if (o === undefined) return;
+    out.set(model.weights.subarray(o * dim, (o + 1) * dim), j * dim);
+    out[k * dim + j] = model.intercepts[o];
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -448,13 +492,17 @@ interface LbfgsResult {
   x: Float64Array;
   f: number;
   iterations: number;
+  /** Objective evaluations (line-search trials included). */
+  evaluations: number;
   converged: boolean;
 }
 
 /**
  * Limited-memory BFGS (memory 10) with a backtracking line search satisfying the Armijo condition (cubic/halving
  * steps); curvature pairs with s'y <= 0 are skipped. The objective is convex here, so any stationary point is the
- * optimum. Stops when max |gradient| <= gradientTolerance, or when a step changes nothing.
+ * optimum. Stops as scipy's L-BFGS-B does (what scikit-learn's lbfgs solver runs): when max |gradient| <=
+ * gradientTolerance (`pgtol`), or when an iteration lowers the objective by at most `relativeReduction` x
+ * max(|f_old|, |f|, 1) (`ftol`), or after maxIterations iterations (`maxiter`); both tests count as converged.
  */
 export function lbfgs(
   fg: (x: Float64Array, g: Float64Array) => number,
@@ -481,6 +529,8 @@ export async function lbfgsAsync(
 
 interface LbfgsOptions {
   gradientTolerance: number;
+  /** scipy's `ftol` (default 0: only the gradient test and the iteration limit stop). */
+  relativeReduction?: number;
   maxIterations: number;
   memory?: number;
 }
@@ -491,6 +541,8 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
   const mem = options.memory ?? 10;
   const x = Float64Array.from(x0);
   const g = new Float64Array(n);
+  const ftol = options.relativeReduction ?? 0;
+  let evaluations = 1;
   let f: number = yield { x, g };
   const S: Float64Array[] = [];
   const Y: Float64Array[] = [];
@@ -499,6 +551,8 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
   const xNew = new Float64Array(n);
   const gNew = new Float64Array(n);
   const alpha = new Float64Array(mem);
+  let sNew: Float64Array = new Float64Array(n);
+  let yNew: Float64Array = new Float64Array(n);
   const maxAbs = (v: Float64Array) => {
     let m = 0;
     for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
@@ -506,7 +560,7 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
   };
   let it = 0;
   for (; it < options.maxIterations; it++) {
-    if (maxAbs(g) <= options.gradientTolerance) return { x, f, iterations: it, converged: true };
+    if (maxAbs(g) <= options.gradientTolerance) return { x, f, iterations: it, evaluations, converged: true };
     // two-loop recursion: d = -H g
     for (let i = 0; i < n; i++) d[i] = -g[i];
     for (let j = S.length - 1; j >= 0; j--) {
@@ -556,6 +610,7 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
     for (let ls = 0; ls < 40; ls++) {
       for (let i = 0; i < n; i++) xNew[i] = x[i] + t * d[i];
       fNew = yield { x: xNew, g: gNew };
+      evaluations++;
       if (Number.isFinite(fNew) && fNew <= f + 1e-4 * t * gd) {
         accepted = true;
         break;
@@ -564,9 +619,9 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
       const tq = Number.isFinite(fNew) ? (-gd * t * t) / (2 * (fNew - f - gd * t)) : t / 2;
       t = Math.min(Math.max(tq, 0.1 * t), 0.5 * t);
     }
-    if (!accepted) return { x, f, iterations: it, converged: maxAbs(g) <= options.gradientTolerance };
-    const s = new Float64Array(n);
-    const yv = new Float64Array(n);
+    if (!accepted) return { x, f, iterations: it, evaluations, converged: maxAbs(g) <= options.gradientTolerance };
+    const s = sNew;
+    const yv = yNew;
     let sy = 0;
     for (let i = 0; i < n; i++) {
       s[i] = xNew[i] - x[i];
@@ -578,18 +633,25 @@ function* lbfgsSteps(x0: Float64Array, options: LbfgsOptions): Generator<{ x: Fl
     g.set(gNew);
     f = fNew;
     if (sy > 1e-12) {
+      // the pair joins the memory; the oldest pair's buffers (once the memory is full) become the next scratch
       if (S.length === mem) {
-        S.shift();
-        Y.shift();
+        sNew = S.shift()!;
+        yNew = Y.shift()!;
         rho.shift();
+      } else {
+        sNew = new Float64Array(n);
+        yNew = new Float64Array(n);
       }
       S.push(s);
       Y.push(yv);
       rho.push(1 / sy);
     }
-    if (fOld - f <= 1e-15 * Math.max(1, Math.abs(f)) && maxAbs(g) <= 100 * options.gradientTolerance) {
-      return { x, f, iterations: it + 1, converged: true };
+    if (maxAbs(g) <= options.gradientTolerance) return { x, f, iterations: it + 1, evaluations, converged: true };
+    const reduction = fOld - f;
+    if (ftol > 0 && reduction <= ftol * Math.max(Math.abs(fOld), Math.abs(f), 1)) return { x, f, iterations: it + 1, evaluations, converged: true };
+    if (ftol === 0 && reduction <= 1e-15 * Math.max(1, Math.abs(f)) && maxAbs(g) <= 100 * options.gradientTolerance) {
+      return { x, f, iterations: it + 1, evaluations, converged: true };
     }
   }
-  return { x, f, iterations: it, converged: maxAbs(g) <= options.gradientTolerance };
+  return { x, f, iterations: it, evaluations, converged: maxAbs(g) <= options.gradientTolerance };
 }

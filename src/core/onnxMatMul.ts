@@ -1,6 +1,7 @@
 /**
  * float32 matrix products on ONNX Runtime's CPU kernels (MLAS: SIMD, multi-threaded), for the large products of
- * the linear probe and the exact kNN, and the zero-shot head (MatMul, logit scale, Softmax) of large evaluations.
+ * the exact kNN, the linear probe's fused loss-and-gradient step (logisticStepModelBytes), and the zero-shot head
+ * (MatMul, logit scale, Softmax) of large evaluations.
  * onnxruntime-node is already how CLIP runs; the graphs (symbolic shapes) are written here as ONNX protobuf bytes,
  * so there is no model file. Loaded on first use; null when it cannot load.
  */
@@ -26,6 +27,85 @@ function valueInfo(name: string, dims: string[]): number[] {
   const shape = dims.flatMap((d) => bytes(1, str(2, d)));
   const tensor = [...int(1, 1 /* FLOAT */), ...bytes(2, shape)];
   return [...str(1, name), ...bytes(2, bytes(1, tensor))];
+}
+
+/** AttributeProto of one int (type INT) or a list of ints (type INTS). */
+function attr(name: string, v: number | number[]): number[] {
+  return Array.isArray(v) ? [...str(1, name), ...v.flatMap((x) => int(8, x)), ...int(20, 7)] : [...str(1, name), ...int(3, v), ...int(20, 2)];
+}
+
+/** NodeProto: inputs, outputs, op type, attributes. */
+function nodeProto(inputs: string[], outputs: string[], op: string, attrs: number[][] = []): number[] {
+  return [...inputs.flatMap((i) => str(1, i)), ...outputs.flatMap((o) => str(2, o)), ...str(3, `${op}_${outputs[0]}`), ...str(4, op), ...attrs.flatMap((a) => bytes(5, a))];
+}
+
+/**
+ * ONNX model bytes of one evaluation of the multinomial logistic loss (opset 11), everything a step of L-BFGS needs
+ * from the data in one session run:
+ *   Z = X W^T + b;  L = LogSoftmax(Z);  R = exp(L) - Y
+ *   rowLoss = -sum_j L * Y (per row);  gradW = R^T X;  gradB = sum_i R
+ * X [M, D], W [K, D], b [K], Y one-hot [M, K]; the penalty is added by the caller.
+ */
+export function logisticStepModelBytes(): Uint8Array {
+  const nodes = [
+    nodeProto(['X', 'W', 'b'], ['Z'], 'Gemm', [attr('transB', 1)]),
+    nodeProto(['Z'], ['L'], 'LogSoftmax', [attr('axis', 1)]),
+    nodeProto(['L'], ['P'], 'Exp'),
+    nodeProto(['P', 'Y'], ['R'], 'Sub'),
+    nodeProto(['L', 'Y'], ['LY'], 'Mul'),
+    nodeProto(['LY'], ['negRowLoss'], 'ReduceSum', [attr('axes', [1]), attr('keepdims', 0)]),
+    nodeProto(['negRowLoss'], ['rowLoss'], 'Neg'),
+    nodeProto(['R', 'X'], ['gradW'], 'Gemm', [attr('transA', 1)]),
+    nodeProto(['R'], ['gradB'], 'ReduceSum', [attr('axes', [0]), attr('keepdims', 0)]),
+  ];
+  const graph = [
+    ...nodes.flatMap((n) => bytes(1, n)),
+    ...str(2, 'clip-lens-logistic-step'),
+    ...bytes(11, valueInfo('X', ['M', 'D'])),
+    ...bytes(11, valueInfo('W', ['K', 'D'])),
+    ...bytes(11, valueInfo('b', ['K'])),
+    ...bytes(11, valueInfo('Y', ['M', 'K'])),
+    ...bytes(12, valueInfo('rowLoss', ['M'])),
+    ...bytes(12, valueInfo('gradW', ['K', 'D'])),
+    ...bytes(12, valueInfo('gradB', ['K'])),
+  ];
+  const opset = [...str(1, ''), ...int(2, 11)];
+  return Uint8Array.from([...int(1, 6 /* ir_version */), ...str(2, 'clip-lens'), ...bytes(7, graph), ...bytes(8, opset)]);
+}
+
+export interface LogisticStep {
+  /**
+   * One loss-and-gradient evaluation on x (m x d), weights w (k x d), intercepts b (k) and one-hot labels y (m x k),
+   * all float32 row-major: per-row cross-entropy (m), weight gradient (k x d) and intercept gradient (k).
+   */
+  run(x: Float32Array, m: number, d: number, w: Float32Array, b: Float32Array, y: Float32Array, k: number): Promise<{ rowLoss: Float32Array; gradW: Float32Array; gradB: Float32Array }>;
+}
+
+let sharedStep: Promise<LogisticStep | null> | undefined;
+
+/** The shared logistic-step session, or null when onnxruntime-node cannot be loaded here. */
+export function onnxLogisticStep(): Promise<LogisticStep | null> {
+  return (sharedStep ??= (async () => {
+    let ort: typeof Ort;
+    try {
+      ort = require('onnxruntime-node') as typeof Ort;
+    } catch {
+      return null;
+    }
+    const session = await ort.InferenceSession.create(logisticStepModelBytes(), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    const step: LogisticStep = {
+      async run(x, m, d, w, b, y, k) {
+        const out = await session.run({
+          X: new ort.Tensor('float32', x, [m, d]),
+          W: new ort.Tensor('float32', w, [k, d]),
+          b: new ort.Tensor('float32', b, [k]),
+          Y: new ort.Tensor('float32', y, [m, k]),
+        });
+        return { rowLoss: out.rowLoss.data as Float32Array, gradW: out.gradW.data as Float32Array, gradB: out.gradB.data as Float32Array };
+      },
+    };
+    return step;
+  })().catch(() => null));
 }
 
 /** A float tensor ValueInfoProto of fixed dims (a scalar-like [1]). */

@@ -55,7 +55,7 @@ export type BulkAction =
   | { kind: 'ignore'; paths: string[] };
 
 /** Per-class table columns that can be sorted. */
-export type ClassSortKey = 'class' | 'support' | 'predicted' | 'precision' | 'recall' | 'f1' | 'recallAtK' | 'ap';
+export type ClassSortKey = 'class' | 'support' | 'predicted' | 'precision' | 'recall' | 'probeRecall' | 'f1' | 'recallAtK' | 'ap';
 
 /** Confusion matrix colouring: raw counts, or each row divided by its total (so the diagonal is the class's recall). */
 export type MatrixMode = 'counts' | 'recall';

@@ -1,21 +1,20 @@
 /**
- * A 64-bit perceptual hash of an image's pixels (the DCT "pHash" of cleanvision and imagehash): the image, with its
- * EXIF orientation applied and alpha dropped (as preprocessing does), in greyscale, resized to 32x32 (aspect ignored), its 2-D DCT-II, the 8x8 lowest
- * frequencies, each bit "coefficient > median of those 64" (the DC term included, as imagehash does).
+ * A 64-bit perceptual hash of an image's pixels (the DCT "pHash" of cleanvision and imagehash): the image as the
+ * model's preprocessing decodes it before its centre crop (EXIF orientation applied, alpha dropped, 8-bit RGB, its
+ * shortest side resized to the model's size when that shrinks it: ImagePreprocessor.decodeWhole), in greyscale
+ * (ITU-R 601 luma, as Pillow's "L" that imagehash uses), averaged into 32x32 cells (aspect ignored), its 2-D DCT-II,
+ * the 8x8 lowest frequencies, each bit "coefficient > median of those 64" (the DC term included, as imagehash does).
  * Resizing, recompression and moderate brightening barely change it (a few bits of 64); a different picture differs
  * in about half of them. Two hashes are compared by their Hamming distance.
+ *
+ * The evaluation hashes the pixels preprocessing has just decoded for the embedding (evaluate.ts runImages), so a cold
+ * run decodes each image once; the hashes are cached by content hash under the preprocessing's fingerprint.
  *
  * A hash is two uint32 words (hi, lo). Each image gets one per centre crop of {@link HASH_SCALES}, so that small crops
  * still match (see {@link hashDistance}).
  */
-import type Sharp from 'sharp';
-import { DEFAULT_MAX_PIXELS } from './imagePreprocess';
+import type { ImagePreprocessor, RgbImage } from './imagePreprocess';
 import { FILE_LIMITS, readRegularFile } from './fileSystem';
-
-let sharpFn: typeof Sharp | undefined;
-function sharp(): typeof Sharp {
-  return (sharpFn ??= require('sharp') as typeof Sharp);
-}
 
 const SIZE = 32;
 const LOW = 8;
@@ -64,66 +63,74 @@ export function perceptualHashOfPixels(grey: ArrayLike<number>): [number, number
 export const HASH_SCALES = [1, 0.92, 0.84] as const;
 /** Uint32 words per image in {@link perceptualHashes}' output: [hi, lo] per scale. */
 export const HASH_WORDS = 2 * HASH_SCALES.length;
-/** Images are decoded to at most this many pixels on their longer side before hashing (shrink-on-load). */
-const DECODE_MAX_SIDE = 256;
 
 /**
  * The image's hash at each of {@link HASH_SCALES} (centre crops): [hi, lo] per scale. A copy cropped by a few
  * percent on each side matches the original's centre crop of about its size, which the full-image hash alone misses
  * (a 6% crop per side moves the full-image hash by 8-18 bits of 64 on the bundled example, the matching centre crop
- * by 2-6). Throws sharp's error for undecodable bytes.
+ * by 2-6).
  */
-export async function perceptualHashes(bytes: Buffer, maxPixels = DEFAULT_MAX_PIXELS): Promise<Uint32Array> {
-  const { data, info } = await sharp()(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
-    .rotate()
-    .removeAlpha()
-    .resize(DECODE_MAX_SIDE, DECODE_MAX_SIDE, { fit: 'inside', withoutEnlargement: true })
-    .toColourspace('b-w')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const { width, height, channels } = info;
-  if (channels !== 1 || data.length !== width * height) throw new Error(`unexpected ${channels}-channel pixel buffer`);
+export function perceptualHashesOfRgb(image: RgbImage): Uint32Array {
+  const { data, width, height } = image;
+  if (data.length !== width * height * 3) throw new RangeError(`expected ${width}x${height}x3 bytes, got ${data.length}`);
+  // Pillow's convert('L'): L = (R * 299 + G * 587 + B * 114) / 1000, kept fractional (the cells average it anyway).
+  const grey = new Float32Array(width * height);
+  for (let i = 0, p = 0; i < grey.length; i++, p += 3) grey[i] = (data[p] * 299 + data[p + 1] * 587 + data[p + 2] * 114) / 1000;
   const out = new Uint32Array(HASH_WORDS);
   const cell = new Float64Array(SIZE * SIZE);
   HASH_SCALES.forEach((f, s) => {
-    const [hi, lo] = perceptualHashOfPixels(boxResize(data, width, height, f, cell));
+    const [hi, lo] = perceptualHashOfPixels(boxResize(grey, width, height, f, cell));
     out[2 * s] = hi;
     out[2 * s + 1] = lo;
   });
   return out;
 }
 
+/** {@link perceptualHashesOfRgb} of encoded bytes, decoded by `preprocessor` (throws its error for undecodable bytes). */
+export async function perceptualHashes(bytes: Buffer, preprocessor: ImagePreprocessor, name?: string): Promise<Uint32Array> {
+  return perceptualHashesOfRgb(await preprocessor.decodeWhole(bytes, name));
+}
+
 /** The centre `f` (side fraction) of a greyscale image averaged into 32x32 cells (area-weighted). */
-function boxResize(px: Uint8Array, width: number, height: number, f: number, out: Float64Array): Float64Array {
+function boxResize(px: ArrayLike<number>, width: number, height: number, f: number, out: Float64Array): Float64Array {
   const w = width * f;
   const h = height * f;
-  const x0 = (width - w) / 2;
-  const y0 = (height - h) / 2;
-  const weightsX = axisWeights(x0, w, width);
-  const weightsY = axisWeights(y0, h, height);
+  const X = axisWeights((width - w) / 2, w, width);
+  const Y = axisWeights((height - h) / 2, h, height);
   out.fill(0);
   const row = new Float64Array(SIZE);
-  for (const [y, cy, wy] of weightsY) {
+  for (let k = 0; k < Y.count; k++) {
     row.fill(0);
-    for (const [x, cx, wx] of weightsX) row[cx] += wx * px[y * width + x];
-    for (let c = 0; c < SIZE; c++) out[cy * SIZE + c] += wy * row[c];
+    const base = Y.pixel[k] * width;
+    for (let j = 0; j < X.count; j++) row[X.cell[j]] += X.weight[j] * px[base + X.pixel[j]];
+    const o = Y.cell[k] * SIZE;
+    const wy = Y.weight[k];
+    for (let c = 0; c < SIZE; c++) out[o + c] += wy * row[c];
   }
   return out;
 }
 
 /** (pixel, cell, weight) triples mapping pixels [start, start + length) onto SIZE cells by overlap. */
-function axisWeights(start: number, length: number, limit: number): [number, number, number][] {
-  const out: [number, number, number][] = [];
+function axisWeights(start: number, length: number, limit: number): { pixel: Int32Array; cell: Int32Array; weight: Float64Array; count: number } {
   const step = length / SIZE;
+  const cap = Math.ceil(length) + 2 * SIZE + 2;
+  const pixel = new Int32Array(cap);
+  const cell = new Int32Array(cap);
+  const weight = new Float64Array(cap);
+  let count = 0;
   for (let c = 0; c < SIZE; c++) {
     const a = start + c * step;
     const b = a + step;
     for (let p = Math.max(0, Math.floor(a)); p < Math.min(limit, Math.ceil(b)); p++) {
       const overlap = Math.min(b, p + 1) - Math.max(a, p);
-      if (overlap > 0) out.push([p, c, overlap / step]);
+      if (overlap > 0) {
+        pixel[count] = p;
+        cell[count] = c;
+        weight[count++] = overlap / step;
+      }
     }
   }
-  return out;
+  return { pixel, cell, weight, count };
 }
 
 /** The smallest Hamming distance between image a's full hash and any of b's scales, or b's full hash and a's. */
@@ -158,8 +165,58 @@ export function hashHex(hi: number, lo: number): string {
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
-/** Cache namespace of the hashes (an EmbeddingCache of HASH_WORDS * 2 16-bit halves stored as floats). */
-export const HASH_CACHE_NAMESPACE = `pixel-hash\0dct64-v1\0${HASH_SCALES.join(',')}`;
+/**
+ * Cache namespace of the hashes of images decoded by a preprocessor of this fingerprint (an EmbeddingCache of
+ * HASH_WORDS * 2 16-bit halves stored as floats). v1 hashed its own decode (longer side 256, libvips' grey).
+ */
+export function hashCacheNamespace(preprocessorFingerprint: string): string {
+  return `pixel-hash\0dct64-v2\0${HASH_SCALES.join(',')}\0${preprocessorFingerprint}`;
+}
+
+export interface PixelHashCache {
+  get(key: Buffer): Float32Array | undefined;
+  put(key: Buffer, v: Float32Array): void;
+}
+
+/**
+ * The pixel hashes of a run, n rows of HASH_WORDS words: `ok[i]` = 1 once row i is known. Filled by the image phase
+ * from the pixels it decodes (or from the cache), completed by {@link pixelHashesOf} for the rest.
+ */
+export class PixelHashRows {
+  readonly hashes: Uint32Array;
+  readonly ok: Uint8Array;
+
+  constructor(
+    readonly n: number,
+    readonly cache: PixelHashCache | null,
+  ) {
+    this.hashes = new Uint32Array(n * HASH_WORDS);
+    this.ok = new Uint8Array(n);
+  }
+
+  /** Row i from the cache (content hash `key`); false when not there. */
+  fromCache(i: number, key: Buffer): boolean {
+    const cached = this.cache?.get(key);
+    if (!cached || cached.length !== 2 * HASH_WORDS) return false;
+    for (let w = 0; w < HASH_WORDS; w++) this.hashes[i * HASH_WORDS + w] = ((cached[2 * w] << 16) | cached[2 * w + 1]) >>> 0;
+    this.ok[i] = 1;
+    return true;
+  }
+
+  /** Row i computed (kept in the cache under `key`, the content hash of the image's bytes). */
+  set(i: number, key: Buffer, h: Uint32Array): void {
+    this.hashes.set(h, i * HASH_WORDS);
+    this.ok[i] = 1;
+    if (this.cache) {
+      const v = new Float32Array(2 * HASH_WORDS);
+      for (let w = 0; w < HASH_WORDS; w++) {
+        v[2 * w] = h[w] >>> 16;
+        v[2 * w + 1] = h[w] & 0xffff;
+      }
+      this.cache.put(key, v);
+    }
+  }
+}
 
 export interface PixelHashSource {
   /** Absolute path of the image file. */
@@ -169,18 +226,17 @@ export interface PixelHashSource {
 }
 
 /**
- * Hashes for each source: HASH_WORDS words per row, `ok[i]` = 1 when row i was computed (or came from the cache).
- * Images that cannot be read or decoded are left out (ok 0). Hashes are kept in `cache` by content hash, so a
- * re-run decodes nothing it has seen.
+ * Completes `rows`: each source whose row is not known yet is looked up in the cache by content hash, else read and
+ * decoded by `preprocessor` (images whose embedding did not come from this run's image phase: imported embeddings).
+ * Images that cannot be read or decoded are left out (ok 0).
  */
 export async function pixelHashesOf(
   sources: (PixelHashSource | null)[],
-  cache: { get(key: Buffer): Float32Array | undefined; put(key: Buffer, v: Float32Array): void } | null,
-  options: { concurrency?: number; signal?: AbortSignal; maxPixels?: number } = {},
-): Promise<{ hashes: Uint32Array; ok: Uint8Array }> {
+  rows: PixelHashRows,
+  preprocessor: ImagePreprocessor,
+  options: { concurrency?: number; signal?: AbortSignal } = {},
+): Promise<PixelHashRows> {
   const n = sources.length;
-  const hashes = new Uint32Array(n * HASH_WORDS);
-  const ok = new Uint8Array(n);
   const { createHash } = await import('node:crypto');
   let next = 0;
   const worker = async () => {
@@ -188,31 +244,16 @@ export async function pixelHashesOf(
       if (options.signal?.aborted) return;
       const i = next++;
       const src = sources[i];
-      if (!src) continue;
-      const cached = src.contentHash ? cache?.get(src.contentHash) : undefined;
-      if (cached && cached.length === 2 * HASH_WORDS) {
-        for (let w = 0; w < HASH_WORDS; w++) hashes[i * HASH_WORDS + w] = ((cached[2 * w] << 16) | cached[2 * w + 1]) >>> 0;
-        ok[i] = 1;
-        continue;
-      }
+      if (!src || rows.ok[i]) continue;
+      if (src.contentHash && rows.fromCache(i, src.contentHash)) continue;
       try {
         const bytes = await readRegularFile(src.file, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
-        const h = await perceptualHashes(bytes, options.maxPixels);
-        hashes.set(h, i * HASH_WORDS);
-        ok[i] = 1;
-        if (cache) {
-          const v = new Float32Array(2 * HASH_WORDS);
-          for (let w = 0; w < HASH_WORDS; w++) {
-            v[2 * w] = h[w] >>> 16;
-            v[2 * w + 1] = h[w] & 0xffff;
-          }
-          cache.put(src.contentHash ?? createHash('sha256').update(bytes).digest(), v);
-        }
+        rows.set(i, src.contentHash ?? createHash('sha256').update(bytes).digest(), await perceptualHashes(bytes, preprocessor, src.file));
       } catch {
         // Unreadable: takes part in nothing (the evaluation names it once, under its sample's error).
       }
     }
   };
   await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
-  return { hashes, ok };
+  return rows;
 }

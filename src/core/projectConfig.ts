@@ -94,6 +94,8 @@ export interface ProjectConfig {
   $schema?: string;
   /** Registry id or a model folder (relative to the config file). */
   model?: string;
+  /** Two models evaluated in one go (registry ids or folders relative to the config file): the first is the report, the second its comparison. */
+  models?: string[];
   /** 'simple', 'imagenet80', a template file (relative to the config file) or a list of templates. */
   templates?: string | string[];
   /** Class name -> text used in prompts instead of the readable class name. */
@@ -135,7 +137,7 @@ export type ConfigSpec =
   | (SpecBase & { type: 'map'; keyPattern?: { pattern: string; message: string }; values: ConfigSpec })
   | (SpecBase & { type: 'number'; minimum?: number; maximum?: number; integer?: boolean })
   | (SpecBase & { type: 'string'; minLength?: number; pattern?: { pattern: string; message: string } })
-  | (SpecBase & { type: 'array'; items: ConfigSpec; minItems?: number; keepValidItems?: boolean })
+  | (SpecBase & { type: 'array'; items: ConfigSpec; minItems?: number; maxItems?: number; keepValidItems?: boolean })
   | (SpecBase & { type: 'stringOrArray'; string: ConfigSpec; array: ConfigSpec });
 
 const fraction = (description: string): ConfigSpec => ({ type: 'number', minimum: 0, maximum: 1, description });
@@ -156,6 +158,15 @@ export const CONFIG_SPEC: ConfigSpec = {
       examples: ['clip-vit-base-patch32'],
       description:
         'CLIP model: a registry id (e.g. "clip-vit-base-patch32") or a path to a model folder, relative to this file.',
+    },
+    models: {
+      type: 'array',
+      minItems: 2,
+      maxItems: 2,
+      examples: [['clip-vit-base-patch32', 'clip-vit-base-patch16']],
+      description:
+        'Two CLIP models to evaluate in one go (each image is read and decoded once): registry ids or model folders relative to this file. The report is the first model\'s, with a "comparison" against the second (as `clip-lens eval --model A --model B`). Use instead of "model".',
+      items: { type: 'string', minLength: 1, description: 'A registry id or a model folder relative to this file.' },
     },
     templates: {
       type: 'stringOrArray',
@@ -401,6 +412,7 @@ function specToSchema(spec: ConfigSpec): Record<string, unknown> {
     case 'array':
       out.type = 'array';
       if (spec.minItems !== undefined) out.minItems = spec.minItems;
+      if (spec.maxItems !== undefined) out.maxItems = spec.maxItems;
       out.items = specToSchema(spec.items);
       break;
     case 'stringOrArray':
@@ -442,6 +454,16 @@ export function parseProjectConfig(text: string, _file: string): { config: Proje
     const node = findNode(tree, ['warnings', 'goodAccuracy']);
     report('warnings.goodAccuracy', `must be at least warnings.lowAccuracy (${w.lowAccuracy})`, node?.offset ?? 0);
     delete w.goodAccuracy;
+  }
+  if (config.model !== undefined && config.models !== undefined) {
+    const node = findNode(tree, ['models']);
+    report('models', '"model" and "models" exclude each other: name one model in "model", or two in "models"', node?.offset ?? 0);
+    delete config.models;
+  }
+  if (config.models !== undefined && config.embeddings !== undefined) {
+    const node = findNode(tree, ['models']);
+    report('models', '"models" and "embeddings" exclude each other: embeddings computed elsewhere come from one model', node?.offset ?? 0);
+    delete config.models;
   }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
   return { config, problems };
@@ -534,6 +556,9 @@ function validate(node: JsonNode, spec: ConfigSpec, key: string, report: Report)
       if (node.type !== 'array') return wrongType('an array');
       if (spec.minItems !== undefined && node.items.length < spec.minItems) {
         return report(key, `must have at least ${spec.minItems} item${spec.minItems === 1 ? '' : 's'}`, node.offset);
+      }
+      if (spec.maxItems !== undefined && node.items.length > spec.maxItems) {
+        return report(key, `must have at most ${spec.maxItems} item${spec.maxItems === 1 ? '' : 's'}`, node.offset);
       }
       const out: unknown[] = [];
       let ok = true;

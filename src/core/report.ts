@@ -125,7 +125,20 @@ export interface PredictorReport {
   reason: string;
   zeroShot: { top1Accuracy: number; balancedAccuracy: number };
   /** The cross-validated linear probe on the image embeddings, when it ran. */
-  linearProbe?: { folds: number; c: number; top1Accuracy: number; balancedAccuracy: number; singletonClasses: string[] };
+  linearProbe?: {
+    folds: number;
+    c: number;
+    top1Accuracy: number;
+    balancedAccuracy: number;
+    singletonClasses: string[];
+    /** Whether the out-of-sample probabilities came from the probe cache (same embeddings, labels, folds and C). */
+    fromCache?: boolean;
+    /**
+     * How C was chosen: 'default' (DEFAULT_PROBE_C = 10, fixed; an inner validation over C = 0.1..100 was measured
+     * and changed nothing it finds, docs/predictors.md) or 'requested' (given by the caller).
+     */
+    cChosenBy?: 'default' | 'requested';
+  };
   knn?: { k: number; top1Accuracy: number; balancedAccuracy: number; approximate: boolean };
   /** Per class (in `dataset.classes` order): zero-shot recall next to the probe's (null when the probe did not run). */
   perClass: { class: string; support: number; zeroShotRecall: number; probeRecall: number | null }[];
@@ -182,6 +195,20 @@ export interface ReportSample {
   contentHash?: string;
   /** Why this sample has no prediction. */
   error?: { code: string; message: string };
+}
+
+/** One model of a two-model run (the report's `models`). */
+export interface ModelRun {
+  id: string;
+  dir: string;
+  quantized: boolean;
+  imageSize: number;
+  top1Accuracy: number | null;
+  balancedAccuracy: number | null;
+  macroF1: number | null;
+  labelIssues: number;
+  imagesComputed: number;
+  imagesFromCache: number;
 }
 
 export interface EvalReport {
@@ -247,8 +274,13 @@ export interface EvalReport {
   leakage?: LeakedSplit[];
   /** Images unlike the rest of their class and of the dataset, most unusual first. */
   outliers?: Outlier[];
-  /** With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. */
+  /**
+   * With `eval --baseline FILE`: the changes from that earlier run (A) to this one (B), see core/compare.ts. With two
+   * models (eval --model A --model B): the changes from the second model (A) to this report's, the first (B).
+   */
   comparison?: Comparison;
+  /** With two models (eval --model A --model B, config "models"): both, this report's first, with their headlines. */
+  models?: ModelRun[];
   timing: {
     totalMs: number;
     textMs: number;

@@ -32,8 +32,10 @@ import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
 import { promptsForClass, resolveTemplates } from './prompts';
-import type { EvaluateProgress } from './evaluate';
-import type { EvalReport, PredictorName } from './report';
+import type { EvaluateProgress, RunImagesFn } from './evaluate';
+import { compareRuns } from './compare';
+import { makeBaseline } from './baseline';
+import type { EvalReport, ModelRun, PredictorName } from './report';
 import type { Dataset, DatasetProblem } from './types';
 import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
 
@@ -163,6 +165,13 @@ export interface RunRequest {
   /** Explicit choices (CLI flags). */
   options?: {
     model?: string;
+    /**
+     * Two models in one go (the CLI's --model A --model B): the report is the first's, with a `comparison` against
+     * the second (as --baseline with the second's report) and `models`. Wins over `model`.
+     */
+    models?: string[];
+    /** The second model's precision (default: the first's). */
+    comparedPrecision?: Precision;
     /** Folder a relative --model is resolved against (default: the current folder). */
     modelBaseDir?: string;
     labelFile?: string;
@@ -194,6 +203,11 @@ export interface RunRequest {
   };
   /** False in an untrusted workspace (see chooseModelSpec). */
   trusted?: boolean;
+  /**
+   * Evaluate only the first of "models" of the config (check and baseline: the gate and the ratchet judge the
+   * report, which is the first model's).
+   */
+  firstModelOnly?: boolean;
   /** The older switch for int8 (--quantized, clipLens.quantized): precision int8 unless a precision is given. */
   quantized?: boolean;
   /** Embedding cache root; null disables it; undefined: the user's cache folder. */
@@ -245,6 +259,8 @@ export interface RunPlan {
   configPolicy: 'fail' | 'list';
   /** Embeddings computed elsewhere (option --embeddings or config "embeddings"), and how many images to check. */
   embeddings?: { input: EmbeddingsInput; verify: number };
+  /** The second model of a two-model run (option models, else config "models"), evaluated over the same image pass. */
+  compared?: { model: ModelChoice; precision: Precision; quantized: boolean };
 }
 
 /** The folder holding the dataset (and its `.clip-lens.json`): the target itself, or a label file's folder. */
@@ -340,11 +356,12 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   const templates = o.templates ?? config.templates ?? s.templates;
   await resolveTemplates(templates, dataset.root);
 
+  if (o.models !== undefined && o.models.length !== 2) throw new ClipLensError('models-count', `two models are compared in one go, got ${o.models.length}`);
   const model = chooseModelSpec({
-    option: o.model,
+    option: o.models?.[0] ?? o.model,
     optionBaseDir: o.modelBaseDir,
     environment: s.environmentModel,
-    projectModel: config.model,
+    projectModel: config.model ?? config.models?.[0],
     projectDir: request.projectDir ?? root,
     setting: s.model,
     settingBaseDir: s.modelBaseDir,
@@ -352,6 +369,14 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   });
   const warnings = s.warnings ? mergeWarningThresholds(config.warnings, s.warnings) : config.warnings;
   const precision: Precision = o.precision ?? config.precision ?? (request.quantized ? 'int8' : s.precision) ?? 'fp32';
+  const compared = request.firstModelOnly && !o.models ? undefined : comparedModel(o, config, model, request.projectDir ?? root, request.trusted);
+  if (compared && embeddingsDir !== undefined) {
+    throw new ClipLensError('models-with-embeddings', 'two models cannot be compared on embeddings computed elsewhere (--embeddings or "embeddings" of .clip-lens.json): evaluate the images, or one model', { file: embeddingsDir });
+  }
+  const comparedPrecision: Precision = o.comparedPrecision ?? precision;
+  if (compared && sameModel(model, compared) && comparedPrecision === precision) {
+    throw new ClipLensError('models-same', `the two models are the same (${model.spec}, ${precision}): name two models, or one model in two precisions (--precision fp32 --precision int8)`);
+  }
   return {
     target,
     root,
@@ -374,7 +399,25 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     probabilities: Boolean(request.probabilities),
     configPolicy: policy,
     ...(embeddings ? { embeddings } : {}),
+    ...(compared ? { compared: { model: compared, precision: comparedPrecision, quantized: comparedPrecision === 'int8' } } : {}),
   };
+}
+
+/** The second model: option models[1], else config "models"[1] when the first came from the config. */
+function comparedModel(o: NonNullable<RunRequest['options']>, config: ProjectConfig, first: ModelChoice, projectDir: string, trusted: boolean | undefined): ModelChoice | undefined {
+  if (o.models) return { spec: o.models[1] as string, baseDir: o.modelBaseDir ?? process.cwd(), source: 'option' };
+  const spec = config.models?.[1];
+  if (first.source !== 'project' || spec === undefined) return undefined;
+  if (trusted === false && isModelFolder(spec, projectDir)) {
+    first.note = `the model folder "${spec}" named by ${path.join(projectDir, CONFIG_FILE_NAME)} is not used in Restricted Mode (trust the workspace to compare with it)`;
+    return undefined;
+  }
+  return { spec, baseDir: projectDir, source: 'project' };
+}
+
+function sameModel(a: ModelChoice, b: ModelChoice): boolean {
+  const where = (c: ModelChoice) => (isModelFolder(c.spec, c.baseDir) ? path.resolve(c.baseDir, c.spec) : c.spec);
+  return where(a) === where(b);
 }
 
 export interface RunOutcome {
@@ -393,6 +436,8 @@ export interface ExecuteOptions {
   precision?: PrecisionChoice;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /** The image phase (default: its own pass; executeRuns: a participant of the pass shared by both models). */
+  images?: RunImagesFn;
 }
 
 /** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
@@ -418,6 +463,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     probabilities: plan.probabilities,
     signal: options.signal,
     onProgress: options.onProgress,
+    ...(options.images ? { runImages: options.images } : {}),
     ...(outside ? { imageEmbeddings: { forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk) } } : {}),
   });
   if (options.precision) report.precision = options.precision;
@@ -440,6 +486,68 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
   return { report, gate };
 }
 
+/** What one model of a two-model run needs: the loaded model, its name, its precision. */
+export type ComparedModelRun = Pick<ExecuteOptions, 'model' | 'modelId' | 'precision'>;
+
+/**
+ * Two models in one go (eval --model A --model B, config "models"): both evaluations run through executeRun at once,
+ * each image read and decoded once for both (evaluate.ts shareImagePass), each model with its own cache entries. The
+ * outcome is the first model's (its gate included) with `comparison` = compare(second, first), the second as the
+ * reference as with --baseline, and `models` naming both with their headline metrics.
+ */
+export async function executeRuns(
+  plan: RunPlan,
+  first: ExecuteOptions,
+  second: ComparedModelRun,
+): Promise<RunOutcome & { compared: EvalReport; images: { reads: number; decodes: number } }> {
+  if (plan.embeddings) throw new ClipLensError('models-with-embeddings', 'two models cannot be compared on embeddings computed elsewhere', { file: plan.embeddings.input.dir });
+  const { shareImagePass } = await import('./evaluate.js');
+  const pass = shareImagePass(2);
+  const runs = [
+    executeRun(plan, { ...first, images: pass.participants[0] }),
+    // The gate judges the report, which is the first model's.
+    executeRun({ ...plan, gate: undefined }, { ...second, signal: first.signal, images: pass.participants[1] }),
+  ].map((p) => p.catch((e: unknown) => {
+    pass.abandon(e);
+    throw e;
+  }));
+  const settled = await Promise.allSettled(runs);
+  const failed = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  // The cause, not the cancellation it caused in the other evaluation.
+  if (failed.length > 0) throw (failed.find((f) => !(f.reason instanceof CancelledError)) ?? failed[0] as PromiseRejectedResult).reason;
+  const [a, b] = settled.map((r) => (r as PromiseFulfilledResult<RunOutcome>).value) as [RunOutcome, RunOutcome];
+  attachModelComparison(a.report, b.report);
+  return { ...a, compared: b.report, images: { ...pass.stats } };
+}
+
+/** How a model is named in a comparison: its id, with its precision when int8. */
+export function modelRunName(report: EvalReport): string {
+  return `${report.model.id}${report.model.quantized ? ' (int8)' : ''}`;
+}
+
+/** A model's line of `models`: what ran and its headline metrics. */
+export function modelRun(report: EvalReport): ModelRun {
+  const m = report.metrics;
+  return {
+    id: report.model.id,
+    dir: report.model.dir,
+    quantized: report.model.quantized,
+    imageSize: report.model.imageSize,
+    top1Accuracy: m?.top1Accuracy ?? null,
+    balancedAccuracy: m?.balancedAccuracy ?? null,
+    macroF1: m?.macro.f1 ?? null,
+    labelIssues: report.labelIssues.length,
+    imagesComputed: report.timing.imagesComputed,
+    imagesFromCache: report.timing.imagesFromCache,
+  };
+}
+
+/** `report` (the first model's) gets `models` and its `comparison` against `other` (the second model's). */
+export function attachModelComparison(report: EvalReport, other: EvalReport): void {
+  report.models = [modelRun(report), modelRun(other)];
+  report.comparison = compareRuns(makeBaseline(other), makeBaseline(report), [modelRunName(other), modelRunName(report)]);
+}
+
 export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
   onProgress?: (p: EvaluateProgress) => void;
   /** Called with the plan before the model is located (e.g. to log it). */
@@ -450,12 +558,25 @@ export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
 export async function runEvaluation(request: RunRequest, options: RunEvaluationOptions = {}): Promise<(RunOutcome & { plan: RunPlan }) | undefined> {
   const plan = await planRun(request);
   options.onPlan?.(plan);
-  const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal: options.signal ?? request.signal });
+  const signal = options.signal ?? request.signal;
+  const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal });
   if (!located) return undefined;
-  const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal: options.signal ?? request.signal });
+  const compared = plan.compared;
+  const locatedOther = compared ? await locateModel(compared.model, { ...options, quantized: compared.quantized, signal }) : undefined;
+  if (compared && !locatedOther) return undefined;
+  const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal });
   try {
-    const outcome = await executeRun(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress });
-    return { ...outcome, plan };
+    if (!compared || !locatedOther) {
+      const outcome = await executeRun(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress });
+      return { ...outcome, plan };
+    }
+    const other = await loadWithPrecision({ ...plan, precision: compared.precision, quantized: compared.quantized }, locatedOther, { ...options, signal });
+    try {
+      const outcome = await executeRuns(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress }, { model: other.model, modelId: locatedOther.id, precision: other.precision });
+      return { ...outcome, plan };
+    } finally {
+      await other.model.dispose();
+    }
   } finally {
     await model.dispose();
   }

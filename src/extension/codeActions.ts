@@ -3,7 +3,8 @@
  * another class…", "Open image", "Ignore this sample"), on label-file lines whose class was merged into another with
  * the same prompt ("Change label to 'red_circle'" for a `RED_CIRCLE` line), and on failed gate thresholds in
  * `.clip-lens.json` ("Open the report", and "Add a prompt for 'X'" for classes whose zero-shot prompt fails while a
- * linear probe separates them). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
+ * linear probe separates them), and "Remove x.jpg from the 'test' split…" on the line of a leaked or duplicated image
+ * (a command: it asks first). Edits are computed from the document as it is when the user picks the fix (resolveCodeAction), so they
  * apply to the current text, and only the label field (or the ignore list) changes.
  */
 import * as path from 'node:path';
@@ -16,6 +17,7 @@ import type { IssueRef } from './diagnosticsModel';
 import type { Fixes } from './fixes';
 import type { ReportStore } from './store';
 import { labelFileGlob, labelFileKind } from '../core/datasetFormat';
+import { removalCandidates, removalTitle } from './removalModel';
 import { samplesOf } from '../core/sampleTable';
 
 /** Label files: CSV, TSV, JSONL (as core/labelFile.ts reads them), in either letter case. */
@@ -85,6 +87,9 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
         const ignore = new IssueAction(`Ignore this sample (add it to ${CONFIG_FILE_NAME})`, { type: 'ignore', issue });
         ignore.diagnostics = [d];
         actions.push(change, other, open, ignore);
+      } else if (code === 'leakage' || code === 'duplicate' || code === 'conflicting-labels') {
+        const remove = this.removeAction(document, d);
+        if (remove) actions.push(remove);
       } else if (code === 'class-name-collision') {
         const merge = this.mergeAction(document, d);
         if (merge) actions.push(merge);
@@ -117,6 +122,25 @@ export class LabelIssueCodeActions implements vscode.CodeActionProvider<vscode.C
         action.command = { command: COMMANDS.addPrompt, title, arguments: [root, w.class] };
         return action;
       });
+  }
+
+  /**
+   * "Remove x.jpg from the 'test' split" on the label-file line of a leaked or duplicated image: runs the command,
+   * which asks for confirmation (modal) and deletes the line as one undoable step.
+   */
+  private removeAction(document: vscode.TextDocument, d: vscode.Diagnostic): vscode.CodeAction | undefined {
+    const result = document.uri.scheme === 'file' ? this.store.findByLabelFile(document.uri.fsPath) : undefined;
+    if (!result) return undefined;
+    const line = d.range.start.line + 1;
+    let sample: { path: string } | undefined;
+    for (const s of samplesOf(result.report)) if (s.source?.line === line) sample = s;
+    const candidate = sample && removalCandidates(result.report).find((c) => c.samplePath === sample.path);
+    if (!candidate || result.resolved.has(candidate.samplePath)) return undefined;
+    const title = removalTitle(candidate.samplePath, candidate.split);
+    const action = new vscode.CodeAction(`${title}…`, vscode.CodeActionKind.QuickFix);
+    action.diagnostics = [d];
+    action.command = { command: COMMANDS.removeFromSplit, title, arguments: [result.root, candidate.samplePath] };
+    return action;
   }
 
   /**

@@ -18,6 +18,7 @@ export const COMMANDS = {
   ignoreSample: 'clipLens.ignoreSample',
   addPrompt: 'clipLens.addPrompt',
   moveToSuggestedClass: 'clipLens.moveToSuggestedClass',
+  removeFromSplit: 'clipLens.removeFromSplit',
   undoLastFix: 'clipLens.undoLastFix',
   selectModel: 'clipLens.selectModel',
   installCommitGate: 'clipLens.installCommitGate',
@@ -48,6 +49,8 @@ export const CONTEXT_KEYS = {
   running: 'clipLens.running',
   /** Paths of images that have a suggested class (explorer "Move to Suggested Class", `resourcePath in ...`). */
   movableImages: 'clipLens.movableImages',
+  /** Paths of leaked and duplicated images of class-folder datasets (explorer "Remove from Split…"). */
+  removableImages: 'clipLens.removableImages',
   /** A CLIP Lens fix can be undone and is the last file operation (Ctrl+Z runs Undo Last Fix in our views). */
   canUndoFix: 'clipLens.canUndoFix',
 } as const;

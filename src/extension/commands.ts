@@ -21,6 +21,7 @@ import { updateBaseline } from './updateBaseline';
 import type { PanelHost } from './panel';
 import { selectModel } from './selectModel';
 import { warningRows } from './trees/model';
+import { removalCandidates, removalTitle } from './removalModel';
 import type { DatasetResult, ReportStore } from './store';
 import { samplesOf } from '../core/sampleTable';
 
@@ -286,6 +287,36 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
       return last;
     },
 
+    [COMMANDS.removeFromSplit]: async (a?: unknown, b?: unknown): Promise<string | undefined> => {
+      // From a code action (root, samplePath), the Explorer (the image's Uri), or the palette (pick a leaked or
+      // duplicated image of the evaluated datasets).
+      let sample = a === undefined ? undefined : sampleFrom(store, a, b);
+      if (a === undefined) {
+        const items = store.all().flatMap((result) =>
+          removalCandidates(result.report)
+            .filter((c) => !result.resolved.has(c.samplePath))
+            .map((c) => ({
+              label: removalTitle(c.samplePath, c.split),
+              description: c.samplePath,
+              detail: c.reason === 'leaked' ? `leaked: a copy of ${c.copy} (earlier split)` : `duplicate of ${c.copy}`,
+              result,
+              samplePath: c.samplePath,
+            })),
+        );
+        if (items.length === 0) {
+          void vscode.window.showInformationMessage('CLIP Lens: no leaked or duplicated images in the evaluated datasets.');
+          return undefined;
+        }
+        const picked = await vscode.window.showQuickPick(items, { title: 'Remove an image from its split', placeHolder: 'Leaked and duplicated images', matchOnDescription: true });
+        if (!picked) return undefined;
+        sample = { result: picked.result, samplePath: picked.samplePath };
+      }
+      if (!sample) return undefined;
+      const { result, samplePath } = sample;
+      // A modal confirmation names the file and what will happen; "Cancel" (or Escape) changes nothing.
+      return runFix(() => fixes.removeFromSplit(result, samplePath, async (q) => (await vscode.window.showWarningMessage(q.message, { modal: true, detail: q.detail }, q.button)) === q.button));
+    },
+
     [COMMANDS.undoLastFix]: async (): Promise<string | undefined> => {
       try {
         const message = await fixes.undoLast();
@@ -345,10 +376,12 @@ export function registerCommands(s: CommandServices): vscode.Disposable[] {
   };
 
   /** Runs a fix, confirming it with an Undo button (or explaining a refusal). */
-  async function runFix(fix: () => Promise<string>): Promise<string | undefined> {
+  /** Runs a fix and announces it (with Undo); a fix resolving undefined was declined by the user: nothing to say. */
+  async function runFix(fix: () => Promise<string | undefined>): Promise<string | undefined> {
     try {
       const before = fixes.history.last?.id;
       const message = await fix();
+      if (message === undefined) return undefined;
       const step = fixes.history.last;
       fixes.announce(message, step && step.id !== before ? step : undefined);
       return message;

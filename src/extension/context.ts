@@ -7,6 +7,7 @@ import { CONTEXT_KEYS } from './commandIds';
 import type { ReportStore } from './store';
 import { sampleFile } from './diagnosticsModel';
 import { datasetFormat } from '../core/datasetFormat';
+import { removalCandidates } from './removalModel';
 
 export class ContextKeys implements vscode.Disposable {
   private readonly values = new Map<string, string>();
@@ -49,6 +50,17 @@ export class ContextKeys implements vscode.Disposable {
       }
     }
     this.set(CONTEXT_KEYS.movableImages, movable);
+    const removable: string[] = [];
+    for (const r of results) {
+      if (datasetFormat(r.report.dataset.format).samplesHaveLines) continue;
+      for (const c of removalCandidates(r.report)) {
+        if (r.resolved.has(c.samplePath)) continue;
+        const uri = vscode.Uri.file(sampleFile(r.report, c.samplePath));
+        removable.push(uri.fsPath);
+        if (uri.path !== uri.fsPath) removable.push(uri.path);
+      }
+    }
+    this.set(CONTEXT_KEYS.removableImages, removable);
   }
 
   dispose(): void {

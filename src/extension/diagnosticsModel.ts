@@ -442,6 +442,12 @@ export function configDiagnostics(file: string, text: string, exists?: (p: strin
   const modelProblem = typeof config.model === 'string' && config.model.trim() ? projectModelProblem(config.model, path.dirname(file), exists) : undefined;
   const range = modelProblem ? keyPathRange(text, ['model']) : null;
   if (modelProblem && range) out.push({ file, range, message: `model: ${modelProblem}`, severity: 'error', code: 'model-missing' });
+  // The same for each of "models" (two models in one go), on that key.
+  (config.models ?? []).forEach((m, i) => {
+    const problem = m.trim() ? projectModelProblem(m, path.dirname(file), exists) : undefined;
+    const at = problem ? keyPathRange(text, ['models']) : null;
+    if (problem && at) out.push({ file, range: at, message: `models[${i}]: ${problem}`, severity: 'error', code: 'model-missing' });
+  });
   return out;
 }
 

@@ -22,7 +22,7 @@ import { CONFIG_FILE_NAME } from '../core/projectConfig';
 import type { RegistryEntry } from '../core/modelRegistry';
 import { DEFAULT_BASE_URL, defaultCacheDir, downloadModel, MIRROR_ENV } from '../core/modelDownload';
 import { defaultEmbeddingCacheDir } from '../core/embeddingCache';
-import { comparePrecisions, executeRun, graphFolders, loadModel, locateModel, planRun, type LocatedModel, type RunOutcome, type RunPlan } from '../core/run';
+import { comparePrecisions, executeRun, executeRuns, graphFolders, loadModel, locateModel, planRun, type LocatedModel, type RunOutcome, type RunPlan } from '../core/run';
 import type { PrecisionChoice } from '../core/precision';
 import type { EvalReport } from '../core/report';
 import type { SearchResult } from '../core/search';
@@ -210,12 +210,20 @@ export class Engine implements vscode.Disposable {
       if (choice.note) log.warn(`${name}: ${choice.note}`);
       // A "model" folder in the config that is not there: an error on that key, before any model or download.
       if (choice.source === 'project' && plan.configFile) {
-        const bad = projectModelError(plan.configFile, await fs.promises.readFile(plan.configFile, 'utf8'), choice.spec);
+        const text = await fs.promises.readFile(plan.configFile, 'utf8');
+        const key = plan.config.models ? 'models' : 'model';
+        const bad = projectModelError(plan.configFile, text, choice.spec, key) ?? (plan.compared?.model.source === 'project' ? projectModelError(plan.configFile, text, plan.compared.model.spec, key) : undefined);
         if (bad) throw bad;
       }
 
-      const model = await locateModel(choice, { quantized: plan.quantized, cacheDir: modelCacheDir, obtain: (entry, cacheDir, signal) => this.obtainModel(entry, cacheDir, signal ?? runSignal), signal: runSignal });
+      const obtain = (entry: RegistryEntry, cacheDir: string, signal?: AbortSignal) => this.obtainModel(entry, cacheDir, signal ?? runSignal);
+      const model = await locateModel(choice, { quantized: plan.quantized, cacheDir: modelCacheDir, obtain, signal: runSignal });
       if (!model) return undefined;
+      // "models" of .clip-lens.json: the second model too, evaluated over the same image pass (core executeRuns);
+      // the report is the first model's, with its comparison against the second, and the panel opens with it.
+      const compared = plan.compared;
+      const otherModel = compared ? await locateModel(compared.model, { quantized: compared.quantized, cacheDir: modelCacheDir, obtain, signal: runSignal }) : undefined;
+      if (compared && !otherModel) return undefined;
       const threads = effectiveThreads(settings.threads, os.availableParallelism());
       let providers = ['cpu'];
       if (settings.executionProvider !== 'cpu' && !this.cudaFailed) {
@@ -227,7 +235,16 @@ export class Engine implements vscode.Disposable {
       const run = async (prov: string[]): Promise<RunOutcome> => {
         const { key, precision } = await this.precisionFor(plan, model, modelCacheDir, { threads, providers: prov }, runSignal);
         const lease: Lease<ClipModel> = await this.pool.acquire(JSON.stringify(key));
+        let other: Lease<ClipModel> | undefined;
         try {
+          if (compared && otherModel) {
+            const second = await this.precisionFor({ ...plan, precision: compared.precision, quantized: compared.quantized }, otherModel, modelCacheDir, { threads, providers: prov }, runSignal);
+            other = await this.pool.acquire(JSON.stringify(second.key));
+            const otherLease = other;
+            return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) =>
+              executeRuns(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress }, { model: otherLease.model, modelId: compared.model.spec, precision: second.precision }),
+            );
+          }
           return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress }));
         } catch (e) {
           if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
@@ -238,6 +255,7 @@ export class Engine implements vscode.Disposable {
           throw e;
         } finally {
           lease.release();
+          other?.release();
         }
       };
       let outcome: RunOutcome;

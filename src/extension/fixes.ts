@@ -6,6 +6,9 @@
  *   JSONL escaping kept right, see labelEdits.ts); refused when the line no longer has the label the report saw;
  * - "Ignore this sample": adds the path to `ignore` in the dataset's `.clip-lens.json` with the smallest edit,
  *   creating the file when there is none.
+ * - "Remove x.jpg from the 'test' split" (leaked and duplicated images, after a modal confirmation; removalModel.ts):
+ *   class folders move the image into the dataset's hidden `.clip-lens-removed/` folder, label files lose the image's
+ *   record (the image file stays); nothing is deleted.
  * - "Add a prompt for 'X'" (warning prompt-fails): adds `"X": "x"` to `prompts` in `.clip-lens.json` the same way and
  *   selects the prompt text for the user to type a better one.
  * Edits are marked as refactorings, so VS Code saves files that were not open (setting files.refactoring.autoSave).
@@ -17,11 +20,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ClipLensError } from '../core/errors';
-import { pathExists } from '../core/fileSystem';
+import { makeDirectory, pathExists } from '../core/fileSystem';
 import { labelFileKind } from '../core/datasetFormat';
 import { addIgnoredSample, CONFIG_FILE_NAME, ignoredSampleEdit, promptEntryEdit } from '../core/projectConfig';
 import { indexLabelFile, sampleFile } from './diagnosticsModel';
-import { changeLabelEdit, editorLineStarts, LabelEditError, positionAt, stripBom } from './labelEdits';
+import { changeLabelEdit, dropRecordEdit, editorLineStarts, LabelEditError, positionAt, stripBom } from './labelEdits';
+import { HOLDING_FOLDER, removalCandidates, removalConfirmation, removalPlan, removalTitle } from './removalModel';
 import type { TextEdit } from '../core/textEdit';
 import { FixError, folderMoveTarget } from './fixPlan';
 import { FixHistory, moveMessage, undoMessage, undoPlan, type FileMove, type FixStep, type NewFixStep } from './moveHistoryModel';
@@ -197,6 +201,64 @@ export class Fixes implements vscode.Disposable {
     }
     const step = this.record({ kind: 'move', label, moves });
     return { message: label, step };
+  }
+
+  /**
+   * Removes a leaked or duplicated image from its split (from the dataset when it has no splits): checks first, then
+   * asks `confirm` (commands.ts shows a modal naming the file and what will happen), then moves the image into
+   * `.clip-lens-removed/` (class folders) or deletes its record from the label file, as one undoable step. Resolves
+   * with a confirmation, or undefined when the user said no; throws FixError when it cannot be done.
+   */
+  async removeFromSplit(
+    result: DatasetResult,
+    samplePath: string,
+    confirm: (question: { message: string; detail: string; button: string }) => Promise<boolean>,
+  ): Promise<string | undefined> {
+    const { report } = result;
+    const plan = removalPlan(report, samplePath);
+    const candidate = removalCandidates(report).find((c) => c.samplePath === samplePath);
+    const title = removalTitle(samplePath, plan.split);
+    const out = plan.split !== undefined ? `out of the '${plan.split}' split` : 'out of the dataset';
+    if (plan.kind === 'move') {
+      const from = sampleFile(report, samplePath);
+      const to = sampleFile(report, plan.to);
+      if (!(await pathExists(from))) throw new FixError(`${samplePath} is not there any more (moved or deleted since the evaluation)`);
+      if (await pathExists(to)) throw new FixError(`${plan.to} already exists; move or rename one of the two by hand`);
+      if (!(await confirm(removalConfirmation(plan, candidate)))) return undefined;
+      await makeDirectory(path.dirname(to));
+      const edit = new vscode.WorkspaceEdit();
+      edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(to), { overwrite: false }, { label: title, needsConfirmation: false });
+      this.noteOwnChange(from, to);
+      if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not move ${samplePath} to ${plan.to}`);
+      this.store.resolve(result.root, samplePath, 'fixed');
+      this.log.info(`removed ${samplePath}: moved to ${plan.to}`);
+      this.record({ kind: 'move', label: title, moves: [{ root: result.root, samplePath, from, to, toClass: HOLDING_FOLDER }] });
+      return `Moved ${path.posix.basename(samplePath)} to ${HOLDING_FOLDER}/ (${out})`;
+    }
+    const kind = labelFileKind(plan.labelFile);
+    const sample = samplesOf(report).byPath(samplePath)!;
+    if (!kind) throw new FixError(`${path.basename(plan.labelFile)} is not a label file CLIP Lens can edit`);
+    const uri = vscode.Uri.file(plan.labelFile);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const text = doc.getText();
+    const columns = result.config.labels ?? {};
+    // The line may have moved since the evaluation: find the image's current line.
+    const line = indexLabelFile(report, { text, kind, columns })?.entries.get(samplePath)?.line ?? plan.line;
+    let change: TextEdit;
+    try {
+      change = dropRecordEdit(text, kind, line, sample.label, columns);
+    } catch (e) {
+      if (e instanceof LabelEditError) throw new FixError(`${path.basename(plan.labelFile)}: ${e.message}`);
+      throw e;
+    }
+    if (!(await confirm(removalConfirmation({ ...plan, line }, candidate)))) return undefined;
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(uri, new vscode.Range(doc.positionAt(change.offset), doc.positionAt(change.offset + change.length)), '', { label: title, needsConfirmation: false });
+    if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${path.basename(plan.labelFile)}`);
+    this.store.resolve(result.root, samplePath, 'fixed');
+    this.log.info(`removed ${samplePath}: deleted line ${line} of ${plan.labelFile}`);
+    this.recordText(result, [samplePath], uri, title);
+    return `Removed line ${line} of ${path.basename(plan.labelFile)} (${path.posix.basename(samplePath)}, ${out}); the image file stays`;
   }
 
   /** The label file document and the edit that changes a sample's label (computed from the current text). */

@@ -217,3 +217,29 @@ export function changeLabelEdit(
   return { offset: fields.label.start, length: fields.label.end - fields.label.start, text: replacement };
 }
 
+
+/**
+ * The edit that deletes the whole record on a 1-based line (its line break included; a quoted CSV field spanning
+ * lines takes its record's lines with it), touching nothing else. Throws LabelEditError when the columns cannot be
+ * found, the line holds no record, or its label is no longer `expectedLabel` (the file changed since the evaluation).
+ */
+export function dropRecordEdit(text: string, kind: LabelFileKind, line: number, expectedLabel: string, options: LabelColumnOptions = {}): TextEdit {
+  const layout = labelFileLayout(text, kind, options);
+  if (!layout) throw new LabelEditError('cannot find the image and label columns of this label file');
+  const starts = lineStarts(text, kind);
+  const fields = fieldsOnLine(text, layout, line, starts);
+  if (!fields) throw new LabelEditError(`line ${line} holds no label record any more; evaluate the dataset again`);
+  if (fields.label.value !== expectedLabel) {
+    throw new LabelEditError(`the label on line ${line} is now '${fields.label.value}', not '${expectedLabel}'; evaluate the dataset again`);
+  }
+  const begin = starts[line - 1];
+  let end: number;
+  if (kind === 'jsonl') {
+    const nl = text.indexOf('\n', begin);
+    end = nl < 0 ? text.length : nl + 1;
+  } else {
+    const rec = readDelimitedRecord(text, begin, layout.delimiter);
+    end = 'next' in rec ? rec.next : text.length;
+  }
+  return { offset: begin, length: end - begin, text: '' };
+}

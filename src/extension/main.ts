@@ -17,6 +17,7 @@ import { Fixes } from './fixes';
 import { LabelFileHover, Thumbnails } from './hover';
 import { PanelHost } from './panel';
 import { StatusBar } from './statusBar';
+import { RunHistory } from './runHistory';
 import { ReportStore } from './store';
 import { DatasetsTree } from './trees/datasets';
 import { LabelIssuesTree } from './trees/labelIssues';
@@ -50,7 +51,7 @@ export function activate(context: vscode.ExtensionContext): ClipLensApi {
   const getSettings = () => settings;
 
   const storage = context.storageUri ?? context.globalStorageUri;
-  const store = new ReportStore(path.join(storage.fsPath, 'reports'), log);
+  const store = new ReportStore(path.join(storage.fsPath, 'reports'), log, new RunHistory(path.join(storage.fsPath, 'history'), log));
   const engine = new Engine({ store, log, settings: getSettings });
   const fixes = new Fixes(store, log);
   const thumbnails = new Thumbnails();

@@ -1,7 +1,7 @@
 /**
  * The report panel's "Compare with...": a quick pick of the runs to compare the shown report with (the dataset's
- * baseline file, its previous run in this session, any report or baseline file), then the comparison (core/compare.ts)
- * with the picked run as A and the shown report as B.
+ * baseline file, its previous run in this session, its recent runs of earlier sessions (runHistory.ts), any report
+ * or baseline file), then the comparison (core/compare.ts) with the picked run as A and the shown report as B.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,9 +11,10 @@ import { compareRuns, readRunFile } from '../core/compare';
 import type { Comparison } from '../core/comparison';
 import type { EvalReport } from '../core/report';
 import type { ReportStore } from './store';
+import { describeRun, runsToOffer } from './runHistoryModel';
 
 interface Choice extends vscode.QuickPickItem {
-  id: 'baseline' | 'previous' | 'file';
+  id: 'baseline' | 'previous' | 'history' | 'file';
   load: () => Promise<{ run: Baseline; name: string } | undefined>;
 }
 
@@ -33,6 +34,12 @@ export async function pickComparison(store: ReportStore, report: EvalReport): Pr
       description: `${new Date(previous.createdAt).toLocaleString()} · model ${previous.model.id}`,
       load: async () => ({ run: makeBaseline(previous), name: 'previous run' }),
     });
+  }
+  // Recent runs kept across sessions (newest first), but not this report or the previous run already offered.
+  const kept = store.history ? await store.history.list(root).catch(() => []) : [];
+  for (const entry of runsToOffer({ root, runs: kept }, [report.createdAt, ...(previous ? [previous.createdAt] : [])])) {
+    const name = `run of ${new Date(entry.createdAt).toLocaleString()}`;
+    choices.push({ id: 'history', ...describeRun(entry, (iso) => new Date(iso).toLocaleString()), load: async () => ({ run: await store.history!.load(root, entry), name }) });
   }
   choices.push({
     id: 'file',

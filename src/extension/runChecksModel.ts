@@ -39,10 +39,10 @@ export function projectModelProblem(model: string, configDir: string, exists: (p
   }
 }
 
-/** The error for an unusable `"model"` in the config, pointing at its line. */
-export function projectModelError(configFile: string, text: string, model: string): ClipLensError | undefined {
+/** The error for an unusable `"model"` (or one of `"models"`, with key 'models') in the config, pointing at its line. */
+export function projectModelError(configFile: string, text: string, model: string, key: 'model' | 'models' = 'model'): ClipLensError | undefined {
   const problem = projectModelProblem(model, path.dirname(configFile));
   if (!problem) return undefined;
-  const line = topLevelKeyLine(text, 'model');
-  return new ClipLensError('model-missing', `"model": ${problem}`, { file: configFile, line });
+  const line = topLevelKeyLine(text, key);
+  return new ClipLensError('model-missing', `"${key}": ${problem}`, { file: configFile, line });
 }

@@ -15,6 +15,7 @@ import type { EvalReport } from '../core/report';
 import { makeDirectory } from '../core/fileSystem';
 import type { ModelChoice } from './trust';
 import { writeReport } from './reportFile';
+import type { RunHistory } from './runHistory';
 import { attachSidecar, readReportFile } from '../core/reportSamples';
 import { pathKey, samePath } from './datasetFiles';
 
@@ -72,6 +73,8 @@ export class ReportStore implements vscode.Disposable {
   constructor(
     private readonly storageDir: string | undefined,
     private readonly log: vscode.LogOutputChannel,
+    /** The recent runs of each dataset across sessions (for "Compare with..."); none without storage. */
+    readonly history?: RunHistory,
   ) {}
 
   /** Every result, the current one first. */
@@ -187,6 +190,7 @@ export class ReportStore implements vscode.Disposable {
     const file = path.join(this.storageDir, `${createHash('sha256').update(result.root).digest('hex').slice(0, 24)}.json`);
     result.reportFile = file;
     this.queueSave({ file, report: result.report });
+    this.history?.record(result.report);
     return file;
   }
 
@@ -279,8 +283,9 @@ export class ReportStore implements vscode.Disposable {
   }
 
   /** Waits for pending saves (deactivation). */
-  flush(): Promise<void> {
-    return this.saving;
+  async flush(): Promise<void> {
+    await this.saving;
+    await this.history?.flush();
   }
 
   dispose(): void {

@@ -17,7 +17,10 @@
 //      confusion cell (exactly the CLI's images of that cell), and a move from the grid undone by Ctrl+Z (Undo Last
 //      Fix) with the file back; then checks on disk that exactly the two fixed images moved and nothing else changed;
 //   7. types an invalid .clip-lens.json (auto-save on): a diagnostic, and no download prompt (its "model" names the
-//      fixture model; the old behaviour fell back to the default model and asked to download it).
+//      fixture model; the old behaviour fell back to the default model and asked to download it);
+//   8. the predictor chip, Search Images, a leakage warning on a second dataset, and "Compare with..." on that
+//      dataset's panel against a baseline written by `clip-lens baseline` before a label was fixed: the change on each
+//      card and per class, the top-1 change equal to `clip-lens compare` of that baseline and the CLI's report.
 // Prints one line per check and 'N passed, N failed'; exits non-zero on any failure.
 //
 // Env (all optional):
@@ -75,6 +78,9 @@ const STEPS = [
   'report panel: the header names the predictor of the label errors, as the CLI report does',
   'CLIP Lens: Search Images... shows ranked thumbnails in the panel',
   'a dataset with an image in both train and test: the panel warns about leakage',
+  'leakage: "Remove Image from Split…" asks in a modal, moves the leaked copy out of test; Undo Last Fix puts it back',
+  'report panel: "Compare with..." a baseline shows the changes on the cards and per class',
+  'a dataset with opaque class folder names: the panel warns that zero-shot is at chance',
 ];
 const results = new Map();
 let page;
@@ -243,6 +249,13 @@ const leaky = path.join(workspace, 'leaky');
   const first = fs.readdirSync(path.join(leaky, 'train', 'red_circle')).sort()[0];
   fs.copyFileSync(path.join(leaky, 'train', 'red_circle', first), path.join(leaky, 'test', 'red_circle', `copy-of-${first}`));
   fs.writeFileSync(path.join(leaky, '.clip-lens.json'), `${JSON.stringify({ model: MODEL }, null, 2)}\n`);
+}
+// A copy of the dataset with its class folders renamed c00..c15: names that mean nothing to CLIP (issue 12).
+const opaque = path.join(workspace, 'opaque');
+{
+  const folders = fs.readdirSync(DATASET, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  folders.forEach((f, i) => fs.cpSync(path.join(DATASET, f), path.join(opaque, `c${String(i).padStart(2, '0')}`), { recursive: true }));
+  fs.writeFileSync(path.join(opaque, '.clip-lens.json'), `${JSON.stringify({ model: MODEL }, null, 2)}\n`);
 }
 const pristine = snapshot(dataset);
 const known = readKnownErrors();
@@ -737,6 +750,114 @@ try {
     log(`  leakage: ${line.trim().slice(0, 200)}`);
     assert(/copy-of-/.test(text), 'the leaked file is not named in the panel');
     await shot('leakage');
+  });
+
+  await step('leakage: "Remove Image from Split…" asks in a modal, moves the leaked copy out of test; Undo Last Fix puts it back', async () => {
+    const name = fs.readdirSync(path.join(leaky, 'test', 'red_circle')).find((f) => f.startsWith('copy-of-'));
+    assert(name, 'no leaked copy in leaky/test/red_circle');
+    const inTest = path.join(leaky, 'test', 'red_circle', name);
+    const held = path.join(leaky, '.clip-lens-removed', 'test', 'red_circle', name);
+    await runCommand('CLIP Lens: Remove Image from Split', /Remove Image from Split/);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: `Remove ${name} from the 'test' split` }).first();
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 10_000 });
+    const asked = (await dialog.innerText()).replace(/\s+/g, ' ');
+    log(`  confirmation: ${asked.slice(0, 300)}`);
+    assert(asked.includes(`Remove test/red_circle/${name} from the 'test' split?`), `the dialog does not name the file: ${asked}`);
+    assert(/\.clip-lens-removed/.test(asked) && /Nothing is deleted/.test(asked), `the dialog does not say what happens: ${asked}`);
+    assert(fs.existsSync(inTest), 'the image moved before the confirmation');
+    await shot('remove-from-split');
+    await dialog.locator('.monaco-button', { hasText: /^Remove$/ }).click();
+    await until('the leaked copy to move into .clip-lens-removed/', async () => fs.existsSync(held) && !fs.existsSync(inTest), 15_000);
+    await runCommand('CLIP Lens: Undo Last Fix', /Undo Last Fix/);
+    await until('the leaked copy to be back in test/red_circle', async () => fs.existsSync(inTest) && !fs.existsSync(held), 15_000);
+    log(`  removed ${name} from test and put it back`);
+  });
+
+  // ---- issue 14: compare with a baseline ---------------------------------------------------------------------------
+  await step('report panel: "Compare with..." a baseline shows the changes on the cards and per class', async () => {
+    const cli = (args) => execFileSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmpDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The baseline as it was before a label was fixed: a copy of the dataset with one image in the wrong class folder,
+    // written where the panel's picker looks for it (.clip-lens-baseline.json in the dataset root).
+    const other = path.join(RUN, 'leaky-before-fix');
+    fs.cpSync(leaky, other, { recursive: true });
+    const wrong = fs.readdirSync(path.join(other, 'train', 'green_triangle')).sort()[0];
+    fs.renameSync(path.join(other, 'train', 'green_triangle', wrong), path.join(other, 'train', 'blue_square', wrong));
+    const baselineFile = path.join(leaky, '.clip-lens-baseline.json');
+    cli(['baseline', other, '--out', baselineFile, '--cache', path.join(RUN, 'cli-cache')]);
+    // What the comparison must say: the CLI's report of the dataset against that baseline.
+    const reportFile = path.join(RUN, 'leaky-report.json');
+    cli(['eval', leaky, '--json', reportFile, '--cache', path.join(RUN, 'cli-cache')]);
+    const expected = JSON.parse(cli(['compare', baselineFile, reportFile, '--json']));
+    const top1 = expected.headline.find((h) => h.metric === 'top1Accuracy');
+    const p = Math.round(top1.delta * 1000) / 10;
+    const expectedText = `${p === 0 ? '±0' : `${p > 0 ? '+' : '−'}${Math.abs(p).toFixed(1)} pts`} vs .clip-lens-baseline.json`;
+
+    const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
+    await wv().locator('vscode-button.compare-with').waitFor({ timeout: 30_000 });
+    const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: '.clip-lens-baseline.json' }).first();
+    await retry(
+      'the "Compare with" picker offering the baseline',
+      async () => {
+        await wv().locator('vscode-button.compare-with').click();
+        await choice.waitFor({ timeout: 3_000 });
+      },
+      () => page.keyboard.press('Escape'),
+      30_000,
+    );
+    await sleep(300);
+    await shot('compare-picker');
+    await choice.click();
+    await wv().locator('section.comparison').waitFor({ timeout: 30_000 });
+    const card = (await wv().locator('.card[data-metric="Top-1 accuracy"] .card-delta').innerText()).trim();
+    const heading = (await wv().locator('.comparison h2').innerText()).trim();
+    const cells = await wv().locator('.compare-classes td[data-delta="recall"]').allInnerTexts();
+    log(`  "${heading}": top-1 card "${card}" (CLI compare: "${expectedText}"); per-class recall changes ${cells.join(', ')}`);
+    assert(heading === 'Compared with .clip-lens-baseline.json', `heading: ${heading}`);
+    assert(card === expectedText, `the card says "${card}", clip-lens compare "${expectedText}"`);
+    assert(cells.length === expected.classes.length, `${cells.length} per-class delta cells for ${expected.classes.length} classes`);
+    assert(top1.delta > 0 && cells.some((c) => c.startsWith('+')), `no change to show: top-1 ${top1.delta}, per class ${cells.join(', ')}`);
+    await wv().locator('section.comparison').scrollIntoViewIfNeeded();
+    await sleep(300);
+    await shot('compare');
+  });
+
+  // ---- issue 12: class names that mean nothing to CLIP -------------------------------------------------------------
+  await step('a dataset with opaque class folder names: the panel warns that zero-shot is at chance', async () => {
+    await runCommand('View: Show Explorer', /Show Explorer/);
+    await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
+    await explorerRow('opaque').waitFor({ timeout: 10_000 });
+    const item = menuItem(/^Evaluate Dataset$/);
+    await retry(
+      '"Evaluate Dataset" on the opaque folder',
+      async () => {
+        await explorerRow('opaque').click({ button: 'right' });
+        await item.waitFor({ timeout: 2_000 });
+      },
+      () => page.keyboard.press('Escape'),
+    );
+    await sleep(400); // menu fade-in: a click during it is lost
+    await item.click();
+    await sleep(1_000);
+    if (await item.isVisible().catch(() => false)) await item.click();
+    const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
+    // the opaque report is shown once its header names the dataset; its warnings may be behind "Show N more"
+    await wv().locator('.report-header h1', { hasText: /opaque/ }).waitFor({ timeout: 180_000 });
+    const more = wv().locator('button.more-warnings', { hasText: /^Show \d+ more/ });
+    if (await more.isVisible().catch(() => false)) await more.click();
+    const warning = wv().locator('body', { hasText: /near chance: the class names mean nothing to CLIP/ });
+    await warning.first().waitFor({ timeout: 30_000 });
+    const text = await wv().locator('body').innerText();
+    const line = text.split('\n').find((l) => /near chance/.test(l)) ?? '';
+    log(`  at chance: ${line.trim().slice(0, 200)}`);
+    // the label errors come from the linear probe: the header's predictor chip says so
+    const chip = wv().locator('.meta-item.predictor');
+    await chip.waitFor({ timeout: 30_000 });
+    const used = await chip.getAttribute('data-predictor');
+    assert(used === 'linear-probe', `the panel's predictor is ${used}, not linear-probe`);
+    await shot('opaque-at-chance');
   });
 } catch (e) {
   if (!(e instanceof Fatal)) {

@@ -15,6 +15,9 @@ import { ClipModel } from '../../src/core/runtime';
 import { ClipLensError } from '../../src/core/errors';
 import { analyseDuplicates, EmbeddingRows, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, randomProjection, splitRank } from '../../src/core/duplicates';
 import { approximateAvailable } from '../../src/core/neighbours';
+import { ImagePreprocessor, decodeObserver } from '../../src/core/imagePreprocess';
+import { readObserver } from '../../src/core/fileSystem';
+import { readPreprocessorConfig } from '../../src/core/preprocessorConfig';
 import { HASH_WORDS, hammingDistance, hashDistance, perceptualHashOfPixels, perceptualHashes } from '../../src/core/perceptualHash';
 import type { DuplicateGroup, EvalReport } from '../../src/core/report';
 
@@ -136,6 +139,44 @@ test('planted resized, recompressed, cropped and brightened copies across splits
   assert.equal(again.timing.imagesComputed, 0);
 });
 
+test('a cold run reads and decodes each image once (the perceptual hashes come from the embedding decode); a warm run decodes none', async (t) => {
+  const planted = await plantedDataset();
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-cache-'));
+  const reads = new Map<string, number>();
+  const decodes = new Map<string, number>();
+  readObserver.onRead = (f) => {
+    if (f.startsWith(planted.dir) && /\.(png|jpe?g)$/.test(f)) reads.set(path.relative(planted.dir, f), (reads.get(path.relative(planted.dir, f)) ?? 0) + 1);
+  };
+  decodeObserver.onDecode = (name) => decodes.set(name, (decodes.get(name) ?? 0) + 1);
+  t.after(() => {
+    readObserver.onRead = null;
+    decodeObserver.onDecode = null;
+    fs.rmSync(planted.dir, { recursive: true, force: true });
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const images = fs.readdirSync(planted.dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.(png|jpe?g)$/.test(f)).map((f) => f.split(path.sep).join('/')).sort();
+  const once = Object.fromEntries(images.map((f) => [f, 1]));
+  const counted = (m: Map<string, number>) => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)));
+  for (const cacheDir of [cache, null]) {
+    reads.clear();
+    decodes.clear();
+    const cold = await evaluateDataset(planted.dir, { model, cacheDir });
+    assert.equal(cold.timing.imagesComputed, images.length);
+    assert.deepEqual(counted(reads), once, `cold run (cache ${cacheDir ? 'on' : 'off'}): each image read once`);
+    assert.deepEqual(counted(decodes), once, `cold run (cache ${cacheDir ? 'on' : 'off'}): each image decoded once`);
+    assert.deepEqual(new Set(cold.leakage![0].paths), new Set(planted.pairs.map(([, c]) => c)), 'and the planted copies are found');
+  }
+  reads.clear();
+  decodes.clear();
+  const warm = await evaluateDataset(planted.dir, { model, cacheDir: cache });
+  assert.equal(warm.timing.imagesFromCache, images.length);
+  assert.deepEqual(counted(reads), once, 'warm run: each image read once (its content hash)');
+  assert.deepEqual(counted(decodes), {}, 'warm run: nothing decoded');
+  assert.deepEqual(new Set(warm.leakage![0].paths), new Set(planted.pairs.map(([, c]) => c)));
+});
+
 test('an exact copy across splits under another label: exact group, leakage and conflicting labels; no split level: groups but no leakage', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-exact-'));
   const flat = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-flat-'));
@@ -233,16 +274,21 @@ test('hash multi-index finds exactly the pairs of a brute-force loop', () => {
   }
 });
 
-test('perceptual hash: invariant to resizing and a constant brightness, different for different pictures', async () => {
+test('perceptual hash: invariant to resizing and a constant brightness, different for different pictures', async (t) => {
   const grey = new Float64Array(1024).map((_, i) => ((i % 32) * 7 + Math.floor(i / 32) * 3) % 255);
   const [hi, lo] = perceptualHashOfPixels(grey);
   const [hi2, lo2] = perceptualHashOfPixels(grey.map((v) => v * 0.8 + 20));
   assert.equal(hammingDistance(hi, lo, hi2, lo2), 0);
   assert.throws(() => perceptualHashOfPixels(new Float64Array(10)), RangeError);
   const a = path.join(PHOTOS, 'chelsea.png');
-  const full = await perceptualHashes(fs.readFileSync(a));
-  const small = await perceptualHashes(await sharp(a).resize(150).png().toBuffer());
-  const other = await perceptualHashes(fs.readFileSync(path.join(PHOTOS, 'camera.png')));
+  // Hashed as the model's preprocessing decodes the image (a real CLIP's 224 pixels, and the fixture model's 64).
+  const pre224 = new ImagePreprocessor({ ...(await readPreprocessorConfig(path.join(MODEL, 'preprocessor_config.json'))), resizeShortestEdge: 224, crop: { height: 224, width: 224 } });
+  const model = await ClipModel.load(MODEL);
+  t.after(() => model.dispose());
+  const pre = model.preprocessor;
+  const full = await perceptualHashes(fs.readFileSync(a), pre224);
+  const small = await perceptualHashes(await sharp(a).resize(150).png().toBuffer(), pre224);
+  const other = await perceptualHashes(fs.readFileSync(path.join(PHOTOS, 'camera.png')), pre224);
   const pair = (x: Uint32Array, y: Uint32Array) => {
     const h = new Uint32Array(2 * HASH_WORDS);
     h.set(x, 0);
@@ -251,7 +297,10 @@ test('perceptual hash: invariant to resizing and a constant brightness, differen
   };
   assert.ok(pair(full, small) <= 4, `resized: ${pair(full, small)}`);
   assert.ok(pair(full, other) >= 20, `different: ${pair(full, other)}`);
-  await assert.rejects(perceptualHashes(Buffer.from('not an image')));
+  const full64 = await perceptualHashes(fs.readFileSync(a), pre);
+  assert.ok(pair(full, full64) <= 4, `224 vs 64 pixels: ${pair(full, full64)}`);
+  assert.ok(pair(full64, await perceptualHashes(fs.readFileSync(path.join(PHOTOS, 'camera.png')), pre)) >= 20);
+  await assert.rejects(perceptualHashes(Buffer.from('not an image'), pre));
 });
 
 test('embeddings only: the kNN index and the cosine decide; thresholds are checked; split order', () => {

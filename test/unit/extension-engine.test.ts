@@ -504,3 +504,66 @@ test('clipLens.precision auto: compares fp32 and int8 once per dataset, runs the
     fake.setSetting('clipLens.precision', 'fp32');
   }
 });
+
+test('"models" in .clip-lens.json: the editor evaluates both over one image pass; the report is the first model\'s with its comparison', async () => {
+  const dataset = path.join(work, 'two-models');
+  for (const cls of CLASSES) for (let i = 0; i < 3; i++) await png(path.join(dataset, cls, `${cls}${i}.png`), cls, i);
+  const other = path.join(work, 'tiny-clip-80');
+  fs.cpSync(MODEL, other, { recursive: true });
+  const pre = JSON.parse(fs.readFileSync(path.join(other, 'preprocessor_config.json'), 'utf8'));
+  fs.writeFileSync(path.join(other, 'preprocessor_config.json'), JSON.stringify({ ...pre, size: { shortest_edge: 80 } }));
+  fs.writeFileSync(path.join(dataset, '.clip-lens.json'), JSON.stringify({ models: [MODEL, '../tiny-clip-80'] }, null, 2));
+  // CLIP_LENS_MODEL names one model and would win over the config.
+  delete process.env.CLIP_LENS_MODEL;
+  try {
+    const report = await api.evaluate(dataset);
+    assert.ok(report, `evaluated (messages: ${JSON.stringify(state.messages)})`);
+    assert.equal(report.model.id, MODEL);
+    assert.deepEqual(report.models?.map((m) => m.id), [MODEL, '../tiny-clip-80']);
+    assert.equal(report.comparison?.a.name, '../tiny-clip-80');
+    assert.equal(report.comparison?.samples.common, 9);
+    assert.equal(report.timing.imagesComputed + report.timing.imagesFromCache, 9);
+    // A missing folder among "models" is an error on that key.
+    fs.writeFileSync(path.join(dataset, '.clip-lens.json'), `{\n  "models": [\n    ${JSON.stringify(MODEL)},\n    "../nope"\n  ]\n}\n`);
+    assert.equal(await api.evaluate(dataset), undefined);
+    assert.ok(state.messages.some((m) => /"models": no model folder at .*nope/.test(m.text)), JSON.stringify(state.messages.slice(-3)));
+  } finally {
+    process.env.CLIP_LENS_MODEL = MODEL;
+  }
+});
+
+test('Compare with... offers the runs of earlier sessions, kept in the extension storage (the last 5 per dataset)', async () => {
+  const dataset = path.join(work, 'folders');
+  const latest = await api.evaluate(dataset);
+  assert.ok(latest);
+  const { ReportStore } = require('../../src/extension/store') as typeof import('../../src/extension/store');
+  const { RunHistory } = require('../../src/extension/runHistory') as typeof import('../../src/extension/runHistory');
+  const { pickComparison } = require('../../src/extension/pickComparison') as typeof import('../../src/extension/pickComparison');
+  const log = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as import('vscode').LogOutputChannel;
+  // A new session: nothing in memory, the history from the storage folder the extension wrote.
+  const history = new RunHistory(path.join(work, 'storage', 'history'), log);
+  const store = new ReportStore(undefined, log, history);
+  // The extension writes the history in the background.
+  let kept = await history.list(dataset);
+  for (let i = 0; i < 250 && kept[0]?.createdAt !== latest.createdAt; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    kept = await history.list(dataset);
+  }
+  assert.ok(kept.length >= 3 && kept.length <= 5, `runs kept: ${kept.length}`);
+  assert.equal(kept[0]?.createdAt, latest.createdAt);
+  let offered: string[] = [];
+  state.quickPick = (items) => {
+    offered = items.map((i) => i.label);
+    return items.find((i) => i.label.startsWith('$(history) Run of'));
+  };
+  try {
+    const picked = await pickComparison(store, latest);
+    assert.ok(picked && 'comparison' in picked, JSON.stringify(picked));
+    assert.equal(offered.filter((l) => l.startsWith('$(history) Run of')).length, kept.length - 1, 'every kept run but the shown one');
+    assert.equal(picked.comparison.b.images, latest.metrics?.n);
+    assert.ok(picked.comparison.samples.common > 0);
+    assert.match(picked.comparison.a.name, /^run of /);
+  } finally {
+    state.quickPick = undefined;
+  }
+});

@@ -26,4 +26,9 @@ test('projectModelError and the config diagnostic point at the "model" key', () 
   assert.equal(d?.severity, 'error');
   assert.equal(d?.range.start.line, 2);
   assert.deepEqual(configDiagnostics(file, text, () => true), []);
+  // "models": a missing folder is an error on the key, naming the item.
+  const two = '{\n  "models": [\n    "clip-vit-base-patch32",\n    "./gone"\n  ]\n}\n';
+  const m = configDiagnostics(file, two, () => false).filter((x) => x.code === 'model-missing');
+  assert.deepEqual(m.map((x) => [x.range.start.line, x.message.split(':')[0]]), [[1, 'models[1]']]);
+  assert.equal(projectModelError(path.join('/nonexistent-dir-for-test', '.clip-lens.json'), two, './gone', 'models')?.line, 2);
 });

@@ -138,3 +138,42 @@ test('the ONNX Runtime path (float32 products) stays within 1e-3 of scikit-learn
     assert.ok(diff < 1e-3, `${c.name}: float32 products differ by ${diff}`);
   }
 });
+
+test("warm start (each fold from the previous fold's model) stays within 1e-3 of scikit-learn on the shared cases, in fewer evaluations", async () => {
+  let cold = 0;
+  let warm = 0;
+  for (const c of probeCases) {
+    const dim = c.features[0].length;
+    const x = Float32Array.from(c.features.flat());
+    const k = c.classes.length;
+    const a = await crossValidatedProbeFast(x, dim, c.labels, k, { folds: c.folds, c: c.c, engine: 'js' });
+    const b = await crossValidatedProbeFast(x, dim, c.labels, k, { folds: c.folds, c: c.c, engine: 'js', warmStart: true });
+    let worst = 0;
+    c.expected.pred_probs.forEach((row, i) => row.forEach((p, j) => (worst = Math.max(worst, Math.abs(p - b.probs[i * k + j])))));
+    assert.ok(worst < 1e-3, `${c.name}: max |difference| ${worst}`);
+    assert.equal(b.unconverged, 0);
+    // the first fold starts from zero either way
+    assert.equal(b.fits[0].evaluations, a.fits[0].evaluations);
+    cold += a.fits.reduce((s, f) => s + f.evaluations, 0);
+    warm += b.fits.reduce((s, f) => s + f.evaluations, 0);
+  }
+  assert.ok(warm < cold, `warm ${warm} vs cold ${cold} evaluations`);
+});
+
+test('warm start maps classes by id when a training fold lacks a class', async () => {
+  const r = rng(3);
+  const dim = 4;
+  const labels: number[] = [];
+  const x: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const y = i === 17 || i === 30 ? 2 : i % 2;
+    labels.push(y);
+    for (let d = 0; d < dim; d++) x.push((d === y ? 2 : 0) + r() - 0.5);
+  }
+  const cold = await crossValidatedProbeFast(Float32Array.from(x), dim, labels, 3, { folds: 5, c: 1, engine: 'js' });
+  const warm = await crossValidatedProbeFast(Float32Array.from(x), dim, labels, 3, { folds: 5, c: 1, engine: 'js', warmStart: true });
+  let diff = 0;
+  for (let i = 0; i < cold.probs.length; i++) diff = Math.max(diff, Math.abs(cold.probs[i] - warm.probs[i]));
+  assert.ok(diff < 1e-3, `warm vs cold ${diff}`);
+  assert.deepEqual(warm.smallClasses, [2]);
+});

@@ -69,6 +69,15 @@ test('opaque class names (folders renamed c00..c15): default eval finds the wron
   assert.equal(report.predictor?.perClass.length, 16);
   assert.ok(report.predictor!.perClass.every((c) => typeof c.probeRecall === 'number'));
   assert.ok(report.predictor!.linearProbe!.balancedAccuracy > 0.7);
+  // C and how it was chosen are in the report; the first run fits the probe, a re-run of the unchanged dataset
+  // takes its probabilities from the probe cache (next to the embedding cache) and says the same
+  assert.equal(report.predictor!.linearProbe!.c, 10);
+  assert.equal(report.predictor!.linearProbe!.cChosenBy, 'default');
+  assert.equal(report.predictor!.linearProbe!.fromCache, false);
+  const again = await evalReport(data, tmp, 'opaque-again');
+  assert.equal(again.predictor!.linearProbe!.fromCache, true);
+  assert.deepEqual(again.labelIssues, report.labelIssues);
+  assert.deepEqual(again.predictor!.perClass, report.predictor!.perClass);
 
   // zero-shot on request: the old behaviour, hundreds of false alarms
   const zs = await evalReport(data, tmp, 'opaque-zs', ['--predictor', 'zero-shot']);

@@ -311,6 +311,10 @@ test('the schema knows exactly the keys the validator accepts', () => {
     }
   };
   walkValue(FULL, '');
+  // "models" excludes "model" and "embeddings" (both in FULL): accepted on its own.
+  const twoModels = { models: ['a', 'b'] };
+  assert.deepEqual(parseProjectConfig(JSON.stringify(twoModels), 'x'), { config: twoModels, problems: [] });
+  walkValue(twoModels, '');
   assert.deepEqual([...fullKeys].sort(), [...schemaKeys].sort());
 });
 

@@ -172,6 +172,48 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     }
   });
 
+  test('the class table shows the probe recall next to zero-shot recall when the report has it, and sorts by it', async () => {
+    const classes = fixture.metrics!.perClass.map((c) => c.class);
+    // probe recall: a distinct value per class, in reverse name order, so the sort is checkable
+    const probeOf = (name: string) => 0.5 + (classes.length - [...classes].sort().indexOf(name)) / 100;
+    const report = {
+      ...fixture,
+      predictor: {
+        requested: 'auto',
+        used: 'zero-shot',
+        reason: 'zero-shot balanced accuracy 93% is close to the linear probe\'s 95%',
+        zeroShot: { top1Accuracy: fixture.metrics!.top1Accuracy, balancedAccuracy: fixture.metrics!.balancedAccuracy },
+        linearProbe: { folds: 5, c: 10, top1Accuracy: 0.95, balancedAccuracy: 0.95, singletonClasses: [] },
+        perClass: fixture.metrics!.perClass.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: probeOf(c.class) })),
+      },
+    } as EvalReport;
+    const other = new FakeHost(report, { imageRoot, shows, reportRef: 'shapes-report.json' });
+    const w = await newPage(browser);
+    try {
+      await other.open(w.page, 'light');
+      await ready(w.page);
+      await selectTab(w.page, 'classes');
+      await w.page.waitForSelector('.vspacer .vrow');
+      const heads = await w.page.$$eval('.vhead .th', (els) => els.map((e) => `${e.getAttribute('data-key')}:${e.textContent}`));
+      const at = heads.findIndex((x) => x.startsWith('recall:'));
+      assert.match(heads[at], /Zero-shot recall/);
+      assert.match(heads[at + 1], /^probeRecall:Probe recall/);
+      // the cell of a class shows its probe recall, next to its zero-shot recall
+      const cells = await w.page.$$eval('.vrow[data-class="yellow_star"] .td', (els) => els.map((e) => e.textContent));
+      const star = fixture.metrics!.perClass.find((c) => c.class === 'yellow_star')!;
+      assert.equal(cells[at], pct(star.recall));
+      assert.equal(cells[at + 1], pct(probeOf('yellow_star')));
+      await w.page.click('.vhead [data-key="probeRecall"]');
+      assert.equal(await w.page.getAttribute('.vhead [data-key="probeRecall"]', 'aria-sort'), 'ascending');
+      assert.deepEqual(await visibleClasses(w.page), [...classes].sort((a, b) => probeOf(a) - probeOf(b)));
+      // the fixture without a predictor section has no probe column, and its recall column is plain "Recall"
+      assert.equal(await watched.page.locator('.vhead [data-key="probeRecall"]').count(), 0);
+      assert.deepEqual(w.errors, []);
+    } finally {
+      await w.page.close();
+    }
+  });
+
   test('the split selector switches every number to that split', async () => {
     const { page } = watched;
     const val = fixture.metricsBySplit!.val;
@@ -446,6 +488,24 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     await w.page.waitForSelector('section.comparison', { state: 'detached' });
     assert.equal(await w.page.locator('.card-delta').count(), 0);
     assert.deepEqual(await cspViolations(w.page), []);
+    assert.deepEqual(w.errors, []);
+    await w.page.close();
+  });
+
+  test('a report that carries a comparison (two models, eval --baseline) opens with it', async () => {
+    const hashed: EvalReport = { ...fixture, samples: fixture.samples!.map((s) => ({ ...s, contentHash: createHash('sha256').update(s.path).digest('hex') })) };
+    const a = makeBaseline(hashed);
+    a.metrics!.top1Accuracy -= 0.1;
+    const withComparison: EvalReport = { ...fixture, comparison: compareRuns(a, makeBaseline(hashed), ['other-model', 'this-model']) };
+    const w = await newPage(browser);
+    const h = new FakeHost(withComparison, { imageRoot, shows });
+    await h.open(w.page, 'light');
+    await ready(w.page);
+    await w.page.waitForSelector('section.comparison');
+    assert.equal(await w.page.textContent('.comparison h2'), 'Compared with other-model');
+    assert.equal(await w.page.textContent('.card[data-metric="Top-1 accuracy"] .card-delta'), '+10.0 pts vs other-model');
+    await w.page.click('vscode-button.compare-clear');
+    await w.page.waitForSelector('section.comparison', { state: 'detached' });
     assert.deepEqual(w.errors, []);
     await w.page.close();
   });
