@@ -11,8 +11,14 @@
  * approximate path (the kNN index of neighbours.ts with usearch's HNSW graph; build + 10 neighbours per row + pairs +
  * groups), its recall of the true pairs, and the peak resident set. `--exact` also times the exact path (quadratic:
  * only for small n).
+ *
+ * Outliers: 0.1% of the rows (none of them a copy or a copy's source) are replaced by random directions (far from
+ * every cluster) and 0.1% by weak members of their cluster (noise norm 2.5: cosine to the centre about 0.37); every
+ * row is labelled with its cluster. Then the whole embeddings-only analysis (analyseDuplicates: ONE kNN index and one
+ * neighbour query per row for near-duplicates and outliers) is timed, with the planted far outliers it flags.
+ * `--exact-outliers` also runs it on the exact path and prints the overlap of the two sets of flagged outliers.
  */
-import { nearDuplicatePairsFromEmbeddings } from '../src/core/duplicates';
+import { analyseDuplicates, nearDuplicatePairsFromEmbeddings } from '../src/core/duplicates';
 import { approximateAvailable } from '../src/core/neighbours';
 import * as fs from 'node:fs';
 
@@ -21,6 +27,7 @@ const n = Number(positional[0] ?? 100_000);
 const dim = Number(positional[1] ?? 512);
 const seed = Number(positional[2] ?? 1);
 const withExact = process.argv.includes('--exact');
+const withExactOutliers = process.argv.includes('--exact-outliers');
 if (!Number.isInteger(n) || n < 100 || !Number.isInteger(dim) || dim < 8) {
   console.error('usage: node --import tsx tools/bench-duplicates.ts [n >= 100] [dim >= 8] [seed] [--exact]');
   process.exit(2);
@@ -50,6 +57,8 @@ const centres = new Float32Array(clusters * dim);
 for (let i = 0; i < centres.length; i++) centres[i] = gauss();
 for (let c = 0; c < clusters; c++) normalise(centres, c * dim);
 const vectors = new Float32Array(n * dim);
+/** Cluster of each row (a copy: its source's), its label in the analysis. */
+const label = new Int32Array(n);
 const truth = new Set<string>();
 const spread = 0.88 / Math.sqrt(dim); // noise norm ~0.88: cosine to the centre ~0.75
 for (let i = 0; i < n; i++) {
@@ -59,12 +68,39 @@ for (let i = 0; i < n; i++) {
     const eps = (0.1 + 0.15 * uniform()) / Math.sqrt(dim); // cosine 0.97-0.995 to the source
     for (let d = 0; d < dim; d++) vectors[at + d] = vectors[src * dim + d] + eps * gauss();
     normalise(vectors, at);
+    label[i] = label[src];
     truth.add(`${src},${i}`);
     continue;
   }
   const c = Math.floor(uniform() * clusters);
+  label[i] = c;
   for (let d = 0; d < dim; d++) vectors[at + d] = centres[c * dim + d] + spread * gauss();
   normalise(vectors, at);
+}
+// Planted outliers (a second random stream, so the rows above are those of earlier runs of this benchmark).
+const plantedFar = new Set<number>();
+const plantedWeak = new Set<number>();
+{
+  let st = (seed * 7919 + 17) >>> 0 || 1;
+  const u2 = () => {
+    st ^= st << 13;
+    st ^= st >>> 17;
+    st ^= st << 5;
+    return ((st >>> 0) + 0.5) / 4294967296;
+  };
+  const g2 = () => Math.sqrt(-2 * Math.log(u2())) * Math.cos(2 * Math.PI * u2());
+  const inPair = new Uint8Array(n);
+  for (const key of truth) for (const x of key.split(',').map(Number)) inPair[x] = 1;
+  const count = Math.max(1, Math.round(n / 1000));
+  while (plantedFar.size < count || plantedWeak.size < count) {
+    const i = Math.floor(u2() * n);
+    if (inPair[i] || plantedFar.has(i) || plantedWeak.has(i)) continue;
+    const far = plantedFar.size < count;
+    const c = label[i];
+    for (let d = 0; d < dim; d++) vectors[i * dim + d] = far ? g2() : centres[c * dim + d] + (2.5 / Math.sqrt(dim)) * g2();
+    normalise(vectors, i * dim);
+    (far ? plantedFar : plantedWeak).add(i);
+  }
 }
 const genMs = performance.now() - t0;
 
@@ -154,5 +190,32 @@ if (withExact) {
   const exact = timed(false);
   console.log(`exact: ${(exact.ms / 1000).toFixed(1)} s wall; ${exact.pairs} pairs; recall of true pairs ${(exact.found / truePairs.size).toFixed(4)}`);
 }
+function timedAnalysis(approximate: boolean | 'auto') {
+  const samples = Array.from({ length: n }, (_, i) => ({ path: `r${i}`, label: `c${label[i]}` }));
+  const start = performance.now();
+  const cpu0 = process.cpuUsage();
+  const r = analyseDuplicates({ samples, embeddings: vectors, dim, hasEmbedding: new Uint8Array(n).fill(1), pixelHashes: null, approximate }, { minCosine: MIN_COSINE });
+  const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  const flagged = new Set(r.outliers.map((o) => Number(o.path.slice(1))));
+  const far = [...plantedFar].filter((i) => flagged.has(i)).length;
+  const weak = [...plantedWeak].filter((i) => flagged.has(i)).length;
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, groups: r.groups.length, flagged, far, weak };
+}
+const shared = timedAnalysis('auto');
+console.log(
+  `analysis (one kNN index for near-duplicates and outliers, both results): ${(shared.ms / 1000).toFixed(1)} s wall, ${(shared.cpuMs / 1000).toFixed(1)} s CPU; ` +
+    `${shared.groups} groups, ${shared.flagged.size} outliers flagged (planted: ${shared.far} of ${plantedFar.size} far, ${shared.weak} of ${plantedWeak.size} weak)`,
+);
+let outlierOverlap: number | undefined;
+if (withExactOutliers) {
+  const exact = timedAnalysis(false);
+  const both = [...shared.flagged].filter((i) => exact.flagged.has(i)).length;
+  outlierOverlap = both / Math.max(1, new Set([...shared.flagged, ...exact.flagged]).size);
+  console.log(
+    `analysis, exact path: ${(exact.ms / 1000).toFixed(1)} s wall, ${(exact.cpuMs / 1000).toFixed(1)} s CPU; ${exact.groups} groups, ${exact.flagged.size} outliers flagged; ` +
+      `outliers flagged by both ${both}, only approximate ${shared.flagged.size - both}, only exact ${exact.flagged.size - both}: overlap (Jaccard) ${outlierOverlap.toFixed(4)}`,
+  );
+}
 console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (vectors ${((n * dim * 4) / 1048576).toFixed(0)} MiB)`);
-console.log(JSON.stringify({ n, dim, truePairs: truePairs.size, seconds: approx.ms / 1000, cpuSeconds: approx.cpuMs / 1000, recall: approx.found / truePairs.size, pairs: approx.pairs, groups: approx.groups, approximate: approx.approximate, peakRssMiB: peakRssMiB() }));
+console.log(JSON.stringify({ n, dim, truePairs: truePairs.size, seconds: approx.ms / 1000, cpuSeconds: approx.cpuMs / 1000, recall: approx.found / truePairs.size, pairs: approx.pairs, groups: approx.groups, approximate: approx.approximate, analysisSeconds: shared.ms / 1000, analysisCpuSeconds: shared.cpuMs / 1000, outliers: shared.flagged.size, outlierOverlap, peakRssMiB: peakRssMiB() }));

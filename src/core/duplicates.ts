@@ -27,7 +27,9 @@ import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
-import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex } from './neighbours';
+import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex, type Neighbours } from './neighbours';
+
+export { randomProjection } from './neighbours';
 import type { DuplicateGroup, LeakedSplit, Metrics, Outlier, Warning } from './report';
 
 export type { DuplicateGroup, LeakedSplit, Outlier } from './report';
@@ -51,8 +53,9 @@ export const DEFAULT_DUPLICATE_THRESHOLDS: DuplicateThresholds = {
 };
 
 /**
- * Outliers use the exact kNN search up to this many distinct images, the approximate one above (measured on this
- * 2-core machine: 3,000 x 512 exact 6.3 s CPU, HNSW 2.4 s CPU; docs/benchmarks.md).
+ * With pixel hashes (only the outliers use the kNN index), the exact search up to this many distinct images, the
+ * approximate one above (measured on this 2-core machine: 3,000 x 512 exact 6.3 s CPU, HNSW 2.4 s CPU at full width;
+ * docs/benchmarks.md). Without them the index also serves the near-duplicates: exact up to EXACT_AUTO_MAX_ROWS.
  */
 export const OUTLIER_EXACT_MAX_ROWS = 2000;
 
@@ -70,8 +73,11 @@ export interface DuplicateSample {
 
 export interface DuplicateInput {
   samples: DuplicateSample[];
-  /** Row i: sample i's embedding (any norm; normalised here); rows of samples without one are ignored. */
-  embeddings: Float32Array;
+  /**
+   * Row i: sample i's embedding (any norm; normalised here); rows of samples without one are ignored. Packed n x dim,
+   * or the run's EmbeddingRows (read block by block, no packed copy).
+   */
+  embeddings: Float32Array | EmbeddingRows;
   dim: number;
   /** Sample i has an embedding row. */
   hasEmbedding: Uint8Array;
@@ -83,6 +89,8 @@ export interface DuplicateInput {
   metricsFor?: (sampleIndices: number[]) => Metrics | null;
   /** Metrics per split as reported (the "with" figures of the leakage warning). */
   metricsBySplit?: Record<string, Metrics>;
+  /** The kNN index's path: 'auto' (default; see OUTLIER_EXACT_MAX_ROWS), or forced (benchmarks and tests). */
+  approximate?: boolean | 'auto';
 }
 
 export interface DuplicateAnalysis {
@@ -136,14 +144,26 @@ class UnionFind {
   }
 }
 
-/** Copies the rows into a packed, L2-normalised matrix. */
-function normalisedRows(src: Float32Array, dim: number, rows: number[]): Float32Array {
+/** Copies the rows into a packed, L2-normalised matrix (from a packed matrix or EmbeddingRows' blocks). */
+function normalisedRows(source: Float32Array | EmbeddingRows, dim: number, rows: number[]): Float32Array {
   const out = new Float32Array(rows.length * dim);
+  const per = EmbeddingRows.blockRows;
   rows.forEach((r, j) => {
+    let src: Float32Array;
+    let o: number;
+    if (source instanceof Float32Array) {
+      src = source;
+      o = r * dim;
+    } else {
+      const block = source.block(Math.floor(r / per));
+      if (!block) return; // no embedding in the block: a zero row, as packed() gives
+      src = block;
+      o = (r % per) * dim;
+    }
     let s = 0;
-    for (let d = 0; d < dim; d++) s += src[r * dim + d] * src[r * dim + d];
+    for (let d = 0; d < dim; d++) s += src[o + d] * src[o + d];
     const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let d = 0; d < dim; d++) out[j * dim + d] = src[r * dim + d] * inv;
+    for (let d = 0; d < dim; d++) out[j * dim + d] = src[o + d] * inv;
   });
   return out;
 }
@@ -199,49 +219,60 @@ export function hashCandidatePairs(hashes: Uint32Array, n: number, maxDistance: 
   }
 }
 
-/** Width of the random projection the approximate near-duplicate search indexes (see nearDuplicatePairsFromEmbeddings). */
+/** Width of the random projection the approximate kNN index of the duplicate analysis holds (neighbours.ts). */
 export const PROJECTED_DIM = 64;
 
+/** Neighbours per row the embeddings-only near-duplicate search examines. */
+export const NEAR_DUPLICATE_NEIGHBOURS = 10;
+
 /**
- * Rows projected onto `width` random Gaussian directions (a fixed seed: the same answer every run) and L2-normalised.
- * Cosines are preserved to about 1/sqrt(width) (Johnson-Lindenstrauss), plenty to keep a near-copy (cosine >= 0.9)
- * among a row's nearest neighbours, and the HNSW graph costs about 7x less to build and search at 64 than at 512
- * dimensions (measured: 10,000 rows, add 2.1 vs 14.8 s CPU, search 1.0 vs 9.3 s).
+ * The kNN index of the duplicate analysis (near-duplicates without pixel hashes, and outliers): exact up to
+ * `exactMaxRows` rows, above that (when usearch is available, or `approximate: true`) an HNSW graph over a
+ * {@link randomProjection} of the rows to PROJECTED_DIM dimensions, whose candidates are re-scored on the full rows.
+ * Built once; `selfNeighbours(k)` answers every use (k = the most neighbours any use needs).
  */
-export function randomProjection(vectors: Float32Array, dim: number, width: number): Float32Array {
+export function duplicateIndex(vectors: Float32Array, dim: number, options: { approximate?: boolean | 'auto'; exactMaxRows?: number } = {}): NeighbourIndex {
   const n = vectors.length / dim;
-  let seed = 0x9e3779b9;
-  const uniform = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return ((seed >>> 0) + 0.5) / 4294967296;
-  };
-  const basis = new Float32Array(dim * width);
-  for (let i = 0; i < basis.length; i++) basis[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  const out = new Float32Array(n * width);
-  const row = new Float64Array(width);
-  for (let i = 0; i < n; i++) {
-    row.fill(0);
-    for (let d = 0; d < dim; d++) {
-      const x = vectors[i * dim + d];
-      if (x === 0) continue;
-      const b = d * width;
-      for (let w = 0; w < width; w++) row[w] += x * basis[b + w];
-    }
-    let s = 0;
-    for (let w = 0; w < width; w++) s += row[w] * row[w];
-    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let w = 0; w < width; w++) out[i * width + w] = row[w] * inv;
-  }
-  return out;
+  const want = options.approximate ?? 'auto';
+  const approximate = (want === true || (want === 'auto' && n > (options.exactMaxRows ?? EXACT_AUTO_MAX_ROWS))) && approximateAvailable();
+  return NeighbourIndex.build(vectors, dim, { approximate, project: PROJECTED_DIM });
 }
 
 /**
- * Near-duplicate pairs of L2-normalised embeddings (n x dim) from the kNN index: every pair among each row's
- * `neighbours` nearest others whose exact cosine is >= minCosine. What the scale benchmark measures. On the
- * approximate path (more than EXACT_AUTO_MAX_ROWS rows with 'auto', or `approximate: true`) the index holds a
- * {@link randomProjection} of the rows to PROJECTED_DIM dimensions; candidates are re-scored on the full rows.
+ * Near-duplicate pairs among the first `neighbours` of each row's neighbours `nb` (a self search, full-width
+ * similarities, best first): every pair whose cosine is >= minCosine, once (a < b).
+ */
+export function nearDuplicatePairsFromNeighbours(nb: Neighbours, n: number, options: { minCosine: number; neighbours?: number }): { a: Int32Array; b: Int32Array; similarity: Float32Array } {
+  const k = Math.min(options.neighbours ?? nb.k, nb.k);
+  const a: number[] = [];
+  const b: number[] = [];
+  const sim: number[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < k; r++) {
+      const j = nb.indices[i * nb.k + r];
+      if (j < 0) break;
+      const s = nb.similarities[i * nb.k + r];
+      // best first: the rest of the row is below the threshold too
+      if (!(s >= options.minCosine)) break;
+      const lo = Math.min(i, j);
+      const hi = Math.max(i, j);
+      const key = lo * n + hi;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      a.push(lo);
+      b.push(hi);
+      sim.push(s);
+    }
+  }
+  return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim) };
+}
+
+/**
+ * Near-duplicate pairs of L2-normalised embeddings (n x dim) from the kNN index ({@link duplicateIndex}): every pair
+ * among each row's `neighbours` nearest others whose exact cosine is >= minCosine. What the scale benchmark
+ * measures. On the approximate path (more than EXACT_AUTO_MAX_ROWS rows with 'auto', or `approximate: true`) the
+ * index holds a random projection of the rows to PROJECTED_DIM dimensions; candidates are re-scored on the full rows.
  */
 export function nearDuplicatePairsFromEmbeddings(
   vectors: Float32Array,
@@ -249,34 +280,10 @@ export function nearDuplicatePairsFromEmbeddings(
   options: { minCosine: number; neighbours?: number; approximate?: boolean | 'auto' },
 ): { a: Int32Array; b: Int32Array; similarity: Float32Array; approximate: boolean } {
   const n = vectors.length / dim;
-  const k = Math.min(options.neighbours ?? 10, n - 1);
-  const a: number[] = [];
-  const b: number[] = [];
-  const sim: number[] = [];
+  const k = Math.min(options.neighbours ?? NEAR_DUPLICATE_NEIGHBOURS, n - 1);
   if (k < 1) return { a: new Int32Array(), b: new Int32Array(), similarity: new Float32Array(), approximate: false };
-  const want = options.approximate ?? 'auto';
-  const approximate = (want === true || (want === 'auto' && n > EXACT_AUTO_MAX_ROWS)) && approximateAvailable();
-  const project = approximate && dim > 2 * PROJECTED_DIM;
-  const index = project ? NeighbourIndex.build(randomProjection(vectors, dim, PROJECTED_DIM), PROJECTED_DIM, { approximate: true }) : NeighbourIndex.build(vectors, dim, { approximate });
-  const nb = index.selfNeighbours(k);
-  const seen = new Set<number>();
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < k; r++) {
-      const j = nb.indices[i * k + r];
-      if (j < 0) break;
-      const lo = Math.min(i, j);
-      const hi = Math.max(i, j);
-      const key = lo * n + hi;
-      if (seen.has(key)) continue;
-      const s = project ? dot(vectors, dim, i, j) : nb.similarities[i * k + r];
-      if (!(s >= options.minCosine)) continue;
-      seen.add(key);
-      a.push(lo);
-      b.push(hi);
-      sim.push(s);
-    }
-  }
-  return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim), approximate: index.approximate };
+  const index = duplicateIndex(vectors, dim, { approximate: options.approximate });
+  return { ...nearDuplicatePairsFromNeighbours(index.selfNeighbours(k), n, { minCosine: options.minCosine }), approximate: index.approximate };
 }
 
 /** Groups, leakage, outliers and their warnings. Throws ClipLensError on invalid thresholds. */
@@ -324,8 +331,19 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
       const s = dot(vectors, dim, a, b);
       if (s >= t.minCosine) link(a, b, s);
     });
-  } else if (m > 1) {
-    const pairs = nearDuplicatePairsFromEmbeddings(vectors, dim, { minCosine: t.minCosine });
+  }
+  // One kNN index and one neighbour query per row for both the embeddings-only near-duplicates and the outliers.
+  const nearK = input.pixelHashes || m < 2 ? 0 : Math.min(NEAR_DUPLICATE_NEIGHBOURS, m - 1);
+  const outlierK = m >= 3 ? Math.min(t.outlierNeighbours, m - 1) : 0;
+  let nb: Neighbours | null = null;
+  if (nearK > 0 || outlierK > 0) {
+    // Exact as each use had it alone: up to EXACT_AUTO_MAX_ROWS when the near-duplicates need the index, else
+    // (outliers only) up to OUTLIER_EXACT_MAX_ROWS.
+    const index = duplicateIndex(vectors, dim, { approximate: input.approximate, exactMaxRows: nearK > 0 ? EXACT_AUTO_MAX_ROWS : OUTLIER_EXACT_MAX_ROWS });
+    nb = index.selfNeighbours(Math.max(nearK, outlierK));
+  }
+  if (nb && nearK > 0) {
+    const pairs = nearDuplicatePairsFromNeighbours(nb, m, { minCosine: t.minCosine, neighbours: nearK });
     for (let p = 0; p < pairs.a.length; p++) link(pairs.a[p], pairs.b[p], pairs.similarity[p]);
   }
   const components = new Map<number, { reps: number[]; similarity: number }>();
@@ -384,7 +402,7 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
     }
   }
 
-  const outliers = m >= 3 ? findOutliers(input, reps, repMembers, vectors, t) : [];
+  const outliers = nb && outlierK > 0 ? findOutliers(input, reps, repMembers, vectors, nb, outlierK) : [];
   return { groups: out, leakage, outliers, warnings: duplicateWarnings(out, groups, leakage, outliers, input, t) };
 }
 
@@ -400,18 +418,16 @@ function quantile(sorted: Float64Array | number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-function findOutliers(input: DuplicateInput, reps: number[], repMembers: number[][], vectors: Float32Array, t: DuplicateThresholds): Outlier[] {
+/** Outliers from each representative's first k neighbours in nb (a self search of the representatives, best first). */
+function findOutliers(input: DuplicateInput, reps: number[], repMembers: number[][], vectors: Float32Array, nb: Neighbours, k: number): Outlier[] {
   const { samples, dim } = input;
   const m = reps.length;
-  const k = Math.min(t.outlierNeighbours, m - 1);
-  // The exact all-pairs search grows with m^2: above OUTLIER_EXACT_MAX_ROWS the approximate index (when installed).
-  const nb = NeighbourIndex.build(vectors, dim, { approximate: m > OUTLIER_EXACT_MAX_ROWS }).selfNeighbours(k);
   const dist = new Float64Array(m);
   for (let j = 0; j < m; j++) {
     let s = 0;
     let c = 0;
     for (let r = 0; r < k; r++) {
-      const v = nb.similarities[j * k + r];
+      const v = nb.similarities[j * nb.k + r];
       if (Number.isNaN(v)) continue;
       s += 1 - v;
       c++;
@@ -637,7 +653,7 @@ export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAn
   return analyseDuplicates(
     {
       samples: a.samples,
-      embeddings: a.embeddings.packed(),
+      embeddings: a.embeddings,
       dim,
       hasEmbedding: a.embeddings.has,
       pixelHashes: hashes,

@@ -1,5 +1,5 @@
 /**
- * The one k-nearest-neighbour index of CLIP Lens (kNN label route, near-duplicate search, text search).
+ * The one k-nearest-neighbour index of CLIP Lens (kNN label route, near-duplicate and outlier search, text search).
  *
  * Vectors are L2-normalised by the caller; similarity = cosine = dot product. Two paths:
  * - exact: blocked dot products in plain TypeScript. Results are ordered by similarity (computed in float64),
@@ -27,6 +27,18 @@ export interface Neighbours {
 export interface NeighbourIndexOptions {
   /** 'auto' (default): exact up to EXACT_AUTO_MAX_ROWS rows, approximate above (when available). */
   approximate?: boolean | 'auto';
+  /**
+   * On the approximate path, when the rows are wider than twice this: build the graph over a {@link randomProjection}
+   * of the rows to this many dimensions (queries are projected the same way), take {@link projectedCandidates}
+   * candidates per query from it and re-score them on the full rows (float64), so the answer's similarities are the
+   * full-width cosines. About 7x cheaper to build and search at 64 than at 512 dimensions (docs/benchmarks.md).
+   */
+  project?: number;
+}
+
+/** Candidates per query taken from a projected graph (see NeighbourIndexOptions.project): max(2k, k + 8). */
+export function projectedCandidates(k: number): number {
+  return Math.max(5 * k, k + 8);
 }
 
 /**
@@ -86,13 +98,19 @@ export class NeighbourIndex {
   readonly approximate: boolean;
   private readonly vectors: Float32Array;
   private readonly graph: UsearchIndex | undefined;
+  /** The graph's rows when it is built over a projection (width projectedDim), else undefined. */
+  private readonly projected: Float32Array | undefined;
+  /** Width of the projection the graph holds (0: the graph holds the full rows). */
+  readonly projectedDim: number;
 
-  private constructor(vectors: Float32Array, dim: number, graph: UsearchIndex | undefined) {
+  private constructor(vectors: Float32Array, dim: number, graph: UsearchIndex | undefined, projected?: Float32Array, projectedDim = 0) {
     this.vectors = vectors;
     this.dim = dim;
     this.size = dim > 0 ? vectors.length / dim : 0;
     this.graph = graph;
     this.approximate = graph !== undefined;
+    this.projected = projected;
+    this.projectedDim = projected ? projectedDim : 0;
   }
 
   /** vectors: n x dim row-major, L2-normalised by the caller; similarity = cosine = dot product. */
@@ -106,13 +124,16 @@ export class NeighbourIndex {
     const useGraph = want === true || (want === 'auto' && n > EXACT_AUTO_MAX_ROWS);
     let graph: UsearchIndex | undefined;
     const us = useGraph && n > 0 ? loadUsearch() : null;
+    let projected: Float32Array | undefined;
+    const width = options.project ?? 0;
     if (us) {
-      graph = new us.Index({ metric: 'ip', dimensions: dim, connectivity: 16, expansion_add: 128, expansion_search: 64, quantization: 'f32' });
+      if (width > 0 && dim > 2 * width) projected = randomProjection(vectors, dim, width);
+      graph = new us.Index({ metric: 'ip', dimensions: projected ? width : dim, connectivity: 16, expansion_add: 128, expansion_search: 64, quantization: 'f32' });
       const keys = new BigUint64Array(n);
       for (let i = 0; i < n; i++) keys[i] = BigInt(i);
-      graph.add(keys, plain(vectors), 0);
+      graph.add(keys, projected ?? plain(vectors), 0);
     }
-    return new NeighbourIndex(vectors, dim, graph);
+    return new NeighbourIndex(vectors, dim, graph, projected, width);
   }
 
   /** The k nearest indexed rows of each query row (queries: m x dim). */
@@ -165,7 +186,10 @@ export class NeighbourIndex {
     const graph = this.graph!;
     const n = this.size;
     const dim = this.dim;
-    const want = Math.min(n, k + (self ? 1 : 0) + 4);
+    const want = Math.min(n, (this.projected ? projectedCandidates(k) : k + 4) + (self ? 1 : 0));
+    // The graph is searched with the queries in its own space: the projected rows themselves, or projected queries.
+    const graphQueries = this.projected ? (self ? this.projected : randomProjection(queries, dim, this.projectedDim)) : queries;
+    const gdim = this.projected ? this.projectedDim : dim;
     const out = emptyNeighbours(m, k);
     // Batches bound the memory of one usearch answer.
     const BATCH = 4096;
@@ -173,7 +197,7 @@ export class NeighbourIndex {
     const sims: number[] = [];
     for (let b0 = 0; b0 < m; b0 += BATCH) {
       const b1 = Math.min(m, b0 + BATCH);
-      const res = graph.search(queries.slice(b0 * dim, b1 * dim), want, 0);
+      const res = graph.search(graphQueries.slice(b0 * gdim, b1 * gdim), want, 0);
       const stride = res.keys.length / (b1 - b0);
       for (let q = b0; q < b1; q++) {
         const count = res.counts ? Number(res.counts[q - b0]) : stride;
@@ -291,6 +315,41 @@ async function exactGemm(mm: MatMul, base: Float32Array, n: number, queries: Flo
       for (let c = 0; c < filled; c++) cand.push(topI[c]);
       finishCandidates(out, q, cand, base, n, queries, dim, k, self);
     }
+  }
+  return out;
+}
+
+/**
+ * Rows projected onto `width` random Gaussian directions (a fixed seed: the same answer every run) and L2-normalised.
+ * Cosines are preserved to about 1/sqrt(width) (Johnson-Lindenstrauss), plenty to keep a near-copy (cosine >= 0.9)
+ * among a row's nearest neighbours, and the HNSW graph costs about 7x less to build and search at 64 than at 512
+ * dimensions (measured: 10,000 rows, add 2.1 vs 14.8 s CPU, search 1.0 vs 9.3 s).
+ */
+export function randomProjection(vectors: Float32Array, dim: number, width: number): Float32Array {
+  const n = vectors.length / dim;
+  let seed = 0x9e3779b9;
+  const uniform = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return ((seed >>> 0) + 0.5) / 4294967296;
+  };
+  const basis = new Float32Array(dim * width);
+  for (let i = 0; i < basis.length; i++) basis[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const out = new Float32Array(n * width);
+  const row = new Float64Array(width);
+  for (let i = 0; i < n; i++) {
+    row.fill(0);
+    for (let d = 0; d < dim; d++) {
+      const x = vectors[i * dim + d];
+      if (x === 0) continue;
+      const b = d * width;
+      for (let w = 0; w < width; w++) row[w] += x * basis[b + w];
+    }
+    let s = 0;
+    for (let w = 0; w < width; w++) s += row[w] * row[w];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let w = 0; w < width; w++) out[i * width + w] = row[w] * inv;
   }
   return out;
 }

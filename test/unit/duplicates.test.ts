@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { ClipLensError } from '../../src/core/errors';
-import { analyseDuplicates, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, randomProjection, splitRank } from '../../src/core/duplicates';
+import { analyseDuplicates, EmbeddingRows, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, randomProjection, splitRank } from '../../src/core/duplicates';
 import { approximateAvailable } from '../../src/core/neighbours';
 import { ImagePreprocessor, decodeObserver } from '../../src/core/imagePreprocess';
 import { readObserver } from '../../src/core/fileSystem';
@@ -398,4 +398,43 @@ test('near-duplicate pairs from embeddings: the approximate path (random project
   let s = 0;
   for (let d = 0; d < 64; d++) s += p[d] * p[d];
   assert.ok(Math.abs(s - 1) < 1e-5);
+});
+
+test('outliers on the shared kNN index (projected graph above OUTLIER_EXACT_MAX_ROWS) flag the exact path\'s outliers; EmbeddingRows input equals the packed matrix', () => {
+  let seed = 5;
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32 - 0.5;
+  };
+  const n = 2500;
+  const dim = 192;
+  const classes = 25;
+  const centres = Array.from({ length: classes }, () => Array.from({ length: dim }, () => rnd()));
+  const v = new Float32Array(n * dim);
+  const samples: { path: string; label: string }[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = i % classes;
+    // every 250th row: a random direction (an outlier); every 250th + 7: a weak member of its class
+    const far = i % 250 === 0;
+    const noise = i % 250 === 7 ? 0.35 : 0.1;
+    for (let d = 0; d < dim; d++) v[i * dim + d] = far ? rnd() : centres[c][d] + noise * rnd();
+    samples.push({ path: `c${c}/${i}.png`, label: `c${c}` });
+  }
+  // Pixel hashes present (none usable): only the outliers use the index, approximate above 2,000 rows.
+  const input = { samples, embeddings: v, dim, hasEmbedding: new Uint8Array(n).fill(1), pixelHashes: new Uint32Array(n * HASH_WORDS), hasPixelHash: new Uint8Array(n) };
+  const shared = analyseDuplicates(input);
+  const exact = analyseDuplicates({ ...input, approximate: false });
+  const flagged = (r: typeof shared) => r.outliers.map((o) => o.path).sort();
+  assert.ok(exact.outliers.length >= 10, `${exact.outliers.length} outliers`);
+  for (let i = 0; i < n; i += 250) assert.ok(flagged(exact).includes(samples[i].path));
+  assert.deepEqual(flagged(shared), flagged(exact));
+  // The same rows through EmbeddingRows (block by block, a row without an embedding): the same analysis.
+  const rows = new EmbeddingRows(n + 1);
+  for (let i = 0; i < n; i++) rows.set(i, v.subarray(i * dim, (i + 1) * dim));
+  const hasEmbedding = Uint8Array.from(rows.has);
+  const withMissing = { ...input, samples: [...samples, { path: 'c0/missing.png', label: 'c0' }], hasEmbedding, pixelHashes: null, hasPixelHash: undefined };
+  const fromRows = analyseDuplicates({ ...withMissing, embeddings: rows });
+  const fromPacked = analyseDuplicates({ ...withMissing, embeddings: rows.packed() });
+  assert.deepEqual(fromRows, fromPacked);
+  assert.deepEqual(flagged(fromRows), flagged(exact));
 });

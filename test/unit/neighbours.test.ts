@@ -205,3 +205,54 @@ test('selfNeighboursAsync / searchAsync (similarities as ONNX Runtime matrix pro
     assert.deepEqual(s.indices, naive(base, queries, dim, 5, false).indices);
   }
 });
+
+test('projected graph (NeighbourIndexOptions.project): full-width similarities, recall@10 against exact, projected queries', { skip: !approximateAvailable() && 'usearch is not available on this platform' }, () => {
+  const dim = 256;
+  const n = 2000;
+  const centres = randomUnit(20, dim, 21);
+  const r = rng(22);
+  const base = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = centres[(i % 20) * dim + d] + (r() - 0.5) * 0.15;
+      base[i * dim + d] = x;
+      s += x * x;
+    }
+    s = Math.sqrt(s);
+    for (let d = 0; d < dim; d++) base[i * dim + d] /= s;
+  }
+  const projected = NeighbourIndex.build(base, dim, { approximate: true, project: 64 });
+  assert.equal(projected.approximate, true);
+  assert.equal(projected.projectedDim, 64);
+  // Rows no wider than twice the projection keep the full width.
+  assert.equal(NeighbourIndex.build(base.subarray(0, 100 * 128), 128, { approximate: true, project: 64 }).projectedDim, 0);
+  const exact = NeighbourIndex.build(base, dim, { approximate: false });
+  const e = exact.selfNeighbours(10);
+  const a = projected.selfNeighbours(10);
+  let hit = 0;
+  let worstGap = 0;
+  for (let i = 0; i < n; i++) {
+    const truth = new Set(e.indices.subarray(i * 10, i * 10 + 10));
+    let gap = 0;
+    for (let r2 = 0; r2 < 10; r2++) {
+      const j = a.indices[i * 10 + r2];
+      assert.notEqual(j, i);
+      if (truth.has(j)) hit++;
+      gap += (e.similarities[i * 10 + r2] - a.similarities[i * 10 + r2]) / 10;
+      // re-scored on the full rows
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += base[i * dim + d] * base[j * dim + d];
+      assert.ok(Math.abs(a.similarities[i * 10 + r2] - s) < 1e-5);
+      if (r2 > 0) assert.ok(a.similarities[i * 10 + r2] <= a.similarities[i * 10 + r2 - 1]);
+    }
+    worstGap = Math.max(worstGap, gap);
+  }
+  // Members of a cluster are all about as near (the hard case for an approximate search): the projection misses
+  // some of the exact ten, but what it finds is nearly as near (the outlier score is their mean).
+  assert.ok(hit / (n * 10) >= 0.6, `recall@10 ${hit / (n * 10)}`);
+  assert.ok(worstGap >= 0 && worstGap < 0.03, `largest gap of the mean similarity ${worstGap}`);
+  // Outside queries are projected the same way: a row asked as a query finds itself first.
+  const q = projected.search(base.slice(5 * dim, 7 * dim), 3);
+  assert.deepEqual([q.indices[0], q.indices[3]], [5, 6]);
+});
