@@ -725,23 +725,7 @@ try {
   });
 
   await step('a dataset with an image in both train and test: the panel warns about leakage', async () => {
-    await runCommand('View: Show Explorer', /Show Explorer/);
-    // the top-level rows are in view again once every folder is collapsed
-    await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
-    await explorerRow('leaky').waitFor({ timeout: 10_000 });
-    const item = menuItem(/^Evaluate Dataset$/);
-    await retry(
-      '"Evaluate Dataset" on the leaky folder',
-      async () => {
-        await explorerRow('leaky').click({ button: 'right' });
-        await item.waitFor({ timeout: 2_000 });
-      },
-      () => page.keyboard.press('Escape'),
-    );
-    await sleep(400); // menu fade-in: a click during it is lost
-    await item.click();
-    await sleep(1_000);
-    if (await item.isVisible().catch(() => false)) await item.click();
+    await evaluateFromExplorer('leaky');
     const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
     const warning = wv().locator('body', { hasText: /test image has (a copy|an exact copy|a near-copy)[^:]* in train: test accuracy is inflated/ });
     await warning.first().waitFor({ timeout: 120_000 });
@@ -826,22 +810,7 @@ try {
 
   // ---- issue 12: class names that mean nothing to CLIP -------------------------------------------------------------
   await step('a dataset with opaque class folder names: the panel warns that zero-shot is at chance', async () => {
-    await runCommand('View: Show Explorer', /Show Explorer/);
-    await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
-    await explorerRow('opaque').waitFor({ timeout: 10_000 });
-    const item = menuItem(/^Evaluate Dataset$/);
-    await retry(
-      '"Evaluate Dataset" on the opaque folder',
-      async () => {
-        await explorerRow('opaque').click({ button: 'right' });
-        await item.waitFor({ timeout: 2_000 });
-      },
-      () => page.keyboard.press('Escape'),
-    );
-    await sleep(400); // menu fade-in: a click during it is lost
-    await item.click();
-    await sleep(1_000);
-    if (await item.isVisible().catch(() => false)) await item.click();
+    await evaluateFromExplorer('opaque');
     const wv = () => page.frameLocator('iframe.webview >> visible=true').frameLocator('iframe#active-frame');
     // the opaque report is shown once its header names the dataset; its warnings may be behind "Show N more"
     await wv().locator('.report-header h1', { hasText: /opaque/ }).waitFor({ timeout: 180_000 });
@@ -869,6 +838,27 @@ try {
 }
 
 // ---- UI helpers (hoisted) ----------------------------------------------------------------------------------------
+/** Runs "Evaluate Dataset" from the Explorer context menu of a top-level folder of the workspace. */
+async function evaluateFromExplorer(name) {
+  await runCommand('View: Show Explorer', /Show Explorer/);
+  // the top-level rows are in view again once every folder is collapsed
+  await runCommand('Collapse Folders in Explorer', /Collapse Folders in Explorer/);
+  await explorerRow(name).waitFor({ timeout: 10_000 });
+  const item = menuItem(/^Evaluate Dataset$/);
+  await retry(
+    `"Evaluate Dataset" on the ${name} folder`,
+    async () => {
+      await explorerRow(name).click({ button: 'right' });
+      await item.waitFor({ timeout: 2_000 });
+    },
+    () => page.keyboard.press('Escape'),
+  );
+  await sleep(400); // menu fade-in: a click during it is lost
+  await item.click();
+  await sleep(1_000);
+  if (await item.isVisible().catch(() => false)) await item.click();
+}
+
 function explorerRow(name) {
   return page.locator('.explorer-folders-view .monaco-list-row', { has: page.locator('.label-name', { hasText: exactText(name) }) });
 }
