@@ -35,13 +35,13 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Per VS Code target: npm's os/cpu/libc, onnxruntime-node's binary folder, sharp's platform packages. */
 const TARGETS = {
-  'linux-x64': { os: 'linux', cpu: 'x64', libc: 'glibc', ort: 'linux/x64', sharp: ['@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64'] },
-  'linux-arm64': { os: 'linux', cpu: 'arm64', libc: 'glibc', ort: 'linux/arm64', sharp: ['@img/sharp-linux-arm64', '@img/sharp-libvips-linux-arm64'] },
-  'darwin-arm64': { os: 'darwin', cpu: 'arm64', ort: 'darwin/arm64', sharp: ['@img/sharp-darwin-arm64', '@img/sharp-libvips-darwin-arm64'] },
-  'darwin-x64': { os: 'darwin', cpu: 'x64', ort: 'darwin/x64', sharp: ['@img/sharp-darwin-x64', '@img/sharp-libvips-darwin-x64'] },
+  'linux-x64': { os: 'linux', cpu: 'x64', libc: 'glibc', ort: 'linux/x64', usearch: 'linux-x64', sharp: ['@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64'] },
+  'linux-arm64': { os: 'linux', cpu: 'arm64', libc: 'glibc', ort: 'linux/arm64', usearch: 'linux-arm64', sharp: ['@img/sharp-linux-arm64', '@img/sharp-libvips-linux-arm64'] },
+  'darwin-arm64': { os: 'darwin', cpu: 'arm64', ort: 'darwin/arm64', usearch: 'darwin-arm64+x64', sharp: ['@img/sharp-darwin-arm64', '@img/sharp-libvips-darwin-arm64'] },
+  'darwin-x64': { os: 'darwin', cpu: 'x64', ort: 'darwin/x64', usearch: 'darwin-arm64+x64', sharp: ['@img/sharp-darwin-x64', '@img/sharp-libvips-darwin-x64'] },
   // sharp's Windows packages carry libvips themselves (no separate libvips package)
-  'win32-x64': { os: 'win32', cpu: 'x64', ort: 'win32/x64', sharp: ['@img/sharp-win32-x64'] },
-  'win32-arm64': { os: 'win32', cpu: 'arm64', ort: 'win32/arm64', sharp: ['@img/sharp-win32-arm64'] },
+  'win32-x64': { os: 'win32', cpu: 'x64', ort: 'win32/x64', usearch: null, sharp: ['@img/sharp-win32-x64'] },
+  'win32-arm64': { os: 'win32', cpu: 'arm64', ort: 'win32/arm64', usearch: null, sharp: ['@img/sharp-win32-arm64'] },
 };
 
 function parseArgs(argv) {
@@ -72,7 +72,27 @@ export function ignoreFileFor(text, target) {
   const spec = TARGETS[target];
   const re = /(# >>> target binaries[^\n]*\n(?:#[^\n]*\n)*)([\s\S]*?)(# <<< target binaries)/;
   if (!re.test(text)) throw new Error('.vscodeignore has no "# >>> target binaries ... # <<< target binaries" block');
-  return text.replace(re, `$1!node_modules/onnxruntime-node/bin/napi-v6/${spec.ort}/!(libonnxruntime_providers_*)\n$3`);
+  // usearch (core/neighbours.ts: the approximate kNN index) where it ships a prebuilt binary for the target, with the
+  // two small packages its loader requires; elsewhere the extension uses the exact search.
+  const usearch = spec.usearch
+    ? [
+        '!node_modules/usearch/package.json',
+        '!node_modules/usearch/LICENSE',
+        '!node_modules/usearch/javascript/dist/cjs/*.js',
+        '!node_modules/usearch/javascript/dist/cjs/package.json',
+        `!node_modules/usearch/prebuilds/${spec.usearch}/*.node`,
+        '!node_modules/node-gyp-build/*.js',
+        '!node_modules/node-gyp-build/package.json',
+        '!node_modules/node-gyp-build/LICENSE',
+        '!node_modules/bindings/*.js',
+        '!node_modules/bindings/package.json',
+        '!node_modules/bindings/LICENSE.md',
+        '!node_modules/file-uri-to-path/index.js',
+        '!node_modules/file-uri-to-path/package.json',
+        '!node_modules/file-uri-to-path/LICENSE',
+      ].join('\n') + '\n'
+    : '';
+  return text.replace(re, `$1!node_modules/onnxruntime-node/bin/napi-v6/${spec.ort}/!(libonnxruntime_providers_*)\n${usearch}$3`);
 }
 
 /** Entries of a zip file (central directory), with a reader for stored/deflated entries. */
@@ -129,6 +149,10 @@ export function checkVsix(file, target) {
     `${E}node_modules/sharp/package.json`, `${E}node_modules/sharp/dist/index.cjs`,
     `${E}node_modules/@img/colour/package.json`, `${E}node_modules/detect-libc/package.json`, `${E}node_modules/semver/package.json`,
     ...spec.sharp.map((p) => `${E}node_modules/${p}/package.json`),
+    ...(spec.usearch
+      ? [`${E}node_modules/usearch/package.json`, `${E}node_modules/usearch/javascript/dist/cjs/usearch.js`, `${E}node_modules/usearch/prebuilds/${spec.usearch}/usearch.node`,
+         `${E}node_modules/node-gyp-build/package.json`, `${E}node_modules/bindings/package.json`, `${E}node_modules/file-uri-to-path/package.json`]
+      : []),
   ];
   for (const r of required) if (!has(r)) problems.push(`missing ${r}`);
   const sharpNode = `${E}node_modules/${spec.sharp[0]}/lib/`;
@@ -152,6 +176,9 @@ export function checkVsix(file, target) {
     for (const [re, what] of forbidden) if (re.test(n)) problems.push(`${n}: ${what} must not be packed`);
     const ort = /^extension\/node_modules\/onnxruntime-node\/bin\/napi-v\d+\/([^/]+\/[^/]+)\//.exec(n);
     if (ort && ort[1] !== spec.ort) problems.push(`${n}: onnxruntime-node binary of another platform`);
+    const us = /^extension\/node_modules\/usearch\/prebuilds\/([^/]+)\//.exec(n);
+    if (us && us[1] !== spec.usearch) problems.push(`${n}: usearch binary of another platform`);
+    if (/^extension\/node_modules\/usearch\/(c|cpp|cmake|include|numkong|build)\//.test(n)) problems.push(`${n}: usearch sources must not be packed`);
     const img = /^extension\/node_modules\/(@img\/sharp-[^/]+)\//.exec(n);
     if (img && !spec.sharp.includes(img[1])) problems.push(`${n}: sharp package of another platform`);
   }
@@ -162,11 +189,11 @@ export function checkVsix(file, target) {
     // core/runtime.ts: the worker registers tsx only when it runs from the TypeScript sources (worker script
     // *.ts); from dist/ it starts dist/inferenceWorker.js, which is checked to be packed above.
     'tsx/cjs/api',
-    // core/neighbours.ts: usearch (an optional dependency with prebuilt binaries for linux and macOS only) is loaded
-    // in a try/catch; the VSIX does not pack it, and the extension then uses the exact neighbour search (the
-    // JavaScript scan, or matrix products on onnxruntime-node) instead of the approximate index.
-    'usearch',
   ]);
+  // core/neighbours.ts loads usearch (an optional dependency with prebuilt binaries for linux and macOS only) in a
+  // try/catch: packed where it has a binary for the target; on Windows the extension uses the exact neighbour search
+  // (the JavaScript scan, or matrix products on onnxruntime-node) instead of the approximate index.
+  if (!spec.usearch) notLoadedFromVsix.add('usearch');
   for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js']) {
     const e = entries.get(E + bundle);
     if (!e) continue;

@@ -382,7 +382,14 @@ try {
       assert(pkg.name === 'clip-lens' && pkg.main === './dist/extension.js', 'installed package.json is not CLIP Lens');
       assert(fs.existsSync(path.join(installed, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node')), 'onnxruntime binding not installed');
       assert(!fs.existsSync(path.join(installed, 'src')) && !fs.existsSync(path.join(installed, 'test')), 'sources were installed');
-      log(`  installed ${dirs[0]}`);
+      // The approximate kNN index (usearch) loads from the installed extension alone, under the editor's Node: a
+      // nearest-neighbour query answers (core/neighbours.ts falls back to exact search when it cannot load).
+      const probe = `const u = require(${JSON.stringify(path.join(installed, 'node_modules', 'usearch'))}); const I = u.Index ?? u.default.Index;
+        const i = new I({ dimensions: 4, metric: 'cos' }); i.add(1n, new Float32Array([1, 0, 0, 0])); i.add(2n, new Float32Array([0, 1, 0, 0]));
+        process.stdout.write(String(i.search(new Float32Array([0.1, 1, 0, 0]), 1).keys[0]));`;
+      const nearest = execFileSync(NODE24, ['-e', probe], { encoding: 'utf8', cwd: installed });
+      assert(nearest === '2', `usearch from the installed extension answered ${nearest}`);
+      log(`  installed ${dirs[0]} (usearch loads from it under Node ${execFileSync(NODE24, ['--version'], { encoding: 'utf8' }).trim()})`);
     },
     { fatal: true },
   );
