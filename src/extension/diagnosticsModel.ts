@@ -27,7 +27,7 @@ import { resolveEntryPath } from '../core/dataset';
 import { parseJsonTreeOrNull, type JsonNode } from '../core/jsonWithPositions';
 import { parseProjectConfig, type ConfigProblem } from '../core/projectConfig';
 import { projectModelProblem } from './runChecksModel';
-import type { EvalReport, LabelIssue, ReportSample } from '../core/report';
+import type { EvalReport, LabelIssue, PredictorName, ReportSample } from '../core/report';
 import type { DatasetProblem } from '../core/types';
 import type { GateResult } from '../core/gate';
 import { editorLineStarts, fieldsOnLine, labelFileLayout, lineStarts, positionAt, type FieldSpan, type LabelFileLayout } from './labelEdits';
@@ -98,12 +98,26 @@ function predictedScore(sample: ReportSample | undefined, cls: string): number |
   return sample?.predicted.find((p) => p.class === cls)?.score;
 }
 
-/** "CLIP predicts 'dog' (0.91) but the label is 'cat' (0.04)"; for class folders "... but the image is in the folder 'cat' (0.04)". */
-export function labelIssueMessage(issue: LabelIssue, sample: ReportSample | undefined, format: EvalReport['dataset']['format']): string {
-  const p = predictedScore(sample, issue.suggested);
-  const predicted = `CLIP predicts '${issue.suggested}'${p !== undefined ? ` (${formatScore(p)})` : ''}`;
+/** Who predicted a label issue, in its message: zero-shot is "CLIP"; the predictors on the image embeddings say so. */
+const PREDICTOR_WORDS: Record<Exclude<PredictorName, 'auto'>, string> = { 'zero-shot': 'CLIP', 'linear-probe': 'The linear probe', knn: 'The nearest images' };
+
+/**
+ * "CLIP predicts 'dog' (0.91) but the label is 'cat' (0.04)"; for class folders "... but the image is in the folder
+ * 'cat' (0.04)". The sample's top-K scores are zero-shot's: with another predictor (`predictor`, the report's
+ * predictor.used) they are not shown, and the given label's figure is the issue's own score (that predictor's
+ * out-of-sample probability of the given label): "The linear probe predicts 'c03' but ... 'c00' (0.015)".
+ */
+export function labelIssueMessage(
+  issue: LabelIssue,
+  sample: ReportSample | undefined,
+  format: EvalReport['dataset']['format'],
+  predictor: Exclude<PredictorName, 'auto'> = 'zero-shot',
+): string {
+  const zeroShot = predictor === 'zero-shot';
+  const p = zeroShot ? predictedScore(sample, issue.suggested) : undefined;
+  const predicted = `${PREDICTOR_WORDS[predictor]} predict${predictor === 'knn' ? '' : 's'} '${issue.suggested}'${p !== undefined ? ` (${formatScore(p)})` : ''}`;
   // The issue score is the label-quality score: with the default self-confidence ranking, the probability of the given label.
-  const given = `'${issue.given}' (${formatScore(predictedScore(sample, issue.given) ?? issue.score)})`;
+  const given = `'${issue.given}' (${formatScore((zeroShot ? predictedScore(sample, issue.given) : undefined) ?? issue.score)})`;
   return datasetFormat(format).fix === 'change-label' ? `${predicted} but the label is ${given}` : `${predicted} but the image is in the folder ${given}`;
 }
 
@@ -241,7 +255,7 @@ export function labelIssueDiagnostics(input: LabelIssueInput): PlainDiagnostic[]
     }
     const sample = samplesOf(report).at(issue.index);
     const base = {
-      message: labelIssueMessage(issue, sample, report.dataset.format) + note,
+      message: labelIssueMessage(issue, sample, report.dataset.format, report.predictor?.used) + note,
       severity: labelIssueSeverity(issue.score, input.warningScore),
       code: 'label-issue',
     };

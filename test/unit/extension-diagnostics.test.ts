@@ -255,6 +255,13 @@ test('scores print with enough digits to tell small ones apart', () => {
   assert.equal(formatScore(0), '0.00');
   const msg = labelIssueMessage({ index: 0, given: 'a', suggested: 'b', score: 0.001, rank: 1 }, { path: 'x', label: 'a', predicted: [{ class: 'b', score: 0.998 }] }, 'class-folders');
   assert.equal(msg, "CLIP predicts 'b' (0.998) but the image is in the folder 'a' (0.001)");
+  // A label issue of the linear probe or kNN: the sample's top-K are zero-shot's scores (here 'a' 0.21, 'b' 0.10), which
+  // must not be shown as that predictor's; the given label's figure is the issue's own score.
+  const zeroShotTopK = { path: 'x', label: 'a', predicted: [{ class: 'a', score: 0.21 }, { class: 'b', score: 0.1 }] };
+  const probeIssue = { index: 0, given: 'a', suggested: 'b', score: 0.0154, rank: 1 };
+  assert.equal(labelIssueMessage(probeIssue, zeroShotTopK, 'class-folders', 'linear-probe'), "The linear probe predicts 'b' but the image is in the folder 'a' (0.02)");
+  assert.equal(labelIssueMessage(probeIssue, zeroShotTopK, 'label-file', 'knn'), "The nearest images predict 'b' but the label is 'a' (0.02)");
+  assert.equal(labelIssueMessage(probeIssue, zeroShotTopK, 'class-folders', 'zero-shot'), "CLIP predicts 'b' (0.10) but the image is in the folder 'a' (0.21)");
 });
 
 /** A report of `n` samples and `n` label issues (rank order = array order), without touching the disk. */

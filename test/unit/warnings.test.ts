@@ -115,3 +115,12 @@ test('invalid thresholds are a ClipLensError; defaults are the documented ones',
     recallAtK: { k: 5, min: 0.9 },
   });
 });
+
+test('a rare class on a model that fails everywhere: no "accuracy is high, but" sentence', () => {
+  // 2 of 100 right overall, and the rare class gets 1 of 4: its recall (25%) is above the accuracy (2%).
+  const m = metricsOf(['a', 'b', 'rare'], [48, 48, 4], [1, 0, 1]);
+  const rare = computeWarnings({ metrics: m }).find((x) => x.kind === 'rare-class-low-recall');
+  assert.ok(rare);
+  assert.equal(rare.message, "'rare' is a rare class (4 of 100 images) with recall 25% (1 of 4): not production-ready.");
+  assert.equal(rare.numbers.top1Accuracy, 0.02);
+});

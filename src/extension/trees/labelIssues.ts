@@ -154,7 +154,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     item.iconPath = new vscode.ThemeIcon(warn ? 'warning' : 'info', new vscode.ThemeColor(warn ? 'list.warningForeground' : 'notificationsInfoIcon.foreground'));
     item.resourceUri = vscode.Uri.file(sampleFile(report, element.samplePath));
     const sample = samplesOf(report).at(issue.index);
-    item.accessibilityInformation = { label: `${labelIssueMessage(issue, sample, report.dataset.format)}: ${element.samplePath}` };
+    item.accessibilityInformation = { label: `${labelIssueMessage(issue, sample, report.dataset.format, report.predictor?.used)}: ${element.samplePath}` };
     if (traits.samplesHaveLines && sample?.source && report.dataset.labelFile) {
       item.command = { command: 'vscode.open', title: 'Open Label Line', arguments: [vscode.Uri.file(report.dataset.labelFile), { selection: new vscode.Range(sample.source.line - 1, 0, sample.source.line - 1, 0) } satisfies vscode.TextDocumentShowOptions] };
     } else {
@@ -173,7 +173,7 @@ export class LabelIssuesTree implements vscode.TreeDataProvider<IssueNode>, vsco
     if (token.isCancellationRequested) return item;
     const fix = datasetFormat(report.dataset.format).fix === 'change-label' ? `change the label to **${escapeMarkdown(found.issue.suggested)}**` : `move it to the folder **${escapeMarkdown(found.issue.suggested)}**`;
     item.tooltip = new vscode.MarkdownString(
-      `${thumb}\n\n**${escapeMarkdown(element.samplePath)}**\n\n${escapeMarkdown(labelIssueMessage(found.issue, sample, report.dataset.format))}. Suggested fix: ${fix}.\n\n${sample ? predictionsMarkdown(sample, report) : ''}`,
+      `${thumb}\n\n**${escapeMarkdown(element.samplePath)}**\n\n${escapeMarkdown(labelIssueMessage(found.issue, sample, report.dataset.format, report.predictor?.used))}. Suggested fix: ${fix}.\n\n${sample ? predictionsMarkdown(sample, report) : ''}`,
       true,
     );
     return item;
