@@ -111,7 +111,7 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
 
   after(async () => {
     await browser?.close();
-    if (imageRoot) fs.rmSync(imageRoot, { recursive: true, force: true });
+    if (imageRoot) fs.rmSync(imageRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
   test('the bundle is one minified file of reasonable size', (t) => {
