@@ -21,6 +21,7 @@
 import { analyseDuplicates, nearDuplicatePairsFromEmbeddings } from '../src/core/duplicates';
 import { approximateAvailable } from '../src/core/neighbours';
 import * as fs from 'node:fs';
+import { seededRandom } from './seededRandom';
 
 const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const n = Number(positional[0] ?? 100_000);
@@ -34,16 +35,7 @@ if (!Number.isInteger(n) || n < 100 || !Number.isInteger(dim) || dim < 8) {
 }
 const MIN_COSINE = 0.95;
 
-let state = seed >>> 0 || 1;
-function uniform(): number {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return ((state >>> 0) + 0.5) / 4294967296;
-}
-function gauss(): number {
-  return Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
+const { uniform, normal: gauss } = seededRandom(seed);
 function normalise(v: Float32Array, at: number): void {
   let s = 0;
   for (let d = 0; d < dim; d++) s += v[at + d] * v[at + d];

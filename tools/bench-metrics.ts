@@ -18,6 +18,7 @@ import { computeMetrics } from '../src/core/metrics';
 import { averagePrecisionByClass } from '../src/core/retrieval';
 import { findLabelIssues } from '../src/core/labelIssues';
 import { threadCount } from '../src/core/parallel';
+import { seededRandom } from './seededRandom';
 
 function positiveInt(arg: string | undefined, fallback: number, name: string): number {
   const v = arg === undefined ? fallback : Number(arg);
@@ -36,16 +37,7 @@ if (k < 2) {
   process.exit(2);
 }
 
-/** xorshift32: a fast deterministic uniform generator in (0, 1). */
-let state = seed >>> 0 || 1;
-function uniform(): number {
-  state ^= state << 13;
-  state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  state >>>= 0;
-  return (state + 0.5) / 4294967296;
-}
+const { uniform } = seededRandom(seed);
 
 function time<T>(label: string, fn: () => T): T {
   const t0 = process.hrtime.bigint();

@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import { crossValidatedProbeFast } from '../src/core/linearProbe';
 import { knnProbabilitiesAsync } from '../src/core/knnPredictor';
 import { NeighbourIndex } from '../src/core/neighbours';
+import { seededRandom } from './seededRandom';
 
 const args = process.argv.slice(2);
 const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && (args[i - 1] === '--ann' || args[i - 1] === '--rounds')));
@@ -37,14 +38,7 @@ const probeOnly = args.includes('--probe-only');
 const warmStart = args.includes('--warm-start');
 const withSklearn = !args.includes('--no-sklearn') && fs.existsSync('/usr/bin/python3');
 
-let state = 12345;
-const uniform = () => {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return ((state >>> 0) + 0.5) / 4294967296;
-};
-const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+const { uniform, normal } = seededRandom(12345);
 
 function makeData(rows: number): { x: Float32Array; labels: Int32Array } {
   const centres = Float32Array.from({ length: classes * dim }, normal);

@@ -12,16 +12,10 @@ import * as path from 'node:path';
 import { runPredictors } from '../src/core/predictors';
 import { computeMetrics } from '../src/core/metrics';
 import { ProbabilityMatrix } from '../src/core/probabilities';
+import { seededRandom } from './seededRandom';
 
 const [n, dim, classes, rounds] = [1024, 512, 16, 3].map((d, i) => Number(process.argv[2 + i] ?? d));
-let state = 7;
-const uniform = () => {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return ((state >>> 0) + 0.5) / 4294967296;
-};
-const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+const { normal } = seededRandom(7);
 
 async function main(): Promise<void> {
   const centres = Float32Array.from({ length: classes * dim }, normal);

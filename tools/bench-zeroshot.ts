@@ -21,6 +21,7 @@ import { PerSampleStore, scoreAll } from '../src/core/evaluate';
 import { computeMetrics } from '../src/core/metrics';
 import { findLabelIssues } from '../src/core/labelIssues';
 import type { ClassEmbeddings } from '../src/core/zeroShot';
+import { seededRandom } from './seededRandom';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -33,16 +34,7 @@ const dim = Number(positional[1] ?? 512);
 const k = Number(positional[2] ?? 1000);
 const jsRows = Math.min(n, opt('--js-rows', 20_000));
 
-let state = 12345;
-const uniform = () => {
-  state ^= state << 13;
-  state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  state >>>= 0;
-  return (state + 0.5) / 4294967296;
-};
-const gauss = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+const { uniform, normal: gauss } = seededRandom(12345);
 
 function peakMiB(): number {
   const m = /VmHWM:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
