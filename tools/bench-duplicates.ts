@@ -18,8 +18,8 @@
  * neighbour query per row for near-duplicates and outliers) is timed, with the planted far outliers it flags.
  * `--exact-outliers` also runs it on the exact path and prints the overlap of the two sets of flagged outliers.
  */
-import { analyseDuplicates, nearDuplicatePairsFromEmbeddings } from '../src/core/duplicates';
-import { approximateAvailable } from '../src/core/neighbours';
+import { analyseDuplicatesAsync, nearDuplicatePairsFromEmbeddingsAsync } from '../src/core/duplicates';
+import { approximateAvailable, IVF_MIN_ROWS } from '../src/core/neighbours';
 import * as fs from 'node:fs';
 import { seededRandom } from './seededRandom';
 
@@ -29,6 +29,8 @@ const dim = Number(positional[1] ?? 512);
 const seed = Number(positional[2] ?? 1);
 const withExact = process.argv.includes('--exact');
 const withExactOutliers = process.argv.includes('--exact-outliers');
+/** --ivf / --hnsw: force the approximate index's kind (default: by size, IVF from IVF_MIN_ROWS rows on). */
+const ivfFlag: boolean | 'auto' = process.argv.includes('--ivf') ? true : process.argv.includes('--hnsw') ? false : 'auto';
 if (!Number.isInteger(n) || n < 100 || !Number.isInteger(dim) || dim < 8) {
   console.error('usage: node --import tsx tools/bench-duplicates.ts [n >= 100] [dim >= 8] [seed] [--exact]');
   process.exit(2);
@@ -130,7 +132,9 @@ for (const members of chains.values()) {
 // Brute-force check on sampled rows: every pair of theirs at >= MIN_COSINE is a true pair.
 let sampledPairs = 0;
 let unplanted = 0;
-for (let q = 0; q < 200; q++) {
+// 200 rows at 100,000 (fewer above: the scan is n x 512 per row in JavaScript).
+const checkRows = Math.max(10, Math.round(200 * Math.min(1, 100_000 / n)));
+for (let q = 0; q < checkRows; q++) {
   const a = Math.floor(uniform() * n);
   for (let b = 0; b < n; b++) {
     if (b === a || cos(a, b) < MIN_COSINE) continue;
@@ -139,10 +143,10 @@ for (let q = 0; q < 200; q++) {
   }
 }
 
-function timed(approximate: boolean) {
+async function timed(approximate: boolean) {
   const start = performance.now();
   const cpu0 = process.cpuUsage();
-  const pairs = nearDuplicatePairsFromEmbeddings(vectors, dim, { minCosine: MIN_COSINE, neighbours: 10, approximate });
+  const pairs = await nearDuplicatePairsFromEmbeddingsAsync(vectors, dim, { minCosine: MIN_COSINE, neighbours: 10, approximate, ivf: ivfFlag });
   // Groups: union-find over the pairs.
   const parent = new Int32Array(n).map((_, i) => i);
   const find = (x: number): number => {
@@ -161,7 +165,7 @@ function timed(approximate: boolean) {
   const cpu = process.cpuUsage(cpu0);
   let found = 0;
   for (let p = 0; p < pairs.a.length; p++) if (truePairs.has(`${pairs.a[p]},${pairs.b[p]}`)) found++;
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, pairs: pairs.a.length, groups, found, approximate: pairs.approximate };
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, pairs: pairs.a.length, groups, found, approximate: pairs.approximate, kind: pairs.kind };
 }
 
 function peakRssMiB(): number {
@@ -170,23 +174,24 @@ function peakRssMiB(): number {
 }
 
 console.log(`${n} embeddings x ${dim} (generated in ${(genMs / 1000).toFixed(1)} s): ${truePairs.size} true near-duplicate pairs at cosine >= ${MIN_COSINE}`);
-console.log(`brute-force check of 200 random rows: ${sampledPairs} pairs at >= ${MIN_COSINE}, ${unplanted} not planted`);
+async function main() {
+console.log(`brute-force check of ${checkRows} random rows: ${sampledPairs} pairs at >= ${MIN_COSINE}, ${unplanted} not planted`);
 if (!approximateAvailable()) console.log('usearch is not available here: the approximate path falls back to exact search');
-const approx = timed(true);
+const approx = await timed(true);
 console.log(
-  `approximate (${approx.approximate ? 'HNSW' : 'exact fallback'}): ${(approx.ms / 1000).toFixed(1)} s wall, ${(approx.cpuMs / 1000).toFixed(1)} s CPU; ` +
+  `approximate (${approx.kind === 'exact' ? 'exact fallback' : approx.kind.toUpperCase()}): ${(approx.ms / 1000).toFixed(1)} s wall, ${(approx.cpuMs / 1000).toFixed(1)} s CPU; ` +
     `${approx.pairs} pairs, ${approx.groups} groups; recall of true pairs ${(approx.found / truePairs.size).toFixed(4)} (${approx.found} of ${truePairs.size}); ` +
     `precision ${(approx.found / Math.max(1, approx.pairs)).toFixed(4)}`,
 );
 if (withExact) {
-  const exact = timed(false);
+  const exact = await timed(false);
   console.log(`exact: ${(exact.ms / 1000).toFixed(1)} s wall; ${exact.pairs} pairs; recall of true pairs ${(exact.found / truePairs.size).toFixed(4)}`);
 }
-function timedAnalysis(approximate: boolean | 'auto') {
+async function timedAnalysis(approximate: boolean | 'auto') {
   const samples = Array.from({ length: n }, (_, i) => ({ path: `r${i}`, label: `c${label[i]}` }));
   const start = performance.now();
   const cpu0 = process.cpuUsage();
-  const r = analyseDuplicates({ samples, embeddings: vectors, dim, hasEmbedding: new Uint8Array(n).fill(1), pixelHashes: null, approximate }, { minCosine: MIN_COSINE });
+  const r = await analyseDuplicatesAsync({ samples, embeddings: vectors, dim, hasEmbedding: new Uint8Array(n).fill(1), pixelHashes: null, approximate, ivf: approximate === false ? false : ivfFlag }, { minCosine: MIN_COSINE });
   const ms = performance.now() - start;
   const cpu = process.cpuUsage(cpu0);
   const flagged = new Set(r.outliers.map((o) => Number(o.path.slice(1))));
@@ -194,14 +199,14 @@ function timedAnalysis(approximate: boolean | 'auto') {
   const weak = [...plantedWeak].filter((i) => flagged.has(i)).length;
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, groups: r.groups.length, flagged, far, weak };
 }
-const shared = timedAnalysis('auto');
+const shared = await timedAnalysis('auto');
 console.log(
   `analysis (one kNN index for near-duplicates and outliers, both results): ${(shared.ms / 1000).toFixed(1)} s wall, ${(shared.cpuMs / 1000).toFixed(1)} s CPU; ` +
     `${shared.groups} groups, ${shared.flagged.size} outliers flagged (planted: ${shared.far} of ${plantedFar.size} far, ${shared.weak} of ${plantedWeak.size} weak)`,
 );
 let outlierOverlap: number | undefined;
 if (withExactOutliers) {
-  const exact = timedAnalysis(false);
+  const exact = await timedAnalysis(false);
   const both = [...shared.flagged].filter((i) => exact.flagged.has(i)).length;
   outlierOverlap = both / Math.max(1, new Set([...shared.flagged, ...exact.flagged]).size);
   console.log(
@@ -210,4 +215,6 @@ if (withExactOutliers) {
   );
 }
 console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (vectors ${((n * dim * 4) / 1048576).toFixed(0)} MiB)`);
-console.log(JSON.stringify({ n, dim, truePairs: truePairs.size, seconds: approx.ms / 1000, cpuSeconds: approx.cpuMs / 1000, recall: approx.found / truePairs.size, pairs: approx.pairs, groups: approx.groups, approximate: approx.approximate, analysisSeconds: shared.ms / 1000, analysisCpuSeconds: shared.cpuMs / 1000, outliers: shared.flagged.size, outlierOverlap, peakRssMiB: peakRssMiB() }));
+console.log(JSON.stringify({ n, dim, index: approx.kind, ivfMinRows: IVF_MIN_ROWS, truePairs: truePairs.size, seconds: approx.ms / 1000, cpuSeconds: approx.cpuMs / 1000, recall: approx.found / truePairs.size, pairs: approx.pairs, groups: approx.groups, approximate: approx.approximate, analysisSeconds: shared.ms / 1000, analysisCpuSeconds: shared.cpuMs / 1000, outliers: shared.flagged.size, outlierOverlap, peakRssMiB: peakRssMiB() }));
+}
+void main();

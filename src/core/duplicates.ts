@@ -27,7 +27,8 @@ import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
-import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex, type Neighbours } from './neighbours';
+import { onnxRowDots, type RowDots } from './onnxMatMul';
+import { approximateAvailable, EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, ivfAvailable, NeighbourIndex, packedRowSource, type Neighbours, type RowSource } from './neighbours';
 
 export { randomProjection } from './neighbours';
 import type { DuplicateGroup, LeakedSplit, Metrics, Outlier, Warning } from './report';
@@ -91,6 +92,8 @@ export interface DuplicateInput {
   metricsBySplit?: Record<string, Metrics>;
   /** The kNN index's path: 'auto' (default; see OUTLIER_EXACT_MAX_ROWS), or forced (benchmarks and tests). */
   approximate?: boolean | 'auto';
+  /** analyseDuplicatesAsync: the IVF index from IVF_MIN_ROWS distinct images on ('auto', default), always (true), never. */
+  ivf?: boolean | 'auto';
 }
 
 export interface DuplicateAnalysis {
@@ -290,10 +293,199 @@ export function nearDuplicatePairsFromEmbeddings(
 export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): DuplicateAnalysis {
   const t: DuplicateThresholds = { ...DEFAULT_DUPLICATE_THRESHOLDS, ...thresholds };
   checkDuplicateThresholds(t);
-  const { samples, dim } = input;
-  const hasSplits = samples.some((s) => s.split !== undefined);
+  const { dim } = input;
+  const prep = representativesOf(input);
+  const { reps } = prep;
+  const m = reps.length;
+  const vectors = normalisedRows(input.embeddings, dim, reps);
+  const links = new Links(m);
+  if (input.pixelHashes) linkHashPairs(input, reps, t, (a, b) => dot(vectors, dim, a, b), links);
+  // One kNN index and one neighbour query per row for both the embeddings-only near-duplicates and the outliers.
+  const { nearK, outlierK } = neighbourCounts(input, m, t);
+  let nb: Neighbours | null = null;
+  if (nearK > 0 || outlierK > 0) {
+    // Exact as each use had it alone: up to EXACT_AUTO_MAX_ROWS when the near-duplicates need the index, else
+    // (outliers only) up to OUTLIER_EXACT_MAX_ROWS.
+    const index = duplicateIndex(vectors, dim, { approximate: input.approximate, exactMaxRows: nearK > 0 ? EXACT_AUTO_MAX_ROWS : OUTLIER_EXACT_MAX_ROWS });
+    nb = index.selfNeighbours(Math.max(nearK, outlierK));
+  }
+  if (nb && nearK > 0) {
+    const pairs = nearDuplicatePairsFromNeighbours(nb, m, { minCosine: t.minCosine, neighbours: nearK });
+    for (let p = 0; p < pairs.a.length; p++) links.link(pairs.a[p], pairs.b[p], pairs.similarity[p]);
+  }
+  const outliers = nb && outlierK > 0 ? findOutliers(input, prep, outlierDistances(nb, outlierK), classDistances(input, prep, packedRepRows(vectors, dim))) : [];
+  return finishAnalysis(input, t, prep, links, outliers);
+}
 
-  // Representatives: the first readable sample of each content (samples without a hash are their own content).
+/**
+ * {@link analyseDuplicates} for any size: from IVF_MIN_ROWS distinct images on (and unless `approximate: false`, when
+ * ONNX Runtime loads) the kNN index is the IVF one of neighbours.ts, built from the embedding rows read by range
+ * (no normalised copy of them all): near-duplicate candidates within the projection's slack of minCosine and hash
+ * pairs are decided on full-width cosines; outliers as described at {@link outliersFromProjected}. Smaller inputs:
+ * exactly analyseDuplicates.
+ */
+export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): Promise<DuplicateAnalysis> {
+  const t: DuplicateThresholds = { ...DEFAULT_DUPLICATE_THRESHOLDS, ...thresholds };
+  checkDuplicateThresholds(t);
+  const prep = representativesOf(input);
+  const m = prep.reps.length;
+  const { nearK, outlierK } = neighbourCounts(input, m, t);
+  const wantIvf = input.ivf ?? 'auto';
+  const large = m >= 3 && wantIvf !== false && (wantIvf === true || m >= IVF_MIN_ROWS) && input.approximate !== false;
+  if (!large || !(await ivfAvailable())) return analyseDuplicates(input, thresholds);
+  const source = repRowSource(input.embeddings, input.dim, prep.reps);
+  const index = await NeighbourIndex.buildFromRows(source, { ivf: true });
+  const links = new Links(m);
+  if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
+  if (nearK === 0 && outlierK === 0) return finishAnalysis(input, t, prep, links, []);
+  const nb = await index.selfNeighboursAsync(Math.max(nearK, outlierK));
+  if (nearK > 0) nearPairsOfProjected(index, nb, nearK, t.minCosine, (a, b, sim) => links.link(a, b, sim));
+  let outliers: Outlier[] = [];
+  if (outlierK > 0) {
+    const rowDots = await onnxRowDots();
+    const cd = rowDots ? await classDistancesOfRows(input, prep, source, rowDots) : classDistances(input, prep, source, true);
+    outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd), cd);
+  }
+  return finishAnalysis(input, t, prep, links, outliers);
+}
+
+/**
+ * Near pairs from an IVF self-search (projected similarities): each row's first `neighbours` whose projected
+ * similarity is within the projection's slack of minCosine are re-scored at full width; a pair (a < b) at >= minCosine
+ * is reported once.
+ */
+function nearPairsOfProjected(index: NeighbourIndex, nb: Neighbours, neighbours: number, minCosine: number, onPair: (a: number, b: number, sim: number) => void): void {
+  const m = index.size;
+  const low = minCosine - index.projectedSlack(minCosine);
+  const seen = new Set<number>();
+  for (let i = 0; i < m; i++) {
+    for (let r = 0; r < Math.min(neighbours, nb.k); r++) {
+      const j = nb.indices[i * nb.k + r];
+      if (j < 0 || !(nb.similarities[i * nb.k + r] >= low)) break;
+      const a = Math.min(i, j);
+      const b = Math.max(i, j);
+      if (seen.has(a * m + b)) continue;
+      seen.add(a * m + b);
+      const sim = index.cosine(a, b);
+      if (sim >= minCosine) onPair(a, b, sim);
+    }
+  }
+}
+
+/**
+ * {@link nearDuplicatePairsFromEmbeddings} for any size: from IVF_MIN_ROWS rows on (or `ivf: true`), unless
+ * `approximate: false`, the IVF index (neighbours.ts) with full-width re-scoring of the candidates near the threshold.
+ * `kind` says which index answered.
+ */
+export async function nearDuplicatePairsFromEmbeddingsAsync(
+  vectors: Float32Array,
+  dim: number,
+  options: { minCosine: number; neighbours?: number; approximate?: boolean | 'auto'; ivf?: boolean | 'auto' },
+): Promise<{ a: Int32Array; b: Int32Array; similarity: Float32Array; approximate: boolean; kind: NeighbourIndex['kind'] }> {
+  const n = vectors.length / dim;
+  const k = Math.min(options.neighbours ?? NEAR_DUPLICATE_NEIGHBOURS, n - 1);
+  const useIvf = k >= 1 && options.approximate !== false && options.ivf !== false && (options.ivf === true || n >= IVF_MIN_ROWS) && (await ivfAvailable());
+  if (!useIvf) {
+    const r = nearDuplicatePairsFromEmbeddings(vectors, dim, options);
+    return { ...r, kind: r.approximate ? 'hnsw' : 'exact' };
+  }
+  const index = await NeighbourIndex.buildFromRows(packedRowSource(vectors, dim), { ivf: true });
+  const nb = await index.selfNeighboursAsync(k);
+  const a: number[] = [];
+  const b: number[] = [];
+  const sim: number[] = [];
+  nearPairsOfProjected(index, nb, k, options.minCosine, (x, y, s) => {
+    a.push(x);
+    b.push(y);
+    sim.push(s);
+  });
+  return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim), approximate: true, kind: index.kind };
+}
+
+/** Rows of the full-width re-scoring sample of {@link outliersFromProjected}. */
+export const OUTLIER_SAMPLE_ROWS = 4096;
+
+/**
+ * Outlier distances from an IVF self-search (projected similarities; see NeighbourIndex.refine). The fence (Q3 + 3
+ * IQR) and the median come from an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows searched deeper (refine: nearly
+ * the exact neighbours, full-width cosines), as the exact path's come from every row. Only a row beyond its class's
+ * limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width, and the ones still
+ * beyond the fence (a deeper search can only lower d) are searched deeper too. Projected similarities alone cannot
+ * pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
+ */
+async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, cd: ClassDistances): Promise<OutlierDistances> {
+  const m = index.size;
+  const count = Math.min(m, OUTLIER_SAMPLE_ROWS);
+  const eligible = new Uint8Array(m);
+  const sample: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const j = Math.floor((i * m) / count);
+    sample.push(j);
+    eligible[j] = 1;
+  }
+  await index.refine(nb, sample);
+  const rowD = (j: number) => {
+    let s = 0;
+    let c = 0;
+    for (let r = 0; r < k; r++) {
+      const v = nb.similarities[j * nb.k + r];
+      if (Number.isNaN(v)) continue;
+      s += 1 - v;
+      c++;
+    }
+    return c > 0 ? s / c : 1;
+  };
+  const sampleD = Float64Array.from(sample, rowD).sort();
+  const fence = quantile(sampleD, 0.75) + 3 * (quantile(sampleD, 0.75) - quantile(sampleD, 0.25));
+  const candidates: number[] = [];
+  for (let j = 0; j < m; j++) if (!eligible[j] && cd.classDist[j] > cd.classLimit[j]) candidates.push(j);
+  index.rescore(nb, candidates);
+  const deeper = candidates.filter((j) => rowD(j) > fence);
+  await index.refine(nb, deeper);
+  for (const j of deeper) eligible[j] = 1;
+  // Rows neither sampled nor candidates keep their projected d: they cannot be flagged (eligible 0).
+  const dist = new Float64Array(m);
+  for (let j = 0; j < m; j++) dist[j] = rowD(j);
+  return { dist, sorted: sampleD, eligible };
+}
+
+interface OutlierDistances {
+  /** Per representative: mean cosine distance to its first k neighbours. */
+  dist: Float64Array;
+  /** The distances the fence and median come from, sorted (all of dist, or a sample). */
+  sorted: Float64Array;
+  /** Only these representatives may be flagged (undefined: all). */
+  eligible?: Uint8Array;
+}
+
+/** Each representative's mean cosine distance to its first k neighbours in nb (1 when it has none). */
+function outlierDistances(nb: Neighbours, k: number): OutlierDistances {
+  const m = nb.indices.length / nb.k;
+  const dist = new Float64Array(m);
+  for (let j = 0; j < m; j++) {
+    let s = 0;
+    let c = 0;
+    for (let r = 0; r < k; r++) {
+      const v = nb.similarities[j * nb.k + r];
+      if (Number.isNaN(v)) continue;
+      s += 1 - v;
+      c++;
+    }
+    dist[j] = c > 0 ? s / c : 1;
+  }
+  return { dist, sorted: Float64Array.from(dist).sort() };
+}
+
+interface Representatives {
+  /** The first readable sample of each content (samples without a hash are their own content), in sample order. */
+  reps: number[];
+  repMembers: number[][];
+  /** Exact groups (the contents with several samples). */
+  groups: { kind: 'exact' | 'near'; members: number[]; similarity: number }[];
+}
+
+function representativesOf(input: DuplicateInput): Representatives {
+  const { samples } = input;
   const usable = (i: number) => !samples[i].error && input.hasEmbedding[i] === 1;
   const membersOf = new Map<string, number[]>();
   const reps: number[] = [];
@@ -309,43 +501,50 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
     }
     members.push(i);
   });
-  const groups: { kind: 'exact' | 'near'; members: number[]; similarity: number }[] = [];
+  const groups: Representatives['groups'] = [];
   for (const members of repMembers) if (members.length > 1) groups.push({ kind: 'exact', members, similarity: 1 });
+  return { reps, repMembers, groups };
+}
 
-  const m = reps.length;
-  const vectors = normalisedRows(input.embeddings, dim, reps);
-  const uf = new UnionFind(m);
-  const edgeSims: [number, number, number][] = [];
-  const link = (a: number, b: number, s: number) => {
-    uf.union(a, b);
-    edgeSims.push([a, b, s]);
-  };
-  if (input.pixelHashes) {
-    // Representatives with pixel hashes, packed; the others (no hash could be computed) are left out.
-    const withHash = reps.map((_, j) => j).filter((j) => input.hasPixelHash?.[reps[j]] !== 0);
-    const packed = new Uint32Array(withHash.length * HASH_WORDS);
-    withHash.forEach((j, p) => packed.set(input.pixelHashes!.subarray(reps[j] * HASH_WORDS, (reps[j] + 1) * HASH_WORDS), p * HASH_WORDS));
-    hashCandidatePairs(packed, withHash.length, t.maxHashDistance, (pa, pb) => {
-      const a = withHash[pa];
-      const b = withHash[pb];
-      const s = dot(vectors, dim, a, b);
-      if (s >= t.minCosine) link(a, b, s);
-    });
+/** Neighbours per row the near-duplicates (embeddings only) and the outliers need (0: not needed). */
+function neighbourCounts(input: DuplicateInput, m: number, t: DuplicateThresholds): { nearK: number; outlierK: number } {
+  return { nearK: input.pixelHashes || m < 2 ? 0 : Math.min(NEAR_DUPLICATE_NEIGHBOURS, m - 1), outlierK: m >= 3 ? Math.min(t.outlierNeighbours, m - 1) : 0 };
+}
+
+/** Union-find over representatives with the cosine of each linking pair. */
+class Links {
+  readonly uf: UnionFind;
+  readonly edgeSims: [number, number, number][] = [];
+  constructor(m: number) {
+    this.uf = new UnionFind(m);
   }
-  // One kNN index and one neighbour query per row for both the embeddings-only near-duplicates and the outliers.
-  const nearK = input.pixelHashes || m < 2 ? 0 : Math.min(NEAR_DUPLICATE_NEIGHBOURS, m - 1);
-  const outlierK = m >= 3 ? Math.min(t.outlierNeighbours, m - 1) : 0;
-  let nb: Neighbours | null = null;
-  if (nearK > 0 || outlierK > 0) {
-    // Exact as each use had it alone: up to EXACT_AUTO_MAX_ROWS when the near-duplicates need the index, else
-    // (outliers only) up to OUTLIER_EXACT_MAX_ROWS.
-    const index = duplicateIndex(vectors, dim, { approximate: input.approximate, exactMaxRows: nearK > 0 ? EXACT_AUTO_MAX_ROWS : OUTLIER_EXACT_MAX_ROWS });
-    nb = index.selfNeighbours(Math.max(nearK, outlierK));
+  link(a: number, b: number, s: number): void {
+    this.uf.union(a, b);
+    this.edgeSims.push([a, b, s]);
   }
-  if (nb && nearK > 0) {
-    const pairs = nearDuplicatePairsFromNeighbours(nb, m, { minCosine: t.minCosine, neighbours: nearK });
-    for (let p = 0; p < pairs.a.length; p++) link(pairs.a[p], pairs.b[p], pairs.similarity[p]);
-  }
+}
+
+/** Near pairs from the pixel-hash multi-index whose cosine (by `cosine`, representatives' indices) is >= minCosine. */
+function linkHashPairs(input: DuplicateInput, reps: number[], t: DuplicateThresholds, cosine: (a: number, b: number) => number, links: Links): void {
+  // Representatives with pixel hashes, packed; the others (no hash could be computed) are left out.
+  const withHash = reps.map((_, j) => j).filter((j) => input.hasPixelHash?.[reps[j]] !== 0);
+  const packed = new Uint32Array(withHash.length * HASH_WORDS);
+  withHash.forEach((j, p) => packed.set(input.pixelHashes!.subarray(reps[j] * HASH_WORDS, (reps[j] + 1) * HASH_WORDS), p * HASH_WORDS));
+  hashCandidatePairs(packed, withHash.length, t.maxHashDistance, (pa, pb) => {
+    const a = withHash[pa];
+    const b = withHash[pb];
+    const s = cosine(a, b);
+    if (s >= t.minCosine) links.link(a, b, s);
+  });
+}
+
+/** Near groups from the links, then leakage and warnings. */
+function finishAnalysis(input: DuplicateInput, t: DuplicateThresholds, prep: Representatives, links: Links, outliers: Outlier[]): DuplicateAnalysis {
+  const { samples } = input;
+  const hasSplits = samples.some((s) => s.split !== undefined);
+  const { repMembers, groups } = prep;
+  const m = prep.reps.length;
+  const { uf, edgeSims } = links;
   const components = new Map<number, { reps: number[]; similarity: number }>();
   for (const [a, , s] of edgeSims) {
     const root = uf.find(a);
@@ -402,7 +601,6 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
     }
   }
 
-  const outliers = nb && outlierK > 0 ? findOutliers(input, reps, repMembers, vectors, nb, outlierK) : [];
   return { groups: out, leakage, outliers, warnings: duplicateWarnings(out, groups, leakage, outliers, input, t) };
 }
 
@@ -418,58 +616,155 @@ function quantile(sorted: Float64Array | number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-/** Outliers from each representative's first k neighbours in nb (a self search of the representatives, best first). */
-function findOutliers(input: DuplicateInput, reps: number[], repMembers: number[][], vectors: Float32Array, nb: Neighbours, k: number): Outlier[] {
+interface ClassDistances {
+  /** Cosine distance of each representative to the mean of the rest of its class. */
+  classDist: Float64Array;
+  /** Q3 + 1.5 IQR of its class's distances (-Infinity for classes of fewer than 5). */
+  classLimit: Float64Array;
+}
+
+/**
+ * The outliers' second test, each representative's distance to the rest of its class. rows: the representatives'
+ * rows (normalised unless `normalise`, which normalises each as read), read block by block twice (class sums, then
+ * each row's leave-one-out class distance): no packed copy needed.
+ */
+function classDistances(input: DuplicateInput, prep: Representatives, rows: RowSource, normalise = false): ClassDistances {
   const { samples, dim } = input;
+  const { reps } = prep;
   const m = reps.length;
-  const dist = new Float64Array(m);
-  for (let j = 0; j < m; j++) {
-    let s = 0;
-    let c = 0;
-    for (let r = 0; r < k; r++) {
-      const v = nb.similarities[j * nb.k + r];
-      if (Number.isNaN(v)) continue;
-      s += 1 - v;
-      c++;
-    }
-    dist[j] = c > 0 ? s / c : 1;
-  }
-  const sorted = Float64Array.from(dist).sort();
-  const median = quantile(sorted, 0.5);
-  const q1 = quantile(sorted, 0.25);
-  const q3 = quantile(sorted, 0.75);
-  const farOut = q3 + 3 * (q3 - q1);
 
   // Class means (sum of member vectors, copies counted once) for the leave-one-out class distance.
-  const byClass = new Map<string, number[]>();
+  const classIds = new Map<string, number>();
+  const classOf = new Int32Array(m);
   reps.forEach((r, j) => {
-    const list = byClass.get(samples[r].label) ?? [];
-    list.push(j);
-    byClass.set(samples[r].label, list);
+    let c = classIds.get(samples[r].label);
+    if (c === undefined) classIds.set(samples[r].label, (c = classIds.size));
+    classOf[j] = c;
   });
+  const sums = new Float64Array(classIds.size * dim);
+  const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
+  const buf = new Float32Array(block * dim);
+  const read = (j0: number, j1: number) => {
+    rows.copyRows(j0, j1, buf);
+    if (!normalise) return;
+    for (let i = 0; i < j1 - j0; i++) {
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += buf[i * dim + d] * buf[i * dim + d];
+      const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+      for (let d = 0; d < dim; d++) buf[i * dim + d] *= inv;
+    }
+  };
+  for (let j0 = 0; j0 < m; j0 += block) {
+    const j1 = Math.min(m, j0 + block);
+    read(j0, j1);
+    for (let j = j0; j < j1; j++) {
+      const so = classOf[j] * dim;
+      const o = (j - j0) * dim;
+      for (let d = 0; d < dim; d++) sums[so + d] += buf[o + d];
+    }
+  }
   const classDist = new Float64Array(m);
-  const classLimit = new Float64Array(m).fill(-Infinity);
-  for (const members of byClass.values()) {
-    const sum = new Float64Array(dim);
-    for (const j of members) for (let d = 0; d < dim; d++) sum[d] += vectors[j * dim + d];
-    for (const j of members) {
+  for (let j0 = 0; j0 < m; j0 += block) {
+    const j1 = Math.min(m, j0 + block);
+    read(j0, j1);
+    for (let j = j0; j < j1; j++) {
+      const so = classOf[j] * dim;
+      const o = (j - j0) * dim;
       let dotp = 0;
       let norm = 0;
       for (let d = 0; d < dim; d++) {
-        const rest = sum[d] - vectors[j * dim + d];
-        dotp += rest * vectors[j * dim + d];
+        const rest = sums[so + d] - buf[o + d];
+        dotp += rest * buf[o + d];
         norm += rest * rest;
       }
       classDist[j] = norm > 0 ? 1 - dotp / Math.sqrt(norm) : 1;
     }
-    if (members.length >= 5) {
-      const cs = Float64Array.from(members.map((j) => classDist[j])).sort();
-      const limit = quantile(cs, 0.75) + 1.5 * (quantile(cs, 0.75) - quantile(cs, 0.25));
-      for (const j of members) classLimit[j] = limit;
+  }
+  return { classDist, classLimit: classLimits(classOf, classIds.size, classDist) };
+}
+
+/**
+ * {@link classDistances} of raw rows (normalised as read) for the large path: the class sums in one pass in
+ * JavaScript (float64), each row's dot with its class sum and its norm as one ONNX Runtime graph per block (Gather,
+ * Mul, ReduceSum; float32 sums of 512 products, so the distances agree with the exact path's to about 1e-6).
+ */
+async function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows: RowSource, rowDots: RowDots): Promise<ClassDistances> {
+  const { samples, dim } = input;
+  const { reps } = prep;
+  const m = reps.length;
+  const classIds = new Map<string, number>();
+  const classOf = new Int32Array(m);
+  reps.forEach((r, j) => {
+    let c = classIds.get(samples[r].label);
+    if (c === undefined) classIds.set(samples[r].label, (c = classIds.size));
+    classOf[j] = c;
+  });
+  const classes = classIds.size;
+  const sums = new Float64Array(classes * dim);
+  const block = Math.max(1, Math.min(m, Math.floor((1 << 22) / dim)));
+  const buf = new Float32Array(block * dim);
+  for (let j0 = 0; j0 < m; j0 += block) {
+    const j1 = Math.min(m, j0 + block);
+    rows.copyRows(j0, j1, buf);
+    for (let j = j0; j < j1; j++) {
+      const o = (j - j0) * dim;
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += buf[o + d] * buf[o + d];
+      if (!(s > 0)) continue;
+      const inv = 1 / Math.sqrt(s);
+      const so = classOf[j] * dim;
+      for (let d = 0; d < dim; d++) sums[so + d] += buf[o + d] * inv;
     }
   }
+  const table = Float32Array.from(sums);
+  const sumSq = new Float64Array(classes);
+  for (let c = 0; c < classes; c++) for (let d = 0; d < dim; d++) sumSq[c] += sums[c * dim + d] * sums[c * dim + d];
+  const classDist = new Float64Array(m);
+  for (let j0 = 0; j0 < m; j0 += block) {
+    const j1 = Math.min(m, j0 + block);
+    rows.copyRows(j0, j1, buf);
+    const { dots, squaredNorms } = await rowDots.run(buf.subarray(0, (j1 - j0) * dim), j1 - j0, dim, table, classes, classOf.subarray(j0, j1));
+    for (let j = j0; j < j1; j++) {
+      const ss = squaredNorms[j - j0];
+      // v = row / |row|: rest = sum - v, rest . v = sum . v - 1, |rest|^2 = |sum|^2 - 2 sum . v + 1 (v = 0 for a zero row).
+      const sv = ss > 0 ? dots[j - j0] / Math.sqrt(ss) : 0;
+      const vv = ss > 0 ? 1 : 0;
+      const norm = sumSq[classOf[j]] - 2 * sv + vv;
+      classDist[j] = norm > 0 ? 1 - (sv - vv) / Math.sqrt(norm) : 1;
+    }
+  }
+  return { classDist, classLimit: classLimits(classOf, classes, classDist) };
+}
+
+/** Per representative, Q3 + 1.5 IQR of its class's distances (-Infinity for classes of fewer than 5). */
+function classLimits(classOf: Int32Array, classes: number, classDist: Float64Array): Float64Array {
+  const m = classOf.length;
+  const byClass: number[][] = Array.from({ length: classes }, () => []);
+  for (let j = 0; j < m; j++) byClass[classOf[j]].push(j);
+  const classLimit = new Float64Array(m).fill(-Infinity);
+  for (const members of byClass) {
+    if (members.length < 5) continue;
+    const cs = Float64Array.from(members.map((j) => classDist[j])).sort();
+    const limit = quantile(cs, 0.75) + 1.5 * (quantile(cs, 0.75) - quantile(cs, 0.25));
+    for (const j of members) classLimit[j] = limit;
+  }
+  return classLimit;
+}
+
+/** Outliers from each representative's neighbour distance (od) and its class distance (cd). */
+function findOutliers(input: DuplicateInput, prep: Representatives, od: OutlierDistances, cd: ClassDistances): Outlier[] {
+  const { samples } = input;
+  const { reps, repMembers } = prep;
+  const m = reps.length;
+  const { dist, sorted } = od;
+  const { classDist, classLimit } = cd;
+  const median = quantile(sorted, 0.5);
+  const q1 = quantile(sorted, 0.25);
+  const q3 = quantile(sorted, 0.75);
+  const farOut = q3 + 3 * (q3 - q1);
   const out: Outlier[] = [];
   for (let j = 0; j < m; j++) {
+    if (od.eligible && !od.eligible[j]) continue;
     if (!(dist[j] > farOut) || !(classDist[j] > classLimit[j])) continue;
     for (const i of repMembers[j]) {
       const s = samples[i];
@@ -484,6 +779,34 @@ function findOutliers(input: DuplicateInput, reps: number[], repMembers: number[
     }
   }
   return out.sort((a, b) => a.score - b.score || (a.path < b.path ? -1 : 1));
+}
+
+/** The representatives' normalised rows, packed, as a RowSource. */
+function packedRepRows(vectors: Float32Array, dim: number): RowSource {
+  return packedRowSource(vectors, dim);
+}
+
+/** The raw embedding rows of the representatives (increasing sample indices), read by range without a packed copy. */
+function repRowSource(source: Float32Array | EmbeddingRows, dim: number, reps: number[]): RowSource {
+  const copy = (start: number, end: number, out: Float32Array, at: number) => {
+    if (source instanceof Float32Array) out.set(source.subarray(start * dim, end * dim), at);
+    else source.copyRows(start, end, at === 0 ? out : out.subarray(at));
+  };
+  return {
+    rows: reps.length,
+    dim,
+    copyRows(j0, j1, out) {
+      if (j1 <= j0) return;
+      if (reps[j1 - 1] - reps[j0] === j1 - 1 - j0) return copy(reps[j0], reps[j1 - 1] + 1, out, 0);
+      // Runs of consecutive samples, each one copy.
+      for (let j = j0; j < j1; ) {
+        let e = j + 1;
+        while (e < j1 && reps[e] === reps[e - 1] + 1) e++;
+        copy(reps[j], reps[e - 1] + 1, out, (j - j0) * dim);
+        j = e;
+      }
+    },
+  };
 }
 
 function pct(x: number): string {
@@ -613,6 +936,21 @@ export class EmbeddingRows {
     return this.chunks[b];
   }
 
+  /** Rows start .. end - 1 as float32 into out[0 .. (end - start) * dim) (rows without an embedding: zeros). */
+  copyRows(start: number, end: number, out: Float32Array): void {
+    const per = EmbeddingRows.CHUNK;
+    const dim = this.dim;
+    for (let r = start; r < end; ) {
+      const c = Math.floor(r / per);
+      const stop = Math.min(end, (c + 1) * per);
+      const chunk = this.chunks[c];
+      const at = (r - start) * dim;
+      if (chunk) out.set(chunk.subarray((r - c * per) * dim, (stop - c * per) * dim), at);
+      else out.fill(0, at, at + (stop - r) * dim);
+      r = stop;
+    }
+  }
+
   /** All rows packed (n x dim; rows without an embedding are zeros). */
   packed(): Float32Array {
     const out = new Float32Array(this.n * this.dim);
@@ -650,7 +988,7 @@ export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAn
   const { hashes, ok } = await pixelHashesOf(sources, a.pixelHashes, a.preprocessor, { signal: a.signal });
   const dim = a.embeddings.dim;
   if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
-  return analyseDuplicates(
+  return analyseDuplicatesAsync(
     {
       samples: a.samples,
       embeddings: a.embeddings,

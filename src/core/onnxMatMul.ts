@@ -188,6 +188,143 @@ export function onnxZeroShot(): Promise<ZeroShotHead | null> {
   })().catch(() => null));
 }
 
+/** ValueInfoProto of a tensor of element type `type` (1 FLOAT, 6 INT32, 7 INT64) and symbolic or fixed dims. */
+function typedValueInfo(name: string, dims: (string | number)[], type: number): number[] {
+  const shape = dims.flatMap((d) => bytes(1, typeof d === 'string' ? str(2, d) : int(1, d)));
+  const tensor = [...int(1, type), ...bytes(2, shape)];
+  return [...str(1, name), ...bytes(2, bytes(1, tensor))];
+}
+
+function modelOf(graphName: string, nodes: number[][], inputs: number[][], outputs: number[][]): Uint8Array {
+  const graph = [...nodes.flatMap((n) => bytes(1, n)), ...str(2, graphName), ...inputs.flatMap((i) => bytes(11, i)), ...outputs.flatMap((o) => bytes(12, o))];
+  const opset = [...str(1, ''), ...int(2, 13)];
+  return Uint8Array.from([...int(1, 7 /* ir_version */), ...str(2, 'clip-lens'), ...bytes(7, graph), ...bytes(8, opset)]);
+}
+
+/**
+ * ONNX model bytes of the kNN index's projection (opset 13): for raw rows A[M, D] (any norm) and a basis R[D, W],
+ * Y[M, W] = normalise(A R) (rows of norm 1; a zero row stays zero: the norm is at least E[1]) and SS[M] = the squared
+ * norm of each row of A (for the full-width inverse norms of re-scoring).
+ */
+export function projectionModelBytes(): Uint8Array {
+  return modelOf(
+    'clip-lens-projection',
+    [
+      nodeProto(['A', 'R'], ['Y0'], 'MatMul'),
+      nodeProto(['Y0'], ['YS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 1)]),
+      nodeProto(['YS'], ['YN'], 'Sqrt'),
+      nodeProto(['YN', 'E'], ['YD'], 'Max'),
+      nodeProto(['Y0', 'YD'], ['Y'], 'Div'),
+      nodeProto(['A'], ['SS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 0)]),
+    ],
+    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('R', ['D', 'W'], 1), typedValueInfo('E', [1], 1)],
+    [typedValueInfo('Y', ['M', 'W'], 1), typedValueInfo('SS', ['M'], 1)],
+  );
+}
+
+/**
+ * ONNX model bytes of a blocked top-k by inner product (opset 13): S = A[M, W] B[N, W]^T, then TopK(S, K[1]) along
+ * each row (largest first; equal values: the lower column first), V[M, T] the scores and I[M, T] their columns as
+ * int32 (no BigInt per result in JavaScript).
+ */
+export function topKModelBytes(): Uint8Array {
+  return modelOf(
+    'clip-lens-topk',
+    [nodeProto(['A', 'B'], ['S'], 'Gemm', [attr('transB', 1)]), nodeProto(['S', 'K'], ['V', 'I64'], 'TopK', [attr('axis', 1)]), nodeProto(['I64'], ['I'], 'Cast', [attr('to', 6)])],
+    [typedValueInfo('A', ['M', 'W'], 1), typedValueInfo('B', ['N', 'W'], 1), typedValueInfo('K', [1], 7)],
+    [typedValueInfo('V', ['M', 'T'], 1), typedValueInfo('I', ['M', 'T'], 6)],
+  );
+}
+
+/**
+ * ONNX model bytes of per-row dot products with a gathered row (opset 13): for rows A[M, D], a table S[C, D] and row
+ * indices L[M] (int32), DOT[M] = sum_d A[m, d] S[L[m], d] and SS[M] = the squared norm of each row of A.
+ */
+export function rowDotsModelBytes(): Uint8Array {
+  return modelOf(
+    'clip-lens-row-dots',
+    [
+      nodeProto(['S', 'L'], ['G'], 'Gather', [attr('axis', 0)]),
+      nodeProto(['A', 'G'], ['P'], 'Mul'),
+      nodeProto(['P'], ['DOT'], 'ReduceSum', [attr('axes', [1]), attr('keepdims', 0)]),
+      nodeProto(['A'], ['SS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 0)]),
+    ],
+    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('S', ['C', 'D'], 1), typedValueInfo('L', ['M'], 6)],
+    [typedValueInfo('DOT', ['M'], 1), typedValueInfo('SS', ['M'], 1)],
+  );
+}
+
+export interface RowDots {
+  /** rows (m x d), table (c x d), index (m, into the table's rows): each row's dot with its table row, and its squared norm. */
+  run(rows: Float32Array, m: number, d: number, table: Float32Array, c: number, index: Int32Array): Promise<{ dots: Float32Array; squaredNorms: Float32Array }>;
+}
+
+let sharedRowDots: Promise<RowDots | null> | undefined;
+
+/** The shared row-dots session (Gather, Mul, ReduceSum), or null without ONNX Runtime. */
+export function onnxRowDots(): Promise<RowDots | null> {
+  return (sharedRowDots ??= (async () => {
+    const ort = loadOrt();
+    if (!ort) return null;
+    const session = await ort.InferenceSession.create(rowDotsModelBytes(), noSpin);
+    const r: RowDots = {
+      async run(rows, m, d, table, c, index) {
+        const out = await session.run({ A: new ort.Tensor('float32', rows, [m, d]), S: new ort.Tensor('float32', table, [c, d]), L: new ort.Tensor('int32', index, [m]) });
+        return { dots: out.DOT.data as Float32Array, squaredNorms: out.SS.data as Float32Array };
+      },
+    };
+    return r;
+  })().catch(() => null));
+}
+
+export interface Projection {
+  /** rows: m x d raw rows; basis: d x w. Returns the normalised projected rows (m x w) and the rows' squared norms. */
+  run(rows: Float32Array, m: number, d: number, basis: Float32Array, w: number): Promise<{ projected: Float32Array; squaredNorms: Float32Array }>;
+}
+
+export interface TopK {
+  /** For each row of a (m x w): the t best rows of b (n x w) by inner product, best first (scores, row indices). */
+  run(a: Float32Array, m: number, w: number, b: Float32Array, n: number, t: number): Promise<{ scores: Float32Array; indices: Int32Array }>;
+}
+
+let sharedProjection: Promise<Projection | null> | undefined;
+let sharedTopK: Promise<TopK | null> | undefined;
+
+const noSpin = { executionProviders: ['cpu'], extra: { session: { intra_op: { allow_spinning: '0' } } } };
+
+/** The shared projection session (MatMul + row normalisation + squared norms), or null without ONNX Runtime. */
+export function onnxProjection(): Promise<Projection | null> {
+  return (sharedProjection ??= (async () => {
+    const ort = loadOrt();
+    if (!ort) return null;
+    const session = await ort.InferenceSession.create(projectionModelBytes(), noSpin);
+    const eps = new ort.Tensor('float32', Float32Array.of(1e-30), [1]);
+    const p: Projection = {
+      async run(rows, m, d, basis, w) {
+        const out = await session.run({ A: new ort.Tensor('float32', rows, [m, d]), R: new ort.Tensor('float32', basis, [d, w]), E: eps });
+        return { projected: out.Y.data as Float32Array, squaredNorms: out.SS.data as Float32Array };
+      },
+    };
+    return p;
+  })().catch(() => null));
+}
+
+/** The shared top-k session (Gemm + TopK), or null without ONNX Runtime. */
+export function onnxTopK(): Promise<TopK | null> {
+  return (sharedTopK ??= (async () => {
+    const ort = loadOrt();
+    if (!ort) return null;
+    const session = await ort.InferenceSession.create(topKModelBytes(), noSpin);
+    const t: TopK = {
+      async run(a, m, w, b, n, k) {
+        const out = await session.run({ A: new ort.Tensor('float32', a, [m, w]), B: new ort.Tensor('float32', b, [n, w]), K: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]) });
+        return { scores: out.V.data as Float32Array, indices: out.I.data as Int32Array };
+      },
+    };
+    return t;
+  })().catch(() => null));
+}
+
 /** The shared MatMul session, or null when onnxruntime-node cannot be loaded here. */
 export function onnxMatMul(): Promise<MatMul | null> {
   return (shared ??= (async () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NeighbourIndex, approximateAvailable } from '../../src/core/neighbours';
+import { EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, NeighbourIndex, approximateAvailable, ivfAvailable, packedRowSource } from '../../src/core/neighbours';
 import { rng } from '../fixtures/rng';
 
 function randomUnit(n: number, dim: number, seed: number, levels = 0): Float32Array {
@@ -255,4 +255,143 @@ test('projected graph (NeighbourIndexOptions.project): full-width similarities, 
   // Outside queries are projected the same way: a row asked as a query finds itself first.
   const q = projected.search(base.slice(5 * dim, 7 * dim), 3);
   assert.deepEqual([q.indices[0], q.indices[3]], [5, 6]);
+});
+
+/** Clustered unit rows: `clusters` random centres, each row centre + noise; every 10th row a near-copy of the row before. */
+function clustered(n: number, dim: number, clusters: number, seed: number, noise = 0.6): Float32Array {
+  const r = rng(seed);
+  const g = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+  const centres = Array.from({ length: clusters }, () => Array.from({ length: dim }, g));
+  const v = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const copy = i % 10 === 9;
+    const c = centres[i % clusters];
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = copy ? v[(i - 1) * dim + d] + 0.05 * g() / Math.sqrt(dim) : c[d] / Math.sqrt(dim) + (noise * g()) / Math.sqrt(dim);
+      v[i * dim + d] = x;
+      s += x * x;
+    }
+    for (let d = 0; d < dim; d++) v[i * dim + d] /= Math.sqrt(s);
+  }
+  return v;
+}
+
+const ivfOptions = { ivf: true, ivfListRows: 64, ivfCandidates: 400 } as const;
+
+test('IVF index (ONNX Runtime): near-copies found, neighbours close to exact after re-scoring, deterministic', async () => {
+  const dim = 192;
+  const n = 3000;
+  const base = clustered(n, dim, 40, 3, 0.4);
+  const ivf = await NeighbourIndex.buildFromRows(packedRowSource(base, dim), ivfOptions);
+  if (!(await ivfAvailable())) return assert.equal(ivf.kind, 'exact');
+  assert.equal(ivf.kind, 'ivf');
+  assert.equal(ivf.approximate, true);
+  assert.equal(ivf.projectedDim, 64, 'rows wider than twice the width are projected');
+  assert.throws(() => ivf.selfNeighbours(3), /selfNeighboursAsync/);
+  const k = 10;
+  const nb = await ivf.selfNeighboursAsync(k);
+  assert.equal(nb.projected, true);
+  // Every planted near-copy is its source's first neighbour (projected cosine well above the cluster's).
+  for (let i = 9; i < n; i += 10) assert.equal(nb.indices[(i - 1) * k], i, `row ${i - 1}`);
+  for (let q = 0; q < n; q++) for (let r = 0; r < k; r++) assert.notEqual(nb.indices[q * k + r], q, 'never itself');
+  // Re-scored at full width (rescore: the same neighbours; refine: a deeper search), against the exact answer.
+  const exact = NeighbourIndex.build(base, dim, { approximate: false }).selfNeighbours(k);
+  const all = Array.from({ length: n }, (_, i) => i);
+  const recall = (x: typeof nb) => {
+    let hit = 0;
+    for (let q = 0; q < n; q++) {
+      const truth = new Set(exact.indices.subarray(q * k, (q + 1) * k));
+      for (let r = 0; r < k; r++) if (truth.has(x.indices[q * k + r])) hit++;
+    }
+    return hit / (n * k);
+  };
+  const meanGap = (x: typeof nb) => {
+    let g = 0;
+    for (let i = 0; i < n * k; i++) g += exact.similarities[i] - x.similarities[i];
+    return g / (n * k);
+  };
+  ivf.rescore(nb, all);
+  for (let q = 0; q < n; q++) {
+    for (let r = 0; r < k; r++) {
+      const j = nb.indices[q * k + r];
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += base[q * dim + d] * base[j * dim + d];
+      assert.ok(Math.abs(nb.similarities[q * k + r] - s) < 1e-5, 'full-width cosine after rescore');
+      if (r > 0) assert.ok(nb.similarities[q * k + r] <= nb.similarities[q * k + r - 1], 'ordered');
+    }
+  }
+  // Members of an isotropic cluster are all about as near (the hard case): recall@10 is low by chance, but the
+  // neighbours found are nearly as similar as the exact ten. refine (a deeper search) narrows the gap.
+  const rescored = { recall: recall(nb), gap: meanGap(nb) };
+  await ivf.refine(nb, all);
+  const refined = { recall: recall(nb), gap: meanGap(nb) };
+  const text = `rescore ${JSON.stringify(rescored)}, refine ${JSON.stringify(refined)}`;
+  assert.ok(rescored.gap >= -1e-6 && rescored.gap < 0.03, text);
+  assert.ok(refined.gap >= -1e-6 && refined.gap <= rescored.gap, text);
+  assert.ok(refined.recall >= rescored.recall && rescored.recall > 0.2, text);
+  // Deterministic: a second build answers the same.
+  const again = await (await NeighbourIndex.buildFromRows(packedRowSource(base, dim), ivfOptions)).selfNeighboursAsync(k);
+  const first = await ivf.selfNeighboursAsync(k);
+  assert.deepEqual(again.indices, first.indices);
+  assert.deepEqual(again.similarities, first.similarities);
+  // searchAsync: full-width answers; a row's own vector finds itself first.
+  const q = base.slice(5 * dim, 7 * dim);
+  const found = await ivf.searchAsync(q, 3);
+  assert.equal(found.indices[0], 5);
+  assert.equal(found.indices[3], 6);
+  assert.ok(Math.abs(found.similarities[0] - 1) < 1e-5);
+});
+
+test('IVF index edge cases: fewer rows than lists, duplicate vectors, k above the list size, narrow rows, zero rows', async () => {
+  if (!(await ivfAvailable())) return;
+  const dim = 16; // narrow: not projected (the "projected" rows are the normalised rows)
+  const base = randomUnit(40, dim, 9);
+  // ivfListRows 1: as many lists as rows (never more); k above any list's size: every other row, in exact order.
+  const tiny = await NeighbourIndex.buildFromRows(packedRowSource(base, dim), { ivf: true, ivfListRows: 1, ivfCandidates: 4 });
+  assert.equal(tiny.kind, 'ivf');
+  assert.equal(tiny.projectedDim, dim);
+  const nb = await tiny.selfNeighboursAsync(39);
+  const want = rows(NeighbourIndex.build(base, dim, { approximate: false }).selfNeighbours(39), 40);
+  const got = rows(nb, 40);
+  for (let q = 0; q < 40; q++) assert.deepEqual([...got.indices[q]].sort((a, b) => a - b), [...want.indices[q]].sort((a, b) => a - b), `row ${q}: all the others`);
+  tiny.rescore(nb, Array.from({ length: 40 }, (_, i) => i));
+  assertClose(rows(nb, 40).sims, want.sims);
+  // k above the rows: padded with -1 / NaN.
+  const over = await tiny.selfNeighboursAsync(45);
+  assert.equal(over.indices[44], -1);
+  assert.ok(Number.isNaN(over.similarities[44]));
+  // All rows the same vector (and not normalised): each row's neighbours are the others, at cosine 1.
+  const same = new Float32Array(30 * dim);
+  for (let i = 0; i < 30; i++) same.set(base.subarray(0, dim).map((x) => 3 * x), i * dim);
+  const dup = await NeighbourIndex.buildFromRows(packedRowSource(same, dim), { ivf: true, ivfListRows: 4 });
+  const dn = await dup.selfNeighboursAsync(5);
+  for (let q = 0; q < 30; q++) {
+    for (let r = 0; r < 5; r++) {
+      assert.notEqual(dn.indices[q * 5 + r], q);
+      assert.ok(dn.indices[q * 5 + r] >= 0);
+      assert.ok(Math.abs(dup.cosine(q, dn.indices[q * 5 + r]) - 1) < 1e-5);
+    }
+  }
+  // A zero row: cosine 0 with everything, no NaN.
+  const withZero = base.slice();
+  withZero.fill(0, 0, dim);
+  const z = await NeighbourIndex.buildFromRows(packedRowSource(withZero, dim), { ivf: true, ivfListRows: 8 });
+  assert.equal(z.cosine(0, 1), 0);
+  const zn = await z.selfNeighboursAsync(3);
+  for (let i = 0; i < zn.similarities.length; i++) assert.ok(!Number.isNaN(zn.similarities[i]));
+  // One row: no neighbours.
+  const one = await NeighbourIndex.buildFromRows(packedRowSource(base.subarray(0, dim), dim), { ivf: true });
+  assert.equal((await one.selfNeighboursAsync(2)).indices[0], -1);
+});
+
+test('buildFromRows picks the index by size: exact/HNSW below IVF_MIN_ROWS (same answers as build), never IVF when told not to', async () => {
+  const dim = 24;
+  const base = randomUnit(300, dim, 4);
+  const raw = base.map((x, i) => x * (1 + (Math.floor(i / dim) % 7))); // rows of any norm are normalised
+  const fromRows = await NeighbourIndex.buildFromRows(packedRowSource(raw, dim));
+  assert.equal(fromRows.kind, 'exact');
+  assertClose(rows(fromRows.selfNeighbours(5), 300).sims, rows(NeighbourIndex.build(base, dim).selfNeighbours(5), 300).sims);
+  assert.ok(IVF_MIN_ROWS > EXACT_AUTO_MAX_ROWS);
+  assert.equal((await NeighbourIndex.buildFromRows(packedRowSource(raw, dim), { ivf: false, approximate: false })).kind, 'exact');
 });
