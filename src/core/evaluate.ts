@@ -545,6 +545,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     labelIssues: LabelIssue[];
     predictor: PredictorReport | undefined;
     duplicates: Awaited<ReturnType<typeof duplicatesOfRun>>;
+    /** Zero-shot products run. */
+    passes: number;
   };
   /** The judgement over the held N x K matrix. */
   const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
@@ -592,7 +594,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       },
       signal,
     });
-    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates };
+    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: 1 };
   };
   /**
    * The same judgement without the matrix (streamedJudgement.ts): pass 1 (top-K per sample, per-row metrics), the
@@ -663,7 +665,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     }
     // The APs of subsets asked for after pass 2 when the predictor did not run pass 3.
     await judge.finishAveragePrecision();
-    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates };
+    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: judge.passes };
   };
 
   let imported = 0;
@@ -727,7 +729,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let scored = 0;
   if (embeddingRows.dim === classEmbeddings.dim) for (let i = 0; i < samples.length; i++) if (embeddingRows.has[i] && classIndex.has(samples[i].label)) scored++;
   const streamed = !options.probabilities && judgementStreams(scored, classes.length, embeddingRows.bytes, options.judgementBudgetBytes);
+  const tJudgement = performance.now();
   const judged = streamed ? await streamedJudgementOf(classEmbeddings) : await heldJudgement(classEmbeddings);
+  const judgement = { ms: round(performance.now() - tJudgement), passes: judged.passes, streamed };
   const { evaluated, metrics, metricsBySplit, labelIssues, predictor, duplicates } = judged;
   let warnings = judged.warnings;
   await hashCache?.flush();
@@ -758,6 +762,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imagesFromCache: fromCache,
       ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
+      judgement,
     },
   });
 }
