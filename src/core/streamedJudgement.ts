@@ -201,8 +201,7 @@ export class StreamedJudgement {
     const rank = indices ? Int32Array.from(indices, (i) => this.rank[i] as number) : this.rank;
     const p1 = this.p1;
     const m = metricsFromRows(classes, this.labelArray, indices, effectiveKs(ks, this.k), pred.subarray(0, n), rank.subarray(0, n), p1 ? (i) => p1[i] as number : null, new Array(this.k).fill(null));
-    const key = indices ? indices.join(',') : '';
-    const same = this.pending.find((p) => (p.indices ? p.indices.join(',') : '') === key);
+    const same = this.pending.find((p) => sameRows(p.indices, indices));
     if (same) same.metrics.push(m);
     else this.pending.push({ indices: indices ? indices.slice() : undefined, metrics: [m] });
     return m;
@@ -317,6 +316,14 @@ export class StreamedJudgement {
       rank: r + 1,
     }));
   }
+}
+
+/** The same rows (undefined: all). */
+function sameRows(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let t = 0; t < a.length; t++) if (a[t] !== b[t]) return false;
+  return true;
 }
 
 /**

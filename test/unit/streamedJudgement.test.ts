@@ -86,8 +86,10 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   const splits = subsets.map((idx) => judge.metrics(ks, idx));
   await judge.secondPass();
   const lateMetrics = judge.metrics(ks, late);
+  const lateAgain = judge.metrics(ks, late); // the same subset twice: one accumulator, both filled in
   const issues = await judge.labelIssues();
   assert.equal(judge.passes, 3);
+  assert.deepEqual(lateAgain, lateMetrics);
   return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen };
 }
 
