@@ -174,8 +174,8 @@ async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: n
   let topSum = 0;
   await time('pass 1: top-5 per sample, row values', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
   const metrics = await time('metrics (no AP yet)', () => judge.metrics([1, 5]), out);
-  await time('pass 2: cleanlab scan + AP', () => judge.secondPass(), out);
-  const issues = await time('pass 3: prune, rank label issues', () => judge.labelIssues(), out);
+  await time('pass 2: cleanlab scan, AP, candidates', () => judge.secondPass(), out);
+  const issues = await time('prune (pass 3 only if undecided), rank', () => judge.labelIssues(), out);
   out.passes = judge.passes;
   out.top1 = metrics.top1Accuracy;
   out.meanAP = metrics.perClass.reduce((a, c) => a + (c.averagePrecision ?? 0), 0) / k;

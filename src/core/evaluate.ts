@@ -598,8 +598,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   };
   /**
    * The same judgement without the matrix (streamedJudgement.ts): pass 1 (top-K per sample, per-row metrics), the
-   * metrics, pass 2 (cleanlab's scan, APs of all rows and splits), the duplicates (their subsets' APs wait for pass
-   * 3), then the predictor, whose zero-shot label issues run pass 3.
+   * metrics, the duplicates (the metrics without leaked samples: their APs wait for pass 2), pass 2 (cleanlab's
+   * scan, the prune's candidates, the APs of all rows, splits and those subsets), then the predictor, whose zero-shot
+   * label issues need a pass 3 only when the candidates do not decide the prune.
    */
   const streamedJudgementOf = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
     const evaluated: number[] = [];
@@ -633,7 +634,6 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
           if (idx.length > 0) setOwn(metricsBySplit, split, judge.metrics(ks, idx));
         }
       }
-      await judge.secondPass();
     }
     const duplicates = await duplicatesOfRun({
       root: dataset.root,
@@ -649,6 +649,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       },
       signal,
     });
+    // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
+    if (metrics) await judge.secondPass();
     let warnings: Warning[] = [];
     let labelIssues: LabelIssue[] = [];
     let predictor: PredictorReport | undefined;

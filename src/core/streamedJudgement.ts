@@ -96,7 +96,15 @@ export interface StreamedJudgementInput {
   labels: number[];
   signal?: AbortSignal;
   engine?: 'auto' | 'js' | 'onnx';
+  /**
+   * Other classes kept per row in pass 2 as candidates of the prune (its largest scores besides the label's;
+   * default {@link PRUNE_CANDIDATES}): the prune is decided from them when they provably suffice, else by pass 3.
+   */
+  pruneCandidates?: number;
 }
+
+/** Default of StreamedJudgementInput.pruneCandidates: 16 classes a row (128 bytes). */
+export const PRUNE_CANDIDATES = 16;
 
 interface PendingAp {
   indices: number[] | undefined;
@@ -120,6 +128,10 @@ export class StreamedJudgement {
   private guess: Int32Array | null = null;
   private argmax: Int32Array | null = null;
   private maxOther: Int32Array | null = null;
+  /** Per row, the T largest scores among the classes other than its label (descending) and their classes (-1: none). */
+  private candClass: Int32Array | null = null;
+  private candValue: Float32Array | null = null;
+  private readonly candidates: number;
   private readonly pending: PendingAp[] = [];
   private readonly labelArray: Int32Array;
 
@@ -131,6 +143,7 @@ export class StreamedJudgement {
     this.self = new Int32Array(this.n);
     this.p1 = this.k === 2 ? new Float32Array(this.n) : null;
     this.labelArray = Int32Array.from(input.labels);
+    this.candidates = Math.max(1, Math.min(input.pruneCandidates ?? PRUNE_CANDIDATES, this.k - 1));
   }
 
   /**
@@ -208,10 +221,11 @@ export class StreamedJudgement {
   }
 
   /** The AP accumulators of the subsets waiting for one, fed by `feed`; patches their metrics when done. */
-  private averagePrecisionDue(): { add: (block: ProbabilityMatrix, first: number) => void; finish: () => void } {
+  private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; finish: () => void } {
     const due = this.pending.splice(0);
     const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, SCORE_SPAN_ROWS));
     return {
+      due: due.length > 0,
       add: (block, first) => acc.forEach((a) => a.add(block, first)),
       finish: () =>
         due.forEach((p, t) => {
@@ -230,9 +244,14 @@ export class StreamedJudgement {
     const guess = new Int32Array(this.n);
     const argmax = new Int32Array(this.n);
     const maxOther = new Int32Array(this.n);
+    const T = this.candidates;
+    const candClass = new Int32Array(this.n * T).fill(-1);
+    const candValue = new Float32Array(this.n * T);
     const ap = this.averagePrecisionDue();
     await this.pass((block, first) => {
       const m = block.length;
+      const d = block.chunkOf(0);
+      for (let r = 0; r < m; r++) keepLargest(d, r * k, k, this.labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
       const data: RowScanData = {
         matrix: block.shared(),
         labels: this.labelArray.subarray(first, first + m),
@@ -249,6 +268,51 @@ export class StreamedJudgement {
     this.guess = guess;
     this.argmax = argmax;
     this.maxOther = maxOther;
+    this.candClass = candClass;
+    this.candValue = candValue;
+  }
+
+  /**
+   * Fills the prune heaps from pass 2's candidates; returns per class 1 when some pair of it is not decided by them
+   * (pass 3 then prunes the class from the exact scores).
+   */
+  private pruneFromCandidates(heapsOf: PruneHeap[][], selfValue: Float32Array): Uint8Array {
+    const { k, n, labelArray: labels, candidates: T } = this;
+    const candClass = this.candClass as Int32Array;
+    const candValue = this.candValue as Float32Array;
+    const redo = new Uint8Array(k);
+    // Per heap: the largest bound of a row lacking its class, and the lowest such row at that bound.
+    const maxBound: Float64Array[] = heapsOf.map((hs) => new Float64Array(hs.length).fill(-Infinity));
+    const boundRow: Int32Array[] = heapsOf.map((hs) => new Int32Array(hs.length).fill(-1));
+    for (let i = 0; i < n; i++) {
+      const c = labels[i] as number;
+      const heaps = heapsOf[c] as PruneHeap[];
+      if (heaps.length === 0) continue;
+      const pc = selfValue[i] as number;
+      const at = i * T;
+      for (let h = 0; h < heaps.length; h++) {
+        const heap = heaps[h] as PruneHeap;
+        let q = 0;
+        while (q < T && candClass[at + q] !== heap.j) q++;
+        if (q < T) heap.offer((candValue[at + q] as number) - pc, i);
+        else {
+          // Every class but the label's is a candidate when T = k - 1: then q < T always.
+          const bound = (candValue[at + T - 1] as number) - pc;
+          const mb = maxBound[c] as Float64Array;
+          if (bound > (mb[h] as number)) {
+            mb[h] = bound;
+            (boundRow[c] as Int32Array)[h] = i;
+          }
+        }
+      }
+    }
+    for (let c = 0; c < k; c++) {
+      (heapsOf[c] as PruneHeap[]).forEach((heap, h) => {
+        const row = (boundRow[c] as Int32Array)[h] as number;
+        if (row >= 0 && !heap.excludes((maxBound[c] as Float64Array)[h] as number, row)) redo[c] = 1;
+      });
+    }
+    return redo;
   }
 
   /** A pass for the APs still due (none when there are none). */
@@ -287,22 +351,28 @@ export class StreamedJudgement {
       }
     }
     const selfValue = new Float32Array(self.buffer, self.byteOffset, n);
+    for (let i = 0; i < n; i++) if (flagAll[labels[i] as number]) flagged[i] = 1;
+    // From the candidates of pass 2: a pair (c, j) is decided when every row of c whose candidates lack j (so p_j is
+    // at most its smallest candidate) cannot beat the heap's last entry; the classes with an undecided pair are
+    // pruned again by pass 3 from their rows' exact scores.
+    const redo = this.pruneFromCandidates(heapsOf, selfValue);
     const ap = this.averagePrecisionDue();
-    await this.pass((block, first) => {
-      const m = block.length;
-      const d = block.chunkOf(0);
-      for (let r = 0; r < m; r++) {
-        const i = first + r;
-        const c = labels[i] as number;
-        if (flagAll[c]) flagged[i] = 1;
-        const heaps = heapsOf[c] as PruneHeap[];
-        if (heaps.length === 0) continue;
-        const pc = selfValue[i] as number;
-        const o = r * k;
-        for (const h of heaps) h.offer((d[o + h.j] as number) - pc, i);
-      }
-      ap.add(block, first);
-    });
+    if (redo.some((x) => x === 1) || ap.due) {
+      for (let c = 0; c < k; c++) if (redo[c]) heapsOf[c] = (heapsOf[c] as PruneHeap[]).map((h) => new PruneHeap(h.j, h.count));
+      await this.pass((block, first) => {
+        const m = block.length;
+        const d = block.chunkOf(0);
+        for (let r = 0; r < m; r++) {
+          const i = first + r;
+          const c = labels[i] as number;
+          if (!redo[c]) continue;
+          const pc = selfValue[i] as number;
+          const o = r * k;
+          for (const h of heapsOf[c] as PruneHeap[]) h.offer((d[o + h.j] as number) - pc, i);
+        }
+        ap.add(block, first);
+      });
+    }
     ap.finish();
     for (const heaps of heapsOf) for (const h of heaps) h.flag(flagged);
     const mask = new Uint8Array(n);
@@ -315,6 +385,29 @@ export class StreamedJudgement {
       score: scores[index] as number,
       rank: r + 1,
     }));
+  }
+}
+
+/**
+ * Keeps the T largest values of row d[o .. o + k) other than column `skip` (descending, ties to the lower column)
+ * into cls/val at `at`.
+ */
+function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: number, cls: Int32Array, val: Float32Array, at: number): void {
+  let filled = 0;
+  let bar = -Infinity; // the T-th value once full
+  for (let j = 0; j < k; j++) {
+    if (j === skip) continue;
+    const v = d[o + j] as number;
+    if (filled === T && !(v > bar)) continue;
+    let q = filled < T ? filled++ : T - 1;
+    while (q > 0 && (val[at + q - 1] as number) < v) {
+      val[at + q] = val[at + q - 1] as number;
+      cls[at + q] = cls[at + q - 1] as number;
+      q--;
+    }
+    val[at + q] = v;
+    cls[at + q] = j;
+    if (filled === T) bar = val[at + T - 1] as number;
   }
 }
 
@@ -337,7 +430,7 @@ class PruneHeap {
 
   constructor(
     readonly j: number,
-    private readonly count: number,
+    readonly count: number,
   ) {
     this.margin = new Float64Array(count);
     this.row = new Int32Array(count);
@@ -388,6 +481,16 @@ class PruneHeap {
     const r = this.row[a] as number;
     this.row[a] = this.row[b] as number;
     this.row[b] = r;
+  }
+
+  /**
+   * True when no row after those offered, with a margin at most `bound` and a row number at least `row`, could enter:
+   * the heap is full and its last entry ranks above (bound, row).
+   */
+  excludes(bound: number, row: number): boolean {
+    if (this.size < this.count) return false;
+    const worst = this.margin[0] as number;
+    return bound < worst || (bound === worst && row > (this.row[0] as number));
   }
 
   flag(mask: Uint8Array): void {

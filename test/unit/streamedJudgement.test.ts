@@ -48,7 +48,7 @@ function dataset(seed: number, n: number, k: number, dim: number, noise: number)
   return { cls, rows, labelOf };
 }
 
-async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number) {
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean } = {}) {
   const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise);
   const logitScale = 30;
   const ks = [1, 3, 5];
@@ -79,18 +79,21 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   };
 
   // Streamed.
-  const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels });
+  const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels, ...(streamedOptions.pruneCandidates ? { pruneCandidates: streamedOptions.pruneCandidates } : {}) });
   const seen = new Map<number, number[]>();
   await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
   const all = judge.metrics(ks);
   const splits = subsets.map((idx) => judge.metrics(ks, idx));
+  const lateAfter = streamedOptions.lateAfterPass2 !== false;
+  // The same subset twice: one accumulator, both filled in.
+  const lateTwice = () => [judge.metrics(ks, late), judge.metrics(ks, late)] as const;
+  let twice = lateAfter ? null : lateTwice();
   await judge.secondPass();
-  const lateMetrics = judge.metrics(ks, late);
-  const lateAgain = judge.metrics(ks, late); // the same subset twice: one accumulator, both filled in
+  twice ??= lateTwice();
+  const [lateMetrics, lateAgain] = twice;
   const issues = await judge.labelIssues();
-  assert.equal(judge.passes, 3);
   assert.deepEqual(lateAgain, lateMetrics);
-  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen };
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, passes: judge.passes };
 }
 
 test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
@@ -102,6 +105,16 @@ test('streamed judgement = held judgement: metrics, per-split and late-subset AP
   assert.deepEqual(streamed.splits, held.splits);
   assert.deepEqual(streamed.late, held.late);
   assert.deepEqual(streamed.issues, held.issues);
+});
+
+test('streamed judgement: the prune decided from pass 2\'s candidates (two passes), or redone by pass 3 when too few are kept', async () => {
+  const two = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false });
+  assert.equal(two.passes, 2, 'no subset asked for after pass 2 and the candidates decide: two products');
+  assert.deepEqual(two.streamed, two.held);
+  // One candidate a row cannot decide every pair: some classes are pruned again in pass 3, with the same result.
+  const three = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false, pruneCandidates: 1 });
+  assert.equal(three.passes, 3);
+  assert.deepEqual(three.streamed, three.held);
 });
 
 test('streamed judgement with few classes (large prune counts flag whole classes or fill big heaps) and with 2 classes', async () => {
