@@ -4,15 +4,18 @@
  *
  * The zero-shot probabilities are recomputed block by block from the embeddings instead of being held: the blocks
  * are the ones {@link forEachScoredBlock} gives (the same rows, in the same order, as the in-memory path, so the
- * product gives bit-identical values), and each pass over them costs one product. Three passes:
+ * product gives bit-identical values), and each pass over them costs one product. Two passes, a third when needed:
  * 1. each sample's top-K (the report), and per evaluated row its argmax, the rank of its label and its label's
  *    score (metrics.ts' per-row pass): accuracy, Recall@K and the confusion counts of any subset of rows come from
  *    these; the labels' scores give cleanlab's per-class thresholds and every class's positives for the AP.
  * 2. cleanlab's per-row scan (confident guess, argmax, largest other score: labelIssues.ts) against the thresholds,
- *    and the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of each split.
- * 3. cleanlab's prune by noise rate: per (given class, other class) the rows with the largest margins, kept in a
- *    bounded heap (same order: margin descending, then row), and the AP of subsets asked for after pass 2 (the
- *    metrics without leaked samples of duplicates.ts).
+ *    the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of every subset asked for so far
+ *    (splits, the metrics without leaked samples), and per row its {@link PRUNE_CANDIDATES} largest other scores.
+ * Then cleanlab's prune by noise rate: per (given class c, other class j) the rows of c with the largest margins
+ * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order), from the candidates: a row lacking
+ * j has p_j at most its smallest candidate, so when no such bound can beat the heap's last entry the pair is
+ * decided. 3. Only for classes with an undecided pair (or subsets asked for after pass 2): a third pass prunes them
+ * from the exact scores.
  * Every result equals the in-memory path's (the same float32 probabilities, the same integer counts, the same
  * float64 arithmetic in the same order): checked by test/unit/streamedJudgement.test.ts on both paths.
  */
@@ -113,8 +116,9 @@ interface PendingAp {
 
 /**
  * The judgement of one evaluation in passes over recomputed blocks (see the module comment). Use: {@link firstPass}
- * (top-K per sample on the way), {@link metrics} for all rows and for subsets, {@link secondPass}, more
- * {@link metrics} (e.g. without leaked samples), {@link labelIssues} (runs the third pass, with the APs still due).
+ * (top-K per sample on the way), {@link metrics} for all rows and for every subset (their APs come with the next
+ * pass), {@link secondPass}, then {@link labelIssues} (a third pass only when needed) and
+ * {@link finishAveragePrecision} (a pass only for subsets asked for after pass 2 and not served since).
  */
 export class StreamedJudgement {
   readonly n: number;
@@ -325,7 +329,8 @@ export class StreamedJudgement {
 
   /**
    * cleanlab's find_label_issues with its defaults (labelIssues.ts findLabelIssues), ranked by self-confidence;
-   * `index` = evaluated row. Runs the third pass (the prune), with the APs still due. Needs {@link secondPass}.
+   * `index` = evaluated row. The prune comes from pass 2's candidates; a third pass runs for the classes they do not
+   * decide and for the APs still due. Needs {@link secondPass}.
    */
   async labelIssues(): Promise<LabelIssue[]> {
     const { guess, argmax, maxOther, labelArray: labels, self, k, n } = this;
