@@ -10,12 +10,13 @@
  *    these; the labels' scores give cleanlab's per-class thresholds and every class's positives for the AP.
  * 2. cleanlab's per-row scan (confident guess, argmax, largest other score: labelIssues.ts) against the thresholds,
  *    the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of every subset asked for so far
- *    (splits, the metrics without leaked samples), and per row its {@link PRUNE_CANDIDATES} largest other scores.
+ *    (splits, the metrics without leaked samples), and, when asked (pruneCandidates), per row its largest other
+ *    scores.
  * Then cleanlab's prune by noise rate: per (given class c, other class j) the rows of c with the largest margins
  * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order), from the candidates: a row lacking
  * j has p_j at most its smallest candidate, so when no such bound can beat the heap's last entry the pair is
- * decided. 3. Only for classes with an undecided pair (or subsets asked for after pass 2): a third pass prunes them
- * from the exact scores.
+ * decided. 3. For the classes with an undecided pair (all of them without candidates, the default: see
+ * {@link PRUNE_CANDIDATES}), and subsets asked for after pass 2: a third pass prunes them from the exact scores.
  * Every result equals the in-memory path's (the same float32 probabilities, the same integer counts, the same
  * float64 arithmetic in the same order): checked by test/unit/streamedJudgement.test.ts on both paths.
  */
@@ -106,8 +107,12 @@ export interface StreamedJudgementInput {
   pruneCandidates?: number;
 }
 
-/** Default of StreamedJudgementInput.pruneCandidates: 16 classes a row (128 bytes). */
-export const PRUNE_CANDIDATES = 16;
+/**
+ * Default of StreamedJudgementInput.pruneCandidates: none. Measured at 1,000,000 x 512 x 1,000
+ * (tools/bench-zeroshot.ts --streamed, docs/benchmarks.md), 16 candidates a row decided the prune of 998 of the
+ * 1,000 classes: the third pass still ran, and keeping them cost pass 2 about 7 s of CPU. Tests set it.
+ */
+export const PRUNE_CANDIDATES = 0;
 
 interface PendingAp {
   indices: number[] | undefined;
@@ -147,7 +152,7 @@ export class StreamedJudgement {
     this.self = new Int32Array(this.n);
     this.p1 = this.k === 2 ? new Float32Array(this.n) : null;
     this.labelArray = Int32Array.from(input.labels);
-    this.candidates = Math.max(1, Math.min(input.pruneCandidates ?? PRUNE_CANDIDATES, this.k - 1));
+    this.candidates = Math.max(0, Math.min(input.pruneCandidates ?? PRUNE_CANDIDATES, this.k - 1));
   }
 
   /**
@@ -255,7 +260,7 @@ export class StreamedJudgement {
     await this.pass((block, first) => {
       const m = block.length;
       const d = block.chunkOf(0);
-      for (let r = 0; r < m; r++) keepLargest(d, r * k, k, this.labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
+      if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, this.labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
       const data: RowScanData = {
         matrix: block.shared(),
         labels: this.labelArray.subarray(first, first + m),
@@ -285,6 +290,10 @@ export class StreamedJudgement {
     const candClass = this.candClass as Int32Array;
     const candValue = this.candValue as Float32Array;
     const redo = new Uint8Array(k);
+    if (T === 0) {
+      heapsOf.forEach((hs, c) => (redo[c] = hs.length > 0 ? 1 : 0));
+      return redo;
+    }
     // Per heap: the largest bound of a row lacking its class, and the lowest such row at that bound.
     const maxBound: Float64Array[] = heapsOf.map((hs) => new Float64Array(hs.length).fill(-Infinity));
     const boundRow: Int32Array[] = heapsOf.map((hs) => new Int32Array(hs.length).fill(-1));

@@ -355,7 +355,11 @@ test('float16 shards: the streamed judgement (forced by a zero budget) gives the
     const run = async (budget: number | undefined) => {
       const plan = await planRun({ target: d, options: { model: MODEL, embeddings: d, predictor }, cacheDir: null });
       const report = (await executeRun(plan, { model, ...(budget !== undefined ? { judgementBudgetBytes: budget } : {}) })).report;
-      assert.deepEqual({ ...report.timing.judgement, ms: 0 }, { ms: 0, streamed: budget === 0, passes: budget === 0 ? 2 : 1 });
+      // Streamed: two products, a third only for zero-shot's label issues when some class has rows to prune.
+      const j = report.timing.judgement;
+      assert.equal(j?.streamed, budget === 0);
+      if (budget !== 0) assert.equal(j?.passes, 1);
+      else assert.ok(j?.passes === 2 || (j?.passes === 3 && report.predictor?.used === 'zero-shot'), JSON.stringify(j));
       return { ...report, createdAt: '', timing: undefined };
     };
     const held = await run(undefined);

@@ -108,13 +108,17 @@ test('streamed judgement = held judgement: metrics, per-split and late-subset AP
 });
 
 test('streamed judgement: the prune decided from pass 2\'s candidates (two passes), or redone by pass 3 when too few are kept', async () => {
-  const two = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false });
+  const two = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false, pruneCandidates: 16 });
   assert.equal(two.passes, 2, 'no subset asked for after pass 2 and the candidates decide: two products');
   assert.deepEqual(two.streamed, two.held);
   // One candidate a row cannot decide every pair: some classes are pruned again in pass 3, with the same result.
   const three = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false, pruneCandidates: 1 });
   assert.equal(three.passes, 3);
   assert.deepEqual(three.streamed, three.held);
+  // Without candidates (the default) the prune is pass 3's.
+  const plain = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false });
+  assert.equal(plain.passes, 3);
+  assert.deepEqual(plain.streamed, plain.held);
 });
 
 test('streamed judgement with few classes (large prune counts flag whole classes or fill big heaps) and with 2 classes', async () => {
