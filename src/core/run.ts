@@ -495,7 +495,8 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
 }
 
 /** What one model of a two-model run needs: the loaded model, its name, its precision. */
-export type ComparedModelRun = Pick<ExecuteOptions, 'model' | 'modelId' | 'precision'>;
+/** The second model of executeRuns: its own progress callback too (the signal is the first's). */
+export type ComparedModelRun = Pick<ExecuteOptions, 'model' | 'modelId' | 'precision' | 'onProgress'>;
 
 /**
  * Two models in one go (eval --model A --model B, config "models"): both evaluations run through executeRun at once,
