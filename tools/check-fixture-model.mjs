@@ -192,7 +192,10 @@ for (const name of ['text_model.onnx', 'text_model_quantized.onnx']) {
       minCos = Math.min(minCos, cosine(a, b));
     });
   }
-  check(worst < TOL, `${name}: batches cut to ${lengths.join(',')} tokens give the 77-token embeddings (max abs diff ${worst.toExponential(2)}, min cosine ${minCos.toFixed(7)})`);
+  // int8: activations are quantised with the range of the whole batch, so any change of the batch (trimmed or not)
+  // moves the output a little; compared by cosine like the other int8 checks
+  const int8 = name.includes('_quantized');
+  check(int8 ? minCos > 0.999 : worst < TOL, `${name}: batches cut to ${lengths.join(',')} tokens give the 77-token embeddings (max abs diff ${worst.toExponential(2)}, min cosine ${minCos.toFixed(7)})`);
 }
 console.log(failures ? `${failures} check(s) FAILED` : 'all checks passed');
 process.exit(failures ? 1 : 0);
