@@ -20,7 +20,7 @@ import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { findLabelIssues } from './labelIssues';
 import { EmbeddingRows, duplicatesOfRun } from './duplicates';
-import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb } from './perceptualHash';
+import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb, type ImagesNotOnDisk } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ProvisionalInfo, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
@@ -99,6 +99,8 @@ export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
 export interface ImageEmbeddingSource {
   forEach(onRow: (sample: number, embedding: Float32Array) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
+  /** Told once, after the duplicates, how many images were left out of the perceptual hashes (folders not on disk). */
+  onImagesNotOnDisk?(notOnDisk: ImagesNotOnDisk): void;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
@@ -642,6 +644,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   });
   await hashCache?.flush();
   throwIfAborted(signal);
+  if (pixelHashes.notOnDisk.images > 0) options.imageEmbeddings?.onImagesNotOnDisk?.({ ...pixelHashes.notOnDisk });
   warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
   const failed = results.filter((r) => r.error).length;
   warnings.push(...datasetWarnings(failed));

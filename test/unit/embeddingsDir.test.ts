@@ -18,6 +18,9 @@ import { halfToFloat } from '../../src/core/probabilities';
 import type { ClipModel } from '../../src/core/runtime';
 import type { EvalReport } from '../../src/core/report';
 import { main } from '../../src/cli/main';
+import { readObserver } from '../../src/core/fileSystem';
+import { PixelHashRows, pixelHashesOf } from '../../src/core/perceptualHash';
+import { formatSummary } from '../../src/cli/summary';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -289,6 +292,56 @@ test('--verify: embeddings that do not match the model (rows shuffled) are refus
   const far = await evalEmbeddings(gone);
   assert.equal(far.embeddings?.verified, null);
   assert.match(far.embeddings?.verifySkipped ?? '', /not on disk/);
+});
+
+test('images not on disk: each folder is checked once, no image is opened, the report says so once', async (t) => {
+  const gone = await writeShards(tmp(t), shardsOf(2, embeddings, files.map((f) => f.replace('/images/', '/elsewhere/'))), 'f2');
+  const opened: string[] = [];
+  readObserver.onRead = (f) => opened.push(f);
+  t.after(() => (readObserver.onRead = null));
+  const report = await evalEmbeddings(gone, { verify: 0 });
+  readObserver.onRead = null;
+  assert.deepEqual(opened.filter((f) => f.includes('/elsewhere/')), []);
+  // 24 images in 8 folders (train and val of 4 classes).
+  assert.equal(report.embeddings?.imagesNotOnDisk?.images, files.length);
+  assert.equal(report.embeddings?.imagesNotOnDisk?.folders, 8);
+  assert.match(report.embeddings?.imagesNotOnDisk?.example ?? '', /^(train|val)\/[a-z_]+\/[^/]+$/);
+  assert.equal(report.dataset.counts.failed, 0);
+  assert.equal(report.errors.length, 0);
+  const summary = formatSummary(report);
+  assert.equal(summary.match(/not on disk/g)?.length, 1, summary);
+  assert.match(summary, /24 images in 8 folders not on disk \(e\.g\. (train|val)\/.*\): not opened/);
+  // Images on disk: no such note.
+  const here = await evalEmbeddings(await writeShards(tmp(t), shardsOf(1), 'f4'), { verify: 0 });
+  assert.equal(here.embeddings?.imagesNotOnDisk, undefined);
+});
+
+test('pixelHashesOf: a missing folder is stat-ed once and its images skipped; a missing file in a folder on disk is tried alone', async (t) => {
+  const dir = tmp(t);
+  const cls = path.join(dir, 'cls');
+  fs.mkdirSync(cls);
+  const present = files.slice(0, 3).map((f, i) => {
+    const to = path.join(cls, `${i}${path.extname(f)}`);
+    fs.copyFileSync(f, to);
+    return to;
+  });
+  const sources = [
+    ...present.map((file) => ({ file })),
+    { file: path.join(cls, 'deleted.png') },
+    ...Array.from({ length: 50 }, (_, i) => ({ file: path.join(dir, 'nowhere', `${i}.png`) })),
+    { file: path.join(dir, 'nowhere-else', 'x.png') },
+    null,
+  ];
+  const opened: string[] = [];
+  readObserver.onRead = (f) => opened.push(f);
+  t.after(() => (readObserver.onRead = null));
+  const rows = await pixelHashesOf(sources, new PixelHashRows(sources.length, null), model.preprocessor);
+  readObserver.onRead = null;
+  assert.deepEqual([...rows.ok], [1, 1, 1, 0, ...new Array(52).fill(0)]);
+  assert.deepEqual(opened.sort(), [...present, path.join(cls, 'deleted.png')].sort());
+  assert.equal(rows.notOnDisk.images, 51);
+  assert.equal(rows.notOnDisk.folders, 2);
+  assert.equal(rows.notOnDisk.example, path.join(dir, 'nowhere', '0.png'));
 });
 
 test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads them; the CLI round trip and its errors', async (t) => {
