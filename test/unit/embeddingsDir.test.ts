@@ -294,6 +294,38 @@ test('--verify: embeddings that do not match the model (rows shuffled) are refus
   assert.match(far.embeddings?.verifySkipped ?? '', /not on disk/);
 });
 
+test('image_path forms: relative (./, ../), absolute with // and /./, backslashes, spaces; root, labels and splits as path.posix says', async (t) => {
+  const dir = tmp(t);
+  const emb = path.join(dir, 'runs', 'emb');
+  const rows = embeddings.slice(0, 8);
+  const paths = [
+    'data/train/cat/1.png',
+    './data/train/cat/2.png',
+    ' data//train/dog/3.png ',
+    'data\\val\\dog\\4.png',
+    `${dir}/runs/data/./val/cat/5.png`,
+    `${dir}/runs/x/../data/val/cat/6.png`,
+    '../runs/data/train/dog/7.png',
+    `${dir}/runs/data/train/dog/8.png`,
+  ];
+  await writeShards(emb, [{ rows, paths }], 'f4');
+  const { dataset } = await readEmbeddingsDir(emb);
+  assert.equal(dataset.root, path.join(dir, 'runs', 'data'));
+  assert.equal(dataset.format, 'class-folders-split');
+  assert.deepEqual(dataset.classes, ['cat', 'dog']);
+  assert.deepEqual(
+    dataset.samples.map((s) => `${s.split}:${s.label}:${s.path}`),
+    ['train:cat:train/cat/1.png', 'train:cat:train/cat/2.png', 'train:dog:train/dog/3.png', 'val:dog:val/dog/4.png', 'val:cat:val/cat/5.png', 'val:cat:val/cat/6.png', 'train:dog:train/dog/7.png', 'train:dog:train/dog/8.png'],
+  );
+  // Without a split level everywhere: class folders only, the root above them; one label string per class.
+  const flat = path.join(dir, 'flat');
+  await writeShards(flat, [{ rows: rows.slice(0, 3), paths: ['/a/cat/1.png', '/b/cat/2.png', '/a/dog/3.png'] }], 'f2');
+  const read = (await readEmbeddingsDir(flat)).dataset;
+  assert.equal(read.root, path.resolve('/'));
+  assert.equal(read.format, 'class-folders');
+  assert.deepEqual(read.samples.map((s) => [s.path, s.label, s.split]), [['a/cat/1.png', 'cat', undefined], ['b/cat/2.png', 'cat', undefined], ['a/dog/3.png', 'dog', undefined]]);
+});
+
 test('images not on disk: each folder is checked once, no image is opened, the report says so once', async (t) => {
   const gone = await writeShards(tmp(t), shardsOf(2, embeddings, files.map((f) => f.replace('/images/', '/elsewhere/'))), 'f2');
   const opened: string[] = [];
