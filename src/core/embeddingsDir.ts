@@ -421,20 +421,38 @@ function halfValues(): Float32Array {
   return halfTable;
 }
 
-/** Decodes row r of `buf` into `out` (float32) and L2-normalises it; returns why it cannot be used, or null. */
-function decodeRow(buf: Buffer, offset: number, dtype: 'f2' | 'f4', out: Float32Array): string | null {
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Typed views of rows read into `buf` (byteOffset 0: Buffer.alloc of a whole buffer), in host order. .npy data is
+ * little-endian: a big-endian host swaps the bytes first.
+ */
+function rowsView(buf: Buffer, bytes: number, dtype: 'f2' | 'f4'): Uint16Array | Float32Array {
+  const used = buf.subarray(0, bytes);
+  if (!LITTLE_ENDIAN) {
+    if (dtype === 'f2') used.swap16();
+    else used.swap32();
+  }
+  return dtype === 'f2' ? new Uint16Array(buf.buffer, buf.byteOffset, bytes >> 1) : new Float32Array(buf.buffer, buf.byteOffset, bytes >> 2);
+}
+
+/**
+ * Decodes the row starting at element `start` of `src` (float16 bits or float32 values) into `out` (float32) and
+ * L2-normalises it; returns why it cannot be used, or null.
+ */
+function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array): string | null {
   const dim = out.length;
   let sq = 0;
-  if (dtype === 'f2') {
+  if (src instanceof Uint16Array) {
     const table = halfValues();
     for (let j = 0; j < dim; j++) {
-      const v = table[(buf[offset + 2 * j] as number) | ((buf[offset + 2 * j + 1] as number) << 8)] as number;
+      const v = table[src[start + j] as number] as number;
       out[j] = v;
       sq += v * v;
     }
   } else {
     for (let j = 0; j < dim; j++) {
-      const v = buf.readFloatLE(offset + 4 * j);
+      const v = src[start + j] as number;
       out[j] = v;
       sq += v * v;
     }
@@ -466,6 +484,7 @@ export async function forEachEmbedding(
   for (const shard of input.shards) {
     const rowBytes = input.dim * NPY_ITEM_SIZE[shard.dtype];
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+    // Buffer.alloc of this size is never from the shared pool: byteOffset 0, so rows are aligned for typed views.
     const buf = Buffer.alloc(Math.min(perChunk, Math.max(1, shard.rows)) * rowBytes);
     const handle = await fs.promises.open(path.join(input.dir, shard.npy), 'r');
     try {
@@ -474,11 +493,12 @@ export async function forEachEmbedding(
         const n = Math.min(perChunk, shard.rows - start);
         const got = (await handle.read(buf, 0, n * rowBytes, shard.dataOffset + start * rowBytes)).bytesRead;
         if (got !== n * rowBytes) throw new ClipLensError('embeddings-bad-shard', `truncated: expected ${shard.rows} rows`, { file: path.join(input.dir, shard.npy) });
+        const view = rowsView(buf, got, shard.dtype);
         for (let r = 0; r < n; r++) {
           const row = shard.firstRow + start + r;
           const sample = input.sampleOfRow[row] as number;
           if (sample < 0) continue;
-          const why = decodeRow(buf, r * rowBytes, shard.dtype, out);
+          const why = decodeRow(view, r * input.dim, out);
           if (why) onBad(sample, rowError(input, row, why));
           else onRow(sample, out);
         }
@@ -505,7 +525,7 @@ export async function readSampleEmbeddings(input: EmbeddingsInput, samples: read
       await handle.close();
     }
     const e = new Float32Array(input.dim);
-    out.push(decodeRow(buf, 0, shard.dtype, e) ? null : e);
+    out.push(decodeRow(rowsView(buf, rowBytes, shard.dtype), 0, e) ? null : e);
   }
   return out;
 }
