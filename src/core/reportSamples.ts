@@ -24,6 +24,8 @@ import { makeDirectory } from './fileSystem';
 import type { EvalReport, ReportSample } from './report';
 import { attachSamples, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
 
+type ColumnSource = import('hyparquet-writer', { with: { 'resolution-mode': 'import' } }).ColumnSource;
+
 export { attachSamples, SampleTable, samplesOf } from './sampleTable';
 
 /** With `--samples auto`, reports of up to this many samples keep them inline (and get the sidecar as well). */
@@ -50,6 +52,32 @@ export function samplesInline(mode: SamplesMode, n: number): boolean {
 
 /** Rows per row group of the sidecar (pages read by range touch one or two). */
 const ROW_GROUP = 50_000;
+
+/**
+ * The UTF-8 bytes of each string (null stays null), as views of one buffer: one encoding pass for the column rather
+ * than one TextEncoder call and one allocation of its own per value. Strings holding NUL (never a file path) are
+ * encoded one by one.
+ */
+export function utf8Values(values: readonly (string | null)[]): (Uint8Array | null)[] {
+  const present: string[] = [];
+  for (const v of values) if (v !== null) present.push(v);
+  const out: (Uint8Array | null)[] = new Array(values.length).fill(null);
+  if (present.some((v) => v.includes('\0'))) {
+    const encoder = new TextEncoder();
+    values.forEach((v, i) => (out[i] = v === null ? null : encoder.encode(v)));
+    return out;
+  }
+  const bytes = Buffer.from(present.join('\0'), 'utf8');
+  let start = 0;
+  for (let k = 0; k < values.length; k++) {
+    if (values[k] === null) continue;
+    let end = bytes.indexOf(0, start);
+    if (end < 0) end = bytes.length;
+    out[k] = bytes.subarray(start, end);
+    start = end + 1;
+  }
+  return out;
+}
 
 /** Builds the sidecar of `report`'s samples (Parquet bytes). */
 export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
@@ -88,22 +116,30 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
     });
     if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
   }
-  const { parquetWriteBuffer } = await import('hyparquet-writer');
-  const columnData = [
-    { name: 'path', data: paths, type: 'STRING' as const, nullable: false },
-    { name: 'label', data: labels, type: 'STRING' as const, nullable: false },
-    { name: 'split', data: splits, type: 'STRING' as const },
-    { name: 'source_file', data: srcFile, type: 'STRING' as const },
-    { name: 'source_line', data: srcLine, type: 'INT32' as const, nullable: false },
-    { name: 'content_hash', data: hashes, type: 'STRING' as const },
-    { name: 'error_code', data: errCode, type: 'STRING' as const },
-    { name: 'error_message', data: errMessage, type: 'STRING' as const },
-    ...topClass.map((data, r) => ({ name: `top_class_${r + 1}`, data, type: 'INT32' as const, nullable: false })),
-    ...topScore.map((data, r) => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE' as const, nullable: false })),
+  const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
+  // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8
+  // bytes made in one go); label, split and source file have few distinct values (dictionary); class indices repeat
+  // (dictionary); scores are plain and not compressed (random doubles: Snappy only costs time). No statistics: nothing
+  // filters on them, and they cost a pass and a comparison per value and column.
+  const typed: ColumnSource[] = [
+    { name: 'path', data: paths, type: 'STRING', nullable: false, encoding: 'PLAIN' },
+    { name: 'label', data: labels, type: 'STRING', nullable: false, encoding: 'RLE_DICTIONARY' },
+    { name: 'split', data: splits, type: 'STRING', encoding: 'RLE_DICTIONARY' },
+    { name: 'source_file', data: srcFile, type: 'STRING', encoding: 'RLE_DICTIONARY' },
+    { name: 'source_line', data: srcLine, type: 'INT32', nullable: false },
+    { name: 'content_hash', data: hashes, type: 'STRING', encoding: 'PLAIN' },
+    { name: 'error_code', data: errCode, type: 'STRING' },
+    { name: 'error_message', data: errMessage, type: 'STRING' },
+    ...topClass.map((data, r): ColumnSource => ({ name: `top_class_${r + 1}`, data, type: 'INT32', nullable: false, encoding: 'RLE_DICTIONARY' })),
+    ...topScore.map((data, r): ColumnSource => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE', nullable: false, encoding: 'PLAIN', codec: 'UNCOMPRESSED' })),
     ...(probs ? [{ name: 'probabilities', data: probs, type: 'JSON' as const }] : []),
   ];
+  // The schema from the types (UTF-8 strings stay annotated as such), then the unique string columns handed over as
+  // their bytes (a schema and column types cannot both be given).
+  const schema = schemaFromColumnData({ columnData: typed });
+  const columnData = typed.map(({ type: _t, nullable: _n, ...c }) => (c.name === 'path' || c.name === 'content_hash' ? { ...c, data: utf8Values(c.data as (string | null)[]) } : c));
   const meta = { format: SAMPLES_FORMAT, rows: n, classes: classes.length, topK: k };
-  const buf = parquetWriteBuffer({ columnData, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
+  const buf = parquetWriteBuffer({ columnData, schema, statistics: false, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
   return new Uint8Array(buf);
 }
 
