@@ -1,6 +1,6 @@
 /** The human summary `clip-lens eval` prints. */
 import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands, type HeadlineMetric } from '../core/metricCatalogue';
-import type { EvalReport, Metrics } from '../core/report';
+import type { EvalReport, Metrics, ReportSample } from '../core/report';
 import { formatSplitsSideBySide, splitsSideBySide } from '../core/splits';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 import { samplesOf } from '../core/sampleTable';
@@ -103,7 +103,9 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     for (const e of r.errors.slice(0, 10)) lines.push(`    ${e.file ?? e.path ?? ''}${e.line ? `:${e.line}` : ''}: ${e.message}`);
     if (r.errors.length > 10) lines.push(`    ... ${r.errors.length - 10} more in the JSON report`);
   }
-  const sampleErrors = samplesOf(r).toArray().filter((s) => s.error);
+  const table = samplesOf(r);
+  const sampleErrors: ReportSample[] = [];
+  for (let i = 0; i < table.length; i++) if (table.field.failed(i)) sampleErrors.push(table.at(i) as ReportSample);
   if (sampleErrors.length > 0) {
     lines.push('');
     lines.push(`  Unreadable images (${sampleErrors.length}):`);

@@ -27,6 +27,8 @@ import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { datasetRootOf } from './run';
+import { attachSamples, SampleTable, type SampleColumns } from './sampleTable';
+import { INLINE_SAMPLES_LIMIT } from './reportSamples';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -82,6 +84,12 @@ export interface EvaluateOptions {
   onProvisional?: (report: EvalReport) => void;
   /** Overrides of PROVISIONAL_RULES (tests, benchmarks). */
   provisionalRules?: Partial<typeof PROVISIONAL_RULES>;
+  /**
+   * Above this many samples the report's samples are columns (a SampleTable attached to the report, read through
+   * samplesOf; `samples` absent) rather than an object per sample (default INLINE_SAMPLES_LIMIT, the size above which
+   * `eval --json` writes them to the sidecar only).
+   */
+  columnarSamplesAbove?: number;
   /**
    * What reads and embeds the images (default runImages). Two models in one go (core/run.ts executeRuns) give each
    * evaluation its participant of one shareImagePass, so that every image is read and decoded once for both.
@@ -412,7 +420,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     return out;
   };
   const assemble = (r: {
-    samples: ReportSample[];
+    samples: ReportSample[] | undefined;
     evaluated: number;
     failed: number;
     metrics: Metrics | null;
@@ -448,7 +456,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       ...(splits.length > 0 ? { splits } : {}),
       counts: { samples: samples.length, evaluated: r.evaluated, failed: r.failed, perClass },
     },
-    samples: r.samples,
+    ...(r.samples ? { samples: r.samples } : {}),
     errors: r.provisional ? [...problems] : problems,
     metrics: r.metrics,
     ...(r.metricsBySplit ? { metricsBySplit: r.metricsBySplit } : {}),
@@ -600,9 +608,16 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   progress({ phase: 'metrics', done: 0, total: 1, rate: 0, fromCache });
   await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
   const evaluated: number[] = [];
-  // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore).
+  // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore). A large dataset's
+  // predictions stay columns (sampleColumnsOf): no top-K objects per sample; its content hashes are set for duplicates.
+  const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
   for (let i = 0; i < samples.length; i++) {
-    fillSample(i, results[i]);
+    if (!columnar) fillSample(i, results[i]);
+    else {
+      const hash = store.hash(i);
+      if (hash !== null) results[i].contentHash = hash;
+      if (store.hasProbabilities[i]) columnar.set(i, store.probabilities(i));
+    }
     if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
   }
   const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
@@ -649,8 +664,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const failed = results.filter((r) => r.error).length;
   warnings.push(...datasetWarnings(failed));
 
-  return assemble({
-    samples: results,
+  const final = assemble({
+    samples: columnar ? undefined : results,
     evaluated: evaluated.length,
     failed,
     metrics,
@@ -673,6 +688,79 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
     },
   });
+  if (columnar) attachSamples(final, SampleTable.fromColumns(sampleColumnsOf(results, classes, columnar)));
+  return final;
+}
+
+/** Top-K class indices and scores per sample in typed arrays (-1: none), and probabilities as JSON when asked. */
+function topKColumns(n: number, topK: number, withProbabilities: boolean) {
+  const k = Math.max(1, topK);
+  const topClass = new Int32Array(n * k).fill(-1);
+  const topScore = new Float64Array(n * k);
+  const probabilities = withProbabilities ? new Map<number, string>() : null;
+  return {
+    k,
+    topClass,
+    topScore,
+    probabilities,
+    set(i: number, p: Float32Array): void {
+      topKIndices(p, k).forEach((ci, rank) => {
+        topClass[i * k + rank] = ci;
+        topScore[i * k + rank] = p[ci] as number;
+      });
+      probabilities?.set(i, JSON.stringify(Array.from(p)));
+    },
+  };
+}
+
+/**
+ * The report's samples as columns (SampleTable.fromColumns): paths and interned labels, splits and label-file sources
+ * from `results`, errors by row, the top-K columns made while the probabilities were readable.
+ */
+function sampleColumnsOf(results: readonly ReportSample[], classes: readonly string[], top: ReturnType<typeof topKColumns>): SampleColumns {
+  const n = results.length;
+  const c: SampleColumns = {
+    n,
+    k: top.k,
+    classes,
+    paths: new Array<string>(n),
+    labelNames: [],
+    labels: new Int32Array(n),
+    splitNames: [],
+    splits: new Int32Array(n).fill(-1),
+    sourceFiles: [],
+    sourceFile: new Int32Array(n).fill(-1),
+    sourceLine: new Int32Array(n),
+    hashes: null,
+    topClass: top.topClass,
+    topScore: top.topScore,
+    errors: new Map(),
+    probabilities: top.probabilities,
+  };
+  const index = (names: string[], seen: Map<string, number>, v: string) => {
+    let i = seen.get(v);
+    if (i === undefined) {
+      seen.set(v, (i = names.length));
+      names.push(v);
+    }
+    return i;
+  };
+  const labelIdx = new Map<string, number>();
+  const splitIdx = new Map<string, number>();
+  const fileIdx = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const r = results[i] as ReportSample;
+    c.paths[i] = r.path;
+    c.labels[i] = index(c.labelNames, labelIdx, r.label);
+    if (r.split !== undefined) c.splits[i] = index(c.splitNames, splitIdx, r.split);
+    if (r.source) {
+      c.sourceFile[i] = index(c.sourceFiles, fileIdx, r.source.file);
+      c.sourceLine[i] = r.source.line;
+    }
+    if (r.contentHash) (c.hashes ??= new Array<string | undefined>(n))[i] = r.contentHash;
+    if (r.error) c.errors.set(i, { code: r.error.code, message: r.error.message });
+  }
+  return c;
 }
 
 const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };

@@ -85,36 +85,66 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
   const n = table.length;
   const classes = report.dataset.classes;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const k = Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
-  const paths: string[] = new Array(n);
+  const c = table.columns;
+  // Columns already (a large evaluation's samples, or a sidecar read): copied column by column, no object per row.
+  const fromColumns = c !== undefined && c.classes.length === classes.length && c.classes.every((x, i) => x === classes[i]);
+  const k = fromColumns ? c.k : Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
+  let paths: string[] = new Array(n);
   const labels: string[] = new Array(n);
   const splits: (string | null)[] = new Array(n);
   const srcFile: (string | null)[] = new Array(n);
-  const srcLine = new Int32Array(n);
+  let srcLine: Int32Array = new Int32Array(n);
   const hashes: (string | null)[] = new Array(n);
   const errCode: (string | null)[] = new Array(n);
   const errMessage: (string | null)[] = new Array(n);
   const topClass = Array.from({ length: k }, () => new Int32Array(n).fill(-1));
   const topScore = Array.from({ length: k }, () => new Float64Array(n));
   let probs: (string | null)[] | null = null;
-  for (let i = 0; i < n; i++) {
-    const s = table.at(i) as ReportSample;
-    paths[i] = s.path;
-    labels[i] = s.label;
-    splits[i] = s.split ?? null;
-    srcFile[i] = s.source?.file ?? null;
-    srcLine[i] = s.source?.line ?? 0;
-    hashes[i] = s.contentHash ?? null;
-    errCode[i] = s.error?.code ?? null;
-    errMessage[i] = s.error?.message ?? null;
-    if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
-    s.predicted.forEach((p, r) => {
-      const ci = classIndex.get(p.class);
-      if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
-      (topClass[r] as Int32Array)[i] = ci;
-      (topScore[r] as Float64Array)[i] = p.score;
-    });
-    if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+  if (fromColumns) {
+    paths = c.paths;
+    srcLine = c.sourceLine;
+    for (let i = 0; i < n; i++) {
+      labels[i] = c.labelNames[c.labels[i] as number] as string;
+      const sp = c.splits[i] as number;
+      splits[i] = sp >= 0 ? (c.splitNames[sp] as string) : null;
+      const sf = c.sourceFile[i] as number;
+      srcFile[i] = sf >= 0 ? (c.sourceFiles[sf] as string) : null;
+      hashes[i] = c.hashes?.[i] ?? null;
+      errCode[i] = null;
+      errMessage[i] = null;
+      for (let r = 0; r < k; r++) {
+        (topClass[r] as Int32Array)[i] = c.topClass[i * k + r] as number;
+        (topScore[r] as Float64Array)[i] = c.topScore[i * k + r] as number;
+      }
+    }
+    for (const [i, e] of c.errors) {
+      errCode[i] = e.code;
+      errMessage[i] = e.message;
+    }
+    if (c.probabilities && c.probabilities.size > 0) {
+      probs = new Array<string | null>(n).fill(null);
+      for (const [i, json] of c.probabilities) probs[i] = json;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const s = table.at(i) as ReportSample;
+      paths[i] = s.path;
+      labels[i] = s.label;
+      splits[i] = s.split ?? null;
+      srcFile[i] = s.source?.file ?? null;
+      srcLine[i] = s.source?.line ?? 0;
+      hashes[i] = s.contentHash ?? null;
+      errCode[i] = s.error?.code ?? null;
+      errMessage[i] = s.error?.message ?? null;
+      if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
+      s.predicted.forEach((p, r) => {
+        const ci = classIndex.get(p.class);
+        if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
+        (topClass[r] as Int32Array)[i] = ci;
+        (topScore[r] as Float64Array)[i] = p.score;
+      });
+      if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+    }
   }
   const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
   // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8

@@ -21,6 +21,9 @@ import { main } from '../../src/cli/main';
 import { readObserver } from '../../src/core/fileSystem';
 import { PixelHashRows, pixelHashesOf } from '../../src/core/perceptualHash';
 import { formatSummary } from '../../src/cli/summary';
+import { evaluateDataset } from '../../src/core/evaluate';
+import { samplesOf } from '../../src/core/sampleTable';
+import { writeJsonReport } from '../../src/cli/io';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -324,6 +327,37 @@ test('image_path forms: relative (./, ../), absolute with // and /./, backslashe
   assert.equal(read.root, path.resolve('/'));
   assert.equal(read.format, 'class-folders');
   assert.deepEqual(read.samples.map((s) => [s.path, s.label, s.split]), [['a/cat/1.png', 'cat', undefined], ['b/cat/2.png', 'cat', undefined], ['a/dog/3.png', 'dog', undefined]]);
+});
+
+test('a large evaluation keeps its samples as columns: the same samples, summary, JSON and sidecar as objects', async (t) => {
+  const dir = tmp(t);
+  const root = path.join(dir, 'data');
+  fs.cpSync(images, root, { recursive: true });
+  fs.writeFileSync(path.join(root, 'train', 'red_star', 'broken.png'), 'not a PNG');
+  const objects = await evaluateDataset(root, { model, cacheDir: null, topK: 3 });
+  const columns = await evaluateDataset(root, { model, cacheDir: null, topK: 3, columnarSamplesAbove: 0 });
+  assert.ok(Array.isArray(objects.samples));
+  assert.equal(columns.samples, undefined);
+  assert.ok(samplesOf(columns).columns);
+  assert.equal(objects.dataset.counts.failed, 1);
+  assert.deepEqual(samplesOf(columns).toArray(), objects.samples);
+  const untimed = (r: EvalReport) => formatSummary(r).replace(/ in [\d.]+ s \([\d.]+ images\/s\)/, '');
+  assert.equal(untimed(columns), untimed(objects));
+  for (const mode of ['inline', 'sidecar'] as const) {
+    const a = path.join(dir, `objects-${mode}.json`);
+    const b = path.join(dir, `columns-${mode}.json`);
+    await writeJsonReport(objects, a, mode);
+    await writeJsonReport(columns, b, mode);
+    const strip = (f: string) => {
+      const j = JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>;
+      delete j.createdAt;
+      delete j.timing;
+      if (typeof j.samplesFile === 'string') j.samplesFile = 'x';
+      return j;
+    };
+    assert.deepEqual(strip(b), strip(a));
+    if (mode === 'sidecar') assert.deepEqual(fs.readFileSync(b.replace(/\.json$/, '.samples.parquet')), fs.readFileSync(a.replace(/\.json$/, '.samples.parquet')));
+  }
 });
 
 test('images not on disk: each folder is checked once, no image is opened, the report says so once', async (t) => {
