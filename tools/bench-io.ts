@@ -7,7 +7,9 @@
  *   read      readEmbeddingsDir: the layout, the parquet metadata, the Dataset
  *   stream    read + every row decoded and L2-normalised (forEachEmbedding)
  *   hashes    read + the perceptual hashes of the samples (pixelHashesOf; the images are not on disk)
- *   samples   read + the report's per-sample objects (as evaluate.ts makes them, top-5 predictions): heap per sample
+ *   samples   read + the report's per-sample objects (as evaluate.ts makes them up to INLINE_SAMPLES_LIMIT samples,
+ *             top-5 predictions): heap per sample
+ *   columns   read + the same samples as columns (as evaluate.ts keeps them above that): heap per sample
  *   sidecar   read + samples + OUT.samples.parquet bytes (samplesParquet), next to the inline JSON of the samples
  * One JSON line on stdout. Not part of the test suite; run each part in its own process (`nice`).
  */
@@ -83,6 +85,36 @@ async function main(): Promise<void> {
       out.jsonMs = Math.round(performance.now() - t);
       out.jsonMiB = mib(jsonBytes);
     }
+  } else if (part === 'columns') {
+    const heap1 = heapMiB();
+    t = performance.now();
+    const n = dataset.samples.length;
+    const k = 5;
+    const labelNames: string[] = [];
+    const labelIdx = new Map<string, number>();
+    const c = {
+      paths: new Array<string>(n),
+      labels: new Int32Array(n),
+      splits: new Int32Array(n).fill(-1),
+      sourceFile: new Int32Array(n).fill(-1),
+      sourceLine: new Int32Array(n),
+      topClass: new Int32Array(n * k),
+      topScore: new Float64Array(n * k),
+    };
+    dataset.samples.forEach((s, i) => {
+      c.paths[i] = s.path;
+      let l = labelIdx.get(s.label);
+      if (l === undefined) labelIdx.set(s.label, (l = labelNames.push(s.label) - 1));
+      c.labels[i] = l;
+      for (let r = 0; r < k; r++) {
+        c.topClass[i * k + r] = (i + r * 7) % dataset.classes.length;
+        c.topScore[i * k + r] = 1 / (r + 2);
+      }
+    });
+    out.columnsMs = Math.round(performance.now() - t);
+    out.columnsHeapMiB = heapMiB() - heap1;
+    out.heapPerSampleBytes = Math.round(((heapMiB() - heap1) * 2 ** 20 + Object.values(c).reduce((a, v) => a + ((v as { byteLength?: number }).byteLength ?? 0), 0)) / n);
+    out.columnsLive = c.paths.length;
   } else if (part !== 'read') throw new Error(`unknown part ${part}`);
   out.heapMiB = heapMiB();
   out.peakRssMiB = peakRssMiB();
