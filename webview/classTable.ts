@@ -5,7 +5,7 @@
  */
 import type { ClassSortKey, MatrixCell, PanelUiState, PrCurve } from '../src/core/panelProtocol';
 import type { ClassMetrics } from '../src/core/report';
-import { metricBand, recallAtKBandKind } from '../src/core/metricCatalogue';
+import { metricBand, probeRecallByClass, recallAtKBandKind } from '../src/core/metricCatalogue';
 import { h, icon, rafThrottle, replaceChildren } from './dom';
 import { int, pct, plural } from './format';
 import type { ReportModel } from './model';
@@ -32,17 +32,6 @@ interface Column {
 const ROW_HEIGHT = 28;
 /** Rows rendered beyond the visible ones, above and below. */
 const OVERSCAN = 8;
-
-/**
- * The linear probe's per-class recall by class name, when the report carries it (`predictor.perClass[].probeRecall`,
- * out-of-sample by cross-validation over all evaluated images); null when the probe did not run.
- */
-export function probeRecallByClass(report: Pick<ReportModel['report'], 'predictor'>): Map<string, number> | null {
-  const per = report.predictor?.perClass ?? [];
-  const out = new Map<string, number>();
-  for (const c of per) if (c.probeRecall !== null) out.set(c.class, c.probeRecall);
-  return out.size > 0 ? out : null;
-}
 
 function columns(k: string | null, probe: Map<string, number> | null = null): Column[] {
   const recall: Column = { key: 'recall', label: 'Recall', title: 'Of the images of the class, the share predicted as it', value: (c) => c.recall, kind: 'rate' };

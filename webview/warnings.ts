@@ -117,7 +117,8 @@ function item(w: Warning, model: ReportModel, deps: WarningsDeps): HTMLElement {
         'div',
         { class: 'callout-figure' },
         h('span', { class: 'big', text: pct(w.numbers.recall, 0) }),
-        h('span', { class: 'muted', text: `recall on ${w.class ?? 'a rare class'}` }),
+        // A rare-class warning that follows the linear probe or kNN (zero-shot near chance) says whose recall it is.
+        h('span', { class: 'muted', text: `${w.predictor === 'linear-probe' ? 'linear probe ' : w.predictor === 'knn' ? 'kNN ' : ''}recall on ${w.class ?? 'a rare class'}` }),
         found !== null ? h('span', { class: 'muted', text: `${int(found)} of ${int(support)} found` }) : null,
       ),
     );

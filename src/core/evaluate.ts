@@ -375,9 +375,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     }
     return { evaluated, matrix, labels };
   };
-  const metricsOf = (evaluated: number[], matrix: ProbabilityMatrix, labels: number[]) => {
+  /** Metrics of the evaluated rows and of each split; `overall`: the overall metrics when already computed. */
+  const metricsOf = (evaluated: number[], matrix: ProbabilityMatrix, labels: number[], overall?: Metrics) => {
     const input = { classes, labels, probs: matrix };
-    const metrics = computeMetrics(input, { ks });
+    const metrics = overall ?? computeMetrics(input, { ks });
     let metricsBySplit: Record<string, Metrics> | undefined;
     if (splits.length > 0) {
       metricsBySplit = {};
@@ -637,7 +638,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     });
     predictor = outcome.report;
     labelIssues = issuesOfSamples(outcome.labelIssues, evaluated);
-    warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings);
+    // Zero-shot near chance and another predictor judging: the rare-class warnings follow that predictor.
+    const judge = outcome.judge && { predictor: outcome.judge.predictor, ...metricsOf(evaluated, outcome.judge.probs, labels, outcome.judge.metrics) };
+    warnings = computeWarnings({ metrics, metricsBySplit, judge }, config.warnings);
     warnings.push(...outcome.warnings);
   }
 

@@ -64,6 +64,18 @@ export function headlineK(report: Pick<EvalReport, 'topK'>, metrics: Pick<Metric
   return keys.reduce((a, b) => (Number(b) > Number(a) ? b : a));
 }
 
+/**
+ * The linear probe's per-class recall by class name, when the report carries it (`predictor.perClass[].probeRecall`,
+ * out of sample by cross-validation over all evaluated images, whichever split is shown); null when the probe did not
+ * run. The panel's class table shows it as "Probe recall" and the CSV export as `probe_recall`.
+ */
+export function probeRecallByClass(report: Pick<EvalReport, 'predictor'>): Map<string, number> | null {
+  const per = report.predictor?.perClass ?? [];
+  const out = new Map<string, number>();
+  for (const c of per) if (c.probeRecall !== null) out.set(c.class, c.probeRecall);
+  return out.size > 0 ? out : null;
+}
+
 /** A rate as a percentage with one decimal: 0.875 -> "87.5%". */
 export function formatRate(value: number, digits = 1): string {
   return `${(100 * value).toFixed(digits)}%`;

@@ -7,6 +7,38 @@
  */
 import type * as Ort from 'onnxruntime-node';
 
+/**
+ * Intra-op threads of the shared sessions below (the `--threads` option, the `clipLens.threads` setting; undefined:
+ * ONNX Runtime's default, one per physical core). Set by run.ts loadModel with the model's thread count; a session is
+ * created again on its next use when the count changes.
+ */
+let onnxThreads: number | undefined;
+
+/** Sets the intra-op thread count of the shared MatMul, zero-shot head and logistic-step sessions (undefined: default). */
+export function setOnnxThreads(threads: number | undefined): void {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  onnxThreads = threads;
+}
+
+/** The thread count the shared sessions are created with (undefined: ONNX Runtime's default). */
+export function sharedSessionThreads(): number | undefined {
+  return onnxThreads;
+}
+
+/** The shared session of one kind, made again when the thread count changed since it was made. */
+function sharedSession<T>(make: (threads: number | undefined) => Promise<T | null>): () => Promise<T | null> {
+  let made: { threads: number | undefined; session: Promise<T | null> } | undefined;
+  return () => {
+    if (!made || made.threads !== onnxThreads) made = { threads: onnxThreads, session: make(onnxThreads).catch(() => null) };
+    return made.session;
+  };
+}
+
+/** Session options: the CPU provider and the shared thread count, then `extra`. */
+function sessionOptions(threads: number | undefined, extra: Ort.InferenceSession.SessionOptions = {}): Ort.InferenceSession.SessionOptions {
+  return { executionProviders: ['cpu'], ...(threads !== undefined ? { intraOpNumThreads: threads } : {}), ...extra };
+}
+
 /** Protobuf writer: just what a ModelProto with one MatMul node needs. */
 function varint(n: number): number[] {
   const out: number[] = [];
@@ -81,32 +113,28 @@ export interface LogisticStep {
   run(x: Float32Array, m: number, d: number, w: Float32Array, b: Float32Array, y: Float32Array, k: number): Promise<{ rowLoss: Float32Array; gradW: Float32Array; gradB: Float32Array }>;
 }
 
-let sharedStep: Promise<LogisticStep | null> | undefined;
-
 /** The shared logistic-step session, or null when onnxruntime-node cannot be loaded here. */
-export function onnxLogisticStep(): Promise<LogisticStep | null> {
-  return (sharedStep ??= (async () => {
-    let ort: typeof Ort;
-    try {
-      ort = require('onnxruntime-node') as typeof Ort;
-    } catch {
-      return null;
-    }
-    const session = await ort.InferenceSession.create(logisticStepModelBytes(), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
-    const step: LogisticStep = {
-      async run(x, m, d, w, b, y, k) {
-        const out = await session.run({
-          X: new ort.Tensor('float32', x, [m, d]),
-          W: new ort.Tensor('float32', w, [k, d]),
-          b: new ort.Tensor('float32', b, [k]),
-          Y: new ort.Tensor('float32', y, [m, k]),
-        });
-        return { rowLoss: out.rowLoss.data as Float32Array, gradW: out.gradW.data as Float32Array, gradB: out.gradB.data as Float32Array };
-      },
-    };
-    return step;
-  })().catch(() => null));
-}
+export const onnxLogisticStep: () => Promise<LogisticStep | null> = sharedSession(async (threads) => {
+  let ort: typeof Ort;
+  try {
+    ort = require('onnxruntime-node') as typeof Ort;
+  } catch {
+    return null;
+  }
+  const session = await ort.InferenceSession.create(logisticStepModelBytes(), sessionOptions(threads, { graphOptimizationLevel: 'all' }));
+  const step: LogisticStep = {
+    async run(x, m, d, w, b, y, k) {
+      const out = await session.run({
+        X: new ort.Tensor('float32', x, [m, d]),
+        W: new ort.Tensor('float32', w, [k, d]),
+        b: new ort.Tensor('float32', b, [k]),
+        Y: new ort.Tensor('float32', y, [m, k]),
+      });
+      return { rowLoss: out.rowLoss.data as Float32Array, gradW: out.gradW.data as Float32Array, gradB: out.gradB.data as Float32Array };
+    },
+  };
+  return step;
+});
 
 /** A float tensor ValueInfoProto of fixed dims (a scalar-like [1]). */
 function fixedValueInfo(name: string, dims: number[]): number[] {
@@ -153,8 +181,6 @@ export interface MatMul {
   run(a: Float32Array, m: number, k: number, b: Float32Array, n: number): Promise<Float32Array>;
 }
 
-let shared: Promise<MatMul | null> | undefined;
-let sharedZeroShot: Promise<ZeroShotHead | null> | undefined;
 
 export interface ZeroShotHead {
   /**
@@ -173,34 +199,30 @@ function loadOrt(): typeof Ort | null {
 }
 
 /** The shared zero-shot head session (MatMul, scale, Softmax on ONNX Runtime's CPU kernels), or null without ORT. */
-export function onnxZeroShot(): Promise<ZeroShotHead | null> {
-  return (sharedZeroShot ??= (async () => {
-    const ort = loadOrt();
-    if (!ort) return null;
-    const session = await ort.InferenceSession.create(zeroShotModelBytes(), { executionProviders: ['cpu'], extra: { session: { intra_op: { allow_spinning: '0' } } } });
-    const head: ZeroShotHead = {
-      async run(a, m, k, b, n, scale) {
-        const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), S: new ort.Tensor('float32', Float32Array.of(scale), [1]) });
-        return out.P.data as Float32Array;
-      },
-    };
-    return head;
-  })().catch(() => null));
-}
+export const onnxZeroShot: () => Promise<ZeroShotHead | null> = sharedSession(async (threads) => {
+  const ort = loadOrt();
+  if (!ort) return null;
+  const session = await ort.InferenceSession.create(zeroShotModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const head: ZeroShotHead = {
+    async run(a, m, k, b, n, scale) {
+      const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), S: new ort.Tensor('float32', Float32Array.of(scale), [1]) });
+      return out.P.data as Float32Array;
+    },
+  };
+  return head;
+});
 
 /** The shared MatMul session, or null when onnxruntime-node cannot be loaded here. */
-export function onnxMatMul(): Promise<MatMul | null> {
-  return (shared ??= (async () => {
-    const ort = loadOrt();
-    if (!ort) return null;
-    // No spinning: between two products JavaScript runs (softmax, L-BFGS), and spinning threads would take its core.
-    const session = await ort.InferenceSession.create(matMulModelBytes(), { executionProviders: ['cpu'], extra: { session: { intra_op: { allow_spinning: '0' } } } });
-    const matMul: MatMul = {
-      async run(a, m, k, b, n) {
-        const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]) });
-        return out.C.data as Float32Array;
-      },
-    };
-    return matMul;
-  })().catch(() => null));
-}
+export const onnxMatMul: () => Promise<MatMul | null> = sharedSession(async (threads) => {
+  const ort = loadOrt();
+  if (!ort) return null;
+  // No spinning: between two products JavaScript runs (softmax, L-BFGS), and spinning threads would take its core.
+  const session = await ort.InferenceSession.create(matMulModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const matMul: MatMul = {
+    async run(a, m, k, b, n) {
+      const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]) });
+      return out.C.data as Float32Array;
+    },
+  };
+  return matMul;
+});

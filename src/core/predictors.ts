@@ -86,6 +86,12 @@ export interface PredictorOutcome {
   labelIssues: LabelIssue[];
   report: PredictorReport;
   warnings: Warning[];
+  /**
+   * Set when zero-shot is near chance and another predictor finds the label errors: that predictor's probabilities
+   * over the evaluated rows and their metrics. The rare-class warnings follow it (warnings.ts `judge`): zero-shot's
+   * would flag nearly every rare class only because the class names mean nothing to CLIP.
+   */
+  judge?: { predictor: 'linear-probe' | 'knn'; probs: ProbabilityMatrix; metrics: Metrics };
 }
 
 function pct(x: number): string {
@@ -122,14 +128,19 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'the embedding predictors need samples of at least 2 classes'), warnings: [] };
   }
   const unit = l2Normalise(input.embeddings, input.dim);
+  const chance = 1 / Math.max(2, present);
+  const atChance = zeroShotMetrics.balancedAccuracy < AUTO_RULE.chanceFactor * chance;
 
   if (requested === 'knn') {
     const kn = Math.min(input.k ?? DEFAULT_KNN_K, n - 1);
     const knn = await knnProbabilitiesAsync(unit, input.dim, labels, k, { k: kn, normalised: true });
-    const m = computeMetrics({ classes, labels, probs: toMatrix(knn.probs, k) });
+    const probs = toMatrix(knn.probs, k);
+    const m = computeMetrics({ classes, labels, probs });
     const report = base('knn', 'requested');
     report.knn = { k: kn, top1Accuracy: m.top1Accuracy, balancedAccuracy: m.balancedAccuracy, approximate: knn.approximate };
-    return { labelIssues: findLabelIssuesFloat64(classes, labels, knn.probs), report, warnings: [] };
+    const labelIssues = findLabelIssuesFloat64(classes, labels, knn.probs);
+    if (!atChance) return { labelIssues, report, warnings: [] };
+    return { labelIssues, report, warnings: [atChanceWarning(report, m)], judge: { predictor: 'knn', probs, metrics: m } };
   }
 
   // linear-probe or auto: the probe runs
@@ -142,9 +153,8 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'no class has 2 samples: the linear probe cannot be cross-validated'), warnings: [] };
   }
   const probe = await cachedProbe(input, unit, folds, input.c ?? DEFAULT_PROBE_C);
-  const pm = computeMetrics({ classes, labels, probs: toMatrix(probe.probs, k) });
-  const chance = 1 / Math.max(2, present);
-  const atChance = zeroShotMetrics.balancedAccuracy < AUTO_RULE.chanceFactor * chance;
+  const probeProbs = toMatrix(probe.probs, k);
+  const pm = computeMetrics({ classes, labels, probs: probeProbs });
   const lead = pm.balancedAccuracy - zeroShotMetrics.balancedAccuracy;
   let used: PredictorReport['used'];
   let reason: string;
@@ -173,7 +183,10 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
   };
   report.perClass = perClassZeroShot.map((c, j) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: pm.perClass[j].recall }));
   const labelIssues = used === 'linear-probe' ? findLabelIssuesFloat64(classes, labels, probe.probs) : zeroShotIssues();
-  return { labelIssues, report, warnings: predictorWarnings(report, pm, atChance) };
+  const warnings = predictorWarnings(report, pm, atChance);
+  // At chance the probe judges (auto and linear-probe alike): the rare-class warnings follow it.
+  if (atChance && used === 'linear-probe') return { labelIssues, report, warnings, judge: { predictor: 'linear-probe', probs: probeProbs, metrics: pm } };
+  return { labelIssues, report, warnings };
 }
 
 /**
@@ -193,6 +206,26 @@ async function cachedProbe(input: PredictorInput, unit: Float32Array, folds: num
 }
 
 /**
+ * `zero-shot-at-chance` (warning): the class names mean nothing to CLIP, and `judge` (the report's `used` predictor,
+ * linear probe or kNN, with its metrics) finds the label errors and gives the rare-class warnings.
+ */
+function atChanceWarning(report: PredictorReport, judge: Metrics): Warning {
+  const name = report.used === 'knn' ? 'kNN' : 'the linear probe';
+  return {
+    kind: 'zero-shot-at-chance',
+    severity: 'warning',
+    message:
+      `Zero-shot balanced accuracy is ${pct(report.zeroShot.balancedAccuracy)}, near chance: the class names mean nothing to CLIP. ` +
+      `Label errors and rare-class warnings come from ${name} (balanced accuracy ${pct(judge.balancedAccuracy)}); add prompts in .clip-lens.json to evaluate zero-shot.`,
+    numbers: {
+      zeroShotBalancedAccuracy: report.zeroShot.balancedAccuracy,
+      [report.used === 'knn' ? 'knnBalancedAccuracy' : 'probeBalancedAccuracy']: judge.balancedAccuracy,
+      chance: 1 / report.perClass.filter((c) => c.support > 0).length,
+    },
+  };
+}
+
+/**
  * Warnings a person acts on, from zero-shot next to the probe:
  * - `zero-shot-at-chance` (warning): the class names mean nothing to CLIP;
  * - `prompt-fails` (warning, per class): the probe separates the class, the prompt does not;
@@ -202,14 +235,7 @@ export function predictorWarnings(report: PredictorReport, probeMetrics: Metrics
   const t = PREDICTOR_WARNING_THRESHOLDS;
   const out: Warning[] = [];
   if (atChance) {
-    out.push({
-      kind: 'zero-shot-at-chance',
-      severity: 'warning',
-      message:
-        `Zero-shot balanced accuracy is ${pct(report.zeroShot.balancedAccuracy)}, near chance: the class names mean nothing to CLIP. ` +
-        `Label errors come from the linear probe (balanced accuracy ${pct(report.linearProbe?.balancedAccuracy ?? 0)}); add prompts in .clip-lens.json to evaluate zero-shot.`,
-      numbers: { zeroShotBalancedAccuracy: report.zeroShot.balancedAccuracy, probeBalancedAccuracy: report.linearProbe?.balancedAccuracy ?? 0, chance: 1 / report.perClass.filter((c) => c.support > 0).length },
-    });
+    out.push(atChanceWarning(report, probeMetrics));
     return out; // per-class prompt warnings would name every class
   }
   const cm = probeMetrics.confusionMatrix;

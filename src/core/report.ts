@@ -96,6 +96,11 @@ export interface Warning {
   class?: string;
   /** The split concerned, when the warning is about one split. */
   split?: string;
+  /**
+   * The predictor whose metrics the warning is computed from, when not zero-shot's: rare-class warnings follow the
+   * linear probe or kNN when zero-shot is near chance (warnings.ts).
+   */
+  predictor?: 'linear-probe' | 'knn';
   /** Sample paths concerned (duplicates, leakage), relative to the dataset root. */
   paths?: string[];
   /** The numbers behind the message, e.g. { recall: 0.12, support: 8, threshold: 0.5 }. */

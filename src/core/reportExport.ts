@@ -7,7 +7,7 @@
  * The bands of the headline metrics come from metricCatalogue.ts and the warning order from warnings.ts, which the
  * report panel shares; this module is host-side only (the panel does not import it).
  */
-import { headlineK, headlineMetrics, reportBands, type HeadlineMetric, type MetricBands } from './metricCatalogue';
+import { headlineK, headlineMetrics, probeRecallByClass, reportBands, type HeadlineMetric, type MetricBands } from './metricCatalogue';
 import type { ClassMetrics, EvalReport, LabelIssue, Metrics } from './report';
 import { samplesOf } from './sampleTable';
 import { sortWarnings } from './warnings';
@@ -97,14 +97,17 @@ export function csvText(s: string): string {
 }
 
 /**
- * Per-class metrics as CSV (CRLF line ends, header row): class, support, predicted, precision, recall, f1,
- * recall@K for each K measured, average_precision. `split` selects `metricsBySplit[split]`.
+ * Per-class metrics as CSV (CRLF line ends, header row): class, support, predicted, precision, recall, then
+ * probe_recall when the linear probe ran (as the panel's class table shows it: out of sample over all evaluated
+ * images, whichever split), f1, recall@K for each K measured, average_precision. `split` selects
+ * `metricsBySplit[split]`.
  */
 export function perClassCsv(report: EvalReport, split?: string): string {
   const metrics = split ? report.metricsBySplit?.[split] : report.metrics;
   if (!metrics) throw new Error(split ? `No metrics for split '${split}'` : 'The report has no metrics');
   const ks = Object.keys(metrics.recallAtK).sort((a, b) => Number(a) - Number(b));
-  const header = ['class', 'support', 'predicted', 'precision', 'recall', 'f1', ...ks.map((k) => `recall@${k}`), 'average_precision'];
+  const probe = probeRecallByClass(report);
+  const header = ['class', 'support', 'predicted', 'precision', 'recall', ...(probe ? ['probe_recall'] : []), 'f1', ...ks.map((k) => `recall@${k}`), 'average_precision'];
   const lines = [header.join(',')];
   for (const c of metrics.perClass) {
     lines.push(
@@ -114,6 +117,7 @@ export function perClassCsv(report: EvalReport, split?: string): string {
         String(c.predicted),
         csvNumber(c.precision),
         csvNumber(c.recall),
+        ...(probe ? [csvNumber(probe.get(c.class))] : []),
         csvNumber(c.f1),
         ...ks.map((k) => csvNumber(c.recallAtK[k])),
         csvNumber(c.averagePrecision),
@@ -179,11 +183,13 @@ function card(metric: HeadlineMetric): string {
   return `<div class="card ${band}"><div class="l">${escapeHtml(label)}</div><div class="v">${pct(value)}</div><div class="band ${band}">${band}</div></div>`;
 }
 
-function classRow(c: ClassMetrics, k: string | null, bands: MetricBands): string {
+function classRow(c: ClassMetrics, k: string | null, bands: MetricBands, probe: Map<string, number> | null): string {
   const poor = (v: number) => (v < bands.accuracy.poor ? ' class="poor"' : '');
+  const probeRecall = probe?.get(c.class);
+  const probeCell = probe ? (probeRecall === undefined ? '<td>–</td>' : `<td${poor(probeRecall)}>${pct(probeRecall)}</td>`) : '';
   return `<tr><td class="text">${escapeHtml(c.class)}</td><td>${c.support}</td><td>${c.predicted}</td><td${poor(c.precision)}>${pct(
     c.precision,
-  )}</td><td${poor(c.recall)}>${pct(c.recall)}</td><td${poor(c.f1)}>${pct(c.f1)}</td>${
+  )}</td><td${poor(c.recall)}>${pct(c.recall)}</td>${probeCell}<td${poor(c.f1)}>${pct(c.f1)}</td>${
     k ? `<td>${pct(c.recallAtK[k])}</td>` : ''
   }<td>${c.averagePrecision === null ? '–' : c.averagePrecision.toFixed(3)}</td></tr>`;
 }
@@ -268,12 +274,13 @@ export function htmlReport(report: EvalReport, options: HtmlReportOptions = {}):
       }
       parts.push('</tbody></table>');
     }
+    const probe = probeRecallByClass(report);
     parts.push(
-      `<h2>Per-class metrics</h2><table><thead><tr><th class="text">Class</th><th>Support</th><th>Predicted</th><th>Precision</th><th>Recall</th><th>F1</th>${
-        k ? `<th>Recall@${k}</th>` : ''
-      }<th>AP</th></tr></thead><tbody>`,
+      `<h2>Per-class metrics</h2><table><thead><tr><th class="text">Class</th><th>Support</th><th>Predicted</th><th>Precision</th><th>${
+        probe ? 'Zero-shot recall</th><th>Probe recall' : 'Recall'
+      }</th><th>F1</th>${k ? `<th>Recall@${k}</th>` : ''}<th>AP</th></tr></thead><tbody>`,
     );
-    for (const c of m.perClass) parts.push(classRow(c, k, reportBands(report)));
+    for (const c of m.perClass) parts.push(classRow(c, k, reportBands(report), probe));
     parts.push('</tbody></table>');
   }
 

@@ -30,6 +30,7 @@ import { cachedModelDir, checkCachedModel, defaultCacheDir } from './modelDownlo
 import { checkRatchet } from './baseline';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
+import { setOnnxThreads } from './onnxMatMul';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
 import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress, RunImagesFn } from './evaluate';
@@ -149,8 +150,12 @@ export interface LoadModelOptions {
   executionProviders?: string[];
 }
 
-/** Loads a located model (onnxruntime-node and sharp are imported here, on first use). */
+/**
+ * Loads a located model (onnxruntime-node and sharp are imported here, on first use). Its thread count also applies
+ * to the shared ONNX Runtime sessions of the zero-shot head, kNN products and linear probe (onnxMatMul.ts).
+ */
 export async function loadModel(located: Pick<LocatedModel, 'dir' | 'quantized'>, options: LoadModelOptions = {}): Promise<ClipModel> {
+  setOnnxThreads(options.threads);
   const { ClipModel } = await import('./runtime.js');
   return ClipModel.load(located.dir, { quantized: located.quantized, threads: options.threads, ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}) });
 }
@@ -501,7 +506,8 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
 }
 
 /** What one model of a two-model run needs: the loaded model, its name, its precision. */
-export type ComparedModelRun = Pick<ExecuteOptions, 'model' | 'modelId' | 'precision'>;
+/** The second model of executeRuns: its own progress callback too (the signal is the first's). */
+export type ComparedModelRun = Pick<ExecuteOptions, 'model' | 'modelId' | 'precision' | 'onProgress'>;
 
 /**
  * Two models in one go (eval --model A --model B, config "models"): both evaluations run through executeRun at once,

@@ -4,7 +4,10 @@
  *
  * - `rare-class-low-recall` (warning): a class with support > 0 and (support <= rareClassMaxSupport or
  *   <= rareClassMaxFraction of the evaluated images) whose recall is below rareClassMinRecall. The accuracy paradox:
- *   a high top-1 accuracy hides a class the model fails on.
+ *   a high top-1 accuracy hides a class the model fails on. When zero-shot is near chance and another predictor
+ *   (linear probe, kNN) finds the label errors, `judge` gives that predictor's metrics and the rare-class warnings are
+ *   computed from them instead (they carry `predictor`): zero-shot's would flag nearly every rare class only because
+ *   the class names mean nothing to CLIP, next to the `zero-shot-at-chance` warning that already says so.
  * - `class-imbalance` (warning): largest / smallest support (classes with support) >= imbalanceRatio; the message
  *   puts top-1 accuracy next to balanced accuracy.
  * - `low-accuracy`: top-1 accuracy < lowAccuracy is an error; between lowAccuracy and goodAccuracy it is a warning
@@ -50,7 +53,15 @@ export const DEFAULT_WARNING_THRESHOLDS: WarningThresholds = {
 export interface WarningsInput {
   metrics: Metrics;
   metricsBySplit?: Record<string, Metrics>;
+  /**
+   * The predictor that judges when zero-shot is near chance, with its metrics over the same rows (and splits): the
+   * rare-class warnings follow it. The other metric rules stay on `metrics` (the headline numbers are zero-shot's).
+   */
+  judge?: { predictor: 'linear-probe' | 'knn'; metrics: Metrics; metricsBySplit?: Record<string, Metrics> };
 }
+
+/** How a judging predictor is named in a warning's sentence. */
+const JUDGE_NAMES: Record<NonNullable<WarningsInput['judge']>['predictor'], string> = { 'linear-probe': 'linear probe', knn: 'kNN' };
 
 const SEVERITY_RANK: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };
 
@@ -80,8 +91,11 @@ function checkThresholds(t: WarningThresholds): void {
   }
 }
 
-/** The metric rules for one Metrics object (overall when split is undefined). */
-function metricWarnings(m: Metrics, t: WarningThresholds, split?: string): Warning[] {
+/**
+ * The metric rules for one Metrics object (overall when split is undefined). The rare-class rule reads `rare`: `m`
+ * itself, or the judging predictor's metrics of the same rows (null: that predictor has none for them).
+ */
+function metricWarnings(m: Metrics, t: WarningThresholds, split?: string, judge?: { predictor: 'linear-probe' | 'knn'; metrics: Metrics | null }): Warning[] {
   const out: Warning[] = [];
   const where = split === undefined ? '' : `In split '${split}': `;
   const tag = split === undefined ? {} : { split };
@@ -109,20 +123,26 @@ function metricWarnings(m: Metrics, t: WarningThresholds, split?: string): Warni
     });
   }
 
-  for (const c of m.perClass) {
+  const rare = judge ? judge.metrics : m;
+  // The judge's accuracy and recall, named: "the linear probe's top-1 accuracy", "linear probe recall".
+  const whose = judge ? `The ${JUDGE_NAMES[judge.predictor]}'s top-1 accuracy` : 'Top-1 accuracy';
+  const recallOf = judge ? `${JUDGE_NAMES[judge.predictor]} recall` : 'recall';
+  const judgeTag = judge ? { predictor: judge.predictor } : {};
+  for (const c of rare?.perClass ?? []) {
     if (c.support === 0 || c.recall >= t.rareClassMinRecall) continue;
-    const fraction = c.support / m.n;
+    const rareAcc = rare!.top1Accuracy;
+    const fraction = c.support / rare!.n;
     if (c.support > t.rareClassMaxSupport && fraction > t.rareClassMaxFraction) continue;
     const hits = Math.round(c.recall * c.support);
     out.push({
-      kind: 'rare-class-low-recall', severity: 'warning', class: c.class, ...tag,
+      kind: 'rare-class-low-recall', severity: 'warning', class: c.class, ...tag, ...judgeTag,
       // The accuracy paradox reads "accuracy is high, but this class fails"; when the overall accuracy is itself below
       // the rare-class minimum, "but" would be false (0.3% overall, 9% on the class): the class is named on its own.
       message:
-        acc >= t.rareClassMinRecall && acc > c.recall
-          ? `${where}Top-1 accuracy is ${pct(acc)}, but '${c.class}' has recall ${pct(c.recall)} (${hits} of ${c.support} images): not production-ready.`
-          : `${where}'${c.class}' is a rare class (${c.support} of ${m.n} images) with recall ${pct(c.recall)} (${hits} of ${c.support}): not production-ready.`,
-      numbers: { recall: c.recall, support: c.support, correct: hits, supportFraction: fraction, top1Accuracy: acc, threshold: t.rareClassMinRecall },
+        rareAcc >= t.rareClassMinRecall && rareAcc > c.recall
+          ? `${where}${whose} is ${pct(rareAcc)}, but '${c.class}' has ${recallOf} ${pct(c.recall)} (${hits} of ${c.support} images): not production-ready.`
+          : `${where}'${c.class}' is a rare class (${c.support} of ${rare!.n} images) with ${recallOf} ${pct(c.recall)} (${hits} of ${c.support}): not production-ready.`,
+      numbers: { recall: c.recall, support: c.support, correct: hits, supportFraction: fraction, top1Accuracy: rareAcc, threshold: t.rareClassMinRecall },
     });
   }
 
@@ -165,9 +185,12 @@ export function effectiveWarningThresholds(thresholds: Partial<WarningThresholds
 export function computeWarnings(input: WarningsInput, thresholds: Partial<WarningThresholds> = {}): Warning[] {
   const t = effectiveWarningThresholds(thresholds);
   checkThresholds(t);
+  const { judge } = input;
+  const judged = (split?: string) =>
+    judge && { predictor: judge.predictor, metrics: split === undefined ? judge.metrics : (judge.metricsBySplit?.[split] ?? null) };
   const all = [
-    ...metricWarnings(input.metrics, t),
-    ...Object.entries(input.metricsBySplit ?? {}).flatMap(([split, m]) => metricWarnings(m, t, split)),
+    ...metricWarnings(input.metrics, t, undefined, judged()),
+    ...Object.entries(input.metricsBySplit ?? {}).flatMap(([split, m]) => metricWarnings(m, t, split, judged(split))),
   ];
   return all.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]); // stable: keeps rule order
 }

@@ -60,6 +60,8 @@ export const TREE_CONTEXT = {
   dataset: 'clipLens.dataset',
   class: 'clipLens.class',
   image: 'clipLens.image',
+  /** An image of the Duplicates node that "Remove Image from Split…" is offered for (a leaked or duplicated copy). */
+  removableImage: 'clipLens.image.removable',
   issueGroup: 'clipLens.issueGroup',
   /** A label issue fixed by moving the image (class folders). */
   issueMove: 'clipLens.issue.move',

@@ -51,8 +51,8 @@ function resultFrom(store: ReportStore, arg: unknown): DatasetResult | undefined
   return store.currentResult;
 }
 
-/** The sample a command is about: (root, samplePath), an issue node, an image node, or an image Uri. */
-function sampleFrom(store: ReportStore, a: unknown, b: unknown): { result: DatasetResult; samplePath: string } | undefined {
+/** The sample a command is about: (root, samplePath), an issue node, an image node (of a class, Duplicates or Outliers), or an image Uri. */
+export function sampleFrom(store: ReportStore, a: unknown, b: unknown): { result: DatasetResult; samplePath: string } | undefined {
   if (typeof a === 'string' && typeof b === 'string') {
     const result = store.get(a);
     return result ? { result, samplePath: b } : undefined;
@@ -67,7 +67,7 @@ function sampleFrom(store: ReportStore, a: unknown, b: unknown): { result: Datas
     const result = typeof n.root === 'string' ? store.get(n.root) : undefined;
     if (!result) return undefined;
     if (typeof n.samplePath === 'string') return { result, samplePath: n.samplePath };
-    if (typeof n.index === 'number' && n.kind === 'image') {
+    if (typeof n.index === 'number' && (n.kind === 'image' || n.kind === 'dupImage' || n.kind === 'outlierImage')) {
       const s = samplesOf(result.report).at(n.index);
       return s ? { result, samplePath: s.path } : undefined;
     }

@@ -82,8 +82,11 @@ export class DiagnosticsManager implements vscode.Disposable {
   private readonly owned = new Map<string, { issues: Set<string>; problems: Set<string> }>();
   /** Label issues by uri and 0-based line, for code actions. */
   private readonly issueIndex = new Map<string, Map<number, IssueRef>>();
-  /** Report (by root) whose dataset problems are published, so they are only recomputed for a new evaluation. */
-  private readonly publishedReports = new Map<string, unknown>();
+  /**
+   * Report (by root) whose dataset problems are published, with the samples removed from their split at the time,
+   * so they are only recomputed for a new evaluation or a removal (or its undo).
+   */
+  private readonly publishedReports = new Map<string, { report: unknown; removed: string }>();
   private readonly docs: vscode.Uri;
 
   constructor(
@@ -171,11 +174,14 @@ export class DiagnosticsManager implements vscode.Disposable {
 
   private async refreshDataset(result: DatasetResult): Promise<void> {
     await this.refreshIssues(result);
-    if (this.publishedReports.get(result.root) !== result.report) {
-      this.publishedReports.set(result.root, result.report);
+    const removed = this.store.removedPaths(result);
+    const removedKey = [...removed].sort().join('\0');
+    const published = this.publishedReports.get(result.root);
+    if (published?.report !== result.report || published.removed !== removedKey) {
+      this.publishedReports.set(result.root, { report: result.report, removed: removedKey });
       const labelFile = await this.labelFileText(result);
       const own = this.ownedOf(result.root);
-      own.problems = this.publish(this.problems, own.problems, datasetDiagnostics({ report: result.report, labelFile, max: this.settings().maxProblems }));
+      own.problems = this.publish(this.problems, own.problems, datasetDiagnostics({ report: result.report, labelFile, max: this.settings().maxProblems, removed }));
     }
     await this.refreshConfig(result.configFile);
   }

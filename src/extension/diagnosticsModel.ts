@@ -318,6 +318,11 @@ export interface DatasetDiagnosticsInput {
   labelFile?: LabelFileText | null;
   /** At most this many (errors first, then warnings, then information); the rest are counted in one more. */
   max?: number;
+  /**
+   * Samples removed from their split since the evaluation ("Remove Image from Split…"): no diagnostic of theirs, none
+   * naming them as a copy, and none left on a duplicate whose every other copy was removed.
+   */
+  removed?: ReadonlySet<string>;
 }
 
 const SEVERITY_RANK: Record<Severity, number> = { error: 0, warning: 1, information: 2, hint: 3 };
@@ -345,6 +350,7 @@ export function datasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnos
 
 function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[] {
   const { report } = input;
+  const removed = (p: string) => input.removed?.has(p) === true;
   const out: PlainDiagnostic[] = [];
   const isLabelFile = datasetFormat(report.dataset.format).samplesHaveLines && report.dataset.labelFile !== undefined;
   const index = isLabelFile && input.labelFile ? indexLabelFile(report, input.labelFile) : null;
@@ -364,7 +370,7 @@ function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[
   };
 
   for (const sample of samplesOf(report)) {
-    if (!sample.error) continue;
+    if (!sample.error || removed(sample.path)) continue;
     out.push({
       ...sampleLocation(sample),
       message: `${isLabelFile ? `${sample.path}: ` : ''}${sample.error.message} (left out of the metrics)`,
@@ -396,6 +402,7 @@ function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[
       const leak = report.leakage?.find((l) => l.split === w.split);
       if (!leak) continue;
       leak.paths.forEach((p, i) => {
+        if (removed(p)) return;
         const copy = leak.copies[i];
         const hash = byPath.get(p)?.contentHash;
         const near = hash === undefined || hash !== byPath.get(copy)?.contentHash;
@@ -411,8 +418,10 @@ function allDatasetDiagnostics(input: DatasetDiagnosticsInput): PlainDiagnostic[
     }
     if ((w.kind !== 'duplicate' && w.kind !== 'possible-leakage' && w.kind !== 'conflicting-labels') || !w.paths) continue;
     for (const p of w.paths) {
+      if (removed(p)) continue;
       const group = groupOf.get(p);
-      const others = (group ? group.paths : w.paths).filter((q) => q !== p);
+      const others = (group ? group.paths : w.paths).filter((q) => q !== p && !removed(q));
+      if (others.length === 0) continue; // its copies were removed: nothing left to warn about
       out.push({
         ...locate(p),
         message: w.message,

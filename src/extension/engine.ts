@@ -28,7 +28,7 @@ import type { EvalReport } from '../core/report';
 import type { SearchResult } from '../core/search';
 import { effectiveThreads, type Settings } from './config';
 import { KeyedRunner, ModelPool, type Lease } from './enginePool';
-import { datasetName, downloadMessage, formatBytes, formatDuration, pct, progressMessage } from './format';
+import { datasetName, downloadMessage, formatBytes, formatDuration, pct, runName, runsProgress } from './format';
 import type { DatasetResult, ReportStore } from './store';
 import { describeModelSource, MODEL_ENV } from './trust';
 import { COMMANDS } from './commandIds';
@@ -247,11 +247,19 @@ export class Engine implements vscode.Disposable {
             const second = await this.precisionFor({ ...plan, precision: compared.precision, quantized: compared.quantized }, otherModel, modelCacheDir, { threads, providers: prov }, runSignal);
             other = await this.pool.acquire(JSON.stringify(second.key));
             const otherLease = other;
-            return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) =>
-              executeRuns(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress }, { model: otherLease.model, modelId: compared.model.spec, precision: second.precision }),
+            // Both models' progress: each evaluation reports its own, named as the comparison names it.
+            const names = [runName(choice.spec, precision.used), runName(compared.model.spec, second.precision.used)];
+            return await this.withEvaluationProgress(root, name, trigger, runSignal, names, (signal, onProgress) =>
+              executeRuns(
+                plan,
+                { model: lease.model, modelId: choice.spec, precision, signal, onProgress: onProgress(0) },
+                { model: otherLease.model, modelId: compared.model.spec, precision: second.precision, onProgress: onProgress(1) },
+              ),
             );
           }
-          return await this.withEvaluationProgress(root, name, trigger, runSignal, (signal, onProgress) => executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress, onProvisional }));
+          return await this.withEvaluationProgress(root, name, trigger, runSignal, [choice.spec], (signal, onProgress) =>
+            executeRun(plan, { model: lease.model, modelId: choice.spec, precision, signal, onProgress: onProgress(0), onProvisional }),
+          );
         } catch (e) {
           if (prov.includes('cuda') && e instanceof ClipLensError && e.code === 'model-unloadable') {
             lease.release();
@@ -352,14 +360,16 @@ export class Engine implements vscode.Disposable {
 
   /**
    * Runs an evaluation with progress: a cancellable notification when the user asked for it, the window's progress
-   * area for automatic re-runs (no notification on every save; the status-bar item cancels).
+   * area for automatic re-runs (no notification on every save; the status-bar item cancels). `models` names the
+   * models evaluated at once; `onProgress(i)` is model i's progress callback, and the line shows every model's.
    */
   private async withEvaluationProgress(
     root: string,
     name: string,
     trigger: Trigger,
     runSignal: AbortSignal,
-    body: (signal: AbortSignal, onProgress: (p: EvaluateProgress) => void) => Promise<RunOutcome>,
+    models: string[],
+    body: (signal: AbortSignal, onProgress: (model: number) => (p: EvaluateProgress) => void) => Promise<RunOutcome>,
   ): Promise<RunOutcome> {
     const location = trigger === 'user' ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window;
     return vscode.window.withProgress(
@@ -372,13 +382,14 @@ export class Engine implements vscode.Disposable {
         const sub = token.onCancellationRequested(abort);
         let reported = 0;
         let lastUpdate = 0;
-        const onProgress = (p: EvaluateProgress) => {
+        const latest: (EvaluateProgress | undefined)[] = models.map(() => undefined);
+        const onProgress = (model: number) => (p: EvaluateProgress) => {
+          latest[model] = p;
           const now = Date.now();
-          const fraction = p.phase === 'images' && p.total > 0 ? p.done / p.total : undefined;
           // Notifications and the status bar are updated at most 10 times a second.
           if (p.phase === 'images' && p.done < p.total && now - lastUpdate < 100) return;
           lastUpdate = now;
-          const message = progressMessage(p);
+          const { message, fraction } = runsProgress(models.map((m, i) => ({ name: m, progress: latest[i] })));
           let increment: number | undefined;
           if (fraction !== undefined) {
             const target = Math.floor(fraction * 100);

@@ -230,7 +230,7 @@ export class Fixes implements vscode.Disposable {
       edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(to), { overwrite: false }, { label: title, needsConfirmation: false });
       this.noteOwnChange(from, to);
       if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not move ${samplePath} to ${plan.to}`);
-      this.store.resolve(result.root, samplePath, 'fixed');
+      this.store.resolve(result.root, samplePath, 'removed');
       this.log.info(`removed ${samplePath}: moved to ${plan.to}`);
       this.record({ kind: 'move', label: title, moves: [{ root: result.root, samplePath, from, to, toClass: HOLDING_FOLDER }] });
       return `Moved ${path.posix.basename(samplePath)} to ${HOLDING_FOLDER}/ (${out})`;
@@ -255,7 +255,7 @@ export class Fixes implements vscode.Disposable {
     const edit = new vscode.WorkspaceEdit();
     edit.replace(uri, new vscode.Range(doc.positionAt(change.offset), doc.positionAt(change.offset + change.length)), '', { label: title, needsConfirmation: false });
     if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: true }))) throw new FixError(`could not edit ${path.basename(plan.labelFile)}`);
-    this.store.resolve(result.root, samplePath, 'fixed');
+    this.store.resolve(result.root, samplePath, 'removed');
     this.log.info(`removed ${samplePath}: deleted line ${line} of ${plan.labelFile}`);
     this.recordText(result, [samplePath], uri, title);
     return `Removed line ${line} of ${path.basename(plan.labelFile)} (${path.posix.basename(samplePath)}, ${out}); the image file stays`;

@@ -69,6 +69,33 @@ export function progressMessage(p: EvaluateProgress): string {
   }
 }
 
+/** How a model of a run is named in its progress, as the comparison names it: its spec, "(int8)" when quantized. */
+export function runName(spec: string, precision: 'fp32' | 'int8'): string {
+  return `${spec}${precision === 'int8' ? ' (int8)' : ''}`;
+}
+
+/** Fraction of the images done by one evaluation, undefined outside the image phase. */
+function imageFraction(p: EvaluateProgress): number | undefined {
+  return p.phase === 'images' && p.total > 0 ? p.done / p.total : undefined;
+}
+
+/**
+ * The progress line of a run of one or more models (config "models", Compare): one model's is
+ * {@link progressMessage}; two or more models' names each model's own ("ViT-B-32: 412 / 1,000 images · 38 images/s —
+ * ViT-B-16: 380 / 1,000 images"), a model not heard from yet as "starting". The fraction done is the least advanced
+ * model's while any is in its image phase (a model past it counts as done, one before it as 0).
+ */
+export function runsProgress(runs: { name: string; progress: EvaluateProgress | undefined }[]): { message: string; fraction: number | undefined } {
+  if (runs.length === 1) {
+    const p = runs[0]!.progress;
+    return p ? { message: progressMessage(p), fraction: imageFraction(p) } : { message: 'Starting…', fraction: undefined };
+  }
+  const message = runs.map((r) => `${r.name}: ${r.progress ? progressMessage(r.progress) : 'starting'}`).join(' — ');
+  if (!runs.some((r) => r.progress?.phase === 'images')) return { message, fraction: undefined };
+  const fraction = Math.min(...runs.map((r) => (r.progress === undefined ? 0 : r.progress.phase === 'metrics' ? 1 : (imageFraction(r.progress) ?? 0))));
+  return { message, fraction };
+}
+
 /** Overall download progress: "onnx/vision_model.onnx · 120.5 MB of ≈606.3 MB · 11.2 MB/s". */
 export function downloadMessage(p: DownloadProgress, doneBefore: number, approxTotal: number): string {
   const done = doneBefore + p.bytes;

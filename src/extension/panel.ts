@@ -54,7 +54,7 @@ export class PanelHost implements vscode.Disposable {
         const out: Record<string, 'fixed' | 'ignored'> = {};
         if (!result) return out;
         for (const p of result.config.ignore ?? []) out[p] = 'ignored';
-        for (const [p, how] of result.resolved) out[p] = how;
+        for (const [p, how] of result.resolved) out[p] = how === 'ignored' ? 'ignored' : 'fixed';
         return out;
       },
       bulkAction: (action, report) => this.bulkAction(action, report),

@@ -19,6 +19,9 @@ import type { RunHistory } from './runHistory';
 import { attachSidecar, readReportFile } from '../core/reportSamples';
 import { pathKey, samePath } from './datasetFiles';
 
+/** How a sample was handled since its evaluation (DatasetResult.resolved). */
+export type Resolution = 'fixed' | 'ignored' | 'removed';
+
 export interface DatasetResult {
   /** Absolute dataset root (the folder holding `.clip-lens.json`). */
   root: string;
@@ -36,9 +39,10 @@ export interface DatasetResult {
   stale: boolean;
   /**
    * Samples handled since the evaluation, hidden from the views until the next run: 'ignored' (added to the ignore
-   * list; also hidden from diagnostics) or 'fixed' (label changed or image moved; diagnostics follow the files).
+   * list; also hidden from diagnostics), 'fixed' (label changed or image moved; diagnostics follow the files) or
+   * 'removed' (taken out of its split, "Remove Image from Split…": its leakage and duplicate diagnostics go at once).
    */
-  resolved: Map<string, 'fixed' | 'ignored'>;
+  resolved: Map<string, Resolution>;
   /** Where the report JSON is saved (the panel's reportRef). */
   reportFile?: string;
 }
@@ -161,7 +165,7 @@ export class ReportStore implements vscode.Disposable {
   }
 
   /** Records that a sample's issue was handled so views hide it until the next evaluation. */
-  resolve(root: string, samplePath: string, how: 'fixed' | 'ignored'): void {
+  resolve(root: string, samplePath: string, how: Resolution): void {
     const r = this.results.get(pathKey(root));
     if (r && r.resolved.get(samplePath) !== how) {
       r.resolved.set(samplePath, how);
@@ -173,6 +177,11 @@ export class ReportStore implements vscode.Disposable {
   unresolve(root: string, samplePath: string): void {
     const r = this.results.get(pathKey(root));
     if (r && r.resolved.delete(samplePath)) this.changed.fire(r.root);
+  }
+
+  /** Sample paths removed from their split in this session (undone removals excluded). */
+  removedPaths(result: DatasetResult): Set<string> {
+    return new Set([...result.resolved].filter(([, how]) => how === 'removed').map(([p]) => p));
   }
 
   /** Sample paths ignored in this session. */

@@ -18,6 +18,16 @@ mkdir -p "$E2E"
 E2E="$(cd "$E2E" && pwd)"
 T0=$(date +%s)
 
+# 0. One setup at a time per folder: two runs at once (two checkouts' `npm run test:e2e`) replaced node24 and
+#    cs-prefix under each other. The second waits for the first (the lock is released when this script exits).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$E2E/.setup.lock"
+  if ! flock -n 9; then
+    echo "waiting for another test/e2e/setup.sh to finish under $E2E"
+    flock 9
+  fi
+fi
+
 # 1. Debian packages: the browser, and the headers code-server's kerberos module builds against
 #    (its prebuild comes from GitHub, which is unreachable, so node-gyp compiles it).
 need_apt=()

@@ -516,8 +516,14 @@ test('"models" in .clip-lens.json: the editor evaluates both over one image pass
   // CLIP_LENS_MODEL names one model and would win over the config.
   delete process.env.CLIP_LENS_MODEL;
   try {
+    state.progressReports.length = 0;
     const report = await api.evaluate(dataset);
     assert.ok(report, `evaluated (messages: ${JSON.stringify(state.messages)})`);
+    // Both models' progress is shown, each under its name (the 9 images are done by each).
+    const shown = state.progressReports.map((r) => r.message ?? '');
+    assert.ok(shown.some((m) => m.includes(`${MODEL}: `) && m.includes(' — ../tiny-clip-80: ')), JSON.stringify(shown));
+    assert.ok(shown.some((m) => /\.\.\/tiny-clip-80: 9 \/ 9 images/.test(m)), JSON.stringify(shown));
+    assert.ok(shown.some((m) => new RegExp(`^${MODEL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 9 / 9 images`).test(m)), JSON.stringify(shown));
     assert.equal(report.model.id, MODEL);
     assert.deepEqual(report.models?.map((m) => m.id), [MODEL, '../tiny-clip-80']);
     assert.equal(report.comparison?.a.name, '../tiny-clip-80');

@@ -248,6 +248,8 @@ export interface FakeState {
   diagnostics: Map<string, Map<string, Diagnostic[]>>;
   messages: { level: string; text: string }[];
   statusItems: { text: string; tooltip?: unknown; visible: boolean }[];
+  /** Every progress.report() of withProgress tasks, in order. */
+  progressReports: { message?: string; increment?: number }[];
   treeViews: Map<string, { treeDataProvider: unknown; badge?: unknown }>;
   settings: Record<string, unknown>;
   documents: FakeDocument[];
@@ -274,6 +276,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
     diagnostics: new Map(),
     messages: [],
     statusItems: [],
+    progressReports: [],
     treeViews: new Map(),
     settings: {},
     documents: [],
@@ -357,7 +360,7 @@ export function createFakeVscode(workspaceRoot: string, trusted = true) {
       showErrorMessage: message('error'),
       setStatusBarMessage: (text: string) => (state.messages.push({ level: 'status', text }), disposable),
       withProgress: async (_o: unknown, task: (p: unknown, t: unknown) => Promise<unknown>) =>
-        task({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => disposable }),
+        task({ report: (v: { message?: string; increment?: number }) => state.progressReports.push(v) }, { isCancellationRequested: false, onCancellationRequested: () => disposable }),
       showQuickPick: async (items: { label: string }[]) => state.quickPick?.(await items),
       showOpenDialog: async () => state.openDialog?.(),
       showTextDocument: async (doc: unknown) => ({ document: doc }),

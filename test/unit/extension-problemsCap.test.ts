@@ -40,6 +40,7 @@ test('DiagnosticsManager: 100,000 class-folder issues -> maxProblems diagnostics
     all: () => [result],
     get: (r: string) => (r === root ? result : undefined),
     ignoredPaths: () => new Set<string>(),
+    removedPaths: () => new Set<string>(),
     findByLabelFile: () => undefined,
     findByConfigFile: () => undefined,
   };

@@ -140,7 +140,7 @@ test('class folders: "no" changes nothing; "Remove" moves the image into .clip-l
   assert.equal(fs.readFileSync(path.join(root, HOLDING_FOLDER, 'test/cat/copy.png'), 'utf8'), 'test/cat/copy.png', 'moved, not deleted');
   assert.equal(fixes.history.last?.kind, 'move');
   assert.equal(fixes.history.last?.label, "Remove copy.png from the 'test' split");
-  assert.equal(store.get(root)!.resolved.get('test/cat/copy.png'), 'fixed');
+  assert.equal(store.get(root)!.resolved.get('test/cat/copy.png'), 'removed');
 
   assert.equal(await fixes.undoLast(), "Moved copy.png back to 'cat'");
   assert.equal(fs.readFileSync(path.join(root, 'test/cat/copy.png'), 'utf8'), 'test/cat/copy.png');
@@ -180,5 +180,70 @@ test('label file: "Remove" deletes the image\'s line as a text edit recorded in 
   assert.equal(fixes.history.last?.label, "Remove copy.png from the 'test' split");
   // The report's line is stale now (the file changed): the next removal finds the image's current line.
   assert.equal(await fixes.removeFromSplit(result, 'test/dog/d2.png', async () => true), "Removed line 5 of labels.csv (d2.png, out of the 'test' split); the image file stays");
+  fixes.dispose();
+});
+
+test('a removed image\'s leakage and duplicate diagnostics go at once and come back on undo; the Duplicates node offers the removal', async () => {
+  const withWarnings = (root: string) => {
+    const r = splitReport(root);
+    return {
+      ...r,
+      warnings: [
+        { kind: 'leakage', severity: 'error', split: 'test', message: "1 image of 'test' has a copy in 'train'", numbers: {} },
+        { kind: 'duplicate', severity: 'warning', paths: ['test/dog/d1.png', 'test/dog/d2.png'], message: '2 images are near-copies', numbers: {} },
+      ],
+    } as unknown as EvalReport;
+  };
+  const files = Object.fromEntries(splitReport('').samples!.map((s) => [s.path, s.path]));
+  const { root, store, fixes, result } = await setup('diagnostics', withWarnings, files);
+  const { DiagnosticsManager } = require('../../src/extension/diagnostics') as typeof import('../../src/extension/diagnostics');
+  const manager = new DiagnosticsManager(store, () => ({ labelIssueWarningScore: 0.05, maxProblems: 300 }) as never, fake.vscode.Uri.file(root) as never);
+  const settle = async () => {
+    await manager.refresh(root);
+    await new Promise((r) => setImmediate(r));
+  };
+  const published = () => {
+    const map = fake.state.diagnostics.get('clipLens.dataset')!;
+    return [...map.entries()]
+      .filter(([, d]) => d.length > 0)
+      .map(([file, d]) => `${path.relative(root, file).split(path.sep).join('/')}:${d.map((x) => (x as unknown as { code: { value: string } | string }).code).map((c) => (typeof c === 'string' ? c : c.value)).join(',')}`)
+      .sort();
+  };
+  await settle();
+  assert.deepEqual(published(), ['test/cat/copy.png:leakage', 'test/dog/d1.png:duplicate', 'test/dog/d2.png:duplicate']);
+
+  // The Duplicates node's images: the removal is offered for the candidates only.
+  const { DatasetsTree } = require('../../src/extension/trees/datasets') as typeof import('../../src/extension/trees/datasets');
+  const engine = { onDidChangeRunning: new fake.vscode.EventEmitter().event, runningStates: [], runningState: () => undefined };
+  const tree = new DatasetsTree(store, engine as never, {} as never);
+  const dupImages = () =>
+    tree
+      .getChildren({ kind: 'duplicates', root } as never)
+      .flatMap((g) => tree.getChildren(g))
+      .map((n) => tree.getTreeItem(n))
+      .map((item) => `${item.label}:${item.contextValue}`);
+  const offered = dupImages();
+  // The menu hands the node to the command, which finds the image from it (as it does for a class's image).
+  const { sampleFrom } = require('../../src/extension/commands') as typeof import('../../src/extension/commands');
+  const node = tree.getChildren({ kind: 'duplicates', root } as never).flatMap((g) => tree.getChildren(g)).find((n) => tree.getTreeItem(n).label === 'test/cat/copy.png')!;
+  assert.equal(sampleFrom(store, node, undefined)?.samplePath, 'test/cat/copy.png');
+  assert.ok(offered.includes('test/cat/copy.png:clipLens.image.removable'), offered.join(' '));
+  assert.ok(offered.includes('train/cat/a.png:clipLens.image'), 'the earlier copy of a leak is not offered');
+
+  await fixes.removeFromSplit(result, 'test/cat/copy.png', async () => true);
+  await settle();
+  assert.deepEqual(published(), ['test/dog/d1.png:duplicate', 'test/dog/d2.png:duplicate'], 'the leaked copy\'s diagnostic went with it');
+  assert.ok(dupImages().includes('test/cat/copy.png:clipLens.image'), 'no second removal offered');
+  await fixes.removeFromSplit(result, 'test/dog/d2.png', async () => true);
+  await settle();
+  assert.deepEqual(published(), [], 'd1 has no copy left: no duplicate diagnostic either');
+
+  await fixes.undoLast();
+  await settle();
+  assert.deepEqual(published(), ['test/dog/d1.png:duplicate', 'test/dog/d2.png:duplicate']);
+  await fixes.undoLast();
+  await settle();
+  assert.deepEqual(published(), ['test/cat/copy.png:leakage', 'test/dog/d1.png:duplicate', 'test/dog/d2.png:duplicate']);
+  manager.dispose();
   fixes.dispose();
 });

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { EvalReport, LabelIssue, Metrics, ReportSample, Warning } from '../../src/core/report';
 import type { GateResult } from '../../src/core/gate';
 import { classDescription, classImages, classRows, duplicateGroupRows, imageDescription, issueGroups, viewOrder, warningLabel, warningNumbers, WARNING_EXPLANATIONS } from '../../src/extension/trees/model';
-import { datasetName, downloadMessage, escapeMarkdown, formatBytes, formatDuration, pct, progressMessage, statusBarText, statusSummary, statusTooltipLines, worstClass } from '../../src/extension/format';
+import { datasetName, downloadMessage, escapeMarkdown, formatBytes, formatDuration, pct, progressMessage, runName, runsProgress, statusBarText, statusSummary, statusTooltipLines, worstClass } from '../../src/extension/format';
 import { classifyChange } from '../../src/extension/datasetFiles';
 import { folderMoveTarget } from '../../src/extension/fixPlan';
 import { findOnPath } from '../../src/extension/platform';
@@ -194,6 +194,23 @@ test('numbers for people', () => {
   assert.equal(escapeMarkdown('a_b*[c](d)'), 'a\\_b\\*\\[c\\]\\(d\\)');
   assert.equal(datasetName('/data/pets/'), 'pets');
   assert.equal(datasetName('C:\\data\\pets'), 'pets');
+});
+
+test('runsProgress: one model as before; two models each named with its own progress, the fraction the slower one\'s', () => {
+  const images = (done: number, total = 1000) => ({ phase: 'images' as const, done, total, rate: 20, fromCache: 0 });
+  assert.deepEqual(runsProgress([{ name: 'A', progress: images(412) }]), { message: '412 / 1,000 images · 20 images/s', fraction: 0.412 });
+  assert.deepEqual(runsProgress([{ name: 'A', progress: { phase: 'metrics', done: 0, total: 1, rate: 0, fromCache: 0 } }]), { message: 'Computing metrics and label issues…', fraction: undefined });
+  assert.equal(runName('ViT-B-32', 'fp32'), 'ViT-B-32');
+  assert.equal(runName('ViT-B-32', 'int8'), 'ViT-B-32 (int8)');
+  const two = runsProgress([{ name: 'ViT-B-32', progress: images(412) }, { name: 'ViT-B-32 (int8)', progress: images(380) }]);
+  assert.equal(two.message, 'ViT-B-32: 412 / 1,000 images · 20 images/s — ViT-B-32 (int8): 380 / 1,000 images · 20 images/s');
+  assert.equal(two.fraction, 0.38);
+  const oneAhead = runsProgress([{ name: 'A', progress: { phase: 'metrics', done: 0, total: 1, rate: 0, fromCache: 0 } }, { name: 'B', progress: images(900) }]);
+  assert.equal(oneAhead.message, 'A: Computing metrics and label issues… — B: 900 / 1,000 images · 20 images/s');
+  assert.equal(oneAhead.fraction, 0.9);
+  const notYet = runsProgress([{ name: 'A', progress: images(10) }, { name: 'B', progress: undefined }]);
+  assert.equal(notYet.message, 'A: 10 / 1,000 images · 20 images/s — B: starting');
+  assert.equal(notYet.fraction, 0);
 });
 
 test('folderMoveTarget: into the other class folder, under the same split; refuses what is not a class folder move', () => {

@@ -65,6 +65,13 @@ test('opaque class names (folders renamed c00..c15): default eval finds the wron
   const w = report.warnings.find((x) => x.kind === 'zero-shot-at-chance');
   assert.ok(w, 'zero-shot-at-chance warning');
   assert.match(w.message, /the class names mean nothing to CLIP/);
+  // the rare-class warnings are the linear probe's, not zero-shot's (which flagged 9 of the rare classes only
+  // because the names mean nothing to CLIP)
+  const rare = report.warnings.filter((x) => x.kind === 'rare-class-low-recall');
+  assert.ok(rare.every((x) => x.predictor === 'linear-probe'), JSON.stringify(rare));
+  const probeRecall = new Map(report.predictor!.perClass.map((c) => [c.class, c.probeRecall]));
+  for (const x of rare) assert.equal(x.numbers.recall, probeRecall.get(x.class!), x.class);
+  assert.ok(rare.length < 9, `${rare.length} rare-class warnings`);
   // per class: zero-shot recall next to probe recall
   assert.equal(report.predictor?.perClass.length, 16);
   assert.ok(report.predictor!.perClass.every((c) => typeof c.probeRecall === 'number'));
@@ -87,6 +94,8 @@ test('opaque class names (folders renamed c00..c15): default eval finds the wron
   const knn = await evalReport(data, tmp, 'opaque-knn', ['--predictor', 'knn']);
   assert.equal(knn.predictor?.used, 'knn');
   assert.ok(precisionRecall(knn, known).recall >= 0.9);
+  assert.match(knn.warnings.find((x) => x.kind === 'zero-shot-at-chance')?.message ?? '', /rare-class warnings come from kNN/);
+  assert.ok(knn.warnings.filter((x) => x.kind === 'rare-class-low-recall').every((x) => x.predictor === 'knn'));
 });
 
 test('readable class names: auto keeps zero-shot and its 18 known wrong labels; a bad --predictor exits 2', async (t) => {

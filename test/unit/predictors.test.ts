@@ -51,6 +51,25 @@ test('auto: zero-shot at chance -> the linear probe finds the label issues, with
   assert.ok(out.report.perClass.every((c) => c.probeRecall !== null));
 });
 
+test('zero-shot at chance: the judging predictor (probe or kNN) is handed back for the rare-class warnings, with the at-chance warning', async () => {
+  const s = scenario({ classes: 4, perClass: 12, zsGuess: (_c, i) => i % 4 === 0 ? 1 : (i * 7) % 4 });
+  const auto = await runPredictors(s);
+  assert.equal(auto.judge?.predictor, 'linear-probe');
+  assert.equal(auto.judge.probs.length, 48);
+  assert.equal(auto.judge.metrics.balancedAccuracy, auto.report.linearProbe!.balancedAccuracy);
+  const knn = await runPredictors({ ...s, requested: 'knn', k: 5 });
+  assert.equal(knn.judge?.predictor, 'knn');
+  assert.equal(knn.judge.metrics.balancedAccuracy, knn.report.knn!.balancedAccuracy);
+  assert.deepEqual(knn.warnings.map((w) => w.kind), ['zero-shot-at-chance']);
+  assert.match(knn.warnings[0].message, /the class names mean nothing to CLIP\. Label errors and rare-class warnings come from kNN \(balanced accuracy/);
+  assert.equal(knn.warnings[0].numbers.knnBalancedAccuracy, knn.report.knn!.balancedAccuracy);
+  // zero-shot not at chance: no judge, zero-shot's metrics give the rare-class warnings
+  const good = scenario({ classes: 4, perClass: 12, zsGuess: (c) => c });
+  assert.equal((await runPredictors(good)).judge, undefined);
+  assert.equal((await runPredictors({ ...good, requested: 'knn', k: 5 })).judge, undefined);
+  assert.equal((await runPredictors({ ...good, requested: 'linear-probe' })).judge, undefined);
+});
+
 test('auto: zero-shot good -> zero-shot decides; a class whose prompt fails gets prompt-fails', async () => {
   // class 3 is always taken for class 0 by zero-shot, the others are right
   const s = scenario({ classes: 4, perClass: 12, zsGuess: (c) => (c === 3 ? 0 : c) });

@@ -47,6 +47,36 @@ test('the accuracy paradox: 98% top-1 accuracy, but the rare class fails', () =>
   assert.deepEqual(w.map((x) => x.kind), ['rare-class-low-recall', 'class-imbalance', 'good-accuracy']);
 });
 
+test('zero-shot at chance with a judging predictor: the rare-class warnings follow its metrics, the paradox reads its accuracy', () => {
+  const classes = ['a', 'b', 'c', 'rare1', 'rare2'];
+  const counts = [300, 300, 300, 10, 10];
+  // zero-shot: every class missed (the names mean nothing): both rare classes would be flagged
+  const zs = metricsOf(classes, counts, [20, 20, 20, 0, 1]);
+  const zsRare = computeWarnings({ metrics: zs }).filter((x) => x.kind === 'rare-class-low-recall');
+  assert.deepEqual(zsRare.map((x) => x.class), ['rare1', 'rare2']);
+  // the linear probe separates everything but rare2
+  const probe = metricsOf(classes, counts, [300, 300, 300, 9, 2]);
+  const w = computeWarnings({ metrics: zs, judge: { predictor: 'linear-probe', metrics: probe } });
+  const rare = w.filter((x) => x.kind === 'rare-class-low-recall');
+  assert.deepEqual(rare.map((x) => x.class), ['rare2']);
+  assert.equal(rare[0].predictor, 'linear-probe');
+  assert.equal(rare[0].message, "The linear probe's top-1 accuracy is 99%, but 'rare2' has linear probe recall 20% (2 of 10 images): not production-ready.");
+  assert.equal(rare[0].numbers.top1Accuracy, probe.top1Accuracy);
+  assert.equal(rare[0].numbers.recall, 0.2);
+  // the other rules stay on the headline (zero-shot) metrics
+  const low = w.find((x) => x.kind === 'low-accuracy');
+  assert.ok(low && low.severity === 'error' && low.numbers.top1Accuracy === zs.top1Accuracy);
+  // a judge that also fails overall: the class is named on its own (no false "but")
+  const weak = metricsOf(classes, counts, [100, 100, 100, 1, 0]);
+  const own = computeWarnings({ metrics: zs, judge: { predictor: 'knn', metrics: weak } }).filter((x) => x.kind === 'rare-class-low-recall');
+  assert.deepEqual(own.map((x) => x.class), ['rare1', 'rare2']);
+  assert.equal(own[0].message, "'rare1' is a rare class (10 of 920 images) with kNN recall 10% (1 of 10): not production-ready.");
+  assert.equal(own[0].predictor, 'knn');
+  // splits: each split's rare-class warnings follow the judge's metrics of that split; none without them
+  const perSplit = computeWarnings({ metrics: zs, metricsBySplit: { val: zs, test: zs }, judge: { predictor: 'linear-probe', metrics: probe, metricsBySplit: { val: probe } } });
+  assert.deepEqual(perSplit.filter((x) => x.kind === 'rare-class-low-recall').map((x) => `${x.split ?? ''}:${x.class}`), [':rare2', 'val:rare2']);
+});
+
 test('rare means <= 20 images or <= 2% of the dataset; thresholds can be changed', () => {
   // 'bike' has 30 of 1000 images (3%, > 20): not rare, even with recall 0.
   const m = metricsOf(['car', 'bus', 'bike'], [500, 470, 30], [500, 470, 0]);

@@ -208,12 +208,17 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
         linearProbe: { folds: 5, c: 10, top1Accuracy: 0.95, balancedAccuracy: 0.95, singletonClasses: [] },
         perClass: fixture.metrics!.perClass.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: probeOf(c.class) })),
       },
+      // a rare-class warning that follows the linear probe (zero-shot near chance) says so on its figure
+      warnings: fixture.warnings.map((x) => (x.kind === 'rare-class-low-recall' && x.class === 'yellow_star' ? { ...x, predictor: 'linear-probe' as const } : x)),
     } as EvalReport;
     const other = new FakeHost(report, { imageRoot, shows, reportRef: 'shapes-report.json' });
     const w = await newPage(browser);
     try {
       await other.open(w.page, 'light');
       await ready(w.page);
+      const figure = await w.page.locator('li[data-kind="rare-class-low-recall"] .callout-figure').first().innerText();
+      assert.match(figure, /linear probe recall on yellow_star/);
+      assert.doesNotMatch(await watched.page.locator('li[data-kind="rare-class-low-recall"] .callout-figure').first().innerText(), /probe/);
       await selectTab(w.page, 'classes');
       await w.page.waitForSelector('.vspacer .vrow');
       const heads = await w.page.$$eval('.vhead .th', (els) => els.map((e) => `${e.getAttribute('data-key')}:${e.textContent}`));

@@ -58,6 +58,37 @@ test('CSV export: header, one row per class, numbers, RFC 4180 quoting, formula 
   assert.throws(() => perClassCsv(r, 'nope'), /No metrics for split 'nope'/);
 });
 
+test('CSV and HTML exports carry the probe recall the class table shows, when the linear probe ran', () => {
+  const r = fixture();
+  const probeOf = (name: string) => (name === 'yellow_star' ? 0.25 : 0.875);
+  r.predictor = {
+    requested: 'auto',
+    used: 'linear-probe',
+    reason: 'test',
+    zeroShot: { top1Accuracy: r.metrics!.top1Accuracy, balancedAccuracy: r.metrics!.balancedAccuracy },
+    perClass: r.metrics!.perClass.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: probeOf(c.class) })),
+  };
+  const lines = perClassCsv(r).split('\r\n');
+  assert.equal(lines[0], 'class,support,predicted,precision,recall,probe_recall,f1,recall@1,recall@3,recall@5,average_precision');
+  const star = r.metrics!.perClass.find((c) => c.class === 'yellow_star')!;
+  const row = lines.find((l) => l.startsWith('yellow_star,'))!.split(',');
+  assert.equal(Number(row[4]), star.recall);
+  assert.equal(Number(row[5]), 0.25);
+  assert.equal(Number(row[6]), star.f1);
+  assert.equal(Number(row[10]), star.averagePrecision);
+  // A split's table shows the same probe recall (the probe is cross-validated over all evaluated images).
+  const val = perClassCsv(r, 'val').split('\r\n');
+  assert.equal(val[0], lines[0]);
+  assert.equal(Number(val.find((l) => l.startsWith('yellow_star,'))!.split(',')[5]), 0.25);
+  const html = htmlReport(r);
+  assert.match(html, /<th>Precision<\/th><th>Zero-shot recall<\/th><th>Probe recall<\/th><th>F1<\/th>/);
+  assert.match(html, /<td class="text">yellow_star<\/td>(<td[^>]*>[^<]*<\/td>){4}<td class="poor">25\.0%<\/td>/);
+  // Zero-shot only: no probe column.
+  r.predictor.perClass = r.predictor.perClass.map((c) => ({ ...c, probeRecall: null }));
+  assert.doesNotMatch(perClassCsv(r), /probe_recall/);
+  assert.doesNotMatch(htmlReport(r), /Probe recall/);
+});
+
 test('HTML export is self-contained, escaped and complete', () => {
   const r = fixture();
   r.metrics!.classes[0] = r.metrics!.perClass[0].class = '<b>bad</b>';

@@ -16,6 +16,15 @@ import { classDescription, classImages, classRows, duplicateGroupRows, imageDesc
 import type { EvalReport, ReportSample } from '../../core/report';
 import { datasetFormat } from '../../core/datasetFormat';
 import { samplesOf, pathIndex } from '../../core/sampleTable';
+import { removalCandidates } from '../removalModel';
+
+/** The samples "Remove Image from Split…" is offered for, per report (computed once). */
+const removableOf = new WeakMap<EvalReport, Set<string>>();
+function removable(report: EvalReport): Set<string> {
+  let set = removableOf.get(report);
+  if (!set) removableOf.set(report, (set = new Set(removalCandidates(report).map((c) => c.samplePath))));
+  return set;
+}
 
 /** Images listed per class at first and added per "Show more" (children are made on expand, a page at a time). */
 export const MAX_IMAGES_PER_CLASS = 500;
@@ -227,9 +236,10 @@ export class DatasetsTree implements vscode.TreeDataProvider<DatasetNode>, vscod
         const item = new vscode.TreeItem(sample.path, vscode.TreeItemCollapsibleState.None);
         item.id = `${element.kind}:${element.root}\0${element.kind === 'dupImage' ? `${element.group}\0` : ''}${sample.path}`;
         item.resourceUri = vscode.Uri.file(file);
-        item.contextValue = TREE_CONTEXT.image;
+        const removed = result.resolved.get(sample.path) === 'removed';
+        item.contextValue = element.kind === 'dupImage' && !removed && removable(result.report).has(sample.path) ? TREE_CONTEXT.removableImage : TREE_CONTEXT.image;
         const outlier = element.kind === 'outlierImage' ? result.report.outliers?.find((o) => o.path === sample.path) : undefined;
-        item.description = `${sample.split ? `${sample.split} · ` : ''}${sample.label}${outlier ? ` · score ${outlier.score.toFixed(3)}` : ''}`;
+        item.description = `${sample.split ? `${sample.split} · ` : ''}${sample.label}${outlier ? ` · score ${outlier.score.toFixed(3)}` : ''}${removed ? ' · removed' : ''}`;
         item.command = { command: 'vscode.open', title: 'Open Image', arguments: [vscode.Uri.file(file)] };
         return item;
       }
