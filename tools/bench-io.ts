@@ -9,7 +9,8 @@
  *   hashes    read + the perceptual hashes of the samples (pixelHashesOf; the images are not on disk)
  *   samples   read + the report's per-sample objects (as evaluate.ts makes them up to INLINE_SAMPLES_LIMIT samples,
  *             top-5 predictions): heap per sample
- *   columns   read + the same samples as columns (as evaluate.ts keeps them above that): heap per sample
+ *   columns   read + the same samples as columns (as evaluate.ts keeps them above that): heap per sample, and the
+ *             sidecar written from them
  *   sidecar   read + samples + OUT.samples.parquet bytes (samplesParquet), next to the inline JSON of the samples
  * One JSON line on stdout. Not part of the test suite; run each part in its own process (`nice`).
  */
@@ -19,7 +20,7 @@ import { forEachEmbedding, readEmbeddingsDir } from '../src/core/embeddingsDir';
 import { PixelHashRows, pixelHashesOf } from '../src/core/perceptualHash';
 import { ImagePreprocessor } from '../src/core/imagePreprocess';
 import { readPreprocessorConfig } from '../src/core/preprocessorConfig';
-import { samplesParquet } from '../src/core/reportSamples';
+import { attachSamples, samplesParquet, SampleTable } from '../src/core/reportSamples';
 import { jsonReportChunks } from '../src/core/reportExport';
 import type { EvalReport, ReportSample } from '../src/core/report';
 
@@ -108,13 +109,31 @@ async function main(): Promise<void> {
       c.labels[i] = l;
       for (let r = 0; r < k; r++) {
         c.topClass[i * k + r] = (i + r * 7) % dataset.classes.length;
-        c.topScore[i * k + r] = 1 / (r + 2);
+        // Scores as a softmax gives them: distinct float32 values.
+        c.topScore[i * k + r] = Math.fround(Math.random() / (r + 1));
       }
     });
     out.columnsMs = Math.round(performance.now() - t);
     out.columnsHeapMiB = heapMiB() - heap1;
     out.heapPerSampleBytes = Math.round(((heapMiB() - heap1) * 2 ** 20 + Object.values(c).reduce((a, v) => a + ((v as { byteLength?: number }).byteLength ?? 0), 0)) / n);
-    out.columnsLive = c.paths.length;
+    const table = SampleTable.fromColumns({
+      ...c,
+      n,
+      k,
+      classes: dataset.classes,
+      labelNames,
+      splitNames: [],
+      sourceFiles: [],
+      hashes: null,
+      errors: new Map(),
+      probabilities: null,
+    });
+    const report = { dataset: { classes: dataset.classes, counts: { samples: n } }, topK: k } as unknown as EvalReport;
+    attachSamples(report, table);
+    t = performance.now();
+    const bytes = await samplesParquet(report);
+    out.sidecarMs = Math.round(performance.now() - t);
+    out.sidecarMiB = mib(bytes.length);
   } else if (part !== 'read') throw new Error(`unknown part ${part}`);
   out.heapMiB = heapMiB();
   out.peakRssMiB = peakRssMiB();
