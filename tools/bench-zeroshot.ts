@@ -8,7 +8,13 @@
  * and, for the ratio, the JavaScript row-by-row path (float64, what every row ran on before) on the first
  * `--js-rows` rows (default 20,000), scaled to n.
  *
- *   node --import tsx tools/bench-zeroshot.ts [n=1000000] [dim=512] [k=1000] [--js-rows N]
+ *   node --import tsx tools/bench-zeroshot.ts [n=1000000] [dim=512] [k=1000] [--js-rows N] [--streamed]
+ *
+ * --streamed: the streamed judgement instead (core/streamedJudgement.ts, what an evaluation runs when the N x K
+ * probabilities would outgrow the embeddings): the embeddings are kept as float16 (as read from clip-retrieval
+ * shards: 2 bytes a value), the probabilities are never held; three passes (each one product over every row): top-K
+ * of every sample and the per-row metric values, then cleanlab's scan and the APs, then the prune. Run each path in
+ * its own process (the peak RSS is the process's).
  *
  * Embeddings: unit vectors near one of k random class directions (cosine about 0.3 to it), so predictions, label
  * issues and metrics look like a real run's; kept in the evaluation's EmbeddingRows as float32 (n x dim x 4 bytes:
@@ -20,6 +26,9 @@ import { EmbeddingRows } from '../src/core/duplicates';
 import { PerSampleStore, scoreAll } from '../src/core/evaluate';
 import { computeMetrics } from '../src/core/metrics';
 import { findLabelIssues } from '../src/core/labelIssues';
+import { StreamedJudgement } from '../src/core/streamedJudgement';
+import { topKIndices } from '../src/core/zeroShot';
+import { halfToFloat } from '../src/core/probabilities';
 import type { ClassEmbeddings } from '../src/core/zeroShot';
 import { seededRandom } from './seededRandom';
 
@@ -33,6 +42,27 @@ const n = Number(positional[0] ?? 1_000_000);
 const dim = Number(positional[1] ?? 512);
 const k = Number(positional[2] ?? 1000);
 const jsRows = Math.min(n, opt('--js-rows', 20_000));
+const streamedPath = args.includes('--streamed');
+
+/** float -> IEEE half bits, round to nearest even (normal and subnormal values; embeddings are well inside range). */
+const halfScratch = new Float32Array(1);
+const halfScratchBits = new Uint32Array(halfScratch.buffer);
+const halfTable = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
+function toHalf(v: number): number {
+  halfScratch[0] = v;
+  const x = halfScratchBits[0] as number;
+  const sign = (x >>> 16) & 0x8000;
+  const e = ((x >>> 23) & 0xff) - 127 + 15;
+  let m = x & 0x7fffff;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m = (m | 0x800000) >> (1 - e);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  const h = sign | (e << 10) | (m >> 13);
+  return (m & 0x1fff) > 0x1000 || ((m & 0x1fff) === 0x1000 && h & 1) ? h + 1 : h;
+}
 
 const { uniform, normal: gauss } = seededRandom(12345);
 
@@ -68,18 +98,34 @@ async function main(): Promise<void> {
   const classes: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
   const rows = new EmbeddingRows(n);
   const labels: number[] = new Array(n);
+  const half = { bits: new Uint16Array(dim), scale: 1 };
   await time(`generate ${n} x ${dim}`, () => {
     const v = new Float32Array(dim);
     for (let i = 0; i < n; i++) {
       const c = Math.floor(uniform() * k);
       labels[i] = uniform() < 0.9 ? c : Math.floor(uniform() * k); // 10% of labels off
       for (let j = 0; j < dim; j++) v[j] = 0.3 * matrix[c * dim + j] + gauss() / Math.sqrt(dim);
-      rows.set(i, unit(v));
+      if (!streamedPath) {
+        rows.set(i, unit(v));
+        continue;
+      }
+      // As a float16 shard row is read (embeddingsDir.ts): half values, L2-normalised in float32.
+      let sq = 0;
+      for (let j = 0; j < dim; j++) {
+        half.bits[j] = toHalf(v[j]);
+        const x = halfTable[half.bits[j]] as number;
+        v[j] = x;
+        sq += x * x;
+      }
+      half.scale = 1 / Math.sqrt(sq);
+      for (let j = 0; j < dim; j++) v[j] = v[j] * half.scale;
+      rows.set(i, v, half);
     }
   }, out);
-  const embeddingMiB = (n * dim * 4) / 2 ** 20;
+  const embeddingMiB = (rows.bytes) / 2 ** 20;
   const baseMiB = peakMiB();
-  console.log(`embeddings (float32): ${embeddingMiB.toFixed(0)} MiB; peak RSS after generating: ${baseMiB.toFixed(0)} MiB`);
+  console.log(`embeddings (${rows.isHalf ? 'float16' : 'float32'}): ${embeddingMiB.toFixed(0)} MiB; peak RSS after generating: ${baseMiB.toFixed(0)} MiB`);
+  if (streamedPath) return streamed(rows, classes, labels, out, embeddingMiB, baseMiB);
 
   const store = new PerSampleStore(n, k);
   await time('zero-shot (scoreAll, ONNX Runtime)', () => scoreAll(rows, classes, 100, store), out);
@@ -118,6 +164,26 @@ async function main(): Promise<void> {
   out.peakAfterScoreMiB = +afterScore.toFixed(0);
   out.peakRssMiB = +peakMiB().toFixed(0);
   console.log(`top-1 ${metrics.top1Accuracy.toFixed(3)}, ${issues.length} label issues; probabilities ${out.probabilitiesMiB} MiB; peak RSS ${out.peakRssMiB} MiB`);
+  console.log(JSON.stringify(out));
+}
+
+/** The streamed judgement's three passes over the same data. */
+async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: number[], out: Record<string, unknown>, embeddingMiB: number, baseMiB: number): Promise<void> {
+  const classNames = Array.from({ length: k }, (_, c) => `class_${c}`);
+  const judge = new StreamedJudgement({ rows, classEmbeddings: classes, logitScale: 100, classes: classNames, rowOfSample: Int32Array.from({ length: n }, (_, i) => i), labels });
+  let topSum = 0;
+  await time('pass 1: top-5 per sample, row values', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
+  const metrics = await time('metrics (no AP yet)', () => judge.metrics([1, 5]), out);
+  await time('pass 2: cleanlab scan, AP, candidates', () => judge.secondPass(), out);
+  const issues = await time('prune (pass 3 only if undecided), rank', () => judge.labelIssues(), out);
+  out.passes = judge.passes;
+  out.top1 = metrics.top1Accuracy;
+  out.meanAP = metrics.perClass.reduce((a, c) => a + (c.averagePrecision ?? 0), 0) / k;
+  out.labelIssues = issues.length;
+  out.embeddingMiB = +embeddingMiB.toFixed(0);
+  out.peakAfterGenerateMiB = +baseMiB.toFixed(0);
+  out.peakRssMiB = +peakMiB().toFixed(0);
+  console.log(`top-1 ${metrics.top1Accuracy.toFixed(3)}, mean AP ${(out.meanAP as number).toFixed(4)}, ${issues.length} label issues; embeddings ${out.embeddingMiB} MiB; peak RSS ${out.peakRssMiB} MiB`);
   console.log(JSON.stringify(out));
 }
 

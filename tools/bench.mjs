@@ -370,6 +370,15 @@ async function zeroShotAtScale() {
     process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
     if (r.status === 0) results.zeroShotSteps = JSON.parse(lines[lines.length - 1]);
   }
+  {
+    // The streamed judgement (what eval runs at this size: float16 rows, three products, no N x K matrix), in its own
+    // process so that its peak RSS is its own.
+    log('  -- streamed judgement (tools/bench-zeroshot.ts --streamed)');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-zeroshot.ts'), String(rows), '512', '1000', '--streamed'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    const lines = r.stdout.trim().split('\n');
+    process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
+    if (r.status === 0) results.zeroShotStreamed = JSON.parse(lines[lines.length - 1]);
+  }
   const vit = ensureVitB32();
   const shards = await generatedSet(`emb-${rows}-512`, `make-embeddings-shards ${rows} 512 1000 250000 f2`, `${rows} x 512 float16 shards`, async (dir) => {
     execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/make-embeddings-shards.ts'), dir, String(rows), '512', '1000', '250000', 'f2'], { cwd: ROOT, stdio: 'inherit' });

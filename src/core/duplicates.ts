@@ -25,6 +25,7 @@
  */
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
+import { halfToFloat } from './probabilities';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
 import { approximateAvailable, EXACT_AUTO_MAX_ROWS, NeighbourIndex, type Neighbours } from './neighbours';
@@ -580,10 +581,43 @@ function duplicateWarnings(
   return out;
 }
 
-/** Embedding rows of a run, kept for the duplicate and outlier analysis (chunks of 1,024 rows, made on first use). */
+/** A row as float16 bit patterns and the scale that makes it unit length (see {@link EmbeddingRows.set}). */
+export interface HalfRow {
+  /** The row's float16 bit patterns (dim values), as read from a float16 shard. */
+  bits: Uint16Array;
+  /** The row's value j is fround(half(bits[j]) * scale): the float32 embedding handed to `set`. */
+  scale: number;
+}
+
+let halfValueTable: Float32Array | undefined;
+/** Every float16 bit pattern's value (256 KB, made on first use). */
+function halfValues(): Float32Array {
+  if (!halfValueTable) {
+    halfValueTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfValueTable[h] = halfToFloat(h);
+  }
+  return halfValueTable;
+}
+
+/**
+ * Embedding rows of a run, kept for the predictors, zero-shot and the duplicate and outlier analysis (chunks of
+ * 1,024 rows, made on first use).
+ *
+ * Storage: float32, or, while every row came from a float16 shard (`set` with a {@link HalfRow}), the float16 bit
+ * patterns and one float64 scale per row: 2 bytes a value instead of 4, and lossless (a row reads back as
+ * fround(half * scale), bit for bit the float32 row that was set). A row set without its float16 form turns the
+ * store to float32 (the float16 rows are decoded once). Readers go through {@link copyRows} (float32 copies of a row
+ * range: the way to read rows in bulk), {@link block} or {@link packed}.
+ */
 export class EmbeddingRows {
   private static readonly CHUNK = 1024;
-  private readonly chunks: Float32Array[] = [];
+  private chunks: Float32Array[] = [];
+  private halfChunks: Uint16Array[] = [];
+  private scales: Float64Array[] = [];
+  /** 'half' while every row so far came with its float16 form. */
+  private mode: 'empty' | 'half' | 'float' = 'empty';
+  /** The last block decoded by {@link block} in float16 mode (a copy). */
+  private cached: { b: number; rows: Float32Array } | undefined;
   readonly has: Uint8Array;
   dim = 0;
 
@@ -591,13 +625,82 @@ export class EmbeddingRows {
     this.has = new Uint8Array(n);
   }
 
-  set(i: number, embedding: Float32Array): void {
+  /** True while rows are held as float16 (2 bytes a value). */
+  get isHalf(): boolean {
+    return this.mode === 'half';
+  }
+
+  /** Bytes held by the rows (storage only). */
+  get bytes(): number {
+    let b = 0;
+    for (const c of this.chunks) if (c) b += c.byteLength;
+    for (const c of this.halfChunks) if (c) b += c.byteLength;
+    for (const c of this.scales) if (c) b += c.byteLength;
+    return b;
+  }
+
+  /**
+   * Row i = `embedding` (copied). `half`, when given, is the same row as float16 patterns and a scale with
+   * fround(half(bits[j]) * scale) === embedding[j] for every j (a float16 shard's row, L2-normalised: see
+   * embeddingsDir.ts); the store then keeps the 2-byte form. A half form that does not give `embedding` back is
+   * ignored (the store turns to float32).
+   */
+  set(i: number, embedding: Float32Array, half?: HalfRow): void {
     if (this.dim === 0) this.dim = embedding.length;
     if (embedding.length !== this.dim) return;
     const c = Math.floor(i / EmbeddingRows.CHUNK);
-    const chunk = (this.chunks[c] ??= new Float32Array(EmbeddingRows.CHUNK * this.dim));
-    chunk.set(embedding, (i - c * EmbeddingRows.CHUNK) * this.dim);
+    const r = i - c * EmbeddingRows.CHUNK;
+    if (this.mode !== 'float' && half && half.bits.length === this.dim && EmbeddingRows.halfMatches(embedding, half)) {
+      this.mode = 'half';
+      const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
+      chunk.set(half.bits, r * this.dim);
+      (this.scales[c] ??= new Float64Array(EmbeddingRows.CHUNK))[r] = half.scale;
+      if (this.cached?.b === c) this.cached = undefined;
+    } else {
+      if (this.mode === 'half') this.toFloat();
+      this.mode = 'float';
+      const chunk = (this.chunks[c] ??= new Float32Array(EmbeddingRows.CHUNK * this.dim));
+      chunk.set(embedding, r * this.dim);
+    }
     this.has[i] = 1;
+  }
+
+  private static halfMatches(embedding: Float32Array, half: HalfRow): boolean {
+    const table = halfValues();
+    const { bits, scale } = half;
+    for (let j = 0; j < embedding.length; j++) if (Math.fround((table[bits[j]] as number) * scale) !== embedding[j]) return false;
+    return true;
+  }
+
+  /** Turns float16 storage into float32 (a row came without its float16 form). */
+  private toFloat(): void {
+    this.halfChunks.forEach((chunk, c) => {
+      if (!chunk) return;
+      const out = new Float32Array(EmbeddingRows.CHUNK * this.dim);
+      this.decode(c, 0, EmbeddingRows.CHUNK, out, 0);
+      this.chunks[c] = out;
+    });
+    this.halfChunks = [];
+    this.scales = [];
+    this.cached = undefined;
+  }
+
+  /** Decodes rows r0 .. r1 of float16 chunk c into out at `at` (floats). */
+  private decode(c: number, r0: number, r1: number, out: Float32Array, at: number): void {
+    const chunk = this.halfChunks[c];
+    const scales = this.scales[c];
+    const dim = this.dim;
+    if (!chunk || !scales) {
+      out.fill(0, at, at + (r1 - r0) * dim);
+      return;
+    }
+    const table = halfValues();
+    for (let r = r0; r < r1; r++) {
+      const s = scales[r] as number;
+      const src = r * dim;
+      const dst = at + (r - r0) * dim;
+      for (let j = 0; j < dim; j++) out[dst + j] = (table[chunk[src + j] as number] as number) * s;
+    }
   }
 
   /** Rows per block of {@link block}. */
@@ -606,22 +709,50 @@ export class EmbeddingRows {
   }
 
   /**
+   * Rows start .. end - 1 as float32 into `out` (at least (end - start) x dim), row-major; rows without an
+   * embedding are zeros. Returns `out`.
+   */
+  copyRows(start: number, end: number, out: Float32Array): Float32Array {
+    const dim = this.dim;
+    const per = EmbeddingRows.CHUNK;
+    if (end > this.n || start < 0 || start > end) throw new RangeError(`copyRows: rows ${start} .. ${end} of ${this.n}`);
+    if (out.length < (end - start) * dim) throw new RangeError('copyRows: out is too short');
+    for (let i = start; i < end; ) {
+      const c = Math.floor(i / per);
+      const r0 = i - c * per;
+      const r1 = Math.min(per, end - c * per);
+      const at = (i - start) * dim;
+      if (this.mode === 'half') this.decode(c, r0, r1, out, at);
+      else {
+        const chunk = this.chunks[c];
+        if (chunk) out.set(chunk.subarray(r0 * dim, r1 * dim), at);
+        else out.fill(0, at, at + (r1 - r0) * dim);
+      }
+      i = c * per + r1;
+    }
+    return out;
+  }
+
+  /**
    * Block b: rows b * blockRows .. (b + 1) * blockRows - 1 (fewer for the last), blockRows x dim row-major, rows
-   * without an embedding zeros; undefined when no row of the block has one. A view, not a copy.
+   * without an embedding zeros; undefined when no row of the block has one. A view of the float32 storage, or, in
+   * float16 mode, a decoded copy (the last one is kept: reading a block row by row decodes it once). For bulk reads
+   * prefer {@link copyRows}.
    */
   block(b: number): Float32Array | undefined {
-    return this.chunks[b];
+    if (this.mode !== 'half') return this.chunks[b];
+    if (!this.halfChunks[b]) return undefined;
+    if (this.cached?.b !== b) {
+      const rows = new Float32Array(EmbeddingRows.CHUNK * this.dim);
+      this.decode(b, 0, EmbeddingRows.CHUNK, rows, 0);
+      this.cached = { b, rows };
+    }
+    return this.cached.rows;
   }
 
   /** All rows packed (n x dim; rows without an embedding are zeros). */
   packed(): Float32Array {
-    const out = new Float32Array(this.n * this.dim);
-    this.chunks.forEach((chunk, c) => {
-      if (!chunk) return;
-      const start = c * EmbeddingRows.CHUNK * this.dim;
-      out.set(chunk.subarray(0, Math.min(chunk.length, out.length - start)), start);
-    });
-    return out;
+    return this.copyRows(0, this.n, new Float32Array(this.n * this.dim));
   }
 }
 

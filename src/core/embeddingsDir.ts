@@ -21,6 +21,7 @@ import { compareCodePoints, SPLIT_FOLDER_NAMES } from './dataset';
 import { labelFileKind } from './datasetFormat';
 import { parseLabelFile } from './labelFile';
 import { halfToFloat, NPY_ITEM_SIZE, parseNpyHeader } from './probabilities';
+import type { HalfRow } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import type { ClipModel } from './runtime';
 import { makeDirectory } from './fileSystem';
@@ -438,15 +439,18 @@ function rowsView(buf: Buffer, bytes: number, dtype: 'f2' | 'f4'): Uint16Array |
 
 /**
  * Decodes the row starting at element `start` of `src` (float16 bits or float32 values) into `out` (float32) and
- * L2-normalises it; returns why it cannot be used, or null.
+ * L2-normalises it; returns why it cannot be used, or null. For a float16 row, `half` (when given) receives its bit
+ * patterns and the scale (out[j] = fround(half[j] * scale)), so that EmbeddingRows can keep the row in 2 bytes a value.
  */
-function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array): string | null {
+function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array, half?: HalfRow): string | null {
   const dim = out.length;
   let sq = 0;
   if (src instanceof Uint16Array) {
     const table = halfValues();
     for (let j = 0; j < dim; j++) {
-      const v = table[src[start + j] as number] as number;
+      const h = src[start + j] as number;
+      if (half) half.bits[j] = h;
+      const v = table[h] as number;
       out[j] = v;
       sq += v * v;
     }
@@ -461,6 +465,7 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
   if (sq === 0) return 'the embedding is all zeros';
   const inv = 1 / Math.sqrt(sq);
   for (let j = 0; j < dim; j++) out[j] = (out[j] as number) * inv;
+  if (half) half.scale = inv;
   return null;
 }
 
@@ -470,17 +475,19 @@ function rowError(input: EmbeddingsInput, row: number, why: string): ClipLensErr
 }
 
 /**
- * Streams every row that is a sample, in order: `onRow(sampleIndex, embedding)` (a view, L2-normalised, valid during
- * the call) or `onBad(sampleIndex, error)` for a row with NaN/Inf or zero norm.
+ * Streams every row that is a sample, in order: `onRow(sampleIndex, embedding, half)` (a view, L2-normalised, valid
+ * during the call; `half`, for a float16 shard's row, the same row as float16 patterns and a scale: see
+ * EmbeddingRows.set) or `onBad(sampleIndex, error)` for a row with NaN/Inf or zero norm.
  */
 export async function forEachEmbedding(
   input: EmbeddingsInput,
-  onRow: (sample: number, embedding: Float32Array) => void,
+  onRow: (sample: number, embedding: Float32Array, half?: HalfRow) => void,
   onBad: (sample: number, error: ClipLensError) => void,
   signal?: AbortSignal,
   onChunk?: () => void,
 ): Promise<void> {
   const out = new Float32Array(input.dim);
+  const half: HalfRow = { bits: new Uint16Array(input.dim), scale: 1 };
   for (const shard of input.shards) {
     const rowBytes = input.dim * NPY_ITEM_SIZE[shard.dtype];
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
@@ -498,8 +505,10 @@ export async function forEachEmbedding(
           const row = shard.firstRow + start + r;
           const sample = input.sampleOfRow[row] as number;
           if (sample < 0) continue;
-          const why = decodeRow(view, r * input.dim, out);
+          const f2 = shard.dtype === 'f2';
+          const why = decodeRow(view, r * input.dim, out, f2 ? half : undefined);
           if (why) onBad(sample, rowError(input, row, why));
+          else if (f2) onRow(sample, out, half);
           else onRow(sample, out);
         }
         onChunk?.();

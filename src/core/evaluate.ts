@@ -10,7 +10,7 @@ import { datasetFormat } from './datasetFormat';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
 import { EmbeddingCache, defaultEmbeddingCacheDir, sha256 } from './embeddingCache';
 import type { ClipModel } from './runtime';
-import { embedClassPrompts, topKIndices, zeroShotBlock, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
+import { embedClassPrompts, topKIndices, zeroShotProbabilities, type ClassEmbeddings } from './zeroShot';
 import { readDataset, summarizeProblems } from './dataset';
 import { readProjectConfig, type ProjectConfig } from './projectConfig';
 import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates, type PromptCollision } from './prompts';
@@ -19,7 +19,8 @@ import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { findLabelIssues } from './labelIssues';
-import { EmbeddingRows, duplicatesOfRun } from './duplicates';
+import { forEachScoredBlock, StreamedJudgement } from './streamedJudgement';
+import { EmbeddingRows, duplicatesOfRun, type HalfRow } from './duplicates';
 import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb, type ImagesNotOnDisk } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ProvisionalInfo, type ReportSample, type Warning } from './report';
@@ -95,6 +96,11 @@ export interface EvaluateOptions {
    * evaluation its participant of one shareImagePass, so that every image is read and decoded once for both.
    */
   runImages?: RunImagesFn;
+  /**
+   * Above this many bytes of N x K float32 probabilities the judgement streams (streamedJudgement.ts) instead of
+   * holding them (default: see judgementStreams). Tests force either path with it.
+   */
+  judgementBudgetBytes?: number;
 }
 
 /**
@@ -106,15 +112,13 @@ export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 
 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
 export interface ImageEmbeddingSource {
-  forEach(onRow: (sample: number, embedding: Float32Array) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
+  forEach(onRow: (sample: number, embedding: Float32Array, half?: HalfRow) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
   /** Told once, after the duplicates, how many images were left out of the perceptual hashes (folders not on disk). */
   onImagesNotOnDisk?(notOnDisk: ImagesNotOnDisk): void;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
 const DECODE_CONCURRENCY = 4;
-/** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
-const SCORE_BLOCKS = 4;
 /**
  * New cache entries are written to disk once this many are pending, or CACHE_FLUSH_MS after the last write, whichever
  * comes first: a killed run (or a closed editor) keeps all but the last few seconds of its work.
@@ -204,36 +208,30 @@ function evaluatedEmbeddings(rows: EmbeddingRows, evaluated: number[], requested
 
 /**
  * Zero-shot probabilities of every sample with an embedding, into the store: SCORE_BLOCKS blocks of EmbeddingRows
- * (4,096 rows) per product, on ONNX Runtime for all but tiny products (zeroShotBlock).
+ * (4,096 rows) per product, on ONNX Runtime for all but tiny products (zeroShotBlock; the blocks of
+ * forEachScoredBlock, which the streamed judgement recomputes).
  */
 export async function scoreAll(rows: EmbeddingRows, classEmbeddings: ClassEmbeddings, logitScale: number, store: PerSampleStore, signal?: AbortSignal, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<void> {
-  const dim = classEmbeddings.dim;
-  if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
-  const k = classEmbeddings.matrix.length / dim;
-  const per = EmbeddingRows.blockRows;
-  const span = per * SCORE_BLOCKS;
-  const packed = new Float32Array(span * dim);
-  const index: number[] = [];
-  for (let start = 0; start < rows.n; start += span) {
-    throwIfAborted(signal);
-    index.length = 0;
-    for (let b = start / per; b < Math.min(rows.n, start + span) / per; b++) {
-      const block = rows.block(b);
-      if (!block) continue;
-      for (let i = b * per, end = Math.min(rows.n, (b + 1) * per); i < end; i++) {
-        if (!rows.has[i]) continue;
-        packed.set(block.subarray((i - b * per) * dim, (i - b * per + 1) * dim), index.length * dim);
-        index.push(i);
-      }
-    }
-    if (index.length === 0) continue;
-    const probs = await zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine);
+  const k = classEmbeddings.matrix.length / Math.max(1, classEmbeddings.dim);
+  await forEachScoredBlock(rows, classEmbeddings, logitScale, (index, probs) => {
     index.forEach((i, r) => {
       store.probabilities(i).set(probs.subarray(r * k, (r + 1) * k));
       store.hasProbabilities[i] = 1;
     });
-  }
+  }, signal, engine);
 }
+
+/**
+ * Whether the judgement streams (streamedJudgement.ts) instead of holding the N x K probabilities: when they would
+ * take more than `budgetBytes` (default: the larger of the embeddings' own bytes and JUDGEMENT_MATRIX_MIN_BYTES).
+ * Small and medium datasets keep the in-memory path (one product instead of three).
+ */
+export function judgementStreams(rows: number, classes: number, embeddingBytes: number, budgetBytes?: number): boolean {
+  return rows * classes * 4 > (budgetBytes ?? Math.max(embeddingBytes, JUDGEMENT_MATRIX_MIN_BYTES));
+}
+
+/** Probability matrices up to this size are held whatever the embeddings' size (512 MiB). */
+export const JUDGEMENT_MATRIX_MIN_BYTES = 512 * 1024 * 1024;
 
 interface ImageJob {
   index: number;
@@ -341,9 +339,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Every embedding is kept (EmbeddingRows, for the predictors and duplicates) and scored once all are in, in blocks
   // of rows (scoreAll): one matrix product and softmax per block rather than one per image.
-  function finish(index: number, embedding: Float32Array): void {
+  function finish(index: number, embedding: Float32Array, half?: HalfRow): void {
     done++;
-    embeddingRows.set(index, embedding);
+    embeddingRows.set(index, embedding, half);
     // Provisional reports score the rows finished since the last one (the final report scores all in blocks).
     if (wantProvisional) unscored.push(index);
   }
@@ -550,13 +548,162 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     if (wantProvisional && scoredCount + unscored.length >= firstAt && performance.now() >= nextProvisionalAt) emitProvisional();
   };
 
+  type Judged = {
+    evaluated: number[];
+    metrics: Metrics | null;
+    metricsBySplit: Record<string, Metrics> | undefined;
+    warnings: Warning[];
+    labelIssues: LabelIssue[];
+    predictor: PredictorReport | undefined;
+    duplicates: Awaited<ReturnType<typeof duplicatesOfRun>>;
+    /** Zero-shot products run. */
+    passes: number;
+  };
+  /**
+   * Above columnarSamplesAbove samples the report's samples are columns: the top-K of each sample go here (as the
+   * probabilities are read, by either judgement) instead of into per-sample objects.
+   */
+  const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
+  /** The judgement over the held N x K matrix. */
+  const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
+    await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
+    const evaluated: number[] = [];
+    // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore). A large dataset's
+    // predictions stay columns (topKColumns): no top-K objects per sample; its content hashes are set for duplicates.
+    for (let i = 0; i < samples.length; i++) {
+      if (!columnar) fillSample(i, results[i]);
+      else {
+        const hash = store.hash(i);
+        if (hash !== null) results[i].contentHash = hash;
+        if (store.hasProbabilities[i]) columnar.set(i, store.probabilities(i));
+      }
+      if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
+    }
+    const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
+    const matrix = store.toMatrix(evaluated);
+    let metrics: Metrics | null = null;
+    let metricsBySplit: Record<string, Metrics> | undefined;
+    let warnings: Warning[] = [];
+    let labelIssues: LabelIssue[] = [];
+    let predictor: PredictorReport | undefined;
+    if (evaluated.length > 0) {
+      ({ metrics, metricsBySplit } = metricsOf(evaluated, matrix, labels));
+      // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
+      const outcome = await runPredictors({
+        classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
+        requested: requestedPredictor,
+        cacheRoot: cacheRoot ?? null,
+      });
+      predictor = outcome.report;
+      labelIssues = issuesOfSamples(outcome.labelIssues, evaluated);
+      // Zero-shot near chance and another predictor judging: the rare-class warnings follow that predictor.
+      const judge = outcome.judge && { predictor: outcome.judge.predictor, ...metricsOf(evaluated, outcome.judge.probs, labels, outcome.judge.metrics) };
+      warnings = computeWarnings({ metrics, metricsBySplit, judge }, config.warnings);
+      warnings.push(...outcome.warnings);
+    }
+
+    // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
+    const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
+    const duplicates = await duplicatesOfRun({
+      root: dataset.root,
+      samples: results,
+      embeddings: embeddingRows,
+      pixelHashes,
+      preprocessor: model.preprocessor,
+      thresholds: config.duplicates,
+      metricsBySplit,
+      metricsFor: (indices) => {
+        const rows = indices.map((i) => rowOfSample.get(i)).filter((r): r is number => r !== undefined);
+        return rows.length > 0 ? computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }) : null;
+      },
+      signal,
+    });
+    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: 1 };
+  };
+  /**
+   * The same judgement without the matrix (streamedJudgement.ts): pass 1 (top-K per sample, per-row metrics), the
+   * metrics, the duplicates (the metrics without leaked samples: their APs wait for pass 2), pass 2 (cleanlab's
+   * scan, the prune's candidates, the APs of all rows, splits and those subsets), then the predictor, whose zero-shot
+   * label issues need a pass 3 only when the candidates do not decide the prune.
+   */
+  const streamedJudgementOf = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
+    const evaluated: number[] = [];
+    const rowOfSample = new Int32Array(samples.length).fill(-1);
+    for (let i = 0; i < samples.length; i++) {
+      if (embeddingRows.has[i] && classIndex.has(samples[i].label)) {
+        rowOfSample[i] = evaluated.length;
+        evaluated.push(i);
+      }
+    }
+    const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
+    const judge = new StreamedJudgement({ rows: embeddingRows, classEmbeddings, logitScale: model.logitScale, classes, rowOfSample, labels, signal });
+    for (let i = 0; i < samples.length; i++) {
+      const hash = store.hash(i);
+      if (hash !== null) results[i].contentHash = hash;
+    }
+    await judge.firstPass((i, p) => {
+      if (columnar) columnar.set(i, p);
+      else results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
+    });
+    let metrics: Metrics | null = null;
+    let metricsBySplit: Record<string, Metrics> | undefined;
+    if (evaluated.length > 0) {
+      metrics = judge.metrics(ks);
+      if (splits.length > 0) {
+        metricsBySplit = {};
+        for (const split of splits) {
+          const idx: number[] = [];
+          evaluated.forEach((sampleIndex, row) => {
+            if (samples[sampleIndex].split === split) idx.push(row);
+          });
+          if (idx.length > 0) setOwn(metricsBySplit, split, judge.metrics(ks, idx));
+        }
+      }
+    }
+    const duplicates = await duplicatesOfRun({
+      root: dataset.root,
+      samples: results,
+      embeddings: embeddingRows,
+      pixelHashes,
+      preprocessor: model.preprocessor,
+      thresholds: config.duplicates,
+      metricsBySplit,
+      metricsFor: (indices) => {
+        const rows = indices.map((i) => rowOfSample[i] as number).filter((r) => r >= 0);
+        return rows.length > 0 ? judge.metrics(ks, rows) : null;
+      },
+      signal,
+    });
+    // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
+    if (metrics) await judge.secondPass();
+    let warnings: Warning[] = [];
+    let labelIssues: LabelIssue[] = [];
+    let predictor: PredictorReport | undefined;
+    if (metrics) {
+      const outcome = await runPredictors({
+        classes, labels, zeroShot: () => judge.labelIssues(), zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
+        requested: requestedPredictor,
+        cacheRoot: cacheRoot ?? null,
+      });
+      predictor = outcome.report;
+      labelIssues = issuesOfSamples(outcome.labelIssues, evaluated);
+      // Zero-shot near chance and another predictor judging: the rare-class warnings follow that predictor.
+      const judging = outcome.judge && { predictor: outcome.judge.predictor, ...metricsOf(evaluated, outcome.judge.probs, labels, outcome.judge.metrics) };
+      warnings = computeWarnings({ metrics, metricsBySplit, judge: judging }, config.warnings);
+      warnings.push(...outcome.warnings);
+    }
+    // The APs of subsets asked for after pass 2 when the predictor did not run pass 3.
+    await judge.finishAveragePrecision();
+    return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: judge.passes };
+  };
+
   let imported = 0;
   try {
     if (options.imageEmbeddings) {
       await options.imageEmbeddings.forEach(
-        (index, emb) => {
+        (index, emb, half) => {
           imported++;
-          finish(index, emb);
+          finish(index, emb, half);
         },
         fail,
         stop.signal,
@@ -605,61 +752,17 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // A long run's last provisional view covers every image while the predictor and duplicates are computed.
   if (provisionalCount > 0) emitProvisional();
 
-  // Judgement.
+  // Judgement: the N x K probabilities held (one product), or, when they would outgrow the embeddings, streamed
+  // (three products, never the whole matrix: streamedJudgement.ts). Both give the same report.
   progress({ phase: 'metrics', done: 0, total: 1, rate: 0, fromCache });
-  await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
-  const evaluated: number[] = [];
-  // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore). A large dataset's
-  // predictions stay columns (sampleColumnsOf): no top-K objects per sample; its content hashes are set for duplicates.
-  const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
-  for (let i = 0; i < samples.length; i++) {
-    if (!columnar) fillSample(i, results[i]);
-    else {
-      const hash = store.hash(i);
-      if (hash !== null) results[i].contentHash = hash;
-      if (store.hasProbabilities[i]) columnar.set(i, store.probabilities(i));
-    }
-    if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
-  }
-  const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
-  const matrix = store.toMatrix(evaluated);
-  let metrics: Metrics | null = null;
-  let metricsBySplit: Record<string, Metrics> | undefined;
-  let warnings: Warning[] = [];
-  let labelIssues: LabelIssue[] = [];
-  let predictor: PredictorReport | undefined;
-  if (evaluated.length > 0) {
-    ({ metrics, metricsBySplit } = metricsOf(evaluated, matrix, labels));
-    // Label issues from the chosen predictor over the embeddings already computed (predictors.ts).
-    const outcome = await runPredictors({
-      classes, labels, zeroShot: matrix, zeroShotMetrics: metrics, ...evaluatedEmbeddings(embeddingRows, evaluated, requestedPredictor),
-      requested: requestedPredictor,
-      cacheRoot: cacheRoot ?? null,
-    });
-    predictor = outcome.report;
-    labelIssues = issuesOfSamples(outcome.labelIssues, evaluated);
-    // Zero-shot near chance and another predictor judging: the rare-class warnings follow that predictor.
-    const judge = outcome.judge && { predictor: outcome.judge.predictor, ...metricsOf(evaluated, outcome.judge.probs, labels, outcome.judge.metrics) };
-    warnings = computeWarnings({ metrics, metricsBySplit, judge }, config.warnings);
-    warnings.push(...outcome.warnings);
-  }
-
-  // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
-  const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
-  const duplicates = await duplicatesOfRun({
-    root: dataset.root,
-    samples: results,
-    embeddings: embeddingRows,
-    pixelHashes,
-    preprocessor: model.preprocessor,
-    thresholds: config.duplicates,
-    metricsBySplit,
-    metricsFor: (indices) => {
-      const rows = indices.map((i) => rowOfSample.get(i)).filter((r): r is number => r !== undefined);
-      return rows.length > 0 ? computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }) : null;
-    },
-    signal,
-  });
+  let scored = 0;
+  if (embeddingRows.dim === classEmbeddings.dim) for (let i = 0; i < samples.length; i++) if (embeddingRows.has[i] && classIndex.has(samples[i].label)) scored++;
+  const streamed = !options.probabilities && judgementStreams(scored, classes.length, embeddingRows.bytes, options.judgementBudgetBytes);
+  const tJudgement = performance.now();
+  const judged = streamed ? await streamedJudgementOf(classEmbeddings) : await heldJudgement(classEmbeddings);
+  const judgement = { ms: round(performance.now() - tJudgement), passes: judged.passes, streamed };
+  const { evaluated, metrics, metricsBySplit, labelIssues, predictor, duplicates } = judged;
+  let warnings = judged.warnings;
   await hashCache?.flush();
   throwIfAborted(signal);
   if (pixelHashes.notOnDisk.images > 0) options.imageEmbeddings?.onImagesNotOnDisk?.({ ...pixelHashes.notOnDisk });
@@ -689,6 +792,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       imagesFromCache: fromCache,
       ...(options.imageEmbeddings ? { imagesImported: imported } : {}),
       imagesPerSecond: imageMs > 0 ? round((computed * 1000) / imageMs) : 0,
+      judgement,
     },
   });
   if (columnar) attachSamples(final, SampleTable.fromColumns(sampleColumnsOf(results, classes, columnar)));

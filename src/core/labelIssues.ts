@@ -37,14 +37,14 @@ import { selfScorePatterns } from './retrieval';
 import { numpyArgsort } from './numpyArgsort';
 
 /** cleanlab's FLOATING_POINT_COMPARISON. */
-const FLOATING_POINT_COMPARISON = 1e-6;
+export const FLOATING_POINT_COMPARISON = 1e-6;
 /** cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND. */
 const CONFIDENT_THRESHOLDS_LOWER_BOUND = 2 * FLOATING_POINT_COMPARISON;
 /** cleanlab's TINY_VALUE. */
 const TINY_VALUE = 1e-100;
 /** Threshold of a class without samples: no probability reaches it. */
 const BIG_VALUE = 2;
-const MIN_EXAMPLES_PER_CLASS = 1;
+export const MIN_EXAMPLES_PER_CLASS = 1;
 /** Values (rows x classes) read by one unit of the per-row pass. */
 const VALUES_PER_ROW_UNIT = 1 << 23;
 /**
@@ -132,7 +132,7 @@ export function confidentThresholds(labels: ArrayLike<number>, probs: Probabilit
 }
 
 /** The thresholds from the self-confidence patterns (see selfScorePatterns). */
-function thresholdsFromSelf(labels: ArrayLike<number>, k: number, self: Int32Array): Float64Array {
+export function thresholdsFromSelf(labels: ArrayLike<number>, k: number, self: Int32Array): Float64Array {
   // Self-confidences grouped by class in index order, summed like np.mean(pred_probs[:, k][labels == k]).
   const { start, rows } = groupRowsByLabel(labels, k);
   const values = asFloats(self);
@@ -151,14 +151,14 @@ const patternView = new Int32Array(1);
 const floatView = new Float32Array(patternView.buffer);
 
 /** The bit pattern of the smallest float32 >= x (x > 0): a float32 v >= x exactly when its pattern is >= this one. */
-function float32PatternAtLeast(x: number): number {
+export function float32PatternAtLeast(x: number): number {
   if (!(x > 0)) return 0;
   floatView[0] = x;
   return floatView[0] < x ? patternView[0] + 1 : patternView[0]; // + 1: the next float32 up (+Infinity past the largest)
 }
 
 /** The per-row pass: what the rest needs from each row, in one read of the matrix. */
-interface RowScanData {
+export interface RowScanData {
   matrix: SharedProbabilityMatrix;
   labels: Int32Array;
   /** Per class: pattern of the smallest float32 >= threshold - 1e-6 (a value reaching it is confident). */
@@ -179,7 +179,7 @@ const scanViews = new WeakMap<RowScanData, { bits: Int32Array[]; rowsPerChunk: n
  * order), four at a time: the rare events (a new maximum, a value reaching its class's threshold) are tested for
  * the four at once (a negative difference), then handled in index order.
  */
-function rowScanUnit(data: RowScanData, unit: number): void {
+export function rowScanUnit(data: RowScanData, unit: number): void {
   let views = scanViews.get(data);
   if (!views) {
     const { chunks, rowsPerChunk, numClasses } = data.matrix;
@@ -379,7 +379,7 @@ export function computeConfidentJoint(
   return jointFromGuesses(labels, probs.numClasses, scanRows(labels, probs).guess, options.calibrate !== false);
 }
 
-function jointFromGuesses(labels: ArrayLike<number>, k: number, guess: Int32Array, calibrate: boolean): number[][] {
+export function jointFromGuesses(labels: ArrayLike<number>, k: number, guess: Int32Array, calibrate: boolean): number[][] {
   const cj: number[][] = [];
   for (let a = 0; a < k; a++) cj.push(new Array<number>(k).fill(0));
   for (let i = 0; i < labels.length; i++) if (guess[i] >= 0) cj[labels[i]][guess[i]]++;
@@ -692,7 +692,7 @@ export function labelQualityScores(labels: ArrayLike<number>, probs: Probability
  * Scores of the rows (of those where mask[i] when given; others 0): self_confidence = p_label; normalized_margin =
  * (p_label - max other + 1) / 2.
  */
-function scoresOf(method: RankBy, self: Int32Array, maxOther: Int32Array, n: number, mask?: Uint8Array): Float64Array {
+export function scoresOf(method: RankBy, self: Int32Array, maxOther: Int32Array, n: number, mask?: Uint8Array): Float64Array {
   const selfValue = asFloats(self);
   const otherValue = asFloats(maxOther);
   const scores = new Float64Array(n);

@@ -102,17 +102,6 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
   if (n === 0) throw new ClipLensError('metrics-no-samples', 'cannot compute metrics of 0 samples');
   const ks = effectiveKs(options.ks ?? DEFAULT_KS, k);
 
-  // sklearn's binary rule for Recall@1 with 2 classes needs to know whether all probs[:, 1] lie in [0, 1]
-  // (they are >= 0: ProbabilityMatrix rejects negative values).
-  let binaryThreshold = 0.5;
-  if (k === 2) {
-    for (let s = 0; s < n; s++) {
-      const i = indices ? indices[s] : s;
-      const p1 = probs.chunkOf(i)[probs.offsetOf(i) + 1];
-      if (p1 > 1) binaryThreshold = 0;
-    }
-  }
-
   // The per-row pass (argmax, rank of the label, and the label's score for the AP), then the AP by blocks of classes.
   const rowUnit = Math.max(1, Math.ceil(VALUES_PER_ROW_UNIT / k));
   const rows: RowPassData = {
@@ -128,15 +117,45 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
   runRowPass(rows, Math.ceil(n / rowUnit), n * k, probs.inSharedMemory);
   const apJob = averagePrecisionJob(probs, labels, indices, rows.self);
   apJob.run();
+  const p1 = (i: number) => probs.chunkOf(i)[probs.offsetOf(i) + 1];
+  return metricsFromRows(classes, labels, indices, ks, rows.pred, rows.rank, k === 2 ? p1 : null, apJob.result());
+}
+
+/**
+ * The metrics from what the per-row pass gives (pred[s], rank[s] of evaluated row s = indices[s], or s) and the APs:
+ * shared by {@link computeMetrics} and the streamed judgement (streamedJudgement.ts), which gets the same per-row
+ * values without holding the matrix. `ks` are effective Ks (see effectiveKs); `p1(i)` = probs[i][1], needed with
+ * 2 classes only (sklearn's binary rule).
+ */
+export function metricsFromRows(
+  classes: string[],
+  labels: ArrayLike<number>,
+  indices: ArrayLike<number> | undefined,
+  ks: number[],
+  pred: ArrayLike<number>,
+  rank: ArrayLike<number>,
+  p1: ((i: number) => number) | null,
+  ap: (number | null)[],
+): Metrics {
+  const k = classes.length;
+  const n = indices ? indices.length : labels.length;
+  // sklearn's binary rule for Recall@1 with 2 classes needs to know whether all probs[:, 1] lie in [0, 1]
+  // (they are >= 0: ProbabilityMatrix rejects negative values).
+  let binaryThreshold = 0.5;
+  if (k === 2 && p1) {
+    for (let s = 0; s < n; s++) {
+      const i = indices ? indices[s] : s;
+      if (p1(i) > 1) binaryThreshold = 0;
+    }
+  }
 
   const confusion = new Float64Array(k * k);
   const hits = ks.map(() => new Float64Array(k));
-  const { pred, rank } = rows;
   for (let s = 0; s < n; s++) {
     const i = indices ? indices[s] : s;
     const y = labels[i];
     confusion[y * k + pred[s]]++;
-    const binaryHit = k === 2 && (probs.chunkOf(i)[probs.offsetOf(i) + 1] > binaryThreshold ? 1 : 0) === y;
+    const binaryHit = k === 2 && p1 !== null && (p1(i) > binaryThreshold ? 1 : 0) === y;
     for (let t = 0; t < ks.length; t++) {
       if (k === 2 ? binaryHit : rank[s] < ks[t]) hits[t][y]++;
     }
@@ -150,7 +169,6 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
       predicted[b] += confusion[a * k + b];
     }
   }
-  const ap = apJob.result();
 
   const perClass: ClassMetrics[] = [];
   let correct = 0;
@@ -193,7 +211,7 @@ export function computeMetrics(input: MetricsInput, options: MetricsOptions = {}
 const VALUES_PER_ROW_UNIT = 1 << 23;
 
 /** The per-row pass of computeMetrics over evaluated rows s (row indices[s], or s), shared with helper threads. */
-interface RowPassData {
+export interface RowPassData {
   matrix: SharedProbabilityMatrix;
   labels: Int32Array;
   indices: Int32Array | null;
@@ -214,7 +232,7 @@ const rowViews = new WeakMap<RowPassData, { bits: Int32Array[]; rowsPerChunk: nu
  * (no NaN, no -0: see ProbabilityMatrix.push) integer order is value order. The row is split at the label y so that
  * the rank is one branch-free comparison per value: v > py before y, v >= py after it.
  */
-function rowPassUnit(data: RowPassData, unit: number): void {
+export function rowPassUnit(data: RowPassData, unit: number): void {
   let views = rowViews.get(data);
   if (!views) {
     const { chunks, rowsPerChunk, numClasses } = data.matrix;

@@ -67,8 +67,11 @@ export interface PredictorInput {
   /** Image embeddings of the evaluated rows (rows x dim). */
   embeddings: Float32Array;
   dim: number;
-  /** Zero-shot probabilities of the evaluated rows and their metrics. */
-  zeroShot: ProbabilityMatrix;
+  /**
+   * Zero-shot probabilities of the evaluated rows and their metrics; or, when the judgement streams
+   * (streamedJudgement.ts), what finds zero-shot's label issues without the matrix.
+   */
+  zeroShot: ProbabilityMatrix | (() => Promise<LabelIssue[]>);
   zeroShotMetrics: Metrics;
   requested?: PredictorName;
   folds?: number;
@@ -111,7 +114,8 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
   const k = classes.length;
   const n = labels.length;
   const present = new Set(labels).size;
-  const zeroShotIssues = () => findLabelIssues({ classes, labels, probs: input.zeroShot });
+  const zeroShot = input.zeroShot;
+  const zeroShotIssues = async () => (zeroShot instanceof ProbabilityMatrix ? findLabelIssues({ classes, labels, probs: zeroShot }) : zeroShot());
   const perClassZeroShot = zeroShotMetrics.perClass;
   const base = (used: PredictorReport['used'], reason: string): PredictorReport => ({
     requested,
@@ -120,12 +124,12 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     zeroShot: { top1Accuracy: zeroShotMetrics.top1Accuracy, balancedAccuracy: zeroShotMetrics.balancedAccuracy },
     perClass: perClassZeroShot.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: null })),
   });
-  if (requested === 'zero-shot') return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'requested'), warnings: [] };
+  if (requested === 'zero-shot') return { labelIssues: await zeroShotIssues(), report: base('zero-shot', 'requested'), warnings: [] };
   if (requested === 'auto' && n > AUTO_PROBE_MAX_SAMPLES) {
-    return { labelIssues: zeroShotIssues(), report: base('zero-shot', `${n} samples: above ${AUTO_PROBE_MAX_SAMPLES}, auto does not run the linear probe (ask for --predictor linear-probe or knn)`), warnings: [] };
+    return { labelIssues: await zeroShotIssues(), report: base('zero-shot', `${n} samples: above ${AUTO_PROBE_MAX_SAMPLES}, auto does not run the linear probe (ask for --predictor linear-probe or knn)`), warnings: [] };
   }
   if (present < 2 || input.dim === 0) {
-    return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'the embedding predictors need samples of at least 2 classes'), warnings: [] };
+    return { labelIssues: await zeroShotIssues(), report: base('zero-shot', 'the embedding predictors need samples of at least 2 classes'), warnings: [] };
   }
   const unit = l2Normalise(input.embeddings, input.dim);
   const chance = 1 / Math.max(2, present);
@@ -150,7 +154,7 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
   for (const v of counts.values()) maxCount = Math.max(maxCount, v);
   const folds = Math.min(input.folds ?? DEFAULT_FOLDS, maxCount);
   if (folds < 2) {
-    return { labelIssues: zeroShotIssues(), report: base('zero-shot', 'no class has 2 samples: the linear probe cannot be cross-validated'), warnings: [] };
+    return { labelIssues: await zeroShotIssues(), report: base('zero-shot', 'no class has 2 samples: the linear probe cannot be cross-validated'), warnings: [] };
   }
   const probe = await cachedProbe(input, unit, folds, input.c ?? DEFAULT_PROBE_C);
   const probeProbs = toMatrix(probe.probs, k);
@@ -182,7 +186,7 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     cChosenBy: input.c === undefined ? 'default' : 'requested',
   };
   report.perClass = perClassZeroShot.map((c, j) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: pm.perClass[j].recall }));
-  const labelIssues = used === 'linear-probe' ? findLabelIssuesFloat64(classes, labels, probe.probs) : zeroShotIssues();
+  const labelIssues = used === 'linear-probe' ? findLabelIssuesFloat64(classes, labels, probe.probs) : await zeroShotIssues();
   const warnings = predictorWarnings(report, pm, atChance);
   // At chance the probe judges (auto and linear-probe alike): the rare-class warnings follow it.
   if (atChance && used === 'linear-probe') return { labelIssues, report, warnings, judge: { predictor: 'linear-probe', probs: probeProbs, metrics: pm } };

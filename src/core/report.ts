@@ -319,5 +319,11 @@ export interface EvalReport {
     /** Embeddings read from outside (eval --embeddings) instead of computed. */
     imagesImported?: number;
     imagesPerSecond: number;
+    /**
+     * The judgement (zero-shot product, metrics, predictor's label issues, duplicates): its wall time and how many
+     * zero-shot products it ran: 1 with the probabilities held, 3 when streamed (their N x K matrix would outgrow
+     * the embeddings: see core/streamedJudgement.ts).
+     */
+    judgement?: { ms: number; passes: number; streamed: boolean };
   };
 }

@@ -311,53 +311,141 @@ class TileSource {
  * checks to one per iteration.
  */
 function blockAveragePrecision(source: TileSource, c0: number, block: (Positives | null)[]): (number | null)[] {
-  const width = block.length;
-  const stride = Math.min(source.n, TILE_ROWS) + TILE_PAD;
-  const tileInts = 2 * ((width + 1) >> 1) * stride;
-  const tableAt = new Int32Array(width);
-  const scoresAt = new Int32Array(width);
-  let size = tileInts;
-  block.forEach((p, b) => {
-    if (p) {
-      tableAt[b] = size + 1;
-      size += NUM_BUCKETS + 1;
-    }
-  });
-  const firstScore = size;
-  block.forEach((p, b) => {
-    if (p) {
-      scoresAt[b] = size;
-      size += p.distinct.length + COMPARES;
-    }
-  });
-  const histOffset = size - firstScore;
-  const w = new Int32Array(size + histOffset);
+  const counter = new BlockCounter(block, Math.min(source.n, TILE_ROWS));
+  counter.count(source, c0);
+  return counter.finish();
+}
 
-  const perBucket = new Int32Array(NUM_BUCKETS);
-  block.forEach((p, b) => {
-    if (!p) return;
-    const scores = p.distinct;
-    w.set(scores, scoresAt[b]);
-    perBucket.fill(0);
-    for (let t = 0; t < scores.length; t++) perBucket[scores[t] >>> BUCKET_SHIFT]++;
-    let lo = scoresAt[b];
-    for (let q = NUM_BUCKETS - 1; q >= 0; q--) {
-      w[tableAt[b] + q] = perBucket[q] > COMPARES ? ~lo : lo;
-      lo += perBucket[q];
-    }
-    w[tableAt[b] - 1] = lo;
-  });
+/** The counting state of one block of classes (see {@link blockAveragePrecision}): tile, tables, scores, histograms. */
+class BlockCounter {
+  private readonly w: Int32Array;
+  private readonly tableAt: Int32Array;
+  private readonly scoresAt: Int32Array;
+  private readonly histOffset: number;
+  private readonly stride: number;
 
-  for (let s0 = 0; s0 < source.n; s0 += TILE_ROWS) {
-    const len = Math.min(TILE_ROWS, source.n - s0);
-    source.gather(s0, len, c0, width, w, stride);
-    for (let b = 0; b < width; b++) {
-      if (!block[b]) continue;
-      const from = 2 * ((b >> 1) * stride) + (b & 1);
-      countColumn(w, from, from + 2 * len, tableAt[b], histOffset);
+  constructor(
+    private readonly block: (Positives | null)[],
+    private readonly tileRows: number,
+  ) {
+    const width = block.length;
+    const stride = tileRows + TILE_PAD;
+    const tileInts = 2 * ((width + 1) >> 1) * stride;
+    const tableAt = new Int32Array(width);
+    const scoresAt = new Int32Array(width);
+    let size = tileInts;
+    block.forEach((p, b) => {
+      if (p) {
+        tableAt[b] = size + 1;
+        size += NUM_BUCKETS + 1;
+      }
+    });
+    const firstScore = size;
+    block.forEach((p, b) => {
+      if (p) {
+        scoresAt[b] = size;
+        size += p.distinct.length + COMPARES;
+      }
+    });
+    const histOffset = size - firstScore;
+    const w = new Int32Array(size + histOffset);
+
+    const perBucket = new Int32Array(NUM_BUCKETS);
+    block.forEach((p, b) => {
+      if (!p) return;
+      const scores = p.distinct;
+      w.set(scores, scoresAt[b]);
+      perBucket.fill(0);
+      for (let t = 0; t < scores.length; t++) perBucket[scores[t] >>> BUCKET_SHIFT]++;
+      let lo = scoresAt[b];
+      for (let q = NUM_BUCKETS - 1; q >= 0; q--) {
+        w[tableAt[b] + q] = perBucket[q] > COMPARES ? ~lo : lo;
+        lo += perBucket[q];
+      }
+      w[tableAt[b] - 1] = lo;
+    });
+    this.w = w;
+    this.tableAt = tableAt;
+    this.scoresAt = scoresAt;
+    this.histOffset = histOffset;
+    this.stride = stride;
+  }
+
+  /** Adds every row of `source` (columns c0 .. c0 + width) to the histograms. */
+  count(source: TileSource, c0: number): void {
+    const { w, block, stride, tableAt, histOffset } = this;
+    const width = block.length;
+    for (let s0 = 0; s0 < source.n; s0 += this.tileRows) {
+      const len = Math.min(this.tileRows, source.n - s0);
+      source.gather(s0, len, c0, width, w, stride);
+      for (let b = 0; b < width; b++) {
+        if (!block[b]) continue;
+        const from = 2 * ((b >> 1) * stride) + (b & 1);
+        countColumn(w, from, from + 2 * len, tableAt[b], histOffset);
+      }
     }
   }
-  return block.map((p, b) => (p ? finishAveragePrecision(p, (t) => w[scoresAt[b] + histOffset + t]) : null));
+
+  finish(): (number | null)[] {
+    const { w, scoresAt, histOffset } = this;
+    return this.block.map((p, b) => (p ? finishAveragePrecision(p, (t) => w[scoresAt[b] + histOffset + t]) : null));
+  }
+}
+
+/**
+ * Average precision of every class over rows that arrive in blocks (the streamed judgement, streamedJudgement.ts:
+ * the probabilities are recomputed block by block, never held whole). The positives' scores must be known first
+ * (`self`, from an earlier pass); each {@link add} counts a block's rows into the same histograms the one-pass
+ * computation fills, so the APs are equal to {@link averagePrecisionByClass}'s over the whole matrix, bit for bit.
+ * Memory: about 32 KB per class with positives, plus a tile of the block's rows per 256 classes.
+ */
+export class StreamingAveragePrecision {
+  private readonly counters: { c0: number; counter: BlockCounter }[] = [];
+  private readonly k: number;
+  /** Subset position of the next row to come (rows arrive in increasing order). */
+  private next = 0;
+
+  /**
+   * @param labels labels of all rows (row numbers as in {@link add}); `self[i]` the pattern of row i's label score.
+   * @param indices the rows taking part (increasing), default all.
+   * @param blockRows the largest block {@link add} will be given.
+   */
+  constructor(
+    k: number,
+    labels: ArrayLike<number>,
+    self: Int32Array,
+    private readonly indices: ArrayLike<number> | undefined,
+    blockRows: number,
+  ) {
+    this.k = k;
+    const { start, rows } = groupRowsByLabel(labels, k, indices);
+    for (let c0 = 0; c0 < k; c0 += CLASS_BLOCK) {
+      const block: (Positives | null)[] = [];
+      for (let c = c0; c < Math.min(k, c0 + CLASS_BLOCK); c++) block.push(start[c + 1] > start[c] ? classPositives(self, rows.subarray(start[c], start[c + 1])) : null);
+      if (block.some((p) => p !== null)) this.counters.push({ c0, counter: new BlockCounter(block, Math.min(blockRows, TILE_ROWS)) });
+    }
+  }
+
+  /** Adds rows first .. first + block.length - 1 (`block` holds exactly those rows). */
+  add(block: ProbabilityMatrix, first: number): void {
+    let local: Int32Array | undefined;
+    const { indices } = this;
+    if (indices) {
+      const from = this.next;
+      while (this.next < indices.length && indices[this.next] < first + block.length) this.next++;
+      if (this.next === from) return;
+      local = new Int32Array(this.next - from);
+      for (let t = from; t < this.next; t++) local[t - from] = indices[t] - first;
+    }
+    const source = new TileSource(block, local);
+    for (const { c0, counter } of this.counters) counter.count(source, c0);
+  }
+
+  result(): (number | null)[] {
+    const ap: (number | null)[] = new Array(this.k).fill(null);
+    for (const { c0, counter } of this.counters) counter.finish().forEach((x, b) => (ap[c0 + b] = x));
+    return ap;
+  }
 }
 
 /**

@@ -443,6 +443,8 @@ export interface ExecuteOptions {
   onProgress?: (p: EvaluateProgress) => void;
   /** Results while running (evaluate.ts onProvisional): reports over the images done so far, before the final one. */
   onProvisional?: (report: EvalReport) => void;
+  /** evaluate.ts judgementBudgetBytes: above it the judgement streams (tests force either path). */
+  judgementBudgetBytes?: number;
   /** The image phase (default: its own pass; executeRuns: a participant of the pass shared by both models). */
   images?: RunImagesFn;
 }
@@ -473,6 +475,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     onProgress: options.onProgress,
     ...(options.onProvisional ? { onProvisional: options.onProvisional } : {}),
     ...(options.images ? { runImages: options.images } : {}),
+    ...(options.judgementBudgetBytes !== undefined ? { judgementBudgetBytes: options.judgementBudgetBytes } : {}),
     ...(outside
       ? {
           imageEmbeddings: {

@@ -336,6 +336,10 @@ test('a large evaluation keeps its samples as columns: the same samples, summary
   fs.writeFileSync(path.join(root, 'train', 'red_star', 'broken.png'), 'not a PNG');
   const objects = await evaluateDataset(root, { model, cacheDir: null, topK: 3 });
   const columns = await evaluateDataset(root, { model, cacheDir: null, topK: 3, columnarSamplesAbove: 0 });
+  // The streamed judgement (a budget of 0 bytes) fills the same columns.
+  const streamed = await evaluateDataset(root, { model, cacheDir: null, topK: 3, columnarSamplesAbove: 0, judgementBudgetBytes: 0 });
+  assert.equal(streamed.timing.judgement?.streamed, true);
+  assert.deepEqual(samplesOf(streamed).toArray(), objects.samples);
   assert.ok(Array.isArray(objects.samples));
   assert.equal(columns.samples, undefined);
   assert.ok(samplesOf(columns).columns);
@@ -456,4 +460,35 @@ test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads t
   const d = io();
   assert.equal(await main(['eval', images, '--verify', '3', '--model', MODEL], d), 2);
   assert.match(d.stderr, /--verify checks outside embeddings/);
+});
+
+test('float16 shards: the streamed judgement (forced by a zero budget) gives the same report as the held one', async (t) => {
+  const dir = await writeShards(tmp(t), shardsOf(3), 'f2');
+  // An exact copy across splits (same embedding row, same image bytes) gives a leakage entry with metrics without it.
+  const copyFrom = files.findIndex((f) => f.includes('/train/'));
+  const copyTo = files.findIndex((f) => f.includes('/val/'));
+  const bytes = fs.readFileSync(files[copyFrom] as string);
+  const saved = fs.readFileSync(files[copyTo] as string);
+  fs.writeFileSync(files[copyTo] as string, bytes);
+  t.after(() => fs.writeFileSync(files[copyTo] as string, saved));
+  const rows = embeddings.slice();
+  rows[copyTo] = embeddings[copyFrom] as Float32Array;
+  const leaky = await writeShards(tmp(t), shardsOf(2, rows), 'f2');
+  for (const [d, predictor] of [[dir, 'zero-shot'], [dir, 'auto'], [leaky, 'zero-shot']] as const) {
+    const run = async (budget: number | undefined) => {
+      const plan = await planRun({ target: d, options: { model: MODEL, embeddings: d, predictor }, cacheDir: null });
+      const report = (await executeRun(plan, { model, ...(budget !== undefined ? { judgementBudgetBytes: budget } : {}) })).report;
+      // Streamed: two products, a third only for zero-shot's label issues when some class has rows to prune.
+      const j = report.timing.judgement;
+      assert.equal(j?.streamed, budget === 0);
+      if (budget !== 0) assert.equal(j?.passes, 1);
+      else assert.ok(j?.passes === 2 || (j?.passes === 3 && report.predictor?.used === 'zero-shot'), JSON.stringify(j));
+      return { ...report, createdAt: '', timing: undefined };
+    };
+    const held = await run(undefined);
+    const streamed = await run(0);
+    assert.deepEqual(streamed, held, `${predictor} ${d === leaky ? 'with leakage' : ''}`);
+    if (d === leaky) assert.ok((held.leakage ?? []).some((l) => l.metricsWithoutLeaked?.perClass.some((c) => c.averagePrecision !== null)), 'leakage with metrics');
+    assert.ok(held.metricsBySplit?.val);
+  }
 });

@@ -1,0 +1,513 @@
+/**
+ * The judgement (metrics, per-split metrics, label issues) without the N x K probability matrix, for evaluations
+ * whose matrix would outgrow the embeddings (a million rows x a thousand classes: 3.8 GiB of float32).
+ *
+ * The zero-shot probabilities are recomputed block by block from the embeddings instead of being held: the blocks
+ * are the ones {@link forEachScoredBlock} gives (the same rows, in the same order, as the in-memory path, so the
+ * product gives bit-identical values), and each pass over them costs one product. Two passes, a third when needed:
+ * 1. each sample's top-K (the report), and per evaluated row its argmax, the rank of its label and its label's
+ *    score (metrics.ts' per-row pass): accuracy, Recall@K and the confusion counts of any subset of rows come from
+ *    these; the labels' scores give cleanlab's per-class thresholds and every class's positives for the AP.
+ * 2. cleanlab's per-row scan (confident guess, argmax, largest other score: labelIssues.ts) against the thresholds,
+ *    the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of every subset asked for so far
+ *    (splits, the metrics without leaked samples), and, when asked (pruneCandidates), per row its largest other
+ *    scores.
+ * Then cleanlab's prune by noise rate: per (given class c, other class j) the rows of c with the largest margins
+ * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order), from the candidates: a row lacking
+ * j has p_j at most its smallest candidate, so when no such bound can beat the heap's last entry the pair is
+ * decided. 3. For the classes with an undecided pair (all of them without candidates, the default: see
+ * {@link PRUNE_CANDIDATES}), and subsets asked for after pass 2: a third pass prunes them from the exact scores.
+ * Every result equals the in-memory path's (the same float32 probabilities, the same integer counts, the same
+ * float64 arithmetic in the same order): checked by test/unit/streamedJudgement.test.ts on both paths.
+ */
+import { throwIfAborted } from './errors';
+import { EmbeddingRows } from './duplicates';
+import { effectiveKs, metricsFromRows, rowPassUnit, type RowPassData } from './metrics';
+import { float32PatternAtLeast, FLOATING_POINT_COMPARISON, jointFromGuesses, MIN_EXAMPLES_PER_CLASS, orderLabelIssues, pruneCountMatrix, rowScanUnit, scoresOf, thresholdsFromSelf, type RowScanData } from './labelIssues';
+import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
+import { StreamingAveragePrecision } from './retrieval';
+import { zeroShotBlock, type ClassEmbeddings } from './zeroShot';
+import type { LabelIssue, Metrics } from './report';
+
+/** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
+export const SCORE_BLOCKS = 4;
+/** Rows per zero-shot product. */
+export const SCORE_SPAN_ROWS = SCORE_BLOCKS * EmbeddingRows.blockRows;
+
+/**
+ * The zero-shot probabilities of every row with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time
+ * (rows without one skipped): `onBlock(index, probs)` gets the sample indices of the block and their probabilities
+ * (index.length x K, row-major; valid during the call). The next block's product runs (on ONNX Runtime's threads)
+ * while `onBlock` handles the current one.
+ */
+export async function forEachScoredBlock(
+  rows: EmbeddingRows,
+  classEmbeddings: ClassEmbeddings,
+  logitScale: number,
+  onBlock: (index: number[], probs: Float32Array) => void,
+  signal?: AbortSignal,
+  engine: 'auto' | 'js' | 'onnx' = 'auto',
+): Promise<void> {
+  const dim = classEmbeddings.dim;
+  if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
+  const span = SCORE_SPAN_ROWS;
+  const buffers = [new Float32Array(span * dim), new Float32Array(span * dim)];
+  let turn = 0;
+  /** Packs the rows with an embedding of span `start` and starts their product. */
+  const launch = (start: number): { index: number[]; probs: Promise<Float32Array> } | null => {
+    const packed = buffers[turn] as Float32Array;
+    turn ^= 1;
+    const end = Math.min(rows.n, start + span);
+    rows.copyRows(start, end, packed);
+    const index: number[] = [];
+    for (let i = start; i < end; i++) {
+      if (!rows.has[i]) continue;
+      if (i - start !== index.length) packed.copyWithin(index.length * dim, (i - start) * dim, (i - start + 1) * dim);
+      index.push(i);
+    }
+    if (index.length === 0) return null;
+    return { index, probs: zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine) };
+  };
+  let start = 0;
+  const nextLaunch = () => {
+    for (; start < rows.n; ) {
+      const job = launch(start);
+      start += span;
+      if (job) return job;
+    }
+    return null;
+  };
+  let current = nextLaunch();
+  while (current) {
+    throwIfAborted(signal);
+    const probs = await current.probs;
+    const next = nextLaunch();
+    // Surface a failure of the next product at its await, without an unhandled rejection meanwhile.
+    next?.probs.catch(() => undefined);
+    onBlock(current.index, probs);
+    current = next;
+  }
+}
+
+export interface StreamedJudgementInput {
+  rows: EmbeddingRows;
+  classEmbeddings: ClassEmbeddings;
+  logitScale: number;
+  classes: string[];
+  /** Row of each sample in the evaluated rows, -1 for a sample not evaluated (no embedding or a label not a class). */
+  rowOfSample: Int32Array;
+  /** Labels (class indices) of the evaluated rows. */
+  labels: number[];
+  signal?: AbortSignal;
+  engine?: 'auto' | 'js' | 'onnx';
+  /**
+   * Other classes kept per row in pass 2 as candidates of the prune (its largest scores besides the label's;
+   * default {@link PRUNE_CANDIDATES}): the prune is decided from them when they provably suffice, else by pass 3.
+   */
+  pruneCandidates?: number;
+}
+
+/**
+ * Default of StreamedJudgementInput.pruneCandidates: none. Measured at 1,000,000 x 512 x 1,000
+ * (tools/bench-zeroshot.ts --streamed, docs/benchmarks.md), 16 candidates a row decided the prune of 998 of the
+ * 1,000 classes: the third pass still ran, and keeping them cost pass 2 about 7 s of CPU. Tests set it.
+ */
+export const PRUNE_CANDIDATES = 0;
+
+interface PendingAp {
+  indices: number[] | undefined;
+  metrics: Metrics[];
+}
+
+/**
+ * The judgement of one evaluation in passes over recomputed blocks (see the module comment). Use: {@link firstPass}
+ * (top-K per sample on the way), {@link metrics} for all rows and for every subset (their APs come with the next
+ * pass), {@link secondPass}, then {@link labelIssues} (a third pass only when needed) and
+ * {@link finishAveragePrecision} (a pass only for subsets asked for after pass 2 and not served since).
+ */
+export class StreamedJudgement {
+  readonly n: number;
+  readonly k: number;
+  /** Passes over the blocks so far (each one zero-shot product of every row). */
+  passes = 0;
+  private readonly pred: Int32Array;
+  private readonly rank: Int32Array;
+  private readonly self: Int32Array;
+  private readonly p1: Float32Array | null;
+  private guess: Int32Array | null = null;
+  private argmax: Int32Array | null = null;
+  private maxOther: Int32Array | null = null;
+  /** Per row, the T largest scores among the classes other than its label (descending) and their classes (-1: none). */
+  private candClass: Int32Array | null = null;
+  private candValue: Float32Array | null = null;
+  private readonly candidates: number;
+  private readonly pending: PendingAp[] = [];
+  private readonly labelArray: Int32Array;
+
+  constructor(private readonly input: StreamedJudgementInput) {
+    this.n = input.labels.length;
+    this.k = input.classes.length;
+    this.pred = new Int32Array(this.n);
+    this.rank = new Int32Array(this.n);
+    this.self = new Int32Array(this.n);
+    this.p1 = this.k === 2 ? new Float32Array(this.n) : null;
+    this.labelArray = Int32Array.from(input.labels);
+    this.candidates = Math.max(0, Math.min(input.pruneCandidates ?? PRUNE_CANDIDATES, this.k - 1));
+  }
+
+  /**
+   * One pass: each block's evaluated rows as a matrix (row r = evaluated row first + r), after `onSample(sample,
+   * probs)` for every scored sample of the block.
+   */
+  private async pass(onBlock: (block: ProbabilityMatrix, first: number) => void, onSample?: (sample: number, probs: Float32Array) => void): Promise<void> {
+    const { rows, classEmbeddings, logitScale, rowOfSample, signal, engine } = this.input;
+    const k = this.k;
+    this.passes++;
+    await forEachScoredBlock(rows, classEmbeddings, logitScale, (index, probs) => {
+      if (onSample) index.forEach((i, r) => onSample(i, probs.subarray(r * k, (r + 1) * k)));
+      // The evaluated rows of the block: consecutive evaluated row numbers (samples in order); compacted when some
+      // scored sample is not evaluated.
+      let m = 0;
+      let first = -1;
+      let contiguous = true;
+      index.forEach((i, r) => {
+        const row = rowOfSample[i] as number;
+        if (row < 0) return;
+        if (first < 0) first = row;
+        if (r !== m) contiguous = false;
+        m++;
+      });
+      if (m === 0) return;
+      let data = probs;
+      if (!contiguous) {
+        data = new Float32Array(m * k);
+        let q = 0;
+        index.forEach((i, r) => {
+          if ((rowOfSample[i] as number) >= 0) data.set(probs.subarray(r * k, (r + 1) * k), k * q++);
+        });
+      }
+      const desc: SharedProbabilityMatrix = { numClasses: k, rowsPerChunk: m, length: m, chunks: [data.subarray(0, m * k)] };
+      onBlock(ProbabilityMatrix.fromShared(desc), first);
+    }, signal, engine);
+  }
+
+  /** Pass 1: per evaluated row argmax, rank of the label, label score; `onSample` gets every scored sample's row. */
+  async firstPass(onSample: (sample: number, probs: Float32Array) => void): Promise<void> {
+    const { pred, rank, self, p1, labelArray } = this;
+    await this.pass((block, first) => {
+      const m = block.length;
+      const data: RowPassData = {
+        matrix: block.shared(),
+        labels: labelArray.subarray(first, first + m),
+        indices: null,
+        n: m,
+        rowsPerUnit: m,
+        pred: pred.subarray(first, first + m),
+        rank: rank.subarray(first, first + m),
+        self: self.subarray(first, first + m),
+      };
+      rowPassUnit(data, 0);
+      if (p1) for (let r = 0; r < m; r++) p1[first + r] = block.chunkOf(r)[block.offsetOf(r) + 1];
+    }, onSample);
+  }
+
+  /**
+   * Metrics of the evaluated rows `indices` (increasing; default all), as computeMetrics gives them over the matrix.
+   * Everything but the APs is known after the first pass; the APs are filled in (in the returned object) by the next
+   * pass: {@link secondPass} or {@link labelIssues}, or {@link finishAveragePrecision}.
+   */
+  metrics(ks: number[], indices?: number[]): Metrics {
+    const { classes } = this.input;
+    const n = indices ? indices.length : this.n;
+    const pred = indices ? Int32Array.from(indices, (i) => this.pred[i] as number) : this.pred;
+    const rank = indices ? Int32Array.from(indices, (i) => this.rank[i] as number) : this.rank;
+    const p1 = this.p1;
+    const m = metricsFromRows(classes, this.labelArray, indices, effectiveKs(ks, this.k), pred.subarray(0, n), rank.subarray(0, n), p1 ? (i) => p1[i] as number : null, new Array(this.k).fill(null));
+    const same = this.pending.find((p) => sameRows(p.indices, indices));
+    if (same) same.metrics.push(m);
+    else this.pending.push({ indices: indices ? indices.slice() : undefined, metrics: [m] });
+    return m;
+  }
+
+  /** The AP accumulators of the subsets waiting for one, fed by `feed`; patches their metrics when done. */
+  private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; finish: () => void } {
+    const due = this.pending.splice(0);
+    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, SCORE_SPAN_ROWS));
+    return {
+      due: due.length > 0,
+      add: (block, first) => acc.forEach((a) => a.add(block, first)),
+      finish: () =>
+        due.forEach((p, t) => {
+          const ap = (acc[t] as StreamingAveragePrecision).result();
+          for (const m of p.metrics) m.perClass.forEach((c, j) => (c.averagePrecision = ap[j] as number | null));
+        }),
+    };
+  }
+
+  /** Pass 2: cleanlab's per-row scan against the per-class thresholds, and the APs asked for so far. */
+  async secondPass(): Promise<void> {
+    const k = this.k;
+    const thresholds = thresholdsFromSelf(this.labelArray, k, this.self);
+    const cut = new Int32Array(k);
+    thresholds.forEach((t, c) => (cut[c] = float32PatternAtLeast(t - FLOATING_POINT_COMPARISON)));
+    const guess = new Int32Array(this.n);
+    const argmax = new Int32Array(this.n);
+    const maxOther = new Int32Array(this.n);
+    const T = this.candidates;
+    const candClass = new Int32Array(this.n * T).fill(-1);
+    const candValue = new Float32Array(this.n * T);
+    const ap = this.averagePrecisionDue();
+    await this.pass((block, first) => {
+      const m = block.length;
+      const d = block.chunkOf(0);
+      if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, this.labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
+      const data: RowScanData = {
+        matrix: block.shared(),
+        labels: this.labelArray.subarray(first, first + m),
+        cut,
+        rowsPerUnit: m,
+        guess: guess.subarray(first, first + m),
+        argmax: argmax.subarray(first, first + m),
+        maxOther: maxOther.subarray(first, first + m),
+      };
+      rowScanUnit(data, 0);
+      ap.add(block, first);
+    });
+    ap.finish();
+    this.guess = guess;
+    this.argmax = argmax;
+    this.maxOther = maxOther;
+    this.candClass = candClass;
+    this.candValue = candValue;
+  }
+
+  /**
+   * Fills the prune heaps from pass 2's candidates; returns per class 1 when some pair of it is not decided by them
+   * (pass 3 then prunes the class from the exact scores).
+   */
+  private pruneFromCandidates(heapsOf: PruneHeap[][], selfValue: Float32Array): Uint8Array {
+    const { k, n, labelArray: labels, candidates: T } = this;
+    const candClass = this.candClass as Int32Array;
+    const candValue = this.candValue as Float32Array;
+    const redo = new Uint8Array(k);
+    if (T === 0) {
+      heapsOf.forEach((hs, c) => (redo[c] = hs.length > 0 ? 1 : 0));
+      return redo;
+    }
+    // Per heap: the largest bound of a row lacking its class, and the lowest such row at that bound.
+    const maxBound: Float64Array[] = heapsOf.map((hs) => new Float64Array(hs.length).fill(-Infinity));
+    const boundRow: Int32Array[] = heapsOf.map((hs) => new Int32Array(hs.length).fill(-1));
+    for (let i = 0; i < n; i++) {
+      const c = labels[i] as number;
+      const heaps = heapsOf[c] as PruneHeap[];
+      if (heaps.length === 0) continue;
+      const pc = selfValue[i] as number;
+      const at = i * T;
+      for (let h = 0; h < heaps.length; h++) {
+        const heap = heaps[h] as PruneHeap;
+        let q = 0;
+        while (q < T && candClass[at + q] !== heap.j) q++;
+        if (q < T) heap.offer((candValue[at + q] as number) - pc, i);
+        else {
+          // Every class but the label's is a candidate when T = k - 1: then q < T always.
+          const bound = (candValue[at + T - 1] as number) - pc;
+          const mb = maxBound[c] as Float64Array;
+          if (bound > (mb[h] as number)) {
+            mb[h] = bound;
+            (boundRow[c] as Int32Array)[h] = i;
+          }
+        }
+      }
+    }
+    for (let c = 0; c < k; c++) {
+      (heapsOf[c] as PruneHeap[]).forEach((heap, h) => {
+        const row = (boundRow[c] as Int32Array)[h] as number;
+        if (row >= 0 && !heap.excludes((maxBound[c] as Float64Array)[h] as number, row)) redo[c] = 1;
+      });
+    }
+    return redo;
+  }
+
+  /** A pass for the APs still due (none when there are none). */
+  async finishAveragePrecision(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const ap = this.averagePrecisionDue();
+    await this.pass(ap.add);
+    ap.finish();
+  }
+
+  /**
+   * cleanlab's find_label_issues with its defaults (labelIssues.ts findLabelIssues), ranked by self-confidence;
+   * `index` = evaluated row. The prune comes from pass 2's candidates; a third pass runs for the classes they do not
+   * decide and for the APs still due. Needs {@link secondPass}.
+   */
+  async labelIssues(): Promise<LabelIssue[]> {
+    const { guess, argmax, maxOther, labelArray: labels, self, k, n } = this;
+    if (!guess || !argmax || !maxOther) throw new Error('StreamedJudgement: labelIssues before secondPass');
+    const { classes } = this.input;
+    if (n === 0) return [];
+    const prune = pruneCountMatrix(jointFromGuesses(labels, k, guess, true), MIN_EXAMPLES_PER_CLASS);
+    const size = new Int32Array(k);
+    for (let i = 0; i < n; i++) size[labels[i] as number]++;
+    const flagged = new Uint8Array(n);
+    // Per given class c: the other classes j with rows to flag, each with a heap of its best (margin, row) so far.
+    const heapsOf: PruneHeap[][] = Array.from({ length: k }, () => []);
+    const flagAll = new Uint8Array(k);
+    for (let c = 0; c < k; c++) {
+      const m = size[c] as number;
+      if (m <= MIN_EXAMPLES_PER_CLASS) continue;
+      for (let j = 0; j < k; j++) {
+        if (j === c) continue;
+        const count = (prune[j] as number[])[c] as number;
+        if (count <= 0) continue;
+        if (count >= m) flagAll[c] = 1;
+        else (heapsOf[c] as PruneHeap[]).push(new PruneHeap(j, count));
+      }
+    }
+    const selfValue = new Float32Array(self.buffer, self.byteOffset, n);
+    for (let i = 0; i < n; i++) if (flagAll[labels[i] as number]) flagged[i] = 1;
+    // From the candidates of pass 2: a pair (c, j) is decided when every row of c whose candidates lack j (so p_j is
+    // at most its smallest candidate) cannot beat the heap's last entry; the classes with an undecided pair are
+    // pruned again by pass 3 from their rows' exact scores.
+    const redo = this.pruneFromCandidates(heapsOf, selfValue);
+    const ap = this.averagePrecisionDue();
+    if (redo.some((x) => x === 1) || ap.due) {
+      for (let c = 0; c < k; c++) if (redo[c]) heapsOf[c] = (heapsOf[c] as PruneHeap[]).map((h) => new PruneHeap(h.j, h.count));
+      await this.pass((block, first) => {
+        const m = block.length;
+        const d = block.chunkOf(0);
+        for (let r = 0; r < m; r++) {
+          const i = first + r;
+          const c = labels[i] as number;
+          if (!redo[c]) continue;
+          const pc = selfValue[i] as number;
+          const o = r * k;
+          for (const h of heapsOf[c] as PruneHeap[]) h.offer((d[o + h.j] as number) - pc, i);
+        }
+        ap.add(block, first);
+      });
+    }
+    ap.finish();
+    for (const heaps of heapsOf) for (const h of heaps) h.flag(flagged);
+    const mask = new Uint8Array(n);
+    for (let i = 0; i < n; i++) if (flagged[i] && argmax[i] !== labels[i]) mask[i] = 1;
+    const scores = scoresOf('self_confidence', self, maxOther, n, mask);
+    return orderLabelIssues(mask, scores).map((index, r) => ({
+      index,
+      given: classes[labels[index] as number] as string,
+      suggested: classes[argmax[index] as number] as string,
+      score: scores[index] as number,
+      rank: r + 1,
+    }));
+  }
+}
+
+/**
+ * Keeps the T largest values of row d[o .. o + k) other than column `skip` (descending, ties to the lower column)
+ * into cls/val at `at`.
+ */
+function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: number, cls: Int32Array, val: Float32Array, at: number): void {
+  let filled = 0;
+  let bar = -Infinity; // the T-th value once full
+  for (let j = 0; j < k; j++) {
+    if (j === skip) continue;
+    const v = d[o + j] as number;
+    if (filled === T && !(v > bar)) continue;
+    let q = filled < T ? filled++ : T - 1;
+    while (q > 0 && (val[at + q - 1] as number) < v) {
+      val[at + q] = val[at + q - 1] as number;
+      cls[at + q] = cls[at + q - 1] as number;
+      q--;
+    }
+    val[at + q] = v;
+    cls[at + q] = j;
+    if (filled === T) bar = val[at + T - 1] as number;
+  }
+}
+
+/** The same rows (undefined: all). */
+function sameRows(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let t = 0; t < a.length; t++) if (a[t] !== b[t]) return false;
+  return true;
+}
+
+/**
+ * The `count` rows with the largest margins seen so far, ties to the lower row (rows are offered in increasing
+ * order): a binary min-heap whose root is the entry a newcomer must beat (smallest margin, then highest row).
+ */
+class PruneHeap {
+  private readonly margin: Float64Array;
+  private readonly row: Int32Array;
+  private size = 0;
+
+  constructor(
+    readonly j: number,
+    readonly count: number,
+  ) {
+    this.margin = new Float64Array(count);
+    this.row = new Int32Array(count);
+  }
+
+  /** a ranks below b: smaller margin, or the same margin and a higher row. */
+  private below(a: number, b: number): boolean {
+    const ma = this.margin[a] as number;
+    const mb = this.margin[b] as number;
+    return ma < mb || (ma === mb && (this.row[a] as number) > (this.row[b] as number));
+  }
+
+  offer(margin: number, row: number): void {
+    const { count } = this;
+    if (this.size < count) {
+      let q = this.size++;
+      this.margin[q] = margin;
+      this.row[q] = row;
+      while (q > 0) {
+        const parent = (q - 1) >> 1;
+        if (!this.below(q, parent)) break;
+        this.swap(q, parent);
+        q = parent;
+      }
+      return;
+    }
+    // Full: a later row must have a strictly larger margin than the root's.
+    if (!(margin > (this.margin[0] as number))) return;
+    this.margin[0] = margin;
+    this.row[0] = row;
+    let q = 0;
+    for (;;) {
+      const l = 2 * q + 1;
+      const r = l + 1;
+      let low = q;
+      if (l < count && this.below(l, low)) low = l;
+      if (r < count && this.below(r, low)) low = r;
+      if (low === q) break;
+      this.swap(q, low);
+      q = low;
+    }
+  }
+
+  private swap(a: number, b: number): void {
+    const m = this.margin[a] as number;
+    this.margin[a] = this.margin[b] as number;
+    this.margin[b] = m;
+    const r = this.row[a] as number;
+    this.row[a] = this.row[b] as number;
+    this.row[b] = r;
+  }
+
+  /**
+   * True when no row after those offered, with a margin at most `bound` and a row number at least `row`, could enter:
+   * the heap is full and its last entry ranks above (bound, row).
+   */
+  excludes(bound: number, row: number): boolean {
+    if (this.size < this.count) return false;
+    const worst = this.margin[0] as number;
+    return bound < worst || (bound === worst && row > (this.row[0] as number));
+  }
+
+  flag(mask: Uint8Array): void {
+    for (let q = 0; q < this.size; q++) mask[this.row[q] as number] = 1;
+  }
+}

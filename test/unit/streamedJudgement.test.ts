@@ -1,0 +1,167 @@
+/**
+ * The streamed judgement (issue 15: a million rows x a thousand classes without the N x K matrix) against the held
+ * path on the same inputs: every metric, AP, label issue and rank equal (deepEqual: bit for bit), and EmbeddingRows'
+ * float16 storage reading back the float32 rows exactly.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
+import { EmbeddingRows } from '../../src/core/duplicates';
+import { computeMetrics } from '../../src/core/metrics';
+import { findLabelIssues } from '../../src/core/labelIssues';
+import { StreamedJudgement } from '../../src/core/streamedJudgement';
+import { halfToFloat } from '../../src/core/probabilities';
+import type { ClassEmbeddings } from '../../src/core/zeroShot';
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+}
+
+function normalise(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  for (let j = 0; j < v.length; j++) v[j] = (v[j] as number) / Math.sqrt(s);
+  return v;
+}
+
+/** A dataset with structure: rows near their class's direction, `noise` of the labels moved to another class. */
+function dataset(seed: number, n: number, k: number, dim: number, noise: number) {
+  const rand = lcg(seed);
+  const centres = Array.from({ length: k }, () => normalise(Float32Array.from({ length: dim }, () => rand() * 2 - 1)));
+  const matrix = new Float32Array(k * dim);
+  centres.forEach((c, i) => matrix.set(c, i * dim));
+  const cls: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
+  const rows = new EmbeddingRows(n);
+  const labelOf = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    // A few samples without an embedding (failed images) and a few with a label that is not a class.
+    if (i % 997 === 5) {
+      labelOf[i] = -2;
+      continue;
+    }
+    const truth = Math.floor(rand() * k);
+    const e = Float32Array.from({ length: dim }, (_, j) => (centres[truth] as Float32Array)[j] as number + (rand() * 2 - 1) * 0.9);
+    rows.set(i, normalise(e));
+    labelOf[i] = i % 1499 === 7 ? -1 : rand() < noise ? Math.floor(rand() * k) : truth;
+  }
+  return { cls, rows, labelOf };
+}
+
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean } = {}) {
+  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise);
+  const logitScale = 30;
+  const ks = [1, 3, 5];
+  const evaluated: number[] = [];
+  const rowOfSample = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    if (rows.has[i] && (labelOf[i] as number) >= 0) {
+      rowOfSample[i] = evaluated.length;
+      evaluated.push(i);
+    }
+  }
+  const labels = evaluated.map((i) => labelOf[i] as number);
+  const classes = Array.from({ length: k }, (_, c) => `c${c}`);
+  const subsets = [0, 1, 2].map((sp) => evaluated.map((_, r) => r).filter((r) => splitsOf(evaluated[r] as number) === sp)).filter((s) => s.length > 0);
+  const late = evaluated.map((_, r) => r).filter((r) => r % 3 !== 0);
+
+  // Held: the whole matrix.
+  const store = new PerSampleStore(n, k);
+  await scoreAll(rows, cls, logitScale, store);
+  const topOf = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) if (store.hasProbabilities[i]) topOf.set(i, Array.from(store.probabilities(i)));
+  const matrix = store.toMatrix(evaluated);
+  const held = {
+    all: computeMetrics({ classes, labels, probs: matrix }, { ks }),
+    splits: subsets.map((idx) => computeMetrics({ classes, labels, probs: matrix }, { ks, indices: idx })),
+    late: computeMetrics({ classes, labels, probs: matrix }, { ks, indices: late }),
+    issues: findLabelIssues({ classes, labels, probs: matrix }),
+  };
+
+  // Streamed.
+  const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels, ...(streamedOptions.pruneCandidates ? { pruneCandidates: streamedOptions.pruneCandidates } : {}) });
+  const seen = new Map<number, number[]>();
+  await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
+  const all = judge.metrics(ks);
+  const splits = subsets.map((idx) => judge.metrics(ks, idx));
+  const lateAfter = streamedOptions.lateAfterPass2 !== false;
+  // The same subset twice: one accumulator, both filled in.
+  const lateTwice = () => [judge.metrics(ks, late), judge.metrics(ks, late)] as const;
+  let twice = lateAfter ? null : lateTwice();
+  await judge.secondPass();
+  twice ??= lateTwice();
+  const [lateMetrics, lateAgain] = twice;
+  const issues = await judge.labelIssues();
+  assert.deepEqual(lateAgain, lateMetrics);
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, passes: judge.passes };
+}
+
+test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
+  const { held, streamed, topOf, seen } = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3);
+  assert.deepEqual(seen, topOf, 'every scored sample sees the same probabilities in pass 1');
+  assert.ok(held.issues.length > 100, `label issues to compare: ${held.issues.length}`);
+  assert.ok(held.all.perClass.every((c) => c.averagePrecision !== null));
+  assert.deepEqual(streamed.all, held.all);
+  assert.deepEqual(streamed.splits, held.splits);
+  assert.deepEqual(streamed.late, held.late);
+  assert.deepEqual(streamed.issues, held.issues);
+});
+
+test('streamed judgement: the prune decided from pass 2\'s candidates (two passes), or redone by pass 3 when too few are kept', async () => {
+  const two = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false, pruneCandidates: 16 });
+  assert.equal(two.passes, 2, 'no subset asked for after pass 2 and the candidates decide: two products');
+  assert.deepEqual(two.streamed, two.held);
+  // One candidate a row cannot decide every pair: some classes are pruned again in pass 3, with the same result.
+  const three = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false, pruneCandidates: 1 });
+  assert.equal(three.passes, 3);
+  assert.deepEqual(three.streamed, three.held);
+  // Without candidates (the default) the prune is pass 3's.
+  const plain = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false });
+  assert.equal(plain.passes, 3);
+  assert.deepEqual(plain.streamed, plain.held);
+});
+
+test('streamed judgement with few classes (large prune counts flag whole classes or fill big heaps) and with 2 classes', async () => {
+  for (const [k, noise] of [[3, 0.35], [2, 0.3]] as const) {
+    const { held, streamed } = await bothPaths(5 + k, 6000, k, 16, noise, (i) => (i < 3000 ? 0 : 1));
+    assert.ok(held.issues.length > 64, `k=${k}: ${held.issues.length} issues`);
+    assert.deepEqual(streamed.all, held.all, `k=${k}`);
+    assert.deepEqual(streamed.splits, held.splits, `k=${k}`);
+    assert.deepEqual(streamed.late, held.late, `k=${k}`);
+    assert.deepEqual(streamed.issues, held.issues, `k=${k}`);
+  }
+});
+
+test('EmbeddingRows keeps float16 rows in 2 bytes a value and reads them back bit for bit; a float32 row turns it to float32', () => {
+  const rand = lcg(3);
+  const dim = 24;
+  const n = 2500;
+  const rows = new EmbeddingRows(n);
+  const plain = new EmbeddingRows(n);
+  const table = new Float32Array(65536).map((_, h) => halfToFloat(h));
+  for (let i = 0; i < n; i++) {
+    if (i % 7 === 3) continue;
+    const bits = Uint16Array.from({ length: dim }, () => Math.floor(rand() * 0x3c00) | (rand() < 0.5 ? 0x8000 : 0));
+    let sq = 0;
+    for (const h of bits) sq += (table[h] as number) ** 2;
+    const scale = 1 / Math.sqrt(sq);
+    const e = Float32Array.from(bits, (h) => (table[h] as number) * scale);
+    rows.set(i, e, { bits, scale });
+    plain.set(i, e);
+  }
+  assert.equal(rows.isHalf, true);
+  assert.equal(plain.isHalf, false);
+  assert.ok(rows.bytes < plain.bytes * 0.6, `${rows.bytes} vs ${plain.bytes}`);
+  assert.deepEqual(rows.packed(), plain.packed());
+  const a = new Float32Array(700 * dim);
+  const b = new Float32Array(700 * dim);
+  assert.deepEqual(rows.copyRows(900, 1600, a), plain.copyRows(900, 1600, b));
+  assert.deepEqual(rows.block(1), plain.block(1));
+  assert.equal(rows.block(5), undefined);
+  // A half form that does not give the row back is not kept; a row without one turns the store to float32.
+  const wrong = new Float32Array(dim).fill(0.1);
+  rows.set(3, wrong, { bits: new Uint16Array(dim), scale: 1 });
+  assert.equal(rows.isHalf, false);
+  plain.set(3, wrong);
+  assert.deepEqual(rows.packed(), plain.packed());
+});
