@@ -11,6 +11,8 @@
 // 5. Predictors on embeddings: linear probe and kNN at 20,000 x 512, 100 classes, side by side with scikit-learn,
 //    and the approximate index at 100,000 x 512 (tools/bench-predictors.ts).
 // 6. Near-duplicate groups of 100,000 embeddings with the approximate index, recall and memory (tools/bench-duplicates.ts).
+// 6b. The text tower: 1,000 prompts at 77 tokens and trimmed to each batch's longest, side by side, fp32 and int8
+//    (tools/bench-text.ts).
 // 7. Zero-shot at scale: 1,000,000 x 512 float16 clip-retrieval shards, 1,000 classes: the judgement steps alone
 //    (tools/bench-zeroshot.ts: the blocked product + softmax, metrics, label issues, side by side with the JavaScript
 //    path) and `clip-lens eval --embeddings` end to end (wall, CPU, peak RSS).
@@ -21,7 +23,7 @@
 // Results are printed and written to .bench/results.json; docs/benchmarks.md records them.
 //
 // Options: --images N (throughput set, default 512) --rounds N (default 2) --quick (smaller sets, 1 round)
-//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates --skip-zeroshot
+//          --skip-throughput --skip-transformers --skip-metrics --skip-predictors --skip-duplicates --skip-text --skip-zeroshot
 //          --zeroshot-rows N (default 1,000,000; --quick 100,000) --skip-live
 //          --skip-real-photos --only-real-photos --photo-rounds N (default 3)
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -52,9 +54,18 @@ fs.mkdirSync(BENCH, { recursive: true });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs
-function ensureVitB32() {
+async function textAxisIsDynamic(file) {
+  const ort = require('onnxruntime-node');
+  const session = await ort.InferenceSession.create(file);
+  const shape = session.inputMetadata.find((m) => m.name === 'input_ids')?.shape ?? [];
+  await session.release();
+  return typeof shape[1] === 'string';
+}
+
+async function ensureVitB32() {
   const dir = path.join(BENCH, 'vit-b-32');
-  if (fs.existsSync(path.join(dir, 'onnx', 'vision_model_quantized.onnx'))) return dir; // older sets had no int8 graphs
+  // older sets had no int8 graphs, or a text graph fixed at 77 tokens (the generator now exports a dynamic axis)
+  if (fs.existsSync(path.join(dir, 'onnx', 'vision_model_quantized.onnx')) && (await textAxisIsDynamic(path.join(dir, 'onnx', 'text_model.onnx')))) return dir;
   log('Generating a random-weight CLIP ViT-B/32 (tools/make-fixture-model.py --random --arch vit-b-32)...');
   execFileSync('/usr/bin/python3', [path.join(ROOT, 'tools/make-fixture-model.py'), '--random', '--arch', 'vit-b-32', '--out', dir], { stdio: 'inherit' });
   return dir;
@@ -379,7 +390,7 @@ async function zeroShotAtScale() {
     process.stdout.write(lines.slice(0, -1).map((l) => `  ${l}`).join('\n') + '\n');
     if (r.status === 0) results.zeroShotStreamed = JSON.parse(lines[lines.length - 1]);
   }
-  const vit = ensureVitB32();
+  const vit = await ensureVitB32();
   const shards = await generatedSet(`emb-${rows}-512`, `make-embeddings-shards ${rows} 512 1000 250000 f2`, `${rows} x 512 float16 shards`, async (dir) => {
     execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/make-embeddings-shards.ts'), dir, String(rows), '512', '1000', '250000', 'f2'], { cwd: ROOT, stdio: 'inherit' });
   });
@@ -404,7 +415,7 @@ async function main() {
 
   if (!flag('--skip-real-photos')) {
     const missing = missingPhotos();
-    if (missing.length === 0) await realPhotos(ensureVitB32());
+    if (missing.length === 0) await realPhotos(await ensureVitB32());
     else log(`\n== Small datasets, whole process: skipped, ${missing.length} photograph(s) missing (${missing[0]}): apt-get install --no-install-recommends ${PHOTO_PACKAGES.join(' ')}`);
   }
   if (flag('--only-real-photos')) {
@@ -413,7 +424,7 @@ async function main() {
   }
 
   if (!flag('--skip-throughput')) {
-    const vit = ensureVitB32();
+    const vit = await ensureVitB32();
     const photos = await ensureImages(`photos-${N_THROUGHPUT}`, N_THROUGHPUT, 10, 640, 480);
     await throughputAndIncremental(vit, photos);
   }
@@ -467,11 +478,24 @@ async function main() {
     }
   }
 
+  if (!flag('--skip-text')) {
+    log('\n== Text tower: 1,000 prompts at 77 tokens and trimmed, side by side (tools/bench-text.ts)');
+    const vit = await ensureVitB32();
+    results.textTower = [];
+    for (const extra of [[], ['--quantized']]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bench-text.ts'), vit, '--prompts', '1000', ...extra], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+      if (r.status !== 0) throw new Error('bench-text failed');
+      const t = JSON.parse(r.stdout.trim().split('\n').pop());
+      log(`  ${t.quantized ? 'int8' : 'fp32'}: ${t.prompts} prompts of ${t.tokens.min}-${t.tokens.max} tokens: 77 tokens ${(t.at77Ms / 1000).toFixed(2)} s, trimmed ${(t.trimmedMs / 1000).toFixed(2)} s (${t.speedup}x), worst cosine ${t.trimmedVs77.worstCosine.toFixed(7)} (load ${t.loadavg[0]})`);
+      results.textTower.push(t);
+    }
+  }
+
   if (!flag('--skip-zeroshot')) await zeroShotAtScale();
 
   if (!flag('--skip-live')) {
     log('\n== Results while running: time to the first label issue (tools/bench-live.ts)');
-    const vit = ensureVitB32();
+    const vit = await ensureVitB32();
     const n = quick ? 1000 : 10000;
     const photos = await ensureImages(`photos-${n}`, n, 10, 640, 480);
     results.live = [];

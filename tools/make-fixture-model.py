@@ -5,8 +5,10 @@ WHAT IT MAKES (default mode, seed 0)
   test/fixtures/tiny-clip/   a CLIP in the Hugging Face ONNX layout the engine loads (see its README.md):
       onnx/vision_model.onnx            pixel_values f32 [batch,3,64,64] -> image_embeds [batch,64] (projected,
                                         not normalised), opset 14, dynamic batch
-      onnx/text_model.onnx              input_ids i64 [batch,77], attention_mask i64 [batch,77] -> text_embeds
-                                        [batch,64]; pooled at the first end-of-text token
+      onnx/text_model.onnx              input_ids i64 [batch,sequence_length], attention_mask i64 [batch,
+                                        sequence_length] -> text_embeds [batch,64]; pooled at the first
+                                        end-of-text token; the sequence axis is dynamic (any length up to 77, as
+                                        optimum exports CLIP's text model), or fixed at 77 with --text-length fixed
       onnx/*_quantized.onnx             the same graphs dynamically quantised to int8 (DynamicQuantizeLinear +
                                         MatMulInteger, the form of onnxruntime's quantize_dynamic and of the
                                         Hugging Face *_quantized.onnx files; tools/fixture/quantize.py)
@@ -53,7 +55,7 @@ THE MODEL (tools/fixture/model.py) AND ITS TRAINING
       writes instead a RANDOM-weight CLIP with ViT-B/32's exact shapes (224 px, patch 32, width 768, 12 layers,
       12 heads; text width 512, 12 layers, 8 heads, context 77, vocab 49,408; projection 512) and CLIP's real
       tokenizer.json / preprocessor_config.json (copied from /work/shared/clip-reference/tiny-random-clip), for
-      benchmarks (npm run bench). No training: ~15 s, ~2.2 GB peak memory, ~600 MB on disk. Never commit it.
+      benchmarks (npm run bench). Its text graph's sequence axis is dynamic unless --text-length fixed. No training: ~15 s, ~2.2 GB peak memory, ~600 MB on disk. Never commit it.
 
 HOW TO RUN (from the repository root)
   /usr/bin/python3 tools/make-fixture-model.py          # rewrites test/fixtures/tiny-clip and examples/shapes
@@ -420,7 +422,7 @@ def make_random(args) -> None:
     log(f"random ViT-B/32: {param_count(model.visual) / 1e6:.1f}M image + {param_count(model.text) / 1e6:.1f}M "
         f"text parameters, init {t_init:.1f}s")
     os.makedirs(args.out, exist_ok=True)
-    timings = export_onnx(model, os.path.join(args.out, "onnx"))
+    timings = export_onnx(model, os.path.join(args.out, "onnx"), text_length=args.text_length)
     t0 = time.time()
     for name in ("vision_model", "text_model"):
         onnx_dir = os.path.join(args.out, "onnx")
@@ -492,6 +494,8 @@ def main() -> None:
     ap.add_argument("--no-node-check", action="store_true")
     ap.add_argument("--random", action="store_true", help="random-weight model with --arch shapes, no training")
     ap.add_argument("--arch", default="vit-b-32")
+    ap.add_argument("--text-length", choices=("dynamic", "fixed"), default="dynamic",
+                    help="text graph sequence axis: dynamic (optimum's form, default) or fixed at 77 (the old form)")
     ap.add_argument("--requantize", action="store_true",
                     help="only rewrite onnx/*_quantized.onnx of an existing model directory from its float graphs")
     args = ap.parse_args()
@@ -510,7 +514,7 @@ def main() -> None:
     model_dir = os.path.abspath(args.out or os.path.join(REPO, "test", "fixtures", "tiny-clip"))
     examples_dir = os.path.abspath(args.examples or os.path.join(REPO, "examples", "shapes"))
     t_start = time.time()
-    summary: dict = {"seed": args.seed, "threads": args.threads}
+    summary: dict = {"seed": args.seed, "threads": args.threads, "text_length": args.text_length}
 
     # 1. tokenizer
     tok, tok_json = make_tokenizer()
@@ -585,7 +589,7 @@ def main() -> None:
     onnx_dir = os.path.join(model_dir, "onnx")
     if os.path.isdir(onnx_dir):
         shutil.rmtree(onnx_dir)
-    summary["export"] = export_onnx(model, onnx_dir)
+    summary["export"] = export_onnx(model, onnx_dir, text_length=args.text_length)
     import onnx
     for name in ("vision_model", "text_model"):
         onnx.checker.check_model(onnx.load(os.path.join(onnx_dir, name + ".onnx")))
@@ -654,6 +658,8 @@ QUANTIZED_ROW = ("| `onnx/*_quantized.onnx` | the same dynamically quantised to 
 
 
 def write_model_readme(model_dir: str, c: ClipConfig, s: dict, n_merges: int, vocab: int) -> None:
+    text_shape = ("[batch,sequence_length] (dynamic sequence axis, any length up to 77, as optimum's export)"
+                  if s.get("text_length", "dynamic") == "dynamic" else "[batch,77]")
     text = f"""# tiny-clip: CLIP Lens's test model
 
 Written by `tools/make-fixture-model.py --seed {s['seed']} --threads {s['threads']}` (do not edit by hand; rerun
@@ -665,7 +671,7 @@ nothing else.
 | file | what |
 |---|---|
 | `onnx/vision_model.onnx` | `pixel_values` float32 [batch,3,{c.image_size},{c.image_size}] -> `image_embeds` [batch,{c.embed_dim}] (projected, not normalised), opset 14 |
-| `onnx/text_model.onnx` | `input_ids`, `attention_mask` int64 [batch,77] -> `text_embeds` [batch,{c.embed_dim}]; pooled at the first end-of-text id ({c.eos_id}) |
+| `onnx/text_model.onnx` | `input_ids`, `attention_mask` int64 {text_shape} -> `text_embeds` [batch,{c.embed_dim}]; pooled at the first end-of-text id ({c.eos_id}) |
 {QUANTIZED_ROW}
 | `tokenizer.json` | byte-level BPE in CLIP's format (same normalizer, pre_tokenizer, post_processor, decoder), {n_merges} merges learned on the training captions, vocabulary {vocab} (256 bytes, 256 bytes + `</w>`, merges, `<\\|startoftext\\|>` {c.bos_id}, `<\\|endoftext\\|>` {c.eos_id}) |
 | `preprocessor_config.json` | CLIPImageProcessor: shortest edge {c.image_size}, centre crop {c.image_size}, bicubic, CLIP mean/std |

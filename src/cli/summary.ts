@@ -1,6 +1,6 @@
 /** The human summary `clip-lens eval` prints. */
 import { formatRate, headlineMetrics, metricBand, recallAtKBandKind, reportBands, type HeadlineMetric } from '../core/metricCatalogue';
-import type { EvalReport, Metrics } from '../core/report';
+import type { EvalReport, Metrics, ReportSample } from '../core/report';
 import { formatSplitsSideBySide, splitsSideBySide } from '../core/splits';
 import { DEFAULT_WARNING_THRESHOLDS } from '../core/warnings';
 import { samplesOf } from '../core/sampleTable';
@@ -46,6 +46,8 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     const v = e.verified ? `verified on ${e.verified.n} images: cosine mean ${e.verified.meanCosine.toFixed(4)}, min ${e.verified.minCosine.toFixed(4)}` : `not verified (${e.verifySkipped ?? 'no image'})`;
     lines.push(`  embeddings ${e.dir}: ${e.rows} rows in ${e.shards} shard${e.shards === 1 ? '' : 's'} (${e.dtype}), ${v}`);
     lines.push(`  ${r.timing.imagesImported ?? 0} embeddings imported, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s`);
+    const m = e.imagesNotOnDisk;
+    if (m) lines.push(`  ${m.images} image${m.images === 1 ? '' : 's'} in ${m.folders} folder${m.folders === 1 ? '' : 's'} not on disk (e.g. ${m.example}): not opened; their duplicates come from the embeddings alone`);
   } else {
     lines.push(`  ${r.timing.imagesComputed} images inferred, ${r.timing.imagesFromCache} from cache, ${d.counts.failed} failed, in ${(r.timing.totalMs / 1000).toFixed(1)} s${r.timing.imagesComputed > 0 ? ` (${r.timing.imagesPerSecond.toFixed(1)} images/s)` : ''}`);
   }
@@ -101,7 +103,9 @@ export function formatSummary(r: EvalReport, options: { worst?: number; issues?:
     for (const e of r.errors.slice(0, 10)) lines.push(`    ${e.file ?? e.path ?? ''}${e.line ? `:${e.line}` : ''}: ${e.message}`);
     if (r.errors.length > 10) lines.push(`    ... ${r.errors.length - 10} more in the JSON report`);
   }
-  const sampleErrors = samplesOf(r).toArray().filter((s) => s.error);
+  const table = samplesOf(r);
+  const sampleErrors: ReportSample[] = [];
+  for (let i = 0; i < table.length; i++) if (table.field.failed(i)) sampleErrors.push(table.at(i) as ReportSample);
   if (sampleErrors.length > 0) {
     lines.push('');
     lines.push(`  Unreadable images (${sampleErrors.length}):`);

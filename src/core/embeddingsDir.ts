@@ -109,9 +109,11 @@ export async function readEmbeddingsDir(dirGiven: string, options: ReadEmbedding
     if (!npys.has(n)) throw new ClipLensError('embeddings-missing-shard', `missing shard ${n}${metas.has(n) ? ` (metadata/metadata_${n}.parquet has no embeddings)` : ''}: shards must be numbered 0..${last} without gaps`, { file: path.join(dir, EMBEDDINGS_FOLDER, `img_emb_${n}.npy`) });
     if (!metas.has(n)) throw new ClipLensError('embeddings-missing-shard', `missing metadata of shard ${n} (img_emb/img_emb_${n}.npy has no metadata)`, { file: path.join(dir, METADATA_FOLDER, `metadata_${n}.parquet`) });
   }
-  const { parquetMetadataAsync, parquetReadObjects } = await loadHyparquet();
+  const { parquetMetadataAsync, parquetRead } = await loadHyparquet();
   const shards: EmbeddingShard[] = [];
-  const rowsMeta: Record<string, unknown>[] = [];
+  const wanted = [...new Set(['image_path', options.labelColumn, options.splitColumn].filter((c): c is string => c !== undefined))];
+  // The metadata as columns (one array per wanted column, every shard's rows in order): no object per row.
+  const columns = new Map<string, unknown[]>(wanted.map((c) => [c, []]));
   let dim = -1;
   let firstRow = 0;
   const dtypes = new Set<string>();
@@ -129,28 +131,41 @@ export async function readEmbeddingsDir(dirGiven: string, options: ReadEmbedding
     if (dim === -1) dim = width;
     else if (width !== dim) throw new ClipLensError('embeddings-width', `width ${width}, but ${shards[0]?.npy} has width ${dim}: every shard must come from the same model`, { file: npyAbs });
     const metaAbs = path.join(dir, metaRel);
-    let objects: Record<string, unknown>[];
     try {
       const buf = await fs.promises.readFile(metaAbs);
       const file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
       const metadata = await parquetMetadataAsync(file);
       const names = metadata.schema.slice(1).map((s) => s.name);
-      const wanted = ['image_path', options.labelColumn, options.splitColumn].filter((c): c is string => c !== undefined);
       for (const c of wanted) if (!names.includes(c)) throw new ClipLensError('embeddings-bad-metadata', `no column '${c}' (columns: ${names.join(', ')})`, { file: metaAbs });
-      objects = await parquetReadObjects({ file, metadata, columns: [...new Set(wanted)] });
+      const metaRows = Number(metadata.num_rows);
+      if (metaRows !== rows) {
+        throw new ClipLensError('embeddings-row-mismatch', `${metaRows} metadata rows, but ${npyRel} has ${rows} embedding rows: rows are matched by position`, { file: metaAbs });
+      }
+      const shardColumns = new Map<string, unknown[]>(wanted.map((c) => [c, new Array<unknown>(rows)]));
+      await parquetRead({
+        file,
+        metadata,
+        columns: wanted,
+        onChunk: ({ columnName, columnData, rowStart }) => {
+          const into = shardColumns.get(columnName);
+          if (!into) return;
+          const len = Math.min(columnData.length, rows - rowStart);
+          for (let j = 0; j < len; j++) into[rowStart + j] = columnData[j];
+        },
+      });
+      for (const [c, values] of shardColumns) {
+        const all = columns.get(c) as unknown[];
+        for (let j = 0; j < rows; j++) all.push(values[j] ?? null);
+      }
     } catch (e) {
       if (e instanceof ClipLensError) throw e;
       throw new ClipLensError('embeddings-bad-metadata', `cannot read parquet: ${(e as Error).message}`, { file: metaAbs });
     }
-    if (objects.length !== rows) {
-      throw new ClipLensError('embeddings-row-mismatch', `${objects.length} metadata rows, but ${npyRel} has ${rows} embedding rows: rows are matched by position`, { file: metaAbs });
-    }
-    for (const o of objects) rowsMeta.push(o);
     dtypes.add(header.dtype);
     shards.push({ index: n, npy: npyRel, metadata: metaRel, rows, firstRow, dtype: header.dtype, dataOffset: header.dataOffset });
     firstRow += rows;
   }
-  const { dataset, sampleOfRow } = await datasetFromMetadata(dir, shards, rowsMeta, options);
+  const { dataset, sampleOfRow } = await datasetFromMetadata(dir, shards, columns, options);
   const rowOfSample = new Int32Array(dataset.samples.length);
   sampleOfRow.forEach((s, row) => {
     if (s >= 0) rowOfSample[s] = row;
@@ -213,28 +228,62 @@ function commonFolder(folders: Iterable<string>): string {
   return joined === '' ? '/' : joined;
 }
 
+/** An absolute POSIX path that path.posix.normalize would change (empty, '.' or '..' segments). */
+const NOT_NORMAL = /\/\/|\/\.\.?(\/|$)|\/$/;
+
+/** The metadata's columns (image_path, and the label and split columns when named), one value per row. */
+type MetadataColumns = Map<string, unknown[]>;
+
 async function datasetFromMetadata(
   dir: string,
   shards: EmbeddingShard[],
-  rows: Record<string, unknown>[],
+  columns: MetadataColumns,
   options: ReadEmbeddingsOptions,
 ): Promise<{ dataset: Dataset; sampleOfRow: Int32Array }> {
   const problems: DatasetProblem[] = [];
+  const imagePaths = columns.get('image_path') as unknown[];
+  const n = imagePaths.length;
+  const column = (name: string | undefined) => (name === undefined ? undefined : columns.get(name));
   // Relative image paths are taken relative to the folder holding the embeddings folder (where clip-retrieval ran).
   const base = toPosix(path.dirname(dir));
   const rowProblem = (row: number, code: string, message: string) => {
     const loc = rowLocation(shards, row);
     problems.push({ code, message: `row ${loc.row}: ${message}`, file: `${path.basename(dir)}/${loc.shard.metadata}` });
   };
-  const abs: (string | null)[] = rows.map((r, i) => {
-    const v = r.image_path;
-    if (typeof v !== 'string' || v.trim() === '') {
+  /** Absolute POSIX path of each row (null: no image_path). */
+  const abs: (string | null)[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = imagePaths[i];
+    const t = typeof v === 'string' ? v.trim() : '';
+    if (t === '') {
       rowProblem(i, 'embeddings-no-path', 'no image_path');
-      return null;
+      abs[i] = null;
+      continue;
     }
-    const p = toPosix(v.trim());
-    return /^([a-zA-Z]:)?\//.test(p) ? path.posix.normalize(p) : path.posix.join(base, p);
-  });
+    const p = t.includes('\\') ? toPosix(t) : t;
+    const absolute = p.charCodeAt(0) === 47 /* / */ || /^[a-zA-Z]:\//.test(p);
+    const joined = absolute ? p : `${base === '/' ? '' : base}/${p}`;
+    abs[i] = NOT_NORMAL.test(joined) || (!absolute && p.startsWith('./')) ? (absolute ? path.posix.normalize(p) : path.posix.join(base, p)) : joined;
+  }
+
+  // Class and split names are interned: one string per name, not one per row.
+  const names = new Map<string, string>();
+  const intern = (s: string) => {
+    const known = names.get(s);
+    if (known !== undefined) return known;
+    names.set(s, s);
+    return s;
+  };
+  const labelOf: (string | null)[] = new Array(n).fill(null);
+  const splitOf: (string | undefined)[] = new Array(n);
+  /** Where each row's base folder (the folder above its class folder, or above its split folder) ends in abs. */
+  const baseEnd = new Int32Array(n);
+  const splitColumn = column(options.splitColumn);
+  const splitFromColumn = (i: number): string | undefined => {
+    const v = splitColumn?.[i];
+    const s = v === null || v === undefined ? '' : String(v).trim();
+    return s ? intern(s) : undefined;
+  };
 
   let byFile: Map<string, { label: string; split?: string }> | undefined;
   let labelFileAbs: string | undefined;
@@ -253,78 +302,106 @@ async function datasetFromMetadata(
     byFile = new Map();
     const fileBase = toPosix(path.dirname(labelFileAbs));
     for (const e of parsed.entries) {
-      const entry = { label: e.label, ...(e.split !== undefined ? { split: e.split } : {}) };
+      const entry = { label: intern(e.label), ...(e.split !== undefined ? { split: intern(e.split) } : {}) };
       const p = toPosix(e.image);
       byFile.set(p, entry);
       byFile.set(/^([a-zA-Z]:)?\//.test(p) ? path.posix.normalize(p) : path.posix.join(fileBase, p), entry);
     }
   }
 
-  const labelOf: ({ label: string; split?: string; baseFolder: string } | null)[] = new Array(rows.length).fill(null);
   let format: Dataset['format'] = 'class-folders';
   if (byFile || options.labelColumn !== undefined) {
     format = 'label-file';
-    rows.forEach((r, i) => {
+    const labelColumn = column(options.labelColumn);
+    for (let i = 0; i < n; i++) {
       const a = abs[i];
-      if (a === null || a === undefined) return;
+      if (a === null || a === undefined) continue;
       let label: string | undefined;
       let split: string | undefined;
       if (byFile) {
-        const written = toPosix(String(r.image_path).trim());
+        const written = toPosix(String(imagePaths[i]).trim());
         const hit = byFile.get(written) ?? byFile.get(a);
-        if (!hit) return rowProblem(i, 'embeddings-no-label', `${written} is not in ${path.basename(labelFileAbs as string)}`);
+        if (!hit) {
+          rowProblem(i, 'embeddings-no-label', `${written} is not in ${path.basename(labelFileAbs as string)}`);
+          continue;
+        }
         label = hit.label;
         split = hit.split;
       } else {
-        const v = r[options.labelColumn as string];
+        const v = labelColumn?.[i];
         label = v === null || v === undefined ? undefined : String(v).trim();
-        if (!label) return rowProblem(i, 'embeddings-no-label', `no label in column '${options.labelColumn}'`);
+        if (!label) {
+          rowProblem(i, 'embeddings-no-label', `no label in column '${options.labelColumn}'`);
+          continue;
+        }
+        label = intern(label);
+        split = splitFromColumn(i);
       }
-      if (options.splitColumn !== undefined && !byFile) {
-        const v = r[options.splitColumn];
-        const s = v === null || v === undefined ? '' : String(v).trim();
-        if (s) split = s;
-      }
-      labelOf[i] = { label, ...(split !== undefined ? { split } : {}), baseFolder: path.posix.dirname(a) };
-    });
+      labelOf[i] = label;
+      splitOf[i] = split;
+      const slash = a.lastIndexOf('/');
+      baseEnd[i] = slash <= 0 ? -1 : slash;
+    }
   } else {
-    // The class folder of each path, and a split level above it when every such folder is a split name.
-    const parts = abs.map((a) => (a === null ? null : a.split('/')));
-    const parsed = parts.map((p, i) => {
-      if (p === null) return false;
-      // ['', 'class', 'file'] at least: a file directly in / or a relative path without a folder gives no class.
-      if (p.length < 3 || (p[p.length - 2] as string) === '') {
-        rowProblem(i, 'embeddings-no-class', `${String(rows[i]?.image_path)} has no class folder`);
-        return false;
+    // The class folder of each path ('/' + class + '/' + file at least: a file directly in / or a relative path
+    // without a folder gives no class), and a split level above it when every such folder is a split name.
+    const classEnd = new Int32Array(n).fill(-1);
+    const classStart = new Int32Array(n);
+    const splitStart = new Int32Array(n).fill(-1);
+    let parsedAny = false;
+    let splitLevel = true;
+    for (let i = 0; i < n; i++) {
+      const a = abs[i];
+      if (a === null || a === undefined) continue;
+      const l = a.lastIndexOf('/');
+      const l2 = l > 0 ? a.lastIndexOf('/', l - 1) : -1;
+      if (l2 < 0 || l2 === l - 1) {
+        rowProblem(i, 'embeddings-no-class', `${String(imagePaths[i])} has no class folder`);
+        continue;
       }
-      return true;
-    });
-    const splitLevel =
-      parsed.some(Boolean) && parts.every((p, i) => !parsed[i] || ((p as string[]).length >= 4 && SPLIT_FOLDER_NAMES.has(((p as string[])[(p as string[]).length - 3] as string).toLowerCase())));
+      parsedAny = true;
+      classEnd[i] = l;
+      classStart[i] = l2 + 1;
+      const l3 = l2 > 0 ? a.lastIndexOf('/', l2 - 1) : -1;
+      splitStart[i] = l3 < 0 ? -1 : l3 + 1;
+      if (splitLevel && (l3 < 0 || !SPLIT_FOLDER_NAMES.has(a.slice(l3 + 1, l2).toLowerCase()))) splitLevel = false;
+    }
+    splitLevel &&= parsedAny;
     if (splitLevel) format = 'class-folders-split';
-    parts.forEach((p, i) => {
-      if (!parsed[i] || p === null) return;
-      const label = p[p.length - 2] as string;
-      let split = splitLevel ? (p[p.length - 3] as string) : undefined;
-      if (options.splitColumn !== undefined) {
-        const v = rows[i]?.[options.splitColumn];
-        const s = v === null || v === undefined ? '' : String(v).trim();
-        split = s || split;
-      }
-      labelOf[i] = { label, ...(split !== undefined ? { split } : {}), baseFolder: p.slice(0, splitLevel ? -3 : -2).join('/') || '/' };
-    });
+    for (let i = 0; i < n; i++) {
+      const end = classEnd[i] as number;
+      if (end < 0) continue;
+      const a = abs[i] as string;
+      const start = classStart[i] as number;
+      labelOf[i] = intern(a.slice(start, end));
+      let split = splitLevel ? intern(a.slice(splitStart[i] as number, start - 1)) : undefined;
+      if (splitColumn) split = splitFromColumn(i) ?? split;
+      splitOf[i] = split;
+      baseEnd[i] = splitLevel ? (splitStart[i] as number) - 1 : start - 1;
+    }
   }
 
-  const root = commonFolder(labelOf.filter((l): l is NonNullable<typeof l> => l !== null).map((l) => l.baseFolder));
-  const sampleOfRow = new Int32Array(rows.length).fill(-1);
+  // The dataset root: the longest common folder of the base folders (a few distinct ones, not one per row).
+  const baseFolders = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    if (labelOf[i] === null) continue;
+    const end = baseEnd[i] as number;
+    baseFolders.add(end <= 0 ? '/' : (abs[i] as string).slice(0, end));
+  }
+  const root = commonFolder(baseFolders);
+  const prefix = root === '/' ? '/' : `${root}/`;
+  const sampleOfRow = new Int32Array(n).fill(-1);
   const samples: Sample[] = [];
-  labelOf.forEach((l, i) => {
-    if (!l) return;
+  for (let i = 0; i < n; i++) {
+    const label = labelOf[i];
+    if (label === null || label === undefined) continue;
     sampleOfRow[i] = samples.length;
-    const rel = path.posix.relative(root, abs[i] as string);
-    samples.push({ path: rel, label: l.label, ...(l.split !== undefined ? { split: l.split } : {}) });
-  });
-  const classes = [...new Set(samples.map((s) => s.label))].sort(compareCodePoints);
+    const a = abs[i] as string;
+    const rel = a.startsWith(prefix) ? a.slice(prefix.length) : path.posix.relative(root, a);
+    const split = splitOf[i];
+    samples.push(split !== undefined ? { path: rel, label, split } : { path: rel, label });
+  }
+  const classes = [...new Set(labelOf.filter((l): l is string => l !== null))].sort(compareCodePoints);
   if (samples.length === 0) throw new ClipLensError('dataset-empty', `no row of the metadata gives a labelled image${problems[0] ? ` (${problems[0].file}: ${problems[0].message})` : ''}`, { file: dir });
   return {
     dataset: { root: path.resolve(root), format, ...(labelFileAbs ? { labelFile: labelFileAbs } : {}), classes, samples, problems },
@@ -345,18 +422,33 @@ function halfValues(): Float32Array {
   return halfTable;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /**
- * Decodes row r of `buf` into `out` (float32) and L2-normalises it; returns why it cannot be used, or null. For a
- * float16 row, `half` (when given) receives its bit patterns and the scale (out[j] = fround(half[j] * scale)), so
- * that EmbeddingRows can keep the row in 2 bytes a value.
+ * Typed views of rows read into `buf` (byteOffset 0: Buffer.alloc of a whole buffer), in host order. .npy data is
+ * little-endian: a big-endian host swaps the bytes first.
  */
-function decodeRow(buf: Buffer, offset: number, dtype: 'f2' | 'f4', out: Float32Array, half?: HalfRow): string | null {
+function rowsView(buf: Buffer, bytes: number, dtype: 'f2' | 'f4'): Uint16Array | Float32Array {
+  const used = buf.subarray(0, bytes);
+  if (!LITTLE_ENDIAN) {
+    if (dtype === 'f2') used.swap16();
+    else used.swap32();
+  }
+  return dtype === 'f2' ? new Uint16Array(buf.buffer, buf.byteOffset, bytes >> 1) : new Float32Array(buf.buffer, buf.byteOffset, bytes >> 2);
+}
+
+/**
+ * Decodes the row starting at element `start` of `src` (float16 bits or float32 values) into `out` (float32) and
+ * L2-normalises it; returns why it cannot be used, or null. For a float16 row, `half` (when given) receives its bit
+ * patterns and the scale (out[j] = fround(half[j] * scale)), so that EmbeddingRows can keep the row in 2 bytes a value.
+ */
+function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array, half?: HalfRow): string | null {
   const dim = out.length;
   let sq = 0;
-  if (dtype === 'f2') {
+  if (src instanceof Uint16Array) {
     const table = halfValues();
     for (let j = 0; j < dim; j++) {
-      const h = (buf[offset + 2 * j] as number) | ((buf[offset + 2 * j + 1] as number) << 8);
+      const h = src[start + j] as number;
       if (half) half.bits[j] = h;
       const v = table[h] as number;
       out[j] = v;
@@ -364,7 +456,7 @@ function decodeRow(buf: Buffer, offset: number, dtype: 'f2' | 'f4', out: Float32
     }
   } else {
     for (let j = 0; j < dim; j++) {
-      const v = buf.readFloatLE(offset + 4 * j);
+      const v = src[start + j] as number;
       out[j] = v;
       sq += v * v;
     }
@@ -399,6 +491,7 @@ export async function forEachEmbedding(
   for (const shard of input.shards) {
     const rowBytes = input.dim * NPY_ITEM_SIZE[shard.dtype];
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+    // Buffer.alloc of this size is never from the shared pool: byteOffset 0, so rows are aligned for typed views.
     const buf = Buffer.alloc(Math.min(perChunk, Math.max(1, shard.rows)) * rowBytes);
     const handle = await fs.promises.open(path.join(input.dir, shard.npy), 'r');
     try {
@@ -407,12 +500,13 @@ export async function forEachEmbedding(
         const n = Math.min(perChunk, shard.rows - start);
         const got = (await handle.read(buf, 0, n * rowBytes, shard.dataOffset + start * rowBytes)).bytesRead;
         if (got !== n * rowBytes) throw new ClipLensError('embeddings-bad-shard', `truncated: expected ${shard.rows} rows`, { file: path.join(input.dir, shard.npy) });
+        const view = rowsView(buf, got, shard.dtype);
         for (let r = 0; r < n; r++) {
           const row = shard.firstRow + start + r;
           const sample = input.sampleOfRow[row] as number;
           if (sample < 0) continue;
           const f2 = shard.dtype === 'f2';
-          const why = decodeRow(buf, r * rowBytes, shard.dtype, out, f2 ? half : undefined);
+          const why = decodeRow(view, r * input.dim, out, f2 ? half : undefined);
           if (why) onBad(sample, rowError(input, row, why));
           else if (f2) onRow(sample, out, half);
           else onRow(sample, out);
@@ -440,7 +534,7 @@ export async function readSampleEmbeddings(input: EmbeddingsInput, samples: read
       await handle.close();
     }
     const e = new Float32Array(input.dim);
-    out.push(decodeRow(buf, 0, shard.dtype, e) ? null : e);
+    out.push(decodeRow(rowsView(buf, rowBytes, shard.dtype), 0, e) ? null : e);
   }
   return out;
 }

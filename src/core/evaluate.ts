@@ -21,13 +21,15 @@ import { predictorNeedsEmbeddings, runPredictors } from './predictors';
 import { findLabelIssues } from './labelIssues';
 import { forEachScoredBlock, StreamedJudgement } from './streamedJudgement';
 import { EmbeddingRows, duplicatesOfRun, type HalfRow } from './duplicates';
-import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb } from './perceptualHash';
+import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb, type ImagesNotOnDisk } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ProvisionalInfo, type ReportSample, type Warning } from './report';
 import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { datasetRootOf } from './run';
+import { attachSamples, SampleTable, type SampleColumns } from './sampleTable';
+import { INLINE_SAMPLES_LIMIT } from './reportSamples';
 
 export interface EvaluateProgress {
   phase: 'reading' | 'prompts' | 'images' | 'metrics';
@@ -84,6 +86,12 @@ export interface EvaluateOptions {
   /** Overrides of PROVISIONAL_RULES (tests, benchmarks). */
   provisionalRules?: Partial<typeof PROVISIONAL_RULES>;
   /**
+   * Above this many samples the report's samples are columns (a SampleTable attached to the report, read through
+   * samplesOf; `samples` absent) rather than an object per sample (default INLINE_SAMPLES_LIMIT, the size above which
+   * `eval --json` writes them to the sidecar only).
+   */
+  columnarSamplesAbove?: number;
+  /**
    * What reads and embeds the images (default runImages). Two models in one go (core/run.ts executeRuns) give each
    * evaluation its participant of one shareImagePass, so that every image is read and decoded once for both.
    */
@@ -105,6 +113,8 @@ export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
 export interface ImageEmbeddingSource {
   forEach(onRow: (sample: number, embedding: Float32Array, half?: HalfRow) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
+  /** Told once, after the duplicates, how many images were left out of the perceptual hashes (folders not on disk). */
+  onImagesNotOnDisk?(notOnDisk: ImagesNotOnDisk): void;
 }
 
 /** Decoding/resizing jobs allowed in flight at once (sharp runs them on libuv's thread pool). */
@@ -409,7 +419,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     return out;
   };
   const assemble = (r: {
-    samples: ReportSample[];
+    samples: ReportSample[] | undefined;
     evaluated: number;
     failed: number;
     metrics: Metrics | null;
@@ -445,7 +455,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       ...(splits.length > 0 ? { splits } : {}),
       counts: { samples: samples.length, evaluated: r.evaluated, failed: r.failed, perClass },
     },
-    samples: r.samples,
+    ...(r.samples ? { samples: r.samples } : {}),
     errors: r.provisional ? [...problems] : problems,
     metrics: r.metrics,
     ...(r.metricsBySplit ? { metricsBySplit: r.metricsBySplit } : {}),
@@ -549,13 +559,24 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     /** Zero-shot products run. */
     passes: number;
   };
+  /**
+   * Above columnarSamplesAbove samples the report's samples are columns: the top-K of each sample go here (as the
+   * probabilities are read, by either judgement) instead of into per-sample objects.
+   */
+  const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
   /** The judgement over the held N x K matrix. */
   const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
     await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
     const evaluated: number[] = [];
-    // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore).
+    // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore). A large dataset's
+    // predictions stay columns (topKColumns): no top-K objects per sample; its content hashes are set for duplicates.
     for (let i = 0; i < samples.length; i++) {
-      fillSample(i, results[i]);
+      if (!columnar) fillSample(i, results[i]);
+      else {
+        const hash = store.hash(i);
+        if (hash !== null) results[i].contentHash = hash;
+        if (store.hasProbabilities[i]) columnar.set(i, store.probabilities(i));
+      }
       if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
     }
     const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
@@ -621,7 +642,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       if (hash !== null) results[i].contentHash = hash;
     }
     await judge.firstPass((i, p) => {
-      results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
+      if (columnar) columnar.set(i, p);
+      else results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
     });
     let metrics: Metrics | null = null;
     let metricsBySplit: Record<string, Metrics> | undefined;
@@ -743,12 +765,13 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   let warnings = judged.warnings;
   await hashCache?.flush();
   throwIfAborted(signal);
+  if (pixelHashes.notOnDisk.images > 0) options.imageEmbeddings?.onImagesNotOnDisk?.({ ...pixelHashes.notOnDisk });
   warnings = [...warnings, ...duplicates.warnings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
   const failed = results.filter((r) => r.error).length;
   warnings.push(...datasetWarnings(failed));
 
-  return assemble({
-    samples: results,
+  const final = assemble({
+    samples: columnar ? undefined : results,
     evaluated: evaluated.length,
     failed,
     metrics,
@@ -772,6 +795,79 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       judgement,
     },
   });
+  if (columnar) attachSamples(final, SampleTable.fromColumns(sampleColumnsOf(results, classes, columnar)));
+  return final;
+}
+
+/** Top-K class indices and scores per sample in typed arrays (-1: none), and probabilities as JSON when asked. */
+function topKColumns(n: number, topK: number, withProbabilities: boolean) {
+  const k = Math.max(1, topK);
+  const topClass = new Int32Array(n * k).fill(-1);
+  const topScore = new Float64Array(n * k);
+  const probabilities = withProbabilities ? new Map<number, string>() : null;
+  return {
+    k,
+    topClass,
+    topScore,
+    probabilities,
+    set(i: number, p: Float32Array): void {
+      topKIndices(p, k).forEach((ci, rank) => {
+        topClass[i * k + rank] = ci;
+        topScore[i * k + rank] = p[ci] as number;
+      });
+      probabilities?.set(i, JSON.stringify(Array.from(p)));
+    },
+  };
+}
+
+/**
+ * The report's samples as columns (SampleTable.fromColumns): paths and interned labels, splits and label-file sources
+ * from `results`, errors by row, the top-K columns made while the probabilities were readable.
+ */
+function sampleColumnsOf(results: readonly ReportSample[], classes: readonly string[], top: ReturnType<typeof topKColumns>): SampleColumns {
+  const n = results.length;
+  const c: SampleColumns = {
+    n,
+    k: top.k,
+    classes,
+    paths: new Array<string>(n),
+    labelNames: [],
+    labels: new Int32Array(n),
+    splitNames: [],
+    splits: new Int32Array(n).fill(-1),
+    sourceFiles: [],
+    sourceFile: new Int32Array(n).fill(-1),
+    sourceLine: new Int32Array(n),
+    hashes: null,
+    topClass: top.topClass,
+    topScore: top.topScore,
+    errors: new Map(),
+    probabilities: top.probabilities,
+  };
+  const index = (names: string[], seen: Map<string, number>, v: string) => {
+    let i = seen.get(v);
+    if (i === undefined) {
+      seen.set(v, (i = names.length));
+      names.push(v);
+    }
+    return i;
+  };
+  const labelIdx = new Map<string, number>();
+  const splitIdx = new Map<string, number>();
+  const fileIdx = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const r = results[i] as ReportSample;
+    c.paths[i] = r.path;
+    c.labels[i] = index(c.labelNames, labelIdx, r.label);
+    if (r.split !== undefined) c.splits[i] = index(c.splitNames, splitIdx, r.split);
+    if (r.source) {
+      c.sourceFile[i] = index(c.sourceFiles, fileIdx, r.source.file);
+      c.sourceLine[i] = r.source.line;
+    }
+    if (r.contentHash) (c.hashes ??= new Array<string | undefined>(n))[i] = r.contentHash;
+    if (r.error) c.errors.set(i, { code: r.error.code, message: r.error.message });
+  }
+  return c;
 }
 
 const SEVERITY_ORDER: Record<Warning['severity'], number> = { error: 0, warning: 1, info: 2 };

@@ -388,9 +388,13 @@ function classRecallCheck(report: EvalReport, cls: string, required: number, pat
   }
   if (!check.passed) {
     const wrong: number[] = [];
-    samplesOf(report).forEach((s, i) => {
-      if (s.label === cls && s.predicted.length > 0 && s.predicted[0].class !== cls) wrong.push(i);
-    });
+    // Single fields, no sample object per row (a million-sample report's samples are columns).
+    const { length, field } = samplesOf(report);
+    for (let i = 0; i < length; i++) {
+      if (field.label(i) !== cls) continue;
+      const top = field.top1(i);
+      if (top !== undefined && top !== cls) wrong.push(i);
+    }
     check.sampleIndexes = wrong;
   }
   return check;

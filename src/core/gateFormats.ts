@@ -14,6 +14,7 @@ import { GATE_RULE_IDS, failedChecks, num, numPair, type GateCheck, type GateChe
 import { lineColumnFinder, parseJsonTree, type JsonNode } from './jsonWithPositions';
 import type { EvalReport, ReportSample } from './report';
 import { TOOL_VERSION } from './version';
+import { samplesOf, type SampleTable } from './sampleTable';
 
 export type GateFormat = 'text' | 'json' | 'junit' | 'sarif' | 'markdown';
 export const GATE_FORMATS: readonly GateFormat[] = ['text', 'json', 'junit', 'sarif', 'markdown'];
@@ -104,9 +105,14 @@ export function sampleLocation(dataset: string, sample: ReportSample): { path: s
 }
 
 function checkSamples(outcome: GateOutcome, check: GateCheck): ReportSample[] {
-  const samples = outcome.report?.samples;
-  if (!samples || !check.sampleIndexes) return [];
-  return check.sampleIndexes.map((i) => samples[i]).filter((s): s is ReportSample => s !== undefined);
+  if (!outcome.report || !check.sampleIndexes) return [];
+  let samples: SampleTable;
+  try {
+    samples = samplesOf(outcome.report);
+  } catch {
+    return []; // samples in a sidecar that was not read
+  }
+  return check.sampleIndexes.map((i) => samples.at(i)).filter((s): s is ReportSample => s !== undefined);
 }
 
 function issueFor(outcome: GateOutcome, index: number) {

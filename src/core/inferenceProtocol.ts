@@ -14,6 +14,11 @@ export interface TowerDescription {
   embeddingDim: number | null;
   /** Static [C,H,W] of pixel_values when the graph declares it. */
   imageShape?: [number, number, number] | null;
+  /**
+   * Text graphs: the sequence axis of input_ids, a fixed length (77 for CLIP) or 'dynamic' (a named or unnamed
+   * symbolic dimension, optimum's `sequence_length`); null when the graph does not say (treated as fixed 77).
+   */
+  textLength?: number | 'dynamic' | null;
 }
 
 export type WorkerRequest =

@@ -40,6 +40,13 @@ function staticDim(meta: ort.InferenceSession.ValueMetadata | undefined, axis: n
   return typeof d === 'number' && d > 0 ? d : null;
 }
 
+/** input_ids' axis 1: a fixed length, 'dynamic' (symbolic: a name, or a non-positive number), or null (unknown). */
+function sequenceAxis(meta: ort.InferenceSession.ValueMetadata | undefined): number | 'dynamic' | null {
+  if (!meta || !meta.isTensor || meta.shape.length !== 2) return null;
+  const d = meta.shape[1];
+  return typeof d === 'number' && d > 0 ? d : 'dynamic';
+}
+
 async function loadTower(file: string, settings: SessionSettings, kind: 'vision' | 'text'): Promise<Tower> {
   let session: ort.InferenceSession;
   try {
@@ -71,6 +78,8 @@ async function loadTower(file: string, settings: SessionSettings, kind: 'vision'
   if (kind === 'vision') {
     const c = staticDim(inMeta, 1), h = staticDim(inMeta, 2), w = staticDim(inMeta, 3);
     description.imageShape = c && h && w ? [c, h, w] : null;
+  } else {
+    description.textLength = sequenceAxis(inMeta);
   }
   return { session, file, description };
 }

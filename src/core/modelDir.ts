@@ -3,7 +3,9 @@
  * models drop in unchanged:
  *
  *   onnx/vision_model.onnx      input `pixel_values` float32 [N,3,H,W]        -> output `image_embeds` [N,D]
- *   onnx/text_model.onnx        input `input_ids` int64 [N,77] (+ optional `attention_mask`) -> `text_embeds` [N,D]
+ *   onnx/text_model.onnx        input `input_ids` int64 [N,77] (+ optional `attention_mask`) -> `text_embeds` [N,D];
+ *                               the sequence axis may be dynamic ([N,sequence_length], as optimum exports it): then
+ *                               prompts run at their batch's longest length instead of 77 (textBatches.ts)
  *   onnx/*_quantized.onnx       optional 8-bit variants of both graphs
  *   tokenizer.json              (or vocab.json + merges.txt)
  *   preprocessor_config.json    resize / crop / normalisation of images
@@ -432,6 +434,9 @@ export function graphInterfaceProblems(
         if (shape.length !== 4) problems.push(`input 'pixel_values' must have rank 4 [N,3,H,W], the graph has [${shape.join(',')}]`);
         else if (typeof shape[1] === 'number' && shape[1] !== 3) problems.push(`input 'pixel_values' must have 3 channels, the graph has [${shape.join(',')}]`);
       } else if (shape.length !== 2) problems.push(`input 'input_ids' must have rank 2 [N,77], the graph has [${shape.join(',')}]`);
+      else if (typeof shape[1] === 'number' && shape[1] > 0 && shape[1] !== 77) {
+        problems.push(`input 'input_ids' must take 77 tokens (CLIP's context) or have a dynamic sequence axis, the graph has [${shape.join(',')}]`);
+      }
     }
   }
   const allowed = role === 'vision' ? ['pixel_values'] : ['input_ids', 'attention_mask'];

@@ -14,6 +14,8 @@
  * still match (see {@link hashDistance}).
  */
 import type { ImagePreprocessor, RgbImage } from './imagePreprocess';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { FILE_LIMITS, readRegularFile } from './fileSystem';
 
 const SIZE = 32;
@@ -185,6 +187,11 @@ export interface PixelHashCache {
 export class PixelHashRows {
   readonly hashes: Uint32Array;
   readonly ok: Uint8Array;
+  /**
+   * Images {@link pixelHashesOf} did not try because their folder is not on disk (checked once per folder: embeddings
+   * imported from a machine whose images are elsewhere), with the folders and one of the images.
+   */
+  readonly notOnDisk: ImagesNotOnDisk = { images: 0, folders: 0 };
 
   constructor(
     readonly n: number,
@@ -218,6 +225,14 @@ export class PixelHashRows {
   }
 }
 
+/** Images left out because their folders do not exist here. */
+export interface ImagesNotOnDisk {
+  images: number;
+  folders: number;
+  /** One of them (absolute path). */
+  example?: string;
+}
+
 export interface PixelHashSource {
   /** Absolute path of the image file. */
   file: string;
@@ -228,7 +243,9 @@ export interface PixelHashSource {
 /**
  * Completes `rows`: each source whose row is not known yet is looked up in the cache by content hash, else read and
  * decoded by `preprocessor` (images whose embedding did not come from this run's image phase: imported embeddings).
- * Images that cannot be read or decoded are left out (ok 0).
+ * Images that cannot be read or decoded are left out (ok 0). Each distinct folder is checked once: the images of a
+ * folder that is not on disk are not tried one by one (a million imported embeddings whose images are on another
+ * machine cost a few thousand stat calls, not a million failed opens); they are counted in `rows.notOnDisk`.
  */
 export async function pixelHashesOf(
   sources: (PixelHashSource | null)[],
@@ -238,6 +255,21 @@ export async function pixelHashesOf(
 ): Promise<PixelHashRows> {
   const n = sources.length;
   const { createHash } = await import('node:crypto');
+  /** Folder -> on disk (a folder, or a link to one); pending while its first stat runs. */
+  const folders = new Map<string, boolean | Promise<boolean>>();
+  const missingFolders = new Set<string>();
+  const folderOnDisk = (dir: string): boolean | Promise<boolean> => {
+    let known = folders.get(dir);
+    if (known === undefined) {
+      known = fs.promises.stat(dir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      );
+      folders.set(dir, known);
+      void known.then((v) => folders.set(dir, v));
+    }
+    return known;
+  };
   let next = 0;
   const worker = async () => {
     while (next < n) {
@@ -246,6 +278,17 @@ export async function pixelHashesOf(
       const src = sources[i];
       if (!src || rows.ok[i]) continue;
       if (src.contentHash && rows.fromCache(i, src.contentHash)) continue;
+      const dir = path.dirname(src.file);
+      const known = folderOnDisk(dir);
+      if (!(known === true || (known !== false && (await known)))) {
+        rows.notOnDisk.images++;
+        rows.notOnDisk.example ??= src.file;
+        if (!missingFolders.has(dir)) {
+          missingFolders.add(dir);
+          rows.notOnDisk.folders++;
+        }
+        continue;
+      }
       try {
         const bytes = await readRegularFile(src.file, { maxBytes: FILE_LIMITS.image, code: 'image-unreadable', what: 'the image' });
         rows.set(i, src.contentHash ?? createHash('sha256').update(bytes).digest(), await perceptualHashes(bytes, preprocessor, src.file));

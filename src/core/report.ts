@@ -249,6 +249,11 @@ export interface EvalReport {
     /** Images embedded locally and compared (null: not checked, see verifySkipped). */
     verified: { n: number; meanCosine: number; minCosine: number; worstPath: string } | null;
     verifySkipped?: string;
+    /**
+     * Images whose folder is not on disk here (each folder checked once, no image tried): they have no perceptual
+     * hash, so their duplicates come from the embeddings alone. Absent when every folder was found.
+     */
+    imagesNotOnDisk?: { images: number; folders: number; example: string };
   };
   templates: { name: string; count: number };
   topK: number;

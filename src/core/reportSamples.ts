@@ -24,6 +24,8 @@ import { makeDirectory } from './fileSystem';
 import type { EvalReport, ReportSample } from './report';
 import { attachSamples, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
 
+type ColumnSource = import('hyparquet-writer', { with: { 'resolution-mode': 'import' } }).ColumnSource;
+
 export { attachSamples, SampleTable, samplesOf } from './sampleTable';
 
 /** With `--samples auto`, reports of up to this many samples keep them inline (and get the sidecar as well). */
@@ -51,59 +53,123 @@ export function samplesInline(mode: SamplesMode, n: number): boolean {
 /** Rows per row group of the sidecar (pages read by range touch one or two). */
 const ROW_GROUP = 50_000;
 
+/**
+ * The UTF-8 bytes of each string (null stays null), as views of one buffer: one encoding pass for the column rather
+ * than one TextEncoder call and one allocation of its own per value. Strings holding NUL (never a file path) are
+ * encoded one by one.
+ */
+export function utf8Values(values: readonly (string | null)[]): (Uint8Array | null)[] {
+  const present: string[] = [];
+  for (const v of values) if (v !== null) present.push(v);
+  const out: (Uint8Array | null)[] = new Array(values.length).fill(null);
+  if (present.some((v) => v.includes('\0'))) {
+    const encoder = new TextEncoder();
+    values.forEach((v, i) => (out[i] = v === null ? null : encoder.encode(v)));
+    return out;
+  }
+  const bytes = Buffer.from(present.join('\0'), 'utf8');
+  let start = 0;
+  for (let k = 0; k < values.length; k++) {
+    if (values[k] === null) continue;
+    let end = bytes.indexOf(0, start);
+    if (end < 0) end = bytes.length;
+    out[k] = bytes.subarray(start, end);
+    start = end + 1;
+  }
+  return out;
+}
+
 /** Builds the sidecar of `report`'s samples (Parquet bytes). */
 export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
   const table = samplesOf(report);
   const n = table.length;
   const classes = report.dataset.classes;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const k = Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
-  const paths: string[] = new Array(n);
+  const c = table.columns;
+  // Columns already (a large evaluation's samples, or a sidecar read): copied column by column, no object per row.
+  const fromColumns = c !== undefined && c.classes.length === classes.length && c.classes.every((x, i) => x === classes[i]);
+  const k = fromColumns ? c.k : Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
+  let paths: string[] = new Array(n);
   const labels: string[] = new Array(n);
   const splits: (string | null)[] = new Array(n);
   const srcFile: (string | null)[] = new Array(n);
-  const srcLine = new Int32Array(n);
+  let srcLine: Int32Array = new Int32Array(n);
   const hashes: (string | null)[] = new Array(n);
   const errCode: (string | null)[] = new Array(n);
   const errMessage: (string | null)[] = new Array(n);
   const topClass = Array.from({ length: k }, () => new Int32Array(n).fill(-1));
   const topScore = Array.from({ length: k }, () => new Float64Array(n));
   let probs: (string | null)[] | null = null;
-  for (let i = 0; i < n; i++) {
-    const s = table.at(i) as ReportSample;
-    paths[i] = s.path;
-    labels[i] = s.label;
-    splits[i] = s.split ?? null;
-    srcFile[i] = s.source?.file ?? null;
-    srcLine[i] = s.source?.line ?? 0;
-    hashes[i] = s.contentHash ?? null;
-    errCode[i] = s.error?.code ?? null;
-    errMessage[i] = s.error?.message ?? null;
-    if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
-    s.predicted.forEach((p, r) => {
-      const ci = classIndex.get(p.class);
-      if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
-      (topClass[r] as Int32Array)[i] = ci;
-      (topScore[r] as Float64Array)[i] = p.score;
-    });
-    if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+  if (fromColumns) {
+    paths = c.paths;
+    srcLine = c.sourceLine;
+    for (let i = 0; i < n; i++) {
+      labels[i] = c.labelNames[c.labels[i] as number] as string;
+      const sp = c.splits[i] as number;
+      splits[i] = sp >= 0 ? (c.splitNames[sp] as string) : null;
+      const sf = c.sourceFile[i] as number;
+      srcFile[i] = sf >= 0 ? (c.sourceFiles[sf] as string) : null;
+      hashes[i] = c.hashes?.[i] ?? null;
+      errCode[i] = null;
+      errMessage[i] = null;
+      for (let r = 0; r < k; r++) {
+        (topClass[r] as Int32Array)[i] = c.topClass[i * k + r] as number;
+        (topScore[r] as Float64Array)[i] = c.topScore[i * k + r] as number;
+      }
+    }
+    for (const [i, e] of c.errors) {
+      errCode[i] = e.code;
+      errMessage[i] = e.message;
+    }
+    if (c.probabilities && c.probabilities.size > 0) {
+      probs = new Array<string | null>(n).fill(null);
+      for (const [i, json] of c.probabilities) probs[i] = json;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const s = table.at(i) as ReportSample;
+      paths[i] = s.path;
+      labels[i] = s.label;
+      splits[i] = s.split ?? null;
+      srcFile[i] = s.source?.file ?? null;
+      srcLine[i] = s.source?.line ?? 0;
+      hashes[i] = s.contentHash ?? null;
+      errCode[i] = s.error?.code ?? null;
+      errMessage[i] = s.error?.message ?? null;
+      if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
+      s.predicted.forEach((p, r) => {
+        const ci = classIndex.get(p.class);
+        if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
+        (topClass[r] as Int32Array)[i] = ci;
+        (topScore[r] as Float64Array)[i] = p.score;
+      });
+      if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+    }
   }
-  const { parquetWriteBuffer } = await import('hyparquet-writer');
-  const columnData = [
-    { name: 'path', data: paths, type: 'STRING' as const, nullable: false },
-    { name: 'label', data: labels, type: 'STRING' as const, nullable: false },
-    { name: 'split', data: splits, type: 'STRING' as const },
-    { name: 'source_file', data: srcFile, type: 'STRING' as const },
-    { name: 'source_line', data: srcLine, type: 'INT32' as const, nullable: false },
-    { name: 'content_hash', data: hashes, type: 'STRING' as const },
-    { name: 'error_code', data: errCode, type: 'STRING' as const },
-    { name: 'error_message', data: errMessage, type: 'STRING' as const },
-    ...topClass.map((data, r) => ({ name: `top_class_${r + 1}`, data, type: 'INT32' as const, nullable: false })),
-    ...topScore.map((data, r) => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE' as const, nullable: false })),
+  const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
+  // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8
+  // bytes made in one go); label, split and source file have few distinct values (dictionary); class indices repeat
+  // (dictionary); scores are plain and not compressed (random doubles: Snappy only costs time). No statistics: nothing
+  // filters on them, and they cost a pass and a comparison per value and column.
+  const typed: ColumnSource[] = [
+    { name: 'path', data: paths, type: 'STRING', nullable: false, encoding: 'PLAIN' },
+    { name: 'label', data: labels, type: 'STRING', nullable: false, encoding: 'RLE_DICTIONARY' },
+    { name: 'split', data: splits, type: 'STRING', encoding: 'RLE_DICTIONARY' },
+    { name: 'source_file', data: srcFile, type: 'STRING', encoding: 'RLE_DICTIONARY' },
+    { name: 'source_line', data: srcLine, type: 'INT32', nullable: false },
+    { name: 'content_hash', data: hashes, type: 'STRING', encoding: 'PLAIN' },
+    { name: 'error_code', data: errCode, type: 'STRING' },
+    { name: 'error_message', data: errMessage, type: 'STRING' },
+    ...topClass.map((data, r): ColumnSource => ({ name: `top_class_${r + 1}`, data, type: 'INT32', nullable: false, encoding: 'RLE_DICTIONARY' })),
+    ...topScore.map((data, r): ColumnSource => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE', nullable: false, encoding: 'PLAIN', codec: 'UNCOMPRESSED' })),
     ...(probs ? [{ name: 'probabilities', data: probs, type: 'JSON' as const }] : []),
   ];
+  // The schema from the types (UTF-8 strings stay annotated as such), then the unique string columns handed over as
+  // their bytes (a schema and column types cannot both be given).
+  const schema = schemaFromColumnData({ columnData: typed });
+  const columnData = typed.map(({ type: _t, nullable: _n, ...c }) => (c.name === 'path' || c.name === 'content_hash' ? { ...c, data: utf8Values(c.data as (string | null)[]) } : c));
   const meta = { format: SAMPLES_FORMAT, rows: n, classes: classes.length, topK: k };
-  const buf = parquetWriteBuffer({ columnData, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
+  const buf = parquetWriteBuffer({ columnData, schema, statistics: false, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
   return new Uint8Array(buf);
 }
 

@@ -454,6 +454,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
   const { evaluateDataset } = await import('./evaluate.js');
   let checked: Awaited<ReturnType<typeof verifyEmbeddings>> | undefined;
   const outside = plan.embeddings;
+  let notOnDisk: { images: number; folders: number; example: string } | undefined;
   if (outside) {
     await checkEmbeddingWidth(options.model, outside.input, options.modelId ?? plan.model.spec);
     if (outside.verify > 0) checked = await verifyEmbeddings(options.model, plan.dataset, outside.input, outside.verify, options.signal);
@@ -475,7 +476,16 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     ...(options.onProvisional ? { onProvisional: options.onProvisional } : {}),
     ...(options.images ? { runImages: options.images } : {}),
     ...(options.judgementBudgetBytes !== undefined ? { judgementBudgetBytes: options.judgementBudgetBytes } : {}),
-    ...(outside ? { imageEmbeddings: { forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk) } } : {}),
+    ...(outside
+      ? {
+          imageEmbeddings: {
+            forEach: (onRow, onBad, signal, onChunk) => forEachEmbedding(outside.input, onRow, onBad, signal, onChunk),
+            onImagesNotOnDisk: (n) => {
+              notOnDisk = { images: n.images, folders: n.folders, example: path.relative(plan.dataset.root, n.example ?? plan.dataset.root).split(path.sep).join('/') };
+            },
+          },
+        }
+      : {}),
   });
   if (options.precision) report.precision = options.precision;
   if (outside) {
@@ -487,6 +497,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
       dtype: input.dtype,
       verified: checked && 'verified' in checked ? checked.verified : null,
       ...(checked && 'skipped' in checked ? { verifySkipped: checked.skipped } : outside.verify === 0 ? { verifySkipped: '--verify 0' } : {}),
+      ...(notOnDisk ? { imagesNotOnDisk: notOnDisk } : {}),
     };
   }
   if (plan.configPolicy === 'list') {

@@ -8,11 +8,12 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ClipLensError } from './errors';
+import { ClipLensError, throwIfAborted } from './errors';
 import { FILE_LIMITS, readRegularFile } from './fileSystem';
 import type { SessionSettings, TowerDescription, WorkerRequest, WorkerResponse } from './inferenceProtocol';
 import { resolveModelDir, readLogitScale, type ModelFiles } from './modelDir';
 import { ClipTokenizer, CONTEXT_LENGTH } from './tokenizer';
+import { padTextBatch, planTextBatches, type TextBatch, type TextSequenceAxis } from './textBatches';
 import { ImagePreprocessor } from './imagePreprocess';
 import { readPreprocessorConfig } from './preprocessorConfig';
 
@@ -25,6 +26,11 @@ export interface ClipModelOptions {
   executionProviders?: string[];
   /** Pixel limit per image, refused before decoding (decompression bombs). */
   maxPixels?: number;
+  /**
+   * Run prompts at their batch's longest length when the text graph allows it (default true; textBatches.ts).
+   * false: always 77 tokens, as before (for comparisons and benchmarks).
+   */
+  trimText?: boolean;
 }
 
 /** Locates the worker script: next to the bundle (dist/) or, when running from source under tsx, the .ts file. */
@@ -102,6 +108,29 @@ function unwrap(res: WorkerResponse): Exclude<WorkerResponse, { ok: false }> {
     throw new ClipLensError(code, msg, { file: res.error.file });
   }
   return res;
+}
+
+/** Prompts per text tower run (sorted by length first when the graph allows trimming). */
+export const TEXT_BATCH = 64;
+
+/**
+ * The trimmed and the 77-token embedding of the same prompt must agree this well for trimming to stay on. float32
+ * graphs: rounding only (ViT-B/32: cosine 1 - 1e-7, docs/benchmarks.md). int8 graphs (*_quantized.onnx, dynamic
+ * quantisation) scale each activation tensor by the range of the whole batch, so a prompt's embedding moves with
+ * whatever else is in its batch, trimmed or not: at 77 tokens alone vs in a batch, cosine 0.9992 worst (ViT-B/32,
+ * 16 prompts); trimmed vs 77 tokens, 0.9990 worst, and trimmed is as close to the float32 graph as 77 tokens
+ * (mean 0.99922 both). A graph that is not causal, or pools elsewhere, misses these by far more.
+ */
+export const TRIM_CHECK_MIN_COSINE = { float32: 0.99999, int8: 0.995 };
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : aa === bb ? 1 : 0;
 }
 
 /** L2-normalises each row of an n x dim matrix in place. */
@@ -182,7 +211,9 @@ export class ClipModel {
     const textFingerprint = createHash('sha256').update(`${tfp}\0${tokfp}`).digest('hex');
     const threads = Math.max(1, options.threads ?? os.availableParallelism());
     const settings: SessionSettings = { threads, executionProviders: options.executionProviders ?? ['cpu'] };
-    return new ClipModel(files, preprocessor, logitScale, imageFingerprint, textFingerprint, settings);
+    const model = new ClipModel(files, preprocessor, logitScale, imageFingerprint, textFingerprint, settings);
+    if (options.trimText === false) model.textTrimming = 'off';
+    return model;
   }
 
   private tokenizerLoading: Promise<ClipTokenizer> | null = null;
@@ -266,19 +297,79 @@ export class ClipModel {
     return { embeddings: normalizeRows(res.embeddings, res.dim), dim: res.dim, runMs: res.runMs };
   }
 
-  /** Embeds texts (tokenised here); returns count x D, L2-normalised rows. */
-  async embedTexts(texts: string[]): Promise<{ embeddings: Float32Array; dim: number; runMs: number }> {
-    const [tokenizer] = await Promise.all([this.tokenizer(), this.ensureText()]);
-    const enc = tokenizer.encodeBatch(texts);
-    const res = unwrap(
-      await this.client('text').request(
-        { type: 'embedTexts', ids: enc.ids, attentionMask: enc.attentionMask, count: texts.length, contextLength: CONTEXT_LENGTH },
-        [enc.ids.buffer as ArrayBuffer, enc.attentionMask.buffer as ArrayBuffer],
-      ),
-    );
-    if (res.type !== 'embeddings') throw new Error('unexpected worker reply');
-    this.measuredDim = res.dim;
-    return { embeddings: normalizeRows(res.embeddings, res.dim), dim: res.dim, runMs: res.runMs };
+  /**
+   * Embeds texts (tokenised here); returns count x D, L2-normalised rows, in the order of `texts`. They are run in
+   * batches of `batchSize` ({@link TEXT_BATCH}); when the text graph's sequence axis is dynamic, sorted by token
+   * count and each batch cut to its longest prompt (textBatches.ts: the same embeddings, a fraction of the work),
+   * otherwise at 77 tokens. `signal` is checked between batches. `runMs` sums the graph runs.
+   */
+  async embedTexts(texts: string[], options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<{ embeddings: Float32Array; dim: number; runMs: number }> {
+    const [tokenizer, tower] = await Promise.all([this.tokenizer(), this.ensureText()]);
+    const axis = this.textAxis(tower);
+    const batches = planTextBatches(texts.map((t) => tokenizer.encode(t)), options.batchSize ?? TEXT_BATCH, axis);
+    let out: Float32Array | null = null;
+    let dim = this.measuredDim ?? 0;
+    let runMs = 0;
+    for (const batch of batches) {
+      throwIfAborted(options.signal);
+      const r = await this.runTextBatch(batch, tokenizer.endId);
+      if (!out) {
+        dim = r.dim;
+        out = new Float32Array(texts.length * dim);
+      } else if (r.dim !== dim) throw new ClipLensError('model-bad-output', `text_embeds width changed from ${dim} to ${r.dim} between batches`, { file: this.files.textModel });
+      runMs += r.runMs;
+      batch.rows.forEach((row, j) => out!.set(r.embeddings.subarray(j * dim, (j + 1) * dim), row * dim));
+    }
+    this.measuredDim = dim || this.measuredDim;
+    return { embeddings: normalizeRows(out ?? new Float32Array(0), dim), dim, runMs };
+  }
+
+  /** Whether the text graph is run at trimmed lengths: its sequence axis, unless the first trimmed batch disagreed. */
+  private textAxis(tower: TowerDescription): TextSequenceAxis {
+    const declared = tower.textLength;
+    if (typeof declared === 'number' && declared !== CONTEXT_LENGTH) {
+      throw new ClipLensError('model-bad-graph', `the text graph's input 'input_ids' has a fixed length of ${declared} tokens; CLIP's context is ${CONTEXT_LENGTH} (or a dynamic sequence axis)`, { file: this.files.textModel });
+    }
+    return declared === 'dynamic' && this.textTrimming !== 'off' ? 'dynamic' : CONTEXT_LENGTH;
+  }
+
+  /**
+   * 'unchecked' until the first trimmed batch has run: its shortest prompt is then also run at 77 tokens, and
+   * trimming stays on only if both give the same embedding (a graph can declare a dynamic axis and still not be
+   * causal-and-pooled-at-the-end-token like CLIP's; then every batch runs at 77, as for a fixed graph).
+   */
+  private textTrimming: 'unchecked' | 'on' | 'off' = 'unchecked';
+  /** Cosine of the trimmed and the 77-token embedding of the checked prompt (null: not checked). */
+  textTrimCheck: number | null = null;
+
+  private async runTextBatch(batch: TextBatch, padId: number): Promise<{ embeddings: Float32Array; dim: number; runMs: number }> {
+    const send = async (b: Pick<TextBatch, 'ids' | 'attentionMask' | 'length'>, count: number) => {
+      const res = unwrap(
+        await this.client('text').request(
+          { type: 'embedTexts', ids: b.ids, attentionMask: b.attentionMask, count, contextLength: b.length },
+          [b.ids.buffer as ArrayBuffer, b.attentionMask.buffer as ArrayBuffer],
+        ),
+      );
+      if (res.type !== 'embeddings') throw new Error('unexpected worker reply');
+      return res;
+    };
+    if (batch.length >= CONTEXT_LENGTH || this.textTrimming === 'on') return send(batch, batch.rows.length);
+    if (this.textTrimming === 'off') return send(padTextBatch(batch, CONTEXT_LENGTH, padId), batch.rows.length);
+    // First trimmed batch: check the shortest row against its 77-token run (one extra row, once per model).
+    const full = padTextBatch(batch, CONTEXT_LENGTH, padId);
+    const first = { ids: full.ids.slice(0, CONTEXT_LENGTH), attentionMask: full.attentionMask.slice(0, CONTEXT_LENGTH), length: CONTEXT_LENGTH };
+    let trimmed: Awaited<ReturnType<typeof send>> | null = null;
+    try {
+      trimmed = await send(batch, batch.rows.length);
+    } catch {
+      // A graph that declares a dynamic axis but cannot run shorter inputs: fall back to 77 tokens.
+    }
+    const reference = await send(first, 1);
+    const cos = trimmed && trimmed.dim === reference.dim ? cosine(trimmed.embeddings.subarray(0, trimmed.dim), reference.embeddings) : -1;
+    this.textTrimCheck = cos;
+    this.textTrimming = cos >= TRIM_CHECK_MIN_COSINE[this.files.quantized ? 'int8' : 'float32'] ? 'on' : 'off';
+    if (trimmed && this.textTrimming === 'on') return trimmed;
+    return send(full, batch.rows.length);
   }
 
   /** Releases the ONNX sessions and the worker threads. The model can be used again (sessions are recreated). */

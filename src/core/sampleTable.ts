@@ -56,6 +56,8 @@ export class SampleTable implements Iterable<ReportSample> {
     readonly file?: string,
     /** The inline array it views, if any. */
     readonly array?: readonly ReportSample[],
+    /** The columns it views, if any (a sidecar read, or a large evaluation's samples): read-only. */
+    readonly columns?: Readonly<SampleColumns>,
   ) {}
 
   static fromArray(samples: readonly ReportSample[]): SampleTable {
@@ -113,6 +115,8 @@ export class SampleTable implements Iterable<ReportSample> {
       },
       field,
       file,
+      undefined,
+      c,
     );
   }
 

@@ -8,8 +8,12 @@ import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
 import { onnxZeroShot } from './onnxMatMul';
 
-/** Text batch size for the text tower. */
-const TEXT_BATCH = 64;
+/**
+ * Prompts handed to the model per call: it sorts them by length and batches them (ClipModel.embedTexts), so the
+ * larger the call the better the batches fit; this bounds the memory of the tokenised prompts of a big ensemble
+ * (80 templates x 1,000 classes) and lets an abort be seen between calls as well as between batches.
+ */
+const TEXT_CHUNK = 4096;
 
 export interface ClassEmbeddings {
   /** K x D, row-normalised, in `classes` order. */
@@ -29,10 +33,10 @@ export async function embedClassPrompts(model: ClipModel, prompts: string[][], c
   const unique = new Map<string, Float32Array | null>();
   for (const list of prompts) for (const p of list) unique.set(p, cache?.get(sha256(p)) ?? null);
   const missing = [...unique.entries()].filter(([, v]) => v === null).map(([k]) => k);
-  for (let i = 0; i < missing.length; i += TEXT_BATCH) {
+  for (let i = 0; i < missing.length; i += TEXT_CHUNK) {
     throwIfAborted(signal);
-    const texts = missing.slice(i, i + TEXT_BATCH);
-    const { embeddings, dim } = await model.embedTexts(texts);
+    const texts = missing.slice(i, i + TEXT_CHUNK);
+    const { embeddings, dim } = await model.embedTexts(texts, { signal });
     texts.forEach((t, j) => {
       const e = embeddings.subarray(j * dim, (j + 1) * dim);
       unique.set(t, e);

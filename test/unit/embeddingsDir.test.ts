@@ -18,6 +18,12 @@ import { halfToFloat } from '../../src/core/probabilities';
 import type { ClipModel } from '../../src/core/runtime';
 import type { EvalReport } from '../../src/core/report';
 import { main } from '../../src/cli/main';
+import { readObserver } from '../../src/core/fileSystem';
+import { PixelHashRows, pixelHashesOf } from '../../src/core/perceptualHash';
+import { formatSummary } from '../../src/cli/summary';
+import { evaluateDataset } from '../../src/core/evaluate';
+import { samplesOf } from '../../src/core/sampleTable';
+import { writeJsonReport } from '../../src/cli/io';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -289,6 +295,123 @@ test('--verify: embeddings that do not match the model (rows shuffled) are refus
   const far = await evalEmbeddings(gone);
   assert.equal(far.embeddings?.verified, null);
   assert.match(far.embeddings?.verifySkipped ?? '', /not on disk/);
+});
+
+test('image_path forms: relative (./, ../), absolute with // and /./, backslashes, spaces; root, labels and splits as path.posix says', async (t) => {
+  const dir = tmp(t);
+  const emb = path.join(dir, 'runs', 'emb');
+  const rows = embeddings.slice(0, 8);
+  const paths = [
+    'data/train/cat/1.png',
+    './data/train/cat/2.png',
+    ' data//train/dog/3.png ',
+    'data\\val\\dog\\4.png',
+    `${dir}/runs/data/./val/cat/5.png`,
+    `${dir}/runs/x/../data/val/cat/6.png`,
+    '../runs/data/train/dog/7.png',
+    `${dir}/runs/data/train/dog/8.png`,
+  ];
+  await writeShards(emb, [{ rows, paths }], 'f4');
+  const { dataset } = await readEmbeddingsDir(emb);
+  assert.equal(dataset.root, path.join(dir, 'runs', 'data'));
+  assert.equal(dataset.format, 'class-folders-split');
+  assert.deepEqual(dataset.classes, ['cat', 'dog']);
+  assert.deepEqual(
+    dataset.samples.map((s) => `${s.split}:${s.label}:${s.path}`),
+    ['train:cat:train/cat/1.png', 'train:cat:train/cat/2.png', 'train:dog:train/dog/3.png', 'val:dog:val/dog/4.png', 'val:cat:val/cat/5.png', 'val:cat:val/cat/6.png', 'train:dog:train/dog/7.png', 'train:dog:train/dog/8.png'],
+  );
+  // Without a split level everywhere: class folders only, the root above them; one label string per class.
+  const flat = path.join(dir, 'flat');
+  await writeShards(flat, [{ rows: rows.slice(0, 3), paths: ['/a/cat/1.png', '/b/cat/2.png', '/a/dog/3.png'] }], 'f2');
+  const read = (await readEmbeddingsDir(flat)).dataset;
+  assert.equal(read.root, path.resolve('/'));
+  assert.equal(read.format, 'class-folders');
+  assert.deepEqual(read.samples.map((s) => [s.path, s.label, s.split]), [['a/cat/1.png', 'cat', undefined], ['b/cat/2.png', 'cat', undefined], ['a/dog/3.png', 'dog', undefined]]);
+});
+
+test('a large evaluation keeps its samples as columns: the same samples, summary, JSON and sidecar as objects', async (t) => {
+  const dir = tmp(t);
+  const root = path.join(dir, 'data');
+  fs.cpSync(images, root, { recursive: true });
+  fs.writeFileSync(path.join(root, 'train', 'red_star', 'broken.png'), 'not a PNG');
+  const objects = await evaluateDataset(root, { model, cacheDir: null, topK: 3 });
+  const columns = await evaluateDataset(root, { model, cacheDir: null, topK: 3, columnarSamplesAbove: 0 });
+  // The streamed judgement (a budget of 0 bytes) fills the same columns.
+  const streamed = await evaluateDataset(root, { model, cacheDir: null, topK: 3, columnarSamplesAbove: 0, judgementBudgetBytes: 0 });
+  assert.equal(streamed.timing.judgement?.streamed, true);
+  assert.deepEqual(samplesOf(streamed).toArray(), objects.samples);
+  assert.ok(Array.isArray(objects.samples));
+  assert.equal(columns.samples, undefined);
+  assert.ok(samplesOf(columns).columns);
+  assert.equal(objects.dataset.counts.failed, 1);
+  assert.deepEqual(samplesOf(columns).toArray(), objects.samples);
+  const untimed = (r: EvalReport) => formatSummary(r).replace(/ in [\d.]+ s \([\d.]+ images\/s\)/, '');
+  assert.equal(untimed(columns), untimed(objects));
+  for (const mode of ['inline', 'sidecar'] as const) {
+    const a = path.join(dir, `objects-${mode}.json`);
+    const b = path.join(dir, `columns-${mode}.json`);
+    await writeJsonReport(objects, a, mode);
+    await writeJsonReport(columns, b, mode);
+    const strip = (f: string) => {
+      const j = JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>;
+      delete j.createdAt;
+      delete j.timing;
+      if (typeof j.samplesFile === 'string') j.samplesFile = 'x';
+      return j;
+    };
+    assert.deepEqual(strip(b), strip(a));
+    if (mode === 'sidecar') assert.deepEqual(fs.readFileSync(b.replace(/\.json$/, '.samples.parquet')), fs.readFileSync(a.replace(/\.json$/, '.samples.parquet')));
+  }
+});
+
+test('images not on disk: each folder is checked once, no image is opened, the report says so once', async (t) => {
+  const gone = await writeShards(tmp(t), shardsOf(2, embeddings, files.map((f) => f.replace('/images/', '/elsewhere/'))), 'f2');
+  const opened: string[] = [];
+  readObserver.onRead = (f) => opened.push(f);
+  t.after(() => (readObserver.onRead = null));
+  const report = await evalEmbeddings(gone, { verify: 0 });
+  readObserver.onRead = null;
+  assert.deepEqual(opened.filter((f) => f.includes('/elsewhere/')), []);
+  // 24 images in 8 folders (train and val of 4 classes).
+  assert.equal(report.embeddings?.imagesNotOnDisk?.images, files.length);
+  assert.equal(report.embeddings?.imagesNotOnDisk?.folders, 8);
+  assert.match(report.embeddings?.imagesNotOnDisk?.example ?? '', /^(train|val)\/[a-z_]+\/[^/]+$/);
+  assert.equal(report.dataset.counts.failed, 0);
+  assert.equal(report.errors.length, 0);
+  const summary = formatSummary(report);
+  assert.equal(summary.match(/not on disk/g)?.length, 1, summary);
+  assert.match(summary, /24 images in 8 folders not on disk \(e\.g\. (train|val)\/.*\): not opened/);
+  // Images on disk: no such note.
+  const here = await evalEmbeddings(await writeShards(tmp(t), shardsOf(1), 'f4'), { verify: 0 });
+  assert.equal(here.embeddings?.imagesNotOnDisk, undefined);
+});
+
+test('pixelHashesOf: a missing folder is stat-ed once and its images skipped; a missing file in a folder on disk is tried alone', async (t) => {
+  const dir = tmp(t);
+  const cls = path.join(dir, 'cls');
+  fs.mkdirSync(cls);
+  const present = files.slice(0, 3).map((f, i) => {
+    const to = path.join(cls, `${i}${path.extname(f)}`);
+    fs.copyFileSync(f, to);
+    return to;
+  });
+  const sources = [
+    ...present.map((file) => ({ file })),
+    { file: path.join(cls, 'deleted.png') },
+    ...Array.from({ length: 50 }, (_, i) => ({ file: path.join(dir, 'nowhere', `${i}.png`) })),
+    { file: path.join(dir, 'nowhere-else', 'x.png') },
+    null,
+  ];
+  const opened: string[] = [];
+  readObserver.onRead = (f) => opened.push(f);
+  t.after(() => (readObserver.onRead = null));
+  const rows = await pixelHashesOf(sources, new PixelHashRows(sources.length, null), model.preprocessor);
+  readObserver.onRead = null;
+  assert.deepEqual([...rows.ok], [1, 1, 1, 0, ...new Array(52).fill(0)]);
+  assert.deepEqual(opened.sort(), [...present, path.join(cls, 'deleted.png')].sort());
+  assert.equal(rows.notOnDisk.images, 51);
+  assert.equal(rows.notOnDisk.folders, 2);
+  assert.equal(rows.notOnDisk.example, path.join(dir, 'nowhere', '0.png'));
 });
 
 test('EmbeddingsWriter shards every N rows; .clip-lens.json "embeddings" reads them; the CLI round trip and its errors', async (t) => {

@@ -12,52 +12,7 @@ import {
   validateModelDir,
 } from '../../src/core/modelDir';
 import { CUDA_PROVIDER_LIB, executionProviders, type CudaProbe } from '../../src/core/executionProviders';
-
-// ---- A tiny ONNX writer (protobuf by hand) so tests build real graphs onnxruntime can load. ----
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-const key = (field: number, wire: number) => varint(field * 8 + wire);
-const int = (field: number, v: number) => Buffer.concat([key(field, 0), varint(v)]);
-const bytes = (field: number, b: Buffer) => Buffer.concat([key(field, 2), varint(b.length), b]);
-const str = (field: number, s: string) => bytes(field, Buffer.from(s, 'utf8'));
-
-const FLOAT = 1;
-const INT32 = 6;
-const INT64 = 7;
-type Dim = number | string;
-
-function valueInfo(name: string, elemType: number, dims: Dim[]): Buffer {
-  const shape = Buffer.concat(dims.map((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d))));
-  const tensorType = Buffer.concat([int(1, elemType), bytes(2, shape)]);
-  return Buffer.concat([str(1, name), bytes(2, bytes(1, tensorType))]);
-}
-
-interface NodeSpec {
-  op: string;
-  inputs: string[];
-  outputs: string[];
-  intAttrs?: Record<string, number>;
-}
-
-function node(n: NodeSpec): Buffer {
-  const attrs = Object.entries(n.intAttrs ?? {}).map(([name, v]) => bytes(5, Buffer.concat([str(1, name), int(3, v), int(20, 2)])));
-  return Buffer.concat([...n.inputs.map((i) => str(1, i)), ...n.outputs.map((o) => str(2, o)), str(4, n.op), ...attrs]);
-}
-
-function onnxModel(nodes: NodeSpec[], inputs: Buffer[], outputs: Buffer[]): Buffer {
-  const graph = Buffer.concat([...nodes.map((n) => bytes(1, node(n))), str(2, 'g'), ...inputs.map((i) => bytes(11, i)), ...outputs.map((o) => bytes(12, o))]);
-  const opset = Buffer.concat([str(1, ''), int(2, 13)]);
-  return Buffer.concat([int(1, 8), str(2, 'clip-lens-test'), bytes(7, graph), bytes(8, opset)]);
-}
+import { bytes, FLOAT, int, INT32, INT64, onnxModel, str, valueInfo, type NodeSpec } from './onnxWriter';
 
 /** pixel_values float [N,3,4,4] -> Flatten -> image_embeds float [N,48]. */
 function visionGraph(inputName = 'pixel_values', outputName = 'image_embeds'): Buffer {
@@ -366,6 +321,17 @@ test('graphInterfaceProblems checks types and ranks', () => {
     ),
     [],
   );
+  // optimum's export (Xenova/*): a dynamic sequence axis is fine (prompts then run trimmed); a fixed length other
+  // than CLIP's 77 is not
+  const text = (len: number | string) =>
+    graphInterfaceProblems(
+      'text',
+      [{ name: 'input_ids', isTensor: true, type: 'int64', shape: ['batch_size', len] }],
+      [{ name: 'text_embeds', isTensor: true, type: 'float32', shape: ['batch_size', 512] }],
+    );
+  assert.deepEqual(text('sequence_length'), []);
+  assert.deepEqual(text(-1), []);
+  assert.deepEqual(text(64), ["input 'input_ids' must take 77 tokens (CLIP's context) or have a dynamic sequence axis, the graph has [batch_size,64]"]);
 });
 
 // ---- readLogitScale ----

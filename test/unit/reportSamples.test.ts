@@ -8,7 +8,7 @@ import { compareRuns, readRunFile } from '../../src/core/compare';
 import { makeBaseline } from '../../src/core/baseline';
 import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport, ReportSample } from '../../src/core/report';
-import { INLINE_SAMPLES_LIMIT, readReportFile, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarFileOf } from '../../src/core/reportSamples';
+import { attachSamples, INLINE_SAMPLES_LIMIT, readReportFile, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarFileOf } from '../../src/core/reportSamples';
 import { writeReport } from '../../src/extension/reportFile';
 import { jsonReport } from '../../src/core/reportExport';
 import { hash, makeReport, many } from './reportFixtures';
@@ -38,6 +38,33 @@ test('the sidecar gives back every sample exactly (all fields, unicode, doubles)
   assert.equal(table.indexOfPath('cat/broken.png'), 2);
   assert.equal(table.at(99), undefined);
   assert.deepEqual(table.slice(5, 100), r.samples!.slice(5));
+});
+
+test('a sidecar written from columns (a table read back, or a large evaluation) is the same file as from the objects', async () => {
+  const r = richReport();
+  const dir = tmpDir();
+  const file = path.join(dir, 'x.samples.parquet');
+  const fromObjects = await samplesParquet(r);
+  fs.writeFileSync(file, fromObjects);
+  const table = await readSamplesSidecar(file, r.dataset.classes, r.samples!.length);
+  assert.ok(table.columns, 'a sidecar table views columns');
+  const columnar = { ...r } as EvalReport;
+  delete columnar.samples;
+  attachSamples(columnar, table);
+  const fromColumns = await samplesParquet(columnar);
+  assert.deepEqual(Buffer.from(fromColumns), Buffer.from(fromObjects));
+  const again = path.join(dir, 'y.samples.parquet');
+  fs.writeFileSync(again, fromColumns);
+  assert.deepEqual((await readSamplesSidecar(again, r.dataset.classes, r.samples!.length)).toArray(), r.samples);
+});
+
+test('utf8Values: the UTF-8 bytes of each string from one buffer; nulls kept; a string holding NUL encoded alone', () => {
+  const values = ['a/b.png', null, 'ünï/cödé 🐱.jpg', '', 'x'];
+  const out = utf8Values(values);
+  assert.deepEqual(out.map((b) => (b === null ? null : Buffer.from(b).toString('utf8'))), values);
+  const withNul = ['a\0b', null, 'c'];
+  assert.deepEqual(utf8Values(withNul).map((b) => (b === null ? null : Buffer.from(b).toString('utf8'))), withNul);
+  assert.deepEqual(utf8Values([]), []);
 });
 
 test('--samples auto: small reports keep samples inline and get the sidecar too; inline and sidecar compare the same', async () => {
