@@ -6,5 +6,6 @@ import { parentPort } from 'node:worker_threads';
 import { serveJobs } from './parallel';
 import './metrics';
 import './labelIssues';
+import './streamedBlockJob';
 
 if (parentPort) serveJobs(parentPort);

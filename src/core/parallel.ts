@@ -60,6 +60,13 @@ export function defineJob<T>(kind: string, run: (data: T, unit: number) => void)
   return (data, units, work, shared) => runJob(kind, data, units, shared && work >= minParallelWork);
 }
 
+/** Units run by helper threads since the start (for tests: that a job did use them). */
+let helperUnitsRun = 0;
+/** How many job units helper threads have finished since the process started (tests check that helpers ran). */
+export function helperUnits(): number {
+  return helperUnitsRun;
+}
+
 let threadOverride: number | undefined;
 /** Jobs reading fewer values than this run on the caller alone (a helper's start and a post cost milliseconds). */
 let minParallelWork = 1 << 23;
@@ -134,16 +141,23 @@ function runJob(kind: string, data: unknown, units: number, parallel: boolean): 
   const ctrl = sharedInt32(STATUS + units);
   const message: JobMessage = { kind, data, units, ctrl };
   for (const w of helpers) w.postMessage(message);
+  let ranHere = 0;
   if (callerRuns) {
     for (let u = Atomics.add(ctrl, NEXT, 1); u < units; u = Atomics.add(ctrl, NEXT, 1)) {
       run(data, u);
+      ranHere++;
       Atomics.store(ctrl, STATUS + u, DONE);
       Atomics.add(ctrl, FINISHED, 1);
     }
   }
   waitForUnits(ctrl, units, callerRuns ? STALL_MS : 10 * STALL_MS);
   // Units a helper failed on (or stalled on) are run here; their results are written, so running one twice is fine.
-  for (let u = 0; u < units; u++) if (Atomics.load(ctrl, STATUS + u) !== DONE) run(data, u);
+  let done = 0;
+  for (let u = 0; u < units; u++) {
+    if (Atomics.load(ctrl, STATUS + u) === DONE) done++;
+    else run(data, u);
+  }
+  helperUnitsRun += done - ranHere;
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = setTimeout(stopHelpers, IDLE_MS);
   idleTimer.unref();

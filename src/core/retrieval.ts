@@ -327,6 +327,7 @@ class BlockCounter {
   constructor(
     private readonly block: (Positives | null)[],
     private readonly tileRows: number,
+    shared = false,
   ) {
     const width = block.length;
     const stride = tileRows + TILE_PAD;
@@ -348,7 +349,7 @@ class BlockCounter {
       }
     });
     const histOffset = size - firstScore;
-    const w = new Int32Array(size + histOffset);
+    const w = shared ? sharedInt32(size + histOffset) : new Int32Array(size + histOffset);
 
     const perBucket = new Int32Array(NUM_BUCKETS);
     block.forEach((p, b) => {
@@ -373,23 +374,72 @@ class BlockCounter {
 
   /** Adds every row of `source` (columns c0 .. c0 + width) to the histograms. */
   count(source: TileSource, c0: number): void {
-    const { w, block, stride, tableAt, histOffset } = this;
-    const width = block.length;
-    for (let s0 = 0; s0 < source.n; s0 += this.tileRows) {
-      const len = Math.min(this.tileRows, source.n - s0);
-      source.gather(s0, len, c0, width, w, stride);
-      for (let b = 0; b < width; b++) {
-        if (!block[b]) continue;
-        const from = 2 * ((b >> 1) * stride) + (b & 1);
-        countColumn(w, from, from + 2 * len, tableAt[b], histOffset);
-      }
-    }
+    countRows(this.state(c0), source);
+  }
+
+  /**
+   * What {@link countRows} needs, structured-cloneable: in shared memory (a helper thread then counts into this
+   * counter's own histograms) when the counter was made `shared`.
+   */
+  state(c0: number): CounterState {
+    return { w: this.w, present: Uint8Array.from(this.block, (p) => (p ? 1 : 0)), tableAt: this.tableAt, histOffset: this.histOffset, stride: this.stride, tileRows: this.tileRows, c0 };
   }
 
   finish(): (number | null)[] {
     const { w, scoresAt, histOffset } = this;
     return this.block.map((p, b) => (p ? finishAveragePrecision(p, (t) => w[scoresAt[b] + histOffset + t]) : null));
   }
+}
+
+/** A block counter's counting state (see {@link BlockCounter.state}): tile, tables and histograms all live in `w`. */
+interface CounterState {
+  w: Int32Array;
+  /** Per class of the block: 1 when it has positives (a table and a histogram). */
+  present: Uint8Array;
+  tableAt: Int32Array;
+  histOffset: number;
+  stride: number;
+  tileRows: number;
+  /** First class of the block. */
+  c0: number;
+}
+
+/** Adds every row of `source` (columns c0 .. c0 + width of the counter's block) to the counter's histograms. */
+function countRows(state: CounterState, source: TileSource): void {
+  const { w, present, stride, tableAt, histOffset, tileRows, c0 } = state;
+  const width = present.length;
+  for (let s0 = 0; s0 < source.n; s0 += tileRows) {
+    const len = Math.min(tileRows, source.n - s0);
+    source.gather(s0, len, c0, width, w, stride);
+    for (let b = 0; b < width; b++) {
+      if (!present[b]) continue;
+      const from = 2 * ((b >> 1) * stride) + (b & 1);
+      countColumn(w, from, from + 2 * len, tableAt[b], histOffset);
+    }
+  }
+}
+
+/**
+ * The counting of one block of rows into a {@link StreamingAveragePrecision}: one unit per block of classes (see
+ * {@link streamedCountUnit}), each writing only its own counter's memory, so the units may run on any threads.
+ */
+export interface StreamedCount {
+  matrix: SharedProbabilityMatrix;
+  /** Rows of the block taking part (block-local), null: all. */
+  local: Int32Array | null;
+  counters: CounterState[];
+}
+
+const countSources = new WeakMap<StreamedCount, TileSource>();
+
+/** Counts unit `unit` (one block of classes) of a {@link StreamedCount}. */
+export function streamedCountUnit(data: StreamedCount, unit: number): void {
+  let source = countSources.get(data);
+  if (!source) {
+    source = new TileSource(ProbabilityMatrix.fromShared(data.matrix), data.local ?? undefined);
+    countSources.set(data, source);
+  }
+  countRows(data.counters[unit] as CounterState, source);
 }
 
 /**
@@ -416,29 +466,39 @@ export class StreamingAveragePrecision {
     self: Int32Array,
     private readonly indices: ArrayLike<number> | undefined,
     blockRows: number,
+    shared = false,
   ) {
     this.k = k;
     const { start, rows } = groupRowsByLabel(labels, k, indices);
     for (let c0 = 0; c0 < k; c0 += CLASS_BLOCK) {
       const block: (Positives | null)[] = [];
       for (let c = c0; c < Math.min(k, c0 + CLASS_BLOCK); c++) block.push(start[c + 1] > start[c] ? classPositives(self, rows.subarray(start[c], start[c + 1])) : null);
-      if (block.some((p) => p !== null)) this.counters.push({ c0, counter: new BlockCounter(block, Math.min(blockRows, TILE_ROWS)) });
+      if (block.some((p) => p !== null)) this.counters.push({ c0, counter: new BlockCounter(block, Math.min(blockRows, TILE_ROWS), shared) });
     }
   }
 
   /** Adds rows first .. first + block.length - 1 (`block` holds exactly those rows). */
   add(block: ProbabilityMatrix, first: number): void {
-    let local: Int32Array | undefined;
+    const count = this.counting(block.shared(), first);
+    if (count) for (let u = 0; u < count.counters.length; u++) streamedCountUnit(count, u);
+  }
+
+  /**
+   * The counting of rows first .. first + block.length - 1 as units (one per block of classes: run each once with
+   * {@link streamedCountUnit}, on any thread when this accumulator was made `shared` and `block` is in shared
+   * memory), or null when none of those rows takes part. Blocks must come in increasing row order.
+   */
+  counting(block: SharedProbabilityMatrix, first: number): StreamedCount | null {
+    let local: Int32Array | null = null;
     const { indices } = this;
     if (indices) {
       const from = this.next;
       while (this.next < indices.length && indices[this.next] < first + block.length) this.next++;
-      if (this.next === from) return;
-      local = new Int32Array(this.next - from);
+      if (this.next === from) return null;
+      local = sharedInt32(this.next - from);
       for (let t = from; t < this.next; t++) local[t - from] = indices[t] - first;
     }
-    const source = new TileSource(block, local);
-    for (const { c0, counter } of this.counters) counter.count(source, c0);
+    return { matrix: block, local, counters: this.counters.map(({ c0, counter }) => counter.state(c0)) };
   }
 
   result(): (number | null)[] {

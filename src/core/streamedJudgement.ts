@@ -22,10 +22,12 @@
  */
 import { throwIfAborted } from './errors';
 import { EmbeddingRows } from './duplicates';
-import { effectiveKs, metricsFromRows, rowPassUnit, type RowPassData } from './metrics';
-import { float32PatternAtLeast, FLOATING_POINT_COMPARISON, jointFromGuesses, MIN_EXAMPLES_PER_CLASS, orderLabelIssues, pruneCountMatrix, rowScanUnit, scoresOf, thresholdsFromSelf, type RowScanData } from './labelIssues';
+import { effectiveKs, metricsFromRows, type RowPassData } from './metrics';
+import { float32PatternAtLeast, FLOATING_POINT_COMPARISON, jointFromGuesses, MIN_EXAMPLES_PER_CLASS, orderLabelIssues, pruneCountMatrix, scoresOf, thresholdsFromSelf, type RowScanData } from './labelIssues';
 import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
+import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
+import { rowsPerUnitFor, runBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
 import { zeroShotBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
@@ -143,15 +145,20 @@ export class StreamedJudgement {
   private readonly candidates: number;
   private readonly pending: PendingAp[] = [];
   private readonly labelArray: Int32Array;
+  /** Helper threads share each block's work (streamedBlockJob.ts): the block is then copied to shared memory. */
+  private readonly threaded: boolean;
+  private sharedBlock: Float32Array | null = null;
 
   constructor(private readonly input: StreamedJudgementInput) {
     this.n = input.labels.length;
     this.k = input.classes.length;
-    this.pred = new Int32Array(this.n);
-    this.rank = new Int32Array(this.n);
-    this.self = new Int32Array(this.n);
+    // Outputs and inputs of the block jobs live in shared memory, so that helper threads read and write them.
+    this.pred = sharedInt32(this.n);
+    this.rank = sharedInt32(this.n);
+    this.self = sharedInt32(this.n);
     this.p1 = this.k === 2 ? new Float32Array(this.n) : null;
-    this.labelArray = Int32Array.from(input.labels);
+    this.labelArray = toSharedInt32(input.labels);
+    this.threaded = streamedThreads() > 1;
     this.candidates = Math.max(0, Math.min(input.pruneCandidates ?? PRUNE_CANDIDATES, this.k - 1));
   }
 
@@ -179,12 +186,17 @@ export class StreamedJudgement {
       });
       if (m === 0) return;
       let data = probs;
-      if (!contiguous) {
-        data = new Float32Array(m * k);
-        let q = 0;
-        index.forEach((i, r) => {
-          if ((rowOfSample[i] as number) >= 0) data.set(probs.subarray(r * k, (r + 1) * k), k * q++);
-        });
+      if (!contiguous || (this.threaded && !(probs.buffer instanceof SharedArrayBuffer))) {
+        // Compacted, and in shared memory when helper threads are to read it (a copy: ONNX Runtime's output is not).
+        if (this.threaded) this.sharedBlock ??= new Float32Array(new SharedArrayBuffer(4 * SCORE_SPAN_ROWS * k));
+        data = this.threaded ? (this.sharedBlock as Float32Array) : new Float32Array(m * k);
+        if (contiguous) data.set(probs.subarray(0, m * k));
+        else {
+          let q = 0;
+          index.forEach((i, r) => {
+            if ((rowOfSample[i] as number) >= 0) data.set(probs.subarray(r * k, (r + 1) * k), k * q++);
+          });
+        }
       }
       const desc: SharedProbabilityMatrix = { numClasses: k, rowsPerChunk: m, length: m, chunks: [data.subarray(0, m * k)] };
       onBlock(ProbabilityMatrix.fromShared(desc), first);
@@ -201,12 +213,12 @@ export class StreamedJudgement {
         labels: labelArray.subarray(first, first + m),
         indices: null,
         n: m,
-        rowsPerUnit: m,
+        rowsPerUnit: rowsPerUnitFor(m),
         pred: pred.subarray(first, first + m),
         rank: rank.subarray(first, first + m),
         self: self.subarray(first, first + m),
       };
-      rowPassUnit(data, 0);
+      runBlockParts([{ kind: 'rows', data, units: Math.ceil(m / data.rowsPerUnit) }], m * this.k, this.threaded);
       if (p1) for (let r = 0; r < m; r++) p1[first + r] = block.chunkOf(r)[block.offsetOf(r) + 1];
     }, onSample);
   }
@@ -230,12 +242,24 @@ export class StreamedJudgement {
   }
 
   /** The AP accumulators of the subsets waiting for one, fed by `feed`; patches their metrics when done. */
-  private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; finish: () => void } {
+  private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; parts: (block: ProbabilityMatrix, first: number) => BlockPart[]; finish: () => void } {
     const due = this.pending.splice(0);
-    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, SCORE_SPAN_ROWS));
+    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, SCORE_SPAN_ROWS, this.threaded));
+    const parts = (block: ProbabilityMatrix, first: number): BlockPart[] => {
+      const out: BlockPart[] = [];
+      for (const a of acc) {
+        const data = a.counting(block.shared(), first);
+        if (data) out.push({ kind: 'count', data });
+      }
+      return out;
+    };
     return {
       due: due.length > 0,
-      add: (block, first) => acc.forEach((a) => a.add(block, first)),
+      parts,
+      add: (block, first) => {
+        const ps = parts(block, first);
+        runBlockParts(ps, countWork(ps, block), this.threaded);
+      },
       finish: () =>
         due.forEach((p, t) => {
           const ap = (acc[t] as StreamingAveragePrecision).result();
@@ -248,11 +272,11 @@ export class StreamedJudgement {
   async secondPass(): Promise<void> {
     const k = this.k;
     const thresholds = thresholdsFromSelf(this.labelArray, k, this.self);
-    const cut = new Int32Array(k);
+    const cut = sharedInt32(k);
     thresholds.forEach((t, c) => (cut[c] = float32PatternAtLeast(t - FLOATING_POINT_COMPARISON)));
-    const guess = new Int32Array(this.n);
-    const argmax = new Int32Array(this.n);
-    const maxOther = new Int32Array(this.n);
+    const guess = sharedInt32(this.n);
+    const argmax = sharedInt32(this.n);
+    const maxOther = sharedInt32(this.n);
     const T = this.candidates;
     const candClass = new Int32Array(this.n * T).fill(-1);
     const candValue = new Float32Array(this.n * T);
@@ -265,13 +289,16 @@ export class StreamedJudgement {
         matrix: block.shared(),
         labels: this.labelArray.subarray(first, first + m),
         cut,
-        rowsPerUnit: m,
+        rowsPerUnit: rowsPerUnitFor(m),
         guess: guess.subarray(first, first + m),
         argmax: argmax.subarray(first, first + m),
         maxOther: maxOther.subarray(first, first + m),
       };
-      rowScanUnit(data, 0);
-      ap.add(block, first);
+      // The AP counting and the scan of the block in one job (on the helper threads too).
+      const parts = ap.parts(block, first);
+      const work = countWork(parts, block) + m * k;
+      parts.push({ kind: 'scan', data, units: Math.ceil(m / data.rowsPerUnit) });
+      runBlockParts(parts, work, this.threaded);
     });
     ap.finish();
     this.guess = guess;
@@ -423,6 +450,14 @@ function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: num
     cls[at + q] = j;
     if (filled === T) bar = val[at + T - 1] as number;
   }
+}
+
+/**
+ * Values read by the AP counting parts of a block, weighted: counting a value (gather into the tile, table look-up,
+ * three comparisons, histogram increment) costs several plain reads (see parallel.ts' work threshold).
+ */
+function countWork(parts: BlockPart[], block: ProbabilityMatrix): number {
+  return 4 * parts.length * block.length * block.numClasses;
 }
 
 /** The same rows (undefined: all). */

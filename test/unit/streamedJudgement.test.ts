@@ -11,6 +11,7 @@ import { computeMetrics } from '../../src/core/metrics';
 import { findLabelIssues } from '../../src/core/labelIssues';
 import { StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
+import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import type { ClassEmbeddings } from '../../src/core/zeroShot';
 
 function lcg(seed: number): () => number {
@@ -129,6 +130,28 @@ test('streamed judgement with few classes (large prune counts flag whole classes
     assert.deepEqual(streamed.splits, held.splits, `k=${k}`);
     assert.deepEqual(streamed.late, held.late, `k=${k}`);
     assert.deepEqual(streamed.issues, held.issues, `k=${k}`);
+  }
+});
+
+test('streamed judgement on helper threads (AP counting, cleanlab scan and row pass shared per block) = held judgement, bit for bit', async () => {
+  // 300 classes: two AP counters (blocks of 256 classes) per accumulator; 5,000 rows: two score spans.
+  try {
+    // The caller leaves every unit to the helper, so the units surely run on it.
+    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    const before = helperUnits();
+    const { held, streamed, passes } = await bothPaths(17, 5000, 300, 24, 0.15, (i) => i % 2);
+    assert.ok(helperUnits() - before > 20, `units run by the helper: ${helperUnits() - before}`);
+    assert.equal(passes, 3);
+    assert.ok(held.issues.length > 50, `label issues to compare: ${held.issues.length}`);
+    assert.deepEqual(streamed, held);
+    // Caller and helper sharing the units.
+    setParallelism({ threads: 2, minWork: 0 });
+    const shared = await bothPaths(17, 5000, 300, 24, 0.15, (i) => i % 2, { lateAfterPass2: false });
+    assert.deepEqual(shared.streamed, shared.held);
+    assert.deepEqual(shared.streamed.issues, held.issues);
+  } finally {
+    setParallelism({});
+    stopHelpers();
   }
 });
 
