@@ -40,7 +40,8 @@ export const SCORE_SPAN_ROWS = SCORE_BLOCKS * EmbeddingRows.blockRows;
  * The zero-shot probabilities of every row with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time
  * (rows without one skipped): `onBlock(index, probs)` gets the sample indices of the block and their probabilities
  * (index.length x K, row-major; valid during the call). The next block's product runs (on ONNX Runtime's threads)
- * while `onBlock` handles the current one.
+ * while `onBlock` handles the current one, and the float16 rows of the next block are decoded while the current
+ * block's product runs.
  */
 export async function forEachScoredBlock(
   rows: EmbeddingRows,
@@ -55,8 +56,8 @@ export async function forEachScoredBlock(
   const span = SCORE_SPAN_ROWS;
   const buffers = [new Float32Array(span * dim), new Float32Array(span * dim)];
   let turn = 0;
-  /** Packs the rows with an embedding of span `start` and starts their product. */
-  const launch = (start: number): { index: number[]; probs: Promise<Float32Array> } | null => {
+  /** Packs (decodes) the rows with an embedding of span `start` into the next buffer; null when it has none. */
+  const pack = (start: number): { index: number[]; packed: Float32Array } | null => {
     const packed = buffers[turn] as Float32Array;
     turn ^= 1;
     const end = Math.min(rows.n, start + span);
@@ -67,27 +68,41 @@ export async function forEachScoredBlock(
       if (i - start !== index.length) packed.copyWithin(index.length * dim, (i - start) * dim, (i - start + 1) * dim);
       index.push(i);
     }
-    if (index.length === 0) return null;
-    return { index, probs: zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine) };
+    if (index.length === 0) {
+      turn ^= 1; // the buffer is free again
+      return null;
+    }
+    return { index, packed };
+  };
+  const product = (job: { index: number[]; packed: Float32Array }): Promise<Float32Array> => {
+    const m = job.index.length;
+    const probs = zeroShotBlock(job.packed.subarray(0, m * dim), m, classEmbeddings, logitScale, engine);
+    // Surface a failure at its await, without an unhandled rejection meanwhile.
+    probs.catch(() => undefined);
+    return probs;
   };
   let start = 0;
-  const nextLaunch = () => {
+  const nextPack = () => {
     for (; start < rows.n; ) {
-      const job = launch(start);
+      const job = pack(start);
       start += span;
       if (job) return job;
     }
     return null;
   };
-  let current = nextLaunch();
-  while (current) {
+  // Pipeline: while ONNX Runtime computes the current span, the main thread decodes the next one (into the other
+  // buffer); once the current product is in, the next one starts at once and the current probabilities are handled
+  // meanwhile. So ONNX Runtime never waits for a decode.
+  let current = nextPack();
+  let currentProbs = current ? product(current) : null;
+  while (current && currentProbs) {
     throwIfAborted(signal);
-    const probs = await current.probs;
-    const next = nextLaunch();
-    // Surface a failure of the next product at its await, without an unhandled rejection meanwhile.
-    next?.probs.catch(() => undefined);
+    const next = nextPack();
+    const probs = await currentProbs;
+    const nextProbs = next ? product(next) : null;
     onBlock(current.index, probs);
     current = next;
+    currentProbs = nextProbs;
   }
 }
 
