@@ -181,7 +181,7 @@ export class StreamedJudgement {
    * One pass: each block's evaluated rows as a matrix (row r = evaluated row first + r), after `onSample(sample,
    * probs)` for every scored sample of the block.
    */
-  private async pass(onBlock: (block: ProbabilityMatrix, first: number) => void, onSample?: (sample: number, probs: Float32Array) => void): Promise<void> {
+  private async pass(onBlock: (block: ProbabilityMatrix, first: number) => void, onSample?: (sample: number, probs: Float32Array) => void, share = this.threaded): Promise<void> {
     const { rows, classEmbeddings, logitScale, rowOfSample, signal, engine } = this.input;
     const k = this.k;
     this.passes++;
@@ -201,10 +201,10 @@ export class StreamedJudgement {
       });
       if (m === 0) return;
       let data = probs;
-      if (!contiguous || (this.threaded && !(probs.buffer instanceof SharedArrayBuffer))) {
+      if (!contiguous || (share && !(probs.buffer instanceof SharedArrayBuffer))) {
         // Compacted, and in shared memory when helper threads are to read it (a copy: ONNX Runtime's output is not).
-        if (this.threaded) this.sharedBlock ??= new Float32Array(new SharedArrayBuffer(4 * SCORE_SPAN_ROWS * k));
-        data = this.threaded ? (this.sharedBlock as Float32Array) : new Float32Array(m * k);
+        if (share) this.sharedBlock ??= new Float32Array(new SharedArrayBuffer(4 * SCORE_SPAN_ROWS * k));
+        data = share ? (this.sharedBlock as Float32Array) : new Float32Array(m * k);
         if (contiguous) data.set(probs.subarray(0, m * k));
         else {
           let q = 0;
@@ -221,6 +221,9 @@ export class StreamedJudgement {
   /** Pass 1: per evaluated row argmax, rank of the label, label score; `onSample` gets every scored sample's row. */
   async firstPass(onSample: (sample: number, probs: Float32Array) => void): Promise<void> {
     const { pred, rank, self, p1, labelArray } = this;
+    // One read per value: cheap next to the product; shared with the helpers only when forced (tests: the copy of
+    // each block to shared memory would cost about what they save).
+    const share = this.threaded && streamedRowPassShared;
     await this.pass((block, first) => {
       const m = block.length;
       const data: RowPassData = {
@@ -233,9 +236,9 @@ export class StreamedJudgement {
         rank: rank.subarray(first, first + m),
         self: self.subarray(first, first + m),
       };
-      runBlockParts([{ kind: 'rows', data, units: Math.ceil(m / data.rowsPerUnit) }], m * this.k, this.threaded);
+      runBlockParts([{ kind: 'rows', data, units: Math.ceil(m / data.rowsPerUnit) }], m * this.k, share);
       if (p1) for (let r = 0; r < m; r++) p1[first + r] = block.chunkOf(r)[block.offsetOf(r) + 1];
-    }, onSample);
+    }, onSample, share);
   }
 
   /**
@@ -465,6 +468,12 @@ function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: num
     cls[at + q] = j;
     if (filled === T) bar = val[at + T - 1] as number;
   }
+}
+
+let streamedRowPassShared = false;
+/** Tests: pass 1's per-row pass on the helper threads too (default: on the caller). */
+export function shareStreamedRowPass(on: boolean): void {
+  streamedRowPassShared = on;
 }
 
 /**

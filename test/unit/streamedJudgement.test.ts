@@ -9,7 +9,7 @@ import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { computeMetrics } from '../../src/core/metrics';
 import { findLabelIssues } from '../../src/core/labelIssues';
-import { StreamedJudgement } from '../../src/core/streamedJudgement';
+import { shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import type { ClassEmbeddings } from '../../src/core/zeroShot';
@@ -138,6 +138,7 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
   try {
     // The caller leaves every unit to the helper, so the units surely run on it.
     setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    shareStreamedRowPass(true);
     const before = helperUnits();
     const { held, streamed, passes } = await bothPaths(17, 5000, 300, 24, 0.15, (i) => i % 2);
     assert.ok(helperUnits() - before > 20, `units run by the helper: ${helperUnits() - before}`);
@@ -150,6 +151,7 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
     assert.deepEqual(shared.streamed, shared.held);
     assert.deepEqual(shared.streamed.issues, held.issues);
   } finally {
+    shareStreamedRowPass(false);
     setParallelism({});
     stopHelpers();
   }
