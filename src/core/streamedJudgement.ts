@@ -276,7 +276,7 @@ export class StreamedJudgement {
       parts,
       add: (block, first) => {
         const ps = parts(block, first);
-        runBlockParts(ps, countWork(ps, block), this.threaded);
+        runBlockParts(ps, countWork(ps, block), this.threaded && block.inSharedMemory);
       },
       finish: () =>
         due.forEach((p, t) => {
@@ -316,7 +316,7 @@ export class StreamedJudgement {
       const parts = ap.parts(block, first);
       const work = countWork(parts, block) + m * k;
       parts.push({ kind: 'scan', data, units: Math.ceil(m / data.rowsPerUnit) });
-      runBlockParts(parts, work, this.threaded);
+      runBlockParts(parts, work, this.threaded && block.inSharedMemory);
     });
     ap.finish();
     this.guess = guess;
@@ -430,7 +430,7 @@ export class StreamedJudgement {
           for (const h of heapsOf[c] as PruneHeap[]) h.offer((d[o + h.j] as number) - pc, i);
         }
         ap.add(block, first);
-      });
+      }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
     }
     ap.finish();
     for (const heaps of heapsOf) for (const h of heaps) h.flag(flagged);
