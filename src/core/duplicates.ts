@@ -23,6 +23,7 @@
  * dataset (above Q3 + 3 IQR of all d) AND it is unlike its class (cosine distance to the mean of the rest of its class
  * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
  */
+import { memMark } from './memLog';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { halfToFloat } from './probabilities';
@@ -336,16 +337,20 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   if (!large || !(await ivfAvailable())) return analyseDuplicates(input, thresholds);
   const source = repRowSource(input.embeddings, input.dim, prep.reps);
   const index = await NeighbourIndex.buildFromRows(source, { ivf: true });
+  memMark('duplicates: IVF index built');
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
   if (nearK === 0 && outlierK === 0) return finishAnalysis(input, t, prep, links, []);
   const nb = await index.selfNeighboursAsync(Math.max(nearK, outlierK));
+  memMark('duplicates: IVF self-neighbours');
   if (nearK > 0) nearPairsOfProjected(index, nb, nearK, t.minCosine, (a, b, sim) => links.link(a, b, sim));
+  memMark('duplicates: near pairs');
   let outliers: Outlier[] = [];
   if (outlierK > 0) {
     const rowDots = await onnxRowDots();
     const cd = rowDots ? await classDistancesOfRows(input, prep, source, rowDots) : classDistances(input, prep, source, true);
     outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd), cd);
+    memMark('duplicates: outliers');
   }
   return finishAnalysis(input, t, prep, links, outliers);
 }
@@ -1098,10 +1103,13 @@ export interface RunDuplicatesArgs {
  * decoded here, cached by content hash), then {@link analyseDuplicates}.
  */
 export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
-  const sources = a.samples.map((s, i) =>
-    s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) },
-  );
-  const { hashes, ok } = await pixelHashesOf(sources, a.pixelHashes, a.preprocessor, { signal: a.signal });
+  // Each row's source made when it is reached (not a million objects and paths held at once).
+  const sourceOf = (i: number) => {
+    const s = a.samples[i] as DuplicateSample;
+    return s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) };
+  };
+  const { hashes, ok } = await pixelHashesOf(sourceOf, a.pixelHashes, a.preprocessor, { signal: a.signal });
+  memMark('duplicates: pixel hashes done');
   const dim = a.embeddings.dim;
   if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
   return analyseDuplicatesAsync(

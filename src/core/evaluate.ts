@@ -330,7 +330,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   const samples = dataset.samples;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
+  // Above columnarSamplesAbove samples (see `columnar` below) no sample gets predictions of its own: they all share
+  // one frozen empty list (30 MB less at a million samples than an array each).
+  const noPredictions = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? (Object.freeze([]) as unknown as ReportSample['predicted']) : null;
+  const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: noPredictions ?? [] }));
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);

@@ -38,7 +38,7 @@ test('memMark: null and silent when CLIP_LENS_MEMLOG is off', () => {
 });
 
 test('ClipModel.releaseTower: the text tower is released and recreated on next use with the same embeddings', async () => {
-  const model = await loadModel({ dir: MODEL }, { threads: 1 });
+  const model = await loadModel({ dir: MODEL, quantized: false }, { threads: 1 });
   try {
     const a = await model.embedTexts(['a photo of a cat.', 'a photo of a dog.']);
     await model.releaseTower('text');
