@@ -403,16 +403,21 @@ export async function nearDuplicatePairsFromEmbeddingsAsync(
   return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim), approximate: true, kind: index.kind };
 }
 
-/** Rows of the full-width re-scoring sample of {@link outliersFromProjected}. */
-export const OUTLIER_SAMPLE_ROWS = 4096;
+/** Rows of the sample the IVF path's outlier fence and median come from (each searched exactly in the projection). */
+export const OUTLIER_SAMPLE_ROWS = 1024;
+/** At most this many outlier candidates of the IVF path are searched exactly in the projection (the most distant first). */
+export const OUTLIER_EXACT_CANDIDATES = 4096;
 
 /**
- * Outlier distances from an IVF self-search (projected similarities; see NeighbourIndex.refine). The fence (Q3 + 3
- * IQR) and the median come from an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows searched deeper (refine: nearly
- * the exact neighbours, full-width cosines), as the exact path's come from every row. Only a row beyond its class's
- * limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width, and the ones still
- * beyond the fence (a deeper search can only lower d) are searched deeper too. Projected similarities alone cannot
- * pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
+ * Outlier distances from an IVF self-search (projected similarities). The fence (Q3 + 3 IQR) and the median come from
+ * an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows whose neighbours are found by an exact search in the projection
+ * re-scored at full width (NeighbourIndex.exactRefine: nearly the exact path's distances; the list-probing refine
+ * missed a cluster's members for a quarter of the rows at a million, which put the fence out of reach). Only a row
+ * beyond its class's limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width,
+ * the ones still beyond the fence (a better search can only lower d) searched deeper (refine), and those still beyond
+ * it searched exactly in the projection too (at most OUTLIER_EXACT_CANDIDATES, the most distant first; any others keep
+ * the refined d), so a row is flagged on nearly the distance the exact path gives it. Projected similarities alone
+ * cannot pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
  */
 async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, cd: ClassDistances): Promise<OutlierDistances> {
   const m = index.size;
@@ -424,7 +429,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
     sample.push(j);
     eligible[j] = 1;
   }
-  await index.refine(nb, sample);
+  await index.exactRefine(nb, sample);
   const rowD = (j: number) => {
     let s = 0;
     let c = 0;
@@ -444,6 +449,13 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
   const deeper = candidates.filter((j) => rowD(j) > fence);
   await index.refine(nb, deeper);
   for (const j of deeper) eligible[j] = 1;
+  const beyond = deeper
+    .filter((j) => rowD(j) > fence)
+    .map((j) => ({ j, d: rowD(j) }))
+    .sort((a, b) => b.d - a.d || a.j - b.j)
+    .slice(0, OUTLIER_EXACT_CANDIDATES)
+    .map((e) => e.j);
+  await index.exactRefine(nb, beyond);
   // Rows neither sampled nor candidates keep their projected d: they cannot be flagged (eligible 0).
   const dist = new Float64Array(m);
   for (let j = 0; j < m; j++) dist[j] = rowD(j);
