@@ -410,8 +410,8 @@ export const OUTLIER_EXACT_CANDIDATES = 4096;
 
 /**
  * Outlier distances from an IVF self-search (projected similarities). The fence (Q3 + 3 IQR) and the median come from
- * an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows whose neighbours are found by an exact search in the projection
- * re-scored at full width (NeighbourIndex.exactRefine: nearly the exact path's distances; the list-probing refine
+ * an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows whose neighbours are found by the list-probing refine and an exact
+ * search in the projection, re-scored at full width (NeighbourIndex.exactRefine: nearly the exact path's distances; refine alone
  * missed a cluster's members for a quarter of the rows at a million, which put the fence out of reach). Only a row
  * beyond its class's limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width,
  * the ones still beyond the fence (a better search can only lower d) searched deeper (refine), and those still beyond
@@ -429,6 +429,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
     sample.push(j);
     eligible[j] = 1;
   }
+  await index.refine(nb, sample);
   await index.exactRefine(nb, sample);
   const rowD = (j: number) => {
     let s = 0;

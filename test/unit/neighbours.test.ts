@@ -330,6 +330,24 @@ test('IVF index (ONNX Runtime): near-copies found, neighbours close to exact aft
   assert.ok(rescored.gap >= -1e-6 && rescored.gap < 0.03, text);
   assert.ok(refined.gap >= -1e-6 && refined.gap <= rescored.gap, text);
   assert.ok(refined.recall >= rescored.recall && rescored.recall > 0.2, text);
+  // exactRefine (every projected row searched, the best 100 re-scored at full width): nearly the exact answer, on
+  // a subset of rows only (the others untouched).
+  const some = Array.from({ length: 300 }, (_, i) => i * 10);
+  const before = nb.indices.slice();
+  await ivf.exactRefine(nb, some);
+  let hit = 0;
+  let gap = 0;
+  for (const q of some) {
+    const truth = new Set(exact.indices.subarray(q * k, (q + 1) * k));
+    for (let r = 0; r < k; r++) {
+      if (truth.has(nb.indices[q * k + r])) hit++;
+      gap += exact.similarities[q * k + r] - nb.similarities[q * k + r];
+      assert.notEqual(nb.indices[q * k + r], q, 'never itself');
+    }
+  }
+  assert.ok(hit / (some.length * k) >= 0.97 && hit / (some.length * k) >= refined.recall, `exactRefine recall ${hit / (some.length * k)}, refine ${refined.recall}`);
+  assert.ok(gap / (some.length * k) >= -1e-6 && gap / (some.length * k) < 1e-3, `exactRefine gap ${gap / (some.length * k)}`);
+  for (let q = 1; q < n; q += 10) assert.deepEqual(nb.indices.subarray(q * k, (q + 1) * k), before.subarray(q * k, (q + 1) * k), 'rows not asked for unchanged');
   // Deterministic: a second build answers the same.
   const again = await (await NeighbourIndex.buildFromRows(packedRowSource(base, dim), ivfOptions)).selfNeighboursAsync(k);
   const first = await ivf.selfNeighboursAsync(k);
