@@ -24,7 +24,7 @@
 import type { GateConfig, WarningThresholds } from './projectConfig';
 import { didYouMean } from './projectConfig';
 import type { EvalReport, Metrics } from './report';
-import { DEFAULT_WARNING_THRESHOLDS } from './warnings';
+import { DEFAULT_WARNING_THRESHOLDS, rareClassRule } from './warnings';
 import { samplesOf } from './sampleTable';
 
 /** Floating-point slack of the comparisons. */
@@ -271,10 +271,7 @@ export function gateKs(gate: GateConfig | undefined): number[] {
   return [...keys].map(Number).filter((k) => Number.isInteger(k) && k >= 1);
 }
 
-/**
- * The rare classes of a report: support > 0 and (support / n <= rareClassMaxFraction or support <= rareClassMaxSupport),
- * plus any class of a `rare-class-low-recall` warning.
- */
+/** The rare classes of a report (warnings.ts rareClassRule), plus any class of a `rare-class-low-recall` warning. */
 export function rareClasses(report: EvalReport, warnings: WarningThresholds = {}): string[] {
   const metrics = report.metrics;
   const out = new Set<string>();
@@ -282,9 +279,8 @@ export function rareClasses(report: EvalReport, warnings: WarningThresholds = {}
   if (metrics && metrics.n > 0) {
     const maxFraction = warnings.rareClassMaxFraction ?? DEFAULT_WARNING_THRESHOLDS.rareClassMaxFraction;
     const maxSupport = warnings.rareClassMaxSupport ?? DEFAULT_WARNING_THRESHOLDS.rareClassMaxSupport;
-    for (const c of metrics.perClass) {
-      if (c.support > 0 && (c.support / metrics.n <= maxFraction || c.support <= maxSupport)) out.add(c.class);
-    }
+    const isRare = rareClassRule(metrics.perClass, metrics.n, { rareClassMaxFraction: maxFraction, rareClassMaxSupport: maxSupport });
+    for (const c of metrics.perClass) if (isRare(c.support)) out.add(c.class);
   }
   return report.dataset.classes.filter((c) => out.has(c));
 }

@@ -288,7 +288,7 @@ export const CONFIG_SPEC: ConfigSpec = {
       type: 'object',
       description: 'Thresholds of the warnings shown in reports and the editor.',
       properties: {
-        rareClassMaxFraction: fraction('A class is rare when its share of the samples is at most this fraction (0-1).'),
+        rareClassMaxFraction: fraction('A class is rare when its share of the samples is at most this fraction (0-1) and it has at most half the samples of the median class, or when it has at most rareClassMaxSupport samples.'),
         rareClassMaxSupport: {
           type: 'number',
           integer: true,

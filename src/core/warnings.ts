@@ -2,8 +2,8 @@
  * Judgements a person acts on, computed from metrics and sample content hashes. Each {@link Warning} has a stable
  * kind, the numbers behind it and one plain sentence. Rules (thresholds in {@link DEFAULT_WARNING_THRESHOLDS}):
  *
- * - `rare-class-low-recall` (warning): a class with support > 0 and (support <= rareClassMaxSupport or
- *   <= rareClassMaxFraction of the evaluated images) whose recall is below rareClassMinRecall. The accuracy paradox:
+ * - `rare-class-low-recall` (warning): a rare class ({@link rareClassRule}) whose recall is below rareClassMinRecall.
+ *   The accuracy paradox:
  *   a high top-1 accuracy hides a class the model fails on. When zero-shot is near chance and another predictor
  *   (linear probe, kNN) finds the label errors, `judge` gives that predictor's metrics and the rare-class warnings are
  *   computed from them instead (they carry `predictor`): zero-shot's would flag nearly every rare class only because
@@ -49,6 +49,23 @@ export const DEFAULT_WARNING_THRESHOLDS: WarningThresholds = {
   goodAccuracy: 0.7,
   recallAtK: { k: 5, min: 0.9 },
 };
+
+/**
+ * The one rule for "rare class" (warnings, gate and panel read it): support > 0 and either at most
+ * rareClassMaxSupport images, or at most rareClassMaxFraction of the evaluated images while also at most half the
+ * median support of the classes with images. The second half keeps a balanced many-class dataset (ImageNet's 1,000
+ * classes are 0.1% each) from calling every class rare: a class as large as the typical class is not rare.
+ */
+export function rareClassRule(
+  perClass: readonly { support: number }[],
+  n: number,
+  t: Pick<WarningThresholds, 'rareClassMaxFraction' | 'rareClassMaxSupport'>,
+): (support: number) => boolean {
+  const supports = perClass.map((c) => c.support).filter((s) => s > 0).sort((a, b) => a - b);
+  const mid = supports.length >> 1;
+  const median = supports.length === 0 ? 0 : supports.length % 2 === 1 ? (supports[mid] as number) : ((supports[mid - 1] as number) + (supports[mid] as number)) / 2;
+  return (support) => support > 0 && n > 0 && (support <= t.rareClassMaxSupport || (support / n <= t.rareClassMaxFraction && support <= median / 2));
+}
 
 export interface WarningsInput {
   metrics: Metrics;
@@ -128,11 +145,11 @@ function metricWarnings(m: Metrics, t: WarningThresholds, split?: string, judge?
   const whose = judge ? `The ${JUDGE_NAMES[judge.predictor]}'s top-1 accuracy` : 'Top-1 accuracy';
   const recallOf = judge ? `${JUDGE_NAMES[judge.predictor]} recall` : 'recall';
   const judgeTag = judge ? { predictor: judge.predictor } : {};
+  const isRare = rare ? rareClassRule(rare.perClass, rare.n, t) : () => false;
   for (const c of rare?.perClass ?? []) {
-    if (c.support === 0 || c.recall >= t.rareClassMinRecall) continue;
+    if (!isRare(c.support) || c.recall >= t.rareClassMinRecall) continue;
     const rareAcc = rare!.top1Accuracy;
     const fraction = c.support / rare!.n;
-    if (c.support > t.rareClassMaxSupport && fraction > t.rareClassMaxFraction) continue;
     const hits = Math.round(c.recall * c.support);
     out.push({
       kind: 'rare-class-low-recall', severity: 'warning', class: c.class, ...tag, ...judgeTag,

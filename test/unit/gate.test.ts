@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { evaluateGate, failedChecks, gateKs, hasThresholds, numPair, rareClasses, GATE_RULE_IDS, type GateCheck } from '../../src/core/gate';
 import { configKeyLocation } from '../../src/core/gateFormats';
+import { computeWarnings, rareClassRule } from '../../src/core/warnings';
 import { parseProjectConfig, type GateConfig } from '../../src/core/projectConfig';
 import type { ClassMetrics, EvalReport, LabelIssue, Metrics, ReportSample } from '../../src/core/report';
 
@@ -311,4 +312,27 @@ test('config keys of failed checks are found on their lines of a real .clip-lens
     failedChecks(r).map((c) => c.id),
     ['config.classes.cats', 'minTop1Accuracy', 'minRecallAtK.3', 'minRecall.cat', 'minRecall.fish', 'minRecall.owl'],
   );
+});
+
+test('rare classes: a balanced many-class dataset has none by fraction; a class under half the median is rare', () => {
+  const t = { rareClassMaxFraction: 0.02, rareClassMaxSupport: 20 };
+  // 1,000 classes of 1,000 images: each is 0.1% of the images, but as large as the typical class.
+  const balanced = Array.from({ length: 1000 }, () => ({ support: 1000 }));
+  assert.equal(rareClassRule(balanced, 1_000_000, t)(1000), false);
+  // One small class among them (400 < half the median 1,000, and 0.04% of the images): rare.
+  const skewed = [...balanced.slice(1), { support: 400 }];
+  const isRare = rareClassRule(skewed, 999_400, t);
+  assert.equal(isRare(400), true);
+  assert.equal(isRare(1000), false);
+  // The absolute limit still holds whatever the median: 15 images in classes of 15.
+  assert.equal(rareClassRule(Array.from({ length: 10 }, () => ({ support: 15 })), 150, t)(15), true);
+  assert.equal(rareClassRule(balanced, 1_000_000, t)(0), false);
+});
+
+test('warnings: 1,000 balanced classes failing zero-shot give one low-accuracy error, not 1,000 rare-class warnings', () => {
+  const perClass = Array.from({ length: 1000 }, (_, i) => ({ class: `c${i}`, support: 1000, precision: 0, recall: 0.001, f1: 0 })) as unknown as ClassMetrics[];
+  const metrics = { n: 1_000_000, top1Accuracy: 0.001, balancedAccuracy: 0.001, perClass, recallAtK: {} } as unknown as Metrics;
+  const ws = computeWarnings({ metrics });
+  assert.equal(ws.filter((w) => w.kind === 'rare-class-low-recall').length, 0);
+  assert.ok(ws.some((w) => w.kind === 'low-accuracy'));
 });
