@@ -17,9 +17,13 @@
  * row is labelled with its cluster. Then the whole embeddings-only analysis (analyseDuplicates: ONE kNN index and one
  * neighbour query per row for near-duplicates and outliers) is timed, with the planted far outliers it flags.
  * `--exact-outliers` also runs it on the exact path and prints the overlap of the two sets of flagged outliers.
+ * `--check-outliers` (for sizes where the exact path is too slow): the exact neighbours (brute force, ONNX Runtime
+ * Gemm) of 1,000 evenly spaced rows and of every flagged row; prints the exact sample's fence (Q3 + 3 IQR, an estimate
+ * of the exact path's) and how many flagged rows are beyond it by their exact distance (the class test is exact on
+ * both paths).
  */
 import { analyseDuplicatesAsync, nearDuplicatePairsFromEmbeddingsAsync } from '../src/core/duplicates';
-import { approximateAvailable, IVF_MIN_ROWS } from '../src/core/neighbours';
+import { approximateAvailable, IVF_MIN_ROWS, NeighbourIndex } from '../src/core/neighbours';
 import * as fs from 'node:fs';
 import { seededRandom } from './seededRandom';
 
@@ -212,6 +216,39 @@ if (withExactOutliers) {
   console.log(
     `analysis, exact path: ${(exact.ms / 1000).toFixed(1)} s wall, ${(exact.cpuMs / 1000).toFixed(1)} s CPU; ${exact.groups} groups, ${exact.flagged.size} outliers flagged; ` +
       `outliers flagged by both ${both}, only approximate ${shared.flagged.size - both}, only exact ${exact.flagged.size - both}: overlap (Jaccard) ${outlierOverlap.toFixed(4)}`,
+  );
+}
+if (process.argv.includes('--check-outliers')) {
+  const k = 10;
+  const start = performance.now();
+  const even = Array.from({ length: Math.min(n, 1000) }, (_, i) => Math.floor((i * n) / Math.min(n, 1000)));
+  const flaggedRows = [...shared.flagged];
+  const rows = [...even, ...flaggedRows];
+  const queries = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => queries.set(vectors.subarray(r * dim, (r + 1) * dim), i * dim));
+  const exactIndex = NeighbourIndex.build(vectors, dim, { approximate: false });
+  const nb = await exactIndex.searchAsync(queries, k + 1);
+  const exactD = rows.map((r, i) => {
+    let s = 0;
+    let c = 0;
+    for (let x = 0; x < k + 1 && c < k; x++) {
+      if (nb.indices[i * (k + 1) + x] === r) continue;
+      s += 1 - nb.similarities[i * (k + 1) + x];
+      c++;
+    }
+    return s / c;
+  });
+  const sorted = exactD.slice(0, even.length).sort((a, b) => a - b);
+  const q = (p: number) => {
+    const at = p * (sorted.length - 1);
+    const lo = Math.floor(at);
+    return sorted[lo] + (sorted[Math.min(sorted.length - 1, lo + 1)] - sorted[lo]) * (at - lo);
+  };
+  const fence = q(0.75) + 3 * (q(0.75) - q(0.25));
+  const beyond = flaggedRows.filter((_, i) => exactD[even.length + i] > fence).length;
+  console.log(
+    `outlier check (exact neighbours of ${even.length} evenly spaced rows and the ${flaggedRows.length} flagged, ${((performance.now() - start) / 1000).toFixed(1)} s): ` +
+      `exact median d ${q(0.5).toFixed(3)}, Q1 ${q(0.25).toFixed(3)}, Q3 ${q(0.75).toFixed(3)}, fence ${fence.toFixed(3)}; flagged beyond it by exact d: ${beyond} of ${flaggedRows.length}`,
   );
 }
 console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB (vectors ${((n * dim * 4) / 1048576).toFixed(0)} MiB)`);

@@ -1,3 +1,4 @@
+import { memMark } from '../core/memLog';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
@@ -90,7 +91,9 @@ export async function writeJsonReport(report: EvalReport, file: string, mode: Sa
   const { json, sidecar } = reportForFile(report, file, mode);
   await writeOutput(file, async (fh) => {
     // The folder exists now; the sidecar is in place before the report that names it.
+    memMark('write: start');
     if (sidecar) await writeSamplesSidecar(report, sidecar);
+    memMark('write: sidecar written');
     let pending = '';
     for (const chunk of jsonReportChunks(json, 1)) {
       pending += chunk;
@@ -100,6 +103,7 @@ export async function writeJsonReport(report: EvalReport, file: string, mode: Sa
       }
     }
     await fh.write(`${pending}\n`);
+    memMark('write: JSON written');
   });
 }
 

@@ -23,6 +23,7 @@
  * dataset (above Q3 + 3 IQR of all d) AND it is unlike its class (cosine distance to the mean of the rest of its class
  * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
  */
+import { memMark } from './memLog';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { halfToFloat } from './probabilities';
@@ -336,16 +337,20 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   if (!large || !(await ivfAvailable())) return analyseDuplicates(input, thresholds);
   const source = repRowSource(input.embeddings, input.dim, prep.reps);
   const index = await NeighbourIndex.buildFromRows(source, { ivf: true });
+  memMark('duplicates: IVF index built');
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
   if (nearK === 0 && outlierK === 0) return finishAnalysis(input, t, prep, links, []);
   const nb = await index.selfNeighboursAsync(Math.max(nearK, outlierK));
+  memMark('duplicates: IVF self-neighbours');
   if (nearK > 0) nearPairsOfProjected(index, nb, nearK, t.minCosine, (a, b, sim) => links.link(a, b, sim));
+  memMark('duplicates: near pairs');
   let outliers: Outlier[] = [];
   if (outlierK > 0) {
     const rowDots = await onnxRowDots();
     const cd = rowDots ? await classDistancesOfRows(input, prep, source, rowDots) : classDistances(input, prep, source, true);
-    outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd), cd);
+    outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd, classIndexOfReps(input, prep)), cd);
+    memMark('duplicates: outliers');
   }
   return finishAnalysis(input, t, prep, links, outliers);
 }
@@ -403,18 +408,36 @@ export async function nearDuplicatePairsFromEmbeddingsAsync(
   return { a: Int32Array.from(a), b: Int32Array.from(b), similarity: Float32Array.from(sim), approximate: true, kind: index.kind };
 }
 
-/** Rows of the full-width re-scoring sample of {@link outliersFromProjected}. */
-export const OUTLIER_SAMPLE_ROWS = 4096;
+/** The class (an index per label, -1 without one) of each representative. */
+function classIndexOfReps(input: DuplicateInput, prep: Representatives): Int32Array {
+  const ids = new Map<string, number>();
+  return Int32Array.from(prep.reps, (i) => {
+    const label = input.samples[i].label;
+    if (label === undefined || label === null) return -1;
+    let id = ids.get(label);
+    if (id === undefined) ids.set(label, (id = ids.size));
+    return id;
+  });
+}
+
+/** Rows of the sample the IVF path's outlier fence and median come from (each searched exactly in the projection). */
+export const OUTLIER_SAMPLE_ROWS = 1024;
+/** At most this many outlier candidates of the IVF path are searched exactly in the projection (the nearest the fence first). */
+export const OUTLIER_EXACT_CANDIDATES = 1024;
 
 /**
- * Outlier distances from an IVF self-search (projected similarities; see NeighbourIndex.refine). The fence (Q3 + 3
- * IQR) and the median come from an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows searched deeper (refine: nearly
- * the exact neighbours, full-width cosines), as the exact path's come from every row. Only a row beyond its class's
- * limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width, and the ones still
- * beyond the fence (a deeper search can only lower d) are searched deeper too. Projected similarities alone cannot
- * pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
+ * Outlier distances from an IVF self-search (projected similarities). The fence (Q3 + 3 IQR) and the median come from
+ * an evenly spaced sample of OUTLIER_SAMPLE_ROWS rows whose neighbours are found by the list-probing refine and an exact
+ * search in the projection, re-scored at full width (NeighbourIndex.exactRefine: nearly the exact path's distances; refine alone
+ * missed a cluster's members for a quarter of the rows at a million, which put the fence out of reach). Only a row
+ * beyond its class's limit (the second test, exact: cd) can be an outlier: those rows are re-scored at full width,
+ * the ones still beyond the fence (a better search can only lower d) searched deeper (refine), then among their own
+ * class (refineWithin), and those still beyond it searched exactly in the projection too (at most
+ * OUTLIER_EXACT_CANDIDATES, the nearest the fence first; any others, the most distant, keep their d), so a row is
+ * flagged on nearly the distance the exact path gives it. Projected similarities alone
+ * cannot pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
  */
-async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, cd: ClassDistances): Promise<OutlierDistances> {
+async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, cd: ClassDistances, classOfReps: Int32Array): Promise<OutlierDistances> {
   const m = index.size;
   const count = Math.min(m, OUTLIER_SAMPLE_ROWS);
   const eligible = new Uint8Array(m);
@@ -425,6 +448,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
     eligible[j] = 1;
   }
   await index.refine(nb, sample);
+  await index.exactRefine(nb, sample);
   const rowD = (j: number) => {
     let s = 0;
     let c = 0;
@@ -444,6 +468,17 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
   const deeper = candidates.filter((j) => rowD(j) > fence);
   await index.refine(nb, deeper);
   for (const j of deeper) eligible[j] = 1;
+  // Its own class (the label the class test used) is where a row's nearest images usually are: searched next.
+  const within = deeper.filter((j) => rowD(j) > fence);
+  await index.refineWithin(nb, within, classOfReps);
+  // The rows still beyond the fence nearest it first (the flags a better search is likeliest to change).
+  const beyond = within
+    .filter((j) => rowD(j) > fence)
+    .map((j) => ({ j, d: rowD(j) }))
+    .sort((a, b) => a.d - b.d || a.j - b.j)
+    .slice(0, OUTLIER_EXACT_CANDIDATES)
+    .map((e) => e.j);
+  await index.exactRefine(nb, beyond);
   // Rows neither sampled nor candidates keep their projected d: they cannot be flagged (eligible 0).
   const dist = new Float64Array(m);
   for (let j = 0; j < m; j++) dist[j] = rowD(j);
@@ -1098,10 +1133,13 @@ export interface RunDuplicatesArgs {
  * decoded here, cached by content hash), then {@link analyseDuplicates}.
  */
 export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
-  const sources = a.samples.map((s, i) =>
-    s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) },
-  );
-  const { hashes, ok } = await pixelHashesOf(sources, a.pixelHashes, a.preprocessor, { signal: a.signal });
+  // Each row's source made when it is reached (not a million objects and paths held at once).
+  const sourceOf = (i: number) => {
+    const s = a.samples[i] as DuplicateSample;
+    return s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) };
+  };
+  const { hashes, ok } = await pixelHashesOf(sourceOf, a.pixelHashes, a.preprocessor, { signal: a.signal });
+  memMark('duplicates: pixel hashes done');
   const dim = a.embeddings.dim;
   if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
   return analyseDuplicatesAsync(

@@ -5,6 +5,7 @@
  * model's worker thread; the next batch is prepared while the current one is inferred. Embeddings are cached by
  * content hash, so a re-run only infers new or changed images.
  */
+import { memMark } from './memLog';
 import * as path from 'node:path';
 import { datasetFormat } from './datasetFormat';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
@@ -70,6 +71,12 @@ export interface EvaluateOptions {
   dataset?: Dataset;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Release the model's text tower (ONNX session and worker) once the prompts are embedded, for a caller that does
+   * not embed text with this model again before disposing it (core/run.ts runEvaluation): its weights and arena
+   * are not held through the judgement. Default false (the editor keeps the model for search).
+   */
+  releaseTextTower?: boolean;
   /**
    * Image embeddings computed elsewhere (core/embeddingsDir.ts): when given, the images are not read; every sample's
    * embedding comes from here (counted in timing as imported).
@@ -245,6 +252,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const progress = options.onProgress ?? (() => undefined);
 
   progress({ phase: 'reading', done: 0, total: 0, rate: 0, fromCache: 0 });
+  memMark('evaluate: start');
   // The project config sits at the dataset root: read it first, since it may name the label file and columns.
   const problems: DatasetProblem[] = [];
   let config = options.projectConfig;
@@ -302,6 +310,11 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const textDone = embedClassPrompts(model, prompts, textCache, signal).then(async (e) => {
     await textCache?.flush();
     liveClasses = e;
+    memMark('text tower done (class embeddings)');
+    if (options.releaseTextTower) {
+      await model.releaseTower('text');
+      memMark('text tower released');
+    }
     return e;
   });
   // A failure stops the image work at once and is what the run reports.
@@ -317,7 +330,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   const samples = dataset.samples;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: [] }));
+  // Above columnarSamplesAbove samples (see `columnar` below) no sample gets predictions of its own: they all share
+  // one frozen empty list (30 MB less at a million samples than an array each).
+  const noPredictions = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? (Object.freeze([]) as unknown as ReportSample['predicted']) : null;
+  const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: noPredictions ?? [] }));
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);
@@ -566,7 +582,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
   /** The judgement over the held N x K matrix. */
   const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
+    memMark('judgement: held, before scoring');
     await scoreAll(embeddingRows, classEmbeddings, model.logitScale, store, signal);
+    memMark('judgement: held, N x K scored');
     const evaluated: number[] = [];
     // Per-sample report fields from the store (objects made once, at the end: see PerSampleStore). A large dataset's
     // predictions stay columns (topKColumns): no top-K objects per sample; its content hashes are set for duplicates.
@@ -641,10 +659,12 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       const hash = store.hash(i);
       if (hash !== null) results[i].contentHash = hash;
     }
+    memMark('judgement: streamed, before pass 1');
     await judge.firstPass((i, p) => {
       if (columnar) columnar.set(i, p);
       else results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
     });
+    memMark('judgement: pass 1 done (top-K, per-row metrics)');
     let metrics: Metrics | null = null;
     let metricsBySplit: Record<string, Metrics> | undefined;
     if (evaluated.length > 0) {
@@ -674,8 +694,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       },
       signal,
     });
+    memMark('judgement: duplicates/outliers done');
     // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
     if (metrics) await judge.secondPass();
+    memMark('judgement: pass 2 done (cleanlab scan, APs)');
     let warnings: Warning[] = [];
     let labelIssues: LabelIssue[] = [];
     let predictor: PredictorReport | undefined;
@@ -692,8 +714,10 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       warnings = computeWarnings({ metrics, metricsBySplit, judge: judging }, config.warnings);
       warnings.push(...outcome.warnings);
     }
+    memMark(`judgement: predictor done (label issues; passes so far ${judge.passes})`);
     // The APs of subsets asked for after pass 2 when the predictor did not run pass 3.
     await judge.finishAveragePrecision();
+    memMark('judgement: APs finished');
     return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: judge.passes };
   };
 
@@ -741,6 +765,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     await hashCache?.flush();
     for (const c of [imageCache, textCache]) if (c?.writeError) cacheProblem(`cache disabled: ${c.writeError}; this run goes on without saving embeddings`);
   }
+  memMark(`images done (${options.imageEmbeddings ? 'shards read' : 'images embedded'})`);
   const classEmbeddings = await textDone;
   const { ms: textMs, dim: embeddingDim } = classEmbeddings;
   throwIfAborted(signal);
@@ -761,6 +786,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const tJudgement = performance.now();
   const judged = streamed ? await streamedJudgementOf(classEmbeddings) : await heldJudgement(classEmbeddings);
   const judgement = { ms: round(performance.now() - tJudgement), passes: judged.passes, streamed };
+  memMark('judgement done');
   const { evaluated, metrics, metricsBySplit, labelIssues, predictor, duplicates } = judged;
   let warnings = judged.warnings;
   await hashCache?.flush();
@@ -795,7 +821,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       judgement,
     },
   });
+  memMark('report assembled');
   if (columnar) attachSamples(final, SampleTable.fromColumns(sampleColumnsOf(results, classes, columnar)));
+  memMark('report: sample table attached');
   return final;
 }
 

@@ -239,6 +239,29 @@ export class NeighbourIndex {
   }
 
   /**
+   * For the IVF index: an exact search in the projection for the given rows of a self-search answer nb (in place;
+   * their neighbours become full-width cosines): each row against every projected row, its best `take` (default
+   * max(10k, 100)) by projected similarity and its current neighbours re-scored at full width. Nearly the exact
+   * answer (misses only a neighbour the projection ranks below `take`), at about n x width multiply-adds a row: for
+   * a bounded number of rows. Other indexes: unchanged.
+   */
+  async exactRefine(nb: Neighbours, rows: ArrayLike<number>, options: { take?: number } = {}): Promise<void> {
+    if (!this.ivf || !nb.projected) return;
+    await this.ivf.exactRefine(nb, rows, options.take ?? Math.max(10 * nb.k, 100));
+  }
+
+  /**
+   * For the IVF index: a search among each given row's own group (groupOf: a group per indexed row, -1 none) for rows
+   * of a self-search answer nb (in place; their neighbours become full-width cosines): the best `take` (default
+   * max(4k, 40)) of the group by projected similarity and the current neighbours re-scored at full width. Cheap (a
+   * group's rows, not all). Other indexes: unchanged.
+   */
+  async refineWithin(nb: Neighbours, rows: ArrayLike<number>, groupOf: Int32Array, options: { take?: number } = {}): Promise<void> {
+    if (!this.ivf || !nb.projected) return;
+    await this.ivf.refineWithin(nb, rows, groupOf, options.take ?? Math.max(4 * nb.k, 40));
+  }
+
+  /**
    * How far below a full-width cosine c the similarity the index reports for the pair can plausibly be (IVF
    * self-search: 4 standard deviations of the random projection's error at cosine c, (1 - c^2) / sqrt(width), plus
    * 0.02); 0 when the answers are full-width. Callers re-score candidates within this slack of a threshold.
@@ -596,6 +619,10 @@ function exactSearch(
 
 /** Rows per block of the IVF index's projection pass and of its assignment. */
 const IVF_BLOCK_ROWS = 8192;
+/** Base rows per Gemm + TopK block of Ivf.exactRefine. */
+const EXACT_PROJECTED_BASE_ROWS = 32_768;
+/** Scores per block of Ivf.exactRefine (query rows x base rows): 128 MiB of float32. */
+const EXACT_PROJECTED_OUTPUT = 1 << 25;
 /** Lists (nearest centroids first) each list's ranking holds; its probe set is taken from them. */
 const IVF_RANKED_LISTS = 64;
 
@@ -938,6 +965,124 @@ class Ivf {
         nb.indices[q * k + r] = r < order.length ? cs[order[r]] : -1;
         nb.similarities[q * k + r] = r < order.length ? sims[order[r]] : NaN;
       }
+    }
+  }
+
+  /**
+   * An exact search in the projection for the given rows of a self-search answer nb, in place: each row's projected
+   * row against every projected row (Gemm + TopK blocks of EXACT_PROJECTED_BASE_ROWS rows), its best `take` and its
+   * current neighbours re-scored at full width, the best k kept (similarity, then index). About n x width
+   * multiply-adds a row: for a few thousand rows at most.
+   */
+  async exactRefine(nb: Neighbours, rows: ArrayLike<number>, take: number): Promise<void> {
+    const k = nb.k;
+    const w = this.width;
+    const n = this.n;
+    const m = rows.length;
+    if (m === 0) return;
+    const t = Math.min(n, take + 1);
+    const queryBlock = Math.max(1, Math.floor(EXACT_PROJECTED_OUTPUT / EXACT_PROJECTED_BASE_ROWS));
+    const rowQ = new Float32Array(this.dim);
+    const rowC = new Float32Array(this.dim);
+    for (let q0 = 0; q0 < m; q0 += queryBlock) {
+      const q1 = Math.min(m, q0 + queryBlock);
+      const qs = Array.from({ length: q1 - q0 }, (_, i) => this.positionOf(rows[q0 + i]));
+      const queries = gatherRows(this.listed, w, qs);
+      const poolIds: number[][] = qs.map(() => []);
+      const poolSims: number[][] = qs.map(() => []);
+      for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
+        const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
+        const tt = Math.min(t, b1 - b0);
+        const { scores, indices } = await this.topk.run(queries, q1 - q0, w, this.listed.slice(b0 * w, b1 * w), b1 - b0, tt);
+        for (let i = 0; i < q1 - q0; i++) {
+          for (let c = 0; c < tt; c++) {
+            poolIds[i].push(this.order[b0 + indices[i * tt + c]]);
+            poolSims[i].push(scores[i * tt + c]);
+          }
+        }
+      }
+      for (let i = 0; i < q1 - q0; i++) {
+        const q = rows[q0 + i];
+        const ids = poolIds[i];
+        const ps = poolSims[i];
+        const best = ids.map((_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
+        const cand = new Set<number>();
+        for (let r = 0; r < k; r++) if (nb.indices[q * k + r] >= 0) cand.add(nb.indices[q * k + r]);
+        for (let x = 0, got = 0; x < best.length && got < t; x++, got++) cand.add(ids[best[x]]);
+        cand.delete(q);
+        this.source.copyRows(q, q + 1, rowQ);
+        const cs = [...cand];
+        const sims = cs.map((j) => {
+          this.source.copyRows(j, j + 1, rowC);
+          return dot(rowQ, 0, rowC, 0, this.dim) * this.invNorm[q] * this.invNorm[j];
+        });
+        const order = cs.map((_, x) => x).sort((a, b) => sims[b] - sims[a] || cs[a] - cs[b]);
+        for (let r = 0; r < k; r++) {
+          nb.indices[q * k + r] = r < order.length ? cs[order[r]] : -1;
+          nb.similarities[q * k + r] = r < order.length ? sims[order[r]] : NaN;
+        }
+      }
+    }
+  }
+
+  /**
+   * A search among a row's own group for the given rows of a self-search answer nb, in place: groupOf[r] is row r's
+   * group (-1: none; such rows are left as they are); each row's projected row against its group's projected rows
+   * (Gemm + TopK), its best `take` and its current neighbours re-scored at full width, the best k kept. Exact within
+   * the group up to the projection's ranking; the distances found can only fall.
+   */
+  async refineWithin(nb: Neighbours, rows: ArrayLike<number>, groupOf: Int32Array, take: number): Promise<void> {
+    const k = nb.k;
+    const w = this.width;
+    if (rows.length === 0) return;
+    let groups = 0;
+    for (let r = 0; r < this.n; r++) groups = Math.max(groups, groupOf[r] + 1);
+    const keys = Int32Array.from(groupOf, (g) => (g < 0 ? groups : g));
+    const byGroup = groupBy(keys, groups + 1);
+    const asking = new Map<number, number[]>();
+    for (let i = 0; i < rows.length; i++) {
+      const g = groupOf[rows[i]];
+      if (g < 0) continue;
+      const a = asking.get(g);
+      if (a) a.push(rows[i]);
+      else asking.set(g, [rows[i]]);
+    }
+    const rowQ = new Float32Array(this.dim);
+    const rowC = new Float32Array(this.dim);
+    for (const [g, qs] of asking) {
+      const members = byGroup.members.subarray(byGroup.start[g], byGroup.start[g + 1]);
+      if (members.length < 2) continue;
+      const t = Math.min(members.length, take + 1);
+      const base = gatherRows(this.listed, w, Array.from(members, (r) => this.positionOf(r)));
+      for (let q0 = 0; q0 < qs.length; q0 += IVF_BLOCK_ROWS) {
+        const q1 = Math.min(qs.length, q0 + IVF_BLOCK_ROWS);
+        const queries = gatherRows(this.listed, w, qs.slice(q0, q1).map((r) => this.positionOf(r)));
+        const { indices } = await this.topk.run(queries, q1 - q0, w, base, members.length, t);
+        for (let i = 0; i < q1 - q0; i++) {
+          const found: number[] = [];
+          for (let c = 0; c < t; c++) found.push(members[indices[i * t + c]]);
+          this.keepBest(nb, qs[q0 + i], found, k, rowQ, rowC);
+        }
+      }
+    }
+  }
+
+  /** Row q's current neighbours in nb and `more`, re-scored at full width; the best k kept (similarity, then index). */
+  private keepBest(nb: Neighbours, q: number, more: number[], k: number, rowQ: Float32Array, rowC: Float32Array): void {
+    const cand = new Set<number>();
+    for (let r = 0; r < k; r++) if (nb.indices[q * k + r] >= 0) cand.add(nb.indices[q * k + r]);
+    for (const j of more) cand.add(j);
+    cand.delete(q);
+    this.source.copyRows(q, q + 1, rowQ);
+    const cs = [...cand];
+    const sims = cs.map((j) => {
+      this.source.copyRows(j, j + 1, rowC);
+      return dot(rowQ, 0, rowC, 0, this.dim) * this.invNorm[q] * this.invNorm[j];
+    });
+    const order = cs.map((_, x) => x).sort((a, b) => sims[b] - sims[a] || cs[a] - cs[b]);
+    for (let r = 0; r < k; r++) {
+      nb.indices[q * k + r] = r < order.length ? cs[order[r]] : -1;
+      nb.similarities[q * k + r] = r < order.length ? sims[order[r]] : NaN;
     }
   }
 

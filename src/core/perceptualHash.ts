@@ -248,12 +248,14 @@ export interface PixelHashSource {
  * machine cost a few thousand stat calls, not a million failed opens); they are counted in `rows.notOnDisk`.
  */
 export async function pixelHashesOf(
-  sources: (PixelHashSource | null)[],
+  sources: readonly (PixelHashSource | null)[] | ((i: number) => PixelHashSource | null),
   rows: PixelHashRows,
   preprocessor: ImagePreprocessor,
   options: { concurrency?: number; signal?: AbortSignal } = {},
 ): Promise<PixelHashRows> {
-  const n = sources.length;
+  // A function gives row i's source on demand (rows.ok.length rows): a million rows need no million objects at once.
+  const n = typeof sources === 'function' ? rows.ok.length : sources.length;
+  const sourceOf = typeof sources === 'function' ? sources : (i: number) => sources[i] as PixelHashSource | null;
   const { createHash } = await import('node:crypto');
   /** Folder -> on disk (a folder, or a link to one); pending while its first stat runs. */
   const folders = new Map<string, boolean | Promise<boolean>>();
@@ -275,8 +277,9 @@ export async function pixelHashesOf(
     while (next < n) {
       if (options.signal?.aborted) return;
       const i = next++;
-      const src = sources[i];
-      if (!src || rows.ok[i]) continue;
+      if (rows.ok[i]) continue;
+      const src = sourceOf(i);
+      if (!src) continue;
       if (src.contentHash && rows.fromCache(i, src.contentHash)) continue;
       const dir = path.dirname(src.file);
       const known = folderOnDisk(dir);

@@ -19,6 +19,7 @@
  *
  * Heavy modules (sharp, onnxruntime-node, through runtime.ts and evaluate.ts) are imported on first use only.
  */
+import { memMark } from './memLog';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
@@ -447,6 +448,8 @@ export interface ExecuteOptions {
   judgementBudgetBytes?: number;
   /** The image phase (default: its own pass; executeRuns: a participant of the pass shared by both models). */
   images?: RunImagesFn;
+  /** Release the text tower once the prompts are embedded (evaluate.ts EvaluateOptions.releaseTextTower). */
+  releaseTextTower?: boolean;
 }
 
 /** Evaluates the planned dataset with a loaded model; the gate is applied when the config sets thresholds. */
@@ -458,6 +461,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
   if (outside) {
     await checkEmbeddingWidth(options.model, outside.input, options.modelId ?? plan.model.spec);
     if (outside.verify > 0) checked = await verifyEmbeddings(options.model, plan.dataset, outside.input, outside.verify, options.signal);
+    memMark(`run: embeddings width checked${outside.verify > 0 ? ', verify done' : ''}`);
   }
   const report = await evaluateDataset(plan.target, {
     model: options.model,
@@ -473,6 +477,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
     probabilities: plan.probabilities,
     signal: options.signal,
     onProgress: options.onProgress,
+    releaseTextTower: options.releaseTextTower,
     ...(options.onProvisional ? { onProvisional: options.onProvisional } : {}),
     ...(options.images ? { runImages: options.images } : {}),
     ...(options.judgementBudgetBytes !== undefined ? { judgementBudgetBytes: options.judgementBudgetBytes } : {}),
@@ -579,7 +584,9 @@ export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
 
 /** Plans, locates and loads the model, evaluates, disposes the model. Undefined when `obtain` declined a download. */
 export async function runEvaluation(request: RunRequest, options: RunEvaluationOptions = {}): Promise<(RunOutcome & { plan: RunPlan }) | undefined> {
+  memMark('run: start');
   const plan = await planRun(request);
+  memMark('run: planned (dataset / labels read)');
   options.onPlan?.(plan);
   const signal = options.signal ?? request.signal;
   const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal });
@@ -588,9 +595,11 @@ export async function runEvaluation(request: RunRequest, options: RunEvaluationO
   const locatedOther = compared ? await locateModel(compared.model, { ...options, quantized: compared.quantized, signal }) : undefined;
   if (compared && !locatedOther) return undefined;
   const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal });
+  memMark('run: model loaded');
   try {
     if (!compared || !locatedOther) {
-      const outcome = await executeRun(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress });
+      // The model is disposed right after: its text tower is not needed once the prompts are embedded.
+      const outcome = await executeRun(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress, releaseTextTower: true });
       return { ...outcome, plan };
     }
     const other = await loadWithPrecision({ ...plan, precision: compared.precision, quantized: compared.quantized }, locatedOther, { ...options, signal });

@@ -372,6 +372,26 @@ export class ClipModel {
     return send(full, batch.rows.length);
   }
 
+  /**
+   * Releases one tower's ONNX session and worker thread now (the other stays); it is recreated on next use. A run
+   * that has embedded its prompts frees the text tower's weights and arena (~400 MB for ViT-B/32) this way before
+   * the judgement, instead of holding them until dispose().
+   */
+  async releaseTower(tower: 'vision' | 'text'): Promise<void> {
+    const loading = tower === 'vision' ? this.loadingVision : this.loadingText;
+    if (loading) await loading.catch(() => undefined);
+    const w = this.workers[tower];
+    this.workers[tower] = null;
+    if (tower === 'vision') this.visionTower = null;
+    else this.textTower = null;
+    if (!w) return;
+    try {
+      await w.request({ type: 'dispose' });
+    } finally {
+      await w.terminate();
+    }
+  }
+
   /** Releases the ONNX sessions and the worker threads. The model can be used again (sessions are recreated). */
   async dispose(): Promise<void> {
     const workers = [this.workers.vision, this.workers.text];

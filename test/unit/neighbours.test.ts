@@ -330,6 +330,55 @@ test('IVF index (ONNX Runtime): near-copies found, neighbours close to exact aft
   assert.ok(rescored.gap >= -1e-6 && rescored.gap < 0.03, text);
   assert.ok(refined.gap >= -1e-6 && refined.gap <= rescored.gap, text);
   assert.ok(refined.recall >= rescored.recall && rescored.recall > 0.2, text);
+  // exactRefine (every projected row searched, the best 100 re-scored at full width): nearly the exact answer, on
+  // a subset of rows only (the others untouched).
+  const some = Array.from({ length: 300 }, (_, i) => i * 10);
+  const before = nb.indices.slice();
+  await ivf.exactRefine(nb, some);
+  let hit = 0;
+  let gap = 0;
+  for (const q of some) {
+    const truth = new Set(exact.indices.subarray(q * k, (q + 1) * k));
+    for (let r = 0; r < k; r++) {
+      if (truth.has(nb.indices[q * k + r])) hit++;
+      gap += exact.similarities[q * k + r] - nb.similarities[q * k + r];
+      assert.notEqual(nb.indices[q * k + r], q, 'never itself');
+    }
+  }
+  assert.ok(hit / (some.length * k) >= 0.97 && hit / (some.length * k) >= refined.recall, `exactRefine recall ${hit / (some.length * k)}, refine ${refined.recall}`);
+  assert.ok(gap / (some.length * k) >= -1e-6 && gap / (some.length * k) < 1e-3, `exactRefine gap ${gap / (some.length * k)}`);
+  for (let q = 1; q < n; q += 10) assert.deepEqual(nb.indices.subarray(q * k, (q + 1) * k), before.subarray(q * k, (q + 1) * k), 'rows not asked for unchanged');
+  // refineWithin: one group holding every row is the exact projected search again; rows without a group untouched.
+  const fresh = await ivf.selfNeighboursAsync(k);
+  const groupOf = new Int32Array(n).fill(-1);
+  for (let r = 0; r < n; r += 2) groupOf[r] = 0;
+  const asked = Array.from({ length: 300 }, (_, i) => i * 10 + 1).concat(Array.from({ length: 300 }, (_, i) => i * 10));
+  const untouched = fresh.indices.slice();
+  await ivf.refineWithin(fresh, asked, groupOf, { take: 100 });
+  let hitWithin = 0;
+  for (let i = 0; i < 300; i++) {
+    const odd = i * 10 + 1;
+    assert.deepEqual(fresh.indices.subarray(odd * k, (odd + 1) * k), untouched.subarray(odd * k, (odd + 1) * k), 'a row without a group is untouched');
+    const q = i * 10;
+    // Against the exact ten among the even rows (brute force): the group's rows searched, at full width.
+    const sims: [number, number][] = [];
+    for (let e = 0; e < n; e += 2) {
+      if (e === q) continue;
+      let s2 = 0;
+      for (let d = 0; d < dim; d++) s2 += base[q * dim + d] * base[e * dim + d];
+      sims.push([s2, e]);
+    }
+    sims.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    const truthEven = new Set(sims.slice(0, k).map((x) => x[1]));
+    for (let r = 0; r < k; r++) {
+      const j = fresh.indices[q * k + r];
+      let s2 = 0;
+      for (let d = 0; d < dim; d++) s2 += base[q * dim + d] * base[j * dim + d];
+      assert.ok(Math.abs(fresh.similarities[q * k + r] - s2) < 1e-5, 'full-width cosine');
+      if (truthEven.has(j)) hitWithin++;
+    }
+  }
+  assert.ok(hitWithin / (300 * k) >= 0.95, `refineWithin recall of the exact ten among the group ${hitWithin / (300 * k)}`);
   // Deterministic: a second build answers the same.
   const again = await (await NeighbourIndex.buildFromRows(packedRowSource(base, dim), ivfOptions)).selfNeighboursAsync(k);
   const first = await ivf.selfNeighboursAsync(k);

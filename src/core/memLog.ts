@@ -1,0 +1,75 @@
+/**
+ * Memory phase marks for diagnosing a run's peak (issue 15): with CLIP_LENS_MEMLOG=1 in the environment, each
+ * `memMark(phase)` writes one line to stderr with the process's resident set now (VmRSS) and its peak so far
+ * (VmHWM, from /proc/self/status on Linux; elsewhere process.memoryUsage().rss only), the V8 heap in use and
+ * committed, and the memory held outside the heap by ArrayBuffers. Off (the default) it costs one property read.
+ */
+import * as fs from 'node:fs';
+
+export interface MemSnapshot {
+  phase: string;
+  /** Seconds since the first mark. */
+  atS: number;
+  rssMiB: number;
+  /** Peak resident set so far (null where /proc/self/status is not readable). */
+  hwmMiB: number | null;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+  arrayBuffersMiB: number;
+}
+
+const MiB = 1024 * 1024;
+let started = 0;
+
+/** Whether CLIP_LENS_MEMLOG asks for the marks (read each call: tests may set it). */
+export function memLogEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.CLIP_LENS_MEMLOG;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+function procStatusKiB(field: string, text: string): number | null {
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** One snapshot of the process's memory (whether or not logging is on). */
+export function memSnapshot(phase: string): MemSnapshot {
+  const now = performance.now();
+  if (started === 0) started = now;
+  const u = process.memoryUsage();
+  let rss = u.rss / MiB;
+  let hwm: number | null = null;
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    const r = procStatusKiB('VmRSS', status);
+    const h = procStatusKiB('VmHWM', status);
+    if (r !== null) rss = r / 1024;
+    if (h !== null) hwm = h / 1024;
+  } catch {
+    // not Linux: rss from process.memoryUsage() only
+  }
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return {
+    phase,
+    atS: r1((now - started) / 1000),
+    rssMiB: r1(rss),
+    hwmMiB: hwm === null ? null : r1(hwm),
+    heapUsedMiB: r1(u.heapUsed / MiB),
+    heapTotalMiB: r1(u.heapTotal / MiB),
+    externalMiB: r1(u.external / MiB),
+    arrayBuffersMiB: r1(u.arrayBuffers / MiB),
+  };
+}
+
+export function formatMemSnapshot(s: MemSnapshot): string {
+  return `[memlog] ${s.atS.toFixed(1).padStart(6)} s  rss ${s.rssMiB.toFixed(0).padStart(5)} MiB  peak ${s.hwmMiB === null ? '    ?' : s.hwmMiB.toFixed(0).padStart(5)} MiB  heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB  external ${s.externalMiB.toFixed(0)} MiB (arrayBuffers ${s.arrayBuffersMiB.toFixed(0)})  ${s.phase}`;
+}
+
+/** Logs a phase mark to stderr when CLIP_LENS_MEMLOG is set; returns the snapshot (or null when off). */
+export function memMark(phase: string): MemSnapshot | null {
+  if (!memLogEnabled()) return null;
+  const s = memSnapshot(phase);
+  process.stderr.write(formatMemSnapshot(s) + '\n');
+  return s;
+}

@@ -1,0 +1,53 @@
+/** Memory phase marks (core/memLog.ts) and releasing a tower mid-run (ClipModel.releaseTower). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { formatMemSnapshot, memLogEnabled, memMark, memSnapshot } from '../../src/core/memLog';
+import { loadModel } from '../../src/core/run';
+
+const MODEL = path.join(__dirname, '../fixtures/tiny-clip');
+
+test('memLogEnabled: on for CLIP_LENS_MEMLOG=1, off when unset, empty or 0', () => {
+  assert.equal(memLogEnabled({ CLIP_LENS_MEMLOG: '1' }), true);
+  assert.equal(memLogEnabled({}), false);
+  assert.equal(memLogEnabled({ CLIP_LENS_MEMLOG: '' }), false);
+  assert.equal(memLogEnabled({ CLIP_LENS_MEMLOG: '0' }), false);
+});
+
+test('memSnapshot: resident set, peak at least the resident set (Linux), heap and array buffers', () => {
+  const hold = new Float64Array(8 << 20); // 64 MiB held while measured
+  hold.fill(1);
+  const s = memSnapshot('phase x');
+  assert.equal(s.phase, 'phase x');
+  assert.ok(s.rssMiB > 64, `rss ${s.rssMiB}`);
+  assert.ok(s.arrayBuffersMiB >= 64, `arrayBuffers ${s.arrayBuffersMiB}`);
+  if (process.platform === 'linux') assert.ok(s.hwmMiB !== null && s.hwmMiB >= s.rssMiB - 1, `hwm ${s.hwmMiB}, rss ${s.rssMiB}`);
+  assert.ok(s.heapUsedMiB > 0 && s.heapTotalMiB >= s.heapUsedMiB);
+  assert.match(formatMemSnapshot(s), /^\[memlog\] .* rss +\d+ MiB .* phase x$/);
+  assert.equal(hold[0], 1);
+});
+
+test('memMark: null and silent when CLIP_LENS_MEMLOG is off', () => {
+  const before = process.env.CLIP_LENS_MEMLOG;
+  delete process.env.CLIP_LENS_MEMLOG;
+  try {
+    assert.equal(memMark('off'), null);
+  } finally {
+    if (before !== undefined) process.env.CLIP_LENS_MEMLOG = before;
+  }
+});
+
+test('ClipModel.releaseTower: the text tower is released and recreated on next use with the same embeddings', async () => {
+  const model = await loadModel({ dir: MODEL, quantized: false }, { threads: 1 });
+  try {
+    const a = await model.embedTexts(['a photo of a cat.', 'a photo of a dog.']);
+    await model.releaseTower('text');
+    await model.releaseTower('text'); // twice: nothing left to release
+    await model.releaseTower('vision'); // never loaded
+    const b = await model.embedTexts(['a photo of a cat.', 'a photo of a dog.']);
+    assert.equal(b.dim, a.dim);
+    assert.deepEqual(Array.from(b.embeddings), Array.from(a.embeddings));
+  } finally {
+    await model.dispose();
+  }
+});
