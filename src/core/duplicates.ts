@@ -670,14 +670,8 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   const m = reps.length;
 
   // Class means (sum of member vectors, copies counted once) for the leave-one-out class distance.
-  const classIds = new Map<string, number>();
-  const classOf = new Int32Array(m);
-  reps.forEach((r, j) => {
-    let c = classIds.get(samples[r].label);
-    if (c === undefined) classIds.set(samples[r].label, (c = classIds.size));
-    classOf[j] = c;
-  });
-  const sums = new Float64Array(classIds.size * dim);
+  const { classOf, classes: classCount } = classesOfReps(samples, reps);
+  const sums = new Float64Array(classCount * dim);
   const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
   const buf = new Float32Array(block * dim);
   const read = (j0: number, j1: number) => {
@@ -716,7 +710,19 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
       classDist[j] = norm > 0 ? 1 - dotp / Math.sqrt(norm) : 1;
     }
   }
-  return { classDist, classLimit: classLimits(classOf, classIds.size, classDist) };
+  return { classDist, classLimit: classLimits(classOf, classCount, classDist) };
+}
+
+/** Each representative's class as an index (classes numbered in order of first appearance), and how many there are. */
+function classesOfReps(samples: DuplicateInput['samples'], reps: readonly number[]): { classOf: Int32Array; classes: number } {
+  const classIds = new Map<string, number>();
+  const classOf = new Int32Array(reps.length);
+  reps.forEach((r, j) => {
+    let c = classIds.get(samples[r].label);
+    if (c === undefined) classIds.set(samples[r].label, (c = classIds.size));
+    classOf[j] = c;
+  });
+  return { classOf, classes: classIds.size };
 }
 
 /**
@@ -728,14 +734,8 @@ async function classDistancesOfRows(input: DuplicateInput, prep: Representatives
   const { samples, dim } = input;
   const { reps } = prep;
   const m = reps.length;
-  const classIds = new Map<string, number>();
-  const classOf = new Int32Array(m);
-  reps.forEach((r, j) => {
-    let c = classIds.get(samples[r].label);
-    if (c === undefined) classIds.set(samples[r].label, (c = classIds.size));
-    classOf[j] = c;
-  });
-  const classes = classIds.size;
+  const { classOf, classes: classCount } = classesOfReps(samples, reps);
+  const classes = classCount;
   const sums = new Float64Array(classes * dim);
   const block = Math.max(1, Math.min(m, Math.floor((1 << 22) / dim)));
   const buf = new Float32Array(block * dim);

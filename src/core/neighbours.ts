@@ -950,21 +950,7 @@ class Ivf {
       const ids = poolIds[i];
       const ps = poolSims[i];
       const best = ids.map((_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
-      const cand = new Set<number>();
-      for (let r = 0; r < k; r++) if (nb.indices[q * k + r] >= 0) cand.add(nb.indices[q * k + r]);
-      for (let x = 0; x < Math.min(take, best.length); x++) cand.add(ids[best[x]]);
-      cand.delete(q);
-      this.source.copyRows(q, q + 1, rowQ);
-      const cs = [...cand];
-      const sims = cs.map((j) => {
-        this.source.copyRows(j, j + 1, rowC);
-        return dot(rowQ, 0, rowC, 0, this.dim) * this.invNorm[q] * this.invNorm[j];
-      });
-      const order = cs.map((_, x) => x).sort((a, b) => sims[b] - sims[a] || cs[a] - cs[b]);
-      for (let r = 0; r < k; r++) {
-        nb.indices[q * k + r] = r < order.length ? cs[order[r]] : -1;
-        nb.similarities[q * k + r] = r < order.length ? sims[order[r]] : NaN;
-      }
+      this.keepBest(nb, q, best.slice(0, take).map((x) => ids[x]), k, rowQ, rowC);
     }
   }
 
@@ -1006,21 +992,7 @@ class Ivf {
         const ids = poolIds[i];
         const ps = poolSims[i];
         const best = ids.map((_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
-        const cand = new Set<number>();
-        for (let r = 0; r < k; r++) if (nb.indices[q * k + r] >= 0) cand.add(nb.indices[q * k + r]);
-        for (let x = 0, got = 0; x < best.length && got < t; x++, got++) cand.add(ids[best[x]]);
-        cand.delete(q);
-        this.source.copyRows(q, q + 1, rowQ);
-        const cs = [...cand];
-        const sims = cs.map((j) => {
-          this.source.copyRows(j, j + 1, rowC);
-          return dot(rowQ, 0, rowC, 0, this.dim) * this.invNorm[q] * this.invNorm[j];
-        });
-        const order = cs.map((_, x) => x).sort((a, b) => sims[b] - sims[a] || cs[a] - cs[b]);
-        for (let r = 0; r < k; r++) {
-          nb.indices[q * k + r] = r < order.length ? cs[order[r]] : -1;
-          nb.similarities[q * k + r] = r < order.length ? sims[order[r]] : NaN;
-        }
+        this.keepBest(nb, q, best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
       }
     }
   }
