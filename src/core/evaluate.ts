@@ -29,7 +29,7 @@ import { TOOL_VERSION } from './version';
 import { ownRecord, setOwn } from './ownKeys';
 import { FILE_LIMITS, FileRefusedError, readRegularFile } from './fileSystem';
 import { datasetRootOf } from './run';
-import { attachSamples, SampleTable, type SampleColumns } from './sampleTable';
+import { attachSamples, newSampleColumns, SampleTable, type SampleColumns } from './sampleTable';
 import { INLINE_SAMPLES_LIMIT } from './reportSamples';
 
 export interface EvaluateProgress {
@@ -854,24 +854,7 @@ function topKColumns(n: number, topK: number, withProbabilities: boolean) {
  */
 function sampleColumnsOf(results: readonly ReportSample[], classes: readonly string[], top: ReturnType<typeof topKColumns>): SampleColumns {
   const n = results.length;
-  const c: SampleColumns = {
-    n,
-    k: top.k,
-    classes,
-    paths: new Array<string>(n),
-    labelNames: [],
-    labels: new Int32Array(n),
-    splitNames: [],
-    splits: new Int32Array(n).fill(-1),
-    sourceFiles: [],
-    sourceFile: new Int32Array(n).fill(-1),
-    sourceLine: new Int32Array(n),
-    hashes: null,
-    topClass: top.topClass,
-    topScore: top.topScore,
-    errors: new Map(),
-    probabilities: top.probabilities,
-  };
+  const c = newSampleColumns(n, top.k, classes, top);
   const index = (names: string[], seen: Map<string, number>, v: string) => {
     let i = seen.get(v);
     if (i === undefined) {

@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { makeDirectory } from './fileSystem';
 import type { EvalReport, ReportSample } from './report';
-import { attachSamples, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
+import { attachSamples, newSampleColumns, SampleTable, samplesOf } from './sampleTable';
 
 type ColumnSource = import('hyparquet-writer', { with: { 'resolution-mode': 'import' } }).ColumnSource;
 
@@ -261,24 +261,11 @@ export async function readSamplesSidecar(file: string, classes: readonly string[
   for (let r = 1; r <= k; r++) required.push(`top_class_${r}`, `top_score_${r}`);
   for (const c of required) if (!names.has(c)) bad(`has no column '${c}'`);
 
-  const c: SampleColumns = {
-    n,
-    k,
-    classes,
-    paths: new Array<string>(n),
-    labelNames: [],
-    labels: new Int32Array(n),
-    splitNames: [],
-    splits: new Int32Array(n).fill(-1),
-    sourceFiles: [],
-    sourceFile: new Int32Array(n).fill(-1),
-    sourceLine: new Int32Array(n),
-    hashes: null,
+  const c = newSampleColumns(n, k, classes, {
     topClass: new Int32Array(n * k).fill(-1),
     topScore: new Float64Array(n * k),
-    errors: new Map(),
     probabilities: names.has('probabilities') ? new Map() : null,
-  };
+  });
   const labelIdx = new Map<string, number>();
   const splitIdx = new Map<string, number>();
   const fileIdx = new Map<string, number>();

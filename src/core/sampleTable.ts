@@ -43,6 +43,34 @@ export interface SampleColumns {
   probabilities: Map<number, string> | null;
 }
 
+/**
+ * Columns for n samples with nothing filled in yet (no label, split or source; -1 where "none" exists), around the
+ * given top-K columns; the makers (an evaluation, the sidecar reader) fill them row by row.
+ */
+export function newSampleColumns(
+  n: number,
+  k: number,
+  classes: readonly string[],
+  top: { topClass: Int32Array; topScore: Float64Array; probabilities: Map<number, string> | null },
+): SampleColumns {
+  return {
+    n, k, classes,
+    paths: new Array<string>(n),
+    labelNames: [],
+    labels: new Int32Array(n),
+    splitNames: [],
+    splits: new Int32Array(n).fill(-1),
+    sourceFiles: [],
+    sourceFile: new Int32Array(n).fill(-1),
+    sourceLine: new Int32Array(n),
+    hashes: null,
+    topClass: top.topClass,
+    topScore: top.topScore,
+    errors: new Map(),
+    probabilities: top.probabilities,
+  };
+}
+
 /** A read-only, indexable view of a report's samples (inline array or sidecar columns). */
 export class SampleTable implements Iterable<ReportSample> {
   private pathIndex: Map<string, number> | undefined;
