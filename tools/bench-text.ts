@@ -12,7 +12,7 @@
  * templates over class names (lengths vary more). Every timed call starts from sessions that are already created.
  */
 import * as os from 'node:os';
-import { ClipModel } from '../src/core/runtime';
+import { ClipModel, cosine } from '../src/core/runtime';
 import { BUILTIN_TEMPLATES, fillTemplate, classPrompt } from '../src/core/prompts';
 
 const args = process.argv.slice(2);
@@ -34,16 +34,6 @@ function prompts(): string[] {
   const t = BUILTIN_TEMPLATES.imagenet80;
   const names = ['tench', 'goldfish', 'great white shark', 'tiger shark', 'hammerhead shark', 'electric ray', 'stingray', 'rooster', 'hen', 'ostrich', 'brambling', 'goldfinch', 'house finch', 'junco', 'indigo bunting', 'American robin', 'bulbul', 'jay', 'magpie', 'chickadee', 'American dipper', 'kite (bird of prey)', 'bald eagle', 'vulture', 'great grey owl', 'fire salamander', 'smooth newt'];
   return Array.from({ length: n }, (_, i) => fillTemplate(t[i % t.length]!, names[Math.floor(i / t.length) % names.length]!));
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 /** Worst row cosine (float64 over the float32 rows; can print as 1 when the rows agree to float32 rounding) and the largest element difference. */

@@ -28,7 +28,7 @@ import { computeMetrics } from '../src/core/metrics';
 import { findLabelIssues } from '../src/core/labelIssues';
 import { StreamedJudgement } from '../src/core/streamedJudgement';
 import { topKIndices } from '../src/core/zeroShot';
-import { halfToFloat } from '../src/core/probabilities';
+import { floatToHalf as toHalf, halfValues } from '../src/core/probabilities';
 import type { ClassEmbeddings } from '../src/core/zeroShot';
 import { seededRandom } from './seededRandom';
 
@@ -45,25 +45,7 @@ const jsRows = Math.min(n, opt('--js-rows', 20_000));
 const streamedPath = args.includes('--streamed');
 
 /** float -> IEEE half bits, round to nearest even (normal and subnormal values; embeddings are well inside range). */
-const halfScratch = new Float32Array(1);
-const halfScratchBits = new Uint32Array(halfScratch.buffer);
-const halfTable = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
-function toHalf(v: number): number {
-  halfScratch[0] = v;
-  const x = halfScratchBits[0] as number;
-  const sign = (x >>> 16) & 0x8000;
-  const e = ((x >>> 23) & 0xff) - 127 + 15;
-  let m = x & 0x7fffff;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    m = (m | 0x800000) >> (1 - e);
-    return sign | ((m + 0x1000) >> 13);
-  }
-  const h = sign | (e << 10) | (m >> 13);
-  return (m & 0x1fff) > 0x1000 || ((m & 0x1fff) === 0x1000 && h & 1) ? h + 1 : h;
-}
-
+const halfTable = halfValues();
 const { uniform, normal: gauss } = seededRandom(12345);
 
 function peakMiB(): number {

@@ -26,7 +26,7 @@
 import { memMark } from './memLog';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
-import { halfToFloat } from './probabilities';
+import { halfValues } from './probabilities';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
 import { onnxRowDots, type RowDots } from './onnxMatMul';
@@ -449,17 +449,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
   }
   await index.refine(nb, sample);
   await index.exactRefine(nb, sample);
-  const rowD = (j: number) => {
-    let s = 0;
-    let c = 0;
-    for (let r = 0; r < k; r++) {
-      const v = nb.similarities[j * nb.k + r];
-      if (Number.isNaN(v)) continue;
-      s += 1 - v;
-      c++;
-    }
-    return c > 0 ? s / c : 1;
-  };
+  const rowD = (j: number) => meanNeighbourDistance(nb, k, j);
   const sampleD = Float64Array.from(sample, rowD).sort();
   const fence = quantile(sampleD, 0.75) + 3 * (quantile(sampleD, 0.75) - quantile(sampleD, 0.25));
   const candidates: number[] = [];
@@ -498,18 +488,21 @@ interface OutlierDistances {
 function outlierDistances(nb: Neighbours, k: number): OutlierDistances {
   const m = nb.indices.length / nb.k;
   const dist = new Float64Array(m);
-  for (let j = 0; j < m; j++) {
-    let s = 0;
-    let c = 0;
-    for (let r = 0; r < k; r++) {
-      const v = nb.similarities[j * nb.k + r];
-      if (Number.isNaN(v)) continue;
-      s += 1 - v;
-      c++;
-    }
-    dist[j] = c > 0 ? s / c : 1;
-  }
+  for (let j = 0; j < m; j++) dist[j] = meanNeighbourDistance(nb, k, j);
   return { dist, sorted: Float64Array.from(dist).sort() };
+}
+
+/** Row j's mean cosine distance to its first k neighbours in nb (missing neighbours skipped; 1 when it has none). */
+function meanNeighbourDistance(nb: Neighbours, k: number, j: number): number {
+  let s = 0;
+  let c = 0;
+  for (let r = 0; r < k; r++) {
+    const v = nb.similarities[j * nb.k + r];
+    if (Number.isNaN(v)) continue;
+    s += 1 - v;
+    c++;
+  }
+  return c > 0 ? s / c : 1;
 }
 
 interface Representatives {
@@ -945,16 +938,6 @@ export interface HalfRow {
   bits: Uint16Array;
   /** The row's value j is fround(half(bits[j]) * scale): the float32 embedding handed to `set`. */
   scale: number;
-}
-
-let halfValueTable: Float32Array | undefined;
-/** Every float16 bit pattern's value (256 KB, made on first use). */
-function halfValues(): Float32Array {
-  if (!halfValueTable) {
-    halfValueTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfValueTable[h] = halfToFloat(h);
-  }
-  return halfValueTable;
 }
 
 /**

@@ -20,7 +20,7 @@ import { ClipLensError, throwIfAborted } from './errors';
 import { compareCodePoints, SPLIT_FOLDER_NAMES } from './dataset';
 import { labelFileKind } from './datasetFormat';
 import { parseLabelFile } from './labelFile';
-import { halfToFloat, NPY_ITEM_SIZE, parseNpyHeader } from './probabilities';
+import { halfValues, NPY_ITEM_SIZE, parseNpyHeader } from './probabilities';
 import type { HalfRow } from './duplicates';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import type { ClipModel } from './runtime';
@@ -411,16 +411,6 @@ async function datasetFromMetadata(
 
 /** Rows read per chunk when streaming a shard (about 8 MB). */
 const CHUNK_BYTES = 8 << 20;
-
-let halfTable: Float32Array | undefined;
-/** Every float16 bit pattern's value (256 KB, made on first use). */
-function halfValues(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
-  }
-  return halfTable;
-}
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 

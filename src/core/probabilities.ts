@@ -480,6 +480,36 @@ export function halfToFloat(h: number): number {
   return sign * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+let halfValueTable: Float32Array | undefined;
+/** Every float16 bit pattern's value (256 KB, made on first use): decoding float16 rows by table lookup. */
+export function halfValues(): Float32Array {
+  if (!halfValueTable) {
+    halfValueTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfValueTable[h] = halfToFloat(h);
+  }
+  return halfValueTable;
+}
+
+const halfScratch = new Float32Array(1);
+const halfScratchBits = new Uint32Array(halfScratch.buffer);
+/** number -> IEEE 754 half-precision bits (through float32, rounded to nearest even; NaN -> 0x7e00). */
+export function floatToHalf(v: number): number {
+  if (Number.isNaN(v)) return 0x7e00;
+  halfScratch[0] = v;
+  const x = halfScratchBits[0] as number;
+  const sign = (x >>> 16) & 0x8000;
+  const e = ((x >>> 23) & 0xff) - 127 + 15;
+  let m = x & 0x7fffff;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m = (m | 0x800000) >> (1 - e);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  const h = sign | (e << 10) | (m >> 13);
+  return (m & 0x1fff) > 0x1000 || ((m & 0x1fff) === 0x1000 && h & 1) ? h + 1 : h;
+}
+
 function readNpyValue(buf: Buffer, offset: number, dtype: NpyHeader['dtype']): number {
   switch (dtype) {
     case 'f2': return halfToFloat(buf.readUInt16LE(offset));

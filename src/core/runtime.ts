@@ -123,7 +123,8 @@ export const TEXT_BATCH = 64;
  */
 export const TRIM_CHECK_MIN_COSINE = { float32: 0.99999, int8: 0.995 };
 
-function cosine(a: Float32Array, b: Float32Array): number {
+/** Cosine of two vectors (float64 sums); two zero vectors count as equal (1), one zero vector as unlike (0). */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ab = 0, aa = 0, bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i]! * b[i]!;

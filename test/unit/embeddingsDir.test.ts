@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { ClipLensError } from '../../src/core/errors';
 import { embedFiles, executeRun, loadModel, planRun, runEvaluation } from '../../src/core/run';
 import { EmbeddingsWriter, isEmbeddingsDir, readEmbeddingsDir } from '../../src/core/embeddingsDir';
-import { halfToFloat } from '../../src/core/probabilities';
+import { floatToHalf as toHalf, halfToFloat } from '../../src/core/probabilities';
 import type { ClipModel } from '../../src/core/runtime';
 import type { EvalReport } from '../../src/core/report';
 import { main } from '../../src/cli/main';
@@ -72,24 +72,6 @@ function tmp(t: { after: (f: () => void) => void }): string {
   const dir = fs.mkdtempSync(path.join(work, 'case-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** float -> IEEE half bits (round to nearest even; enough for embedding values). */
-function toHalf(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0] as number;
-  const sign = (x >>> 16) & 0x8000;
-  const e = ((x >>> 23) & 0xff) - 127 + 15;
-  let m = x & 0x7fffff;
-  if (Number.isNaN(v)) return 0x7e00;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    m = (m | 0x800000) >> (1 - e);
-    return sign | ((m + 0x1000) >> 13);
-  }
-  const h = sign | (e << 10) | (m >> 13);
-  return (m & 0x1fff) > 0x1000 || ((m & 0x1fff) === 0x1000 && h & 1) ? h + 1 : h;
 }
 
 function npy(rows: Float32Array[], dtype: 'f2' | 'f4', dim = rows[0]?.length ?? 64): Buffer {

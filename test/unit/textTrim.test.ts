@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ClipModel, TRIM_CHECK_MIN_COSINE } from '../../src/core/runtime';
+import { ClipModel, cosine, TRIM_CHECK_MIN_COSINE } from '../../src/core/runtime';
 import { BUILTIN_TEMPLATES, promptsForClass } from '../../src/core/prompts';
 import { CONTEXT_LENGTH } from '../../src/core/tokenizer';
 import { usedLength } from '../../src/core/textBatches';
@@ -25,15 +25,6 @@ const TEXTS = [...REFERENCE.map((r) => r.text), ...CLASSES.flatMap((c) => prompt
 
 function rows(e: Float32Array, dim: number): Float32Array[] {
   return Array.from({ length: e.length / dim }, (_, i) => e.subarray(i * dim, (i + 1) * dim));
-}
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
