@@ -580,6 +580,29 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
    * probabilities are read, by either judgement) instead of into per-sample objects.
    */
   const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true) : null;
+  /**
+   * Duplicates, leakage and outliers (duplicates.ts) of either judgement: `rowOf` maps a sample to its evaluated row
+   * (-1: none), `metricsOfRows` gives the metrics of some rows (the metrics without leaked samples).
+   */
+  const duplicatesOfJudgement = (
+    metricsBySplit: Record<string, Metrics> | undefined,
+    rowOf: (sample: number) => number,
+    metricsOfRows: (rows: number[]) => Metrics,
+  ) =>
+    duplicatesOfRun({
+      root: dataset.root,
+      samples: results,
+      embeddings: embeddingRows,
+      pixelHashes,
+      preprocessor: model.preprocessor,
+      thresholds: config.duplicates,
+      metricsBySplit,
+      metricsFor: (indices) => {
+        const rows = indices.map(rowOf).filter((r) => r >= 0);
+        return rows.length > 0 ? metricsOfRows(rows) : null;
+      },
+      signal,
+    });
   /** The judgement over the held N x K matrix. */
   const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
     memMark('judgement: held, before scoring');
@@ -622,20 +645,11 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
     // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
     const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
-    const duplicates = await duplicatesOfRun({
-      root: dataset.root,
-      samples: results,
-      embeddings: embeddingRows,
-      pixelHashes,
-      preprocessor: model.preprocessor,
-      thresholds: config.duplicates,
+    const duplicates = await duplicatesOfJudgement(
       metricsBySplit,
-      metricsFor: (indices) => {
-        const rows = indices.map((i) => rowOfSample.get(i)).filter((r): r is number => r !== undefined);
-        return rows.length > 0 ? computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }) : null;
-      },
-      signal,
-    });
+      (i) => rowOfSample.get(i) ?? -1,
+      (rows) => computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }),
+    );
     return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: 1 };
   };
   /**
@@ -680,20 +694,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         }
       }
     }
-    const duplicates = await duplicatesOfRun({
-      root: dataset.root,
-      samples: results,
-      embeddings: embeddingRows,
-      pixelHashes,
-      preprocessor: model.preprocessor,
-      thresholds: config.duplicates,
-      metricsBySplit,
-      metricsFor: (indices) => {
-        const rows = indices.map((i) => rowOfSample[i] as number).filter((r) => r >= 0);
-        return rows.length > 0 ? judge.metrics(ks, rows) : null;
-      },
-      signal,
-    });
+    const duplicates = await duplicatesOfJudgement(metricsBySplit, (i) => rowOfSample[i] as number, (rows) => judge.metrics(ks, rows));
     memMark('judgement: duplicates/outliers done');
     // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
     if (metrics) await judge.secondPass();
