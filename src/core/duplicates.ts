@@ -938,6 +938,11 @@ export interface HalfRow {
   bits: Uint16Array;
   /** The row's value j is fround(half(bits[j]) * scale): the float32 embedding handed to `set`. */
   scale: number;
+  /**
+   * Set by the reader that made the embedding from these bits and this scale (embeddingsDir.ts decodeRow), so that
+   * they are known to match: `set` then skips the check.
+   */
+  exact?: boolean;
 }
 
 /**
@@ -991,7 +996,7 @@ export class EmbeddingRows {
     if (embedding.length !== this.dim) return;
     const c = Math.floor(i / EmbeddingRows.CHUNK);
     const r = i - c * EmbeddingRows.CHUNK;
-    if (this.mode !== 'float' && half && half.bits.length === this.dim && EmbeddingRows.halfMatches(embedding, half)) {
+    if (this.mode !== 'float' && half && half.bits.length === this.dim && (half.exact === true || EmbeddingRows.halfMatches(embedding, half))) {
       this.mode = 'half';
       const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
       chunk.set(half.bits, r * this.dim);
