@@ -8,7 +8,7 @@
  * and, for the ratio, the JavaScript row-by-row path (float64, what every row ran on before) on the first
  * `--js-rows` rows (default 20,000), scaled to n.
  *
- *   node --import tsx tools/bench-zeroshot.ts [n=1000000] [dim=512] [k=1000] [--js-rows N] [--streamed]
+ *   node --import tsx tools/bench-zeroshot.ts [n=1000000] [dim=512] [k=1000] [--js-rows N] [--streamed [--whole-rows]]
  *
  * --streamed: the streamed judgement instead (core/streamedJudgement.ts, what an evaluation runs when the N x K
  * probabilities would outgrow the embeddings): the embeddings are kept as float16 (as read from clip-retrieval
@@ -154,7 +154,9 @@ async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: n
   const classNames = Array.from({ length: k }, (_, c) => `class_${c}`);
   const judge = new StreamedJudgement({ rows, classEmbeddings: classes, logitScale: 100, classes: classNames, rowOfSample: Int32Array.from({ length: n }, (_, i) => i), labels });
   let topSum = 0;
-  await time('pass 1: top-5 per sample, row values', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
+  // As eval does without --probabilities: the rows reduced inside ONNX Runtime; --whole-rows: each row read in JS.
+  if (process.argv.includes('--whole-rows')) await time('pass 1: top-5 per sample, row values (whole rows)', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
+  else await time('pass 1: top-5 per sample, row values', () => judge.firstPass(() => undefined, { t: 5, set: (_, c) => (topSum += c[0] as number) }), out);
   const metrics = await time('metrics (no AP yet)', () => judge.metrics([1, 5]), out);
   await time('pass 2: cleanlab scan, AP, candidates', () => judge.secondPass(), out);
   const issues = await time('prune (pass 3 only if undecided), rank', () => judge.labelIssues(), out);

@@ -674,10 +674,16 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       if (hash !== null) results[i].contentHash = hash;
     }
     memMark('judgement: streamed, before pass 1');
-    await judge.firstPass((i, p) => {
+    // Without --probabilities no sample needs its whole row: pass 1 reduces the rows inside ONNX Runtime.
+    const onRow = (i: number, p: Float32Array) => {
       if (columnar) columnar.set(i, p);
       else results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
-    });
+    };
+    const onTop = (i: number, cls: Int32Array, scores: Float32Array) => {
+      if (columnar) columnar.setTop(i, cls, scores);
+      else results[i].predicted = Array.from(cls.subarray(0, topK), (c, q) => ({ class: classes[c] as string, score: scores[q] as number }));
+    };
+    await judge.firstPass(onRow, options.probabilities ? undefined : { t: Math.max(1, topK), set: onTop });
     memMark('judgement: pass 1 done (top-K, per-row metrics)');
     let metrics: Metrics | null = null;
     let metricsBySplit: Record<string, Metrics> | undefined;
@@ -845,6 +851,14 @@ function topKColumns(n: number, topK: number, withProbabilities: boolean) {
         topScore[i * k + rank] = p[ci] as number;
       });
       probabilities?.set(i, JSON.stringify(Array.from(p)));
+    },
+    /** The top classes and scores already known (best first; at most k of them taken). */
+    setTop(i: number, cls: Int32Array, scores: Float32Array): void {
+      const t = Math.min(k, cls.length);
+      for (let q = 0; q < t; q++) {
+        topClass[i * k + q] = cls[q] as number;
+        topScore[i * k + q] = scores[q] as number;
+      }
     },
   };
 }

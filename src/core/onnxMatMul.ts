@@ -167,6 +167,92 @@ export function zeroShotModelBytes(): Uint8Array {
   return Uint8Array.from(model);
 }
 
+/**
+ * ONNX model bytes of the zero-shot head's row summary (opset 13): the probabilities P = Softmax(S * MatMul(A, B)) of
+ * {@link zeroShotModelBytes} (the same nodes, so the same values bit for bit), reduced per row to what a first pass
+ * over a large evaluation keeps, so that the M x N matrix never leaves ONNX Runtime:
+ *   V[M, T], I[M, T] = TopK(P, T[1]) (largest first; equal values: the lower column first), I as int32;
+ *   ARG[M] = ArgMax(P) (the first maximum) as int32;  SELF[M, 1] = P[m, L[m]] (L[M, 1] int64 labels);
+ *   RANK[M] = #{j < L: P[m, j] > SELF} + #{j > L: P[m, j] >= SELF} (metrics.ts' per-row rank of the label),
+ * with J[1, N] = 0 .. N-1 (int64) and AX = [1] (ReduceSum's axes).
+ */
+export function zeroShotSummaryModelBytes(): Uint8Array {
+  return modelOf(
+    'clip-lens-zero-shot-summary',
+    [
+      nodeProto(['A', 'B'], ['L0'], 'MatMul'),
+      nodeProto(['L0', 'S'], ['Z'], 'Mul'),
+      nodeProto(['Z'], ['P'], 'Softmax'),
+      nodeProto(['P', 'T'], ['V', 'I64'], 'TopK', [attr('axis', 1)]),
+      nodeProto(['I64'], ['I'], 'Cast', [attr('to', 6)]),
+      nodeProto(['P'], ['ARG64'], 'ArgMax', [attr('axis', 1), attr('keepdims', 0)]),
+      nodeProto(['ARG64'], ['ARG'], 'Cast', [attr('to', 6)]),
+      nodeProto(['P', 'L'], ['SELF'], 'GatherElements', [attr('axis', 1)]),
+      nodeProto(['P', 'SELF'], ['GT'], 'Greater'),
+      nodeProto(['P', 'SELF'], ['EQ'], 'Equal'),
+      nodeProto(['J', 'L'], ['AFTER'], 'Greater'),
+      nodeProto(['EQ', 'AFTER'], ['TIE'], 'And'),
+      nodeProto(['GT', 'TIE'], ['AHEAD'], 'Or'),
+      nodeProto(['AHEAD'], ['AHEADF'], 'Cast', [attr('to', 1)]),
+      nodeProto(['AHEADF', 'AX'], ['RANK'], 'ReduceSum', [attr('keepdims', 0)]),
+    ],
+    [
+      typedValueInfo('A', ['M', 'D'], 1),
+      typedValueInfo('B', ['D', 'N'], 1),
+      typedValueInfo('S', [1], 1),
+      typedValueInfo('T', [1], 7),
+      typedValueInfo('L', ['M', 1], 7),
+      typedValueInfo('J', [1, 'N'], 7),
+      typedValueInfo('AX', [1], 7),
+    ],
+    [typedValueInfo('V', ['M', 'K'], 1), typedValueInfo('I', ['M', 'K'], 6), typedValueInfo('ARG', ['M'], 6), typedValueInfo('SELF', ['M', 1], 1), typedValueInfo('RANK', ['M'], 1)],
+  );
+}
+
+/** Per row of a block: what {@link zeroShotSummaryModelBytes} gives. */
+export interface ZeroShotSummary {
+  /** m x t: the t largest probabilities of each row, largest first, and their classes. */
+  topScores: Float32Array;
+  topClasses: Int32Array;
+  t: number;
+  argmax: Int32Array;
+  /** The probability of each row's label. */
+  self: Float32Array;
+  /** How many classes rank ahead of the label (metrics.ts' per-row pass). */
+  rank: Float32Array;
+}
+
+export interface ZeroShotSummaryHead {
+  /** a (m x k) image rows, b (k x n) the class embeddings transposed, labels (m, each in 0 .. n-1), t <= n. */
+  run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, labels: BigInt64Array, t: number): Promise<ZeroShotSummary>;
+}
+
+/** The shared zero-shot summary session (options as the zero-shot head's), or null without ONNX Runtime. */
+export const onnxZeroShotSummary: () => Promise<ZeroShotSummaryHead | null> = sharedSession(async (threads) => {
+  const ort = loadOrt();
+  if (!ort) return null;
+  const session = await ort.InferenceSession.create(zeroShotSummaryModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const columns = new Map<number, Ort.Tensor>();
+  const axis = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
+  const head: ZeroShotSummaryHead = {
+    async run(a, m, k, b, n, scale, labels, t) {
+      let j = columns.get(n);
+      if (!j) columns.set(n, (j = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, c) => BigInt(c)), [1, n])));
+      const out = await session.run({
+        A: new ort.Tensor('float32', a, [m, k]),
+        B: new ort.Tensor('float32', b, [k, n]),
+        S: new ort.Tensor('float32', Float32Array.of(scale), [1]),
+        T: new ort.Tensor('int64', BigInt64Array.of(BigInt(t)), [1]),
+        L: new ort.Tensor('int64', labels, [m, 1]),
+        J: j,
+        AX: axis,
+      });
+      return { topScores: out.V.data as Float32Array, topClasses: out.I.data as Int32Array, t, argmax: out.ARG.data as Int32Array, self: out.SELF.data as Float32Array, rank: out.RANK.data as Float32Array };
+    },
+  };
+  return head;
+});
+
 /** ONNX model bytes: C[M, N] = MatMul(A[M, K], B[K, N]). */
 export function matMulModelBytes(): Uint8Array {
   const node = [...str(1, 'A'), ...str(1, 'B'), ...str(2, 'C'), ...str(3, 'matmul'), ...str(4, 'MatMul')];

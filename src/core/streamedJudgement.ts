@@ -28,7 +28,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { zeroShotBlock, type ClassEmbeddings } from './zeroShot';
+import { summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -39,9 +39,8 @@ export const SCORE_SPAN_ROWS = SCORE_BLOCKS * EmbeddingRows.blockRows;
 /**
  * The zero-shot probabilities of every row with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time
  * (rows without one skipped): `onBlock(index, probs)` gets the sample indices of the block and their probabilities
- * (index.length x K, row-major; valid during the call). The next block's product runs (on ONNX Runtime's threads)
- * while `onBlock` handles the current one, and the float16 rows of the next block are decoded while the current
- * block's product runs.
+ * (index.length x K, row-major; valid during the call). The held path scores through here too, so both paths see
+ * the same blocks and so the same probabilities.
  */
 export async function forEachScoredBlock(
   rows: EmbeddingRows,
@@ -53,6 +52,16 @@ export async function forEachScoredBlock(
 ): Promise<void> {
   const dim = classEmbeddings.dim;
   if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
+  await forEachPackedBlock(rows, (packed, index) => zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine), onBlock, signal);
+}
+
+/**
+ * The rows with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time, packed (decoded to float32, rows
+ * without one skipped) and handed to `product`; `onBlock(index, result)` gets the sample indices of the block and
+ * the product's result. The next block is packed and its product started before `onBlock` handles the current one.
+ */
+async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: Float32Array, index: number[]) => Promise<R>, onBlock: (index: number[], result: R) => void, signal?: AbortSignal): Promise<void> {
+  const dim = rows.dim;
   const span = SCORE_SPAN_ROWS;
   const buffers = [new Float32Array(span * dim), new Float32Array(span * dim)];
   let turn = 0;
@@ -74,12 +83,11 @@ export async function forEachScoredBlock(
     }
     return { index, packed };
   };
-  const product = (job: { index: number[]; packed: Float32Array }): Promise<Float32Array> => {
-    const m = job.index.length;
-    const probs = zeroShotBlock(job.packed.subarray(0, m * dim), m, classEmbeddings, logitScale, engine);
+  const run = (job: { index: number[]; packed: Float32Array }): Promise<R> => {
+    const result = product(job.packed, job.index);
     // Surface a failure at its await, without an unhandled rejection meanwhile.
-    probs.catch(() => undefined);
-    return probs;
+    result.catch(() => undefined);
+    return result;
   };
   let start = 0;
   const nextPack = () => {
@@ -90,20 +98,26 @@ export async function forEachScoredBlock(
     }
     return null;
   };
-  // Pipeline: while ONNX Runtime computes the current span, the main thread decodes the next one (into the other
-  // buffer); once the current product is in, the next one starts at once and the current probabilities are handled
-  // meanwhile. So ONNX Runtime never waits for a decode.
+  // onnxruntime-node's session.run is synchronous on this thread (inside a setImmediate), so the decode of the next
+  // span does not overlap the current product: it only keeps the order of the work simple.
   let current = nextPack();
-  let currentProbs = current ? product(current) : null;
-  while (current && currentProbs) {
+  let currentResult = current ? run(current) : null;
+  while (current && currentResult) {
     throwIfAborted(signal);
     const next = nextPack();
-    const probs = await currentProbs;
-    const nextProbs = next ? product(next) : null;
-    onBlock(current.index, probs);
+    const result = await currentResult;
+    const nextResult = next ? run(next) : null;
+    onBlock(current.index, result);
     current = next;
-    currentProbs = nextProbs;
+    currentResult = nextResult;
   }
+}
+
+/** Pass 1's per-sample output when the probabilities themselves are not wanted: each scored sample's top-t. */
+export interface TopOfSample {
+  t: number;
+  /** classes and scores (t each, best first; views valid during the call). */
+  set: (sample: number, classes: Int32Array, scores: Float32Array) => void;
 }
 
 export interface StreamedJudgementInput {
@@ -218,8 +232,14 @@ export class StreamedJudgement {
     }, signal, engine);
   }
 
-  /** Pass 1: per evaluated row argmax, rank of the label, label score; `onSample` gets every scored sample's row. */
-  async firstPass(onSample: (sample: number, probs: Float32Array) => void): Promise<void> {
+  /**
+   * Pass 1: per evaluated row argmax, rank of the label, label score; `onSample` gets every scored sample's row. With
+   * `top` instead (no sample's whole row wanted) the rows are reduced inside ONNX Runtime (zeroShotSummaryBlock: the
+   * m x K probabilities of a block are never copied out; the same values), and `top.set` gets each scored sample's
+   * top-t.
+   */
+  async firstPass(onSample: (sample: number, probs: Float32Array) => void, top?: TopOfSample): Promise<void> {
+    if (top && !this.p1) return this.summaryPass(top);
     const { pred, rank, self, p1, labelArray } = this;
     // One read per value: cheap next to the product; shared with the helpers only when forced (tests: the copy of
     // each block to shared memory would cost about what they save).
@@ -238,7 +258,49 @@ export class StreamedJudgement {
       };
       runBlockParts([{ kind: 'rows', data, units: Math.ceil(m / data.rowsPerUnit) }], m * this.k, share);
       if (p1) for (let r = 0; r < m; r++) p1[first + r] = block.chunkOf(r)[block.offsetOf(r) + 1];
-    }, onSample, share);
+    }, (i, p) => {
+      if (top) {
+        const t = Math.min(top.t, this.k);
+        const cls = Int32Array.from(topKIndices(p, t));
+        top.set(i, cls, Float32Array.from(cls, (c) => p[c] as number));
+      } else onSample(i, p);
+    }, share);
+  }
+
+  /** Pass 1 on the row summaries (see {@link firstPass}). */
+  private async summaryPass(top: TopOfSample): Promise<void> {
+    const { rows, classEmbeddings, logitScale, rowOfSample, signal, engine } = this.input;
+    const { pred, rank, labelArray, k } = this;
+    const selfValue = new Float32Array(this.self.buffer, this.self.byteOffset, this.n);
+    const dim = classEmbeddings.dim;
+    if (rows.dim !== dim) return;
+    this.passes++;
+    await forEachPackedBlock(
+      rows,
+      async (packed, index) => {
+        const m = index.length;
+        // A scored sample that is not evaluated (its label is not a class) gets its top-t only: any label will do.
+        const labels = BigInt64Array.from(index, (i) => {
+          const row = rowOfSample[i] as number;
+          return BigInt(row >= 0 ? (labelArray[row] as number) : 0);
+        });
+        const images = packed.subarray(0, m * dim);
+        const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, top.t, engine);
+        return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, top.t);
+      },
+      (index, s) => {
+        const t = s.t;
+        index.forEach((i, r) => {
+          top.set(i, s.topClasses.subarray(r * t, (r + 1) * t), s.topScores.subarray(r * t, (r + 1) * t));
+          const row = rowOfSample[i] as number;
+          if (row < 0) return;
+          pred[row] = s.argmax[r] as number;
+          rank[row] = s.rank[r] as number;
+          selfValue[row] = s.self[r] as number;
+        });
+      },
+      signal,
+    );
   }
 
   /**

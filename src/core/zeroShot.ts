@@ -6,7 +6,9 @@ import type { ClipModel } from './runtime';
 import type { EmbeddingCache } from './embeddingCache';
 import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
-import { onnxZeroShot } from './onnxMatMul';
+import { onnxZeroShot, onnxZeroShotSummary, type ZeroShotSummary } from './onnxMatMul';
+
+export type { ZeroShotSummary } from './onnxMatMul';
 
 /**
  * Prompts handed to the model per call: it sorts them by length and batches them (ClipModel.embedTexts), so the
@@ -118,6 +120,54 @@ export async function zeroShotBlock(images: Float32Array, m: number, classes: Cl
   }
   const out = new Float32Array(m * k);
   for (let r = 0; r < m; r++) zeroShotProbabilities(images.subarray(r * dim, (r + 1) * dim), classes, logitScale, out.subarray(r * k, (r + 1) * k));
+  return out;
+}
+
+/**
+ * The row summary of a block (see onnxMatMul.ts zeroShotSummaryModelBytes: top-t, argmax, the label's probability and
+ * rank) computed inside ONNX Runtime, so that the m x K probabilities are never copied out: for blocks that
+ * {@link zeroShotBlock} would give to ONNX Runtime, with the same values. Null when that block would be scored in
+ * JavaScript, or ONNX Runtime cannot load: the caller then uses zeroShotBlock and {@link summaryOfProbabilities}.
+ * `labels` (m): each row's class index (any class for a row without one; its self and rank mean nothing).
+ */
+export async function zeroShotSummaryBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, labels: BigInt64Array, t: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotSummary | null> {
+  const { matrix, dim } = classes;
+  const k = matrix.length / dim;
+  if (!(engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK))) return null;
+  const head = await onnxZeroShotSummary();
+  if (!head || !(await onnxZeroShot())) return null; // both or neither: the values must be the full head's
+  const a = images.length === m * dim ? images : images.subarray(0, m * dim);
+  return head.run(a, m, dim, transposed(classes), k, logitScale, labels, Math.min(t, k));
+}
+
+/**
+ * The same summary as {@link zeroShotSummaryBlock} from a block's probabilities (m x k, row-major): top-t by
+ * {@link topKIndices}, the first maximum, the label's probability and how many classes rank ahead of it (before the
+ * label: strictly larger; after it: at least as large).
+ */
+export function summaryOfProbabilities(probs: Float32Array, m: number, k: number, labels: BigInt64Array, t: number): ZeroShotSummary {
+  const tt = Math.min(t, k);
+  const out: ZeroShotSummary = { topScores: new Float32Array(m * tt), topClasses: new Int32Array(m * tt), t: tt, argmax: new Int32Array(m), self: new Float32Array(m), rank: new Float32Array(m) };
+  for (let r = 0; r < m; r++) {
+    const o = r * k;
+    const p = probs.subarray(o, o + k);
+    topKIndices(p, tt).forEach((c, q) => {
+      out.topClasses[r * tt + q] = c;
+      out.topScores[r * tt + q] = p[c] as number;
+    });
+    const label = Number(labels[r]);
+    const py = p[label] as number;
+    let arg = 0;
+    let ahead = 0;
+    for (let j = 0; j < k; j++) {
+      const v = p[j] as number;
+      if (v > (p[arg] as number)) arg = j;
+      if (v > py || (v === py && j > label)) ahead++;
+    }
+    out.argmax[r] = arg;
+    out.self[r] = py;
+    out.rank[r] = ahead;
+  }
   return out;
 }
 

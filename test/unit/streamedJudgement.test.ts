@@ -12,7 +12,7 @@ import { findLabelIssues } from '../../src/core/labelIssues';
 import { shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
-import type { ClassEmbeddings } from '../../src/core/zeroShot';
+import { topKIndices, type ClassEmbeddings } from '../../src/core/zeroShot';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -49,7 +49,7 @@ function dataset(seed: number, n: number, k: number, dim: number, noise: number)
   return { cls, rows, labelOf };
 }
 
-async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean } = {}) {
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean } = {}) {
   const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise);
   const logitScale = 30;
   const ks = [1, 3, 5];
@@ -82,7 +82,9 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   // Streamed.
   const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels, ...(streamedOptions.pruneCandidates ? { pruneCandidates: streamedOptions.pruneCandidates } : {}) });
   const seen = new Map<number, number[]>();
-  await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
+  const seenTop = new Map<number, { classes: number[]; scores: number[] }>();
+  if (streamedOptions.summary) await judge.firstPass(() => assert.fail('no whole row with a top-t'), { t: 5, set: (i, c, v) => seenTop.set(i, { classes: Array.from(c), scores: Array.from(v) }) });
+  else await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
   const all = judge.metrics(ks);
   const splits = subsets.map((idx) => judge.metrics(ks, idx));
   const lateAfter = streamedOptions.lateAfterPass2 !== false;
@@ -94,7 +96,7 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   const [lateMetrics, lateAgain] = twice;
   const issues = await judge.labelIssues();
   assert.deepEqual(lateAgain, lateMetrics);
-  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, passes: judge.passes };
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes };
 }
 
 test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
@@ -102,6 +104,20 @@ test('streamed judgement = held judgement: metrics, per-split and late-subset AP
   assert.deepEqual(seen, topOf, 'every scored sample sees the same probabilities in pass 1');
   assert.ok(held.issues.length > 100, `label issues to compare: ${held.issues.length}`);
   assert.ok(held.all.perClass.every((c) => c.averagePrecision !== null));
+  assert.deepEqual(streamed.all, held.all);
+  assert.deepEqual(streamed.splits, held.splits);
+  assert.deepEqual(streamed.late, held.late);
+  assert.deepEqual(streamed.issues, held.issues);
+});
+
+test('streamed judgement with pass 1 reduced inside ONNX Runtime (top-5, argmax, label rank and score) = held judgement, bit for bit', async () => {
+  const { held, streamed, topOf, seenTop } = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true });
+  // Every scored sample's top-5 is the held row's (the last, smaller block is reduced in JavaScript).
+  assert.equal(seenTop.size, topOf.size);
+  for (const [i, p] of topOf) {
+    const classes = topKIndices(Float32Array.from(p), 5);
+    assert.deepEqual(seenTop.get(i), { classes, scores: classes.map((c) => Math.fround(p[c] as number)) }, `sample ${i}`);
+  }
   assert.deepEqual(streamed.all, held.all);
   assert.deepEqual(streamed.splits, held.splits);
   assert.deepEqual(streamed.late, held.late);

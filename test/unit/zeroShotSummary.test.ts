@@ -1,0 +1,81 @@
+/**
+ * The zero-shot head's row summary inside ONNX Runtime (onnxMatMul.ts zeroShotSummaryModelBytes, zeroShot.ts
+ * zeroShotSummaryBlock) against the full head's probabilities reduced in JavaScript (summaryOfProbabilities), bit for
+ * bit, with exact ties (duplicated class embeddings) on the label, before and after it, and in the top-k.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices, type ClassEmbeddings } from '../../src/core/zeroShot';
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+}
+
+function unit(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return v.map((x) => x / Math.sqrt(s));
+}
+
+/** k classes of width dim, where classes 2c+1 repeat class 2c for c < dups (exact ties in every row). */
+function problem(seed: number, m: number, k: number, dim: number, dups: number) {
+  const rand = lcg(seed);
+  const matrix = new Float32Array(k * dim);
+  for (let c = 0; c < k; c++) {
+    const src = c % 2 === 1 && c < 2 * dups ? matrix.slice((c - 1) * dim, c * dim) : unit(Float32Array.from({ length: dim }, () => rand() * 2 - 1));
+    matrix.set(src, c * dim);
+  }
+  const classes: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
+  const images = new Float32Array(m * dim);
+  for (let r = 0; r < m; r++) {
+    // Rows near one class (often a duplicated one, so the tie is at the top), the rest random.
+    const near = Math.floor(rand() * k);
+    const row = Float32Array.from({ length: dim }, (_, j) => (r % 3 === 0 ? (matrix[near * dim + j] as number) : 0) + (rand() * 2 - 1) * 0.3);
+    images.set(unit(row), r * dim);
+  }
+  // Labels: on a duplicated pair (either member), or anywhere.
+  const labels = BigInt64Array.from({ length: m }, (_, r) => BigInt(r % 4 === 0 ? 2 * Math.floor(rand() * dups) + (r % 8 === 0 ? 1 : 0) : Math.floor(rand() * k)));
+  return { classes, images, labels };
+}
+
+test('the summary computed in ONNX Runtime equals the full head reduced in JavaScript, ties included', async () => {
+  for (const [m, k, dim, t] of [[4096, 60, 32, 5], [1500, 1000, 16, 5], [700, 7, 64, 10]] as const) {
+    const { classes, images, labels } = problem(m + k, m, k, dim, Math.min(10, Math.floor(k / 2)));
+    const inside = await zeroShotSummaryBlock(images, m, classes, 30, labels, t, 'onnx');
+    assert.ok(inside, 'ONNX Runtime loads here');
+    const probs = await zeroShotBlock(images, m, classes, 30, 'onnx');
+    const outside = summaryOfProbabilities(probs, m, k, labels, t);
+    assert.deepEqual(inside, outside, `m=${m} k=${k} t=${t}`);
+    // The ties are really there: some label ties another class.
+    let tiedLabels = 0;
+    for (let r = 0; r < m; r++) {
+      const p = probs.subarray(r * k, (r + 1) * k);
+      const l = Number(labels[r]);
+      if (p.some((v, j) => j !== l && v === p[l])) tiedLabels++;
+    }
+    assert.ok(tiedLabels > m / 10, `tied labels: ${tiedLabels}`);
+  }
+});
+
+test('summaryOfProbabilities: top-k as topKIndices, the first maximum, the label\'s rank as metrics.ts counts it', () => {
+  const p = Float32Array.of(0.1, 0.3, 0.3, 0.2, 0.1, 0.0, 0.0);
+  const labels = BigInt64Array.of(2n);
+  const s = summaryOfProbabilities(p, 1, 7, labels, 3);
+  assert.deepEqual(Array.from(s.topClasses), topKIndices(p, 3));
+  assert.deepEqual(Array.from(s.topClasses), [1, 2, 3]);
+  assert.equal(s.argmax[0], 1, 'the first of equal maxima');
+  assert.equal(s.self[0], Math.fround(0.3));
+  assert.equal(s.rank[0], 0, 'class 1 ties before the label: not ahead; nothing after it is as large');
+  const s1 = summaryOfProbabilities(p, 1, 7, BigInt64Array.of(1n), 3);
+  assert.equal(s1.rank[0], 1, 'class 2 ties after the label: counted ahead (metrics.ts rowPassUnit)');
+  const s5 = summaryOfProbabilities(p, 1, 7, BigInt64Array.of(5n), 9);
+  assert.equal(s5.t, 7);
+  assert.equal(s5.rank[0], 6, 'five larger, and class 6 ties after it');
+});
+
+test('blocks below the ONNX work threshold, or the js engine, get no summary from ONNX Runtime (the caller reduces the full head)', async () => {
+  const { classes, images, labels } = problem(3, 10, 8, 16, 2);
+  assert.equal(await zeroShotSummaryBlock(images, 10, classes, 30, labels, 5, 'auto'), null);
+  assert.equal(await zeroShotSummaryBlock(images, 10, classes, 30, labels, 5, 'js'), null);
+});
