@@ -78,6 +78,12 @@ export interface NeighbourIndexOptions {
    * Runtime loads; true: whenever ONNX Runtime loads; false: never.
    */
   ivf?: boolean | 'auto';
+  /**
+   * {@link NeighbourIndex.buildFromRows} only: called with each block of raw rows as the build reads them (rows
+   * start .. start + count - 1 in rows[0 .. count * dim)), in order, each row once, so a caller needing one pass over
+   * the rows (class sums, say) does not decode them again. The block is only valid during the call.
+   */
+  onRows?: (start: number, rows: Float32Array, count: number) => void;
   /** IVF tuning (tests, benchmarks): rows per list, candidate rows per list's queries. */
   ivfListRows?: number;
   ivfCandidates?: number;
@@ -185,12 +191,13 @@ export class NeighbourIndex {
     if (n > 0 && (want === true || (want === 'auto' && options.approximate !== false && n >= IVF_MIN_ROWS))) {
       const [proj, topk] = await Promise.all([onnxProjection(), onnxTopK()]);
       if (proj && topk) {
-        const ivf = await Ivf.build(source, proj, topk, { width: options.project ?? IVF_WIDTH, listRows: options.ivfListRows ?? IVF_LIST_ROWS, candidates: options.ivfCandidates ?? IVF_CANDIDATES, spill: options.ivfSpill ?? IVF_SPILL });
+        const ivf = await Ivf.build(source, proj, topk, { width: options.project ?? IVF_WIDTH, listRows: options.ivfListRows ?? IVF_LIST_ROWS, candidates: options.ivfCandidates ?? IVF_CANDIDATES, spill: options.ivfSpill ?? IVF_SPILL, onRows: options.onRows });
         return new NeighbourIndex(new Float32Array(0), dim, undefined, undefined, 0, ivf);
       }
     }
     const vectors = new Float32Array(n * dim);
     source.copyRows(0, n, vectors);
+    options.onRows?.(0, vectors, n);
     for (let i = 0; i < n; i++) {
       let s = 0;
       for (let d = 0; d < dim; d++) s += vectors[i * dim + d] * vectors[i * dim + d];
@@ -710,8 +717,11 @@ class Ivf {
     /** Probe lists of list l: probe[probeStart[l] .. probeStart[l + 1] - 1], the list itself first. */
     private readonly probe: Int32Array,
     private readonly probeStart: Int32Array,
-    /** Spilled entries of list l: ids/home (the row's own list)/rows at start[l] .. start[l + 1] - 1. */
-    private readonly spill: { start: Int32Array; ids: Int32Array; home: Int32Array; rows: Float32Array },
+    /**
+     * Spilled entries of list l: ids/home (the row's own list)/pos (the row's position in `listed`, where its projected
+     * row is read: no copy) at start[l] .. start[l + 1] - 1.
+     */
+    private readonly spill: { start: Int32Array; ids: Int32Array; home: Int32Array; pos: Int32Array },
     /** Each list's `rank` nearest lists by centroid, nearest first (for refine's deeper probe sets). */
     private readonly ranked: Int32Array,
     private readonly rank: number,
@@ -728,7 +738,7 @@ class Ivf {
     return this.listStart.length - 1;
   }
 
-  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number }): Promise<Ivf> {
+  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number; onRows?: (start: number, rows: Float32Array, count: number) => void }): Promise<Ivf> {
     const { rows: n, dim } = source;
     // Narrow rows are not projected (an identity basis): the "projected" rows are then the normalised rows.
     const width = dim > 2 * o.width ? o.width : dim;
@@ -740,6 +750,7 @@ class Ivf {
     for (let b0 = 0; b0 < n; b0 += blockRows) {
       const b1 = Math.min(n, b0 + blockRows);
       source.copyRows(b0, b1, buf);
+      o.onRows?.(b0, buf, b1 - b0);
       const r = await proj.run(buf.subarray(0, (b1 - b0) * dim), b1 - b0, dim, basis, width);
       projected.set(r.projected, b0 * width);
       for (let i = 0; i < b1 - b0; i++) invNorm[b0 + i] = r.squaredNorms[i] > 0 ? 1 / Math.sqrt(r.squaredNorms[i]) : 0;
@@ -799,13 +810,12 @@ class Ivf {
     const bySpill = groupBy(spillKeys, lists);
     const spillIds = new Int32Array(spilled);
     const spillHome = new Int32Array(spilled);
-    const spillRows = new Float32Array(spilled * width);
+    const spillPos = new Int32Array(spilled);
     for (let e = 0; e < spilled; e++) {
       const r = spillRowsOf[bySpill.members[e]];
       spillIds[e] = r;
       spillHome[e] = listOf[r];
-      const p = positionOf[r];
-      spillRows.set(projected.subarray(p * width, (p + 1) * width), e * width);
+      spillPos[e] = positionOf[r];
     }
     // Probe sets: each list's nearest lists by centroid (itself first), until `candidates` rows.
     const rank = Math.min(lists, IVF_RANKED_LISTS);
@@ -831,7 +841,7 @@ class Ivf {
       for (const c of chosen) probeList.push(c);
       probeStart[l + 1] = probeList.length;
     }
-    return new Ivf(n, dim, width, source, topk, proj, basis, invNorm, projected, byList.members, byList.start, centroids, Int32Array.from(probeList), probeStart, { start: bySpill.start, ids: spillIds, home: spillHome, rows: spillRows }, ranked, rank, listOf);
+    return new Ivf(n, dim, width, source, topk, proj, basis, invNorm, projected, byList.members, byList.start, centroids, Int32Array.from(probeList), probeStart, { start: bySpill.start, ids: spillIds, home: spillHome, pos: spillPos }, ranked, rank, listOf);
   }
 
   /** Full-width cosine of rows a and b. */
@@ -880,7 +890,7 @@ class Ivf {
       // A spilled entry whose own list is probed too is there already.
       for (let e = sp.start[o]; e < sp.start[o + 1]; e++) {
         if (this.inProbe[sp.home[e]]) continue;
-        into.rows.set(sp.rows.subarray(e * w, (e + 1) * w), at * w);
+        into.rows.set(this.listed.subarray(sp.pos[e] * w, (sp.pos[e] + 1) * w), at * w);
         into.ids[at++] = sp.ids[e];
       }
     }
