@@ -673,10 +673,10 @@ interface ClassDistances {
 
 /**
  * The outliers' second test, each representative's distance to the rest of its class. rows: the representatives'
- * rows (normalised unless `normalise`, which normalises each as read), read block by block twice (class sums, then
- * each row's leave-one-out class distance): no packed copy needed.
+ * rows, normalised, read block by block twice (class sums, then each row's leave-one-out class distance): no packed
+ * copy needed. The large path's raw rows: {@link classDistancesOfRows}.
  */
-function classDistances(input: DuplicateInput, prep: Representatives, rows: RowSource, normalise = false): ClassDistances {
+function classDistances(input: DuplicateInput, prep: Representatives, rows: RowSource): ClassDistances {
   const { samples, dim } = input;
   const { reps } = prep;
   const m = reps.length;
@@ -686,19 +686,9 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   const sums = new Float64Array(classCount * dim);
   const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
   const buf = new Float32Array(block * dim);
-  const read = (j0: number, j1: number) => {
-    rows.copyRows(j0, j1, buf);
-    if (!normalise) return;
-    for (let i = 0; i < j1 - j0; i++) {
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += buf[i * dim + d] * buf[i * dim + d];
-      const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-      for (let d = 0; d < dim; d++) buf[i * dim + d] *= inv;
-    }
-  };
   for (let j0 = 0; j0 < m; j0 += block) {
     const j1 = Math.min(m, j0 + block);
-    read(j0, j1);
+    rows.copyRows(j0, j1, buf);
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;
@@ -708,7 +698,7 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   const classDist = new Float64Array(m);
   for (let j0 = 0; j0 < m; j0 += block) {
     const j1 = Math.min(m, j0 + block);
-    read(j0, j1);
+    rows.copyRows(j0, j1, buf);
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;

@@ -628,8 +628,11 @@ function exactSearch(
 const IVF_BLOCK_ROWS = 8192;
 /** Base rows per Gemm + TopK block of Ivf.exactRefine. */
 const EXACT_PROJECTED_BASE_ROWS = 32_768;
-/** Scores per block of Ivf.exactRefine (query rows x base rows): 128 MiB of float32. */
-const EXACT_PROJECTED_OUTPUT = 1 << 25;
+/**
+ * Scores per block of Ivf.exactRefine (query rows x base rows): 32 MiB of float32 (ONNX Runtime's arena keeps its
+ * largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
+ */
+const EXACT_PROJECTED_OUTPUT = 1 << 23;
 /** Lists (nearest centroids first) each list's ranking holds; its probe set is taken from them. */
 const IVF_RANKED_LISTS = 64;
 
@@ -978,32 +981,42 @@ class Ivf {
     if (m === 0) return;
     const t = Math.min(n, take + 1);
     const queryBlock = Math.max(1, Math.floor(EXACT_PROJECTED_OUTPUT / EXACT_PROJECTED_BASE_ROWS));
-    const rowQ = new Float32Array(this.dim);
-    const rowC = new Float32Array(this.dim);
-    for (let q0 = 0; q0 < m; q0 += queryBlock) {
-      const q1 = Math.min(m, q0 + queryBlock);
-      const qs = Array.from({ length: q1 - q0 }, (_, i) => this.positionOf(rows[q0 + i]));
-      const queries = gatherRows(this.listed, w, qs);
-      const poolIds: number[][] = qs.map(() => []);
-      const poolSims: number[][] = qs.map(() => []);
-      for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
-        const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
-        const tt = Math.min(t, b1 - b0);
-        const { scores, indices } = await this.topk.run(queries, q1 - q0, w, this.listed.slice(b0 * w, b1 * w), b1 - b0, tt);
+    // Base blocks outside (each copied once), query blocks inside; each row's pool gathers the base blocks in order.
+    const qs = Int32Array.from({ length: m }, (_, i) => this.positionOf(rows[i]));
+    const poolIds: Int32Array[] = [];
+    const poolSims: Float32Array[] = [];
+    const blocks = Math.ceil(n / EXACT_PROJECTED_BASE_ROWS);
+    const perRow = Math.min(n, blocks * t);
+    for (let i = 0; i < m; i++) {
+      poolIds.push(new Int32Array(perRow));
+      poolSims.push(new Float32Array(perRow));
+    }
+    const filled = new Int32Array(m);
+    for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
+      const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
+      const tt = Math.min(t, b1 - b0);
+      const base = this.listed.slice(b0 * w, b1 * w);
+      for (let q0 = 0; q0 < m; q0 += queryBlock) {
+        const q1 = Math.min(m, q0 + queryBlock);
+        const queries = gatherRows(this.listed, w, qs.subarray(q0, q1));
+        const { scores, indices } = await this.topk.run(queries, q1 - q0, w, base, b1 - b0, tt);
         for (let i = 0; i < q1 - q0; i++) {
+          const ids = poolIds[q0 + i];
+          const sims = poolSims[q0 + i];
           for (let c = 0; c < tt; c++) {
-            poolIds[i].push(this.order[b0 + indices[i * tt + c]]);
-            poolSims[i].push(scores[i * tt + c]);
+            ids[filled[q0 + i]] = this.order[b0 + indices[i * tt + c]];
+            sims[filled[q0 + i]++] = scores[i * tt + c];
           }
         }
       }
-      for (let i = 0; i < q1 - q0; i++) {
-        const q = rows[q0 + i];
-        const ids = poolIds[i];
-        const ps = poolSims[i];
-        const best = ids.map((_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
-        this.keepBest(nb, q, best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
-      }
+    }
+    const rowQ = new Float32Array(this.dim);
+    const rowC = new Float32Array(this.dim);
+    for (let i = 0; i < m; i++) {
+      const ids = poolIds[i];
+      const ps = poolSims[i];
+      const best = Array.from({ length: filled[i] }, (_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
+      this.keepBest(nb, rows[i], best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
     }
   }
 
