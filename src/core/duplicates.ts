@@ -29,7 +29,6 @@ import { ClipLensError } from './errors';
 import { halfValues } from './probabilities';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
-import { onnxRowDots, type RowDots } from './onnxMatMul';
 import { approximateAvailable, EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, ivfAvailable, NeighbourIndex, packedRowSource, type Neighbours, type RowSource } from './neighbours';
 
 export { randomProjection } from './neighbours';
@@ -336,7 +335,9 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   const large = m >= 3 && wantIvf !== false && (wantIvf === true || m >= IVF_MIN_ROWS) && input.approximate !== false;
   if (!large || !(await ivfAvailable())) return analyseDuplicates(input, thresholds);
   const source = repRowSource(input.embeddings, input.dim, prep.reps);
-  const index = await NeighbourIndex.buildFromRows(source, { ivf: true });
+  // The outliers' class sums gathered as the build reads the rows (one decode of them fewer).
+  const classSums = outlierK > 0 ? (({ classOf, classes }) => new ClassSums(classOf, classes, input.dim))(classesOfReps(input.samples, prep.reps)) : undefined;
+  const index = await NeighbourIndex.buildFromRows(source, { ivf: true, ...(classSums ? { onRows: (start: number, rows: Float32Array, count: number) => classSums.add(start, rows, count) } : {}) });
   memMark('duplicates: IVF index built');
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
@@ -347,8 +348,7 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   memMark('duplicates: near pairs');
   let outliers: Outlier[] = [];
   if (outlierK > 0) {
-    const rowDots = await onnxRowDots();
-    const cd = rowDots ? await classDistancesOfRows(input, prep, source, rowDots) : classDistances(input, prep, source, true);
+    const cd = classDistancesOfRows(input, prep, source, classSums);
     outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd, classIndexOfReps(input, prep)), cd);
     memMark('duplicates: outliers');
   }
@@ -508,31 +508,50 @@ function meanNeighbourDistance(nb: Neighbours, k: number, j: number): number {
 interface Representatives {
   /** The first readable sample of each content (samples without a hash are their own content), in sample order. */
   reps: number[];
-  repMembers: number[][];
+  /** Representative j's samples (increasing): members[memberStart[j] .. memberStart[j + 1]) (no array per representative). */
+  members: Int32Array;
+  memberStart: Int32Array;
   /** Exact groups (the contents with several samples). */
   groups: { kind: 'exact' | 'near'; members: number[]; similarity: number }[];
 }
 
+/** The samples of representative j (increasing sample indices). */
+function repMembersOf(prep: Representatives, j: number): Int32Array {
+  return prep.members.subarray(prep.memberStart[j], prep.memberStart[j + 1]);
+}
+
 function representativesOf(input: DuplicateInput): Representatives {
   const { samples } = input;
-  const usable = (i: number) => !samples[i].error && input.hasEmbedding[i] === 1;
-  const membersOf = new Map<string, number[]>();
+  const n = samples.length;
+  // Each usable sample's representative (-1: not usable); only hashed contents go through the map.
+  const repOf = new Int32Array(n).fill(-1);
+  const repOfContent = new Map<string, number>();
   const reps: number[] = [];
-  const repMembers: number[][] = [];
-  samples.forEach((s, i) => {
-    if (!usable(i)) return;
-    const key = s.contentHash ?? `\0${i}`;
-    let members = membersOf.get(key);
-    if (!members) {
-      membersOf.set(key, (members = []));
+  for (let i = 0; i < n; i++) {
+    const s = samples[i];
+    if (s.error || input.hasEmbedding[i] !== 1) continue;
+    if (s.contentHash === undefined || s.contentHash === null) {
+      repOf[i] = reps.length;
       reps.push(i);
-      repMembers.push(members);
+      continue;
     }
-    members.push(i);
-  });
-  const groups: Representatives['groups'] = [];
-  for (const members of repMembers) if (members.length > 1) groups.push({ kind: 'exact', members, similarity: 1 });
-  return { reps, repMembers, groups };
+    let j = repOfContent.get(s.contentHash);
+    if (j === undefined) {
+      repOfContent.set(s.contentHash, (j = reps.length));
+      reps.push(i);
+    }
+    repOf[i] = j;
+  }
+  const m = reps.length;
+  const memberStart = new Int32Array(m + 1);
+  for (let i = 0; i < n; i++) if (repOf[i] >= 0) memberStart[repOf[i] + 1]++;
+  for (let j = 0; j < m; j++) memberStart[j + 1] += memberStart[j];
+  const at = memberStart.slice(0, m);
+  const members = new Int32Array(memberStart[m]);
+  for (let i = 0; i < n; i++) if (repOf[i] >= 0) members[at[repOf[i]]++] = i;
+  const prep: Representatives = { reps, members, memberStart, groups: [] };
+  for (let j = 0; j < m; j++) if (memberStart[j + 1] - memberStart[j] > 1) prep.groups.push({ kind: 'exact', members: Array.from(repMembersOf(prep, j)), similarity: 1 });
+  return prep;
 }
 
 /** Neighbours per row the near-duplicates (embeddings only) and the outliers need (0: not needed). */
@@ -571,7 +590,7 @@ function linkHashPairs(input: DuplicateInput, reps: number[], t: DuplicateThresh
 function finishAnalysis(input: DuplicateInput, t: DuplicateThresholds, prep: Representatives, links: Links, outliers: Outlier[]): DuplicateAnalysis {
   const { samples } = input;
   const hasSplits = samples.some((s) => s.split !== undefined);
-  const { repMembers, groups } = prep;
+  const { groups } = prep;
   const m = prep.reps.length;
   const { uf, edgeSims } = links;
   const components = new Map<number, { reps: number[]; similarity: number }>();
@@ -583,7 +602,7 @@ function finishAnalysis(input: DuplicateInput, t: DuplicateThresholds, prep: Rep
   }
   for (let j = 0; j < m; j++) components.get(uf.find(j))?.reps.push(j);
   for (const c of components.values()) {
-    const members = c.reps.flatMap((j) => repMembers[j]).sort((x, y) => x - y);
+    const members = c.reps.flatMap((j) => Array.from(repMembersOf(prep, j))).sort((x, y) => x - y);
     groups.push({ kind: 'near', members, similarity: Math.min(1, Math.max(-1, c.similarity)) });
   }
   groups.sort((x, y) => x.members[0] - y.members[0] || (x.kind === y.kind ? 0 : x.kind === 'exact' ? -1 : 1));
@@ -654,10 +673,10 @@ interface ClassDistances {
 
 /**
  * The outliers' second test, each representative's distance to the rest of its class. rows: the representatives'
- * rows (normalised unless `normalise`, which normalises each as read), read block by block twice (class sums, then
- * each row's leave-one-out class distance): no packed copy needed.
+ * rows, normalised, read block by block twice (class sums, then each row's leave-one-out class distance): no packed
+ * copy needed. The large path's raw rows: {@link classDistancesOfRows}.
  */
-function classDistances(input: DuplicateInput, prep: Representatives, rows: RowSource, normalise = false): ClassDistances {
+function classDistances(input: DuplicateInput, prep: Representatives, rows: RowSource): ClassDistances {
   const { samples, dim } = input;
   const { reps } = prep;
   const m = reps.length;
@@ -667,19 +686,9 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   const sums = new Float64Array(classCount * dim);
   const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
   const buf = new Float32Array(block * dim);
-  const read = (j0: number, j1: number) => {
-    rows.copyRows(j0, j1, buf);
-    if (!normalise) return;
-    for (let i = 0; i < j1 - j0; i++) {
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += buf[i * dim + d] * buf[i * dim + d];
-      const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-      for (let d = 0; d < dim; d++) buf[i * dim + d] *= inv;
-    }
-  };
   for (let j0 = 0; j0 < m; j0 += block) {
     const j1 = Math.min(m, j0 + block);
-    read(j0, j1);
+    rows.copyRows(j0, j1, buf);
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;
@@ -689,7 +698,7 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   const classDist = new Float64Array(m);
   for (let j0 = 0; j0 < m; j0 += block) {
     const j1 = Math.min(m, j0 + block);
-    read(j0, j1);
+    rows.copyRows(j0, j1, buf);
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;
@@ -719,44 +728,80 @@ function classesOfReps(samples: DuplicateInput['samples'], reps: readonly number
 }
 
 /**
- * {@link classDistances} of raw rows (normalised as read) for the large path: the class sums in one pass in
- * JavaScript (float64), each row's dot with its class sum and its norm as one ONNX Runtime graph per block (Gather,
- * Mul, ReduceSum; float32 sums of 512 products, so the distances agree with the exact path's to about 1e-6).
+ * The class sums of {@link classDistancesOfRows}: each representative's row, normalised (float64), added to its class's
+ * sum, block by block as some other pass reads the rows (the IVF build's: NeighbourIndexOptions.onRows), so the rows
+ * are not decoded again for them.
  */
-async function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows: RowSource, rowDots: RowDots): Promise<ClassDistances> {
-  const { samples, dim } = input;
-  const { reps } = prep;
-  const m = reps.length;
-  const { classOf, classes: classCount } = classesOfReps(samples, reps);
-  const classes = classCount;
-  const sums = new Float64Array(classes * dim);
-  const block = Math.max(1, Math.min(m, Math.floor((1 << 22) / dim)));
-  const buf = new Float32Array(block * dim);
-  for (let j0 = 0; j0 < m; j0 += block) {
-    const j1 = Math.min(m, j0 + block);
-    rows.copyRows(j0, j1, buf);
-    for (let j = j0; j < j1; j++) {
-      const o = (j - j0) * dim;
+class ClassSums {
+  readonly sums: Float64Array;
+  /** Rows added so far. */
+  seen = 0;
+  constructor(
+    readonly classOf: Int32Array,
+    readonly classes: number,
+    readonly dim: number,
+  ) {
+    this.sums = new Float64Array(classes * dim);
+  }
+
+  /** Adds rows start .. start + count - 1 (raw, rows[0 .. count * dim)). */
+  add(start: number, rows: Float32Array, count: number): void {
+    const { dim, sums, classOf } = this;
+    for (let i = 0; i < count; i++) {
+      const o = i * dim;
       let s = 0;
-      for (let d = 0; d < dim; d++) s += buf[o + d] * buf[o + d];
+      for (let d = 0; d < dim; d++) s += rows[o + d] * rows[o + d];
       if (!(s > 0)) continue;
       const inv = 1 / Math.sqrt(s);
-      const so = classOf[j] * dim;
-      for (let d = 0; d < dim; d++) sums[so + d] += buf[o + d] * inv;
+      const so = classOf[start + i] * dim;
+      for (let d = 0; d < dim; d++) sums[so + d] += rows[o + d] * inv;
+    }
+    this.seen += count;
+  }
+}
+
+/**
+ * {@link classDistances} of raw rows (normalised as read) for the large path, in one pass over the rows when the class
+ * sums were gathered during another (`sums`, complete), else two: with v = row / |row| and S its class's sum,
+ * rest = S - v, rest . v = S . v - 1 and |rest|^2 = |S|^2 - 2 S . v + 1 (v = 0 for a zero row), so a row costs one
+ * fused loop (its dot with S and its squared norm, float64) and no normalised copy. The distances agree with the
+ * exact path's (normalised float32 rows) to about 1e-7.
+ */
+function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows: RowSource, gathered?: ClassSums): ClassDistances {
+  const { samples, dim } = input;
+  const m = prep.reps.length;
+  let cs = gathered;
+  if (!cs || cs.seen !== m) {
+    const { classOf, classes } = classesOfReps(samples, prep.reps);
+    cs = new ClassSums(classOf, classes, dim);
+  }
+  const { classOf, classes, sums } = cs;
+  const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
+  const buf = new Float32Array(block * dim);
+  if (cs.seen !== m) {
+    for (let j0 = 0; j0 < m; j0 += block) {
+      const j1 = Math.min(m, j0 + block);
+      rows.copyRows(j0, j1, buf);
+      cs.add(j0, buf, j1 - j0);
     }
   }
-  const table = Float32Array.from(sums);
   const sumSq = new Float64Array(classes);
   for (let c = 0; c < classes; c++) for (let d = 0; d < dim; d++) sumSq[c] += sums[c * dim + d] * sums[c * dim + d];
   const classDist = new Float64Array(m);
   for (let j0 = 0; j0 < m; j0 += block) {
     const j1 = Math.min(m, j0 + block);
     rows.copyRows(j0, j1, buf);
-    const { dots, squaredNorms } = await rowDots.run(buf.subarray(0, (j1 - j0) * dim), j1 - j0, dim, table, classes, classOf.subarray(j0, j1));
     for (let j = j0; j < j1; j++) {
-      const ss = squaredNorms[j - j0];
-      // v = row / |row|: rest = sum - v, rest . v = sum . v - 1, |rest|^2 = |sum|^2 - 2 sum . v + 1 (v = 0 for a zero row).
-      const sv = ss > 0 ? dots[j - j0] / Math.sqrt(ss) : 0;
+      const o = (j - j0) * dim;
+      const so = classOf[j] * dim;
+      let dotp = 0;
+      let ss = 0;
+      for (let d = 0; d < dim; d++) {
+        const x = buf[o + d];
+        dotp += x * sums[so + d];
+        ss += x * x;
+      }
+      const sv = ss > 0 ? dotp / Math.sqrt(ss) : 0;
       const vv = ss > 0 ? 1 : 0;
       const norm = sumSq[classOf[j]] - 2 * sv + vv;
       classDist[j] = norm > 0 ? 1 - (sv - vv) / Math.sqrt(norm) : 1;
@@ -783,7 +828,7 @@ function classLimits(classOf: Int32Array, classes: number, classDist: Float64Arr
 /** Outliers from each representative's neighbour distance (od) and its class distance (cd). */
 function findOutliers(input: DuplicateInput, prep: Representatives, od: OutlierDistances, cd: ClassDistances): Outlier[] {
   const { samples } = input;
-  const { reps, repMembers } = prep;
+  const { reps } = prep;
   const m = reps.length;
   const { dist, sorted } = od;
   const { classDist, classLimit } = cd;
@@ -795,7 +840,7 @@ function findOutliers(input: DuplicateInput, prep: Representatives, od: OutlierD
   for (let j = 0; j < m; j++) {
     if (od.eligible && !od.eligible[j]) continue;
     if (!(dist[j] > farOut) || !(classDist[j] > classLimit[j])) continue;
-    for (const i of repMembers[j]) {
+    for (const i of repMembersOf(prep, j)) {
       const s = samples[i];
       out.push({
         path: s.path,

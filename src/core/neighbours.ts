@@ -78,6 +78,12 @@ export interface NeighbourIndexOptions {
    * Runtime loads; true: whenever ONNX Runtime loads; false: never.
    */
   ivf?: boolean | 'auto';
+  /**
+   * {@link NeighbourIndex.buildFromRows} only: called with each block of raw rows as the build reads them (rows
+   * start .. start + count - 1 in rows[0 .. count * dim)), in order, each row once, so a caller needing one pass over
+   * the rows (class sums, say) does not decode them again. The block is only valid during the call.
+   */
+  onRows?: (start: number, rows: Float32Array, count: number) => void;
   /** IVF tuning (tests, benchmarks): rows per list, candidate rows per list's queries. */
   ivfListRows?: number;
   ivfCandidates?: number;
@@ -185,12 +191,13 @@ export class NeighbourIndex {
     if (n > 0 && (want === true || (want === 'auto' && options.approximate !== false && n >= IVF_MIN_ROWS))) {
       const [proj, topk] = await Promise.all([onnxProjection(), onnxTopK()]);
       if (proj && topk) {
-        const ivf = await Ivf.build(source, proj, topk, { width: options.project ?? IVF_WIDTH, listRows: options.ivfListRows ?? IVF_LIST_ROWS, candidates: options.ivfCandidates ?? IVF_CANDIDATES, spill: options.ivfSpill ?? IVF_SPILL });
+        const ivf = await Ivf.build(source, proj, topk, { width: options.project ?? IVF_WIDTH, listRows: options.ivfListRows ?? IVF_LIST_ROWS, candidates: options.ivfCandidates ?? IVF_CANDIDATES, spill: options.ivfSpill ?? IVF_SPILL, onRows: options.onRows });
         return new NeighbourIndex(new Float32Array(0), dim, undefined, undefined, 0, ivf);
       }
     }
     const vectors = new Float32Array(n * dim);
     source.copyRows(0, n, vectors);
+    options.onRows?.(0, vectors, n);
     for (let i = 0; i < n; i++) {
       let s = 0;
       for (let d = 0; d < dim; d++) s += vectors[i * dim + d] * vectors[i * dim + d];
@@ -621,8 +628,11 @@ function exactSearch(
 const IVF_BLOCK_ROWS = 8192;
 /** Base rows per Gemm + TopK block of Ivf.exactRefine. */
 const EXACT_PROJECTED_BASE_ROWS = 32_768;
-/** Scores per block of Ivf.exactRefine (query rows x base rows): 128 MiB of float32. */
-const EXACT_PROJECTED_OUTPUT = 1 << 25;
+/**
+ * Scores per block of Ivf.exactRefine (query rows x base rows): 32 MiB of float32 (ONNX Runtime's arena keeps its
+ * largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
+ */
+const EXACT_PROJECTED_OUTPUT = 1 << 23;
 /** Lists (nearest centroids first) each list's ranking holds; its probe set is taken from them. */
 const IVF_RANKED_LISTS = 64;
 
@@ -710,8 +720,11 @@ class Ivf {
     /** Probe lists of list l: probe[probeStart[l] .. probeStart[l + 1] - 1], the list itself first. */
     private readonly probe: Int32Array,
     private readonly probeStart: Int32Array,
-    /** Spilled entries of list l: ids/home (the row's own list)/rows at start[l] .. start[l + 1] - 1. */
-    private readonly spill: { start: Int32Array; ids: Int32Array; home: Int32Array; rows: Float32Array },
+    /**
+     * Spilled entries of list l: ids/home (the row's own list)/pos (the row's position in `listed`, where its projected
+     * row is read: no copy) at start[l] .. start[l + 1] - 1.
+     */
+    private readonly spill: { start: Int32Array; ids: Int32Array; home: Int32Array; pos: Int32Array },
     /** Each list's `rank` nearest lists by centroid, nearest first (for refine's deeper probe sets). */
     private readonly ranked: Int32Array,
     private readonly rank: number,
@@ -728,7 +741,7 @@ class Ivf {
     return this.listStart.length - 1;
   }
 
-  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number }): Promise<Ivf> {
+  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number; onRows?: (start: number, rows: Float32Array, count: number) => void }): Promise<Ivf> {
     const { rows: n, dim } = source;
     // Narrow rows are not projected (an identity basis): the "projected" rows are then the normalised rows.
     const width = dim > 2 * o.width ? o.width : dim;
@@ -740,6 +753,7 @@ class Ivf {
     for (let b0 = 0; b0 < n; b0 += blockRows) {
       const b1 = Math.min(n, b0 + blockRows);
       source.copyRows(b0, b1, buf);
+      o.onRows?.(b0, buf, b1 - b0);
       const r = await proj.run(buf.subarray(0, (b1 - b0) * dim), b1 - b0, dim, basis, width);
       projected.set(r.projected, b0 * width);
       for (let i = 0; i < b1 - b0; i++) invNorm[b0 + i] = r.squaredNorms[i] > 0 ? 1 / Math.sqrt(r.squaredNorms[i]) : 0;
@@ -799,13 +813,12 @@ class Ivf {
     const bySpill = groupBy(spillKeys, lists);
     const spillIds = new Int32Array(spilled);
     const spillHome = new Int32Array(spilled);
-    const spillRows = new Float32Array(spilled * width);
+    const spillPos = new Int32Array(spilled);
     for (let e = 0; e < spilled; e++) {
       const r = spillRowsOf[bySpill.members[e]];
       spillIds[e] = r;
       spillHome[e] = listOf[r];
-      const p = positionOf[r];
-      spillRows.set(projected.subarray(p * width, (p + 1) * width), e * width);
+      spillPos[e] = positionOf[r];
     }
     // Probe sets: each list's nearest lists by centroid (itself first), until `candidates` rows.
     const rank = Math.min(lists, IVF_RANKED_LISTS);
@@ -831,7 +844,7 @@ class Ivf {
       for (const c of chosen) probeList.push(c);
       probeStart[l + 1] = probeList.length;
     }
-    return new Ivf(n, dim, width, source, topk, proj, basis, invNorm, projected, byList.members, byList.start, centroids, Int32Array.from(probeList), probeStart, { start: bySpill.start, ids: spillIds, home: spillHome, rows: spillRows }, ranked, rank, listOf);
+    return new Ivf(n, dim, width, source, topk, proj, basis, invNorm, projected, byList.members, byList.start, centroids, Int32Array.from(probeList), probeStart, { start: bySpill.start, ids: spillIds, home: spillHome, pos: spillPos }, ranked, rank, listOf);
   }
 
   /** Full-width cosine of rows a and b. */
@@ -880,7 +893,7 @@ class Ivf {
       // A spilled entry whose own list is probed too is there already.
       for (let e = sp.start[o]; e < sp.start[o + 1]; e++) {
         if (this.inProbe[sp.home[e]]) continue;
-        into.rows.set(sp.rows.subarray(e * w, (e + 1) * w), at * w);
+        into.rows.set(this.listed.subarray(sp.pos[e] * w, (sp.pos[e] + 1) * w), at * w);
         into.ids[at++] = sp.ids[e];
       }
     }
@@ -968,32 +981,42 @@ class Ivf {
     if (m === 0) return;
     const t = Math.min(n, take + 1);
     const queryBlock = Math.max(1, Math.floor(EXACT_PROJECTED_OUTPUT / EXACT_PROJECTED_BASE_ROWS));
-    const rowQ = new Float32Array(this.dim);
-    const rowC = new Float32Array(this.dim);
-    for (let q0 = 0; q0 < m; q0 += queryBlock) {
-      const q1 = Math.min(m, q0 + queryBlock);
-      const qs = Array.from({ length: q1 - q0 }, (_, i) => this.positionOf(rows[q0 + i]));
-      const queries = gatherRows(this.listed, w, qs);
-      const poolIds: number[][] = qs.map(() => []);
-      const poolSims: number[][] = qs.map(() => []);
-      for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
-        const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
-        const tt = Math.min(t, b1 - b0);
-        const { scores, indices } = await this.topk.run(queries, q1 - q0, w, this.listed.slice(b0 * w, b1 * w), b1 - b0, tt);
+    // Base blocks outside (each copied once), query blocks inside; each row's pool gathers the base blocks in order.
+    const qs = Int32Array.from({ length: m }, (_, i) => this.positionOf(rows[i]));
+    const poolIds: Int32Array[] = [];
+    const poolSims: Float32Array[] = [];
+    const blocks = Math.ceil(n / EXACT_PROJECTED_BASE_ROWS);
+    const perRow = Math.min(n, blocks * t);
+    for (let i = 0; i < m; i++) {
+      poolIds.push(new Int32Array(perRow));
+      poolSims.push(new Float32Array(perRow));
+    }
+    const filled = new Int32Array(m);
+    for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
+      const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
+      const tt = Math.min(t, b1 - b0);
+      const base = this.listed.slice(b0 * w, b1 * w);
+      for (let q0 = 0; q0 < m; q0 += queryBlock) {
+        const q1 = Math.min(m, q0 + queryBlock);
+        const queries = gatherRows(this.listed, w, qs.subarray(q0, q1));
+        const { scores, indices } = await this.topk.run(queries, q1 - q0, w, base, b1 - b0, tt);
         for (let i = 0; i < q1 - q0; i++) {
+          const ids = poolIds[q0 + i];
+          const sims = poolSims[q0 + i];
           for (let c = 0; c < tt; c++) {
-            poolIds[i].push(this.order[b0 + indices[i * tt + c]]);
-            poolSims[i].push(scores[i * tt + c]);
+            ids[filled[q0 + i]] = this.order[b0 + indices[i * tt + c]];
+            sims[filled[q0 + i]++] = scores[i * tt + c];
           }
         }
       }
-      for (let i = 0; i < q1 - q0; i++) {
-        const q = rows[q0 + i];
-        const ids = poolIds[i];
-        const ps = poolSims[i];
-        const best = ids.map((_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
-        this.keepBest(nb, q, best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
-      }
+    }
+    const rowQ = new Float32Array(this.dim);
+    const rowC = new Float32Array(this.dim);
+    for (let i = 0; i < m; i++) {
+      const ids = poolIds[i];
+      const ps = poolSims[i];
+      const best = Array.from({ length: filled[i] }, (_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
+      this.keepBest(nb, rows[i], best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
     }
   }
 

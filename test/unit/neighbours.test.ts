@@ -443,4 +443,20 @@ test('buildFromRows picks the index by size: exact/HNSW below IVF_MIN_ROWS (same
   assertClose(rows(fromRows.selfNeighbours(5), 300).sims, rows(NeighbourIndex.build(base, dim).selfNeighbours(5), 300).sims);
   assert.ok(IVF_MIN_ROWS > EXACT_AUTO_MAX_ROWS);
   assert.equal((await NeighbourIndex.buildFromRows(packedRowSource(raw, dim), { ivf: false, approximate: false })).kind, 'exact');
+  // onRows: every raw row once, in order, on both the packed and (where ONNX Runtime loads) the IVF build.
+  for (const ivf of [false, true]) {
+    const seen = new Float32Array(raw.length).fill(NaN);
+    let next = 0;
+    const index = await NeighbourIndex.buildFromRows(packedRowSource(raw, dim), {
+      ivf,
+      onRows: (start, block, count) => {
+        assert.equal(start, next);
+        seen.set(block.subarray(0, count * dim), start * dim);
+        next = start + count;
+      },
+    });
+    if (ivf && index.kind !== 'ivf') continue;
+    assert.equal(next, 300);
+    assert.deepEqual(seen, raw);
+  }
 });
