@@ -346,47 +346,6 @@ export function topKModelBytes(): Uint8Array {
   );
 }
 
-/**
- * ONNX model bytes of per-row dot products with a gathered row (opset 13): for rows A[M, D], a table S[C, D] and row
- * indices L[M] (int32), DOT[M] = sum_d A[m, d] S[L[m], d] and SS[M] = the squared norm of each row of A.
- */
-export function rowDotsModelBytes(): Uint8Array {
-  return modelOf(
-    'clip-lens-row-dots',
-    [
-      nodeProto(['S', 'L'], ['G'], 'Gather', [attr('axis', 0)]),
-      nodeProto(['A', 'G'], ['P'], 'Mul'),
-      nodeProto(['P'], ['DOT'], 'ReduceSum', [attr('axes', [1]), attr('keepdims', 0)]),
-      nodeProto(['A'], ['SS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 0)]),
-    ],
-    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('S', ['C', 'D'], 1), typedValueInfo('L', ['M'], 6)],
-    [typedValueInfo('DOT', ['M'], 1), typedValueInfo('SS', ['M'], 1)],
-  );
-}
-
-export interface RowDots {
-  /** rows (m x d), table (c x d), index (m, into the table's rows): each row's dot with its table row, and its squared norm. */
-  run(rows: Float32Array, m: number, d: number, table: Float32Array, c: number, index: Int32Array): Promise<{ dots: Float32Array; squaredNorms: Float32Array }>;
-}
-
-let sharedRowDots: Promise<RowDots | null> | undefined;
-
-/** The shared row-dots session (Gather, Mul, ReduceSum), or null without ONNX Runtime. */
-export function onnxRowDots(): Promise<RowDots | null> {
-  return (sharedRowDots ??= (async () => {
-    const ort = loadOrt();
-    if (!ort) return null;
-    const session = await ort.InferenceSession.create(rowDotsModelBytes(), noSpin);
-    const r: RowDots = {
-      async run(rows, m, d, table, c, index) {
-        const out = await session.run({ A: new ort.Tensor('float32', rows, [m, d]), S: new ort.Tensor('float32', table, [c, d]), L: new ort.Tensor('int32', index, [m]) });
-        return { dots: out.DOT.data as Float32Array, squaredNorms: out.SS.data as Float32Array };
-      },
-    };
-    return r;
-  })().catch(() => null));
-}
-
 export interface Projection {
   /** rows: m x d raw rows; basis: d x w. Returns the normalised projected rows (m x w) and the rows' squared norms. */
   run(rows: Float32Array, m: number, d: number, basis: Float32Array, w: number): Promise<{ projected: Float32Array; squaredNorms: Float32Array }>;
