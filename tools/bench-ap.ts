@@ -9,7 +9,7 @@
  * rows whose label score is no higher than the rest (what a random-weight model yields: every probability about
  * 0.00005 to 0.02), where a class's positives crowd few of the fixed 13-bit buckets; B = 8 gives confident
  * positives near 1. --module: the retrieval module to time (default ../src/core/retrieval; pass a copy of an older
- * version to compare, each in its own process). Prints seconds per computation (best of R), a digest of the APs'
+ * version to compare, each in its own process). Prints wall and CPU seconds per computation (best of R), a digest of the APs'
  * bits (equal digests: bit-identical APs), and the share of samples whose bucket holds more than 3 distinct
  * positives under the fixed 13-bit buckets and under per-class buckets, over the first 100 classes.
  */
@@ -54,15 +54,19 @@ async function main(): Promise<void> {
   }
   const self = retrieval.selfScorePatterns(probs, labels);
 
-  const best = (fn: () => (number | null)[]): { seconds: number; ap: (number | null)[] } => {
+  const best = (fn: () => (number | null)[]): { seconds: number; cpu: number; ap: (number | null)[] } => {
     let seconds = Infinity;
+    let cpu = Infinity;
     let ap: (number | null)[] = [];
     for (let r = 0; r < repeat; r++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       ap = fn();
+      const c = process.cpuUsage(c0);
       seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+      cpu = Math.min(cpu, (c.user + c.system) / 1e6);
     }
-    return { seconds, ap };
+    return { seconds, cpu, ap };
   };
   const held = best(() => retrieval.averagePrecisionByClass(probs, labels));
   const streamed = best(() => {
@@ -87,7 +91,9 @@ async function main(): Promise<void> {
     boost,
     module: path.relative(process.cwd(), modulePath),
     heldSeconds: +held.seconds.toFixed(3),
+    heldCpu: +held.cpu.toFixed(3),
     streamedSeconds: +streamed.seconds.toFixed(3),
+    streamedCpu: +streamed.cpu.toFixed(3),
     apDigest: digest(held.ap),
     meanAp: +(held.ap.reduce<number>((a, x) => a + (x ?? 0), 0) / k).toFixed(6),
     ...crowding(probs, labels),

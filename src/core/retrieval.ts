@@ -7,10 +7,13 @@
  * {@link averagePrecisionByClass} computes AP for every class of an N x K matrix without sorting each column:
  * per class it sorts only the positives' distinct scores u_1 > u_2 > ... and counts, in one pass over the column,
  * how many samples score >= each u_t. Scores are compared as float32 bit patterns read as int32 (for non-negative
- * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry (the
- * top 13 bits of the pattern index an 8K-entry, 32 KB table per class, giving how many u lie in higher buckets) plus
- * three branch-free comparisons with the next distinct scores: the scores after the bucket's own lie in lower
- * buckets and never count. The rare sample whose bucket holds more than three distinct scores takes a binary
+ * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry
+ * (giving how many u lie in higher buckets) plus three branch-free comparisons with the next distinct scores: the
+ * scores after the bucket's own lie in lower buckets and never count. Each class's table (at most 8K entries, 32 KB)
+ * spans its own lowest to highest positive, `(pattern >>> shift) - base` with the finest shift that fits (never
+ * coarser than the pattern's top 13 bits), clamped to one entry for "below every positive" and one for "above the
+ * highest": positives crowded into a narrow range (near-uniform softmax rows, confident scores near 1) still spread
+ * over many buckets. The rare sample whose bucket holds more than three distinct scores takes a branch-free binary
  * search. Classes go in blocks of up to 256: rows are copied 8 at a time into an 8 MB tile of 8192 rows, two
  * adjacent columns per 64-bit move when K is even, so the row-major matrix is read in 1 KB runs, once overall; the
  * samples, tables and histograms of a block share one Int32Array, which keeps V8's per-access checks to one per
@@ -67,7 +70,7 @@ interface Positives {
  * Average precision of every class, one-vs-rest: AP[c] = average_precision_score(labels == c, probs[:, c]) over the
  * rows in `indices` (default: all rows), or null when class c has no positive among them. Labels must be valid
  * class indices (the caller validates). Classes are computed in blocks, on helper threads too for large inputs
- * (parallel.ts). Extra memory per thread: about 16 MB for a block of 256 classes (its 8 MB tile and 32 KB per
+ * (parallel.ts). Extra memory per thread: about 16 MB for a block of 256 classes (its 8 MB tile and at most 32 KB per
  * class of bucket tables); a dense class (few classes, many positives) needs 8 bytes per sample while sorted.
  */
 export function averagePrecisionByClass(
@@ -309,9 +312,11 @@ class TileSource {
  * AP of the sparse classes c0 .. c0 + block.length (null entries are skipped) in one pass over the rows.
  *
  * Per class, one Int32Array `w` holds: the distinct positive scores as float32 patterns, descending (monotone in
- * value for non-negative floats), followed by COMPARES zero patterns (never above a sample); a table with an entry
- * per bucket, lo = the index in `w` of the first distinct score in that bucket or below (stored as ~lo when the
- * bucket holds more than COMPARES distinct scores), preceded by a sentinel entry for "below bucket 0" (= end);
+ * value for non-negative floats), followed by COMPARES zero patterns (never above a sample); a table (see
+ * {@link bucketing}) headed by its shift, base and bucket count, then an entry per bucket, lo = the index in `w` of
+ * the first distinct score in that bucket or below (stored as ~lo when the bucket holds more than COMPARES distinct
+ * scores), preceded by an entry for "below the lowest positive" (= end) and followed by one for "above the highest"
+ * (= the first score's index: none of the scores exceeds such a sample);
  * and a histogram mirroring the scores: hist[slot] = samples with exactly `slot` distinct scores above them. A
  * sample's slot is lo + (how many of w[lo], w[lo+1], w[lo+2] exceed it): the scores after the bucket's own lie in
  * lower buckets (or are the zero padding), so they never count. One array for everything keeps V8's per-access
@@ -462,7 +467,8 @@ export function streamedCountUnit(data: StreamedCount, unit: number): void {
  * the probabilities are recomputed block by block, never held whole). The positives' scores must be known first
  * (`self`, from an earlier pass); each {@link add} counts a block's rows into the same histograms the one-pass
  * computation fills, so the APs are equal to {@link averagePrecisionByClass}'s over the whole matrix, bit for bit.
- * Memory: about 32 KB per class with positives, plus a tile of the block's rows per 256 classes.
+ * Memory: at most 32 KB per class with positives (less when its positives span a narrow range), plus a tile of the
+ * block's rows per 256 classes.
  */
 export class StreamingAveragePrecision {
   private readonly counters: { c0: number; counter: BlockCounter }[] = [];
