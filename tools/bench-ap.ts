@@ -11,11 +11,12 @@
  * positives near 1. --module: the retrieval module to time (default ../src/core/retrieval; pass a copy of an older
  * version to compare, each in its own process). Prints wall and CPU seconds per computation (best of R), a digest of the APs'
  * bits (equal digests: bit-identical APs), and the share of samples whose bucket holds more than 3 distinct
- * positives under the fixed 13-bit buckets and under per-class buckets, over the first 100 classes.
+ * positives under the fixed 13-bit buckets and under this branch's per-class buckets, over the first 100 classes.
  */
 import * as path from 'node:path';
 import { ProbabilityMatrix } from '../src/core/probabilities';
 import { setParallelism, stopHelpers } from '../src/core/parallel';
+import { bucketing } from '../src/core/retrieval';
 import { seededRandom } from './seededRandom';
 
 const args = process.argv.slice(2);
@@ -119,8 +120,7 @@ function crowding(probs: ProbabilityMatrix, labels: Int32Array): { crowdedFixed:
     const sorted = [...pos].sort((a, b) => a - b);
     const lo = sorted[0];
     const hi = sorted[sorted.length - 1];
-    let shift = 0;
-    while (shift < 18 && (hi >>> shift) - (lo >>> shift) >= 8192) shift++;
+    const { shift } = bucketing(Int32Array.from(sorted).reverse());
     const count = (key: (v: number) => number) => {
       const per = new Map<number, number>();
       for (const v of sorted) per.set(key(v), (per.get(key(v)) ?? 0) + 1);

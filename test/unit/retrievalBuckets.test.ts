@@ -107,22 +107,24 @@ function assertExact(probs: ProbabilityMatrix, labels: number[], fast: (number |
   }
 }
 
-test('bucketing: the finest shift spanning the positives, never coarser than 18', () => {
-  const shape = (xs: number[]) => bucketing(Int32Array.from(xs.map(bitsOf)).sort().reverse());
-  assert.deepEqual(shape([0.3]), { shift: 0, base: bitsOf(0.3), buckets: 1 });
+test('bucketing: the finest shift spanning the positives in 256 .. 8192 buckets (8 per score), never coarser than 18', () => {
+  const shape = (xs: number[]) => bucketing(Int32Array.from(xs).sort().reverse());
+  const p = bitsOf(0.001) & ~0xffff; // bucket-aligned at every shift up to 16
+  assert.deepEqual(shape([bitsOf(0.3)]), { shift: 0, base: bitsOf(0.3), buckets: 1 });
   assert.deepEqual(shape([0]), { shift: 0, base: 0, buckets: 1 });
-  const few = shape([0.001, floatOf(bitsOf(0.001) + 8191)]);
-  assert.deepEqual(few, { shift: 0, base: bitsOf(0.001), buckets: 8192 });
-  assert.equal(shape([0.001, floatOf(bitsOf(0.001) + 8192)]).shift, 1);
-  assert.equal(shape([0, 1e-30, 1]).shift, 17); // 0 .. 2^30 - 2^23 patterns
-  const wide = shape([0, 1e-30, 2]); // 0 .. 2^30 patterns
-  assert.deepEqual(wide, { shift: 18, base: 0, buckets: 4097 });
-  assert.equal(shape([1e-38, 3.4e38]).shift, 18);
+  const many = [...range(p, 1023, 8), p + 8191]; // 1,024 scores: 8,192 buckets
+  assert.deepEqual(shape(many), { shift: 0, base: p, buckets: 8192 });
+  assert.equal(shape([...range(p, 1023, 8), p + 8192]).shift, 1);
+  const two = shape([p, p + 8191]); // 2 scores: 256 buckets
+  assert.equal(two.shift, 5);
+  assert.ok(two.buckets <= 256);
+  assert.equal(shape(range(0, 1024, bitsOf(1) / 1024)).shift, 17); // 1,024 scores over 2^30 - 2^23 patterns
+  assert.deepEqual(shape([0, bitsOf(1e-30), bitsOf(2)]), { shift: 18, base: 0, buckets: 4097 }); // capped: more than 256
+  assert.equal(shape([bitsOf(1e-38), bitsOf(3.4e38)]).shift, 18);
+  assert.equal(shape([bitsOf(0.5), bitsOf(0.99)]).shift, 15); // one octave (2^23 patterns) in 256 buckets
+  assert.equal(shape(range(bitsOf(0.5), 1024, 8191)).shift, 10); // ... in 8,192
   const octaves = scenarios(rng(0)).find((s) => s.name === 'octaves') as Scenario;
-  assert.equal(bucketing(Int32Array.from(octaves.positives).sort().reverse()).shift, 18);
-  const octave = shape([0.5, 0.99]); // 2^23 patterns: 2^10 per bucket
-  assert.equal(octave.shift, 10);
-  assert.ok(octave.buckets <= 8192);
+  assert.equal(shape(octaves.positives).shift, 18);
 });
 
 test('per-class buckets: held AP equals the slow AP bit for bit (below, above, equal, ties, octaves, one positive, crowded)', () => {
