@@ -9,11 +9,11 @@
  * how many samples score >= each u_t. Scores are compared as float32 bit patterns read as int32 (for non-negative
  * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry
  * (giving how many u lie in higher buckets) plus three branch-free comparisons with the next distinct scores: the
- * scores after the bucket's own lie in lower buckets and never count. Each class's table (at most 8K entries, 32 KB)
- * spans its own lowest to highest positive, `(pattern >>> shift) - base` with the finest shift that fits (never
- * coarser than the pattern's top 13 bits), clamped to one entry for "below every positive" and one for "above the
- * highest": positives crowded into a narrow range (near-uniform softmax rows, confident scores near 1) still spread
- * over many buckets. The rare sample whose bucket holds more than three distinct scores takes a branch-free binary
+ * scores after the bucket's own lie in lower buckets and never count. Each class's table (256 to 8K entries, at
+ * least 8 per distinct score; at most 32 KB) spans its own lowest to highest positive, `(pattern >>> shift) - base`
+ * with the finest shift that fits (never coarser than the pattern's top 13 bits), clamped to one entry for "below
+ * every positive" and one for "above the highest": positives crowded into a narrow range (near-uniform softmax rows
+ * of a weak model) still spread over many buckets. The rare sample whose bucket holds more than three distinct scores takes a branch-free binary
  * search. Classes go in blocks of up to 256: rows are copied 8 at a time into an 8 MB tile of 8192 rows, two
  * adjacent columns per 64-bit move when K is even, so the row-major matrix is read in 1 KB runs, once overall; the
  * samples, tables and histograms of a block share one Int32Array, which keeps V8's per-access checks to one per
@@ -537,7 +537,8 @@ export class StreamingAveragePrecision {
 
 /**
  * A class's table shape: buckets are `(pattern >>> shift) - base` for 0 .. buckets - 1, with shift the smallest (at
- * most MAX_SHIFT) that spans the class's lowest to highest positive pattern in at most TABLE_BUCKETS buckets. Finer
+ * most MAX_SHIFT) that spans the class's lowest to highest positive pattern in at most `limit` buckets (a power of two,
+ * MIN_TABLE_BUCKETS .. TABLE_BUCKETS, at least BUCKETS_PER_SCORE per distinct score; MAX_SHIFT may leave more). Finer
  * buckets than the fixed top 13 bits spread positives that crowd a narrow range (near-uniform softmax rows, confident
  * scores near 1), so fewer samples meet a bucket with more than COMPARES distinct scores. Exported for the tests.
  */
