@@ -938,6 +938,11 @@ export interface HalfRow {
   bits: Uint16Array;
   /** The row's value j is fround(half(bits[j]) * scale): the float32 embedding handed to `set`. */
   scale: number;
+  /**
+   * Set by the reader that made the embedding from these bits and this scale (embeddingsDir.ts decodeRow), so that
+   * they are known to match: `set` then skips the check.
+   */
+  exact?: boolean;
 }
 
 /**
@@ -991,7 +996,7 @@ export class EmbeddingRows {
     if (embedding.length !== this.dim) return;
     const c = Math.floor(i / EmbeddingRows.CHUNK);
     const r = i - c * EmbeddingRows.CHUNK;
-    if (this.mode !== 'float' && half && half.bits.length === this.dim && EmbeddingRows.halfMatches(embedding, half)) {
+    if (this.mode !== 'float' && half && half.bits.length === this.dim && (half.exact === true || EmbeddingRows.halfMatches(embedding, half))) {
       this.mode = 'half';
       const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
       chunk.set(half.bits, r * this.dim);
@@ -1036,11 +1041,20 @@ export class EmbeddingRows {
       return;
     }
     const table = halfValues();
+    // Four values a step (about twice as fast as one on V8: this runs for every row of every zero-shot pass).
+    const head = dim - (dim % 4);
     for (let r = r0; r < r1; r++) {
       const s = scales[r] as number;
-      const src = r * dim;
-      const dst = at + (r - r0) * dim;
-      for (let j = 0; j < dim; j++) out[dst + j] = (table[chunk[src + j] as number] as number) * s;
+      let src = r * dim;
+      let dst = at + (r - r0) * dim;
+      const stop = src + head;
+      for (; src < stop; src += 4, dst += 4) {
+        out[dst] = (table[chunk[src] as number] as number) * s;
+        out[dst + 1] = (table[chunk[src + 1] as number] as number) * s;
+        out[dst + 2] = (table[chunk[src + 2] as number] as number) * s;
+        out[dst + 3] = (table[chunk[src + 3] as number] as number) * s;
+      }
+      for (const end = r * dim + dim; src < end; src++, dst++) out[dst] = (table[chunk[src] as number] as number) * s;
     }
   }
 

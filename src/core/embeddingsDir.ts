@@ -437,10 +437,26 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
   let sq = 0;
   if (src instanceof Uint16Array) {
     const table = halfValues();
+    if (half) {
+      // The float16 patterns as they are (what EmbeddingRows keeps), the squared norm from them, then the float32 row
+      // from the patterns and the scale: one read of the shard's values.
+      const bits = half.bits;
+      for (let j = 0; j < dim; j++) {
+        const h = src[start + j] as number;
+        bits[j] = h;
+        const v = table[h] as number;
+        sq += v * v;
+      }
+      const why = normError(sq);
+      if (why) return why;
+      const inv = 1 / Math.sqrt(sq);
+      for (let j = 0; j < dim; j++) out[j] = (table[bits[j] as number] as number) * inv;
+      half.scale = inv;
+      half.exact = true;
+      return null;
+    }
     for (let j = 0; j < dim; j++) {
-      const h = src[start + j] as number;
-      if (half) half.bits[j] = h;
-      const v = table[h] as number;
+      const v = table[src[start + j] as number] as number;
       out[j] = v;
       sq += v * v;
     }
@@ -451,11 +467,17 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
       sq += v * v;
     }
   }
-  if (!Number.isFinite(sq)) return 'the embedding holds NaN or infinite values';
-  if (sq === 0) return 'the embedding is all zeros';
+  const why = normError(sq);
+  if (why) return why;
   const inv = 1 / Math.sqrt(sq);
   for (let j = 0; j < dim; j++) out[j] = (out[j] as number) * inv;
-  if (half) half.scale = inv;
+  return null;
+}
+
+/** Why a row of squared norm `sq` takes no part, or null. */
+function normError(sq: number): string | null {
+  if (!Number.isFinite(sq)) return 'the embedding holds NaN or infinite values';
+  if (sq === 0) return 'the embedding is all zeros';
   return null;
 }
 
@@ -477,7 +499,7 @@ export async function forEachEmbedding(
   onChunk?: () => void,
 ): Promise<void> {
   const out = new Float32Array(input.dim);
-  const half: HalfRow = { bits: new Uint16Array(input.dim), scale: 1 };
+  const half: HalfRow = { bits: new Uint16Array(input.dim), scale: 1, exact: false };
   for (const shard of input.shards) {
     const rowBytes = input.dim * NPY_ITEM_SIZE[shard.dtype];
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));

@@ -10,8 +10,11 @@
  * in addition; above it they go only to the sidecar. `inline` keeps them inline at any size, `sidecar` never inline.
  *
  * The sidecar's columns: path, label, split, source_file, source_line, content_hash, error_code, error_message,
- * top_class_1..K (index into `dataset.classes`, -1 none), top_score_1..K, probabilities (JSON, only with
- * --probabilities). Its key-value metadata `clip-lens.samples` holds {format, rows, classes, topK}; a sidecar whose
+ * top_class_1..K (index into `dataset.classes`, -1 none), top_score_1..K, label_issue_rank (1 = most likely
+ * mislabelled, 0 = not a label issue), label_issue_score (the issue's score, null when not one), label_issue_suggested
+ * (index into `dataset.classes`, -1 none), probabilities (JSON, only with --probabilities). The label-issue columns
+ * repeat the report's `labelIssues` per sample, so that a reader of the sidecar alone (pandas, DuckDB) can filter
+ * and sort on them. Its key-value metadata `clip-lens.samples` holds {format, rows, classes, topK}; a sidecar whose
  * rows or classes do not match the report is refused, naming the file.
  *
  * In memory a sidecar table holds columns (typed arrays and interned strings), not a million objects: a sample is
@@ -146,6 +149,15 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
       if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
     }
   }
+  const issueRank = new Int32Array(n);
+  const issueScore: (number | null)[] = new Array(n).fill(null);
+  const issueSuggested = new Int32Array(n).fill(-1);
+  for (const li of report.labelIssues) {
+    if (!(li.index >= 0 && li.index < n)) throw new ClipLensError('report-samples-bad', `label issue ${li.rank} names sample ${li.index}, not one of the ${n} samples`);
+    issueRank[li.index] = li.rank;
+    issueScore[li.index] = li.score;
+    issueSuggested[li.index] = classIndex.get(li.suggested) ?? -1;
+  }
   const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
   // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8
   // bytes made in one go); label, split and source file have few distinct values (dictionary); class indices repeat
@@ -162,6 +174,9 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
     { name: 'error_message', data: errMessage, type: 'STRING' },
     ...topClass.map((data, r): ColumnSource => ({ name: `top_class_${r + 1}`, data, type: 'INT32', nullable: false, encoding: 'RLE_DICTIONARY' })),
     ...topScore.map((data, r): ColumnSource => ({ name: `top_score_${r + 1}`, data, type: 'DOUBLE', nullable: false, encoding: 'PLAIN', codec: 'UNCOMPRESSED' })),
+    { name: 'label_issue_rank', data: issueRank, type: 'INT32', nullable: false },
+    { name: 'label_issue_score', data: issueScore, type: 'DOUBLE', encoding: 'PLAIN', codec: 'UNCOMPRESSED' },
+    { name: 'label_issue_suggested', data: issueSuggested, type: 'INT32', nullable: false, encoding: 'RLE_DICTIONARY' },
     ...(probs ? [{ name: 'probabilities', data: probs, type: 'JSON' as const }] : []),
   ];
   // The schema from the types (UTF-8 strings stay annotated as such), then the unique string columns handed over as

@@ -13,8 +13,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipLensError } from '../../src/core/errors';
 import { embedFiles, executeRun, loadModel, planRun, runEvaluation } from '../../src/core/run';
-import { EmbeddingsWriter, isEmbeddingsDir, readEmbeddingsDir } from '../../src/core/embeddingsDir';
-import { floatToHalf as toHalf, halfToFloat } from '../../src/core/probabilities';
+import { EmbeddingsWriter, forEachEmbedding, isEmbeddingsDir, readEmbeddingsDir } from '../../src/core/embeddingsDir';
+import { EmbeddingRows } from '../../src/core/duplicates';
+import { floatToHalf as toHalf, halfToFloat, halfValues } from '../../src/core/probabilities';
 import type { ClipModel } from '../../src/core/runtime';
 import type { EvalReport } from '../../src/core/report';
 import { main } from '../../src/cli/main';
@@ -193,6 +194,42 @@ test('float16 shards: same top-1 as the images, dtype float16, verified above 0.
   const a = top1(report);
   const agree = [...top1(fromImages)].filter(([p, c]) => a.get(p) === c).length;
   assert.ok(agree >= files.length - 1, `${agree} of ${files.length}`);
+});
+
+test('float16 rows: each row handed on is the unit-norm fround(half x scale) of its patterns, kept as 2-byte rows', async (t) => {
+  const dir = await writeShards(tmp(t), shardsOf(2), 'f2');
+  const { input } = await readEmbeddingsDir(dir);
+  const table = halfValues();
+  const rows = new EmbeddingRows(files.length);
+  let seen = 0;
+  await forEachEmbedding(
+    input,
+    (sample, e, half) => {
+      seen++;
+      assert.ok(half && half.exact, 'a float16 row comes with its patterns, marked exact');
+      let sq = 0;
+      for (let j = 0; j < e.length; j++) {
+        assert.equal(e[j], Math.fround((table[half.bits[j] as number] as number) * half.scale), `sample ${sample} value ${j}`);
+        sq += (table[half.bits[j] as number] as number) ** 2;
+      }
+      assert.equal(half.scale, 1 / Math.sqrt(sq));
+      rows.set(sample, e, half);
+    },
+    (sample, err) => assert.fail(`row of sample ${sample}: ${err.message}`),
+  );
+  assert.equal(seen, files.length);
+  // Kept in 2 bytes a value, and read back as the same float32 rows.
+  const back = new Float32Array(files.length * 64);
+  rows.copyRows(0, files.length, back);
+  assert.ok(rows.isHalf, "kept as float16 patterns");
+  const direct = new Float32Array(64);
+  let i = 0;
+  await forEachEmbedding(input, (sample, e) => {
+    direct.set(e);
+    assert.deepEqual(back.subarray(sample * 64, (sample + 1) * 64), direct, `sample ${sample}`);
+    i++;
+  }, () => undefined);
+  assert.equal(i, files.length);
 });
 
 test('labels from a metadata column, or from a label file joined on image_path; root is the common folder', async (t) => {

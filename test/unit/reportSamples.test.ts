@@ -166,3 +166,29 @@ test('reportForFile keeps the key order of the report and names the sidecar rela
   assert.equal(sidecar, '/x/y/run.samples.parquet');
   assert.equal(hash('a').length, 64);
 });
+
+test('the sidecar carries each sample\'s label issue (rank, score, suggested class) for readers of the Parquet alone', async () => {
+  const r = richReport();
+  r.labelIssues = [
+    { index: 3, given: 'cat', suggested: 'dog', score: 0.015625, rank: 1, path: r.samples![3]!.path },
+    { index: 6, given: 'dog', suggested: 'fox', score: 0.25, rank: 2, path: r.samples![6]!.path },
+  ];
+  const { parquetReadObjects } = await import('hyparquet');
+  const bytes = await samplesParquet(r);
+  const rows = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, columns: ['path', 'label_issue_rank', 'label_issue_score', 'label_issue_suggested'] });
+  assert.equal(rows.length, r.samples!.length);
+  rows.forEach((row, i) => {
+    const li = r.labelIssues.find((x) => x.index === i);
+    assert.equal(row.path, r.samples![i]!.path);
+    assert.equal(row.label_issue_rank, li ? li.rank : 0);
+    assert.equal(row.label_issue_score, li ? li.score : null);
+    assert.equal(row.label_issue_suggested, li ? r.dataset.classes.indexOf(li.suggested) : -1);
+  });
+  // Still read back exactly through the accessor (the columns are extra).
+  const file = path.join(tmpDir(), 'x.samples.parquet');
+  fs.writeFileSync(file, bytes);
+  assert.deepEqual((await readSamplesSidecar(file, r.dataset.classes, r.samples!.length)).toArray(), r.samples);
+  // An issue naming a sample the report does not have is refused, naming it.
+  r.labelIssues = [{ index: 99, given: 'cat', suggested: 'dog', score: 0.5, rank: 1 }];
+  await assert.rejects(samplesParquet(r), (e: unknown) => e instanceof ClipLensError && /label issue 1 names sample 99/.test(e.message));
+});

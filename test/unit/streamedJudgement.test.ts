@@ -157,6 +157,33 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
   }
 });
 
+test('EmbeddingRows decodes float16 rows of any width (four values a step and the rest) bit for bit as the rows set', () => {
+  const rand = lcg(11);
+  const table = new Float32Array(65536).map((_, h) => halfToFloat(h));
+  for (const dim of [1, 2, 3, 4, 5, 6, 7, 9, 510, 513]) {
+    const n = 1100; // two storage chunks of 1,024 rows
+    const rows = new EmbeddingRows(n);
+    const plain = new EmbeddingRows(n);
+    for (let i = 0; i < n; i++) {
+      if (i % 5 === 2) continue;
+      const bits = Uint16Array.from({ length: dim }, () => Math.floor(rand() * 0x3c00) | (rand() < 0.5 ? 0x8000 : 0) | 1);
+      let sq = 0;
+      for (const h of bits) sq += (table[h] as number) ** 2;
+      const scale = 1 / Math.sqrt(sq);
+      const e = Float32Array.from(bits, (h) => (table[h] as number) * scale);
+      rows.set(i, e, { bits, scale });
+      plain.set(i, e);
+    }
+    assert.equal(rows.isHalf, true, `dim ${dim}`);
+    for (const [start, end] of [[0, n], [1, 2], [3, 1030], [1023, 1025], [1099, 1100]] as const) {
+      const a = rows.copyRows(start, end, new Float32Array((end - start) * dim));
+      const b = plain.copyRows(start, end, new Float32Array((end - start) * dim));
+      assert.deepEqual(a, b, `dim ${dim}, rows ${start} .. ${end}`);
+    }
+    assert.deepEqual(rows.block(1), plain.block(1), `dim ${dim}, block 1`);
+  }
+});
+
 test('EmbeddingRows keeps float16 rows in 2 bytes a value and reads them back bit for bit; a float32 row turns it to float32', () => {
   const rand = lcg(3);
   const dim = 24;
