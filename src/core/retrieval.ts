@@ -7,10 +7,13 @@
  * {@link averagePrecisionByClass} computes AP for every class of an N x K matrix without sorting each column:
  * per class it sorts only the positives' distinct scores u_1 > u_2 > ... and counts, in one pass over the column,
  * how many samples score >= each u_t. Scores are compared as float32 bit patterns read as int32 (for non-negative
- * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry (the
- * top 13 bits of the pattern index an 8K-entry, 32 KB table per class, giving how many u lie in higher buckets) plus
- * three branch-free comparisons with the next distinct scores: the scores after the bucket's own lie in lower
- * buckets and never count. The rare sample whose bucket holds more than three distinct scores takes a binary
+ * floats integer order is value order). A sample's slot (how many u are above it) is its bucket's table entry
+ * (giving how many u lie in higher buckets) plus three branch-free comparisons with the next distinct scores: the
+ * scores after the bucket's own lie in lower buckets and never count. Each class's table (256 to 8K entries, at
+ * least 8 per distinct score; at most 32 KB) spans its own lowest to highest positive, `(pattern >>> shift) - base`
+ * with the finest shift that fits (never coarser than the pattern's top 13 bits), clamped to one entry for "below
+ * every positive" and one for "above the highest": positives crowded into a narrow range (near-uniform softmax rows
+ * of a weak model) still spread over many buckets. The rare sample whose bucket holds more than three distinct scores takes a branch-free binary
  * search. Classes go in blocks of up to 256: rows are copied 8 at a time into an 8 MB tile of 8192 rows, two
  * adjacent columns per 64-bit move when K is even, so the row-major matrix is read in 1 KB runs, once overall; the
  * samples, tables and histograms of a block share one Int32Array, which keeps V8's per-access checks to one per
@@ -23,9 +26,22 @@
 import { defineJob, sharedFloat64, sharedInt32, threadCount, toSharedInt32 } from './parallel';
 import { groupRowsByLabel, ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
 
-/** Buckets are the top 13 bits of a non-negative float32 pattern (sign bit 0): 2^13 of them. */
-const BUCKET_SHIFT = 18;
-const NUM_BUCKETS = 1 << (31 - BUCKET_SHIFT);
+/**
+ * Each class's table has at most TABLE_BUCKETS buckets, keyed by `pattern >>> shift` minus a base, both chosen from
+ * the class's own positives: the smallest shift (0 .. MAX_SHIFT) whose buckets span the lowest to the highest
+ * positive in at most TABLE_BUCKETS (see {@link bucketing}). MAX_SHIFT = 18 always fits (2^13 buckets cover every
+ * non-negative float32 pattern), so a table is never coarser than the top 13 bits of the pattern.
+ */
+const TABLE_BUCKETS = 1 << 13;
+const MAX_SHIFT = 18;
+/**
+ * A class with few distinct positive scores gets a smaller table (at least BUCKETS_PER_SCORE buckets per score, a
+ * power of two from MIN_TABLE_BUCKETS): fewer cache lines to visit per column, less memory.
+ */
+const BUCKETS_PER_SCORE = 8;
+const MIN_TABLE_BUCKETS = 256;
+/** Ints before a table's first bucket: shift, base, bucket count, the "below every positive" entry. */
+const TABLE_HEAD = 4;
 /**
  * Thresholds compared branch-free with each sample: a sample whose bucket holds at most this many distinct positive
  * scores gets its slot from its table entry plus this many comparisons; larger buckets take a binary search.
@@ -60,7 +76,7 @@ interface Positives {
  * Average precision of every class, one-vs-rest: AP[c] = average_precision_score(labels == c, probs[:, c]) over the
  * rows in `indices` (default: all rows), or null when class c has no positive among them. Labels must be valid
  * class indices (the caller validates). Classes are computed in blocks, on helper threads too for large inputs
- * (parallel.ts). Extra memory per thread: about 16 MB for a block of 256 classes (its 8 MB tile and 32 KB per
+ * (parallel.ts). Extra memory per thread: about 16 MB for a block of 256 classes (its 8 MB tile and at most 32 KB per
  * class of bucket tables); a dense class (few classes, many positives) needs 8 bytes per sample while sorted.
  */
 export function averagePrecisionByClass(
@@ -302,9 +318,11 @@ class TileSource {
  * AP of the sparse classes c0 .. c0 + block.length (null entries are skipped) in one pass over the rows.
  *
  * Per class, one Int32Array `w` holds: the distinct positive scores as float32 patterns, descending (monotone in
- * value for non-negative floats), followed by COMPARES zero patterns (never above a sample); a table with an entry
- * per bucket, lo = the index in `w` of the first distinct score in that bucket or below (stored as ~lo when the
- * bucket holds more than COMPARES distinct scores), preceded by a sentinel entry for "below bucket 0" (= end);
+ * value for non-negative floats), followed by COMPARES zero patterns (never above a sample); a table (see
+ * {@link bucketing}) headed by its shift, base and bucket count, then an entry per bucket, lo = the index in `w` of
+ * the first distinct score in that bucket or below (stored as ~lo when the bucket holds more than COMPARES distinct
+ * scores), preceded by an entry for "below the lowest positive" (= end) and followed by one for "above the highest"
+ * (= the first score's index: none of the scores exceeds such a sample);
  * and a histogram mirroring the scores: hist[slot] = samples with exactly `slot` distinct scores above them. A
  * sample's slot is lo + (how many of w[lo], w[lo+1], w[lo+2] exceed it): the scores after the bucket's own lie in
  * lower buckets (or are the zero padding), so they never count. One array for everything keeps V8's per-access
@@ -334,11 +352,12 @@ class BlockCounter {
     const tileInts = 2 * ((width + 1) >> 1) * stride;
     const tableAt = new Int32Array(width);
     const scoresAt = new Int32Array(width);
+    const shapes = block.map((p) => (p ? bucketing(p.distinct) : null));
     let size = tileInts;
-    block.forEach((p, b) => {
-      if (p) {
-        tableAt[b] = size + 1;
-        size += NUM_BUCKETS + 1;
+    shapes.forEach((shape, b) => {
+      if (shape) {
+        tableAt[b] = size + TABLE_HEAD;
+        size += TABLE_HEAD + shape.buckets + 1;
       }
     });
     const firstScore = size;
@@ -351,19 +370,26 @@ class BlockCounter {
     const histOffset = size - firstScore;
     const w = shared ? sharedInt32(size + histOffset) : new Int32Array(size + histOffset);
 
-    const perBucket = new Int32Array(NUM_BUCKETS);
+    const perBucket = new Int32Array(TABLE_BUCKETS);
     block.forEach((p, b) => {
-      if (!p) return;
+      const shape = shapes[b];
+      if (!p || !shape) return;
+      const { shift, base, buckets } = shape;
       const scores = p.distinct;
+      const table = tableAt[b];
       w.set(scores, scoresAt[b]);
-      perBucket.fill(0);
-      for (let t = 0; t < scores.length; t++) perBucket[scores[t] >>> BUCKET_SHIFT]++;
+      perBucket.fill(0, 0, buckets);
+      for (let t = 0; t < scores.length; t++) perBucket[(scores[t] >>> shift) - base]++;
+      w[table - 4] = shift;
+      w[table - 3] = base;
+      w[table - 2] = buckets;
+      w[table + buckets] = scoresAt[b]; // above the highest positive: every score is below
       let lo = scoresAt[b];
-      for (let q = NUM_BUCKETS - 1; q >= 0; q--) {
-        w[tableAt[b] + q] = perBucket[q] > COMPARES ? ~lo : lo;
+      for (let q = buckets - 1; q >= 0; q--) {
+        w[table + q] = perBucket[q] > COMPARES ? ~lo : lo;
         lo += perBucket[q];
       }
-      w[tableAt[b] - 1] = lo;
+      w[table - 1] = lo; // below the lowest positive: the zero padding, after every score
     });
     this.w = w;
     this.tableAt = tableAt;
@@ -447,7 +473,8 @@ export function streamedCountUnit(data: StreamedCount, unit: number): void {
  * the probabilities are recomputed block by block, never held whole). The positives' scores must be known first
  * (`self`, from an earlier pass); each {@link add} counts a block's rows into the same histograms the one-pass
  * computation fills, so the APs are equal to {@link averagePrecisionByClass}'s over the whole matrix, bit for bit.
- * Memory: about 32 KB per class with positives, plus a tile of the block's rows per 256 classes.
+ * Memory: at most 32 KB per class with positives (less when its positives span a narrow range), plus a tile of the
+ * block's rows per 256 classes.
  */
 export class StreamingAveragePrecision {
   private readonly counters: { c0: number; counter: BlockCounter }[] = [];
@@ -509,29 +536,65 @@ export class StreamingAveragePrecision {
 }
 
 /**
+ * A class's table shape: buckets are `(pattern >>> shift) - base` for 0 .. buckets - 1, with shift the smallest (at
+ * most MAX_SHIFT) that spans the class's lowest to highest positive pattern in at most `limit` buckets (a power of two,
+ * MIN_TABLE_BUCKETS .. TABLE_BUCKETS, at least BUCKETS_PER_SCORE per distinct score; MAX_SHIFT may leave more). Finer
+ * buckets than the fixed top 13 bits spread positives that crowd a narrow range (near-uniform softmax rows, confident
+ * scores near 1), so fewer samples meet a bucket with more than COMPARES distinct scores. Exported for the tests.
+ */
+export function bucketing(distinct: Int32Array): { shift: number; base: number; buckets: number } {
+  const hi = distinct[0];
+  const lo = distinct[distinct.length - 1];
+  let limit = MIN_TABLE_BUCKETS;
+  while (limit < TABLE_BUCKETS && limit < BUCKETS_PER_SCORE * distinct.length) limit *= 2;
+  let shift = 0;
+  while (shift < MAX_SHIFT && (hi >>> shift) - (lo >>> shift) >= limit) shift++;
+  const base = lo >>> shift;
+  return { shift, base, buckets: (hi >>> shift) - base + 1 };
+}
+
+/**
  * Adds the samples w[from], w[from + 2], ... (below `to`) to a class's histogram (see blockAveragePrecision),
- * four samples per iteration.
+ * four samples per iteration. A sample's table entry is its bucket's, clamped branch-free to the entry before the
+ * first bucket (below the lowest positive: slot = end, the zero padding) and the one after the last (above the
+ * highest: slot 0).
  */
 function countColumn(w: Int32Array, from_: number, to_: number, table_: number, histOffset_: number): void {
   const to = to_ | 0;
   const table = table_ | 0;
   const hd = histOffset_ | 0;
+  const shift = w[table - 4] | 0;
+  const base = w[table - 3] | 0;
+  const top = w[table - 2] | 0;
   let s = from_ | 0;
   for (; s + 6 < to; s += 8) {
     const v0 = w[s];
     const v1 = w[s + 2];
     const v2 = w[s + 4];
     const v3 = w[s + 6];
-    let e0 = w[table + (v0 >>> BUCKET_SHIFT)];
-    let e1 = w[table + (v1 >>> BUCKET_SHIFT)];
-    let e2 = w[table + (v2 >>> BUCKET_SHIFT)];
-    let e3 = w[table + (v3 >>> BUCKET_SHIFT)];
+    // x = (v >>> shift) - base, then x | (x >> 31) lifts every negative to -1 and top + min(x - top, 0) caps at top.
+    let x0 = ((v0 >>> shift) - base) | 0;
+    let x1 = ((v1 >>> shift) - base) | 0;
+    let x2 = ((v2 >>> shift) - base) | 0;
+    let x3 = ((v3 >>> shift) - base) | 0;
+    x0 = (x0 | (x0 >> 31)) - top;
+    x1 = (x1 | (x1 >> 31)) - top;
+    x2 = (x2 | (x2 >> 31)) - top;
+    x3 = (x3 | (x3 >> 31)) - top;
+    x0 = table + top + (x0 & (x0 >> 31));
+    x1 = table + top + (x1 & (x1 >> 31));
+    x2 = table + top + (x2 & (x2 >> 31));
+    x3 = table + top + (x3 & (x3 >> 31));
+    let e0 = w[x0];
+    let e1 = w[x1];
+    let e2 = w[x2];
+    let e3 = w[x3];
     if ((e0 | e1 | e2 | e3) < 0) {
       // Rare: some bucket holds more than COMPARES distinct scores.
-      e0 = slotOf(w, table, v0);
-      e1 = slotOf(w, table, v1);
-      e2 = slotOf(w, table, v2);
-      e3 = slotOf(w, table, v3);
+      e0 = e0 < 0 ? searchBucket(w, x0, v0) : e0 + ((v0 - w[e0]) >>> 31) + ((v0 - w[e0 + 1]) >>> 31) + ((v0 - w[e0 + 2]) >>> 31);
+      e1 = e1 < 0 ? searchBucket(w, x1, v1) : e1 + ((v1 - w[e1]) >>> 31) + ((v1 - w[e1 + 1]) >>> 31) + ((v1 - w[e1 + 2]) >>> 31);
+      e2 = e2 < 0 ? searchBucket(w, x2, v2) : e2 + ((v2 - w[e2]) >>> 31) + ((v2 - w[e2 + 1]) >>> 31) + ((v2 - w[e2 + 2]) >>> 31);
+      e3 = e3 < 0 ? searchBucket(w, x3, v3) : e3 + ((v3 - w[e3]) >>> 31) + ((v3 - w[e3 + 1]) >>> 31) + ((v3 - w[e3 + 2]) >>> 31);
     } else {
       // (v - score) >>> 31 is 1 exactly when score > v: patterns of non-negative floats are below 2^31.
       e0 = e0 + ((v0 - w[e0]) >>> 31) + ((v0 - w[e0 + 1]) >>> 31) + ((v0 - w[e0 + 2]) >>> 31);
@@ -547,25 +610,30 @@ function countColumn(w: Int32Array, from_: number, to_: number, table_: number, 
   for (; s < to; s += 2) w[slotOf(w, table, w[s]) + hd]++;
 }
 
-/** Slot of pattern v (see blockAveragePrecision): branch-free comparisons, or a binary search in a crowded bucket. */
+/** Slot of pattern v (see blockAveragePrecision): branch-free comparisons, or a search in a crowded bucket. */
 function slotOf(w: Int32Array, table: number, v: number): number {
-  const e = w[table + (v >>> BUCKET_SHIFT)];
+  const top = w[table - 2];
+  const x = Math.min(Math.max(((v >>> w[table - 4]) - w[table - 3]) | 0, -1), top);
+  const e = w[table + x];
   if (e >= 0) return e + ((v - w[e]) >>> 31) + ((v - w[e + 1]) >>> 31) + ((v - w[e + 2]) >>> 31);
-  return searchBucket(w, table, v);
+  return searchBucket(w, table + x, v);
 }
 
-/** Slot of pattern v whose bucket holds more than COMPARES distinct scores: binary search within the bucket. */
-function searchBucket(w: Int32Array, table: number, v: number): number {
-  const bucket = v >>> BUCKET_SHIFT;
-  let lo = ~w[table + bucket];
-  const below = w[table + bucket - 1];
-  let hi = below < 0 ? ~below : below;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (w[mid] > v) lo = mid + 1;
-    else hi = mid;
+/**
+ * Slot of pattern v whose bucket (table entry at w[entry], the next lower bucket's at w[entry - 1]) holds more than
+ * COMPARES distinct scores: a branch-free binary search within the bucket (its scores descend, so those above v
+ * come first; the answer stays within [lo, lo + n]).
+ */
+function searchBucket(w: Int32Array, entry: number, v: number): number {
+  let lo = ~w[entry];
+  const below = w[entry - 1];
+  let n = (below < 0 ? ~below : below) - lo;
+  while (n > 1) {
+    const half = n >>> 1;
+    lo += half & ((v - w[lo + half]) >> 31);
+    n -= half;
   }
-  return lo;
+  return lo + ((v - w[lo]) >>> 31);
 }
 
 /** The distinct scores of a class among its positive rows (self scores, as patterns), descending, with multiplicities. */
