@@ -6,6 +6,7 @@
  */
 import { CancelledError } from '../core/errors';
 import { TOOL_VERSION } from '../core/version';
+import { allowFullCollection } from '../core/memLog';
 import { nearestOption, runCommand, tableUsage } from './args';
 import { COMMANDS } from './commands';
 import { describeError, processIO, UsageError, type CliIO } from './io';
@@ -33,6 +34,8 @@ function takeDebug(argv: string[]): { args: string[]; debug: boolean } {
 }
 
 export async function main(argv: string[], io: CliIO = processIO, signal: AbortSignal = new AbortController().signal): Promise<number> {
+  // A command-line process owns its heap: large evaluations free their big buffers at phase ends (memLog.ts).
+  allowFullCollection();
   const { args, debug } = takeDebug(argv);
   const [command, ...rest] = args;
   try {

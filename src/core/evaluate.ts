@@ -5,7 +5,7 @@
  * model's worker thread; the next batch is prepared while the current one is inferred. Embeddings are cached by
  * content hash, so a re-run only infers new or changed images.
  */
-import { memMark } from './memLog';
+import { memMark, releaseGarbage } from './memLog';
 import * as path from 'node:path';
 import { datasetFormat } from './datasetFormat';
 import { CancelledError, ClipLensError, throwIfAborted } from './errors';
@@ -702,6 +702,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     }
     const duplicates = await duplicatesOfJudgement(metricsBySplit, (i) => rowOfSample[i] as number, (rows) => judge.metrics(ks, rows));
     memMark('judgement: duplicates/outliers done');
+    releaseGarbage('the duplicates');
     // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
     if (metrics) await judge.secondPass();
     memMark('judgement: pass 2 done (cleanlab scan, APs)');
@@ -722,6 +723,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       warnings.push(...outcome.warnings);
     }
     memMark(`judgement: predictor done (label issues; passes so far ${judge.passes})`);
+    releaseGarbage('the label issues');
     // The APs of subsets asked for after pass 2 when the predictor did not run pass 3.
     await judge.finishAveragePrecision();
     memMark('judgement: APs finished');

@@ -5,6 +5,8 @@
  * committed, and the memory held outside the heap by ArrayBuffers. Off (the default) it costs one property read.
  */
 import * as fs from 'node:fs';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 
 export interface MemSnapshot {
   phase: string;
@@ -72,4 +74,34 @@ export function memMark(phase: string): MemSnapshot | null {
   const s = memSnapshot(phase);
   process.stderr.write(formatMemSnapshot(s) + '\n');
   return s;
+}
+
+let fullCollection: (() => void) | null = null;
+
+/**
+ * Lets {@link releaseGarbage} run full collections. The CLI (a process of its own) turns it on at start; the editor
+ * does not (the extension host's heap is not ours to stop), so there it does nothing.
+ */
+export function allowFullCollection(): void {
+  if (fullCollection) return;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    fullCollection = vm.runInNewContext('gc') as () => void;
+  } catch {
+    fullCollection = null;
+  }
+}
+
+/**
+ * A full garbage collection now, when allowed (see {@link allowFullCollection}), at a phase boundary of a large
+ * evaluation where hundreds of MB just became garbage (the duplicate index and its search blocks, the prune's heaps,
+ * the embedding rows once judged). V8 frees ArrayBuffers only when it collects, and while it has not they stay
+ * resident, so the next phase's allocations would pile on them: that made the peak of a million-row run (issue 15).
+ * Costs a few hundred milliseconds at a million samples. Returns whether it ran.
+ */
+export function releaseGarbage(after: string): boolean {
+  if (!fullCollection) return false;
+  fullCollection();
+  memMark(`garbage released after ${after}`);
+  return true;
 }

@@ -19,7 +19,7 @@
  *
  * Heavy modules (sharp, onnxruntime-node, through runtime.ts and evaluate.ts) are imported on first use only.
  */
-import { memMark } from './memLog';
+import { memMark, releaseGarbage } from './memLog';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
@@ -40,6 +40,7 @@ import { makeBaseline } from './baseline';
 import type { EvalReport, ModelRun, PredictorName } from './report';
 import type { Dataset, DatasetProblem } from './types';
 import { checkEmbeddingWidth, DEFAULT_VERIFY, isEmbeddingsDir, forEachEmbedding, readEmbeddingsDir, verifyEmbeddings, type EmbeddingsInput } from './embeddingsDir';
+import { INLINE_SAMPLES_LIMIT } from './reportSamples';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Which model
@@ -492,6 +493,8 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
         }
       : {}),
   });
+  // A large evaluation's embedding rows (a GB at a million samples) are garbage now: freed before the report is written.
+  if (plan.dataset.samples.length > INLINE_SAMPLES_LIMIT) releaseGarbage('the evaluation');
   if (options.precision) report.precision = options.precision;
   if (outside) {
     const { input } = outside;

@@ -51,3 +51,16 @@ test('ClipModel.releaseTower: the text tower is released and recreated on next u
     await model.dispose();
   }
 });
+
+test('releaseGarbage: once allowed (the CLI), a full collection frees dropped ArrayBuffers at once', async () => {
+  const { allowFullCollection, releaseGarbage } = await import('../../src/core/memLog');
+  // Whether allowed already depends on what ran before in this process: only the allowed behaviour is asserted.
+  allowFullCollection();
+  let big: Uint8Array | null = new Uint8Array(256 * 1024 * 1024).fill(1);
+  const held = process.memoryUsage().arrayBuffers;
+  assert.ok(held >= 256 * 1024 * 1024 && big[12345] === 1);
+  big = null;
+  assert.equal(releaseGarbage('the test'), true);
+  const after = process.memoryUsage().arrayBuffers;
+  assert.ok(held - after >= 255 * 1024 * 1024, `freed ${(held - after) / 2 ** 20} MiB`);
+});
