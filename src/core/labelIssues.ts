@@ -247,7 +247,7 @@ export function rowScanUnit(data: RowScanData, unit: number): void {
 const runRowScan = defineJob('labelIssueRows', rowScanUnit);
 
 /** Everything the label-issue steps need from the per-row pass. */
-interface RowScan {
+export interface RowScan {
   /** self[i] = pattern of probs[i][labels[i]]. */
   self: Int32Array;
   thresholds: Float64Array;
@@ -258,9 +258,9 @@ interface RowScan {
 
 /**
  * Self-confidences, thresholds, then one pass over the rows (on helper threads too for large inputs).
- * `withThresholds` false skips the thresholds (no class is confident): for the scores alone.
+ * `withThresholds` false skips the thresholds (no class is confident): for the scores alone. Exported for tests.
  */
-function scanRows(labels: ArrayLike<number>, probs: ProbabilityMatrix, withThresholds = true): RowScan {
+export function scanRows(labels: ArrayLike<number>, probs: ProbabilityMatrix, withThresholds = true): RowScan {
   const k = probs.numClasses;
   const n = labels.length;
   const sharedLabels = toSharedInt32(labels);

@@ -253,6 +253,73 @@ export const onnxZeroShotSummary: () => Promise<ZeroShotSummaryHead | null> = sh
   return head;
 });
 
+/**
+ * ONNX model bytes of the zero-shot head with cleanlab's per-row confident count (opset 13): the probabilities
+ * P = Softmax(S * MatMul(A, B)) of {@link zeroShotModelBytes} (the same nodes, so the same values bit for bit), and
+ * per row, with CUT[1, N] each class's confidence cut (a class is confident when P >= its cut) and W[N, 2] = columns
+ * (1, j):  CW[M, 2] = MatMul(Cast(P >= CUT), W) = (how many classes are confident, the sum of their indices): the
+ * one confident class when there is exactly one (integer sums below 2^24: exact in float32 in any order).
+ */
+export function zeroShotScanModelBytes(): Uint8Array {
+  return modelOf(
+    'clip-lens-zero-shot-scan',
+    [
+      nodeProto(['A', 'B'], ['L0'], 'MatMul'),
+      nodeProto(['L0', 'S'], ['Z'], 'Mul'),
+      nodeProto(['Z'], ['P'], 'Softmax'),
+      nodeProto(['P', 'CUT'], ['CONF'], 'GreaterOrEqual'),
+      nodeProto(['CONF'], ['CONFF'], 'Cast', [attr('to', 1)]),
+      nodeProto(['CONFF', 'W'], ['CW'], 'MatMul'),
+    ],
+    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1), typedValueInfo('CUT', [1, 'N'], 1), typedValueInfo('W', ['N', 2], 1)],
+    [typedValueInfo('P', ['M', 'N'], 1), typedValueInfo('CW', ['M', 2], 1)],
+  );
+}
+
+/** Per row of a block: what {@link zeroShotScanModelBytes} gives. */
+export interface ZeroShotScan {
+  /** m x n probabilities (null when not asked for). */
+  probs: Float32Array | null;
+  /** m x 2: per row, how many classes are confident and the sum of their indices. */
+  confident: Float32Array;
+}
+
+export interface ZeroShotScanHead {
+  /** a (m x k) image rows, b (k x n) the class embeddings transposed, cut (n) per class; `probs`: also return P. */
+  run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, cut: Float32Array, probs: boolean): Promise<ZeroShotScan>;
+}
+
+/** The shared zero-shot scan session (options as the zero-shot head's), or null without ONNX Runtime. */
+export const onnxZeroShotScan: () => Promise<ZeroShotScanHead | null> = sharedSession(async (threads) => {
+  const ort = loadOrt();
+  if (!ort) return null;
+  const session = await ort.InferenceSession.create(zeroShotScanModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const columns = new Map<number, Ort.Tensor>();
+  const head: ZeroShotScanHead = {
+    async run(a, m, k, b, n, scale, cut, probs) {
+      let w = columns.get(n);
+      if (!w) {
+        const data = new Float32Array(2 * n);
+        for (let c = 0; c < n; c++) {
+          data[2 * c] = 1;
+          data[2 * c + 1] = c;
+        }
+        columns.set(n, (w = new ort.Tensor('float32', data, [n, 2])));
+      }
+      const feeds = {
+        A: new ort.Tensor('float32', a, [m, k]),
+        B: new ort.Tensor('float32', b, [k, n]),
+        S: new ort.Tensor('float32', Float32Array.of(scale), [1]),
+        CUT: new ort.Tensor('float32', cut, [1, n]),
+        W: w,
+      };
+      const out = await session.run(feeds, probs ? ['P', 'CW'] : ['CW']);
+      return { probs: probs ? (out.P as Ort.Tensor).data as Float32Array : null, confident: (out.CW as Ort.Tensor).data as Float32Array };
+    },
+  };
+  return head;
+});
+
 /** ONNX model bytes: C[M, N] = MatMul(A[M, K], B[K, N]). */
 export function matMulModelBytes(): Uint8Array {
   const node = [...str(1, 'A'), ...str(1, 'B'), ...str(2, 'C'), ...str(3, 'matmul'), ...str(4, 'MatMul')];

@@ -28,7 +28,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
+import { summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -168,6 +168,11 @@ export class StreamedJudgement {
   private guess: Int32Array | null = null;
   private argmax: Int32Array | null = null;
   private maxOther: Int32Array | null = null;
+  /**
+   * Pass 1 ran on the row summaries ({@link summaryPass}): argmax (pred) and maxOther are known, and pass 2 counts the
+   * confident classes inside ONNX Runtime instead of scanning the rows in JavaScript.
+   */
+  private summarised = false;
   /** Per row, the T largest scores among the classes other than its label (descending) and their classes (-1: none). */
   private candClass: Int32Array | null = null;
   private candValue: Float32Array | null = null;
@@ -195,11 +200,11 @@ export class StreamedJudgement {
    * One pass: each block's evaluated rows as a matrix (row r = evaluated row first + r), after `onSample(sample,
    * probs)` for every scored sample of the block.
    */
-  private async pass(onBlock: (block: ProbabilityMatrix, first: number) => void, onSample?: (sample: number, probs: Float32Array) => void, share = this.threaded): Promise<void> {
+  private async pass(onBlock: (block: ProbabilityMatrix, first: number) => void, onSample?: (sample: number, probs: Float32Array) => void, share = this.threaded, scan?: PassScan): Promise<void> {
     const { rows, classEmbeddings, logitScale, rowOfSample, signal, engine } = this.input;
     const k = this.k;
     this.passes++;
-    await forEachScoredBlock(rows, classEmbeddings, logitScale, (index, probs) => {
+    const onScored = (index: number[], probs: Float32Array) => {
       if (onSample) index.forEach((i, r) => onSample(i, probs.subarray(r * k, (r + 1) * k)));
       // The evaluated rows of the block: consecutive evaluated row numbers (samples in order); compacted when some
       // scored sample is not evaluated.
@@ -229,7 +234,19 @@ export class StreamedJudgement {
       }
       const desc: SharedProbabilityMatrix = { numClasses: k, rowsPerChunk: m, length: m, chunks: [data.subarray(0, m * k)] };
       onBlock(ProbabilityMatrix.fromShared(desc), first);
-    }, signal, engine);
+    };
+    if (!scan) return forEachScoredBlock(rows, classEmbeddings, logitScale, onScored, signal, engine);
+    const dim = classEmbeddings.dim;
+    if (rows.dim !== dim) return;
+    await forEachPackedBlock(
+      rows,
+      (packed, index) => zeroShotScanBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, scan.cut, scan.probs, engine),
+      (index, s) => {
+        scan.onCounts(index, s.confident);
+        if (s.probs) onScored(index, s.probs);
+      },
+      signal,
+    );
   }
 
   /**
@@ -272,7 +289,15 @@ export class StreamedJudgement {
     const { rows, classEmbeddings, logitScale, rowOfSample, signal, engine } = this.input;
     const { pred, rank, labelArray, k } = this;
     const selfValue = new Float32Array(this.self.buffer, this.self.byteOffset, this.n);
+    // maxOther (the largest score besides the label's) is the top-1 score when the argmax (the first maximum) is not
+    // the label (then the maximum is reached off the label), else the top-2 score (the second largest value, ties
+    // included): so at least the top-2 is asked for, and the caller gets its top-t of it.
+    const maxOther = sharedInt32(this.n).fill(-1); // -1: no other class (k = 1), as rowScanUnit leaves it
+    const maxOtherValue = new Float32Array(maxOther.buffer, maxOther.byteOffset, this.n);
+    const wanted = Math.min(top.t, k);
     const dim = classEmbeddings.dim;
+    this.summarised = true;
+    this.maxOther = maxOther;
     if (rows.dim !== dim) return;
     this.passes++;
     await forEachPackedBlock(
@@ -285,18 +310,22 @@ export class StreamedJudgement {
           return BigInt(row >= 0 ? (labelArray[row] as number) : 0);
         });
         const images = packed.subarray(0, m * dim);
-        const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, top.t, engine);
-        return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, top.t);
+        const t = Math.max(2, top.t);
+        const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, t, engine);
+        return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, t);
       },
       (index, s) => {
         const t = s.t;
         index.forEach((i, r) => {
-          top.set(i, s.topClasses.subarray(r * t, (r + 1) * t), s.topScores.subarray(r * t, (r + 1) * t));
+          top.set(i, s.topClasses.subarray(r * t, r * t + wanted), s.topScores.subarray(r * t, r * t + wanted));
           const row = rowOfSample[i] as number;
           if (row < 0) return;
-          pred[row] = s.argmax[r] as number;
+          const arg = s.argmax[r] as number;
+          pred[row] = arg;
           rank[row] = s.rank[r] as number;
           selfValue[row] = s.self[r] as number;
+          if (arg !== labelArray[row]) maxOtherValue[row] = s.topScores[r * t] as number;
+          else if (t >= 2) maxOtherValue[row] = s.topScores[r * t + 1] as number;
         });
       },
       signal,
@@ -355,12 +384,15 @@ export class StreamedJudgement {
     const cut = sharedInt32(k);
     thresholds.forEach((t, c) => (cut[c] = float32PatternAtLeast(t - FLOATING_POINT_COMPARISON)));
     const guess = sharedInt32(this.n);
-    const argmax = sharedInt32(this.n);
-    const maxOther = sharedInt32(this.n);
     const T = this.candidates;
     const candClass = new Int32Array(this.n * T).fill(-1);
     const candValue = new Float32Array(this.n * T);
     const ap = this.averagePrecisionDue();
+    this.candClass = candClass;
+    this.candValue = candValue;
+    if (this.summarised) return this.countingPass(cut, guess, ap);
+    const argmax = sharedInt32(this.n);
+    const maxOther = sharedInt32(this.n);
     await this.pass((block, first) => {
       const m = block.length;
       const d = block.chunkOf(0);
@@ -384,8 +416,52 @@ export class StreamedJudgement {
     this.guess = guess;
     this.argmax = argmax;
     this.maxOther = maxOther;
-    this.candClass = candClass;
-    this.candValue = candValue;
+  }
+
+  /** Pass 2's per-row scan (tests: against labelIssues.ts scanRows on the held matrix); null before it. */
+  rowScan(): { guess: Int32Array; argmax: Int32Array; maxOther: Int32Array } | null {
+    const { guess, argmax, maxOther } = this;
+    return guess && argmax && maxOther ? { guess, argmax, maxOther } : null;
+  }
+
+  /**
+   * Pass 2 after {@link summaryPass}: argmax and maxOther came with pass 1, so the scan needs per row only how many
+   * classes are confident and, when one is, which: counted inside ONNX Runtime (zeroShotScanBlock), the rows' whole
+   * probabilities copied out only for the APs and the prune candidates. guess as rowScanUnit gives it: -1 when no
+   * class is confident, the confident class when one is, else the argmax.
+   */
+  private async countingPass(cut: Int32Array, guess: Int32Array, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>): Promise<void> {
+    const { k, pred, labelArray } = this;
+    const { rowOfSample } = this.input;
+    const T = this.candidates;
+    const candClass = this.candClass as Int32Array;
+    const candValue = this.candValue as Float32Array;
+    const scan: PassScan = {
+      cut: new Float32Array(cut.buffer, cut.byteOffset, k).slice(),
+      probs: ap.due || T > 0,
+      onCounts: (index, confident) =>
+        index.forEach((i, r) => {
+          const row = rowOfSample[i] as number;
+          if (row < 0) return;
+          const count = confident[2 * r] as number;
+          guess[row] = count === 0 ? -1 : count === 1 ? (confident[2 * r + 1] as number) : (pred[row] as number);
+        }),
+    };
+    await this.pass(
+      (block, first) => {
+        const m = block.length;
+        const d = block.chunkOf(0);
+        if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
+        const parts = ap.parts(block, first);
+        if (parts.length > 0) runBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory);
+      },
+      undefined,
+      this.threaded && ap.due,
+      scan,
+    );
+    ap.finish();
+    this.guess = guess;
+    this.argmax = pred;
   }
 
   /**
@@ -530,6 +606,16 @@ function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: num
     cls[at + q] = j;
     if (filled === T) bar = val[at + T - 1] as number;
   }
+}
+
+/** Pass 2's confident counts: see StreamedJudgement.countingPass. */
+interface PassScan {
+  /** Per class, the smallest confident probability (cut patterns as float32). */
+  cut: Float32Array;
+  /** Whether the blocks' probabilities are wanted (onBlock runs only then). */
+  probs: boolean;
+  /** Per scored sample of a block (index): confident count and sum of the confident classes (2 per sample). */
+  onCounts: (index: number[], confident: Float32Array) => void;
 }
 
 let streamedRowPassShared = false;

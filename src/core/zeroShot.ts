@@ -6,9 +6,9 @@ import type { ClipModel } from './runtime';
 import type { EmbeddingCache } from './embeddingCache';
 import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
-import { onnxZeroShot, onnxZeroShotSummary, type ZeroShotSummary } from './onnxMatMul';
+import { onnxZeroShot, onnxZeroShotScan, onnxZeroShotSummary, type ZeroShotScan, type ZeroShotSummary } from './onnxMatMul';
 
-export type { ZeroShotSummary } from './onnxMatMul';
+export type { ZeroShotScan, ZeroShotSummary } from './onnxMatMul';
 
 /**
  * Prompts handed to the model per call: it sorts them by length and batches them (ClipModel.embedTexts), so the
@@ -167,6 +167,43 @@ export function summaryOfProbabilities(probs: Float32Array, m: number, k: number
     out.argmax[r] = arg;
     out.self[r] = py;
     out.rank[r] = ahead;
+  }
+  return out;
+}
+
+/**
+ * A block's probabilities with cleanlab's per-row confident count (see onnxMatMul.ts zeroShotScanModelBytes): per row
+ * how many classes have a probability >= their `cut` and the sum of those classes' indices. Blocks that
+ * {@link zeroShotBlock} gives to ONNX Runtime are counted inside it (the same probabilities; with `probs` false they
+ * are not even copied out); the others are scored by zeroShotBlock and counted by {@link scanOfProbabilities}.
+ */
+export async function zeroShotScanBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, cut: Float32Array, probs: boolean, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotScan> {
+  const { matrix, dim } = classes;
+  const k = matrix.length / dim;
+  const a = images.length === m * dim ? images : images.subarray(0, m * dim);
+  if (engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK)) {
+    const head = await onnxZeroShotScan();
+    if (head && (await onnxZeroShot())) return head.run(a, m, dim, transposed(classes), k, logitScale, cut, probs); // both or neither
+  }
+  const p = await zeroShotBlock(a, m, classes, logitScale, engine);
+  return { probs: probs ? p : null, confident: scanOfProbabilities(p, m, k, cut) };
+}
+
+/** The confident count of {@link zeroShotScanBlock} from a block's probabilities (m x k, row-major): m x 2. */
+export function scanOfProbabilities(probs: Float32Array, m: number, k: number, cut: Float32Array): Float32Array {
+  const out = new Float32Array(2 * m);
+  for (let r = 0; r < m; r++) {
+    const o = r * k;
+    let count = 0;
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      if ((probs[o + j] as number) >= (cut[j] as number)) {
+        count++;
+        sum += j;
+      }
+    }
+    out[2 * r] = count;
+    out[2 * r + 1] = sum;
   }
   return out;
 }

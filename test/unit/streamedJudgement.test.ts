@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { computeMetrics } from '../../src/core/metrics';
-import { findLabelIssues } from '../../src/core/labelIssues';
+import { findLabelIssues, scanRows } from '../../src/core/labelIssues';
 import { shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
@@ -26,10 +26,14 @@ function normalise(v: Float32Array): Float32Array {
   return v;
 }
 
-/** A dataset with structure: rows near their class's direction, `noise` of the labels moved to another class. */
-function dataset(seed: number, n: number, k: number, dim: number, noise: number) {
+/**
+ * A dataset with structure: rows near their class's direction, `noise` of the labels moved to another class; classes
+ * 2c + 1 repeat class 2c for c < dups (exact ties in every row).
+ */
+function dataset(seed: number, n: number, k: number, dim: number, noise: number, dups = 0) {
   const rand = lcg(seed);
   const centres = Array.from({ length: k }, () => normalise(Float32Array.from({ length: dim }, () => rand() * 2 - 1)));
+  for (let c = 1; c < Math.min(k, 2 * dups); c += 2) centres[c] = centres[c - 1] as Float32Array;
   const matrix = new Float32Array(k * dim);
   centres.forEach((c, i) => matrix.set(c, i * dim));
   const cls: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
@@ -49,8 +53,8 @@ function dataset(seed: number, n: number, k: number, dim: number, noise: number)
   return { cls, rows, labelOf };
 }
 
-async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean } = {}) {
-  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise);
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean; top?: number; dups?: number } = {}) {
+  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise, streamedOptions.dups);
   const logitScale = 30;
   const ks = [1, 3, 5];
   const evaluated: number[] = [];
@@ -83,7 +87,7 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels, ...(streamedOptions.pruneCandidates ? { pruneCandidates: streamedOptions.pruneCandidates } : {}) });
   const seen = new Map<number, number[]>();
   const seenTop = new Map<number, { classes: number[]; scores: number[] }>();
-  if (streamedOptions.summary) await judge.firstPass(() => assert.fail('no whole row with a top-t'), { t: 5, set: (i, c, v) => seenTop.set(i, { classes: Array.from(c), scores: Array.from(v) }) });
+  if (streamedOptions.summary) await judge.firstPass(() => assert.fail('no whole row with a top-t'), { t: streamedOptions.top ?? 5, set: (i, c, v) => seenTop.set(i, { classes: Array.from(c), scores: Array.from(v) }) });
   else await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
   const all = judge.metrics(ks);
   const splits = subsets.map((idx) => judge.metrics(ks, idx));
@@ -96,7 +100,9 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   const [lateMetrics, lateAgain] = twice;
   const issues = await judge.labelIssues();
   assert.deepEqual(lateAgain, lateMetrics);
-  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes };
+  const heldScan = scanRows(labels, matrix);
+  const scan = judge.rowScan();
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes, heldScan, scan, labels };
 }
 
 test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
@@ -122,6 +128,27 @@ test('streamed judgement with pass 1 reduced inside ONNX Runtime (top-5, argmax,
   assert.deepEqual(streamed.splits, held.splits);
   assert.deepEqual(streamed.late, held.late);
   assert.deepEqual(streamed.issues, held.issues);
+});
+
+test('pass 2 after a summary pass 1 counts the confident classes inside ONNX Runtime: guess, argmax, largest other score = the held scan, ties included', async () => {
+  // Top-1 asked for: pass 1 still keeps the top-2 (the largest other score when the label is the argmax).
+  for (const options of [{ top: 1 }, { top: 3, pruneCandidates: 16, lateAfterPass2: false }]) {
+    const r = await bothPaths(23, 9000, 40, 32, 0.15, (i) => i % 2, { summary: true, dups: 8, ...options });
+    assert.ok(r.scan);
+    assert.deepEqual(r.scan.guess, r.heldScan.guess);
+    assert.deepEqual(r.scan.argmax, r.heldScan.argmax);
+    assert.deepEqual(r.scan.maxOther, r.heldScan.maxOther);
+    assert.deepEqual(r.streamed, r.held);
+    for (const [i, p] of r.topOf) assert.deepEqual(r.seenTop.get(i)?.classes, topKIndices(Float32Array.from(p), options.top), `sample ${i}`);
+    // The cases are there: rows whose label ties another class (before and after it), no / one / several confident.
+    const guess = Array.from(r.heldScan.guess);
+    assert.ok(guess.some((g) => g === -1) && guess.some((g, i) => g >= 0 && g !== r.heldScan.argmax[i]), 'no confident class; one that is not the argmax');
+    const self = new Float32Array(r.heldScan.self.buffer, r.heldScan.self.byteOffset, guess.length);
+    const other = new Float32Array(r.scan.maxOther.buffer, r.scan.maxOther.byteOffset, guess.length);
+    // The label ties the row's maximum: the argmax is the label (the tie after it) or the class before it.
+    const topTie = (first: boolean) => guess.filter((_, i) => self[i] === other[i] && (r.heldScan.argmax[i] === r.labels[i]) === first).length;
+    assert.ok(topTie(true) > 50 && topTie(false) > 50, `labels tying the maximum, first: ${topTie(true)}, second: ${topTie(false)}`);
+  }
 });
 
 test('streamed judgement: the prune decided from pass 2\'s candidates (two passes), or redone by pass 3 when too few are kept', async () => {
