@@ -8,7 +8,9 @@
  * 1. each sample's top-K (the report), and per evaluated row its argmax, the rank of its label and its label's
  *    score (metrics.ts' per-row pass): accuracy, Recall@K and the confusion counts of any subset of rows come from
  *    these; the labels' scores give cleanlab's per-class thresholds and every class's positives for the AP.
- * 2. cleanlab's per-row scan (confident guess, argmax, largest other score: labelIssues.ts) against the thresholds,
+ * 2. cleanlab's per-row scan (confident guess, argmax, largest other score: labelIssues.ts) against the thresholds
+ *    (after a summary pass 1 only the confident count, inside ONNX Runtime: argmax and largest other score came with
+ *    pass 1; see {@link StreamedJudgement.countingPass}),
  *    the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of every subset asked for so far
  *    (splits, the metrics without leaked samples), and, when asked (pruneCandidates), per row its largest other
  *    scores.
