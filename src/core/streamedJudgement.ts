@@ -470,45 +470,45 @@ export class StreamedJudgement {
    * Fills the prune heaps from pass 2's candidates; returns per class 1 when some pair of it is not decided by them
    * (pass 3 then prunes the class from the exact scores).
    */
-  private pruneFromCandidates(heapsOf: PruneHeap[][], selfValue: Float32Array): Uint8Array {
+  private pruneFromCandidates(heaps: PruneHeaps, selfValue: Float32Array): Uint8Array {
     const { k, n, labelArray: labels, candidates: T } = this;
     const candClass = this.candClass as Int32Array;
     const candValue = this.candValue as Float32Array;
     const redo = new Uint8Array(k);
     if (T === 0) {
-      heapsOf.forEach((hs, c) => (redo[c] = hs.length > 0 ? 1 : 0));
+      for (let c = 0; c < k; c++) redo[c] = heaps.ofClass(c) > 0 ? 1 : 0;
       return redo;
     }
     // Per heap: the largest bound of a row lacking its class, and the lowest such row at that bound.
-    const maxBound: Float64Array[] = heapsOf.map((hs) => new Float64Array(hs.length).fill(-Infinity));
-    const boundRow: Int32Array[] = heapsOf.map((hs) => new Int32Array(hs.length).fill(-1));
+    const maxBound = new Float64Array(heaps.count).fill(-Infinity);
+    const boundRow = new Int32Array(heaps.count).fill(-1);
     for (let i = 0; i < n; i++) {
       const c = labels[i] as number;
-      const heaps = heapsOf[c] as PruneHeap[];
-      if (heaps.length === 0) continue;
+      const h0 = heaps.first[c] as number;
+      const h1 = heaps.first[c + 1] as number;
+      if (h0 === h1) continue;
       const pc = selfValue[i] as number;
       const at = i * T;
-      for (let h = 0; h < heaps.length; h++) {
-        const heap = heaps[h] as PruneHeap;
+      for (let h = h0; h < h1; h++) {
+        const j = heaps.j[h] as number;
         let q = 0;
-        while (q < T && candClass[at + q] !== heap.j) q++;
-        if (q < T) heap.offer((candValue[at + q] as number) - pc, i);
+        while (q < T && candClass[at + q] !== j) q++;
+        if (q < T) heaps.offer(h, (candValue[at + q] as number) - pc, i);
         else {
           // Every class but the label's is a candidate when T = k - 1: then q < T always.
           const bound = (candValue[at + T - 1] as number) - pc;
-          const mb = maxBound[c] as Float64Array;
-          if (bound > (mb[h] as number)) {
-            mb[h] = bound;
-            (boundRow[c] as Int32Array)[h] = i;
+          if (bound > (maxBound[h] as number)) {
+            maxBound[h] = bound;
+            boundRow[h] = i;
           }
         }
       }
     }
     for (let c = 0; c < k; c++) {
-      (heapsOf[c] as PruneHeap[]).forEach((heap, h) => {
-        const row = (boundRow[c] as Int32Array)[h] as number;
-        if (row >= 0 && !heap.excludes((maxBound[c] as Float64Array)[h] as number, row)) redo[c] = 1;
-      });
+      for (let h = heaps.first[c] as number; h < (heaps.first[c + 1] as number); h++) {
+        const row = boundRow[h] as number;
+        if (row >= 0 && !heaps.excludes(h, maxBound[h] as number, row)) redo[c] = 1;
+      }
     }
     return redo;
   }
@@ -536,7 +536,7 @@ export class StreamedJudgement {
     for (let i = 0; i < n; i++) size[labels[i] as number]++;
     const flagged = new Uint8Array(n);
     // Per given class c: the other classes j with rows to flag, each with a heap of its best (margin, row) so far.
-    const heapsOf: PruneHeap[][] = Array.from({ length: k }, () => []);
+    const pairs = { c: new Int32Array(k * (k - 1)), j: new Int32Array(k * (k - 1)), count: new Int32Array(k * (k - 1)), length: 0 };
     const flagAll = new Uint8Array(k);
     for (let c = 0; c < k; c++) {
       const m = size[c] as number;
@@ -546,18 +546,23 @@ export class StreamedJudgement {
         const count = (prune[j] as number[])[c] as number;
         if (count <= 0) continue;
         if (count >= m) flagAll[c] = 1;
-        else (heapsOf[c] as PruneHeap[]).push(new PruneHeap(j, count));
+        else {
+          pairs.c[pairs.length] = c;
+          pairs.j[pairs.length] = j;
+          pairs.count[pairs.length++] = count;
+        }
       }
     }
+    const heaps = new PruneHeaps(k, pairs);
     const selfValue = new Float32Array(self.buffer, self.byteOffset, n);
     for (let i = 0; i < n; i++) if (flagAll[labels[i] as number]) flagged[i] = 1;
     // From the candidates of pass 2: a pair (c, j) is decided when every row of c whose candidates lack j (so p_j is
     // at most its smallest candidate) cannot beat the heap's last entry; the classes with an undecided pair are
     // pruned again by pass 3 from their rows' exact scores.
-    const redo = this.pruneFromCandidates(heapsOf, selfValue);
+    const redo = this.pruneFromCandidates(heaps, selfValue);
     const ap = this.averagePrecisionDue();
     if (redo.some((x) => x === 1) || ap.due) {
-      for (let c = 0; c < k; c++) if (redo[c]) heapsOf[c] = (heapsOf[c] as PruneHeap[]).map((h) => new PruneHeap(h.j, h.count));
+      for (let c = 0; c < k; c++) if (redo[c]) heaps.emptyClass(c);
       await this.pass((block, first) => {
         const m = block.length;
         const d = block.chunkOf(0);
@@ -567,13 +572,14 @@ export class StreamedJudgement {
           if (!redo[c]) continue;
           const pc = selfValue[i] as number;
           const o = r * k;
-          for (const h of heapsOf[c] as PruneHeap[]) h.offer((d[o + h.j] as number) - pc, i);
+          const h1 = heaps.first[c + 1] as number;
+          for (let h = heaps.first[c] as number; h < h1; h++) heaps.offer(h, (d[o + (heaps.j[h] as number)] as number) - pc, i);
         }
         ap.add(block, first);
       }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
     }
     ap.finish();
-    for (const heaps of heapsOf) for (const h of heaps) h.flag(flagged);
+    heaps.flag(flagged);
     const mask = new Uint8Array(n);
     for (let i = 0; i < n; i++) if (flagged[i] && argmax[i] !== labels[i]) mask[i] = 1;
     const scores = scoresOf('self_confidence', self, maxOther, n, mask);
@@ -643,56 +649,90 @@ function sameRows(a: readonly number[] | undefined, b: readonly number[] | undef
 }
 
 /**
- * The `count` rows with the largest margins seen so far, ties to the lower row (rows are offered in increasing
- * order): a binary min-heap whose root is the entry a newcomer must beat (smallest margin, then highest row).
+ * Per (given class c, other class j) pair, the `count` rows with the largest margins seen so far, ties to the lower
+ * row (rows are offered in increasing order): one binary min-heap per pair whose root is the entry a newcomer must
+ * beat (smallest margin, then highest row). All heaps live in a few flat arrays (a million pairs at a thousand
+ * classes: one object each would hold hundreds of MB); heap h's entries are at start[h] .. start[h] + size[h].
  */
-class PruneHeap {
+class PruneHeaps {
+  /** Heaps of class c: first[c] .. first[c + 1] - 1, in the order the pairs were given. */
+  readonly first: Int32Array;
+  readonly j: Int32Array;
+  private readonly cap: Int32Array;
+  private readonly start: Int32Array;
+  private readonly size: Int32Array;
   private readonly margin: Float64Array;
   private readonly row: Int32Array;
-  private size = 0;
 
-  constructor(
-    readonly j: number,
-    readonly count: number,
-  ) {
-    this.margin = new Float64Array(count);
-    this.row = new Int32Array(count);
+  /** The first `pairs.length` pairs (class c, other class j, count), grouped by c, increasing. */
+  constructor(k: number, pairs: { c: Int32Array; j: Int32Array; count: Int32Array; length: number }) {
+    const h = pairs.length;
+    this.first = new Int32Array(k + 1);
+    this.j = pairs.j.slice(0, h);
+    this.cap = pairs.count.slice(0, h);
+    this.start = new Int32Array(h);
+    this.size = new Int32Array(h);
+    let slots = 0;
+    for (let q = 0; q < h; q++) {
+      this.first[(pairs.c[q] as number) + 1] = q + 1;
+      this.start[q] = slots;
+      slots += pairs.count[q] as number;
+    }
+    for (let c = 1; c <= k; c++) this.first[c] = Math.max(this.first[c] as number, this.first[c - 1] as number);
+    this.margin = new Float64Array(slots);
+    this.row = new Int32Array(slots);
   }
 
-  /** a ranks below b: smaller margin, or the same margin and a higher row. */
+  get count(): number {
+    return this.j.length;
+  }
+
+  ofClass(c: number): number {
+    return (this.first[c + 1] as number) - (this.first[c] as number);
+  }
+
+  /** Empties the heaps of class c (they are filled again). */
+  emptyClass(c: number): void {
+    this.size.fill(0, this.first[c], this.first[c + 1]);
+  }
+
+  /** Entry a ranks below entry b: smaller margin, or the same margin and a higher row. */
   private below(a: number, b: number): boolean {
     const ma = this.margin[a] as number;
     const mb = this.margin[b] as number;
     return ma < mb || (ma === mb && (this.row[a] as number) > (this.row[b] as number));
   }
 
-  offer(margin: number, row: number): void {
-    const { count } = this;
-    if (this.size < count) {
-      let q = this.size++;
-      this.margin[q] = margin;
-      this.row[q] = row;
+  offer(h: number, margin: number, row: number): void {
+    const count = this.cap[h] as number;
+    const base = this.start[h] as number;
+    const size = this.size[h] as number;
+    if (size < count) {
+      let q = size;
+      this.size[h] = size + 1;
+      this.margin[base + q] = margin;
+      this.row[base + q] = row;
       while (q > 0) {
         const parent = (q - 1) >> 1;
-        if (!this.below(q, parent)) break;
-        this.swap(q, parent);
+        if (!this.below(base + q, base + parent)) break;
+        this.swap(base + q, base + parent);
         q = parent;
       }
       return;
     }
     // Full: a later row must have a strictly larger margin than the root's.
-    if (!(margin > (this.margin[0] as number))) return;
-    this.margin[0] = margin;
-    this.row[0] = row;
+    if (!(margin > (this.margin[base] as number))) return;
+    this.margin[base] = margin;
+    this.row[base] = row;
     let q = 0;
     for (;;) {
       const l = 2 * q + 1;
       const r = l + 1;
       let low = q;
-      if (l < count && this.below(l, low)) low = l;
-      if (r < count && this.below(r, low)) low = r;
+      if (l < count && this.below(base + l, base + low)) low = l;
+      if (r < count && this.below(base + r, base + low)) low = r;
       if (low === q) break;
-      this.swap(q, low);
+      this.swap(base + q, base + low);
       q = low;
     }
   }
@@ -707,16 +747,21 @@ class PruneHeap {
   }
 
   /**
-   * True when no row after those offered, with a margin at most `bound` and a row number at least `row`, could enter:
-   * the heap is full and its last entry ranks above (bound, row).
+   * True when no row after those offered to heap h, with a margin at most `bound` and a row number at least `row`,
+   * could enter: the heap is full and its last entry ranks above (bound, row).
    */
-  excludes(bound: number, row: number): boolean {
-    if (this.size < this.count) return false;
-    const worst = this.margin[0] as number;
-    return bound < worst || (bound === worst && row > (this.row[0] as number));
+  excludes(h: number, bound: number, row: number): boolean {
+    if ((this.size[h] as number) < (this.cap[h] as number)) return false;
+    const base = this.start[h] as number;
+    const worst = this.margin[base] as number;
+    return bound < worst || (bound === worst && row > (this.row[base] as number));
   }
 
+  /** Marks every row held by any heap. */
   flag(mask: Uint8Array): void {
-    for (let q = 0; q < this.size; q++) mask[this.row[q] as number] = 1;
+    for (let h = 0; h < this.j.length; h++) {
+      const base = this.start[h] as number;
+      for (let q = 0; q < (this.size[h] as number); q++) mask[this.row[base + q] as number] = 1;
+    }
   }
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { formatMemSnapshot, memLogEnabled, memMark, memSnapshot } from '../../src/core/memLog';
+import { allowFullCollection, formatMemSnapshot, memLogEnabled, memMark, memSnapshot, releaseGarbage } from '../../src/core/memLog';
 import { loadModel } from '../../src/core/run';
 
 const MODEL = path.join(__dirname, '../fixtures/tiny-clip');
@@ -53,7 +53,6 @@ test('ClipModel.releaseTower: the text tower is released and recreated on next u
 });
 
 test('releaseGarbage: once allowed (the CLI), a full collection frees dropped ArrayBuffers at once', async () => {
-  const { allowFullCollection, releaseGarbage } = await import('../../src/core/memLog');
   // Whether allowed already depends on what ran before in this process: only the allowed behaviour is asserted.
   allowFullCollection();
   let big: Uint8Array | null = new Uint8Array(256 * 1024 * 1024).fill(1);

@@ -200,6 +200,15 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
   }
 });
 
+/** A random float16 row (patterns below 1.0, random sign, `or` OR-ed in) and its unit-norm float32 row. */
+function halfRow(rand: () => number, dim: number, table: Float32Array, or: number): { e: Float32Array; half: { bits: Uint16Array; scale: number } } {
+  const bits = Uint16Array.from({ length: dim }, () => Math.floor(rand() * 0x3c00) | (rand() < 0.5 ? 0x8000 : 0) | or);
+  let sq = 0;
+  for (const h of bits) sq += (table[h] as number) ** 2;
+  const scale = 1 / Math.sqrt(sq);
+  return { e: Float32Array.from(bits, (h) => (table[h] as number) * scale), half: { bits, scale } };
+}
+
 test('EmbeddingRows decodes float16 rows of any width (four values a step and the rest) bit for bit as the rows set', () => {
   const rand = lcg(11);
   const table = new Float32Array(65536).map((_, h) => halfToFloat(h));
@@ -209,12 +218,8 @@ test('EmbeddingRows decodes float16 rows of any width (four values a step and th
     const plain = new EmbeddingRows(n);
     for (let i = 0; i < n; i++) {
       if (i % 5 === 2) continue;
-      const bits = Uint16Array.from({ length: dim }, () => Math.floor(rand() * 0x3c00) | (rand() < 0.5 ? 0x8000 : 0) | 1);
-      let sq = 0;
-      for (const h of bits) sq += (table[h] as number) ** 2;
-      const scale = 1 / Math.sqrt(sq);
-      const e = Float32Array.from(bits, (h) => (table[h] as number) * scale);
-      rows.set(i, e, { bits, scale });
+      const { e, half } = halfRow(rand, dim, table, 1);
+      rows.set(i, e, half);
       plain.set(i, e);
     }
     assert.equal(rows.isHalf, true, `dim ${dim}`);
@@ -236,12 +241,8 @@ test('EmbeddingRows keeps float16 rows in 2 bytes a value and reads them back bi
   const table = new Float32Array(65536).map((_, h) => halfToFloat(h));
   for (let i = 0; i < n; i++) {
     if (i % 7 === 3) continue;
-    const bits = Uint16Array.from({ length: dim }, () => Math.floor(rand() * 0x3c00) | (rand() < 0.5 ? 0x8000 : 0));
-    let sq = 0;
-    for (const h of bits) sq += (table[h] as number) ** 2;
-    const scale = 1 / Math.sqrt(sq);
-    const e = Float32Array.from(bits, (h) => (table[h] as number) * scale);
-    rows.set(i, e, { bits, scale });
+    const { e, half } = halfRow(rand, dim, table, 0);
+    rows.set(i, e, half);
     plain.set(i, e);
   }
   assert.equal(rows.isHalf, true);
