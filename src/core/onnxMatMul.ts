@@ -287,15 +287,36 @@ export interface ZeroShotScan {
 export interface ZeroShotScanHead {
   /** a (m x k) image rows, b (k x n) the class embeddings transposed, cut (n) per class; `probs`: also return P. */
   run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, cut: Float32Array, probs: boolean): Promise<ZeroShotScan>;
+  release(): Promise<void>;
 }
 
-/** The shared zero-shot scan session (options as the zero-shot head's), or null without ONNX Runtime. */
-export const onnxZeroShotScan: () => Promise<ZeroShotScanHead | null> = sharedSession(async (threads) => {
+let scanSession: { threads: number | undefined; head: Promise<ZeroShotScanHead | null> } | undefined;
+
+/**
+ * The zero-shot scan session (options as the zero-shot head's), or null without ONNX Runtime: made on first use, kept
+ * until {@link releaseZeroShotScan} (its memory arena holds a block's intermediate tensors: ~100 MiB at 4,096 x
+ * 1,000, which a session kept for the whole run would add to the peak of the passes after it).
+ */
+export function onnxZeroShotScan(): Promise<ZeroShotScanHead | null> {
+  if (!scanSession || scanSession.threads !== onnxThreads) scanSession = { threads: onnxThreads, head: makeZeroShotScan(onnxThreads).catch(() => null) };
+  return scanSession.head;
+}
+
+/** Releases the zero-shot scan session and its memory (the next use makes it again). */
+export async function releaseZeroShotScan(): Promise<void> {
+  const made = scanSession;
+  scanSession = undefined;
+  const head = await made?.head;
+  await head?.release();
+}
+
+async function makeZeroShotScan(threads: number | undefined): Promise<ZeroShotScanHead | null> {
   const ort = loadOrt();
   if (!ort) return null;
   const session = await ort.InferenceSession.create(zeroShotScanModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const columns = new Map<number, Ort.Tensor>();
   const head: ZeroShotScanHead = {
+    release: () => session.release(),
     async run(a, m, k, b, n, scale, cut, probs) {
       let w = columns.get(n);
       if (!w) {
@@ -318,7 +339,7 @@ export const onnxZeroShotScan: () => Promise<ZeroShotScanHead | null> = sharedSe
     },
   };
   return head;
-});
+}
 
 /** ONNX model bytes: C[M, N] = MatMul(A[M, K], B[K, N]). */
 export function matMulModelBytes(): Uint8Array {

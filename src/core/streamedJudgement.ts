@@ -30,7 +30,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
+import { releaseZeroShotScan, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -461,6 +461,9 @@ export class StreamedJudgement {
       this.threaded && ap.due,
       scan,
     );
+    // Its memory arena would stay for the rest of the run (pass 3 uses the plain head); left on a failure, when a
+    // product may still be in flight.
+    await releaseZeroShotScan();
     ap.finish();
     this.guess = guess;
     this.argmax = pred;

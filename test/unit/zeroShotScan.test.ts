@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanOfProbabilities, zeroShotBlock, zeroShotScanBlock, type ClassEmbeddings } from '../../src/core/zeroShot';
+import { releaseZeroShotScan, scanOfProbabilities, zeroShotBlock, zeroShotScanBlock, type ClassEmbeddings } from '../../src/core/zeroShot';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -117,4 +117,14 @@ test('blocks below the ONNX work threshold, or the js engine, are counted in Jav
     assert.deepEqual(s.probs, probs);
     assert.deepEqual(s.confident, scanOfProbabilities(probs, 10, 8, cut));
   }
+});
+
+test('the scan session, released after pass 2 (its memory arena), is made again on the next use with the same results', async () => {
+  const { classes, images } = problem(5, 4096, 60, 32, 4);
+  const cut = new Float32Array(60).fill(0.02);
+  const before = await zeroShotScanBlock(images, 4096, classes, 30, cut, true, 'onnx');
+  await releaseZeroShotScan();
+  await releaseZeroShotScan(); // twice: nothing to release
+  const after = await zeroShotScanBlock(images, 4096, classes, 30, cut, true, 'onnx');
+  assert.deepEqual(after, before);
 });
