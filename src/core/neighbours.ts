@@ -631,18 +631,18 @@ const IVF_BLOCK_ROWS = 8192;
  * ONNX Runtime's arena keeps a session's largest buffers to the end of the process: 8,192 rows x 3,906 centroids made
  * 128 MiB score blocks (and the ranking one of 61 MiB) that stayed in the process at a million rows.
  */
-const IVF_SCORE_OUTPUT = 1 << 22;
+export const IVF_SCORE_OUTPUT = 1 << 22;
 /** Rows per assignment block against c centroids: at most IVF_BLOCK_ROWS, at most IVF_SCORE_OUTPUT scores. */
-function assignBlockRows(c: number): number {
+export function assignBlockRows(c: number): number {
   return Math.max(1, Math.min(IVF_BLOCK_ROWS, Math.floor(IVF_SCORE_OUTPUT / Math.max(1, c))));
 }
 /** Base rows per Gemm + TopK block of Ivf.exactRefine. */
 const EXACT_PROJECTED_BASE_ROWS = 32_768;
 /**
- * Scores per block of Ivf.exactRefine (query rows x base rows): 32 MiB of float32 (ONNX Runtime's arena keeps its
- * largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
+ * Scores per block of Ivf.exactRefine (query rows x base rows): 16 MiB of float32, as the build's (ONNX Runtime's arena
+ * keeps its largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
  */
-const EXACT_PROJECTED_OUTPUT = 1 << 23;
+const EXACT_PROJECTED_OUTPUT = IVF_SCORE_OUTPUT;
 /** Lists (nearest centroids first) each list's ranking holds; its probe set is taken from them. */
 const IVF_RANKED_LISTS = 64;
 
