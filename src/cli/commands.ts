@@ -27,7 +27,8 @@ import { formatSummary } from './summary';
 import { parsePredictor, runLabelIssuesKnn, runProbe } from './probeCommand';
 import { DEFAULT_FOLDS, DEFAULT_PROBE_C } from '../core/linearProbe';
 import { SEARCH_COMMAND } from './searchCommand';
-import { bar, cliObtainModel, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
+import type { EvaluateProgress } from '../core/evaluate';
+import { bar, cliObtainModel, evaluationProgressLine, ProgressLine, UsageError, writeJsonReport, type CliIO } from './io';
 import type { CommandSpec, OptionSpec, ParsedArgs } from './args';
 import { parsePrecision } from '../core/precision';
 import { DEFAULT_SHARD_ROWS, DEFAULT_VERIFY, EmbeddingsWriter } from '../core/embeddingsDir';
@@ -153,6 +154,14 @@ export const EVAL_COMMAND: CommandSpec = {
     if (!(SAMPLES_MODES as readonly string[]).includes(samplesMode)) throw new UsageError(`--samples must be one of ${SAMPLES_MODES.join(', ')}, not '${samplesMode}'`);
     if (args.string('samples') !== undefined && json === undefined) throw new UsageError('--samples goes with --json');
     const progress = new ProgressLine(io);
+    // Each model's last progress (two with --model A --model B or "models" in the config): one line for both.
+    const seen: (EvaluateProgress | undefined)[] = [undefined];
+    let names: string[] = [];
+    const show = (model: number, p: EvaluateProgress) => {
+      const phaseChanged = seen[model]?.phase !== p.phase;
+      seen[model] = p;
+      progress.update(evaluationProgressLine(seen, names, embeddings !== undefined), phaseChanged && p.phase !== 'images');
+    };
     try {
       const outcome = await runEvaluation(
         {
@@ -182,12 +191,14 @@ export const EVAL_COMMAND: CommandSpec = {
           obtain: cliObtainModel(io),
           onPlan: (plan) => {
             if (baseline !== undefined && plan.compared) throw new UsageError('--baseline and "models" of .clip-lens.json exclude each other: the second model is what the first is compared with (give one --model to compare with the baseline)');
+            if (plan.compared) {
+              // Short names on the line: a model folder by its last part.
+              names = [plan.model.spec, plan.compared.model.spec].map((spec) => (/[\\/]/.test(spec) ? path.basename(spec) : spec));
+              seen.length = 2;
+            }
           },
-          onProgress: (p) => {
-            if (p.phase === 'images' && embeddings !== undefined) progress.update(`Reading embeddings ${bar(p.done, p.total)} ${p.done}/${p.total}`);
-            else if (p.phase === 'images') progress.update(`Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`);
-            else progress.update(p.phase === 'reading' ? 'Reading dataset...' : p.phase === 'prompts' ? 'Embedding class prompts...' : 'Computing metrics...', true);
-          },
+          onProgress: (p) => show(0, p),
+          onComparedProgress: (p) => show(1, p),
         },
       );
       progress.clear();

@@ -1,4 +1,5 @@
 import { memMark } from '../core/memLog';
+import type { EvaluateProgress } from '../core/evaluate';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
@@ -49,6 +50,33 @@ export function bar(done: number, total: number, width = 24): string {
   const f = total > 0 ? Math.min(1, done / total) : 0;
   const full = Math.round(f * width);
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+}
+
+/** The progress line of an evaluation (one model: `models` has one name and `progress` one entry). */
+export function evaluationProgressLine(progress: readonly (EvaluateProgress | undefined)[], names: readonly string[], embeddings: boolean): string {
+  const [first] = progress;
+  if (!first) return 'Starting...';
+  if (progress.length < 2) {
+    const p = first;
+    if (p.phase === 'images' && embeddings) return `Reading embeddings ${bar(p.done, p.total)} ${p.done}/${p.total}`;
+    if (p.phase === 'images') return `Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`;
+    return phaseText(p.phase);
+  }
+  // Two models: the images are read once for both; each model's count and phase on one line.
+  const part = (p: EvaluateProgress | undefined, name: string) => {
+    if (!p) return `${name}: starting`;
+    if (p.phase === 'images') return `${name}: ${p.done}/${p.total} images${p.fromCache ? ` (${p.fromCache} cached)` : ''}`;
+    return `${name}: ${phaseText(p.phase).replace(/\.\.\.$/, '').toLowerCase()}`;
+  };
+  // Both models evaluate the same images: one not started yet counts the other's total.
+  const known = Math.max(0, ...progress.map((p) => p?.total ?? 0));
+  const total = progress.reduce((a, p) => a + (p?.total ?? known), 0);
+  const done = progress.reduce((a, p) => a + (p && p.phase === 'images' ? p.done : p && p.phase !== 'reading' && p.phase !== 'prompts' ? p.total : 0), 0);
+  return `Evaluating ${bar(done, total)} ${progress.map((p, i) => part(p, names[i] ?? `model ${i + 1}`)).join(' · ')}`;
+}
+
+function phaseText(phase: EvaluateProgress['phase']): string {
+  return phase === 'reading' ? 'Reading dataset...' : phase === 'prompts' ? 'Embedding class prompts...' : 'Computing metrics...';
 }
 
 /** A command line the CLI cannot run (unknown option, missing argument): exit code 2 with a one-line reason. */

@@ -581,6 +581,8 @@ export function attachModelComparison(report: EvalReport, other: EvalReport): vo
 
 export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
   onProgress?: (p: EvaluateProgress) => void;
+  /** Progress of the second model of a two-model run (`onProgress` gets the first model's). */
+  onComparedProgress?: (p: EvaluateProgress) => void;
   /** Called with the plan before the model is located (e.g. to log it). */
   onPlan?: (plan: RunPlan) => void;
 }
@@ -607,7 +609,7 @@ export async function runEvaluation(request: RunRequest, options: RunEvaluationO
     }
     const other = await loadWithPrecision({ ...plan, precision: compared.precision, quantized: compared.quantized }, locatedOther, { ...options, signal });
     try {
-      const outcome = await executeRuns(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress }, { model: other.model, modelId: locatedOther.id, precision: other.precision });
+      const outcome = await executeRuns(plan, { model, modelId: located.id, precision, signal: request.signal, onProgress: options.onProgress }, { model: other.model, modelId: locatedOther.id, precision: other.precision, onProgress: options.onComparedProgress });
       return { ...outcome, plan };
     } finally {
       await other.model.dispose();

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../../src/cli/main';
 import { COMMANDS } from '../../src/cli/commands';
-import { describeError, UsageError, type CliIO } from '../../src/cli/io';
+import { describeError, evaluationProgressLine, UsageError, type CliIO } from '../../src/cli/io';
 import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport } from '../../src/core/report';
 
@@ -310,4 +310,17 @@ test('describeError: ClipLensError and UsageError as they are, system errors by 
   const internal = describeError(new TypeError('x is undefined\n    at somewhere'));
   assert.equal(internal.internal, true);
   assert.equal(internal.line, 'internal error: x is undefined (run with --debug for the stack trace)');
+});
+
+test('evaluationProgressLine: one model as before; two models on one line, each with its count or phase', async () => {
+  const images = (done: number, total: number, fromCache = 0) => ({ phase: 'images' as const, done, total, rate: 2.5, fromCache });
+  assert.equal(evaluationProgressLine([images(3, 12)], [], false), 'Evaluating [######..................] 3/12 images, 2.5/s');
+  assert.equal(evaluationProgressLine([images(3, 12)], [], true), 'Reading embeddings [######..................] 3/12');
+  assert.equal(evaluationProgressLine([{ phase: 'prompts', done: 0, total: 4, rate: 0, fromCache: 0 }], [], false), 'Embedding class prompts...');
+  assert.equal(evaluationProgressLine([images(6, 12), undefined], ['a', 'b'], false), 'Evaluating [######..................] a: 6/12 images · b: starting');
+  assert.equal(
+    evaluationProgressLine([images(12, 12, 4), { phase: 'prompts', done: 0, total: 12, rate: 0, fromCache: 0 }], ['a', 'b'], false),
+    'Evaluating [############............] a: 12/12 images (4 cached) · b: embedding class prompts',
+  );
+  assert.equal(evaluationProgressLine([undefined], [], false), 'Starting...');
 });
