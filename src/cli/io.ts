@@ -62,17 +62,18 @@ export function evaluationProgressLine(progress: readonly (EvaluateProgress | un
     if (p.phase === 'images') return `Evaluating ${bar(p.done, p.total)} ${p.done}/${p.total} images, ${p.rate.toFixed(1)}/s${p.fromCache ? `, ${p.fromCache} cached` : ''}`;
     return phaseText(p.phase);
   }
-  // Two models: the images are read once for both; each model's count and phase on one line.
+  // Two models: the images are read once for both; each model's count or phase, names first (a narrow terminal cuts
+  // the bar, not a model), then a bar over both.
   const part = (p: EvaluateProgress | undefined, name: string) => {
-    if (!p) return `${name}: starting`;
-    if (p.phase === 'images') return `${name}: ${p.done}/${p.total} images${p.fromCache ? ` (${p.fromCache} cached)` : ''}`;
-    return `${name}: ${phaseText(p.phase).replace(/\.\.\.$/, '').toLowerCase()}`;
+    if (!p) return `${name} starting`;
+    if (p.phase === 'images') return `${name} ${p.done}/${p.total}${p.fromCache ? ` (${p.fromCache} cached)` : ''}`;
+    return `${name} ${p.phase === 'reading' ? 'reading' : p.phase === 'prompts' ? 'prompts' : 'metrics'}`;
   };
   // Both models evaluate the same images: one not started yet counts the other's total.
   const known = Math.max(0, ...progress.map((p) => p?.total ?? 0));
   const total = progress.reduce((a, p) => a + (p?.total ?? known), 0);
   const done = progress.reduce((a, p) => a + (p && p.phase === 'images' ? p.done : p && p.phase !== 'reading' && p.phase !== 'prompts' ? p.total : 0), 0);
-  return `Evaluating ${bar(done, total)} ${progress.map((p, i) => part(p, names[i] ?? `model ${i + 1}`)).join(' · ')}`;
+  return `Evaluating ${progress.map((p, i) => part(p, names[i] ?? `model ${i + 1}`)).join(' · ')} images ${bar(done, total, 12)}`;
 }
 
 function phaseText(phase: EvaluateProgress['phase']): string {

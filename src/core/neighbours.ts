@@ -626,13 +626,23 @@ function exactSearch(
 
 /** Rows per block of the IVF index's projection pass and of its assignment. */
 const IVF_BLOCK_ROWS = 8192;
+/**
+ * Scores per Gemm + TopK block of the IVF build's assignments and list ranking (rows x centroids): 16 MiB of float32.
+ * ONNX Runtime's arena keeps a session's largest buffers to the end of the process: 8,192 rows x 3,906 centroids made
+ * 128 MiB score blocks (and the ranking one of 61 MiB) that stayed in the process at a million rows.
+ */
+export const IVF_SCORE_OUTPUT = 1 << 22;
+/** Rows per assignment block against c centroids: at most IVF_BLOCK_ROWS, at most IVF_SCORE_OUTPUT scores. */
+export function assignBlockRows(c: number): number {
+  return Math.max(1, Math.min(IVF_BLOCK_ROWS, Math.floor(IVF_SCORE_OUTPUT / Math.max(1, c))));
+}
 /** Base rows per Gemm + TopK block of Ivf.exactRefine. */
 const EXACT_PROJECTED_BASE_ROWS = 32_768;
 /**
- * Scores per block of Ivf.exactRefine (query rows x base rows): 32 MiB of float32 (ONNX Runtime's arena keeps its
- * largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
+ * Scores per block of Ivf.exactRefine (query rows x base rows): 16 MiB of float32, as the build's (ONNX Runtime's arena
+ * keeps its largest output: 128 MiB blocks left the process 260 MiB larger after the outlier search at 200,000 rows).
  */
-const EXACT_PROJECTED_OUTPUT = 1 << 23;
+const EXACT_PROJECTED_OUTPUT = IVF_SCORE_OUTPUT;
 /** Lists (nearest centroids first) each list's ranking holds; its probe set is taken from them. */
 const IVF_RANKED_LISTS = 64;
 
@@ -673,9 +683,10 @@ async function sphericalKMeans(topk: TopK, rows: Float32Array, m: number, w: num
 /** The nearest centroid (largest inner product; ties: the lower centroid) of each of m rows, in blocks. */
 async function assignNearest(topk: TopK, rows: Float32Array, m: number, w: number, cent: Float32Array, c: number): Promise<Int32Array> {
   const out = new Int32Array(m);
-  for (let b0 = 0; b0 < m; b0 += IVF_BLOCK_ROWS) {
-    const b1 = Math.min(m, b0 + IVF_BLOCK_ROWS);
-    const { indices } = await topk.run(rows.slice(b0 * w, b1 * w), b1 - b0, w, cent, c, 1);
+  const block = assignBlockRows(c);
+  for (let b0 = 0; b0 < m; b0 += block) {
+    const b1 = Math.min(m, b0 + block);
+    const { indices } = await topk.run(rows.subarray(b0 * w, b1 * w), b1 - b0, w, cent, c, 1);
     out.set(indices, b0);
   }
   return out;
@@ -686,9 +697,10 @@ async function assignTwo(topk: TopK, rows: Float32Array, m: number, w: number, c
   const first = new Int32Array(m);
   const second = new Int32Array(m);
   const gap = new Float32Array(m);
-  for (let b0 = 0; b0 < m; b0 += IVF_BLOCK_ROWS) {
-    const b1 = Math.min(m, b0 + IVF_BLOCK_ROWS);
-    const { scores, indices } = await topk.run(rows.slice(b0 * w, b1 * w), b1 - b0, w, cent, c, 2);
+  const block = assignBlockRows(c);
+  for (let b0 = 0; b0 < m; b0 += block) {
+    const b1 = Math.min(m, b0 + block);
+    const { scores, indices } = await topk.run(rows.subarray(b0 * w, b1 * w), b1 - b0, w, cent, c, 2);
     for (let i = 0; i < b1 - b0; i++) {
       first[b0 + i] = indices[2 * i];
       second[b0 + i] = indices[2 * i + 1];
@@ -823,8 +835,9 @@ class Ivf {
     // Probe sets: each list's nearest lists by centroid (itself first), until `candidates` rows.
     const rank = Math.min(lists, IVF_RANKED_LISTS);
     const ranked = new Int32Array(lists * rank);
-    for (let b0 = 0; b0 < lists; b0 += IVF_BLOCK_ROWS) {
-      const b1 = Math.min(lists, b0 + IVF_BLOCK_ROWS);
+    const rankBlock = assignBlockRows(lists);
+    for (let b0 = 0; b0 < lists; b0 += rankBlock) {
+      const b1 = Math.min(lists, b0 + rankBlock);
       const { indices } = await topk.run(centroids.subarray(b0 * width, b1 * width), b1 - b0, width, centroids, lists, rank);
       ranked.set(indices, b0 * rank);
     }
@@ -948,7 +961,7 @@ class Ivf {
       const s1 = this.listStart[o + 1];
       if (s1 === s0) continue;
       const t = Math.min(s1 - s0, perList);
-      const { scores, indices } = await this.topk.run(gatherRows(queries, w, slots), slots.length, w, this.listed.slice(s0 * w, s1 * w), s1 - s0, t);
+      const { scores, indices } = await this.topk.run(gatherRows(queries, w, slots), slots.length, w, this.listed.subarray(s0 * w, s1 * w), s1 - s0, t);
       slots.forEach((i, x) => {
         for (let c = 0; c < t; c++) {
           poolIds[i].push(this.order[s0 + indices[x * t + c]]);
@@ -995,7 +1008,7 @@ class Ivf {
     for (let b0 = 0; b0 < n; b0 += EXACT_PROJECTED_BASE_ROWS) {
       const b1 = Math.min(n, b0 + EXACT_PROJECTED_BASE_ROWS);
       const tt = Math.min(t, b1 - b0);
-      const base = this.listed.slice(b0 * w, b1 * w);
+      const base = this.listed.subarray(b0 * w, b1 * w);
       for (let q0 = 0; q0 < m; q0 += queryBlock) {
         const q1 = Math.min(m, q0 + queryBlock);
         const queries = gatherRows(this.listed, w, qs.subarray(q0, q1));
@@ -1105,10 +1118,10 @@ class Ivf {
       // k larger than the probe rows (small inputs, large k): every list.
       if (count < Math.min(this.n, k + 1)) count = this.gatherLists(Int32Array.from({ length: this.lists }, (_, i) => i), probe);
       const t = Math.min(count, k + 1);
-      const b = probe.rows.slice(0, count * w);
+      const b = probe.rows.subarray(0, count * w);
       for (let q0 = s0; q0 < s1; q0 += IVF_BLOCK_ROWS) {
         const q1 = Math.min(s1, q0 + IVF_BLOCK_ROWS);
-        const { scores, indices } = await this.topk.run(this.listed.slice(q0 * w, q1 * w), q1 - q0, w, b, count, t);
+        const { scores, indices } = await this.topk.run(this.listed.subarray(q0 * w, q1 * w), q1 - q0, w, b, count, t);
         for (let p = q0; p < q1; p++) {
           const q = this.order[p];
           const o = (p - q0) * t;
@@ -1145,7 +1158,7 @@ class Ivf {
       let count = this.gatherProbe(l, probe);
       if (count < Math.min(this.n, k)) count = this.gatherLists(Int32Array.from({ length: this.lists }, (_, i) => i), probe);
       const t = Math.min(count, Math.max(2 * k, k + 8));
-      const b = probe.rows.slice(0, count * w);
+      const b = probe.rows.subarray(0, count * w);
       const { indices } = await this.topk.run(gatherRows(projected, w, members), members.length, w, b, count, t);
       members.forEach((q, i) => {
         const cand: number[] = [];

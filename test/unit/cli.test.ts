@@ -317,10 +317,10 @@ test('evaluationProgressLine: one model as before; two models on one line, each 
   assert.equal(evaluationProgressLine([images(3, 12)], [], false), 'Evaluating [######..................] 3/12 images, 2.5/s');
   assert.equal(evaluationProgressLine([images(3, 12)], [], true), 'Reading embeddings [######..................] 3/12');
   assert.equal(evaluationProgressLine([{ phase: 'prompts', done: 0, total: 4, rate: 0, fromCache: 0 }], [], false), 'Embedding class prompts...');
-  assert.equal(evaluationProgressLine([images(6, 12), undefined], ['a', 'b'], false), 'Evaluating [######..................] a: 6/12 images · b: starting');
+  assert.equal(evaluationProgressLine([images(6, 12), undefined], ['a', 'b'], false), 'Evaluating a 6/12 · b starting images [###.........]');
   assert.equal(
     evaluationProgressLine([images(12, 12, 4), { phase: 'prompts', done: 0, total: 12, rate: 0, fromCache: 0 }], ['a', 'b'], false),
-    'Evaluating [############............] a: 12/12 images (4 cached) · b: embedding class prompts',
+    'Evaluating a 12/12 (4 cached) · b prompts images [######......]',
   );
   assert.equal(evaluationProgressLine([undefined], [], false), 'Starting...');
 });

@@ -218,7 +218,7 @@ test('eval --model A --model B: the first model\'s report with comparison and mo
   const tty = captureIO();
   tty.isTTY = true;
   assert.equal(await main(['eval', dir, '--model', MODEL, '--model', m80, '--no-cache'], tty), 0, tty.stderr);
-  assert.ok(tty.stderr.includes(`${path.basename(MODEL)}: `) && tty.stderr.includes(`${path.basename(m80)}: `), `both models in the progress line: ${JSON.stringify(tty.stderr.slice(0, 600))}`);
+  assert.ok(tty.stderr.includes(`${path.basename(MODEL)} `) && tty.stderr.includes(`· ${path.basename(m80)} `), `both models in the progress line: ${JSON.stringify(tty.stderr.slice(0, 600))}`);
 
   // The same as compare B.json A.json of the two single runs (names aside).
   const fa = path.join(work, 'a.json');

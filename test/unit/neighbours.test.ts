@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, NeighbourIndex, approximateAvailable, ivfAvailable, packedRowSource } from '../../src/core/neighbours';
+import { EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, IVF_SCORE_OUTPUT, NeighbourIndex, approximateAvailable, assignBlockRows, ivfAvailable, packedRowSource } from '../../src/core/neighbours';
+import { onnxTopK } from '../../src/core/onnxMatMul';
 import { rng } from '../fixtures/rng';
 
 function randomUnit(n: number, dim: number, seed: number, levels = 0): Float32Array {
@@ -459,4 +460,36 @@ test('buildFromRows picks the index by size: exact/HNSW below IVF_MIN_ROWS (same
     assert.equal(next, 300);
     assert.deepEqual(seen, raw);
   }
+});
+
+test('IVF score blocks: at most IVF_SCORE_OUTPUT scores a block (ONNX Runtime keeps its largest buffers), at least one row', () => {
+  for (const c of [1, 2, 63, 512, 3906, 100_000, IVF_SCORE_OUTPUT, 2 * IVF_SCORE_OUTPUT]) {
+    const rows = assignBlockRows(c);
+    assert.ok(rows >= 1 && rows <= 8192, `${c} centroids: ${rows} rows`);
+    assert.ok(rows === 1 || rows * c <= IVF_SCORE_OUTPUT, `${c} centroids: ${rows} rows make ${rows * c} scores`);
+  }
+  assert.equal(assignBlockRows(3906), 1073);
+  assert.equal(assignBlockRows(64), 8192);
+});
+
+test('the top-k session reads views with an offset as the rows they show (the IVF index passes views, not copies)', async () => {
+  const topk = await onnxTopK();
+  if (!topk) return;
+  const w = 8;
+  const all = randomUnit(300, w, 41);
+  const a = all.subarray(17 * w, 50 * w);
+  const b = all.subarray(100 * w, 290 * w);
+  const viewed = await topk.run(a, 33, w, b, 190, 5);
+  const copied = await topk.run(a.slice(), 33, w, b.slice(), 190, 5);
+  assert.deepEqual(viewed.indices, copied.indices);
+  assert.deepEqual(viewed.scores, copied.scores);
+  // And they are the rows shown: the best of row 17 among rows 100.. by a plain loop.
+  let best = -1;
+  let bestS = -Infinity;
+  for (let j = 0; j < 190; j++) {
+    let s = 0;
+    for (let d = 0; d < w; d++) s += a[d] * b[j * w + d];
+    if (s > bestS) [best, bestS] = [j, s];
+  }
+  assert.equal(viewed.indices[0], best);
 });
