@@ -136,35 +136,25 @@ export const onnxLogisticStep: () => Promise<LogisticStep | null> = sharedSessio
   return step;
 });
 
-/** A float tensor ValueInfoProto of fixed dims (a scalar-like [1]). */
-function fixedValueInfo(name: string, dims: number[]): number[] {
-  const shape = dims.flatMap((d) => bytes(1, int(1, d)));
-  const tensor = [...int(1, 1 /* FLOAT */), ...bytes(2, shape)];
-  return [...str(1, name), ...bytes(2, bytes(1, tensor))];
-}
-
-/** NodeProto bytes. */
-function node(inputs: string[], output: string, name: string, op: string): number[] {
-  return [...inputs.flatMap((i) => str(1, i)), ...str(2, output), ...str(3, name), ...str(4, op)];
-}
-
 /**
  * ONNX model bytes of the zero-shot head: P[M, N] = Softmax(S * MatMul(A[M, K], B[K, N])) over N (opset 13's
  * Softmax works on the last axis), S of shape [1] (the logit scale).
  */
 export function zeroShotModelBytes(): Uint8Array {
-  const nodes = [node(['A', 'B'], 'L', 'matmul', 'MatMul'), node(['L', 'S'], 'Z', 'scale', 'Mul'), node(['Z'], 'P', 'softmax', 'Softmax')];
-  const graph = [
-    ...nodes.flatMap((n) => bytes(1, n)),
-    ...str(2, 'clip-lens-zero-shot'),
-    ...bytes(11, valueInfo('A', ['M', 'K'])),
-    ...bytes(11, valueInfo('B', ['K', 'N'])),
-    ...bytes(11, fixedValueInfo('S', [1])),
-    ...bytes(12, valueInfo('P', ['M', 'N'])),
-  ];
-  const opset = [...str(1, ''), ...int(2, 13)];
-  const model = [...int(1, 7 /* ir_version */), ...str(2, 'clip-lens'), ...bytes(7, graph), ...bytes(8, opset)];
-  return Uint8Array.from(model);
+  return modelOf(
+    'clip-lens-zero-shot',
+    zeroShotHeadNodes(),
+    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1)],
+    [typedValueInfo('P', ['M', 'N'], 1)],
+  );
+}
+
+/**
+ * The zero-shot head's nodes, P = Softmax(S * MatMul(A, B)): one definition for the head and the graphs that reduce
+ * its rows inside ONNX Runtime, so that they all give the same probabilities bit for bit.
+ */
+function zeroShotHeadNodes(): number[][] {
+  return [nodeProto(['A', 'B'], ['L0'], 'MatMul'), nodeProto(['L0', 'S'], ['Z'], 'Mul'), nodeProto(['Z'], ['P'], 'Softmax')];
 }
 
 /**
@@ -180,9 +170,7 @@ export function zeroShotSummaryModelBytes(): Uint8Array {
   return modelOf(
     'clip-lens-zero-shot-summary',
     [
-      nodeProto(['A', 'B'], ['L0'], 'MatMul'),
-      nodeProto(['L0', 'S'], ['Z'], 'Mul'),
-      nodeProto(['Z'], ['P'], 'Softmax'),
+      ...zeroShotHeadNodes(),
       nodeProto(['P', 'T'], ['V', 'I64'], 'TopK', [attr('axis', 1)]),
       nodeProto(['I64'], ['I'], 'Cast', [attr('to', 6)]),
       nodeProto(['P'], ['ARG64'], 'ArgMax', [attr('axis', 1), attr('keepdims', 0)]),
@@ -264,9 +252,7 @@ export function zeroShotScanModelBytes(): Uint8Array {
   return modelOf(
     'clip-lens-zero-shot-scan',
     [
-      nodeProto(['A', 'B'], ['L0'], 'MatMul'),
-      nodeProto(['L0', 'S'], ['Z'], 'Mul'),
-      nodeProto(['Z'], ['P'], 'Softmax'),
+      ...zeroShotHeadNodes(),
       nodeProto(['P', 'CUT'], ['CONF'], 'GreaterOrEqual'),
       nodeProto(['CONF'], ['CONFF'], 'Cast', [attr('to', 1)]),
       nodeProto(['CONFF', 'W'], ['CW'], 'MatMul'),

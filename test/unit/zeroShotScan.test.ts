@@ -6,35 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { releaseZeroShotScan, scanOfProbabilities, zeroShotBlock, zeroShotScanBlock, type ClassEmbeddings } from '../../src/core/zeroShot';
+import { releaseZeroShotScan, scanOfProbabilities, zeroShotBlock, zeroShotScanBlock } from '../../src/core/zeroShot';
+import { tiedProblem } from './zeroShotFixtures';
 
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
-}
-
-function unit(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  return v.map((x) => x / Math.sqrt(s));
-}
-
-/** k classes of width dim (classes 2c+1 repeat 2c for c < dups: equal values), m rows, some near a class. */
+/** A tiedProblem with rows near a class every second. */
 function problem(seed: number, m: number, k: number, dim: number, dups: number) {
-  const rand = lcg(seed);
-  const matrix = new Float32Array(k * dim);
-  for (let c = 0; c < k; c++) {
-    const src = c % 2 === 1 && c < 2 * dups ? matrix.slice((c - 1) * dim, c * dim) : unit(Float32Array.from({ length: dim }, () => rand() * 2 - 1));
-    matrix.set(src, c * dim);
-  }
-  const classes: ClassEmbeddings = { matrix, dim, computed: 0, ms: 0 };
-  const images = new Float32Array(m * dim);
-  for (let r = 0; r < m; r++) {
-    const near = Math.floor(rand() * k);
-    const row = Float32Array.from({ length: dim }, (_, j) => (r % 2 === 0 ? (matrix[near * dim + j] as number) : 0) + (rand() * 2 - 1) * 0.3);
-    images.set(unit(row), r * dim);
-  }
-  return { classes, images, rand };
+  return tiedProblem(seed, m, k, dim, dups, 2);
 }
 
 /** Per row: confident count and first confident class on float32 patterns (rowScanUnit's comparison). */
