@@ -60,6 +60,18 @@ export function defineJob<T>(kind: string, run: (data: T, unit: number) => void)
   return (data, units, work, shared) => runJob(kind, data, units, shared && work >= minParallelWork);
 }
 
+/**
+ * Like {@link defineJob}, but the returned function only starts the job: the helpers claim its units at once, the
+ * caller goes on (to run an ONNX Runtime product, say) and calls the returned `finish` before it touches the job's
+ * outputs or reuses its inputs; `finish` claims the units still unclaimed, waits for the helpers' and reruns any a
+ * helper failed on, like a job run at once. Without helpers (or below the work threshold) the units run at `finish`.
+ * Two started jobs must not write the same memory.
+ */
+export function defineDeferredJob<T>(kind: string, run: (data: T, unit: number) => void): (data: T, units: number, work: number, shared: boolean) => () => void {
+  runners.set(kind, run as UnitRunner);
+  return (data, units, work, shared) => startJob(kind, data, units, shared && work >= minParallelWork, true);
+}
+
 /** Units run by helper threads since the start (for tests: that a job did use them). */
 let helperUnitsRun = 0;
 /** How many job units helper threads have finished since the process started (tests check that helpers ran). */
@@ -132,15 +144,31 @@ export function toSharedInt32(values: ArrayLike<number>): Int32Array {
 }
 
 function runJob(kind: string, data: unknown, units: number, parallel: boolean): void {
+  startJob(kind, data, units, parallel, false)();
+}
+
+/**
+ * Posts the job to the helpers and returns the caller's part: claiming the units left, waiting for the helpers',
+ * rerunning failed ones. A job run at once shares its units between the caller and threadCount() - 1 helpers; a
+ * deferred one (the caller busy meanwhile) goes to as many helpers as it has units, up to threadCount() - 1.
+ */
+function startJob(kind: string, data: unknown, units: number, parallel: boolean, deferred: boolean): () => void {
   const run = runners.get(kind) as UnitRunner;
-  const helpers = parallel && units > 1 ? helperWorkers(Math.min(units, threadCount()) - 1) : [];
+  const threads = threadCount();
+  const wanted = deferred ? Math.min(units, threads - 1) : Math.min(units, threads) - 1;
+  const helpers = parallel && units > 0 ? helperWorkers(wanted) : [];
   if (helpers.length === 0) {
-    for (let u = 0; u < units; u++) run(data, u);
-    return;
+    return () => {
+      for (let u = 0; u < units; u++) run(data, u);
+    };
   }
   const ctrl = sharedInt32(STATUS + units);
   const message: JobMessage = { kind, data, units, ctrl };
   for (const w of helpers) w.postMessage(message);
+  return () => finishJob(run, data, units, ctrl);
+}
+
+function finishJob(run: UnitRunner, data: unknown, units: number, ctrl: Int32Array): void {
   let ranHere = 0;
   if (callerRuns) {
     for (let u = Atomics.add(ctrl, NEXT, 1); u < units; u = Atomics.add(ctrl, NEXT, 1)) {

@@ -9,7 +9,7 @@
  */
 import { rowScanUnit, type RowScanData } from './labelIssues';
 import { rowPassUnit, type RowPassData } from './metrics';
-import { canShareMemory, defineJob, threadCount } from './parallel';
+import { canShareMemory, defineDeferredJob, defineJob, threadCount } from './parallel';
 import { streamedCountUnit, type StreamedCount } from './retrieval';
 
 /** One kind of work of a block: its data and how many units it has. */
@@ -23,7 +23,7 @@ function unitsOf(part: BlockPart): number {
   return part.kind === 'count' ? part.data.counters.length : part.units;
 }
 
-const runBlockJob = defineJob<BlockJobData>('streamedBlock', (data, unit) => {
+function runBlockUnit(data: BlockJobData, unit: number): void {
   let u = unit;
   for (const part of data.parts) {
     const units = unitsOf(part);
@@ -36,7 +36,10 @@ const runBlockJob = defineJob<BlockJobData>('streamedBlock', (data, unit) => {
     else rowPassUnit(part.data, u);
     return;
   }
-});
+}
+
+const runBlockJob = defineJob<BlockJobData>('streamedBlock', runBlockUnit);
+const startBlockJob = defineDeferredJob<BlockJobData>('streamedBlockDeferred', runBlockUnit);
 
 /**
  * Rows per unit of the row parts for a block of `m` rows: about 4 units per thread (the row units fill the gaps
@@ -59,4 +62,15 @@ export function streamedThreads(): number {
 export function runBlockParts(parts: BlockPart[], work: number, shared: boolean): void {
   const units = parts.reduce((sum, p) => sum + unitsOf(p), 0);
   if (units > 0) runBlockJob({ parts }, units, work, shared);
+}
+
+/**
+ * Starts every unit of `parts` on the helper threads and returns the function that finishes them (the units left,
+ * on the caller): the caller runs the next block's product meanwhile (onnxruntime-node's session.run holds this
+ * thread), then calls it before reusing the block's memory or starting another job on the same outputs. Without
+ * helpers, or when `shared` is false, everything runs at the finish.
+ */
+export function startBlockParts(parts: BlockPart[], work: number, shared: boolean): () => void {
+  const units = parts.reduce((sum, p) => sum + unitsOf(p), 0);
+  return units > 0 ? startBlockJob({ parts }, units, work, shared) : () => undefined;
 }

@@ -29,7 +29,7 @@ import { float32PatternAtLeast, FLOATING_POINT_COMPARISON, jointFromGuesses, MIN
 import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities';
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
-import { rowsPerUnitFor, runBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
+import { rowsPerUnitFor, runBlockParts, startBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
 import { releaseZeroShotScan, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
@@ -183,7 +183,8 @@ export class StreamedJudgement {
   private readonly labelArray: Int32Array;
   /** Helper threads share each block's work (streamedBlockJob.ts): the block is then copied to shared memory. */
   private readonly threaded: boolean;
-  private sharedBlock: Float32Array | null = null;
+  private readonly sharedBlocks: (Float32Array | undefined)[] = [undefined, undefined];
+  private sharedTurn = 0;
 
   constructor(private readonly input: StreamedJudgementInput) {
     this.n = input.labels.length;
@@ -224,8 +225,9 @@ export class StreamedJudgement {
       let data = probs;
       if (!contiguous || (share && !(probs.buffer instanceof SharedArrayBuffer))) {
         // Compacted, and in shared memory when helper threads are to read it (a copy: ONNX Runtime's output is not).
-        if (share) this.sharedBlock ??= new Float32Array(new SharedArrayBuffer(4 * SCORE_SPAN_ROWS * k));
-        data = share ? (this.sharedBlock as Float32Array) : new Float32Array(m * k);
+        // Two shared buffers in turn: a block's counting may still run on a helper while the next one is copied.
+        if (share) data = this.sharedBlocks[(this.sharedTurn ^= 1)] ??= new Float32Array(new SharedArrayBuffer(4 * SCORE_SPAN_ROWS * k));
+        else data = new Float32Array(m * k);
         if (contiguous) data.set(probs.subarray(0, m * k));
         else {
           let q = 0;
@@ -438,6 +440,7 @@ export class StreamedJudgement {
     const T = this.candidates;
     const candClass = this.candClass as Int32Array;
     const candValue = this.candValue as Float32Array;
+    const counting: { finish: (() => void) | null } = { finish: null };
     const scan: PassScan = {
       cut: new Float32Array(cut.buffer, cut.byteOffset, k).slice(),
       probs: ap.due || T > 0,
@@ -455,12 +458,17 @@ export class StreamedJudgement {
         const d = block.chunkOf(0);
         if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
         const parts = ap.parts(block, first);
-        if (parts.length > 0) runBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory);
+        // The AP counting of this block goes to the helper threads while this thread runs the next block's product
+        // (session.run holds it); the previous block's, into the same histograms, is finished first. The block's
+        // probabilities stay in their own shared buffer until then (pass() alternates two).
+        counting.finish?.();
+        counting.finish = parts.length > 0 ? startBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory) : null;
       },
       undefined,
       this.threaded && ap.due,
       scan,
     );
+    counting.finish?.();
     // Its memory arena would stay for the rest of the run (pass 3 uses the plain head); left on a failure, when a
     // product may still be in flight.
     await releaseZeroShotScan();

@@ -193,6 +193,14 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
     const shared = await bothPaths(17, 5000, 300, 24, 0.15, (i) => i % 2, { lateAfterPass2: false });
     assert.deepEqual(shared.streamed, shared.held);
     assert.deepEqual(shared.streamed.issues, held.issues);
+    // Pass 1 reduced inside ONNX Runtime, then pass 2's AP counting deferred to the helper while the next block's
+    // product runs (two shared block buffers in turn): the same judgement.
+    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    const beforeDeferred = helperUnits();
+    const deferred = await bothPaths(17, 5000, 300, 24, 0.15, (i) => i % 2, { summary: true, lateAfterPass2: false });
+    assert.ok(helperUnits() - beforeDeferred > 4, `units run by the helper: ${helperUnits() - beforeDeferred}`);
+    assert.deepEqual(deferred.streamed, deferred.held);
+    assert.deepEqual(deferred.streamed.issues, held.issues);
   } finally {
     shareStreamedRowPass(false);
     setParallelism({});
