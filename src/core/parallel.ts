@@ -164,6 +164,9 @@ function startJob(kind: string, data: unknown, units: number, parallel: boolean,
   }
   const ctrl = sharedInt32(STATUS + units);
   const message: JobMessage = { kind, data, units, ctrl };
+  // No idle stop while a job is out (a deferred one may wait a while for its finish).
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
   for (const w of helpers) w.postMessage(message);
   return () => finishJob(run, data, units, ctrl);
 }
