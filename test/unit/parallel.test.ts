@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defineJob, setParallelism, sharedInt32, stopHelpers, threadCount, toSharedInt32 } from '../../src/core/parallel';
+import { defineDeferredJob, defineJob, setParallelism, sharedInt32, stopHelpers, threadCount, toSharedInt32 } from '../../src/core/parallel';
 
 interface SquaresData {
   out: Int32Array;
@@ -65,4 +65,32 @@ test('toSharedInt32 keeps a shared Int32Array and copies anything else into shar
   const copied = toSharedInt32(plain);
   assert.notEqual(copied, plain);
   assert.deepEqual(Array.from(copied), [7, 8]);
+});
+
+// Also unknown to the helpers: their units fail there and the finish runs them on the caller.
+const startSquares = defineDeferredJob<SquaresData>('test-squares-deferred', (data, unit) => {
+  data.out[unit] = unit * unit + (data.out[unit] === 0 ? 0 : 1_000_000);
+});
+
+test('a deferred job: nothing guaranteed before its finish, every unit exactly once after it (helpers or not)', async () => {
+  try {
+    for (const threads of [1, 2]) {
+      setParallelism({ threads, minWork: 0 });
+      const data = { out: sharedInt32(40) };
+      const finish = startSquares(data, 40, 1e9, true);
+      await new Promise((r) => setTimeout(r, 20)); // the caller busy elsewhere meanwhile
+      finish();
+      assert.deepEqual(Array.from(data.out), Array.from({ length: 40 }, (_, u) => u * u), `threads ${threads}`);
+    }
+    // Without helpers the units wait for the finish.
+    setParallelism({ threads: 1 });
+    const data = { out: sharedInt32(3) };
+    const finish = startSquares(data, 3, 1e9, true);
+    assert.deepEqual(Array.from(data.out), [0, 0, 0]);
+    finish();
+    assert.deepEqual(Array.from(data.out), [0, 1, 4]);
+  } finally {
+    setParallelism({});
+    stopHelpers();
+  }
 });
