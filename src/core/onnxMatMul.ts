@@ -34,6 +34,26 @@ function sharedSession<T>(make: (threads: number | undefined) => Promise<T | nul
   };
 }
 
+/**
+ * A shared session of one kind that is released (its memory arena freed) once a pass no longer needs it, and made
+ * again on its next use: the zero-shot graphs' arenas hold a block's intermediate tensors (~100 MiB at 4,096 x 1,000),
+ * which a session kept for the whole run would add to the peak of the phases after its pass.
+ */
+function releasableSession<T extends { release(): Promise<void> }>(make: (threads: number | undefined) => Promise<T | null>): { get: () => Promise<T | null>; release: () => Promise<void> } {
+  let made: { threads: number | undefined; session: Promise<T | null> } | undefined;
+  return {
+    get: () => {
+      if (!made || made.threads !== onnxThreads) made = { threads: onnxThreads, session: make(onnxThreads).catch(() => null) };
+      return made.session;
+    },
+    release: async () => {
+      const was = made;
+      made = undefined;
+      await (await was?.session)?.release();
+    },
+  };
+}
+
 /** Session options: the CPU provider and the shared thread count, then `extra`. */
 function sessionOptions(threads: number | undefined, extra: Ort.InferenceSession.SessionOptions = {}): Ort.InferenceSession.SessionOptions {
   return { executionProviders: ['cpu'], ...(threads !== undefined ? { intraOpNumThreads: threads } : {}), ...extra };
@@ -213,16 +233,17 @@ export interface ZeroShotSummary {
 export interface ZeroShotSummaryHead {
   /** a (m x k) image rows, b (k x n) the class embeddings transposed, labels (m, each in 0 .. n-1), t <= n. */
   run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, labels: BigInt64Array, t: number): Promise<ZeroShotSummary>;
+  release(): Promise<void>;
 }
 
-/** The shared zero-shot summary session (options as the zero-shot head's), or null without ONNX Runtime. */
-export const onnxZeroShotSummary: () => Promise<ZeroShotSummaryHead | null> = sharedSession(async (threads) => {
+const summarySessions = releasableSession<ZeroShotSummaryHead>(async (threads) => {
   const ort = loadOrt();
   if (!ort) return null;
   const session = await ort.InferenceSession.create(zeroShotSummaryModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const columns = new Map<number, Ort.Tensor>();
   const axis = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
   const head: ZeroShotSummaryHead = {
+    release: () => session.release(),
     async run(a, m, k, b, n, scale, labels, t) {
       let j = columns.get(n);
       if (!j) columns.set(n, (j = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, c) => BigInt(c)), [1, n])));
@@ -240,6 +261,11 @@ export const onnxZeroShotSummary: () => Promise<ZeroShotSummaryHead | null> = sh
   };
   return head;
 });
+
+/** The zero-shot summary session (options as the zero-shot head's; see {@link releasableSession}), or null without ONNX Runtime. */
+export const onnxZeroShotSummary = summarySessions.get;
+/** Releases the zero-shot summary session and its memory (the next use makes it again). */
+export const releaseZeroShotSummary = summarySessions.release;
 
 /**
  * ONNX model bytes of the zero-shot head with cleanlab's per-row confident count (opset 13): the probabilities
@@ -276,25 +302,12 @@ export interface ZeroShotScanHead {
   release(): Promise<void>;
 }
 
-let scanSession: { threads: number | undefined; head: Promise<ZeroShotScanHead | null> } | undefined;
+const scanSessions = releasableSession(makeZeroShotScan);
 
-/**
- * The zero-shot scan session (options as the zero-shot head's), or null without ONNX Runtime: made on first use, kept
- * until {@link releaseZeroShotScan} (its memory arena holds a block's intermediate tensors: ~100 MiB at 4,096 x
- * 1,000, which a session kept for the whole run would add to the peak of the passes after it).
- */
-export function onnxZeroShotScan(): Promise<ZeroShotScanHead | null> {
-  if (!scanSession || scanSession.threads !== onnxThreads) scanSession = { threads: onnxThreads, head: makeZeroShotScan(onnxThreads).catch(() => null) };
-  return scanSession.head;
-}
-
+/** The zero-shot scan session (options as the zero-shot head's; see {@link releasableSession}), or null without ONNX Runtime. */
+export const onnxZeroShotScan = scanSessions.get;
 /** Releases the zero-shot scan session and its memory (the next use makes it again). */
-export async function releaseZeroShotScan(): Promise<void> {
-  const made = scanSession;
-  scanSession = undefined;
-  const head = await made?.head;
-  await head?.release();
-}
+export const releaseZeroShotScan = scanSessions.release;
 
 async function makeZeroShotScan(threads: number | undefined): Promise<ZeroShotScanHead | null> {
   const ort = loadOrt();
@@ -348,6 +361,7 @@ export interface ZeroShotHead {
    * returns m x n probabilities, row-major float32.
    */
   run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number): Promise<Float32Array>;
+  release(): Promise<void>;
 }
 
 function loadOrt(): typeof Ort | null {
@@ -359,11 +373,12 @@ function loadOrt(): typeof Ort | null {
 }
 
 /** The shared zero-shot head session (MatMul, scale, Softmax on ONNX Runtime's CPU kernels), or null without ORT. */
-export const onnxZeroShot: () => Promise<ZeroShotHead | null> = sharedSession(async (threads) => {
+const headSessions = releasableSession<ZeroShotHead>(async (threads) => {
   const ort = loadOrt();
   if (!ort) return null;
   const session = await ort.InferenceSession.create(zeroShotModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const head: ZeroShotHead = {
+    release: () => session.release(),
     async run(a, m, k, b, n, scale) {
       const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), S: new ort.Tensor('float32', Float32Array.of(scale), [1]) });
       return out.P.data as Float32Array;
@@ -371,6 +386,9 @@ export const onnxZeroShot: () => Promise<ZeroShotHead | null> = sharedSession(as
   };
   return head;
 });
+export const onnxZeroShot = headSessions.get;
+/** Releases the zero-shot head's session and its memory (the next use makes it again). */
+export const releaseZeroShotHead = headSessions.release;
 
 /** ValueInfoProto of a tensor of element type `type` (1 FLOAT, 6 INT32, 7 INT64) and symbolic or fixed dims. */
 function typedValueInfo(name: string, dims: (string | number)[], type: number): number[] {

@@ -30,7 +30,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, startBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { releaseZeroShotScan, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
+import { releaseZeroShotHead, releaseZeroShotScan, releaseZeroShotSummary, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -334,6 +334,8 @@ export class StreamedJudgement {
       },
       signal,
     );
+    // Pass 1 is over: the summary session's memory arena goes (pass 2 and 3 use other graphs).
+    await releaseZeroShotSummary();
   }
 
   /**
@@ -588,6 +590,9 @@ export class StreamedJudgement {
         }
         ap.add(block, first);
       }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
+      // The last product of the judgement (a later one makes the session again): its memory arena goes before the
+      // label issues are made.
+      await releaseZeroShotHead();
     }
     ap.finish();
     heaps.flag(flagged);

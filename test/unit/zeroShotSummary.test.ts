@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices } from '../../src/core/zeroShot';
+import { releaseZeroShotSummary, summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices } from '../../src/core/zeroShot';
 import { tiedProblem } from './zeroShotFixtures';
 
 /** A tiedProblem (rows near a class every third) with labels: on a duplicated pair (either member), or anywhere. */
@@ -54,4 +54,14 @@ test('blocks below the ONNX work threshold, or the js engine, get no summary fro
   const { classes, images, labels } = problem(3, 10, 8, 16, 2);
   assert.equal(await zeroShotSummaryBlock(images, 10, classes, 30, labels, 5, 'auto'), null);
   assert.equal(await zeroShotSummaryBlock(images, 10, classes, 30, labels, 5, 'js'), null);
+});
+
+test('the summary session released after a pass is made again on its next use, with the same results', async () => {
+  const { classes, images, labels } = problem(9, 4096, 40, 16, 5);
+  const first = await zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
+  await releaseZeroShotSummary();
+  await releaseZeroShotSummary(); // twice: nothing left to release, no error
+  const again = await zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
+  assert.ok(first && again);
+  assert.deepEqual(again, first);
 });
