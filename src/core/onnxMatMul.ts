@@ -35,22 +35,72 @@ function sharedSession<T>(make: (threads: number | undefined) => Promise<T | nul
 }
 
 /**
- * A shared session of one kind that is released (its memory arena freed) once a pass no longer needs it, and made
+ * A shared session of one kind that is released (its memory arena freed) once the passes using it are over, and made
  * again on its next use: the zero-shot graphs' arenas hold a block's intermediate tensors (~100 MiB at 4,096 x 1,000),
  * which a session kept for the whole run would add to the peak of the phases after its pass.
+ * Two evaluations may run at once (two models): a pass `hold`s the session, and it is released only when no pass
+ * holds it and no run is in flight; a head object kept across a release makes a new session on its next run.
  */
-function releasableSession<T extends { release(): Promise<void> }>(make: (threads: number | undefined) => Promise<T | null>): { get: () => Promise<T | null>; release: () => Promise<void> } {
-  let made: { threads: number | undefined; session: Promise<T | null> } | undefined;
+function releasableSession<T extends { run(...args: never[]): Promise<unknown>; release(): Promise<void> }>(make: (threads: number | undefined) => Promise<T | null>): { get: () => Promise<T | null>; hold: () => () => Promise<void>; release: () => Promise<void> } {
+  interface Made {
+    threads: number | undefined;
+    session: Promise<T | null>;
+    inflight: number;
+    releasing: boolean;
+    released: boolean;
+  }
+  let made: Made | undefined;
+  let holders = 0;
+  const free = async (rec: Made) => {
+    const head = await rec.session;
+    if (rec.released || rec.inflight > 0) return;
+    rec.released = true;
+    await (head as T | null)?.release();
+  };
+  const get = (): Promise<T | null> => {
+    if (made && made.threads === onnxThreads) return made.session;
+    const rec: Made = { threads: onnxThreads, session: Promise.resolve(null), inflight: 0, releasing: false, released: false };
+    rec.session = make(onnxThreads)
+      .then((inner) => {
+        if (!inner) return null;
+        const wrapped = Object.create(inner) as T;
+        (wrapped as unknown as { run: (...args: unknown[]) => Promise<unknown> }).run = async (...args: unknown[]) => {
+          // Released meanwhile: a new session for this run.
+          if (rec.released) return ((await get()) as unknown as { run: (...a: unknown[]) => Promise<unknown> }).run(...args);
+          rec.inflight++;
+          try {
+            return await (inner.run as (...a: unknown[]) => Promise<unknown>).apply(inner, args);
+          } finally {
+            rec.inflight--;
+            if (rec.releasing && rec.inflight === 0) await free(rec);
+          }
+        };
+        return wrapped;
+      })
+      .catch(() => null);
+    made = rec;
+    return rec.session;
+  };
+  const release = async (): Promise<void> => {
+    if (holders > 0 || !made) return;
+    const rec = made;
+    made = undefined;
+    rec.releasing = true;
+    await free(rec);
+  };
   return {
-    get: () => {
-      if (!made || made.threads !== onnxThreads) made = { threads: onnxThreads, session: make(onnxThreads).catch(() => null) };
-      return made.session;
+    get,
+    hold: () => {
+      holders++;
+      let held = true;
+      return async () => {
+        if (!held) return;
+        held = false;
+        holders--;
+        await release();
+      };
     },
-    release: async () => {
-      const was = made;
-      made = undefined;
-      await (await was?.session)?.release();
-    },
+    release,
   };
 }
 
@@ -264,8 +314,10 @@ const summarySessions = releasableSession<ZeroShotSummaryHead>(async (threads) =
 
 /** The zero-shot summary session (options as the zero-shot head's; see {@link releasableSession}), or null without ONNX Runtime. */
 export const onnxZeroShotSummary = summarySessions.get;
-/** Releases the zero-shot summary session and its memory (the next use makes it again). */
+/** Releases the zero-shot summary session and its memory once no pass holds it (the next use makes it again). */
 export const releaseZeroShotSummary = summarySessions.release;
+/** A pass holds the summary session until the returned function is called (which releases it when none holds it). */
+export const holdZeroShotSummary = summarySessions.hold;
 
 /**
  * ONNX model bytes of the zero-shot head with cleanlab's per-row confident count (opset 13): the probabilities
@@ -306,8 +358,10 @@ const scanSessions = releasableSession(makeZeroShotScan);
 
 /** The zero-shot scan session (options as the zero-shot head's; see {@link releasableSession}), or null without ONNX Runtime. */
 export const onnxZeroShotScan = scanSessions.get;
-/** Releases the zero-shot scan session and its memory (the next use makes it again). */
+/** Releases the zero-shot scan session and its memory once no pass holds it (the next use makes it again). */
 export const releaseZeroShotScan = scanSessions.release;
+/** A pass holds the scan session until the returned function is called (which releases it when none holds it). */
+export const holdZeroShotScan = scanSessions.hold;
 
 async function makeZeroShotScan(threads: number | undefined): Promise<ZeroShotScanHead | null> {
   const ort = loadOrt();
@@ -387,8 +441,10 @@ const headSessions = releasableSession<ZeroShotHead>(async (threads) => {
   return head;
 });
 export const onnxZeroShot = headSessions.get;
-/** Releases the zero-shot head's session and its memory (the next use makes it again). */
+/** Releases the zero-shot head's session and its memory once no pass holds it (the next use makes it again). */
 export const releaseZeroShotHead = headSessions.release;
+/** A pass holds the head's session until the returned function is called (which releases it when none holds it). */
+export const holdZeroShotHead = headSessions.hold;
 
 /** ValueInfoProto of a tensor of element type `type` (1 FLOAT, 6 INT32, 7 INT64) and symbolic or fixed dims. */
 function typedValueInfo(name: string, dims: (string | number)[], type: number): number[] {

@@ -30,7 +30,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, startBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { releaseZeroShotHead, releaseZeroShotScan, releaseZeroShotSummary, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
+import { holdZeroShotHead, holdZeroShotScan, holdZeroShotSummary, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -304,38 +304,42 @@ export class StreamedJudgement {
     this.maxOther = maxOther;
     if (rows.dim !== dim) return;
     this.passes++;
-    await forEachPackedBlock(
-      rows,
-      async (packed, index) => {
-        const m = index.length;
-        // A scored sample that is not evaluated (its label is not a class) gets its top-t only: any label will do.
-        const labels = BigInt64Array.from(index, (i) => {
-          const row = rowOfSample[i] as number;
-          return BigInt(row >= 0 ? (labelArray[row] as number) : 0);
-        });
-        const images = packed.subarray(0, m * dim);
-        const t = Math.max(2, top.t);
-        const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, t, engine);
-        return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, t);
-      },
-      (index, s) => {
-        const t = s.t;
-        index.forEach((i, r) => {
-          top.set(i, s.topClasses.subarray(r * t, r * t + wanted), s.topScores.subarray(r * t, r * t + wanted));
-          const row = rowOfSample[i] as number;
-          if (row < 0) return;
-          const arg = s.argmax[r] as number;
-          pred[row] = arg;
-          rank[row] = s.rank[r] as number;
-          selfValue[row] = s.self[r] as number;
-          if (arg !== labelArray[row]) maxOtherValue[row] = s.topScores[r * t] as number;
-          else if (t >= 2) maxOtherValue[row] = s.topScores[r * t + 1] as number;
-        });
-      },
-      signal,
-    );
-    // Pass 1 is over: the summary session's memory arena goes (pass 2 and 3 use other graphs).
-    await releaseZeroShotSummary();
+    // Pass 1 holds the summary session; once over, its memory arena goes (passes 2 and 3 use other graphs).
+    const letGo = holdZeroShotSummary();
+    try {
+      await forEachPackedBlock(
+        rows,
+        async (packed, index) => {
+          const m = index.length;
+          // A scored sample that is not evaluated (its label is not a class) gets its top-t only: any label will do.
+          const labels = BigInt64Array.from(index, (i) => {
+            const row = rowOfSample[i] as number;
+            return BigInt(row >= 0 ? (labelArray[row] as number) : 0);
+          });
+          const images = packed.subarray(0, m * dim);
+          const t = Math.max(2, top.t);
+          const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, t, engine);
+          return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, t);
+        },
+        (index, s) => {
+          const t = s.t;
+          index.forEach((i, r) => {
+            top.set(i, s.topClasses.subarray(r * t, r * t + wanted), s.topScores.subarray(r * t, r * t + wanted));
+            const row = rowOfSample[i] as number;
+            if (row < 0) return;
+            const arg = s.argmax[r] as number;
+            pred[row] = arg;
+            rank[row] = s.rank[r] as number;
+            selfValue[row] = s.self[r] as number;
+            if (arg !== labelArray[row]) maxOtherValue[row] = s.topScores[r * t] as number;
+            else if (t >= 2) maxOtherValue[row] = s.topScores[r * t + 1] as number;
+          });
+        },
+        signal,
+      );
+    } finally {
+      await letGo();
+    }
   }
 
   /**
@@ -454,26 +458,29 @@ export class StreamedJudgement {
           guess[row] = count === 0 ? -1 : count === 1 ? (confident[2 * r + 1] as number) : (pred[row] as number);
         }),
     };
-    await this.pass(
-      (block, first) => {
-        const m = block.length;
-        const d = block.chunkOf(0);
-        if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
-        const parts = ap.parts(block, first);
-        // The AP counting of this block goes to the helper threads while this thread runs the next block's product
-        // (session.run holds it); the previous block's, into the same histograms, is finished first. The block's
-        // probabilities stay in their own shared buffer until then (pass() alternates two).
-        counting.finish?.();
-        counting.finish = parts.length > 0 ? startBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory) : null;
-      },
-      undefined,
-      this.threaded && ap.due,
-      scan,
-    );
-    counting.finish?.();
-    // Its memory arena would stay for the rest of the run (pass 3 uses the plain head); left on a failure, when a
-    // product may still be in flight.
-    await releaseZeroShotScan();
+    // Pass 2 holds the scan session; once over, its memory arena goes (pass 3 uses the plain head).
+    const letGo = holdZeroShotScan();
+    try {
+      await this.pass(
+        (block, first) => {
+          const m = block.length;
+          const d = block.chunkOf(0);
+          if (T > 0) for (let r = 0; r < m; r++) keepLargest(d, r * k, k, labelArray[first + r] as number, T, candClass, candValue, (first + r) * T);
+          const parts = ap.parts(block, first);
+          // The AP counting of this block goes to the helper threads while this thread runs the next block's product
+          // (session.run holds it); the previous block's, into the same histograms, is finished first. The block's
+          // probabilities stay in their own shared buffer until then (pass() alternates two).
+          counting.finish?.();
+          counting.finish = parts.length > 0 ? startBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory) : null;
+        },
+        undefined,
+        this.threaded && ap.due,
+        scan,
+      );
+      counting.finish?.();
+    } finally {
+      await letGo();
+    }
     ap.finish();
     this.guess = guess;
     this.argmax = pred;
@@ -576,23 +583,27 @@ export class StreamedJudgement {
     const ap = this.averagePrecisionDue();
     if (redo.some((x) => x === 1) || ap.due) {
       for (let c = 0; c < k; c++) if (redo[c]) heaps.emptyClass(c);
-      await this.pass((block, first) => {
-        const m = block.length;
-        const d = block.chunkOf(0);
-        for (let r = 0; r < m; r++) {
-          const i = first + r;
-          const c = labels[i] as number;
-          if (!redo[c]) continue;
-          const pc = selfValue[i] as number;
-          const o = r * k;
-          const h1 = heaps.first[c + 1] as number;
-          for (let h = heaps.first[c] as number; h < h1; h++) heaps.offer(h, (d[o + (heaps.j[h] as number)] as number) - pc, i);
-        }
-        ap.add(block, first);
-      }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
-      // The last product of the judgement (a later one makes the session again): its memory arena goes before the
-      // label issues are made.
-      await releaseZeroShotHead();
+      // The last product of the judgement (a later one makes the session again): the head's memory arena goes
+      // before the label issues are made.
+      const letGo = holdZeroShotHead();
+      try {
+        await this.pass((block, first) => {
+          const m = block.length;
+          const d = block.chunkOf(0);
+          for (let r = 0; r < m; r++) {
+            const i = first + r;
+            const c = labels[i] as number;
+            if (!redo[c]) continue;
+            const pc = selfValue[i] as number;
+            const o = r * k;
+            const h1 = heaps.first[c + 1] as number;
+            for (let h = heaps.first[c] as number; h < h1; h++) heaps.offer(h, (d[o + (heaps.j[h] as number)] as number) - pc, i);
+          }
+          ap.add(block, first);
+        }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
+      } finally {
+        await letGo();
+      }
     }
     ap.finish();
     heaps.flag(flagged);

@@ -9,7 +9,7 @@ import { throwIfAborted } from './errors';
 import { onnxZeroShot, onnxZeroShotScan, onnxZeroShotSummary, type ZeroShotScan, type ZeroShotSummary } from './onnxMatMul';
 
 export type { ZeroShotScan, ZeroShotSummary } from './onnxMatMul';
-export { releaseZeroShotHead, releaseZeroShotScan, releaseZeroShotSummary } from './onnxMatMul';
+export { holdZeroShotHead, holdZeroShotScan, holdZeroShotSummary, releaseZeroShotHead, releaseZeroShotScan, releaseZeroShotSummary } from './onnxMatMul';
 
 /**
  * Prompts handed to the model per call: it sorts them by length and batches them (ClipModel.embedTexts), so the

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { releaseZeroShotSummary, summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices } from '../../src/core/zeroShot';
+import { holdZeroShotSummary, releaseZeroShotSummary, summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices } from '../../src/core/zeroShot';
 import { tiedProblem } from './zeroShotFixtures';
 
 /** A tiedProblem (rows near a class every third) with labels: on a duplicated pair (either member), or anywhere. */
@@ -64,4 +64,28 @@ test('the summary session released after a pass is made again on its next use, w
   const again = await zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
   assert.ok(first && again);
   assert.deepEqual(again, first);
+});
+
+test('two passes at once (two models): one letting go of the summary session does not release it under the other; runs in flight finish first', async () => {
+  const { onnxZeroShotSummary } = await import('../../src/core/onnxMatMul');
+  const { classes, images, labels } = problem(10, 4096, 40, 16, 5);
+  const expected = await zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
+  const a = holdZeroShotSummary();
+  const b = holdZeroShotSummary();
+  const head = await onnxZeroShotSummary();
+  assert.ok(head);
+  // A runs a block while B lets go: the session stays for A, and A's runs are whole.
+  const inFlight = zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
+  await b();
+  await b(); // letting go twice counts once
+  assert.equal(await onnxZeroShotSummary(), head, 'still the same session: A holds it');
+  assert.deepEqual(await inFlight, expected);
+  // A run in flight when A lets go: the release waits for it; then a head kept across the release runs on a new session.
+  const transposed = new Float32Array(16 * 40);
+  for (let c = 0; c < 40; c++) for (let j = 0; j < 16; j++) transposed[j * 40 + c] = classes.matrix[c * 16 + j] as number;
+  const last = head.run(images, 4096, 16, transposed, 40, 30, labels, 5);
+  await a();
+  assert.deepEqual(await last, expected);
+  assert.notEqual(await onnxZeroShotSummary(), head, 'released once nobody held it: a new session');
+  assert.deepEqual(await head.run(images, 4096, 16, transposed, 40, 30, labels, 5), expected, 'a head kept across the release still runs');
 });
