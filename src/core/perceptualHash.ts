@@ -229,7 +229,7 @@ export class PixelHashRows {
 export interface ImagesNotOnDisk {
   images: number;
   folders: number;
-  /** One of them (absolute path). */
+  /** One of them (absolute path): the first row's. */
   example?: string;
 }
 
@@ -273,6 +273,7 @@ export async function pixelHashesOf(
     return known;
   };
   let next = 0;
+  let exampleRow = rows.notOnDisk.example === undefined ? Infinity : -1;
   const worker = async () => {
     while (next < n) {
       if (options.signal?.aborted) return;
@@ -285,7 +286,11 @@ export async function pixelHashesOf(
       const known = folderOnDisk(dir);
       if (!(known === true || (known !== false && (await known)))) {
         rows.notOnDisk.images++;
-        rows.notOnDisk.example ??= src.file;
+        // The first such row's image (the workers finish in any order: the same example on every run).
+        if (i < exampleRow) {
+          exampleRow = i;
+          rows.notOnDisk.example = src.file;
+        }
         if (!missingFolders.has(dir)) {
           missingFolders.add(dir);
           rows.notOnDisk.folders++;

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { holdZeroShotSummary, releaseZeroShotSummary, summaryOfProbabilities, zeroShotBlock, zeroShotSummaryBlock, topKIndices } from '../../src/core/zeroShot';
 import { tiedProblem } from './zeroShotFixtures';
+import { onnxZeroShotSummary } from '../../src/core/onnxMatMul';
 
 /** A tiedProblem (rows near a class every third) with labels: on a duplicated pair (either member), or anywhere. */
 function problem(seed: number, m: number, k: number, dim: number, dups: number) {
@@ -67,7 +68,6 @@ test('the summary session released after a pass is made again on its next use, w
 });
 
 test('two passes at once (two models): one letting go of the summary session does not release it under the other; runs in flight finish first', async () => {
-  const { onnxZeroShotSummary } = await import('../../src/core/onnxMatMul');
   const { classes, images, labels } = problem(10, 4096, 40, 16, 5);
   const expected = await zeroShotSummaryBlock(images, 4096, classes, 30, labels, 5, 'onnx');
   const a = holdZeroShotSummary();
