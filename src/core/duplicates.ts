@@ -684,21 +684,15 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
   // Class means (sum of member vectors, copies counted once) for the leave-one-out class distance.
   const { classOf, classes: classCount } = classesOfReps(samples, reps);
   const sums = new Float64Array(classCount * dim);
-  const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
-  const buf = new Float32Array(block * dim);
-  for (let j0 = 0; j0 < m; j0 += block) {
-    const j1 = Math.min(m, j0 + block);
-    rows.copyRows(j0, j1, buf);
+  forEachRowBlock(rows, m, dim, (j0, j1, buf) => {
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;
       for (let d = 0; d < dim; d++) sums[so + d] += buf[o + d];
     }
-  }
+  });
   const classDist = new Float64Array(m);
-  for (let j0 = 0; j0 < m; j0 += block) {
-    const j1 = Math.min(m, j0 + block);
-    rows.copyRows(j0, j1, buf);
+  forEachRowBlock(rows, m, dim, (j0, j1, buf) => {
     for (let j = j0; j < j1; j++) {
       const so = classOf[j] * dim;
       const o = (j - j0) * dim;
@@ -711,8 +705,19 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
       }
       classDist[j] = norm > 0 ? 1 - dotp / Math.sqrt(norm) : 1;
     }
-  }
+  });
   return { classDist, classLimit: classLimits(classOf, classCount, classDist) };
+}
+
+/** Rows 0 .. m - 1 of `rows` as float32 blocks of about 4 MB: `each(j0, j1, buf)`, rows j0 .. j1 - 1 in `buf`. */
+function forEachRowBlock(rows: RowSource, m: number, dim: number, each: (j0: number, j1: number, buf: Float32Array) => void): void {
+  const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
+  const buf = new Float32Array(block * dim);
+  for (let j0 = 0; j0 < m; j0 += block) {
+    const j1 = Math.min(m, j0 + block);
+    rows.copyRows(j0, j1, buf);
+    each(j0, j1, buf);
+  }
 }
 
 /** Each representative's class as an index (classes numbered in order of first appearance), and how many there are. */
@@ -776,21 +781,11 @@ function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows
     cs = new ClassSums(classOf, classes, dim);
   }
   const { classOf, classes, sums } = cs;
-  const block = Math.max(1, Math.min(m, Math.floor((1 << 20) / dim)));
-  const buf = new Float32Array(block * dim);
-  if (cs.seen !== m) {
-    for (let j0 = 0; j0 < m; j0 += block) {
-      const j1 = Math.min(m, j0 + block);
-      rows.copyRows(j0, j1, buf);
-      cs.add(j0, buf, j1 - j0);
-    }
-  }
+  if (cs.seen !== m) forEachRowBlock(rows, m, dim, (j0, j1, buf) => (cs as ClassSums).add(j0, buf, j1 - j0));
   const sumSq = new Float64Array(classes);
   for (let c = 0; c < classes; c++) for (let d = 0; d < dim; d++) sumSq[c] += sums[c * dim + d] * sums[c * dim + d];
   const classDist = new Float64Array(m);
-  for (let j0 = 0; j0 < m; j0 += block) {
-    const j1 = Math.min(m, j0 + block);
-    rows.copyRows(j0, j1, buf);
+  forEachRowBlock(rows, m, dim, (j0, j1, buf) => {
     for (let j = j0; j < j1; j++) {
       const o = (j - j0) * dim;
       const so = classOf[j] * dim;
@@ -806,7 +801,7 @@ function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows
       const norm = sumSq[classOf[j]] - 2 * sv + vv;
       classDist[j] = norm > 0 ? 1 - (sv - vv) / Math.sqrt(norm) : 1;
     }
-  }
+  });
   return { classDist, classLimit: classLimits(classOf, classes, classDist) };
 }
 

@@ -82,6 +82,16 @@ function groupOf(groups: DuplicateGroup[], p: string): DuplicateGroup | undefine
   return groups.find((g) => g.paths.includes(p));
 }
 
+
+/** A deterministic generator of numbers in [-0.5, 0.5) (32-bit LCG). */
+function signedLcg(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+}
+
 test('planted resized, recompressed, cropped and brightened copies across splits are found; distinct images are not grouped', async (t) => {
   const planted = await plantedDataset();
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-lens-dups-cache-'));
@@ -331,11 +341,7 @@ test('embeddings only: the kNN index and the cosine decide; thresholds are check
 
 test('outliers: a blank image and a noise image stand out from a class of similar images', () => {
   const dim = 16;
-  let seed = 3;
-  const rnd = () => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const rnd = signedLcg(3);
   const rows: number[][] = [];
   const samples: { path: string; label: string }[] = [];
   for (let c = 0; c < 3; c++) {
@@ -367,11 +373,7 @@ test('outliers: a blank image and a noise image stand out from a class of simila
 });
 
 test('near-duplicate pairs from embeddings: the approximate paths (projected HNSW; IVF) find the exact path\'s pairs', async () => {
-  let seed = 11;
-  const rnd = () => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const rnd = signedLcg(11);
   const n = 800;
   const dim = 256;
   const v = new Float32Array(n * dim);
@@ -417,11 +419,7 @@ test('near-duplicate pairs from embeddings: the approximate paths (projected HNS
 });
 
 test('outliers on the shared kNN index (projected graph above OUTLIER_EXACT_MAX_ROWS) flag the exact path\'s outliers; EmbeddingRows input equals the packed matrix', () => {
-  let seed = 5;
-  const rnd = () => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const rnd = signedLcg(5);
   const n = 2500;
   const dim = 192;
   const classes = 25;
@@ -456,11 +454,7 @@ test('outliers on the shared kNN index (projected graph above OUTLIER_EXACT_MAX_
 });
 
 test('analyseDuplicatesAsync: the IVF path (rows read through EmbeddingRows.copyRows, no packed copy) flags the exact path\'s outliers and groups; small inputs answer exactly as analyseDuplicates', async () => {
-  let seed = 7;
-  const rnd = () => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const rnd = signedLcg(7);
   const n = 3000;
   const dim = 160;
   const classes = 30;

@@ -15,7 +15,7 @@ import { INLINE_SAMPLES_LIMIT, readReportFile, samplesOf } from '../../src/core/
 import { loadModel } from '../../src/core/run';
 import { embedClassPrompts } from '../../src/core/zeroShot';
 import { promptsForClass, resolveTemplates } from '../../src/core/prompts';
-import { createFakeVscode, fakeContext, installFakeVscode, type FakeState } from './extension-fakeVscode';
+import { activateExtension, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -75,13 +75,7 @@ before(async () => {
 
   process.env.CLIP_LENS_MODEL = MODEL;
   process.env.CLIP_LENS_CACHE = path.join(work, 'cache');
-  const fake = createFakeVscode(work);
-  state = fake.state;
-  state.settings['clipLens.releaseModelAfterMinutes'] = 0;
-  uninstall = installFakeVscode(fake.vscode);
-  const ext = require('../../src/extension/main') as { activate(c: unknown): typeof api; deactivate(): Promise<void> };
-  api = ext.activate(fakeContext(root, path.join(work, 'storage')));
-  deactivate = ext.deactivate;
+  ({ state, api, deactivate, uninstall } = activateExtension(root, work, { 'clipLens.releaseModelAfterMinutes': 0 }));
 });
 
 after(async () => {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EvalReport } from '../../src/core/report';
 import { COMMANDS } from '../../src/extension/commandIds';
-import { createFakeVscode, fakeContext, installFakeVscode, type FakeState } from './extension-fakeVscode';
+import { activateExtension, createFakeVscode, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -69,14 +69,8 @@ before(async () => {
   lines.push('img/odd.png,"red_circle"', 'img/missing.png,red_circle', 'broken line without a label');
   fs.writeFileSync(path.join(work, 'labelled', 'labels.csv'), lines.join('\n') + '\n');
 
-  fake = createFakeVscode(work);
-  state = fake.state;
+  ({ fake, state, api, deactivate, uninstall } = activateExtension(root, work, { 'clipLens.releaseModelAfterMinutes': 0 }));
   fakeVscode = fake.vscode;
-  state.settings['clipLens.releaseModelAfterMinutes'] = 0;
-  uninstall = installFakeVscode(fake.vscode);
-  const ext = require('../../src/extension/main') as { activate(c: unknown): typeof api; deactivate(): Promise<void> };
-  api = ext.activate(fakeContext(root, path.join(work, 'storage')));
-  deactivate = ext.deactivate;
   run = async <T>(id: string, ...args: unknown[]) => (await state.commands.get(id)!(...args)) as T;
 });
 

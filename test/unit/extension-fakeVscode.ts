@@ -494,3 +494,24 @@ export function fakeContext(extensionRoot: string, storageDir: string) {
     globalStorageUri: Uri.file(path.join(storageDir, 'global')),
   };
 }
+
+/** What the extension's `activate` returns to tests (its API for integration). */
+export interface ExtensionApi {
+  evaluate(target: string): Promise<import('../../src/core/report').EvalReport | undefined>;
+  reports(): import('../../src/core/report').EvalReport[];
+  loadedModels(): string[];
+}
+
+/**
+ * The extension activated from source on a fresh fake 'vscode' over `work` (storage in work/storage), with `settings`
+ * applied first: its state, its API, and the teardown (deactivate, then the fake uninstalled).
+ */
+export function activateExtension(extensionRoot: string, work: string, settings: Record<string, unknown> = {}): { fake: ReturnType<typeof createFakeVscode>; state: FakeState; api: ExtensionApi; deactivate: () => Promise<void>; uninstall: () => void } {
+  const fake = createFakeVscode(work);
+  Object.assign(fake.state.settings, settings);
+  const uninstall = installFakeVscode(fake.vscode);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ext = require('../../src/extension/main') as { activate(c: unknown): ExtensionApi; deactivate(): Promise<void> };
+  const api = ext.activate(fakeContext(extensionRoot, path.join(work, 'storage')));
+  return { fake, state: fake.state, api, deactivate: ext.deactivate, uninstall };
+}

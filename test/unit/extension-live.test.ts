@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EvalReport } from '../../src/core/report';
 import { COMMANDS, VIEWS } from '../../src/extension/commandIds';
-import { createFakeVscode, fakeContext, installFakeVscode, type FakeState } from './extension-fakeVscode';
+import { activateExtension, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -53,13 +53,7 @@ before(async () => {
   let v = 0;
   for (const cls of Object.keys(SHAPES)) for (let i = 0; i < 30; i++) await png(path.join(dataset, cls, `${cls}${String(i).padStart(2, '0')}.png`), cls, v++);
   for (let i = 0; i < 3; i++) await png(path.join(dataset, 'blue_square', `a-wrong${i}.png`), 'red_circle', v++);
-  const fake = createFakeVscode(work);
-  state = fake.state;
-  state.settings['clipLens.batchSize'] = 4;
-  uninstall = installFakeVscode(fake.vscode);
-  const ext = require('../../src/extension/main') as { activate(c: unknown): typeof api; deactivate(): Promise<void> };
-  api = ext.activate(fakeContext(root, path.join(work, 'storage')));
-  deactivate = ext.deactivate;
+  ({ state, api, deactivate, uninstall } = activateExtension(root, work, { 'clipLens.batchSize': 4 }));
 });
 
 after(async () => {

@@ -25,22 +25,13 @@ import {
 } from '../../src/core/modelDownload';
 import type { RegistryEntry, RegistryFile } from '../../src/core/modelRegistry';
 import { formatBytes, modelCommand, progressLine } from '../../src/cli/modelCommand';
+import { varint } from './onnxWriter';
 
 // ---- A synthetic model (small, valid-looking files) and a Hugging Face-like server for it ----
 
 const REPO = 'test/tiny-clip';
 const COMMIT = 'c0ffee0000000000000000000000000000c0ffee';
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 /** A buffer that passes the cheap ONNX check: ir_version, producer name, a graph field of `graphBytes` random bytes. */
 function fakeOnnx(graphBytes: number): Buffer {
   const name = Buffer.from('test');

@@ -1,6 +1,6 @@
 /** A tiny ONNX writer (protobuf by hand) so tests build real graphs onnxruntime can load. */
 
-function varint(n: number): Buffer {
+export function varint(n: number): Buffer {
   const out: number[] = [];
   do {
     let b = n % 128;
