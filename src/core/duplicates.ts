@@ -1002,6 +1002,8 @@ export class EmbeddingRows {
   private scales: Float64Array[] = [];
   /** 'half' while every row so far came with its float16 form. */
   private mode: 'empty' | 'half' | 'float' = 'empty';
+  /** False once a float16 row came with a scale that is not a float32 value (see {@link halfBlocks}). */
+  private float32Scales = true;
   /** The last block decoded by {@link block} in float16 mode (a copy). */
   private cached: { b: number; rows: Float32Array } | undefined;
   readonly has: Uint8Array;
@@ -1041,6 +1043,7 @@ export class EmbeddingRows {
       const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
       chunk.set(half.bits, r * this.dim);
       (this.scales[c] ??= new Float64Array(EmbeddingRows.CHUNK))[r] = half.scale;
+      if (Math.fround(half.scale) !== half.scale) this.float32Scales = false;
       if (this.cached?.b === c) this.cached = undefined;
     } else {
       if (this.mode === 'half') this.toFloat();
@@ -1095,6 +1098,42 @@ export class EmbeddingRows {
         out[dst + 3] = (table[chunk[src + 3] as number] as number) * s;
       }
       for (const end = r * dim + dim; src < end; src++, dst++) out[dst] = (table[chunk[src] as number] as number) * s;
+    }
+  }
+
+  /**
+   * True when the rows can be read as float16 patterns and float32 scales ({@link copyHalfRows}): float16 storage, and
+   * every scale a float32 value, so that the float32 product Cast(half) * scale is the row {@link copyRows} gives, bit
+   * for bit (the exact product of two float32 values fits a double: rounding it once to float32 is IEEE's product).
+   */
+  get halfBlocks(): boolean {
+    return this.mode === 'half' && this.float32Scales;
+  }
+
+  /**
+   * Rows start .. end - 1 as float16 patterns into `bits` ((end - start) x dim) and their scales into `scales`; rows
+   * without an embedding are zeros. Needs {@link halfBlocks}.
+   */
+  copyHalfRows(start: number, end: number, bits: Uint16Array, scales: Float32Array): void {
+    const dim = this.dim;
+    const per = EmbeddingRows.CHUNK;
+    if (!this.halfBlocks) throw new Error('copyHalfRows: the rows are not float16 rows with float32 scales');
+    if (end > this.n || start < 0 || start > end) throw new RangeError(`copyHalfRows: rows ${start} .. ${end} of ${this.n}`);
+    if (bits.length < (end - start) * dim || scales.length < end - start) throw new RangeError('copyHalfRows: out is too short');
+    for (let i = start; i < end; ) {
+      const c = Math.floor(i / per);
+      const r0 = i - c * per;
+      const r1 = Math.min(per, end - c * per);
+      const chunk = this.halfChunks[c];
+      const sc = this.scales[c];
+      if (chunk && sc) {
+        bits.set(chunk.subarray(r0 * dim, r1 * dim), (i - start) * dim);
+        scales.set(sc.subarray(r0, r1), i - start);
+      } else {
+        bits.fill(0, (i - start) * dim, (i - start + r1 - r0) * dim);
+        scales.fill(0, i - start, i - start + r1 - r0);
+      }
+      i = c * per + r1;
     }
   }
 

@@ -449,7 +449,7 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
       }
       const why = normError(sq);
       if (why) return why;
-      const inv = 1 / Math.sqrt(sq);
+      const inv = halfRowScale(sq);
       for (let j = 0; j < dim; j++) out[j] = (table[bits[j] as number] as number) * inv;
       half.scale = inv;
       half.exact = true;
@@ -469,9 +469,18 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
   }
   const why = normError(sq);
   if (why) return why;
-  const inv = 1 / Math.sqrt(sq);
+  const inv = src instanceof Uint16Array ? halfRowScale(sq) : 1 / Math.sqrt(sq);
   for (let j = 0; j < dim; j++) out[j] = (out[j] as number) * inv;
   return null;
+}
+
+/**
+ * The normalising scale of a float16 row of squared norm `sq`: 1 / sqrt(sq) rounded to float32, so that a value
+ * fround(half * scale) is also the float32 product Cast(half) * scale, and ONNX Runtime can take the rows as float16
+ * with their scales (EmbeddingRows.copyHalfRows) and give the same values as the rows decoded here.
+ */
+function halfRowScale(sq: number): number {
+  return Math.fround(1 / Math.sqrt(sq));
 }
 
 /** Why a row of squared norm `sq` takes no part, or null. */

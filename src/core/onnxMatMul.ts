@@ -210,11 +210,11 @@ export const onnxLogisticStep: () => Promise<LogisticStep | null> = sharedSessio
  * ONNX model bytes of the zero-shot head: P[M, N] = Softmax(S * MatMul(A[M, K], B[K, N])) over N (opset 13's
  * Softmax works on the last axis), S of shape [1] (the logit scale).
  */
-export function zeroShotModelBytes(): Uint8Array {
+export function zeroShotModelBytes(half = false): Uint8Array {
   return modelOf(
     'clip-lens-zero-shot',
-    zeroShotHeadNodes(),
-    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1)],
+    zeroShotHeadNodes(half),
+    [...imageRowInputs(half), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1)],
     [typedValueInfo('P', ['M', 'N'], 1)],
   );
 }
@@ -223,8 +223,49 @@ export function zeroShotModelBytes(): Uint8Array {
  * The zero-shot head's nodes, P = Softmax(S * MatMul(A, B)): one definition for the head and the graphs that reduce
  * its rows inside ONNX Runtime, so that they all give the same probabilities bit for bit.
  */
-function zeroShotHeadNodes(): number[][] {
-  return [nodeProto(['A', 'B'], ['L0'], 'MatMul'), nodeProto(['L0', 'S'], ['Z'], 'Mul'), nodeProto(['Z'], ['P'], 'Softmax')];
+function zeroShotHeadNodes(half: boolean): number[][] {
+  const rows = half ? [nodeProto(['A16'], ['AF'], 'Cast', [attr('to', 1)]), nodeProto(['AF', 'SC'], ['A'], 'Mul')] : [];
+  return [...rows, nodeProto(['A', 'B'], ['L0'], 'MatMul'), nodeProto(['L0', 'S'], ['Z'], 'Mul'), nodeProto(['Z'], ['P'], 'Softmax')];
+}
+
+/**
+ * A block of image rows as float16 patterns and a float32 scale per row: row r is Cast(bits[r]) * scales[r] (float32
+ * products), EmbeddingRows.copyHalfRows. Half the bytes of float32 rows, and no decoding in JavaScript: the zero-shot
+ * graphs take them as A16[M, D] (float16) and SC[M, 1] and make A = Cast(A16) * SC first (the same float32 rows).
+ */
+export interface HalfBlock {
+  bits: Uint16Array;
+  scales: Float32Array;
+}
+
+/** Image rows of a zero-shot graph: float32 rows, or float16 rows with their scales. */
+export type ImageRows = Float32Array | HalfBlock;
+
+/** The graph inputs of the image rows: A[M, D] (float32), or A16[M, D] (float16) and SC[M, 1]. */
+function imageRowInputs(half: boolean): number[][] {
+  return half ? [typedValueInfo('A16', ['M', 'D'], 10), typedValueInfo('SC', ['M', 1], 1)] : [typedValueInfo('A', ['M', 'D'], 1)];
+}
+
+/** The feeds of m image rows of width k (see {@link imageRowInputs}). */
+function imageRowFeeds(ort: typeof Ort, a: ImageRows, m: number, k: number): Record<string, Ort.Tensor> {
+  if (a instanceof Float32Array) return { A: new ort.Tensor('float32', a, [m, k]) };
+  return { A16: new ort.Tensor('float16', a.bits.subarray(0, m * k), [m, k]), SC: new ort.Tensor('float32', a.scales.subarray(0, m), [m, 1]) };
+}
+
+/**
+ * The sessions of one zero-shot graph for both forms of image rows (`bytes(half)`): the float32 one made now, the
+ * float16 one on its first use; released together.
+ */
+async function imageRowSessions(ort: typeof Ort, bytes: (half: boolean) => Uint8Array, options: Ort.InferenceSession.SessionOptions): Promise<{ of: (a: ImageRows) => Promise<Ort.InferenceSession>; release: () => Promise<void> }> {
+  const float = await ort.InferenceSession.create(bytes(false), options);
+  let half: Promise<Ort.InferenceSession> | undefined;
+  return {
+    of: (a) => (a instanceof Float32Array ? Promise.resolve(float) : (half ??= ort.InferenceSession.create(bytes(true), options))),
+    release: async () => {
+      await float.release();
+      if (half) await (await half).release();
+    },
+  };
 }
 
 /**
@@ -236,11 +277,11 @@ function zeroShotHeadNodes(): number[][] {
  *   RANK[M] = #{j < L: P[m, j] > SELF} + #{j > L: P[m, j] >= SELF} (metrics.ts' per-row rank of the label),
  * with J[1, N] = 0 .. N-1 (int64) and AX = [1] (ReduceSum's axes).
  */
-export function zeroShotSummaryModelBytes(): Uint8Array {
+export function zeroShotSummaryModelBytes(half = false): Uint8Array {
   return modelOf(
     'clip-lens-zero-shot-summary',
     [
-      ...zeroShotHeadNodes(),
+      ...zeroShotHeadNodes(half),
       nodeProto(['P', 'T'], ['V', 'I64'], 'TopK', [attr('axis', 1)]),
       nodeProto(['I64'], ['I'], 'Cast', [attr('to', 6)]),
       nodeProto(['P'], ['ARG64'], 'ArgMax', [attr('axis', 1), attr('keepdims', 0)]),
@@ -255,7 +296,7 @@ export function zeroShotSummaryModelBytes(): Uint8Array {
       nodeProto(['AHEADF', 'AX'], ['RANK'], 'ReduceSum', [attr('keepdims', 0)]),
     ],
     [
-      typedValueInfo('A', ['M', 'D'], 1),
+      ...imageRowInputs(half),
       typedValueInfo('B', ['D', 'N'], 1),
       typedValueInfo('S', [1], 1),
       typedValueInfo('T', [1], 7),
@@ -282,23 +323,23 @@ export interface ZeroShotSummary {
 
 export interface ZeroShotSummaryHead {
   /** a (m x k) image rows, b (k x n) the class embeddings transposed, labels (m, each in 0 .. n-1), t <= n. */
-  run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, labels: BigInt64Array, t: number): Promise<ZeroShotSummary>;
+  run(a: ImageRows, m: number, k: number, b: Float32Array, n: number, scale: number, labels: BigInt64Array, t: number): Promise<ZeroShotSummary>;
   release(): Promise<void>;
 }
 
 const summarySessions = releasableSession<ZeroShotSummaryHead>(async (threads) => {
   const ort = loadOrt();
   if (!ort) return null;
-  const session = await ort.InferenceSession.create(zeroShotSummaryModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const sessions = await imageRowSessions(ort, zeroShotSummaryModelBytes, sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const columns = new Map<number, Ort.Tensor>();
   const axis = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
   const head: ZeroShotSummaryHead = {
-    release: () => session.release(),
+    release: sessions.release,
     async run(a, m, k, b, n, scale, labels, t) {
       let j = columns.get(n);
       if (!j) columns.set(n, (j = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, c) => BigInt(c)), [1, n])));
-      const out = await session.run({
-        A: new ort.Tensor('float32', a, [m, k]),
+      const out = await (await sessions.of(a)).run({
+        ...imageRowFeeds(ort, a, m, k),
         B: new ort.Tensor('float32', b, [k, n]),
         S: new ort.Tensor('float32', Float32Array.of(scale), [1]),
         T: new ort.Tensor('int64', BigInt64Array.of(BigInt(t)), [1]),
@@ -326,16 +367,16 @@ export const holdZeroShotSummary = summarySessions.hold;
  * (1, j):  CW[M, 2] = MatMul(Cast(P >= CUT), W) = (how many classes are confident, the sum of their indices): the
  * one confident class when there is exactly one (integer sums below 2^24: exact in float32 in any order).
  */
-export function zeroShotScanModelBytes(): Uint8Array {
+export function zeroShotScanModelBytes(half = false): Uint8Array {
   return modelOf(
     'clip-lens-zero-shot-scan',
     [
-      ...zeroShotHeadNodes(),
+      ...zeroShotHeadNodes(half),
       nodeProto(['P', 'CUT'], ['CONF'], 'GreaterOrEqual'),
       nodeProto(['CONF'], ['CONFF'], 'Cast', [attr('to', 1)]),
       nodeProto(['CONFF', 'W'], ['CW'], 'MatMul'),
     ],
-    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1), typedValueInfo('CUT', [1, 'N'], 1), typedValueInfo('W', ['N', 2], 1)],
+    [...imageRowInputs(half), typedValueInfo('B', ['D', 'N'], 1), typedValueInfo('S', [1], 1), typedValueInfo('CUT', [1, 'N'], 1), typedValueInfo('W', ['N', 2], 1)],
     [typedValueInfo('P', ['M', 'N'], 1), typedValueInfo('CW', ['M', 2], 1)],
   );
 }
@@ -350,7 +391,7 @@ export interface ZeroShotScan {
 
 export interface ZeroShotScanHead {
   /** a (m x k) image rows, b (k x n) the class embeddings transposed, cut (n) per class; `probs`: also return P. */
-  run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number, cut: Float32Array, probs: boolean): Promise<ZeroShotScan>;
+  run(a: ImageRows, m: number, k: number, b: Float32Array, n: number, scale: number, cut: Float32Array, probs: boolean): Promise<ZeroShotScan>;
   release(): Promise<void>;
 }
 
@@ -366,10 +407,10 @@ export const holdZeroShotScan = scanSessions.hold;
 async function makeZeroShotScan(threads: number | undefined): Promise<ZeroShotScanHead | null> {
   const ort = loadOrt();
   if (!ort) return null;
-  const session = await ort.InferenceSession.create(zeroShotScanModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const sessions = await imageRowSessions(ort, zeroShotScanModelBytes, sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const columns = new Map<number, Ort.Tensor>();
   const head: ZeroShotScanHead = {
-    release: () => session.release(),
+    release: sessions.release,
     async run(a, m, k, b, n, scale, cut, probs) {
       let w = columns.get(n);
       if (!w) {
@@ -381,13 +422,13 @@ async function makeZeroShotScan(threads: number | undefined): Promise<ZeroShotSc
         columns.set(n, (w = new ort.Tensor('float32', data, [n, 2])));
       }
       const feeds = {
-        A: new ort.Tensor('float32', a, [m, k]),
+        ...imageRowFeeds(ort, a, m, k),
         B: new ort.Tensor('float32', b, [k, n]),
         S: new ort.Tensor('float32', Float32Array.of(scale), [1]),
         CUT: new ort.Tensor('float32', cut, [1, n]),
         W: w,
       };
-      const out = await session.run(feeds, probs ? ['P', 'CW'] : ['CW']);
+      const out = await (await sessions.of(a)).run(feeds, probs ? ['P', 'CW'] : ['CW']);
       return { probs: probs ? (out.P as Ort.Tensor).data as Float32Array : null, confident: (out.CW as Ort.Tensor).data as Float32Array };
     },
   };
@@ -414,7 +455,7 @@ export interface ZeroShotHead {
    * softmax(scale * a . b) row by row: a (m x k) image embeddings, b (k x n) the class embeddings transposed;
    * returns m x n probabilities, row-major float32.
    */
-  run(a: Float32Array, m: number, k: number, b: Float32Array, n: number, scale: number): Promise<Float32Array>;
+  run(a: ImageRows, m: number, k: number, b: Float32Array, n: number, scale: number): Promise<Float32Array>;
   release(): Promise<void>;
 }
 
@@ -430,11 +471,11 @@ function loadOrt(): typeof Ort | null {
 const headSessions = releasableSession<ZeroShotHead>(async (threads) => {
   const ort = loadOrt();
   if (!ort) return null;
-  const session = await ort.InferenceSession.create(zeroShotModelBytes(), sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
+  const sessions = await imageRowSessions(ort, zeroShotModelBytes, sessionOptions(threads, { extra: { session: { intra_op: { allow_spinning: '0' } } } }));
   const head: ZeroShotHead = {
-    release: () => session.release(),
+    release: sessions.release,
     async run(a, m, k, b, n, scale) {
-      const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), S: new ort.Tensor('float32', Float32Array.of(scale), [1]) });
+      const out = await (await sessions.of(a)).run({ ...imageRowFeeds(ort, a, m, k), B: new ort.Tensor('float32', b, [k, n]), S: new ort.Tensor('float32', Float32Array.of(scale), [1]) });
       return out.P.data as Float32Array;
     },
   };

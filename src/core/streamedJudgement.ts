@@ -30,7 +30,7 @@ import { ProbabilityMatrix, type SharedProbabilityMatrix } from './probabilities
 import { sharedInt32, toSharedInt32 } from './parallel';
 import { StreamingAveragePrecision } from './retrieval';
 import { rowsPerUnitFor, runBlockParts, startBlockParts, streamedThreads, type BlockPart } from './streamedBlockJob';
-import { holdZeroShotHead, holdZeroShotScan, holdZeroShotSummary, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings } from './zeroShot';
+import { holdZeroShotHead, holdZeroShotScan, holdZeroShotSummary, summaryOfProbabilities, topKIndices, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings, type ImageRows } from './zeroShot';
 import type { LabelIssue, Metrics } from './report';
 
 /** Blocks of EmbeddingRows scored per zero-shot product (4 x 1,024 rows). */
@@ -54,29 +54,43 @@ export async function forEachScoredBlock(
 ): Promise<void> {
   const dim = classEmbeddings.dim;
   if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
-  await forEachPackedBlock(rows, (packed, index) => zeroShotBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, engine), onBlock, signal);
+  await forEachPackedBlock(rows, (packed, index) => zeroShotBlock(packed, index.length, classEmbeddings, logitScale, engine), onBlock, signal);
 }
 
 /**
- * The rows with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time, packed (decoded to float32, rows
- * without one skipped) and handed to `product`; `onBlock(index, result)` gets the sample indices of the block and
- * the product's result. The next block is packed and its product started before `onBlock` handles the current one.
+ * The rows with an embedding, SCORE_SPAN_ROWS rows of EmbeddingRows at a time, packed (rows without one skipped) and
+ * handed to `product`: as float16 patterns and float32 scales when the rows allow it (EmbeddingRows.halfBlocks: the
+ * zero-shot graphs make the same float32 rows inside ONNX Runtime, so this thread decodes nothing), else decoded to
+ * float32; `onBlock(index, result)` gets the sample indices of the block and the product's result. The next block is
+ * packed and its product started before `onBlock` handles the current one.
  */
-async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: Float32Array, index: number[]) => Promise<R>, onBlock: (index: number[], result: R) => void, signal?: AbortSignal): Promise<void> {
+async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: ImageRows, index: number[]) => Promise<R>, onBlock: (index: number[], result: R) => void, signal?: AbortSignal): Promise<void> {
   const dim = rows.dim;
   const span = SCORE_SPAN_ROWS;
-  const buffers = [new Float32Array(span * dim), new Float32Array(span * dim)];
+  const half = rows.halfBlocks;
+  const buffers: ImageRows[] = half
+    ? [0, 1].map(() => ({ bits: new Uint16Array(span * dim), scales: new Float32Array(span) }))
+    : [new Float32Array(span * dim), new Float32Array(span * dim)];
   let turn = 0;
-  /** Packs (decodes) the rows with an embedding of span `start` into the next buffer; null when it has none. */
-  const pack = (start: number): { index: number[]; packed: Float32Array } | null => {
-    const packed = buffers[turn] as Float32Array;
+  /** Packs the rows with an embedding of span `start` into the next buffer; null when it has none. */
+  const pack = (start: number): { index: number[]; packed: ImageRows } | null => {
+    const packed = buffers[turn] as ImageRows;
     turn ^= 1;
     const end = Math.min(rows.n, start + span);
-    rows.copyRows(start, end, packed);
+    if (packed instanceof Float32Array) rows.copyRows(start, end, packed);
+    else rows.copyHalfRows(start, end, packed.bits, packed.scales);
     const index: number[] = [];
     for (let i = start; i < end; i++) {
       if (!rows.has[i]) continue;
-      if (i - start !== index.length) packed.copyWithin(index.length * dim, (i - start) * dim, (i - start + 1) * dim);
+      const to = index.length;
+      const from = i - start;
+      if (from !== to) {
+        if (packed instanceof Float32Array) packed.copyWithin(to * dim, from * dim, (from + 1) * dim);
+        else {
+          packed.bits.copyWithin(to * dim, from * dim, (from + 1) * dim);
+          packed.scales[to] = packed.scales[from] as number;
+        }
+      }
       index.push(i);
     }
     if (index.length === 0) {
@@ -85,7 +99,7 @@ async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: Floa
     }
     return { index, packed };
   };
-  const run = (job: { index: number[]; packed: Float32Array }): Promise<R> => {
+  const run = (job: { index: number[]; packed: ImageRows }): Promise<R> => {
     const result = product(job.packed, job.index);
     // Surface a failure at its await, without an unhandled rejection meanwhile.
     result.catch(() => undefined);
@@ -244,7 +258,7 @@ export class StreamedJudgement {
     if (rows.dim !== dim) return;
     await forEachPackedBlock(
       rows,
-      (packed, index) => zeroShotScanBlock(packed.subarray(0, index.length * dim), index.length, classEmbeddings, logitScale, scan.cut, scan.probs, engine),
+      (packed, index) => zeroShotScanBlock(packed, index.length, classEmbeddings, logitScale, scan.cut, scan.probs, engine),
       (index, s) => {
         scan.onCounts(index, s.confident);
         if (s.probs) onScored(index, s.probs);
@@ -316,7 +330,7 @@ export class StreamedJudgement {
             const row = rowOfSample[i] as number;
             return BigInt(row >= 0 ? (labelArray[row] as number) : 0);
           });
-          const images = packed.subarray(0, m * dim);
+          const images = packed;
           const t = Math.max(2, top.t);
           const inside = await zeroShotSummaryBlock(images, m, classEmbeddings, logitScale, labels, t, engine);
           return inside ?? summaryOfProbabilities(await zeroShotBlock(images, m, classEmbeddings, logitScale, engine), m, k, labels, t);

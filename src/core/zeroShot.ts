@@ -6,7 +6,10 @@ import type { ClipModel } from './runtime';
 import type { EmbeddingCache } from './embeddingCache';
 import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
-import { onnxZeroShot, onnxZeroShotScan, onnxZeroShotSummary, type ZeroShotScan, type ZeroShotSummary } from './onnxMatMul';
+import { onnxZeroShot, onnxZeroShotScan, onnxZeroShotSummary, type ImageRows, type ZeroShotScan, type ZeroShotSummary } from './onnxMatMul';
+import { halfValues } from './probabilities';
+
+export type { HalfBlock, ImageRows } from './onnxMatMul';
 
 export type { ZeroShotScan, ZeroShotSummary } from './onnxMatMul';
 export { holdZeroShotHead, holdZeroShotScan, holdZeroShotSummary, releaseZeroShotHead, releaseZeroShotScan, releaseZeroShotSummary } from './onnxMatMul';
@@ -111,16 +114,32 @@ function transposed(classes: ClassEmbeddings): Float32Array {
  * on ONNX Runtime (float32 throughout: within float32 rounding of {@link zeroShotProbabilities}, which accumulates in
  * float64); small ones, or all when `engine` is 'js' or ONNX Runtime cannot load, row by row in JavaScript.
  */
-export async function zeroShotBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<Float32Array> {
+export async function zeroShotBlock(images: ImageRows, m: number, classes: ClassEmbeddings, logitScale: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<Float32Array> {
   const { matrix, dim } = classes;
   const k = matrix.length / dim;
   const head = engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK) ? await onnxZeroShot() : null;
-  if (head) {
-    const a = images.length === m * dim ? images : images.subarray(0, m * dim);
-    return head.run(a, m, dim, transposed(classes), k, logitScale);
-  }
+  if (head) return head.run(firstRows(images, m, dim), m, dim, transposed(classes), k, logitScale);
+  const rows = floatRows(images, m, dim);
   const out = new Float32Array(m * k);
-  for (let r = 0; r < m; r++) zeroShotProbabilities(images.subarray(r * dim, (r + 1) * dim), classes, logitScale, out.subarray(r * k, (r + 1) * k));
+  for (let r = 0; r < m; r++) zeroShotProbabilities(rows.subarray(r * dim, (r + 1) * dim), classes, logitScale, out.subarray(r * k, (r + 1) * k));
+  return out;
+}
+
+/** The first m rows of a block (views). */
+function firstRows(images: ImageRows, m: number, dim: number): ImageRows {
+  if (images instanceof Float32Array) return images.length === m * dim ? images : images.subarray(0, m * dim);
+  return { bits: images.bits.subarray(0, m * dim), scales: images.scales.subarray(0, m) };
+}
+
+/** The first m rows of a block as float32 (float16 rows decoded: fround(half * scale), the graphs' Cast(half) * scale). */
+export function floatRows(images: ImageRows, m: number, dim: number): Float32Array {
+  if (images instanceof Float32Array) return images.length === m * dim ? images : images.subarray(0, m * dim);
+  const table = halfValues();
+  const out = new Float32Array(m * dim);
+  for (let r = 0; r < m; r++) {
+    const s = images.scales[r] as number;
+    for (let j = r * dim; j < (r + 1) * dim; j++) out[j] = (table[images.bits[j] as number] as number) * s;
+  }
   return out;
 }
 
@@ -131,14 +150,13 @@ export async function zeroShotBlock(images: Float32Array, m: number, classes: Cl
  * JavaScript, or ONNX Runtime cannot load: the caller then uses zeroShotBlock and {@link summaryOfProbabilities}.
  * `labels` (m): each row's class index (any class for a row without one; its self and rank mean nothing).
  */
-export async function zeroShotSummaryBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, labels: BigInt64Array, t: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotSummary | null> {
+export async function zeroShotSummaryBlock(images: ImageRows, m: number, classes: ClassEmbeddings, logitScale: number, labels: BigInt64Array, t: number, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotSummary | null> {
   const { matrix, dim } = classes;
   const k = matrix.length / dim;
   if (!(engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK))) return null;
   const head = await onnxZeroShotSummary();
   if (!head || !(await onnxZeroShot())) return null; // both or neither: the values must be the full head's
-  const a = images.length === m * dim ? images : images.subarray(0, m * dim);
-  return head.run(a, m, dim, transposed(classes), k, logitScale, labels, Math.min(t, k));
+  return head.run(firstRows(images, m, dim), m, dim, transposed(classes), k, logitScale, labels, Math.min(t, k));
 }
 
 /**
@@ -178,10 +196,10 @@ export function summaryOfProbabilities(probs: Float32Array, m: number, k: number
  * {@link zeroShotBlock} gives to ONNX Runtime are counted inside it (the same probabilities; with `probs` false they
  * are not even copied out); the others are scored by zeroShotBlock and counted by {@link scanOfProbabilities}.
  */
-export async function zeroShotScanBlock(images: Float32Array, m: number, classes: ClassEmbeddings, logitScale: number, cut: Float32Array, probs: boolean, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotScan> {
+export async function zeroShotScanBlock(images: ImageRows, m: number, classes: ClassEmbeddings, logitScale: number, cut: Float32Array, probs: boolean, engine: 'auto' | 'js' | 'onnx' = 'auto'): Promise<ZeroShotScan> {
   const { matrix, dim } = classes;
   const k = matrix.length / dim;
-  const a = images.length === m * dim ? images : images.subarray(0, m * dim);
+  const a = firstRows(images, m, dim);
   if (engine === 'onnx' || (engine === 'auto' && m * k * dim >= ZERO_SHOT_ONNX_MIN_WORK)) {
     const head = await onnxZeroShotScan();
     if (head && (await onnxZeroShot())) return head.run(a, m, dim, transposed(classes), k, logitScale, cut, probs); // both or neither
