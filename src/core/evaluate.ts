@@ -407,11 +407,16 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     return { metrics, metricsBySplit };
   };
   /** Label issues by evaluated row -> by sample, without the ignored samples, ranked. */
-  const issuesOfSamples = (issues: LabelIssue[], evaluated: number[]): LabelIssue[] =>
-    issues
-      .map((issue) => ({ ...issue, index: evaluated[issue.index], path: samples[evaluated[issue.index]].path }))
-      .filter((issue) => !ignored.has(issue.path))
-      .map((issue, i) => ({ ...issue, rank: i + 1 }));
+  const issuesOfSamples = (issues: LabelIssue[], evaluated: number[]): LabelIssue[] => {
+    // One object per issue kept (a million rows can flag half a million: no intermediate arrays of copies).
+    const out: LabelIssue[] = [];
+    for (const issue of issues) {
+      const index = evaluated[issue.index];
+      const path = samples[index].path;
+      if (!ignored.has(path)) out.push({ ...issue, index, path, rank: out.length + 1 });
+    }
+    return out;
+  };
   /** Sample i's report fields from the store (content hash, top-K predictions, probabilities) set on `into`. */
   const fillSample = (i: number, into: ReportSample) => {
     const hash = store.hash(i);
