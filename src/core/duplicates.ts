@@ -1031,14 +1031,24 @@ export class EmbeddingRows {
    * Row i = `embedding` (copied). `half`, when given, is the same row as float16 patterns and a scale with
    * fround(half(bits[j]) * scale) === embedding[j] for every j (a float16 shard's row, L2-normalised: see
    * embeddingsDir.ts); the store then keeps the 2-byte form. A half form that does not give `embedding` back is
-   * ignored (the store turns to float32).
+   * ignored (the store turns to float32). `embedding` null: the row is `half` alone (it must be `exact`), decoded here
+   * only if the store holds float32 rows.
    */
-  set(i: number, embedding: Float32Array, half?: HalfRow): void {
-    if (this.dim === 0) this.dim = embedding.length;
-    if (embedding.length !== this.dim) return;
+  set(i: number, embedding: Float32Array | null, half?: HalfRow): void {
+    if (!embedding) {
+      if (!half?.exact) throw new Error('EmbeddingRows.set: a row without its float32 values needs an exact float16 form');
+      if (this.dim !== 0 && half.bits.length !== this.dim) return;
+      if (this.mode === 'float') {
+        const table = halfValues();
+        return this.set(i, Float32Array.from(half.bits, (h) => (table[h] as number) * half.scale));
+      }
+    }
+    const width = embedding ? embedding.length : (half as HalfRow).bits.length;
+    if (this.dim === 0) this.dim = width;
+    if (width !== this.dim) return;
     const c = Math.floor(i / EmbeddingRows.CHUNK);
     const r = i - c * EmbeddingRows.CHUNK;
-    if (this.mode !== 'float' && half && half.bits.length === this.dim && (half.exact === true || EmbeddingRows.halfMatches(embedding, half))) {
+    if (this.mode !== 'float' && half && half.bits.length === this.dim && (half.exact === true || (embedding !== null && EmbeddingRows.halfMatches(embedding, half)))) {
       this.mode = 'half';
       const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
       chunk.set(half.bits, r * this.dim);
@@ -1049,7 +1059,7 @@ export class EmbeddingRows {
       if (this.mode === 'half') this.toFloat();
       this.mode = 'float';
       const chunk = (this.chunks[c] ??= new Float32Array(EmbeddingRows.CHUNK * this.dim));
-      chunk.set(embedding, r * this.dim);
+      chunk.set(embedding as Float32Array, r * this.dim);
     }
     this.has[i] = 1;
   }

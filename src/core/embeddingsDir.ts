@@ -428,33 +428,38 @@ function rowsView(buf: Buffer, bytes: number, dtype: 'f2' | 'f4'): Uint16Array |
 }
 
 /**
- * Decodes the row starting at element `start` of `src` (float16 bits or float32 values) into `out` (float32) and
- * L2-normalises it; returns why it cannot be used, or null. For a float16 row, `half` (when given) receives its bit
- * patterns and the scale (out[j] = fround(half[j] * scale)), so that EmbeddingRows can keep the row in 2 bytes a value.
+ * The float16 row starting at element `start` of `src` as `half`: its bit patterns and the scale that L2-normalises
+ * it (the row is fround(half[j] * scale)), so that EmbeddingRows keeps it in 2 bytes a value without a float32 copy
+ * ever being made; returns why it cannot be used, or null.
  */
-function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array, half?: HalfRow): string | null {
+function halfRowOf(src: Uint16Array, start: number, half: HalfRow): string | null {
+  const table = halfValues();
+  const bits = half.bits;
+  const dim = bits.length;
+  let sq = 0;
+  for (let j = 0; j < dim; j++) {
+    const h = src[start + j] as number;
+    bits[j] = h;
+    const v = table[h] as number;
+    sq += v * v;
+  }
+  const why = normError(sq);
+  if (why) return why;
+  half.scale = halfRowScale(sq);
+  half.exact = true;
+  return null;
+}
+
+/**
+ * Decodes the row starting at element `start` of `src` (float16 bits or float32 values) into `out` (float32) and
+ * L2-normalises it (a float16 row: out[j] = fround(half[j] * scale), as {@link halfRowOf} gives it); returns why it
+ * cannot be used, or null.
+ */
+function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32Array): string | null {
   const dim = out.length;
   let sq = 0;
   if (src instanceof Uint16Array) {
     const table = halfValues();
-    if (half) {
-      // The float16 patterns as they are (what EmbeddingRows keeps), the squared norm from them, then the float32 row
-      // from the patterns and the scale: one read of the shard's values.
-      const bits = half.bits;
-      for (let j = 0; j < dim; j++) {
-        const h = src[start + j] as number;
-        bits[j] = h;
-        const v = table[h] as number;
-        sq += v * v;
-      }
-      const why = normError(sq);
-      if (why) return why;
-      const inv = halfRowScale(sq);
-      for (let j = 0; j < dim; j++) out[j] = (table[bits[j] as number] as number) * inv;
-      half.scale = inv;
-      half.exact = true;
-      return null;
-    }
     for (let j = 0; j < dim; j++) {
       const v = table[src[start + j] as number] as number;
       out[j] = v;
@@ -496,13 +501,15 @@ function rowError(input: EmbeddingsInput, row: number, why: string): ClipLensErr
 }
 
 /**
- * Streams every row that is a sample, in order: `onRow(sampleIndex, embedding, half)` (a view, L2-normalised, valid
- * during the call; `half`, for a float16 shard's row, the same row as float16 patterns and a scale: see
- * EmbeddingRows.set) or `onBad(sampleIndex, error)` for a row with NaN/Inf or zero norm.
+ * Streams every row that is a sample, in order: `onRow(sampleIndex, embedding, half)` (L2-normalised, valid during the
+ * call: a float32 shard's row as `embedding`; a float16 shard's row as `half` alone, its float16 patterns and the scale
+ * that normalises it, with `embedding` null: EmbeddingRows.set keeps it as it is, and decoding a million rows that
+ * nobody reads as float32 cost the reader about 1.5 s) or `onBad(sampleIndex, error)` for a row with NaN/Inf or zero
+ * norm.
  */
 export async function forEachEmbedding(
   input: EmbeddingsInput,
-  onRow: (sample: number, embedding: Float32Array, half?: HalfRow) => void,
+  onRow: (sample: number, embedding: Float32Array | null, half?: HalfRow) => void,
   onBad: (sample: number, error: ClipLensError) => void,
   signal?: AbortSignal,
   onChunk?: () => void,
@@ -526,10 +533,9 @@ export async function forEachEmbedding(
           const row = shard.firstRow + start + r;
           const sample = input.sampleOfRow[row] as number;
           if (sample < 0) continue;
-          const f2 = shard.dtype === 'f2';
-          const why = decodeRow(view, r * input.dim, out, f2 ? half : undefined);
+          const why = view instanceof Uint16Array ? halfRowOf(view, r * input.dim, half) : decodeRow(view, r * input.dim, out);
           if (why) onBad(sample, rowError(input, row, why));
-          else if (f2) onRow(sample, out, half);
+          else if (view instanceof Uint16Array) onRow(sample, null, half);
           else onRow(sample, out);
         }
         onChunk?.();

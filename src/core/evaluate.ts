@@ -119,7 +119,7 @@ export const PROVISIONAL_RULES = { minSamples: 32, samplesPerClass: 2, everyMs: 
 
 /** Streams one L2-normalised embedding (or a per-sample error) per sample of the dataset. */
 export interface ImageEmbeddingSource {
-  forEach(onRow: (sample: number, embedding: Float32Array, half?: HalfRow) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
+  forEach(onRow: (sample: number, embedding: Float32Array | null, half?: HalfRow) => void, onBad: (sample: number, error: ClipLensError) => void, signal?: AbortSignal, onChunk?: () => void): Promise<void>;
   /** Told once, after the duplicates, how many images were left out of the perceptual hashes (folders not on disk). */
   onImagesNotOnDisk?(notOnDisk: ImagesNotOnDisk): void;
 }
@@ -355,7 +355,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
   // Every embedding is kept (EmbeddingRows, for the predictors and duplicates) and scored once all are in, in blocks
   // of rows (scoreAll): one matrix product and softmax per block rather than one per image.
-  function finish(index: number, embedding: Float32Array, half?: HalfRow): void {
+  function finish(index: number, embedding: Float32Array | null, half?: HalfRow): void {
     done++;
     embeddingRows.set(index, embedding, half);
     // Provisional reports score the rows finished since the last one (the final report scores all in blocks).
@@ -413,7 +413,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     for (const issue of issues) {
       const index = evaluated[issue.index];
       const path = samples[index].path;
-      if (!ignored.has(path)) out.push({ ...issue, index, path, rank: out.length + 1 });
+      // A literal of all six fields (the report's key order): compact objects, unlike spread copies with a key added.
+      if (!ignored.has(path)) out.push({ index, given: issue.given, suggested: issue.suggested, score: issue.score, rank: out.length + 1, path });
     }
     return out;
   };

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipLensError } from '../../src/core/errors';
 import { embedFiles, executeRun, loadModel, planRun, runEvaluation } from '../../src/core/run';
-import { EmbeddingsWriter, forEachEmbedding, isEmbeddingsDir, readEmbeddingsDir } from '../../src/core/embeddingsDir';
+import { EmbeddingsWriter, forEachEmbedding, isEmbeddingsDir, readEmbeddingsDir, readSampleEmbeddings } from '../../src/core/embeddingsDir';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { floatToHalf as toHalf, halfToFloat, halfValues } from '../../src/core/probabilities';
 import type { ClipModel } from '../../src/core/runtime';
@@ -196,24 +196,27 @@ test('float16 shards: same top-1 as the images, dtype float16, verified above 0.
   assert.ok(agree >= files.length - 1, `${agree} of ${files.length}`);
 });
 
-test('float16 rows: each row handed on is fround(half x scale) of its patterns (scale: 1 / norm as a float32), kept as 2-byte rows', async (t) => {
+test('float16 rows: each row handed on as its patterns and scale alone (1 / norm as a float32; no float32 copy), kept as 2-byte rows that read back as the decoded rows', async (t) => {
   const dir = await writeShards(tmp(t), shardsOf(2), 'f2');
   const { input } = await readEmbeddingsDir(dir);
   const table = halfValues();
   const rows = new EmbeddingRows(files.length);
+  const bitsOf: Uint16Array[] = [];
+  const scaleOf: number[] = [];
+  const rowsOfSample = (sample: number) => bitsOf[sample] as Uint16Array;
   let seen = 0;
   await forEachEmbedding(
     input,
     (sample, e, half) => {
       seen++;
       assert.ok(half && half.exact, 'a float16 row comes with its patterns, marked exact');
+      assert.equal(e, null, 'no float32 copy of a float16 row');
       let sq = 0;
-      for (let j = 0; j < e.length; j++) {
-        assert.equal(e[j], Math.fround((table[half.bits[j] as number] as number) * half.scale), `sample ${sample} value ${j}`);
-        sq += (table[half.bits[j] as number] as number) ** 2;
-      }
+      for (let j = 0; j < half.bits.length; j++) sq += (table[half.bits[j] as number] as number) ** 2;
       // The normalising scale rounded to float32, so that ONNX Runtime makes the same rows from the patterns.
       assert.equal(half.scale, Math.fround(1 / Math.sqrt(sq)));
+      bitsOf[sample] = half.bits.slice();
+      scaleOf[sample] = half.scale;
       rows.set(sample, e, half);
     },
     (sample, err) => assert.fail(`row of sample ${sample}: ${err.message}`),
@@ -224,14 +227,13 @@ test('float16 rows: each row handed on is fround(half x scale) of its patterns (
   rows.copyRows(0, files.length, back);
   assert.ok(rows.isHalf, "kept as float16 patterns");
   assert.ok(rows.halfBlocks, 'handed to the zero-shot graphs as float16 patterns and float32 scales');
-  const direct = new Float32Array(64);
-  let i = 0;
-  await forEachEmbedding(input, (sample, e) => {
-    direct.set(e);
-    assert.deepEqual(back.subarray(sample * 64, (sample + 1) * 64), direct, `sample ${sample}`);
-    i++;
-  }, () => undefined);
-  assert.equal(i, files.length);
+  // The rows as the one-row reader decodes them (fround(half x scale)).
+  const direct = await readSampleEmbeddings(input, files.map((_, i) => i));
+  direct.forEach((e, sample) => {
+    assert.ok(e);
+    for (let j = 0; j < 64; j++) assert.equal(e[j], Math.fround((table[rowsOfSample(sample)[j] as number] as number) * scaleOf[sample]!), `sample ${sample} value ${j}`);
+    assert.deepEqual(back.subarray(sample * 64, (sample + 1) * 64), e, `sample ${sample}`);
+  });
 });
 
 test('labels from a metadata column, or from a label file joined on image_path; root is the common folder', async (t) => {

@@ -63,6 +63,17 @@ test('EmbeddingRows: float16 rows with float32 scales read back as patterns and 
   assert.equal(rows.isHalf, true);
   assert.equal(rows.halfBlocks, false);
   assert.throws(() => rows.copyHalfRows(0, 1, new Uint16Array(dim), new Float32Array(1)), /not float16 rows with float32 scales/);
+  // A row given as its float16 form alone (what the clip-retrieval reader hands on): kept as it is; once the store
+  // holds float32 rows, decoded.
+  const alone = new EmbeddingRows(3);
+  alone.set(0, null, { bits: block.bits.slice(0, dim), scale: block.scales[0] as number, exact: true });
+  assert.ok(alone.halfBlocks);
+  assert.deepEqual(alone.copyRows(0, 1, new Float32Array(dim)), decoded.subarray(0, dim));
+  alone.set(1, decoded.subarray(dim, 2 * dim)); // float32: the store turns to float32
+  alone.set(2, null, { bits: block.bits.slice(2 * dim, 3 * dim), scale: block.scales[2] as number, exact: true });
+  assert.equal(alone.isHalf, false);
+  assert.deepEqual(alone.copyRows(0, 3, new Float32Array(3 * dim)), decoded.subarray(0, 3 * dim));
+  assert.throws(() => alone.set(0, null, { bits: block.bits.slice(0, dim), scale: 1 }), /needs an exact float16 form/);
 });
 
 test('the zero-shot head, summary and scan graphs given float16 rows and scales = given the decoded float32 rows, bit for bit (and the JavaScript fallback)', async () => {
