@@ -333,7 +333,17 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // Above columnarSamplesAbove samples (see `columnar` below) no sample gets predictions of its own: they all share
   // one frozen empty list (30 MB less at a million samples than an array each).
   const noPredictions = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? (Object.freeze([]) as unknown as ReportSample['predicted']) : null;
-  const results: ReportSample[] = samples.map((s) => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: noPredictions ?? [] }));
+  const recordOf = (s: Sample): ReportSample => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: noPredictions ?? [] });
+  // Above that size the records start as the dataset's own sample objects (what the columns and the duplicates read
+  // of them: path, label, split, source), and a sample gets a record of its own only when one is written to (an error,
+  // a content hash): a million records were 60 MiB of heap. See `own`.
+  const results: ReportSample[] = noPredictions ? (samples.slice() as ReportSample[]) : samples.map(recordOf);
+  /** Sample i's record, to be written to (its own object from the first write on). */
+  const own = (i: number): ReportSample => {
+    let r = results[i] as ReportSample;
+    if (r === (samples[i] as unknown)) results[i] = r = recordOf(samples[i] as Sample);
+    return r;
+  };
   const store = new PerSampleStore(samples.length, classes.length);
   const requestedPredictor = options.predictor ?? config.predictor ?? 'auto';
   const embeddingRows = new EmbeddingRows(samples.length);
@@ -365,7 +375,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const fail = (index: number, e: unknown) => {
     if (e instanceof CancelledError) throw e;
     const err = e instanceof ClipLensError ? { code: e.code, message: stripLocation(e.message, samples[index].path) } : { code: 'image-unreadable', message: (e as Error).message };
-    results[index].error = err;
+    own(index).error = err;
     done++;
   };
 
@@ -522,7 +532,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const labelIssues = issuesOfSamples(findLabelIssues({ classes, labels, probs: matrix }), evaluated);
     const warnings = computeWarnings({ metrics, metricsBySplit }, config.warnings).sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
     const copies = results.map((s, i) => {
-      const c: ReportSample = { ...s };
+      const c: ReportSample = s === (samples[i] as unknown) ? recordOf(samples[i] as Sample) : { ...s };
       fillSample(i, c);
       return c;
     });
@@ -621,7 +631,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       if (!columnar) fillSample(i, results[i]);
       else {
         const hash = store.hash(i);
-        if (hash !== null) results[i].contentHash = hash;
+        if (hash !== null) own(i).contentHash = hash;
         if (store.hasProbabilities[i]) columnar.set(i, store.probabilities(i));
       }
       if (store.hasProbabilities[i] && classIndex.has(samples[i].label)) evaluated.push(i);
@@ -677,7 +687,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     const judge = new StreamedJudgement({ rows: embeddingRows, classEmbeddings, logitScale: model.logitScale, classes, rowOfSample, labels, signal });
     for (let i = 0; i < samples.length; i++) {
       const hash = store.hash(i);
-      if (hash !== null) results[i].contentHash = hash;
+      if (hash !== null) own(i).contentHash = hash;
     }
     memMark('judgement: streamed, before pass 1');
     // Without --probabilities no sample needs its whole row: pass 1 reduces the rows inside ONNX Runtime.

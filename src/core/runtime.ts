@@ -384,7 +384,11 @@ export class ClipModel {
     const w = this.workers[tower];
     this.workers[tower] = null;
     if (tower === 'vision') this.visionTower = null;
-    else this.textTower = null;
+    else {
+      this.textTower = null;
+      // The tokenizer too (its vocabulary and 49,000 merges: ~25 MiB of heap); read again on the next prompt.
+      this.tokenizerLoading = null;
+    }
     if (!w) return;
     try {
       await w.request({ type: 'dispose' });

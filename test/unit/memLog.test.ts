@@ -37,11 +37,14 @@ test('memMark: null and silent when CLIP_LENS_MEMLOG is off', () => {
   }
 });
 
-test('ClipModel.releaseTower: the text tower is released and recreated on next use with the same embeddings', async () => {
+test('ClipModel.releaseTower: the text tower and its tokenizer are released and recreated on next use with the same embeddings', async () => {
   const model = await loadModel({ dir: MODEL, quantized: false }, { threads: 1 });
   try {
     const a = await model.embedTexts(['a photo of a cat.', 'a photo of a dog.']);
+    const tokenizer = await model.tokenizer();
+    assert.equal(await model.tokenizer(), tokenizer, 'kept while the tower is');
     await model.releaseTower('text');
+    assert.notEqual(await model.tokenizer(), tokenizer, 'read again after the release');
     await model.releaseTower('text'); // twice: nothing left to release
     await model.releaseTower('vision'); // never loaded
     const b = await model.embedTexts(['a photo of a cat.', 'a photo of a dog.']);
