@@ -453,7 +453,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
   const sampleD = Float64Array.from(sample, rowD).sort();
   const fence = quantile(sampleD, 0.75) + 3 * (quantile(sampleD, 0.75) - quantile(sampleD, 0.25));
   const candidates: number[] = [];
-  for (let j = 0; j < m; j++) if (!eligible[j] && cd.classDist[j] > cd.classLimit[j]) candidates.push(j);
+  for (let j = 0; j < m; j++) if (!eligible[j] && beyondClassLimit(cd, j)) candidates.push(j);
   index.rescore(nb, candidates);
   const deeper = candidates.filter((j) => rowD(j) > fence);
   await index.refine(nb, deeper);
@@ -667,8 +667,15 @@ function quantile(sorted: Float64Array | number[], q: number): number {
 interface ClassDistances {
   /** Cosine distance of each representative to the mean of the rest of its class. */
   classDist: Float64Array;
-  /** Q3 + 1.5 IQR of its class's distances (-Infinity for classes of fewer than 5). */
-  classLimit: Float64Array;
+  /** The class of each representative. */
+  classOf: Int32Array;
+  /** Per class, Q3 + 1.5 IQR of its members' distances (-Infinity for classes of fewer than 5). */
+  limitOfClass: Float64Array;
+}
+
+/** Whether representative j is farther from its class than its class's limit (the outliers' second test). */
+function beyondClassLimit(cd: ClassDistances, j: number): boolean {
+  return (cd.classDist[j] as number) > (cd.limitOfClass[cd.classOf[j] as number] as number);
 }
 
 /**
@@ -706,7 +713,7 @@ function classDistances(input: DuplicateInput, prep: Representatives, rows: RowS
       classDist[j] = norm > 0 ? 1 - dotp / Math.sqrt(norm) : 1;
     }
   });
-  return { classDist, classLimit: classLimits(classOf, classCount, classDist) };
+  return { classDist, classOf, limitOfClass: classLimits(classOf, classCount, classDist) };
 }
 
 /** Rows 0 .. m - 1 of `rows` as float32 blocks of about 4 MB: `each(j0, j1, buf)`, rows j0 .. j1 - 1 in `buf`. */
@@ -802,22 +809,29 @@ function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows
       classDist[j] = norm > 0 ? 1 - (sv - vv) / Math.sqrt(norm) : 1;
     }
   });
-  return { classDist, classLimit: classLimits(classOf, classes, classDist) };
+  return { classDist, classOf, limitOfClass: classLimits(classOf, classes, classDist) };
 }
 
-/** Per representative, Q3 + 1.5 IQR of its class's distances (-Infinity for classes of fewer than 5). */
+/**
+ * Per class, Q3 + 1.5 IQR of its members' distances (-Infinity for classes of fewer than 5). The distances grouped by
+ * class in one typed array (a counting sort), not a list per class: at a million representatives the lists were tens
+ * of MB of heap at the duplicates' peak.
+ */
 function classLimits(classOf: Int32Array, classes: number, classDist: Float64Array): Float64Array {
   const m = classOf.length;
-  const byClass: number[][] = Array.from({ length: classes }, () => []);
-  for (let j = 0; j < m; j++) byClass[classOf[j]].push(j);
-  const classLimit = new Float64Array(m).fill(-Infinity);
-  for (const members of byClass) {
-    if (members.length < 5) continue;
-    const cs = Float64Array.from(members.map((j) => classDist[j])).sort();
-    const limit = quantile(cs, 0.75) + 1.5 * (quantile(cs, 0.75) - quantile(cs, 0.25));
-    for (const j of members) classLimit[j] = limit;
+  const start = new Int32Array(classes + 1);
+  for (let j = 0; j < m; j++) start[(classOf[j] as number) + 1]++;
+  for (let c = 0; c < classes; c++) start[c + 1] += start[c] as number;
+  const next = start.slice(0, classes);
+  const byClass = new Float64Array(m);
+  for (let j = 0; j < m; j++) byClass[next[classOf[j] as number]++] = classDist[j] as number;
+  const limit = new Float64Array(classes).fill(-Infinity);
+  for (let c = 0; c < classes; c++) {
+    if ((start[c + 1] as number) - (start[c] as number) < 5) continue;
+    const cs = byClass.subarray(start[c], start[c + 1]).sort();
+    limit[c] = quantile(cs, 0.75) + 1.5 * (quantile(cs, 0.75) - quantile(cs, 0.25));
   }
-  return classLimit;
+  return limit;
 }
 
 /** Outliers from each representative's neighbour distance (od) and its class distance (cd). */
@@ -826,7 +840,7 @@ function findOutliers(input: DuplicateInput, prep: Representatives, od: OutlierD
   const { reps } = prep;
   const m = reps.length;
   const { dist, sorted } = od;
-  const { classDist, classLimit } = cd;
+  const { classDist } = cd;
   const median = quantile(sorted, 0.5);
   const q1 = quantile(sorted, 0.25);
   const q3 = quantile(sorted, 0.75);
@@ -834,7 +848,7 @@ function findOutliers(input: DuplicateInput, prep: Representatives, od: OutlierD
   const out: Outlier[] = [];
   for (let j = 0; j < m; j++) {
     if (od.eligible && !od.eligible[j]) continue;
-    if (!(dist[j] > farOut) || !(classDist[j] > classLimit[j])) continue;
+    if (!(dist[j] > farOut) || !beyondClassLimit(cd, j)) continue;
     for (const i of repMembersOf(prep, j)) {
       const s = samples[i];
       out.push({
@@ -1050,18 +1064,44 @@ export class EmbeddingRows {
     const r = i - c * EmbeddingRows.CHUNK;
     if (this.mode !== 'float' && half && half.bits.length === this.dim && (half.exact === true || (embedding !== null && EmbeddingRows.halfMatches(embedding, half)))) {
       this.mode = 'half';
-      const chunk = (this.halfChunks[c] ??= new Uint16Array(EmbeddingRows.CHUNK * this.dim));
+      const chunk = (this.halfChunks[c] ??= this.slabChunk(c, 'half') as Uint16Array);
       chunk.set(half.bits, r * this.dim);
-      (this.scales[c] ??= new Float64Array(EmbeddingRows.CHUNK))[r] = half.scale;
+      (this.scales[c] ??= this.slabChunk(c, 'scale') as Float64Array)[r] = half.scale;
       if (Math.fround(half.scale) !== half.scale) this.float32Scales = false;
       if (this.cached?.b === c) this.cached = undefined;
     } else {
       if (this.mode === 'half') this.toFloat();
       this.mode = 'float';
-      const chunk = (this.chunks[c] ??= new Float32Array(EmbeddingRows.CHUNK * this.dim));
+      const chunk = (this.chunks[c] ??= this.slabChunk(c, 'float') as Float32Array);
       chunk.set(embedding as Float32Array, r * this.dim);
     }
     this.has[i] = 1;
+  }
+
+  /** Chunks per slab: a slab of 512-wide float16 rows is 64 MiB. */
+  private static readonly SLAB_CHUNKS = 64;
+  private readonly slabs = new Map<string, Uint16Array | Float32Array | Float64Array>();
+
+  /**
+   * Chunk c's storage of one kind, a view of a slab of SLAB_CHUNKS chunks (fewer at the end of the rows) made on first
+   * use. Slabs, not a buffer per chunk: glibc serves blocks below its mmap threshold (which rises to 32 MiB as large
+   * blocks are freed) from its heap, where a gigabyte of 1 MiB chunks was not always given back to the system once
+   * freed (the RSS of a million-row run then stayed 1 GB high while its report was written); a block of more than
+   * 32 MiB is always a mapping of its own, returned when freed.
+   */
+  private slabChunk(c: number, kind: 'half' | 'float' | 'scale'): Uint16Array | Float32Array | Float64Array {
+    const per = EmbeddingRows.SLAB_CHUNKS;
+    const first = Math.floor(c / per) * per;
+    const key = `${kind}:${first}`;
+    let slab = this.slabs.get(key);
+    if (!slab) {
+      const chunks = Math.min(per, Math.ceil(this.n / EmbeddingRows.CHUNK) - first);
+      const values = chunks * EmbeddingRows.CHUNK * (kind === 'scale' ? 1 : this.dim);
+      slab = kind === 'half' ? new Uint16Array(values) : kind === 'float' ? new Float32Array(values) : new Float64Array(values);
+      this.slabs.set(key, slab);
+    }
+    const size = EmbeddingRows.CHUNK * (kind === 'scale' ? 1 : this.dim);
+    return slab.subarray((c - first) * size, (c - first + 1) * size);
   }
 
   private static halfMatches(embedding: Float32Array, half: HalfRow): boolean {
@@ -1075,12 +1115,13 @@ export class EmbeddingRows {
   private toFloat(): void {
     this.halfChunks.forEach((chunk, c) => {
       if (!chunk) return;
-      const out = new Float32Array(EmbeddingRows.CHUNK * this.dim);
+      const out = this.slabChunk(c, 'float') as Float32Array;
       this.decode(c, 0, EmbeddingRows.CHUNK, out, 0);
       this.chunks[c] = out;
     });
     this.halfChunks = [];
     this.scales = [];
+    for (const key of [...this.slabs.keys()]) if (!key.startsWith('float:')) this.slabs.delete(key);
     this.cached = undefined;
   }
 
