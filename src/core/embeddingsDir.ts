@@ -397,7 +397,7 @@ async function datasetFromMetadata(
     if (label === null || label === undefined) continue;
     sampleOfRow[i] = samples.length;
     const a = abs[i] as string;
-    const rel = a.startsWith(prefix) ? a.slice(prefix.length) : path.posix.relative(root, a);
+    const rel = ownCopy(a.startsWith(prefix) ? a.slice(prefix.length) : path.posix.relative(root, a));
     const split = splitOf[i];
     samples.push(split !== undefined ? { path: rel, label, split } : { path: rel, label });
   }
@@ -486,6 +486,15 @@ function decodeRow(src: Uint16Array | Float32Array, start: number, out: Float32A
  */
 function halfRowScale(sq: number): number {
   return Math.fround(1 / Math.sqrt(sq));
+}
+
+/**
+ * A string with characters of its own. V8 makes a slice of 13 or more characters a view of the whole string, so a
+ * relative path sliced from a resolved one kept that one alive too: at a million samples about 60 MiB of heap. The
+ * JSON round trip is exact for every string (lone surrogates included) and about 0.25 us a path.
+ */
+function ownCopy(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
 /** Why a row of squared norm `sq` takes no part, or null. */

@@ -337,9 +337,11 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // Above that size the records start as the dataset's own sample objects (what the columns and the duplicates read
   // of them: path, label, split, source), and a sample gets a record of its own only when one is written to (an error,
   // a content hash): a million records were 60 MiB of heap. See `own`.
-  const results: ReportSample[] = noPredictions ? (samples.slice() as ReportSample[]) : samples.map(recordOf);
+  // The list itself is the dataset's until a record is written to.
+  let results: ReportSample[] = noPredictions ? (samples as ReportSample[]) : samples.map(recordOf);
   /** Sample i's record, to be written to (its own object from the first write on). */
   const own = (i: number): ReportSample => {
+    if (results === (samples as unknown)) results = samples.slice() as ReportSample[];
     let r = results[i] as ReportSample;
     if (r === (samples[i] as unknown)) results[i] = r = recordOf(samples[i] as Sample);
     return r;
