@@ -334,10 +334,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   // one frozen empty list (30 MB less at a million samples than an array each).
   const noPredictions = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? (Object.freeze([]) as unknown as ReportSample['predicted']) : null;
   const recordOf = (s: Sample): ReportSample => ({ path: s.path, label: s.label, ...(s.split !== undefined ? { split: s.split } : {}), ...(s.source ? { source: s.source } : {}), predicted: noPredictions ?? [] });
-  // Above that size the records start as the dataset's own sample objects (what the columns and the duplicates read
-  // of them: path, label, split, source), and a sample gets a record of its own only when one is written to (an error,
-  // a content hash): a million records were 60 MiB of heap. See `own`.
-  // The list itself is the dataset's until a record is written to.
+  // Above that size the records are the dataset's own sample objects and list (what the columns and the duplicates
+  // read of them: path, label, split, source): the list is copied, and a sample gets a record of its own, only when a
+  // record is written to (an error, a content hash; see `own`). A million records were 60 MiB of heap.
   let results: ReportSample[] = noPredictions ? (samples as ReportSample[]) : samples.map(recordOf);
   /** Sample i's record, to be written to (its own object from the first write on). */
   const own = (i: number): ReportSample => {
