@@ -24,6 +24,8 @@
  * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
  */
 import { memMark } from './memLog';
+import { addClassRows, startClassSums } from './classSumsJob';
+import { canShareMemory, sharedFloat64, threadCount, toSharedInt32 } from './parallel';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { halfValues } from './probabilities';
@@ -746,29 +748,50 @@ function classesOfReps(samples: DuplicateInput['samples'], reps: readonly number
  */
 class ClassSums {
   readonly sums: Float64Array;
+  readonly classOf: Int32Array;
   /** Rows added so far. */
   seen = 0;
+  /** The block a helper thread is adding (see {@link add}), and the shared copy of its rows. */
+  private pending: (() => void) | null = null;
+  private block: Float32Array | null = null;
   constructor(
-    readonly classOf: Int32Array,
+    classOf: Int32Array,
     readonly classes: number,
     readonly dim: number,
   ) {
-    this.sums = new Float64Array(classes * dim);
+    this.classOf = toSharedInt32(classOf);
+    this.sums = sharedFloat64(classes * dim);
   }
 
-  /** Adds rows start .. start + count - 1 (raw, rows[0 .. count * dim)). */
+  /**
+   * Adds rows start .. start + count - 1 (raw, rows[0 .. count * dim); read during the call only). With helper
+   * threads the block is copied to shared memory and added by a helper while the caller goes on (the IVF build
+   * projects it on ONNX Runtime and reads the next one); blocks are added one after the other, in order: the same sums
+   * as on one thread. Call {@link finish} before reading the sums.
+   */
   add(start: number, rows: Float32Array, count: number): void {
-    const { dim, sums, classOf } = this;
-    for (let i = 0; i < count; i++) {
-      const o = i * dim;
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += rows[o + d] * rows[o + d];
-      if (!(s > 0)) continue;
-      const inv = 1 / Math.sqrt(s);
-      const so = classOf[start + i] * dim;
-      for (let d = 0; d < dim; d++) sums[so + d] += rows[o + d] * inv;
-    }
+    this.finish();
+    const values = count * this.dim;
+    const block = { rows: rows.subarray(0, values), count, dim: this.dim, classOf: this.classOf.subarray(start, start + count), sums: this.sums };
     this.seen += count;
+    if (!canShareMemory() || threadCount() < 2) return addClassRows(block);
+    if (!this.block || this.block.length < values) this.block = new Float32Array(new SharedArrayBuffer(4 * values));
+    this.block.set(block.rows);
+    // About four reads a value (the row twice, its class's sum twice).
+    this.pending = startClassSums({ ...block, rows: this.block.subarray(0, values) }, 1, 4 * values, true);
+  }
+
+  /** Waits for the block being added; the sums are complete for the rows seen. */
+  finish(): void {
+    const pending = this.pending;
+    this.pending = null;
+    pending?.();
+  }
+
+  /** {@link finish}, and the shared block copy goes (16 MiB at 8,192 rows of 512: it was held to the duplicates' peak). */
+  close(): void {
+    this.finish();
+    this.block = null;
   }
 }
 
@@ -789,6 +812,7 @@ function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows
   }
   const { classOf, classes, sums } = cs;
   if (cs.seen !== m) forEachRowBlock(rows, m, dim, (j0, j1, buf) => (cs as ClassSums).add(j0, buf, j1 - j0));
+  cs.close();
   const sumSq = new Float64Array(classes);
   for (let c = 0; c < classes; c++) for (let d = 0; d < dim; d++) sumSq[c] += sums[c * dim + d] * sums[c * dim + d];
   const classDist = new Float64Array(m);

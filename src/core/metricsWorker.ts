@@ -7,5 +7,6 @@ import { serveJobs } from './parallel';
 import './metrics';
 import './labelIssues';
 import './streamedBlockJob';
+import './classSumsJob';
 
 if (parentPort) serveJobs(parentPort);

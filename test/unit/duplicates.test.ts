@@ -14,6 +14,7 @@ import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { ClipLensError } from '../../src/core/errors';
 import { analyseDuplicates, analyseDuplicatesAsync, EmbeddingRows, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, nearDuplicatePairsFromEmbeddingsAsync, randomProjection, splitRank } from '../../src/core/duplicates';
+import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import { approximateAvailable, ivfAvailable } from '../../src/core/neighbours';
 import { ImagePreprocessor, decodeObserver } from '../../src/core/imagePreprocess';
 import { readObserver } from '../../src/core/fileSystem';
@@ -514,4 +515,19 @@ test('analyseDuplicatesAsync: the IVF path (rows read through EmbeddingRows.copy
   assert.deepEqual(groups(ivfH), groups(exactH));
   assert.ok(flagged(exactH).includes(samples[600].path) && flagged(exactH).includes(samples[1500].path), 'both copies of a far row');
   assert.deepEqual(flagged(ivfH), flagged(exactH));
+  // The class sums added on a helper thread block by block (classSumsJob.ts) while the build goes on: the same analysis,
+  // bit for bit, as on one thread.
+  try {
+    setParallelism({ threads: 1 });
+    const oneThread = await analyseDuplicatesAsync({ ...input, ivf: true });
+    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    const before = helperUnits();
+    const helped = await analyseDuplicatesAsync({ ...input, ivf: true });
+    assert.ok(helperUnits() - before >= 1, `class-sum blocks added by the helper: ${helperUnits() - before}`);
+    assert.deepEqual(helped, oneThread);
+    assert.deepEqual(helped, ivf);
+  } finally {
+    setParallelism({});
+    stopHelpers();
+  }
 });
