@@ -490,6 +490,29 @@ export function halfValues(): Float32Array {
   return halfValueTable;
 }
 
+/**
+ * Rows r0 .. r1 - 1 of float16 rows with a scale each (bits: rows x dim patterns, row r scaled by scales[r]) as
+ * float32 into `out` from `at`: value fround(half * scale), what ONNX Runtime's Cast(half) * scale gives when the
+ * scale is a float32 value. Four values a step (about twice as fast as one on V8: every zero-shot pass once ran this).
+ */
+export function decodeHalfRows(bits: Uint16Array, scales: ArrayLike<number>, r0: number, r1: number, dim: number, out: Float32Array, at = 0): void {
+  const table = halfValues();
+  const head = dim - (dim % 4);
+  for (let r = r0; r < r1; r++) {
+    const s = scales[r] as number;
+    let src = r * dim;
+    let dst = at + (r - r0) * dim;
+    const stop = src + head;
+    for (; src < stop; src += 4, dst += 4) {
+      out[dst] = (table[bits[src] as number] as number) * s;
+      out[dst + 1] = (table[bits[src + 1] as number] as number) * s;
+      out[dst + 2] = (table[bits[src + 2] as number] as number) * s;
+      out[dst + 3] = (table[bits[src + 3] as number] as number) * s;
+    }
+    for (const end = r * dim + dim; src < end; src++, dst++) out[dst] = (table[bits[src] as number] as number) * s;
+  }
+}
+
 const halfScratch = new Float32Array(1);
 const halfScratchBits = new Uint32Array(halfScratch.buffer);
 /** number -> IEEE 754 half-precision bits (through float32, rounded to nearest even; NaN -> 0x7e00). */

@@ -7,7 +7,7 @@ import type { EmbeddingCache } from './embeddingCache';
 import { sha256 } from './embeddingCache';
 import { throwIfAborted } from './errors';
 import { onnxZeroShot, onnxZeroShotScan, onnxZeroShotSummary, type ImageRows, type ZeroShotScan, type ZeroShotSummary } from './onnxMatMul';
-import { halfValues } from './probabilities';
+import { decodeHalfRows } from './probabilities';
 
 export type { HalfBlock, ImageRows } from './onnxMatMul';
 
@@ -134,12 +134,8 @@ function firstRows(images: ImageRows, m: number, dim: number): ImageRows {
 /** The first m rows of a block as float32 (float16 rows decoded: fround(half * scale), the graphs' Cast(half) * scale). */
 export function floatRows(images: ImageRows, m: number, dim: number): Float32Array {
   if (images instanceof Float32Array) return images.length === m * dim ? images : images.subarray(0, m * dim);
-  const table = halfValues();
   const out = new Float32Array(m * dim);
-  for (let r = 0; r < m; r++) {
-    const s = images.scales[r] as number;
-    for (let j = r * dim; j < (r + 1) * dim; j++) out[j] = (table[images.bits[j] as number] as number) * s;
-  }
+  decodeHalfRows(images.bits, images.scales, 0, m, dim, out);
   return out;
 }
 

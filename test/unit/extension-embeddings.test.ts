@@ -15,7 +15,7 @@ import { INLINE_SAMPLES_LIMIT, readReportFile, samplesOf } from '../../src/core/
 import { loadModel } from '../../src/core/run';
 import { embedClassPrompts } from '../../src/core/zeroShot';
 import { promptsForClass, resolveTemplates } from '../../src/core/prompts';
-import { activateExtension, type FakeState } from './extension-fakeVscode';
+import { activateExtension, closeExtension, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -78,14 +78,7 @@ before(async () => {
   ({ state, api, deactivate, uninstall } = activateExtension(root, work, { 'clipLens.releaseModelAfterMinutes': 0 }));
 });
 
-after(async () => {
-  if (!deactivate) return;
-  await deactivate();
-  uninstall();
-  delete process.env.CLIP_LENS_MODEL;
-  delete process.env.CLIP_LENS_CACHE;
-  fs.rmSync(work, { recursive: true, force: true });
-});
+after(() => closeExtension(deactivate, uninstall, work));
 
 async function until(what: string, probe: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;

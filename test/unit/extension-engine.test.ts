@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EvalReport } from '../../src/core/report';
 import { COMMANDS } from '../../src/extension/commandIds';
-import { activateExtension, createFakeVscode, type FakeState } from './extension-fakeVscode';
+import { activateExtension, closeExtension, createFakeVscode, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -74,14 +74,7 @@ before(async () => {
   run = async <T>(id: string, ...args: unknown[]) => (await state.commands.get(id)!(...args)) as T;
 });
 
-after(async () => {
-  if (!deactivate) return;
-  await deactivate();
-  uninstall();
-  delete process.env.CLIP_LENS_MODEL;
-  delete process.env.CLIP_LENS_CACHE;
-  fs.rmSync(work, { recursive: true, force: true });
-});
+after(() => closeExtension(deactivate, uninstall, work));
 
 
 function diagnostics(collection: string, file: string) {

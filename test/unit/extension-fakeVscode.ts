@@ -506,6 +506,18 @@ export interface ExtensionApi {
  * The extension activated from source on a fresh fake 'vscode' over `work` (storage in work/storage), with `settings`
  * applied first: its state, its API, and the teardown (deactivate, then the fake uninstalled).
  */
+/**
+ * The teardown of a test file that called {@link activateExtension}: deactivates (when activation got that far),
+ * uninstalls the fake vscode, drops the model and cache variables such files set, and removes their `work` folder.
+ */
+export async function closeExtension(deactivate: (() => Promise<void>) | undefined, uninstall: (() => void) | undefined, work: string | undefined): Promise<void> {
+  await deactivate?.();
+  uninstall?.();
+  delete process.env.CLIP_LENS_MODEL;
+  delete process.env.CLIP_LENS_CACHE;
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+}
+
 export function activateExtension(extensionRoot: string, work: string, settings: Record<string, unknown> = {}): { fake: ReturnType<typeof createFakeVscode>; state: FakeState; api: ExtensionApi; deactivate: () => Promise<void>; uninstall: () => void } {
   const fake = createFakeVscode(work);
   Object.assign(fake.state.settings, settings);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EvalReport } from '../../src/core/report';
 import { COMMANDS, VIEWS } from '../../src/extension/commandIds';
-import { activateExtension, type FakeState } from './extension-fakeVscode';
+import { activateExtension, closeExtension, type FakeState } from './extension-fakeVscode';
 
 const root = path.join(__dirname, '..', '..');
 const MODEL = process.env.CLIP_LENS_TEST_MODEL ?? path.join(root, 'test', 'fixtures', 'tiny-clip');
@@ -56,13 +56,7 @@ before(async () => {
   ({ state, api, deactivate, uninstall } = activateExtension(root, work, { 'clipLens.batchSize': 4 }));
 });
 
-after(async () => {
-  await deactivate?.();
-  uninstall?.();
-  delete process.env.CLIP_LENS_MODEL;
-  delete process.env.CLIP_LENS_CACHE;
-  fs.rmSync(work, { recursive: true, force: true });
-});
+after(() => closeExtension(deactivate, uninstall, work));
 
 function issueDiagnostics() {
   return [...(state.diagnostics.get('clipLens.labelIssues')?.values() ?? [])].flat();
