@@ -24,8 +24,9 @@
  * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
  */
 import { memMark } from './memLog';
-import { addClassRows, startClassSums } from './classSumsJob';
-import { canShareMemory, sharedFloat64, threadCount, toSharedInt32 } from './parallel';
+import { addClassRows, classDistancesOf, startClassDistances, startClassSums, type ClassDistancesJob } from './outlierJobs';
+import { canShareMemory, sharedFloat32, sharedFloat64, sharedUint16, threadCount, toSharedFloat64, toSharedInt32 } from './parallel';
+import { copyStoredRows, copyStoredRowsOf, storedRowsShared, type StoredRows } from './storedRows';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { decodeHalfRows, halfValues } from './probabilities';
@@ -344,14 +345,15 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
   if (nearK === 0 && outlierK === 0) return finishAnalysis(input, t, prep, links, []);
+  // The class distances on a helper thread while this one runs the self-search (rows in shared memory), else now.
+  const classDistances = outlierK > 0 ? classDistancesOfRows(input, prep, source, classSums, input.embeddings instanceof EmbeddingRows ? input.embeddings.stored : undefined) : undefined;
   const nb = await index.selfNeighboursAsync(Math.max(nearK, outlierK));
   memMark('duplicates: IVF self-neighbours');
   if (nearK > 0) nearPairsOfProjected(index, nb, nearK, t.minCosine, (a, b, sim) => links.link(a, b, sim));
   memMark('duplicates: near pairs');
   let outliers: Outlier[] = [];
-  if (outlierK > 0) {
-    const cd = classDistancesOfRows(input, prep, source, classSums);
-    outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, cd, classIndexOfReps(input, prep)), cd);
+  if (classDistances) {
+    outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, classDistances, classIndexOfReps(input, prep)), classDistances());
     memMark('duplicates: outliers');
   }
   return finishAnalysis(input, t, prep, links, outliers);
@@ -439,7 +441,7 @@ export const OUTLIER_EXACT_CANDIDATES = 1024;
  * flagged on nearly the distance the exact path gives it. Projected similarities alone
  * cannot pick the candidates: a row's projection errors are shared by a whole cluster (a far row can look close to one).
  */
-async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, cd: ClassDistances, classOfReps: Int32Array): Promise<OutlierDistances> {
+async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: number, classDistances: () => ClassDistances, classOfReps: Int32Array): Promise<OutlierDistances> {
   const m = index.size;
   const count = Math.min(m, OUTLIER_SAMPLE_ROWS);
   const eligible = new Uint8Array(m);
@@ -455,6 +457,7 @@ async function outliersFromProjected(index: NeighbourIndex, nb: Neighbours, k: n
   const sampleD = Float64Array.from(sample, rowD).sort();
   const fence = quantile(sampleD, 0.75) + 3 * (quantile(sampleD, 0.75) - quantile(sampleD, 0.25));
   const candidates: number[] = [];
+  const cd = classDistances(); // not before: a helper may still be computing them
   for (let j = 0; j < m; j++) if (!eligible[j] && beyondClassLimit(cd, j)) candidates.push(j);
   index.rescore(nb, candidates);
   const deeper = candidates.filter((j) => rowD(j) > fence);
@@ -797,12 +800,13 @@ class ClassSums {
 
 /**
  * {@link classDistances} of raw rows (normalised as read) for the large path, in one pass over the rows when the class
- * sums were gathered during another (`sums`, complete), else two: with v = row / |row| and S its class's sum,
- * rest = S - v, rest . v = S . v - 1 and |rest|^2 = |S|^2 - 2 S . v + 1 (v = 0 for a zero row), so a row costs one
- * fused loop (its dot with S and its squared norm, float64) and no normalised copy. The distances agree with the
- * exact path's (normalised float32 rows) to about 1e-7.
+ * sums were gathered during another (`sums`, complete), else two; a row costs one fused loop (outlierJobs.ts
+ * classDistancesOf). The distances agree with the exact path's (normalised float32 rows) to about 1e-7.
+ * Returned as a function: when the rows lie in shared memory (`stored`, with each representative's row number) a
+ * helper thread computes them meanwhile (the caller runs the IVF self-search), and the function finishes that job;
+ * else they are computed now. The same distances either way, bit for bit (the same decode, the same loop).
  */
-function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows: RowSource, gathered?: ClassSums): ClassDistances {
+function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows: RowSource, gathered?: ClassSums, stored?: StoredRows): () => ClassDistances {
   const { samples, dim } = input;
   const m = prep.reps.length;
   let cs = gathered;
@@ -815,26 +819,28 @@ function classDistancesOfRows(input: DuplicateInput, prep: Representatives, rows
   cs.close();
   const sumSq = new Float64Array(classes);
   for (let c = 0; c < classes; c++) for (let d = 0; d < dim; d++) sumSq[c] += sums[c * dim + d] * sums[c * dim + d];
-  const classDist = new Float64Array(m);
-  forEachRowBlock(rows, m, dim, (j0, j1, buf) => {
-    for (let j = j0; j < j1; j++) {
-      const o = (j - j0) * dim;
-      const so = classOf[j] * dim;
-      let dotp = 0;
-      let ss = 0;
-      for (let d = 0; d < dim; d++) {
-        const x = buf[o + d];
-        dotp += x * sums[so + d];
-        ss += x * x;
+  const done = (classDist: Float64Array): ClassDistances => ({ classDist, classOf, limitOfClass: classLimits(classOf, classes, classDist) });
+  if (stored && storedRowsShared(stored) && canShareMemory() && threadCount() >= 2) {
+    const job: ClassDistancesJob = { rows: stored, reps: toSharedInt32(prep.reps), unitRows: CLASS_DISTANCE_UNIT_ROWS, dim, classOf, sums, sumSq: toSharedFloat64(sumSq), classDist: sharedFloat64(m) };
+    // Three reads a value (the row, its class's sum, the decode table).
+    const finish = startClassDistances(job, Math.ceil(m / CLASS_DISTANCE_UNIT_ROWS), 3 * m * dim, true);
+    let result: ClassDistances | undefined;
+    return () => {
+      if (!result) {
+        finish();
+        result = done(job.classDist);
       }
-      const sv = ss > 0 ? dotp / Math.sqrt(ss) : 0;
-      const vv = ss > 0 ? 1 : 0;
-      const norm = sumSq[classOf[j]] - 2 * sv + vv;
-      classDist[j] = norm > 0 ? 1 - (sv - vv) / Math.sqrt(norm) : 1;
-    }
-  });
-  return { classDist, classOf, limitOfClass: classLimits(classOf, classes, classDist) };
+      return result;
+    };
+  }
+  const classDist = new Float64Array(m);
+  forEachRowBlock(rows, m, dim, (j0, j1, buf) => classDistancesOf({ dim, classOf, sums, sumSq, classDist }, j0, j1, buf));
+  const result = done(classDist);
+  return () => result;
 }
+
+/** Representatives a unit of the class distances' helper job (2 MiB of float32 rows at width 512). */
+const CLASS_DISTANCE_UNIT_ROWS = 1024;
 
 /**
  * Per class, Q3 + 1.5 IQR of its members' distances (-Infinity for classes of fewer than 5). The distances grouped by
@@ -895,24 +901,11 @@ function packedRepRows(vectors: Float32Array, dim: number): RowSource {
 
 /** The raw embedding rows of the representatives (increasing sample indices), read by range without a packed copy. */
 function repRowSource(source: Float32Array | EmbeddingRows, dim: number, reps: number[]): RowSource {
-  const copy = (start: number, end: number, out: Float32Array, at: number) => {
-    if (source instanceof Float32Array) out.set(source.subarray(start * dim, end * dim), at);
-    else source.copyRows(start, end, at === 0 ? out : out.subarray(at));
-  };
+  const stored: StoredRows = source instanceof Float32Array ? { dim, chunkRows: Math.max(1, source.length / dim), half: false, values: [source], scales: [] } : source.stored;
   return {
     rows: reps.length,
     dim,
-    copyRows(j0, j1, out) {
-      if (j1 <= j0) return;
-      if (reps[j1 - 1] - reps[j0] === j1 - 1 - j0) return copy(reps[j0], reps[j1 - 1] + 1, out, 0);
-      // Runs of consecutive samples, each one copy.
-      for (let j = j0; j < j1; ) {
-        let e = j + 1;
-        while (e < j1 && reps[e] === reps[e - 1] + 1) e++;
-        copy(reps[j], reps[e - 1] + 1, out, (j - j0) * dim);
-        j = e;
-      }
-    },
+    copyRows: (j0, j1, out) => copyStoredRowsOf(stored, reps, j0, j1, out),
   };
 }
 
@@ -1122,7 +1115,8 @@ export class EmbeddingRows {
     if (!slab) {
       const chunks = Math.min(per, Math.ceil(this.n / EmbeddingRows.CHUNK) - first);
       const values = chunks * EmbeddingRows.CHUNK * (kind === 'scale' ? 1 : this.dim);
-      slab = kind === 'half' ? new Uint16Array(values) : kind === 'float' ? new Float32Array(values) : new Float64Array(values);
+      // On shared memory where there is some: helper threads then read the rows where they are (storedRows.ts).
+      slab = kind === 'half' ? sharedUint16(values) : kind === 'float' ? sharedFloat32(values) : sharedFloat64(values);
       this.slabs.set(key, slab);
     }
     const size = EmbeddingRows.CHUNK * (kind === 'scale' ? 1 : this.dim);
@@ -1152,14 +1146,8 @@ export class EmbeddingRows {
 
   /** Decodes rows r0 .. r1 of float16 chunk c into out at `at` (floats). */
   private decode(c: number, r0: number, r1: number, out: Float32Array, at: number): void {
-    const chunk = this.halfChunks[c];
-    const scales = this.scales[c];
-    const dim = this.dim;
-    if (!chunk || !scales) {
-      out.fill(0, at, at + (r1 - r0) * dim);
-      return;
-    }
-    decodeHalfRows(chunk, scales, r0, r1, dim, out, at);
+    const per = EmbeddingRows.CHUNK;
+    copyStoredRows({ dim: this.dim, chunkRows: per, half: true, values: this.halfChunks, scales: this.scales }, c * per + r0, c * per + r1, out, at);
   }
 
   /**
@@ -1208,24 +1196,16 @@ export class EmbeddingRows {
    * embedding are zeros. Returns `out`.
    */
   copyRows(start: number, end: number, out: Float32Array): Float32Array {
-    const dim = this.dim;
-    const per = EmbeddingRows.CHUNK;
     if (end > this.n || start < 0 || start > end) throw new RangeError(`copyRows: rows ${start} .. ${end} of ${this.n}`);
-    if (out.length < (end - start) * dim) throw new RangeError('copyRows: out is too short');
-    for (let i = start; i < end; ) {
-      const c = Math.floor(i / per);
-      const r0 = i - c * per;
-      const r1 = Math.min(per, end - c * per);
-      const at = (i - start) * dim;
-      if (this.mode === 'half') this.decode(c, r0, r1, out, at);
-      else {
-        const chunk = this.chunks[c];
-        if (chunk) out.set(chunk.subarray(r0 * dim, r1 * dim), at);
-        else out.fill(0, at, at + (r1 - r0) * dim);
-      }
-      i = c * per + r1;
-    }
+    if (out.length < (end - start) * this.dim) throw new RangeError('copyRows: out is too short');
+    copyStoredRows(this.stored, start, end, out);
     return out;
+  }
+
+  /** The storage as plain data (views, valid until the next {@link set}); see storedRows.ts. */
+  get stored(): StoredRows {
+    const half = this.mode === 'half';
+    return { dim: this.dim, chunkRows: EmbeddingRows.CHUNK, half, values: half ? this.halfChunks : this.chunks, scales: half ? this.scales : [] };
   }
 
   /**

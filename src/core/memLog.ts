@@ -2,7 +2,8 @@
  * Memory phase marks for diagnosing a run's peak (issue 15): with CLIP_LENS_MEMLOG=1 in the environment, each
  * `memMark(phase)` writes one line to stderr with the process's resident set now (VmRSS) and its peak so far
  * (VmHWM, from /proc/self/status on Linux; elsewhere process.memoryUsage().rss only), the V8 heap in use and
- * committed, and the memory held outside the heap by ArrayBuffers. Off (the default) it costs one property read.
+ * committed, the memory held outside the heap by ArrayBuffers, and the CPU time of all its threads so far (a phase's
+ * CPU over its wall time is how many of the cores it kept busy). Off (the default) it costs one property read.
  */
 import * as fs from 'node:fs';
 import * as v8 from 'node:v8';
@@ -19,6 +20,8 @@ export interface MemSnapshot {
   heapTotalMiB: number;
   externalMiB: number;
   arrayBuffersMiB: number;
+  /** CPU time of the whole process (every thread, user + system) since it started, in seconds. */
+  cpuS: number;
 }
 
 const MiB = 1024 * 1024;
@@ -61,11 +64,17 @@ export function memSnapshot(phase: string): MemSnapshot {
     heapTotalMiB: r1(u.heapTotal / MiB),
     externalMiB: r1(u.external / MiB),
     arrayBuffersMiB: r1(u.arrayBuffers / MiB),
+    cpuS: r1(cpuSeconds()),
   };
 }
 
+function cpuSeconds(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1e6;
+}
+
 export function formatMemSnapshot(s: MemSnapshot): string {
-  return `[memlog] ${s.atS.toFixed(1).padStart(6)} s  rss ${s.rssMiB.toFixed(0).padStart(5)} MiB  peak ${s.hwmMiB === null ? '    ?' : s.hwmMiB.toFixed(0).padStart(5)} MiB  heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB  external ${s.externalMiB.toFixed(0)} MiB (arrayBuffers ${s.arrayBuffersMiB.toFixed(0)})  ${s.phase}`;
+  return `[memlog] ${s.atS.toFixed(1).padStart(6)} s  rss ${s.rssMiB.toFixed(0).padStart(5)} MiB  peak ${s.hwmMiB === null ? '    ?' : s.hwmMiB.toFixed(0).padStart(5)} MiB  heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB  external ${s.externalMiB.toFixed(0)} MiB (arrayBuffers ${s.arrayBuffersMiB.toFixed(0)})  cpu ${s.cpuS.toFixed(1)} s  ${s.phase}`;
 }
 
 /** Logs a phase mark to stderr when CLIP_LENS_MEMLOG is set; returns the snapshot (or null when off). */

@@ -7,6 +7,6 @@ import { serveJobs } from './parallel';
 import './metrics';
 import './labelIssues';
 import './streamedBlockJob';
-import './classSumsJob';
+import './outlierJobs';
 
 if (parentPort) serveJobs(parentPort);

@@ -130,9 +130,27 @@ export function sharedFloat64(length: number): Float64Array {
   return canShareMemory() ? new Float64Array(new SharedArrayBuffer(8 * length)) : new Float64Array(length);
 }
 
+/** A Float32Array on a SharedArrayBuffer (an ordinary one where shared memory is not available). */
+export function sharedFloat32(length: number): Float32Array {
+  return canShareMemory() ? new Float32Array(new SharedArrayBuffer(4 * length)) : new Float32Array(length);
+}
+
+/** A Uint16Array on a SharedArrayBuffer (an ordinary one where shared memory is not available). */
+export function sharedUint16(length: number): Uint16Array {
+  return canShareMemory() ? new Uint16Array(new SharedArrayBuffer(2 * length)) : new Uint16Array(length);
+}
+
 /** A Uint8Array on a SharedArrayBuffer (an ordinary one where shared memory is not available). */
 export function sharedUint8(length: number): Uint8Array {
   return canShareMemory() ? new Uint8Array(new SharedArrayBuffer(length)) : new Uint8Array(length);
+}
+
+/** A copy of `values` in shared memory (the same Float64Array when it already is in shared memory). */
+export function toSharedFloat64(values: Float64Array): Float64Array {
+  if (values.buffer instanceof SharedArrayBuffer) return values;
+  const out = sharedFloat64(values.length);
+  out.set(values);
+  return out;
 }
 
 /** A copy of `values` in shared memory (an Int32Array view of it when it already is one). */

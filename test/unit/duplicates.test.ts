@@ -515,17 +515,21 @@ test('analyseDuplicatesAsync: the IVF path (rows read through EmbeddingRows.copy
   assert.deepEqual(groups(ivfH), groups(exactH));
   assert.ok(flagged(exactH).includes(samples[600].path) && flagged(exactH).includes(samples[1500].path), 'both copies of a far row');
   assert.deepEqual(flagged(ivfH), flagged(exactH));
-  // The class sums added on a helper thread block by block (classSumsJob.ts) while the build goes on: the same analysis,
-  // bit for bit, as on one thread.
+  // The class sums added on a helper thread block by block (outlierJobs.ts) while the build goes on, and the class
+  // distances computed there from the rows in shared memory while the self-search runs: the same analysis, bit for
+  // bit, as on one thread; also with representatives that skip rows (exact copies).
   try {
     setParallelism({ threads: 1 });
     const oneThread = await analyseDuplicatesAsync({ ...input, ivf: true });
+    const oneThreadH = await analyseDuplicatesAsync({ ...input, samples: hashed, ivf: true });
     setParallelism({ threads: 2, minWork: 0, callerRuns: false });
     const before = helperUnits();
     const helped = await analyseDuplicatesAsync({ ...input, ivf: true });
-    assert.ok(helperUnits() - before >= 1, `class-sum blocks added by the helper: ${helperUnits() - before}`);
+    // One class-sum block (the build reads 3,001 rows at once) and three units of 1,024 class distances.
+    assert.ok(helperUnits() - before >= 4, `units run by the helper: ${helperUnits() - before}`);
     assert.deepEqual(helped, oneThread);
     assert.deepEqual(helped, ivf);
+    assert.deepEqual(await analyseDuplicatesAsync({ ...input, samples: hashed, ivf: true }), oneThreadH);
   } finally {
     setParallelism({});
     stopHelpers();

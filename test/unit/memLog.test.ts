@@ -23,7 +23,8 @@ test('memSnapshot: resident set, peak at least the resident set (Linux), heap an
   assert.ok(s.arrayBuffersMiB >= 64, `arrayBuffers ${s.arrayBuffersMiB}`);
   if (process.platform === 'linux') assert.ok(s.hwmMiB !== null && s.hwmMiB >= s.rssMiB - 1, `hwm ${s.hwmMiB}, rss ${s.rssMiB}`);
   assert.ok(s.heapUsedMiB > 0 && s.heapTotalMiB >= s.heapUsedMiB);
-  assert.match(formatMemSnapshot(s), /^\[memlog\] .* rss +\d+ MiB .* phase x$/);
+  assert.ok(s.cpuS > 0, `cpu ${s.cpuS}`);
+  assert.match(formatMemSnapshot(s), /^\[memlog\] .* rss +\d+ MiB .* cpu \d+\.\d s  phase x$/);
   assert.equal(hold[0], 1);
 });
 
