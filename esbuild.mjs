@@ -23,6 +23,7 @@ const builds = [
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { inferenceWorker: 'src/core/inferenceWorker.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { metricsWorker: 'src/core/metricsWorker.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { sidecarWorker: 'src/core/sidecarWorker.ts' }, outdir: 'dist' },
 ];
 if (existsSync('src/extension/main.ts')) builds.push({ ...node, entryPoints: { extension: 'src/extension/main.ts' }, outdir: 'dist' });
 if (existsSync('webview/build.mjs')) {

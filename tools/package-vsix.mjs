@@ -141,7 +141,7 @@ export function checkVsix(file, target) {
   const required = [
     'extension.vsixmanifest',
     `${E}package.json`, `${E}readme.md`, `${E}LICENSE.txt`, `${E}changelog.md`,
-    `${E}dist/extension.js`, `${E}dist/inferenceWorker.js`, `${E}dist/metricsWorker.js`, `${E}dist/cli.js`, `${E}dist/webview.js`,
+    `${E}dist/extension.js`, `${E}dist/inferenceWorker.js`, `${E}dist/metricsWorker.js`, `${E}dist/sidecarWorker.js`, `${E}dist/cli.js`, `${E}dist/webview.js`,
     `${E}media/panel.css`, `${E}schemas/clip-lens.schema.json`,
     `${E}node_modules/onnxruntime-node/package.json`, `${E}node_modules/onnxruntime-node/dist/index.js`,
     `${E}node_modules/onnxruntime-node/bin/napi-v6/${spec.ort}/onnxruntime_binding.node`,
@@ -194,7 +194,7 @@ export function checkVsix(file, target) {
   // try/catch: packed where it has a binary for the target; on Windows the extension uses the exact neighbour search
   // (the JavaScript scan, or matrix products on onnxruntime-node) instead of the approximate index.
   if (!spec.usearch) notLoadedFromVsix.add('usearch');
-  for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js']) {
+  for (const bundle of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/sidecarWorker.js', 'dist/cli.js']) {
     const e = entries.get(E + bundle);
     if (!e) continue;
     const code = e.read().toString('utf8');
@@ -245,7 +245,7 @@ async function main() {
     log('node esbuild.mjs');
     run(process.execPath, ['esbuild.mjs'], ROOT);
   }
-  for (const f of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/cli.js', 'dist/webview.js', 'LICENSE']) {
+  for (const f of ['dist/extension.js', 'dist/inferenceWorker.js', 'dist/metricsWorker.js', 'dist/sidecarWorker.js', 'dist/cli.js', 'dist/webview.js', 'LICENSE']) {
     if (!fs.existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing`);
   }
   const ignoreText = ignoreFileFor(fs.readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8'), o.target);

@@ -119,20 +119,28 @@ function firstLine(s: string): string {
 export async function writeJsonReport(report: EvalReport, file: string, mode: SamplesMode = 'auto'): Promise<void> {
   const { json, sidecar } = reportForFile(report, file, mode);
   await writeOutput(file, async (fh) => {
-    // The folder exists now; the sidecar is in place before the report that names it.
+    // The folder exists now. A large report's sidecar is encoded on a worker thread while this one writes the JSON;
+    // it is in place before the report that names it (renamed once this function is over).
     memMark('write: start');
-    if (sidecar) await writeSamplesSidecar(report, sidecar);
-    memMark('write: sidecar written');
-    let pending = '';
-    for (const chunk of jsonReportChunks(json, 1)) {
-      pending += chunk;
-      if (pending.length >= 1 << 16) {
-        await fh.write(pending);
-        pending = '';
+    const sidecarWritten = sidecar ? writeSamplesSidecar(report, sidecar) : null;
+    sidecarWritten?.catch(() => undefined); // its error surfaces at its await below
+    try {
+      let pending = '';
+      for (const chunk of jsonReportChunks(json, 1)) {
+        pending += chunk;
+        if (pending.length >= 1 << 16) {
+          await fh.write(pending);
+          pending = '';
+        }
       }
+      await fh.write(`${pending}\n`);
+      memMark('write: JSON written');
+    } catch (e) {
+      await sidecarWritten?.catch(() => undefined);
+      throw e;
     }
-    await fh.write(`${pending}\n`);
-    memMark('write: JSON written');
+    await sidecarWritten;
+    memMark('write: sidecar written');
   });
 }
 

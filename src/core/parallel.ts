@@ -246,25 +246,23 @@ function helperWorkers(count: number): Worker[] {
   return pool.slice(0, count);
 }
 
-function workerScript(): string | undefined {
-  for (const name of ['metricsWorker.js', 'metricsWorker.ts']) {
-    const candidate = path.join(__dirname, name);
-    if (fs.existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-function startHelper(): Worker | undefined {
-  const script = workerScript();
+/**
+ * A worker thread running `name`.js next to this bundle (an esbuild entry), or `name`.ts when running from source
+ * with tsx; undefined without either, or when it cannot be made.
+ */
+export function startWorkerScript(name: string): Worker | undefined {
+  const script = [`${name}.js`, `${name}.ts`].map((f) => path.join(__dirname, f)).find((f) => fs.existsSync(f));
   if (!script) return undefined;
-  let w: Worker;
   try {
-    w = script.endsWith('.ts')
-      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(script)});`, { eval: true })
-      : new Worker(script);
+    return script.endsWith('.ts') ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(script)});`, { eval: true }) : new Worker(script);
   } catch {
     return undefined;
   }
+}
+
+function startHelper(): Worker | undefined {
+  const w = startWorkerScript('metricsWorker');
+  if (!w) return undefined;
   w.unref();
   let started = false;
   w.on('online', () => (started = true));

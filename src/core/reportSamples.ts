@@ -24,8 +24,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { makeDirectory } from './fileSystem';
+import { startWorkerScript } from './parallel';
 import type { EvalReport, ReportSample } from './report';
-import { attachSamples, newSampleColumns, SampleTable, samplesOf } from './sampleTable';
+import { attachSamples, newSampleColumns, SampleTable, samplesOf, type SampleColumns } from './sampleTable';
 
 type ColumnSource = import('hyparquet-writer', { with: { 'resolution-mode': 'import' } }).ColumnSource;
 
@@ -82,72 +83,157 @@ export function utf8Values(values: readonly (string | null)[]): (Uint8Array | nu
   return out;
 }
 
-/** Builds the sidecar of `report`'s samples (Parquet bytes). */
-export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
-  const table = samplesOf(report);
-  const n = table.length;
-  const classes = report.dataset.classes;
-  const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const c = table.columns;
-  // Columns already (a large evaluation's samples, or a sidecar read): copied column by column, no object per row.
-  const fromColumns = c !== undefined && c.classes.length === classes.length && c.classes.every((x, i) => x === classes[i]);
-  const k = fromColumns ? c.k : Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
-  let paths: string[] = new Array(n);
+/**
+ * The sidecar's columns (structured-cloneable: {@link parquetOfColumns} may run on a worker thread). The samples are
+ * either a sample table's own columns (a large evaluation's or a sidecar read: posted as they are, spread out into
+ * the file's columns by {@link parquetOfColumns}) or those file columns already (from sample objects).
+ */
+export interface SidecarColumns {
+  n: number;
+  k: number;
+  classes: number;
+  samples: SampleColumns | SampleFileColumns;
+  issueRank: Int32Array;
+  issueScore: (number | null)[];
+  issueSuggested: Int32Array;
+}
+
+/** The per-sample columns of the file, one array each (a class column: indices into the report's classes). */
+interface SampleFileColumns {
+  paths: string[];
+  labels: string[];
+  splits: (string | null)[];
+  srcFile: (string | null)[];
+  srcLine: Int32Array;
+  hashes: (string | null)[];
+  errCode: (string | null)[];
+  errMessage: (string | null)[];
+  topClass: Int32Array[];
+  topScore: Float64Array[];
+  probs: (string | null)[] | null;
+}
+
+/** A sample table's columns spread out into the file's (see {@link SidecarColumns}). */
+function fileColumnsOf(c: SampleColumns, n: number, k: number): SampleFileColumns {
   const labels: string[] = new Array(n);
   const splits: (string | null)[] = new Array(n);
   const srcFile: (string | null)[] = new Array(n);
-  let srcLine: Int32Array = new Int32Array(n);
   const hashes: (string | null)[] = new Array(n);
   const errCode: (string | null)[] = new Array(n);
   const errMessage: (string | null)[] = new Array(n);
   const topClass = Array.from({ length: k }, () => new Int32Array(n).fill(-1));
   const topScore = Array.from({ length: k }, () => new Float64Array(n));
   let probs: (string | null)[] | null = null;
-  if (fromColumns) {
-    paths = c.paths;
-    srcLine = c.sourceLine;
-    for (let i = 0; i < n; i++) {
-      labels[i] = c.labelNames[c.labels[i] as number] as string;
-      const sp = c.splits[i] as number;
-      splits[i] = sp >= 0 ? (c.splitNames[sp] as string) : null;
-      const sf = c.sourceFile[i] as number;
-      srcFile[i] = sf >= 0 ? (c.sourceFiles[sf] as string) : null;
-      hashes[i] = c.hashes?.[i] ?? null;
-      errCode[i] = null;
-      errMessage[i] = null;
-      for (let r = 0; r < k; r++) {
-        (topClass[r] as Int32Array)[i] = c.topClass[i * k + r] as number;
-        (topScore[r] as Float64Array)[i] = c.topScore[i * k + r] as number;
-      }
+  for (let i = 0; i < n; i++) {
+    labels[i] = c.labelNames[c.labels[i] as number] as string;
+    const sp = c.splits[i] as number;
+    splits[i] = sp >= 0 ? (c.splitNames[sp] as string) : null;
+    const sf = c.sourceFile[i] as number;
+    srcFile[i] = sf >= 0 ? (c.sourceFiles[sf] as string) : null;
+    hashes[i] = c.hashes?.[i] ?? null;
+    errCode[i] = null;
+    errMessage[i] = null;
+    for (let r = 0; r < k; r++) {
+      (topClass[r] as Int32Array)[i] = c.topClass[i * k + r] as number;
+      (topScore[r] as Float64Array)[i] = c.topScore[i * k + r] as number;
     }
-    for (const [i, e] of c.errors) {
-      errCode[i] = e.code;
-      errMessage[i] = e.message;
-    }
-    if (c.probabilities && c.probabilities.size > 0) {
-      probs = new Array<string | null>(n).fill(null);
-      for (const [i, json] of c.probabilities) probs[i] = json;
-    }
-  } else {
+  }
+  for (const [i, e] of c.errors) {
+    errCode[i] = e.code;
+    errMessage[i] = e.message;
+  }
+  if (c.probabilities && c.probabilities.size > 0) {
+    probs = new Array<string | null>(n).fill(null);
+    for (const [i, json] of c.probabilities) probs[i] = json;
+  }
+  return { paths: c.paths, labels, splits, srcFile, srcLine: c.sourceLine, hashes, errCode, errMessage, topClass, topScore, probs };
+}
+
+/** Builds the sidecar of `report`'s samples (Parquet bytes): on a worker thread for a large report (sidecarWorker.ts). */
+export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
+  const columns = sidecarColumns(report);
+  return columns.n >= SIDECAR_WORKER_MIN_ROWS ? parquetOnWorker(columns) : parquetOfColumns(columns);
+}
+
+/**
+ * From this many samples on the sidecar is encoded on a worker thread (sidecarWorker.ts) while the caller goes on
+ * (the CLI writes the JSON report meanwhile): at a million samples the encoding takes about 3 s.
+ */
+const SIDECAR_WORKER_MIN_ROWS = 100_000;
+
+/**
+ * {@link parquetOfColumns} on a worker thread of its own; on this thread when none can be started or it fails
+ * (`fallback` false, for the tests: its error instead).
+ */
+export async function parquetOnWorker(columns: SidecarColumns, fallback = true): Promise<Uint8Array> {
+  const w = startWorkerScript('sidecarWorker');
+  if (!w) {
+    if (!fallback) throw new Error('no sidecar worker script');
+    return parquetOfColumns(columns);
+  }
+  try {
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      w.once('message', (m: { bytes?: Uint8Array; error?: string }) => (m.bytes ? resolve(m.bytes) : reject(new Error(m.error))));
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`the sidecar worker stopped (exit code ${code})`)));
+      w.postMessage(columns);
+    });
+  } catch (e) {
+    if (!fallback) throw e;
+    // The worker failed (it could not load, or ran out of memory): the same encoding here, whose error, if any, is
+    // the one to report.
+    return parquetOfColumns(columns);
+  } finally {
+    void w.terminate();
+  }
+}
+
+/** The columns of `report`'s sidecar (see {@link SidecarColumns}); bad samples or label issues are errors. */
+export function sidecarColumns(report: EvalReport): SidecarColumns {
+  const table = samplesOf(report);
+  const n = table.length;
+  const classes = report.dataset.classes;
+  const classIndex = new Map(classes.map((c, i) => [c, i]));
+  const c = table.columns;
+  // Columns already (a large evaluation's samples, or a sidecar read): handed on as they are, no object per row.
+  const fromColumns = c !== undefined && c.classes.length === classes.length && c.classes.every((x, i) => x === classes[i]);
+  const k = fromColumns ? c.k : Math.max(1, report.topK, ...[...Array(Math.min(n, 1000)).keys()].map((i) => table.at(i)?.predicted.length ?? 0));
+  let samples: SampleColumns | SampleFileColumns;
+  if (fromColumns) samples = c;
+  else {
+    const f: SampleFileColumns = {
+      paths: new Array(n),
+      labels: new Array(n),
+      splits: new Array(n),
+      srcFile: new Array(n),
+      srcLine: new Int32Array(n),
+      hashes: new Array(n),
+      errCode: new Array(n),
+      errMessage: new Array(n),
+      topClass: Array.from({ length: k }, () => new Int32Array(n).fill(-1)),
+      topScore: Array.from({ length: k }, () => new Float64Array(n)),
+      probs: null,
+    };
     for (let i = 0; i < n; i++) {
       const s = table.at(i) as ReportSample;
-      paths[i] = s.path;
-      labels[i] = s.label;
-      splits[i] = s.split ?? null;
-      srcFile[i] = s.source?.file ?? null;
-      srcLine[i] = s.source?.line ?? 0;
-      hashes[i] = s.contentHash ?? null;
-      errCode[i] = s.error?.code ?? null;
-      errMessage[i] = s.error?.message ?? null;
+      f.paths[i] = s.path;
+      f.labels[i] = s.label;
+      f.splits[i] = s.split ?? null;
+      f.srcFile[i] = s.source?.file ?? null;
+      f.srcLine[i] = s.source?.line ?? 0;
+      f.hashes[i] = s.contentHash ?? null;
+      f.errCode[i] = s.error?.code ?? null;
+      f.errMessage[i] = s.error?.message ?? null;
       if (s.predicted.length > k) throw new ClipLensError('report-samples-bad', `sample ${s.path} has ${s.predicted.length} predictions, more than topK ${k}`);
       s.predicted.forEach((p, r) => {
         const ci = classIndex.get(p.class);
         if (ci === undefined) throw new ClipLensError('report-samples-bad', `sample ${s.path} predicts '${p.class}', not a class of the report`);
-        (topClass[r] as Int32Array)[i] = ci;
-        (topScore[r] as Float64Array)[i] = p.score;
+        (f.topClass[r] as Int32Array)[i] = ci;
+        (f.topScore[r] as Float64Array)[i] = p.score;
       });
-      if (s.probabilities) (probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
+      if (s.probabilities) (f.probs ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(s.probabilities);
     }
+    samples = f;
   }
   const issueRank = new Int32Array(n);
   const issueScore: (number | null)[] = new Array(n).fill(null);
@@ -158,6 +244,13 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
     issueScore[li.index] = li.score;
     issueSuggested[li.index] = classIndex.get(li.suggested) ?? -1;
   }
+  return { n, k, classes: classes.length, samples, issueRank, issueScore, issueSuggested };
+}
+
+/** The sidecar's Parquet bytes from its columns (no I/O: runs on any thread). */
+export async function parquetOfColumns(columns: SidecarColumns): Promise<Uint8Array> {
+  const { n, k, issueRank, issueScore, issueSuggested } = columns;
+  const { paths, labels, splits, srcFile, srcLine, hashes, errCode, errMessage, topClass, topScore, probs } = 'labelNames' in columns.samples ? fileColumnsOf(columns.samples, n, k) : columns.samples;
   const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
   // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8
   // bytes made in one go); label, split and source file have few distinct values (dictionary); class indices repeat
@@ -183,7 +276,7 @@ export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
   // their bytes (a schema and column types cannot both be given).
   const schema = schemaFromColumnData({ columnData: typed });
   const columnData = typed.map(({ type: _t, nullable: _n, ...c }) => (c.name === 'path' || c.name === 'content_hash' ? { ...c, data: utf8Values(c.data as (string | null)[]) } : c));
-  const meta = { format: SAMPLES_FORMAT, rows: n, classes: classes.length, topK: k };
+  const meta = { format: SAMPLES_FORMAT, rows: n, classes: columns.classes, topK: k };
   const buf = parquetWriteBuffer({ columnData, schema, statistics: false, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
   return new Uint8Array(buf);
 }

@@ -8,7 +8,7 @@ import { compareRuns, readRunFile } from '../../src/core/compare';
 import { makeBaseline } from '../../src/core/baseline';
 import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport, ReportSample } from '../../src/core/report';
-import { attachSamples, INLINE_SAMPLES_LIMIT, readReportFile, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarFileOf } from '../../src/core/reportSamples';
+import { attachSamples, INLINE_SAMPLES_LIMIT, parquetOfColumns, parquetOnWorker, readReportFile, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarColumns, sidecarFileOf } from '../../src/core/reportSamples';
 import { writeReport } from '../../src/extension/reportFile';
 import { jsonReport } from '../../src/core/reportExport';
 import { hash, makeReport, many } from './reportFixtures';
@@ -56,6 +56,27 @@ test('a sidecar written from columns (a table read back, or a large evaluation) 
   const again = path.join(dir, 'y.samples.parquet');
   fs.writeFileSync(again, fromColumns);
   assert.deepEqual((await readSamplesSidecar(again, r.dataset.classes, r.samples!.length)).toArray(), r.samples);
+});
+
+test('a large report\'s sidecar is encoded on a worker thread (sidecarWorker.ts): the same bytes as on this thread', async () => {
+  const r = richReport();
+  const columns = sidecarColumns(r);
+  const here = await parquetOfColumns(columns);
+  assert.deepEqual(Buffer.from(await parquetOnWorker(columns, false)), Buffer.from(here));
+  assert.deepEqual(Buffer.from(await samplesParquet(r)), Buffer.from(here));
+  // A sample table's own columns (a large evaluation's) are posted as they are and spread out on the worker.
+  const file = path.join(tmpDir(), 'x.samples.parquet');
+  fs.writeFileSync(file, here);
+  const columnar = { ...r } as EvalReport;
+  delete columnar.samples;
+  attachSamples(columnar, await readSamplesSidecar(file, r.dataset.classes, r.samples!.length));
+  const posted = sidecarColumns(columnar);
+  assert.ok('labelNames' in posted.samples, 'the table\'s columns, not spread out');
+  assert.deepEqual(Buffer.from(await parquetOnWorker(posted, false)), Buffer.from(here));
+  // A column the encoder refuses fails on the worker as it does here.
+  const bad = { ...columns, samples: { ...columns.samples, srcLine: new Int32Array(1) } };
+  await assert.rejects(parquetOfColumns(bad));
+  await assert.rejects(parquetOnWorker(bad, false));
 });
 
 test('utf8Values: the UTF-8 bytes of each string from one buffer; nulls kept; a string holding NUL encoded alone', () => {
