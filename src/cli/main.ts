@@ -10,6 +10,7 @@ import { allowFullCollection } from '../core/memLog';
 import { nearestOption, runCommand, tableUsage } from './args';
 import { COMMANDS } from './commands';
 import { describeError, processIO, UsageError, type CliIO } from './io';
+import { relaunch, relaunchTunables } from './relaunch';
 
 export function topLevelHelp(): string {
   return `clip-lens ${TOOL_VERSION}: audit image classification datasets with CLIP
@@ -83,7 +84,9 @@ if (require.main === module) {
     controller.abort();
     process.exit(process.exitCode ?? 0);
   });
-  main(process.argv.slice(2), processIO, controller.signal).then((code) => {
-    process.exitCode = code;
+  // The heavy commands run in a child process with glibc's allocator settings (relaunch.ts); the others here.
+  const tunables = relaunchTunables(process.env, takeDebug(process.argv.slice(2)).args[0]);
+  void (tunables ? relaunch(tunables) : Promise.resolve(-1)).then(async (relaunched) => {
+    process.exitCode = relaunched >= 0 ? relaunched : await main(process.argv.slice(2), processIO, controller.signal);
   });
 }

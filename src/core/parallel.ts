@@ -97,13 +97,32 @@ export function setParallelism(options: { threads?: number; minWork?: number; ca
   callerRuns = options.callerRuns ?? true;
 }
 
-/** Stops the helper threads now (they restart on demand). */
-export function stopHelpers(): void {
+/**
+ * Stops the helper threads now (they restart on demand); resolves once they are gone, and with them their references
+ * to shared memory (a helper keeps the buffers of the jobs it ran, such as the embedding rows, until it collects its
+ * garbage, which an idle helper does not do).
+ */
+export async function stopHelpers(): Promise<void> {
+  await stopPool();
+}
+
+/**
+ * {@link stopHelpers} unless some job is out (another evaluation running meanwhile, e.g. a second model's: its helpers
+ * stay).
+ */
+export async function stopIdleHelpers(): Promise<void> {
+  if (jobsOut === 0) await stopPool();
+}
+
+/** Jobs posted to helpers and not finished yet. */
+let jobsOut = 0;
+
+async function stopPool(): Promise<void> {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   const old = pool;
   pool = [];
-  for (const w of old) void w.terminate();
+  await Promise.all(old.map((w) => w.terminate().catch(() => undefined)));
 }
 
 /** Threads (caller included) a job may use: the override, CLIP_LENS_THREADS, or the CPU count up to MAX_THREADS. */
@@ -186,7 +205,17 @@ function startJob(kind: string, data: unknown, units: number, parallel: boolean,
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   for (const w of helpers) w.postMessage(message);
-  return () => finishJob(run, data, units, ctrl);
+  jobsOut++;
+  let finished = false;
+  return () => {
+    if (finished) return;
+    finished = true;
+    try {
+      finishJob(run, data, units, ctrl);
+    } finally {
+      jobsOut--;
+    }
+  };
 }
 
 function finishJob(run: UnitRunner, data: unknown, units: number, ctrl: Int32Array): void {
@@ -208,7 +237,7 @@ function finishJob(run: UnitRunner, data: unknown, units: number, ctrl: Int32Arr
   }
   helperUnitsRun += done - ranHere;
   if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = setTimeout(stopHelpers, IDLE_MS);
+  idleTimer = setTimeout(() => void stopHelpers(), IDLE_MS);
   idleTimer.unref();
 }
 

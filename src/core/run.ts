@@ -32,6 +32,7 @@ import { checkRatchet } from './baseline';
 import { evaluateGate, gateKs, hasThresholds, type GateResult } from './gate';
 import type { ClipModel } from './runtime';
 import { setOnnxThreads } from './onnxMatMul';
+import { stopIdleHelpers } from './parallel';
 import { choosePrecision, measureAgreement, PRECISION_RULES, sampleIndices, type Precision, type PrecisionChoice } from './precision';
 import { promptsForClass, resolveTemplates } from './prompts';
 import type { EvaluateProgress, RunImagesFn } from './evaluate';
@@ -493,8 +494,13 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
         }
       : {}),
   });
-  // A large evaluation's embedding rows (a GB at a million samples) are garbage now: freed before the report is written.
-  if (plan.dataset.samples.length > INLINE_SAMPLES_LIMIT) releaseGarbage('the evaluation');
+  // A large evaluation's embedding rows (a GB at a million samples) are garbage now: freed before the report is written
+  // (the helper threads, which saw them in shared memory, stopped first unless another evaluation is using them: they
+  // restart on demand).
+  if (plan.dataset.samples.length > INLINE_SAMPLES_LIMIT) {
+    await stopIdleHelpers();
+    releaseGarbage('the evaluation');
+  }
   if (options.precision) report.precision = options.precision;
   if (outside) {
     const { input } = outside;
