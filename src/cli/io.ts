@@ -119,28 +119,24 @@ function firstLine(s: string): string {
 export async function writeJsonReport(report: EvalReport, file: string, mode: SamplesMode = 'auto'): Promise<void> {
   const { json, sidecar } = reportForFile(report, file, mode);
   await writeOutput(file, async (fh) => {
-    // The folder exists now. A large report's sidecar is encoded on a worker thread while this one writes the JSON;
-    // it is in place before the report that names it (renamed once this function is over).
+    // The folder exists now; the sidecar is in place before the report that names it. Encoded on this thread, first:
+    // a large evaluation's embedding rows (a GB at a million samples) are often still resident when the write starts
+    // (V8 frees their memory at a later collection), and the encoding's allocations get them freed; a worker encoding
+    // beside the JSON was 1.5 s faster but added its copy of the columns on top of them (peaks of 2.2-2.5 GB in 4 of 10
+    // million-row runs against 1.9 GB: docs/benchmarks.md).
     memMark('write: start');
-    const sidecarWritten = sidecar ? writeSamplesSidecar(report, sidecar) : null;
-    sidecarWritten?.catch(() => undefined); // its error surfaces at its await below
-    try {
-      let pending = '';
-      for (const chunk of jsonReportChunks(json, 1)) {
-        pending += chunk;
-        if (pending.length >= 1 << 16) {
-          await fh.write(pending);
-          pending = '';
-        }
-      }
-      await fh.write(`${pending}\n`);
-      memMark('write: JSON written');
-    } catch (e) {
-      await sidecarWritten?.catch(() => undefined);
-      throw e;
-    }
-    await sidecarWritten;
+    if (sidecar) await writeSamplesSidecar(report, sidecar, 'here');
     memMark('write: sidecar written');
+    let pending = '';
+    for (const chunk of jsonReportChunks(json, 1)) {
+      pending += chunk;
+      if (pending.length >= 1 << 16) {
+        await fh.write(pending);
+        pending = '';
+      }
+    }
+    await fh.write(`${pending}\n`);
+    memMark('write: JSON written');
   });
 }
 

@@ -149,15 +149,21 @@ function fileColumnsOf(c: SampleColumns, n: number, k: number): SampleFileColumn
   return { paths: c.paths, labels, splits, srcFile, srcLine: c.sourceLine, hashes, errCode, errMessage, topClass, topScore, probs };
 }
 
-/** Builds the sidecar of `report`'s samples (Parquet bytes): on a worker thread for a large report (sidecarWorker.ts). */
-export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
+/**
+ * Where a large report's sidecar is encoded: `auto`, on a worker thread from SIDECAR_WORKER_MIN_ROWS samples (the
+ * editor: its extension host stays responsive), or `here` (the CLI, see cli/io.ts writeJsonReport).
+ */
+export type SidecarThread = 'auto' | 'here';
+
+/** Builds the sidecar of `report`'s samples (Parquet bytes). */
+export async function samplesParquet(report: EvalReport, thread: SidecarThread = 'auto'): Promise<Uint8Array> {
   const columns = sidecarColumns(report);
-  return columns.n >= SIDECAR_WORKER_MIN_ROWS ? parquetOnWorker(columns) : parquetOfColumns(columns);
+  return thread === 'auto' && columns.n >= SIDECAR_WORKER_MIN_ROWS ? parquetOnWorker(columns) : parquetOfColumns(columns);
 }
 
 /**
- * From this many samples on the sidecar is encoded on a worker thread (sidecarWorker.ts) while the caller goes on
- * (the CLI writes the JSON report meanwhile): at a million samples the encoding takes about 3 s.
+ * From this many samples on the sidecar is encoded on a worker thread (sidecarWorker.ts) unless asked otherwise: at a
+ * million samples the encoding takes about 3 s, which the extension host should not be blocked for.
  */
 const SIDECAR_WORKER_MIN_ROWS = 100_000;
 
@@ -282,8 +288,8 @@ export async function parquetOfColumns(columns: SidecarColumns): Promise<Uint8Ar
 }
 
 /** Writes the sidecar of `report` to `file` (a temporary file renamed into place). */
-export async function writeSamplesSidecar(report: EvalReport, file: string): Promise<void> {
-  const bytes = await samplesParquet(report);
+export async function writeSamplesSidecar(report: EvalReport, file: string, thread: SidecarThread = 'auto'): Promise<void> {
+  const bytes = await samplesParquet(report, thread);
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await makeDirectory(path.dirname(path.resolve(file)));
