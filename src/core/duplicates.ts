@@ -30,7 +30,7 @@ import { copyStoredRows, copyStoredRowsOf, storedRowsShared, type StoredRows } f
 import * as path from 'node:path';
 import { ClipLensError } from './errors';
 import { decodeHalfRows, halfValues } from './probabilities';
-import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows } from './perceptualHash';
+import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows, type PixelHashSource } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
 import { approximateAvailable, EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, ivfAvailable, NeighbourIndex, packedRowSource, type Neighbours, type RowSource } from './neighbours';
 
@@ -1249,11 +1249,34 @@ export interface RunDuplicatesArgs {
  * The evaluation's duplicate phase: the pixel hashes not known from the image phase (imported embeddings: read and
  * decoded here, cached by content hash), then {@link analyseDuplicates}.
  */
+/** A sample's image for pixelHashesOf: its folder given, its path joined only when read. */
+class SampleImage implements PixelHashSource {
+  readonly contentHash?: Buffer;
+  constructor(
+    private readonly root: string,
+    private readonly rel: string,
+    readonly folder: string,
+    hash: string | undefined,
+  ) {
+    if (hash) this.contentHash = Buffer.from(hash, 'hex');
+  }
+
+  get file(): string {
+    return path.join(this.root, this.rel);
+  }
+}
+
 export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
-  // Each row's source made when it is reached (not a million objects and paths held at once).
-  const sourceOf = (i: number) => {
+  // Each row's source made when it is reached (not a million objects and paths held at once); its folder joined once
+  // per folder, its file only when read (a million imported embeddings whose images are elsewhere read none).
+  const folders = new Map<string, string>();
+  const sourceOf = (i: number): PixelHashSource | null => {
     const s = a.samples[i] as DuplicateSample;
-    return s.error || !a.embeddings.has[i] ? null : { file: path.join(a.root, s.path), ...(s.contentHash ? { contentHash: Buffer.from(s.contentHash, 'hex') } : {}) };
+    if (s.error || !a.embeddings.has[i]) return null;
+    const rel = s.path.slice(0, Math.max(0, s.path.lastIndexOf('/')));
+    let folder = folders.get(rel);
+    if (folder === undefined) folders.set(rel, (folder = path.join(a.root, rel)));
+    return new SampleImage(a.root, s.path, folder, s.contentHash);
   };
   const { hashes, ok } = await pixelHashesOf(sourceOf, a.pixelHashes, a.preprocessor, { signal: a.signal });
   memMark('duplicates: pixel hashes done');

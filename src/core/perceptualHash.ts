@@ -234,8 +234,10 @@ export interface ImagesNotOnDisk {
 }
 
 export interface PixelHashSource {
-  /** Absolute path of the image file. */
-  file: string;
+  /** Absolute path of the image file (read only for images in a folder on disk; may be a getter). */
+  readonly file: string;
+  /** Its folder (path.dirname(file)), when the caller has it at hand: one path operation fewer per image. */
+  folder?: string;
   /** SHA-256 of the file's bytes (the cache key), when known. */
   contentHash?: Buffer;
 }
@@ -282,7 +284,7 @@ export async function pixelHashesOf(
       const src = sourceOf(i);
       if (!src) continue;
       if (src.contentHash && rows.fromCache(i, src.contentHash)) continue;
-      const dir = path.dirname(src.file);
+      const dir = src.folder ?? path.dirname(src.file);
       const known = folderOnDisk(dir);
       if (!(known === true || (known !== false && (await known)))) {
         rows.notOnDisk.images++;

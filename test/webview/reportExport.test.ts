@@ -137,17 +137,22 @@ test('topConfusions and sortWarnings', () => {
   assert.deepEqual(sorted.map((w) => w.message), ['r', 'x', 'd', 'i']);
 });
 
-test('jsonReportChunks joins to exactly JSON.stringify(report, null, indent), big arrays streamed per element', () => {
+test('jsonReportChunks joins to exactly JSON.stringify(report, null, indent), big arrays streamed a block at a time', () => {
   const report = fixture();
-  for (const indent of [1, 2]) {
-    const chunks = [...jsonReportChunks(report, indent)];
-    assert.equal(chunks.join(''), JSON.stringify(report, null, indent));
-    // One piece per sample at least: no piece holds the whole samples array.
-    assert.ok(chunks.length > report.samples!.length, `${chunks.length} chunks for ${report.samples!.length} samples`);
-    assert.ok(Math.max(...chunks.map((c) => c.length)) < JSON.stringify(report.samples!).length / 10);
+  const base = report.samples!;
+  const big = { ...report, samples: Array.from({ length: 5000 }, (_, i) => ({ ...base[i % base.length], path: `x/${i}.png` })) } as EvalReport;
+  for (const r of [report, big]) {
+    for (const indent of [1, 2]) {
+      const chunks = [...jsonReportChunks(r, indent)];
+      assert.equal(chunks.join(''), JSON.stringify(r, null, indent));
+    }
   }
+  // Blocks of 1,024 samples: no piece holds the whole samples array.
+  const chunks = [...jsonReportChunks(big, 1)];
+  assert.ok(chunks.length >= 5, `${chunks.length} chunks`);
+  assert.ok(Math.max(...chunks.map((c) => c.length)) < JSON.stringify(big.samples!, null, 1).length / 4);
   // Empty arrays, undefined members and strings holding line breaks.
-  const odd = { ...report, samples: [], labelIssues: [], errors: [{ code: 'x', message: 'two\nlines', file: 'a\nb.csv' }], metricsBySplit: undefined } as unknown as EvalReport;
+  const odd = { ...report, samples: [], labelIssues: [], errors: [{ code: 'x', message: 'two\nlines', file: 'a\nb.csv' }, undefined], metricsBySplit: undefined } as unknown as EvalReport;
   assert.equal([...jsonReportChunks(odd, 1)].join(''), JSON.stringify(odd, null, 1));
   assert.equal([...jsonReportChunks({} as EvalReport, 1)].join(''), JSON.stringify({}, null, 1));
 });
