@@ -406,7 +406,10 @@ async function zeroShotAtScale() {
     const wrapper = `require(${JSON.stringify(CLI)}).main(process.argv.slice(1)).then((c) => { const u = process.cpuUsage(); const hwm = Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); process.stderr.write('\\n' + JSON.stringify({ cpuS: (u.user + u.system) / 1e6, peakKiB: hwm }) + '\\n'); process.exitCode = c; })`;
     const out = path.join(BENCH, `zeroshot-${geometry}.json`);
     const t0 = performance.now();
-    const r = spawnSync(process.execPath, ['-e', wrapper, 'eval', '--embeddings', shards, '--model', vit, '--no-cache', '--predictor', 'zero-shot', '--json', out], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    // With the glibc settings the CLI would start itself again with (src/cli/relaunch.ts): what a user's run gets.
+    const tunables = require(CLI).relaunchTunables(process.env, 'eval');
+    const env = tunables ? { ...process.env, GLIBC_TUNABLES: tunables } : process.env;
+    const r = spawnSync(process.execPath, ['-e', wrapper, 'eval', '--embeddings', shards, '--model', vit, '--no-cache', '--predictor', 'zero-shot', '--json', out], { encoding: 'utf8', maxBuffer: 1 << 26, env });
     const wallS = (performance.now() - t0) / 1000;
     if (r.status !== 0 && r.status !== 1) throw new Error(`eval --embeddings failed (${r.status}): ${r.stderr}`);
     const usage = JSON.parse(r.stderr.trim().split('\n').pop());

@@ -12,6 +12,9 @@ import { COMMANDS } from './commands';
 import { describeError, processIO, UsageError, type CliIO } from './io';
 import { relaunch, relaunchTunables } from './relaunch';
 
+// For tools/bench.mjs, which runs main() in a wrapper of its own and sets the same environment.
+export { relaunchTunables };
+
 export function topLevelHelp(): string {
   return `clip-lens ${TOOL_VERSION}: audit image classification datasets with CLIP
 
