@@ -600,6 +600,7 @@ export class StreamedJudgement {
       // The last product of the judgement (a later one makes the session again): the head's memory arena goes
       // before the label issues are made.
       const letGo = holdZeroShotHead();
+      const bar = heaps.bar;
       try {
         await this.pass((block, first) => {
           const m = block.length;
@@ -611,7 +612,10 @@ export class StreamedJudgement {
             const pc = selfValue[i] as number;
             const o = r * k;
             const h1 = heaps.first[c + 1] as number;
-            for (let h = heaps.first[c] as number; h < h1; h++) heaps.offer(h, (d[o + (heaps.j[h] as number)] as number) - pc, i);
+            for (let h = heaps.first[c] as number; h < h1; h++) {
+              const v = (d[o + (heaps.j[h] as number)] as number) - pc;
+              if (v > (bar[h] as number)) heaps.offer(h, v, i);
+            }
           }
           ap.add(block, first);
         }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
@@ -704,6 +708,11 @@ class PruneHeaps {
   private readonly size: Int32Array;
   private readonly margin: Float64Array;
   private readonly row: Int32Array;
+  /**
+   * Per heap, the margin an offer must exceed to enter: -Infinity until the heap is full, then its root's (a later row
+   * ties to a lower rank). Read by the callers' loops, so that most offers cost one comparison and no call.
+   */
+  readonly bar: Float64Array;
 
   /** The first `pairs.length` pairs (class c, other class j, count), grouped by c, increasing. */
   constructor(k: number, pairs: { c: Int32Array; j: Int32Array; count: Int32Array; length: number }) {
@@ -722,6 +731,7 @@ class PruneHeaps {
     for (let c = 1; c <= k; c++) this.first[c] = Math.max(this.first[c] as number, this.first[c - 1] as number);
     this.margin = new Float64Array(slots);
     this.row = new Int32Array(slots);
+    this.bar = new Float64Array(h).fill(-Infinity);
   }
 
   get count(): number {
@@ -735,6 +745,7 @@ class PruneHeaps {
   /** Empties the heaps of class c (they are filled again). */
   emptyClass(c: number): void {
     this.size.fill(0, this.first[c], this.first[c + 1]);
+    this.bar.fill(-Infinity, this.first[c], this.first[c + 1]);
   }
 
   /** Entry a ranks below entry b: smaller margin, or the same margin and a higher row. */
@@ -759,6 +770,7 @@ class PruneHeaps {
         this.swap(base + q, base + parent);
         q = parent;
       }
+      if (size + 1 === count) this.bar[h] = this.margin[base] as number;
       return;
     }
     // Full: a later row must have a strictly larger margin than the root's.
@@ -776,6 +788,7 @@ class PruneHeaps {
       this.swap(base + q, base + low);
       q = low;
     }
+    this.bar[h] = this.margin[base] as number;
   }
 
   private swap(a: number, b: number): void {
