@@ -699,7 +699,7 @@ function sameRows(a: readonly number[] | undefined, b: readonly number[] | undef
  * beat (smallest margin, then highest row). All heaps live in a few flat arrays (a million pairs at a thousand
  * classes: one object each would hold hundreds of MB); heap h's entries are at start[h] .. start[h] + size[h].
  */
-class PruneHeaps {
+export class PruneHeaps {
   /** Heaps of class c: first[c] .. first[c + 1] - 1, in the order the pairs were given. */
   readonly first: Int32Array;
   readonly j: Int32Array;
@@ -809,6 +809,12 @@ class PruneHeaps {
     const base = this.start[h] as number;
     const worst = this.margin[base] as number;
     return bound < worst || (bound === worst && row > (this.row[base] as number));
+  }
+
+  /** The rows heap h holds, in increasing order (tests). */
+  rowsOf(h: number): number[] {
+    const base = this.start[h] as number;
+    return Array.from(this.row.subarray(base, base + (this.size[h] as number))).sort((a, b) => a - b);
   }
 
   /** Marks every row held by any heap. */

@@ -9,7 +9,7 @@ import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { computeMetrics } from '../../src/core/metrics';
 import { findLabelIssues, scanRows } from '../../src/core/labelIssues';
-import { shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
+import { PruneHeaps, shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import { topKIndices, type ClassEmbeddings } from '../../src/core/zeroShot';
@@ -268,4 +268,32 @@ test('EmbeddingRows keeps float16 rows in 2 bytes a value and reads them back bi
   assert.equal(rows.isHalf, false);
   plain.set(3, wrong);
   assert.deepEqual(rows.packed(), plain.packed());
+});
+
+test('PruneHeaps.bar: offering only margins above a heap\'s bar keeps exactly the heaps that offering every margin keeps (ties to the lower row)', () => {
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  // Class 0 with four other classes; capacities from 1 to 40; margins half on a coarse grid (ties are common), half
+  // anywhere (entries a hair above the bar).
+  const pairs = { c: Int32Array.of(0, 0, 0, 0), j: Int32Array.of(1, 2, 3, 4), count: Int32Array.of(1, 3, 17, 40), length: 4 };
+  const all = new PruneHeaps(5, pairs);
+  const barred = new PruneHeaps(5, pairs);
+  let skipped = 0;
+  for (let row = 0; row < 5000; row++) {
+    for (let h = 0; h < 4; h++) {
+      const u = rand();
+      const v = row % 2 === 0 ? Math.round(u * 64) / 64 - 0.5 : u - 0.5;
+      all.offer(h, v, row);
+      if (v > (barred.bar[h] as number)) barred.offer(h, v, row);
+      else skipped++;
+    }
+  }
+  assert.ok(skipped > 15000, `offers skipped by the bars: ${skipped}`);
+  for (let h = 0; h < 4; h++) {
+    assert.deepEqual(barred.rowsOf(h), all.rowsOf(h), `heap ${h}`);
+    assert.equal(barred.rowsOf(h).length, pairs.count[h]);
+  }
+  // Emptied, a class's heaps accept anything again.
+  barred.emptyClass(0);
+  assert.ok([0, 1, 2, 3].every((h) => barred.bar[h] === -Infinity && barred.rowsOf(h).length === 0));
 });
