@@ -122,8 +122,8 @@ export async function writeJsonReport(report: EvalReport, file: string, mode: Sa
     // The folder exists now; the sidecar is in place before the report that names it. Encoded on this thread, first:
     // a large evaluation's embedding rows (a GB at a million samples) are often still resident when the write starts
     // (V8 frees their memory at a later collection), and the encoding's allocations get them freed; a worker encoding
-    // beside the JSON was 1.5 s faster but added its copy of the columns on top of them (peaks of 2.2-2.5 GB in 4 of 10
-    // million-row runs against 1.9 GB: docs/benchmarks.md).
+    // beside the JSON was 1.5 s faster but added its copy of the columns on top of them (peaks of 2,273 and 2,457 MiB
+    // in 2 of 13 million-row runs against about 1,900: docs/benchmarks.md).
     memMark('write: start');
     if (sidecar) await writeSamplesSidecar(report, sidecar, 'here');
     memMark('write: sidecar written');

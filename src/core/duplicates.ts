@@ -1147,7 +1147,7 @@ export class EmbeddingRows {
   /** Decodes rows r0 .. r1 of float16 chunk c into out at `at` (floats). */
   private decode(c: number, r0: number, r1: number, out: Float32Array, at: number): void {
     const per = EmbeddingRows.CHUNK;
-    copyStoredRows({ dim: this.dim, chunkRows: per, half: true, values: this.halfChunks, scales: this.scales }, c * per + r0, c * per + r1, out, at);
+    copyStoredRows(this.stored, c * per + r0, c * per + r1, out, at);
   }
 
   /**
@@ -1245,10 +1245,6 @@ export interface RunDuplicatesArgs {
   signal?: AbortSignal;
 }
 
-/**
- * The evaluation's duplicate phase: the pixel hashes not known from the image phase (imported embeddings: read and
- * decoded here, cached by content hash), then {@link analyseDuplicates}.
- */
 /** A sample's image for pixelHashesOf: its folder given, its path joined only when read. */
 class SampleImage implements PixelHashSource {
   readonly contentHash?: Buffer;
@@ -1266,6 +1262,10 @@ class SampleImage implements PixelHashSource {
   }
 }
 
+/**
+ * The evaluation's duplicate phase: the pixel hashes not known from the image phase (imported embeddings: read and
+ * decoded here, cached by content hash), then {@link analyseDuplicates}.
+ */
 export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
   // Each row's source made when it is reached (not a million objects and paths held at once); its folder joined once
   // per folder, its file only when read (a million imported embeddings whose images are elsewhere read none).

@@ -103,7 +103,11 @@ export function setParallelism(options: { threads?: number; minWork?: number; ca
  * garbage, which an idle helper does not do).
  */
 export async function stopHelpers(): Promise<void> {
-  await stopPool();
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
+  const old = pool;
+  pool = [];
+  await Promise.all(old.map((w) => w.terminate().catch(() => undefined)));
 }
 
 /**
@@ -111,19 +115,11 @@ export async function stopHelpers(): Promise<void> {
  * stay).
  */
 export async function stopIdleHelpers(): Promise<void> {
-  if (jobsOut === 0) await stopPool();
+  if (jobsOut === 0) await stopHelpers();
 }
 
 /** Jobs posted to helpers and not finished yet. */
 let jobsOut = 0;
-
-async function stopPool(): Promise<void> {
-  if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = undefined;
-  const old = pool;
-  pool = [];
-  await Promise.all(old.map((w) => w.terminate().catch(() => undefined)));
-}
 
 /** Threads (caller included) a job may use: the override, CLIP_LENS_THREADS, or the CPU count up to MAX_THREADS. */
 export function threadCount(): number {
