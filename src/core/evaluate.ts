@@ -18,7 +18,7 @@ import { classNameVariants, promptCollisions, promptsForClass, resolveTemplates,
 import { allocateFloats, DEFAULT_CHUNK_FLOATS, ProbabilityMatrix } from './probabilities';
 import { computeMetrics } from './metrics';
 import { computeWarnings, effectiveWarningThresholds } from './warnings';
-import { predictorNeedsEmbeddings, runPredictors } from './predictors';
+import { predictorNeedsEmbeddings, runPredictors, zeroShotFindsLabelIssues } from './predictors';
 import { findLabelIssues } from './labelIssues';
 import { forEachScoredBlock, StreamedJudgement } from './streamedJudgement';
 import { EmbeddingRows, duplicatesOfRun, type HalfRow } from './duplicates';
@@ -721,7 +721,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     memMark('judgement: duplicates/outliers done');
     releaseGarbage('the duplicates');
     // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
-    if (metrics) await judge.secondPass();
+    if (metrics) await judge.secondPass(zeroShotFindsLabelIssues(requestedPredictor, evaluated.length));
     memMark('judgement: pass 2 done (cleanlab scan, APs)');
     let warnings: Warning[] = [];
     let labelIssues: LabelIssue[] = [];

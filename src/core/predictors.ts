@@ -107,6 +107,15 @@ function toMatrix(probs: Float64Array, k: number): ProbabilityMatrix {
   return m;
 }
 
+/**
+ * Whether {@link runPredictors} takes its label issues from zero-shot for certain, before any other predictor runs:
+ * asked for, or `auto` above AUTO_PROBE_MAX_SAMPLES (false: it may, depending on the zero-shot metrics).
+ */
+export function zeroShotFindsLabelIssues(requested: PredictorInput['requested'], n: number): boolean {
+  const r = requested ?? 'auto';
+  return r === 'zero-shot' || (r === 'auto' && n > AUTO_PROBE_MAX_SAMPLES);
+}
+
 /** Runs the requested predictor(s) and says which one found the label issues. */
 export async function runPredictors(input: PredictorInput): Promise<PredictorOutcome> {
   const { classes, labels, zeroShotMetrics } = input;
@@ -124,9 +133,9 @@ export async function runPredictors(input: PredictorInput): Promise<PredictorOut
     zeroShot: { top1Accuracy: zeroShotMetrics.top1Accuracy, balancedAccuracy: zeroShotMetrics.balancedAccuracy },
     perClass: perClassZeroShot.map((c) => ({ class: c.class, support: c.support, zeroShotRecall: c.recall, probeRecall: null })),
   });
-  if (requested === 'zero-shot') return { labelIssues: await zeroShotIssues(), report: base('zero-shot', 'requested'), warnings: [] };
-  if (requested === 'auto' && n > AUTO_PROBE_MAX_SAMPLES) {
-    return { labelIssues: await zeroShotIssues(), report: base('zero-shot', `${n} samples: above ${AUTO_PROBE_MAX_SAMPLES}, auto does not run the linear probe (ask for --predictor linear-probe or knn)`), warnings: [] };
+  if (zeroShotFindsLabelIssues(requested, n)) {
+    const reason = requested === 'zero-shot' ? 'requested' : `${n} samples: above ${AUTO_PROBE_MAX_SAMPLES}, auto does not run the linear probe (ask for --predictor linear-probe or knn)`;
+    return { labelIssues: await zeroShotIssues(), report: base('zero-shot', reason), warnings: [] };
   }
   if (present < 2 || input.dim === 0) {
     return { labelIssues: await zeroShotIssues(), report: base('zero-shot', 'the embedding predictors need samples of at least 2 classes'), warnings: [] };

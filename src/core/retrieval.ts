@@ -38,7 +38,7 @@ const MAX_SHIFT = 18;
  * A class with few distinct positive scores gets a smaller table (at least BUCKETS_PER_SCORE buckets per score, a
  * power of two from MIN_TABLE_BUCKETS): fewer cache lines to visit per column, less memory.
  */
-const BUCKETS_PER_SCORE = 8;
+const BUCKETS_PER_SCORE = 4;
 const MIN_TABLE_BUCKETS = 256;
 /** Ints before a table's first bucket: shift, base, bucket count, the "below every positive" entry. */
 const TABLE_HEAD = 4;

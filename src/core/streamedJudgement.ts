@@ -12,17 +12,19 @@
  *    (after a summary pass 1 only the confident count, inside ONNX Runtime: argmax and largest other score came with
  *    pass 1; see {@link StreamedJudgement.countingPass}),
  *    the AP histograms (retrieval.ts StreamingAveragePrecision) of all rows and of every subset asked for so far
- *    (splits, the metrics without leaked samples), and, when asked (pruneCandidates), per row its largest other
- *    scores.
+ *    (splits, the metrics without leaked samples; left to pass 3 when it will run anyway: see
+ *    {@link StreamedJudgement.apInPass3}), and, when asked (pruneCandidates), per row its largest other scores.
  * Then cleanlab's prune by noise rate: per (given class c, other class j) the rows of c with the largest margins
  * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order), from the candidates: a row lacking
  * j has p_j at most its smallest candidate, so when no such bound can beat the heap's last entry the pair is
  * decided. 3. For the classes with an undecided pair (all of them without candidates, the default: see
- * {@link PRUNE_CANDIDATES}), and subsets asked for after pass 2: a third pass prunes them from the exact scores.
+ * {@link PRUNE_CANDIDATES}), and subsets asked for after pass 2 or left to it: a third pass prunes them from the
+ * exact scores and counts those APs.
  * Every result equals the in-memory path's (the same float32 probabilities, the same integer counts, the same
  * float64 arithmetic in the same order): checked by test/unit/streamedJudgement.test.ts on both paths.
  */
 import { throwIfAborted } from './errors';
+import { releaseYoungGarbage } from './memLog';
 import { EmbeddingRows } from './duplicates';
 import { effectiveKs, metricsFromRows, type RowPassData } from './metrics';
 import { float32PatternAtLeast, FLOATING_POINT_COMPARISON, jointFromGuesses, MIN_EXAMPLES_PER_CLASS, orderLabelIssues, pruneCountMatrix, scoresOf, thresholdsFromSelf, type RowScanData } from './labelIssues';
@@ -54,7 +56,7 @@ export async function forEachScoredBlock(
 ): Promise<void> {
   const dim = classEmbeddings.dim;
   if (rows.dim !== dim) return; // no embedding at all (rows.dim 0)
-  await forEachPackedBlock(rows, (packed, index) => zeroShotBlock(packed, index.length, classEmbeddings, logitScale, engine), onBlock, signal);
+  await forEachPackedBlock(rows, (packed, index) => zeroShotBlock(packed, index.length, classEmbeddings, logitScale, engine), onBlock, signal, true);
 }
 
 /**
@@ -64,7 +66,7 @@ export async function forEachScoredBlock(
  * float32; `onBlock(index, result)` gets the sample indices of the block and the product's result. The next block is
  * packed and its product started before `onBlock` handles the current one.
  */
-async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: ImageRows, index: number[]) => Promise<R>, onBlock: (index: number[], result: R) => void, signal?: AbortSignal): Promise<void> {
+async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: ImageRows, index: number[]) => Promise<R>, onBlock: (index: number[], result: R) => void, signal?: AbortSignal, wholeRows = false): Promise<void> {
   const dim = rows.dim;
   const span = SCORE_SPAN_ROWS;
   const half = rows.halfBlocks;
@@ -126,6 +128,8 @@ async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: Imag
     onBlock(current.index, result);
     current = next;
     currentResult = nextResult;
+    // The block's whole probabilities (ONNX Runtime's output) are garbage now: freed while young (see memLog.ts).
+    if (wholeRows) releaseYoungGarbage();
   }
 }
 
@@ -264,6 +268,7 @@ export class StreamedJudgement {
         if (s.probs) onScored(index, s.probs);
       },
       signal,
+      scan.probs,
     );
   }
 
@@ -377,7 +382,7 @@ export class StreamedJudgement {
   /** The AP accumulators of the subsets waiting for one, fed by `feed`; patches their metrics when done. */
   private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; parts: (block: ProbabilityMatrix, first: number) => BlockPart[]; finish: () => void } {
     const due = this.pending.splice(0);
-    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, SCORE_SPAN_ROWS, this.threaded));
+    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, 2 * SCORE_SPAN_ROWS, this.threaded));
     const parts = (block: ProbabilityMatrix, first: number): BlockPart[] => {
       const out: BlockPart[] = [];
       for (const a of acc) {
@@ -401,8 +406,11 @@ export class StreamedJudgement {
     };
   }
 
-  /** Pass 2: cleanlab's per-row scan against the per-class thresholds, and the APs asked for so far. */
-  async secondPass(): Promise<void> {
+  /**
+   * Pass 2: cleanlab's per-row scan against the per-class thresholds, and the APs asked for so far, unless they are
+   * left to pass 3 (see {@link apInPass3}: `labelIssuesNext` says {@link labelIssues} is called next).
+   */
+  async secondPass(labelIssuesNext = false): Promise<void> {
     const k = this.k;
     const thresholds = thresholdsFromSelf(this.labelArray, k, this.self);
     const cut = sharedInt32(k);
@@ -411,7 +419,7 @@ export class StreamedJudgement {
     const T = this.candidates;
     const candClass = new Int32Array(this.n * T).fill(-1);
     const candValue = new Float32Array(this.n * T);
-    const ap = this.averagePrecisionDue();
+    const ap = this.apInPass3(labelIssuesNext, cut) ? NO_AVERAGE_PRECISION : this.averagePrecisionDue();
     this.candClass = candClass;
     this.candValue = candValue;
     if (this.summarised) return this.countingPass(cut, guess, ap);
@@ -440,6 +448,33 @@ export class StreamedJudgement {
     this.guess = guess;
     this.argmax = argmax;
     this.maxOther = maxOther;
+  }
+
+  /**
+   * Whether pass 2 leaves the APs due to pass 3, which then counts them beside the prune's offers ({@link BlockPairs}):
+   * after a summary pass 1 without prune candidates, pass 2 then copies no probabilities out of ONNX Runtime at all
+   * (its confident counts come from inside), so the blocks' whole probabilities are copied out once instead of twice
+   * (1,000,000 x 1,000: passes 2 and 3 from 24.5 to about 19.5 s, docs/benchmarks.md). Only when label issues come
+   * next and pass 3 will run:
+   * predicted from pass 1, by a row whose argmax is confident and not its label (an off-diagonal count in cleanlab's
+   * confident joint) in a class of more than MIN_EXAMPLES_PER_CLASS rows. A wrong guess costs one product for the
+   * APs (labelIssues or finishAveragePrecision run it), never a result.
+   */
+  private apInPass3(labelIssuesNext: boolean, cut: Int32Array): boolean {
+    const { pred, labelArray: labels, maxOther, k, n } = this;
+    if (!labelIssuesNext || !this.summarised || this.candidates > 0 || this.pending.length === 0 || !maxOther) return false;
+    const size = new Int32Array(k);
+    for (let i = 0; i < n; i++) size[labels[i] as number]++;
+    // pass 1 left the argmax's score in maxOther when the argmax is not the label; cut as float32 is each class's
+    // smallest confident score.
+    const score = new Float32Array(maxOther.buffer, maxOther.byteOffset, n);
+    const least = new Float32Array(cut.buffer, cut.byteOffset, k);
+    for (let i = 0; i < n; i++) {
+      const c = labels[i] as number;
+      const j = pred[i] as number;
+      if (j !== c && (size[c] as number) > MIN_EXAMPLES_PER_CLASS && (score[i] as number) >= (least[j] as number)) return true;
+    }
+    return false;
   }
 
   /** Pass 2's per-row scan (tests: against labelIssues.ts scanRows on the held matrix); null before it. */
@@ -601,9 +636,12 @@ export class StreamedJudgement {
       // before the label issues are made.
       const letGo = holdZeroShotHead();
       const bar = heaps.bar;
+      const pairs = new BlockPairs(ap, k, this.threaded);
       try {
         await this.pass((block, first) => {
           const m = block.length;
+          // The AP counting of the pair on the helper threads while this thread makes the offers, then with them.
+          const finish = pairs.add(block, first);
           const d = block.chunkOf(0);
           for (let r = 0; r < m; r++) {
             const i = first + r;
@@ -617,8 +655,9 @@ export class StreamedJudgement {
               if (v > (bar[h] as number)) heaps.offer(h, v, i);
             }
           }
-          ap.add(block, first);
+          finish();
         }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
+        pairs.flush();
       } finally {
         await letGo();
       }
@@ -660,6 +699,58 @@ function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: num
     if (filled === T) bar = val[at + T - 1] as number;
   }
 }
+
+/**
+ * Feeds a pass's blocks to the AP accumulators two at a time: each class's look-up table then serves 8,192 rows per
+ * load instead of 4,096 (at 1,000 classes the tables, about 24 MB, do not stay in cache from one block to the next
+ * beside ONNX Runtime's product: pass 3 at 1,000,000 x 1,000 went from 14.7 to 13.8 s). A full block in shared
+ * memory waits for the next one (pass() alternates two shared buffers, so it stays intact until the counting of the
+ * pair, which the caller finishes before the next block is copied). The caller finishes each counting before the
+ * next product rather than beside it: three threads on two cores cost more than the overlap gave (15.1-15.8 s).
+ */
+class BlockPairs {
+  private held: { block: ProbabilityMatrix; first: number } | null = null;
+
+  constructor(
+    private readonly ap: { due: boolean; parts: (block: ProbabilityMatrix, first: number) => BlockPart[] },
+    private readonly k: number,
+    private readonly threaded: boolean,
+  ) {}
+
+  /**
+   * Takes block `first ..`: starts the counting of the pair it completes (or of the block alone) on the helper
+   * threads and returns the function that finishes it on this thread; holds a full block for the next one.
+   */
+  add(block: ProbabilityMatrix, first: number): () => void {
+    if (!this.ap.due) return () => undefined;
+    const held = this.held;
+    this.held = null;
+    if (held) {
+      const chunks = [held.block.chunkOf(0), block.chunkOf(0).subarray(0, block.length * this.k)];
+      return this.start(ProbabilityMatrix.fromShared({ numClasses: this.k, rowsPerChunk: SCORE_SPAN_ROWS, length: SCORE_SPAN_ROWS + block.length, chunks }), held.first);
+    }
+    if (block.length === SCORE_SPAN_ROWS && block.inSharedMemory) {
+      this.held = { block, first };
+      return () => undefined;
+    }
+    return this.start(block, first);
+  }
+
+  /** Counts a block still held (the pass is over). */
+  flush(): void {
+    const held = this.held;
+    this.held = null;
+    if (held) this.start(held.block, held.first)();
+  }
+
+  private start(block: ProbabilityMatrix, first: number): () => void {
+    const parts = this.ap.parts(block, first);
+    return parts.length > 0 ? startBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory) : () => undefined;
+  }
+}
+
+/** The AP accumulators when none are taken (pass 2 leaving them to pass 3). */
+const NO_AVERAGE_PRECISION = { due: false, parts: (): BlockPart[] => [], add: (): void => undefined, finish: (): void => undefined };
 
 /** Pass 2's confident counts: see StreamedJudgement.countingPass. */
 interface PassScan {

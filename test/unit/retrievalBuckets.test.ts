@@ -107,22 +107,26 @@ function assertExact(probs: ProbabilityMatrix, labels: number[], fast: (number |
   }
 }
 
-test('bucketing: the finest shift spanning the positives in 256 .. 8192 buckets (8 per score), never coarser than 18', () => {
+test('bucketing: the finest shift spanning the positives in 256 .. 8192 buckets (4 per score), never coarser than 18', () => {
   const shape = (xs: number[]) => bucketing(Int32Array.from(xs).sort().reverse());
   const p = bitsOf(0.001) & ~0xffff; // bucket-aligned at every shift up to 16
   assert.deepEqual(shape([bitsOf(0.3)]), { shift: 0, base: bitsOf(0.3), buckets: 1 });
   assert.deepEqual(shape([0]), { shift: 0, base: 0, buckets: 1 });
-  const many = [...range(p, 1023, 8), p + 8191]; // 1,024 scores: 8,192 buckets
+  const many = [...range(p, 2047, 4), p + 8191]; // 2,048 scores: 8,192 buckets
   assert.deepEqual(shape(many), { shift: 0, base: p, buckets: 8192 });
-  assert.equal(shape([...range(p, 1023, 8), p + 8192]).shift, 1);
+  assert.equal(shape([...range(p, 2047, 4), p + 8192]).shift, 1);
+  // 1,024 scores: at most 4,096 buckets
+  assert.deepEqual(shape([...range(p, 1023, 8), p + 8191]), { shift: 1, base: p >>> 1, buckets: 4096 });
   const two = shape([p, p + 8191]); // 2 scores: 256 buckets
   assert.equal(two.shift, 5);
   assert.ok(two.buckets <= 256);
-  assert.equal(shape(range(0, 1024, bitsOf(1) / 1024)).shift, 17); // 1,024 scores over 2^30 - 2^23 patterns
+  assert.equal(shape(range(0, 2048, bitsOf(1) / 2048)).shift, 17); // 2,048 scores over 2^30 - 2^23 patterns
+  assert.equal(shape(range(0, 1024, bitsOf(1) / 1024)).shift, 18); // 1,024 of them: 4,096 buckets would need 19
   assert.deepEqual(shape([0, bitsOf(1e-30), bitsOf(2)]), { shift: 18, base: 0, buckets: 4097 }); // capped: more than 256
   assert.equal(shape([bitsOf(1e-38), bitsOf(3.4e38)]).shift, 18);
   assert.equal(shape([bitsOf(0.5), bitsOf(0.99)]).shift, 15); // one octave (2^23 patterns) in 256 buckets
-  assert.equal(shape(range(bitsOf(0.5), 1024, 8191)).shift, 10); // ... in 8,192
+  assert.equal(shape(range(bitsOf(0.5), 2048, 4095)).shift, 10); // ... in 8,192
+  assert.equal(shape(range(bitsOf(0.5), 1024, 8191)).shift, 11); // ... in 4,096
   const octaves = scenarios(rng(0)).find((s) => s.name === 'octaves') as Scenario;
   assert.equal(shape(octaves.positives).shift, 18);
 });

@@ -30,7 +30,7 @@ function normalise(v: Float32Array): Float32Array {
  * A dataset with structure: rows near their class's direction, `noise` of the labels moved to another class; classes
  * 2c + 1 repeat class 2c for c < dups (exact ties in every row).
  */
-function dataset(seed: number, n: number, k: number, dim: number, noise: number, dups = 0) {
+function dataset(seed: number, n: number, k: number, dim: number, noise: number, dups = 0, spread = 0.9) {
   const rand = lcg(seed);
   const centres = Array.from({ length: k }, () => normalise(Float32Array.from({ length: dim }, () => rand() * 2 - 1)));
   for (let c = 1; c < Math.min(k, 2 * dups); c += 2) centres[c] = centres[c - 1] as Float32Array;
@@ -46,15 +46,15 @@ function dataset(seed: number, n: number, k: number, dim: number, noise: number,
       continue;
     }
     const truth = Math.floor(rand() * k);
-    const e = Float32Array.from({ length: dim }, (_, j) => (centres[truth] as Float32Array)[j] as number + (rand() * 2 - 1) * 0.9);
+    const e = Float32Array.from({ length: dim }, (_, j) => (centres[truth] as Float32Array)[j] as number + (rand() * 2 - 1) * spread);
     rows.set(i, normalise(e));
     labelOf[i] = i % 1499 === 7 ? -1 : rand() < noise ? Math.floor(rand() * k) : truth;
   }
   return { cls, rows, labelOf };
 }
 
-async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean; top?: number; dups?: number } = {}) {
-  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise, streamedOptions.dups);
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean; top?: number; dups?: number; labelIssuesNext?: boolean; spread?: number } = {}) {
+  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise, streamedOptions.dups, streamedOptions.spread);
   const logitScale = 30;
   const ks = [1, 3, 5];
   const evaluated: number[] = [];
@@ -95,14 +95,16 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   // The same subset twice: one accumulator, both filled in.
   const lateTwice = () => [judge.metrics(ks, late), judge.metrics(ks, late)] as const;
   let twice = lateAfter ? null : lateTwice();
-  await judge.secondPass();
+  await judge.secondPass(streamedOptions.labelIssuesNext);
+  // Whether pass 2 filled the APs asked for before it (else they are left to pass 3).
+  const apAfterPass2 = all.perClass.some((c) => c.averagePrecision !== null);
   twice ??= lateTwice();
   const [lateMetrics, lateAgain] = twice;
   const issues = await judge.labelIssues();
   assert.deepEqual(lateAgain, lateMetrics);
   const heldScan = scanRows(labels, matrix);
   const scan = judge.rowScan();
-  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes, heldScan, scan, labels };
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes, heldScan, scan, labels, apAfterPass2 };
 }
 
 test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
@@ -163,6 +165,25 @@ test('streamed judgement: the prune decided from pass 2\'s candidates (two passe
   const plain = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { lateAfterPass2: false });
   assert.equal(plain.passes, 3);
   assert.deepEqual(plain.streamed, plain.held);
+});
+
+test('label issues next: pass 2 leaves the APs to pass 3 when pass 1 shows a confident wrong argmax, the same results either way', async () => {
+  // Noisy labels: pass 3 runs for the prune and counts the APs beside it (still three products).
+  const noisy = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true });
+  assert.equal(noisy.apAfterPass2, false, 'APs left to pass 3');
+  assert.equal(noisy.passes, 3);
+  assert.deepEqual(noisy.streamed, noisy.held);
+  // Not told that label issues come next: pass 2 counts them (the predictor may not call labelIssues).
+  const told = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true });
+  assert.equal(told.apAfterPass2, true);
+  assert.deepEqual(told.streamed, noisy.streamed);
+  // Clean labels on well separated classes: no confident wrong argmax, so pass 2 keeps the APs; with nothing to prune
+  // and no subset asked for after pass 2, no third product runs.
+  const clean = await bothPaths(12, 3000, 4, 32, 0, (i) => i % 3, { summary: true, labelIssuesNext: true, spread: 0.05, lateAfterPass2: false });
+  assert.equal(clean.apAfterPass2, true, 'nothing predicts a pass 3');
+  assert.deepEqual(clean.streamed, clean.held);
+  assert.equal(clean.held.issues.length, 0);
+  assert.equal(clean.passes, 2);
 });
 
 test('streamed judgement with few classes (large prune counts flag whole classes or fill big heaps) and with 2 classes', async () => {
