@@ -13,8 +13,9 @@
  * --streamed: the streamed judgement instead (core/streamedJudgement.ts, what an evaluation runs when the N x K
  * probabilities would outgrow the embeddings): the embeddings are kept as float16 (as read from clip-retrieval
  * shards: 2 bytes a value), the probabilities are never held; three passes (each one product over every row): top-K
- * of every sample and the per-row metric values, then cleanlab's scan and the APs, then the prune. Run each path in
- * its own process (the peak RSS is the process's).
+ * of every sample and the per-row metric values, then cleanlab's scan, then the prune and the APs (as eval runs them:
+ * label issues next, and the CLI's scavenge after each block, memLog.ts releaseYoungGarbage). Run each path in its
+ * own process (the peak RSS is the process's).
  *
  * Embeddings: unit vectors near one of k random class directions (cosine about 0.3 to it), so predictions, label
  * issues and metrics look like a real run's; kept in the evaluation's EmbeddingRows as float32 (n x dim x 4 bytes:
@@ -26,6 +27,7 @@ import { EmbeddingRows } from '../src/core/duplicates';
 import { PerSampleStore, scoreAll } from '../src/core/evaluate';
 import { computeMetrics } from '../src/core/metrics';
 import { findLabelIssues } from '../src/core/labelIssues';
+import { allowFullCollection } from '../src/core/memLog';
 import { StreamedJudgement } from '../src/core/streamedJudgement';
 import { topKIndices } from '../src/core/zeroShot';
 import { floatToHalf as toHalf, halfValues } from '../src/core/probabilities';
@@ -74,6 +76,7 @@ function unit(v: Float32Array): Float32Array {
 }
 
 async function main(): Promise<void> {
+  allowFullCollection(); // as the CLI does
   const out: Record<string, unknown> = { n, dim, k };
   const matrix = new Float32Array(k * dim);
   for (let c = 0; c < k; c++) matrix.set(unit(Float32Array.from({ length: dim }, gauss)), c * dim);
@@ -158,8 +161,9 @@ async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: n
   if (process.argv.includes('--whole-rows')) await time('pass 1: top-5 per sample, row values (whole rows)', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
   else await time('pass 1: top-5 per sample, row values', () => judge.firstPass(() => undefined, { t: 5, set: (_, c) => (topSum += c[0] as number) }), out);
   const metrics = await time('metrics (no AP yet)', () => judge.metrics([1, 5]), out);
-  await time('pass 2: cleanlab scan, AP, candidates', () => judge.secondPass(), out);
-  const issues = await time('prune (pass 3 only if undecided), rank', () => judge.labelIssues(), out);
+  // As eval does: label issues come next, so pass 2 leaves the APs to pass 3 when that runs anyway.
+  await time('pass 2: cleanlab scan (APs left to pass 3)', () => judge.secondPass(true), out);
+  const issues = await time('pass 3: prune, APs, rank', () => judge.labelIssues(), out);
   out.passes = judge.passes;
   out.top1 = metrics.top1Accuracy;
   out.meanAP = metrics.perClass.reduce((a, c) => a + (c.averagePrecision ?? 0), 0) / k;
