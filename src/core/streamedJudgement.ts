@@ -379,10 +379,13 @@ export class StreamedJudgement {
     return m;
   }
 
-  /** The AP accumulators of the subsets waiting for one, fed by `feed`; patches their metrics when done. */
-  private averagePrecisionDue(): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; parts: (block: ProbabilityMatrix, first: number) => BlockPart[]; finish: () => void } {
+  /**
+   * The AP accumulators of the subsets waiting for one, fed blocks of up to `blockRows` rows; patches their metrics
+   * when done.
+   */
+  private averagePrecisionDue(blockRows = SCORE_SPAN_ROWS): { due: boolean; add: (block: ProbabilityMatrix, first: number) => void; parts: (block: ProbabilityMatrix, first: number) => BlockPart[]; finish: () => void } {
     const due = this.pending.splice(0);
-    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, 2 * SCORE_SPAN_ROWS, this.threaded));
+    const acc = due.map((p) => new StreamingAveragePrecision(this.k, this.labelArray, this.self, p.indices, blockRows, this.threaded));
     const parts = (block: ProbabilityMatrix, first: number): BlockPart[] => {
       const out: BlockPart[] = [];
       for (const a of acc) {
@@ -454,11 +457,11 @@ export class StreamedJudgement {
    * Whether pass 2 leaves the APs due to pass 3, which then counts them beside the prune's offers ({@link BlockPairs}):
    * after a summary pass 1 without prune candidates, pass 2 then copies no probabilities out of ONNX Runtime at all
    * (its confident counts come from inside), so the blocks' whole probabilities are copied out once instead of twice
-   * (1,000,000 x 1,000: passes 2 and 3 from 24.5 to about 19.5 s, docs/benchmarks.md). Only when label issues come
-   * next and pass 3 will run:
-   * predicted from pass 1, by a row whose argmax is confident and not its label (an off-diagonal count in cleanlab's
-   * confident joint) in a class of more than MIN_EXAMPLES_PER_CLASS rows. A wrong guess costs one product for the
-   * APs (labelIssues or finishAveragePrecision run it), never a result.
+   * (with BlockPairs and the scavenges after each block, passes 2 and 3 at 1,000,000 x 1,000 went from 24.5 to about
+   * 19.5 s, docs/benchmarks.md). Only when label issues come next and pass 3 will run: predicted from pass 1, by a row
+   * whose argmax is confident and not its label (an off-diagonal count in cleanlab's confident joint) in a class of
+   * more than MIN_EXAMPLES_PER_CLASS rows. A wrong guess costs one product for the APs (labelIssues or
+   * finishAveragePrecision run it), never a result.
    */
   private apInPass3(labelIssuesNext: boolean, cut: Int32Array): boolean {
     const { pred, labelArray: labels, maxOther, k, n } = this;
@@ -629,7 +632,7 @@ export class StreamedJudgement {
     // at most its smallest candidate) cannot beat the heap's last entry; the classes with an undecided pair are
     // pruned again by pass 3 from their rows' exact scores.
     const redo = this.pruneFromCandidates(heaps, selfValue);
-    const ap = this.averagePrecisionDue();
+    const ap = this.averagePrecisionDue(BlockPairs.rows);
     if (redo.some((x) => x === 1) || ap.due) {
       for (let c = 0; c < k; c++) if (redo[c]) heaps.emptyClass(c);
       // The last product of the judgement (a later one makes the session again): the head's memory arena goes
@@ -709,6 +712,8 @@ function keepLargest(d: Float32Array, o: number, k: number, skip: number, T: num
  * next product rather than beside it: three threads on two cores cost more than the overlap gave (15.1-15.8 s).
  */
 class BlockPairs {
+  /** The most rows counted at once (the accumulators' tiles are made for it). */
+  static readonly rows = 2 * SCORE_SPAN_ROWS;
   private held: { block: ProbabilityMatrix; first: number } | null = null;
 
   constructor(
@@ -726,6 +731,7 @@ class BlockPairs {
     const held = this.held;
     this.held = null;
     if (held) {
+      pairsCounted++;
       const chunks = [held.block.chunkOf(0), block.chunkOf(0).subarray(0, block.length * this.k)];
       return this.start(ProbabilityMatrix.fromShared({ numClasses: this.k, rowsPerChunk: SCORE_SPAN_ROWS, length: SCORE_SPAN_ROWS + block.length, chunks }), held.first);
     }
@@ -747,6 +753,12 @@ class BlockPairs {
     const parts = this.ap.parts(block, first);
     return parts.length > 0 ? startBlockParts(parts, countWork(parts, block), this.threaded && block.inSharedMemory) : () => undefined;
   }
+}
+
+let pairsCounted = 0;
+/** Tests: block pairs counted together by {@link BlockPairs} so far in this thread. */
+export function blockPairsCounted(): number {
+  return pairsCounted;
 }
 
 /** The AP accumulators when none are taken (pass 2 leaving them to pass 3). */

@@ -9,7 +9,7 @@ import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { computeMetrics } from '../../src/core/metrics';
 import { findLabelIssues, scanRows } from '../../src/core/labelIssues';
-import { PruneHeaps, shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
+import { blockPairsCounted, PruneHeaps, shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import { topKIndices, type ClassEmbeddings } from '../../src/core/zeroShot';
@@ -30,7 +30,7 @@ function normalise(v: Float32Array): Float32Array {
  * A dataset with structure: rows near their class's direction, `noise` of the labels moved to another class; classes
  * 2c + 1 repeat class 2c for c < dups (exact ties in every row).
  */
-function dataset(seed: number, n: number, k: number, dim: number, noise: number, dups = 0, spread = 0.9) {
+function dataset(seed: number, n: number, k: number, dim: number, noise: number, dups = 0, spread = 0.9, gaps = true) {
   const rand = lcg(seed);
   const centres = Array.from({ length: k }, () => normalise(Float32Array.from({ length: dim }, () => rand() * 2 - 1)));
   for (let c = 1; c < Math.min(k, 2 * dups); c += 2) centres[c] = centres[c - 1] as Float32Array;
@@ -41,20 +41,20 @@ function dataset(seed: number, n: number, k: number, dim: number, noise: number,
   const labelOf = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     // A few samples without an embedding (failed images) and a few with a label that is not a class.
-    if (i % 997 === 5) {
+    if (gaps && i % 997 === 5) {
       labelOf[i] = -2;
       continue;
     }
     const truth = Math.floor(rand() * k);
     const e = Float32Array.from({ length: dim }, (_, j) => (centres[truth] as Float32Array)[j] as number + (rand() * 2 - 1) * spread);
     rows.set(i, normalise(e));
-    labelOf[i] = i % 1499 === 7 ? -1 : rand() < noise ? Math.floor(rand() * k) : truth;
+    labelOf[i] = gaps && i % 1499 === 7 ? -1 : rand() < noise ? Math.floor(rand() * k) : truth;
   }
   return { cls, rows, labelOf };
 }
 
-async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean; top?: number; dups?: number; labelIssuesNext?: boolean; spread?: number } = {}) {
-  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise, streamedOptions.dups, streamedOptions.spread);
+async function bothPaths(seed: number, n: number, k: number, dim: number, noise: number, splitsOf: (i: number) => number, streamedOptions: { pruneCandidates?: number; lateAfterPass2?: boolean; summary?: boolean; top?: number; dups?: number; labelIssuesNext?: boolean; spread?: number; gaps?: boolean } = {}) {
+  const { cls, rows, labelOf } = dataset(seed, n, k, dim, noise, streamedOptions.dups, streamedOptions.spread, streamedOptions.gaps);
   const logitScale = 30;
   const ks = [1, 3, 5];
   const evaluated: number[] = [];
@@ -224,6 +224,24 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
     assert.deepEqual(deferred.streamed.issues, held.issues);
   } finally {
     shareStreamedRowPass(false);
+    setParallelism({});
+    stopHelpers();
+  }
+});
+
+test('pass 3 counts the APs left to it two blocks at a time on the helpers: a pair, a pair with a short second block, a last block alone', async () => {
+  try {
+    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    // Every row evaluated, so that blocks are full (4,096 rows): 3 blocks (a pair, then one flushed alone), and 3 blocks
+    // and 100 rows (two pairs, the second with a short block).
+    for (const [n, pairs] of [[3 * 4096, 1], [3 * 4096 + 100, 2]] as const) {
+      const before = blockPairsCounted();
+      const r = await bothPaths(29, n, 300, 24, 0.15, (i) => i % 2, { summary: true, labelIssuesNext: true, lateAfterPass2: false, gaps: false });
+      assert.equal(r.apAfterPass2, false);
+      assert.equal(blockPairsCounted() - before, pairs, `n = ${n}`);
+      assert.deepEqual(r.streamed, r.held, `n = ${n}`);
+    }
+  } finally {
     setParallelism({});
     stopHelpers();
   }
