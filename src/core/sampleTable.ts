@@ -37,8 +37,10 @@ export interface SampleColumns {
   sourceFile: Int32Array;
   sourceLine: Int32Array;
   hashes: (string | undefined)[] | null;
-  topClass: Int32Array;
-  topScore: Float64Array;
+  /** 16-bit when an evaluation fills it for fewer than 32,768 classes (half the memory at a million samples). */
+  topClass: Int16Array | Int32Array;
+  /** float32 when an evaluation fills it (its probabilities are float32: half the memory at a million samples). */
+  topScore: Float32Array | Float64Array;
   errors: Map<number, { code: string; message: string }>;
   probabilities: Map<number, string> | null;
 }
@@ -51,7 +53,7 @@ export function newSampleColumns(
   n: number,
   k: number,
   classes: readonly string[],
-  top: { topClass: Int32Array; topScore: Float64Array; probabilities: Map<number, string> | null },
+  top: { topClass: Int16Array | Int32Array; topScore: Float32Array | Float64Array; probabilities: Map<number, string> | null },
 ): SampleColumns {
   return {
     n, k, classes,
