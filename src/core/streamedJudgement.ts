@@ -466,8 +466,7 @@ export class StreamedJudgement {
   private apInPass3(labelIssuesNext: boolean, cut: Int32Array): boolean {
     const { pred, labelArray: labels, maxOther, k, n } = this;
     if (!labelIssuesNext || !this.summarised || this.candidates > 0 || this.pending.length === 0 || !maxOther) return false;
-    const size = new Int32Array(k);
-    for (let i = 0; i < n; i++) size[labels[i] as number]++;
+    const size = this.classSizes();
     // pass 1 left the argmax's score in maxOther when the argmax is not the label; cut as float32 is each class's
     // smallest confident score.
     const score = new Float32Array(maxOther.buffer, maxOther.byteOffset, n);
@@ -478,6 +477,15 @@ export class StreamedJudgement {
       if (j !== c && (size[c] as number) > MIN_EXAMPLES_PER_CLASS && (score[i] as number) >= (least[j] as number)) return true;
     }
     return false;
+  }
+
+  private sizes: Int32Array | null = null;
+  /** Evaluated rows per class (made once). */
+  private classSizes(): Int32Array {
+    if (this.sizes) return this.sizes;
+    const size = new Int32Array(this.k);
+    for (let i = 0; i < this.n; i++) size[this.labelArray[i] as number]++;
+    return (this.sizes = size);
   }
 
   /** Pass 2's per-row scan (tests: against labelIssues.ts scanRows on the held matrix); null before it. */
@@ -604,8 +612,7 @@ export class StreamedJudgement {
     const { classes } = this.input;
     if (n === 0) return [];
     const prune = pruneCountMatrix(jointFromGuesses(labels, k, guess, true), MIN_EXAMPLES_PER_CLASS);
-    const size = new Int32Array(k);
-    for (let i = 0; i < n; i++) size[labels[i] as number]++;
+    const size = this.classSizes();
     const flagged = new Uint8Array(n);
     // Per given class c: the other classes j with rows to flag, each with a heap of its best (margin, row) so far.
     const pairs = { c: new Int32Array(k * (k - 1)), j: new Int32Array(k * (k - 1)), count: new Int32Array(k * (k - 1)), length: 0 };
