@@ -107,6 +107,15 @@ export interface DuplicateAnalysis {
   warnings: Warning[];
 }
 
+/** The metrics the leakage figures need (DuplicateInput's): given with the input, or once known (FoundDuplicates). */
+export type LeakageMetrics = Pick<DuplicateInput, 'metricsFor' | 'metricsBySplit'>;
+
+/**
+ * Duplicates found (groups, outliers): the leakage figures and the warnings follow from the metrics, which may come
+ * later. Holds the samples, the groups and the links, nothing of the kNN index or the normalised rows.
+ */
+export type FoundDuplicates = (metrics: LeakageMetrics) => DuplicateAnalysis;
+
 export function checkDuplicateThresholds(t: DuplicateThresholds): void {
   const bad = (key: string, v: unknown, what: string) => {
     throw new ClipLensError('duplicates-bad-threshold', `duplicates.${key} must be ${what}, got ${v}`);
@@ -295,6 +304,11 @@ export function nearDuplicatePairsFromEmbeddings(
 
 /** Groups, leakage, outliers and their warnings. Throws ClipLensError on invalid thresholds. */
 export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): DuplicateAnalysis {
+  return findDuplicates(input, thresholds)(input);
+}
+
+/** {@link analyseDuplicates} up to the metrics (its input's metricsFor and metricsBySplit are not read). */
+function findDuplicates(input: DuplicateInput, thresholds: Partial<DuplicateThresholds>): FoundDuplicates {
   const t: DuplicateThresholds = { ...DEFAULT_DUPLICATE_THRESHOLDS, ...thresholds };
   checkDuplicateThresholds(t);
   const { dim } = input;
@@ -318,7 +332,7 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
     for (let p = 0; p < pairs.a.length; p++) links.link(pairs.a[p], pairs.b[p], pairs.similarity[p]);
   }
   const outliers = nb && outlierK > 0 ? findOutliers(input, prep, outlierDistances(nb, outlierK), classDistances(input, prep, packedRepRows(vectors, dim))) : [];
-  return finishAnalysis(input, t, prep, links, outliers);
+  return found(input, t, prep, links, outliers);
 }
 
 /**
@@ -329,6 +343,11 @@ export function analyseDuplicates(input: DuplicateInput, thresholds: Partial<Dup
  * exactly analyseDuplicates.
  */
 export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): Promise<DuplicateAnalysis> {
+  return (await findDuplicatesAsync(input, thresholds))(input);
+}
+
+/** {@link analyseDuplicatesAsync} up to the metrics (its input's metricsFor and metricsBySplit are not read). */
+export async function findDuplicatesAsync(input: DuplicateInput, thresholds: Partial<DuplicateThresholds> = {}): Promise<FoundDuplicates> {
   const t: DuplicateThresholds = { ...DEFAULT_DUPLICATE_THRESHOLDS, ...thresholds };
   checkDuplicateThresholds(t);
   const prep = representativesOf(input);
@@ -336,7 +355,7 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   const { nearK, outlierK } = neighbourCounts(input, m, t);
   const wantIvf = input.ivf ?? 'auto';
   const large = m >= 3 && wantIvf !== false && (wantIvf === true || m >= IVF_MIN_ROWS) && input.approximate !== false;
-  if (!large || !(await ivfAvailable())) return analyseDuplicates(input, thresholds);
+  if (!large || !(await ivfAvailable())) return findDuplicates(input, thresholds);
   const source = repRowSource(input.embeddings, input.dim, prep.reps);
   // The outliers' class sums gathered as the build reads the rows (one decode of them fewer).
   const classSums = outlierK > 0 ? (({ classOf, classes }) => new ClassSums(classOf, classes, input.dim))(classesOfReps(input.samples, prep.reps)) : undefined;
@@ -344,7 +363,7 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
   memMark('duplicates: IVF index built');
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
-  if (nearK === 0 && outlierK === 0) return finishAnalysis(input, t, prep, links, []);
+  if (nearK === 0 && outlierK === 0) return found(input, t, prep, links, []);
   // The class distances on a helper thread while this one runs the self-search (rows in shared memory), else now.
   const classDistances = outlierK > 0 ? classDistancesOfRows(input, prep, source, classSums, input.embeddings instanceof EmbeddingRows ? input.embeddings.stored : undefined) : undefined;
   const nb = await index.selfNeighboursAsync(Math.max(nearK, outlierK));
@@ -356,7 +375,7 @@ export async function analyseDuplicatesAsync(input: DuplicateInput, thresholds: 
     outliers = findOutliers(input, prep, await outliersFromProjected(index, nb, outlierK, classDistances, classIndexOfReps(input, prep)), classDistances());
     memMark('duplicates: outliers');
   }
-  return finishAnalysis(input, t, prep, links, outliers);
+  return found(input, t, prep, links, outliers);
 }
 
 /**
@@ -591,11 +610,24 @@ function linkHashPairs(input: DuplicateInput, reps: number[], t: DuplicateThresh
   });
 }
 
+/** What the leakage figures and the warnings read of the input. */
+type LeakageInput = Pick<DuplicateInput, 'samples' | 'hasEmbedding'> & LeakageMetrics;
+
+/**
+ * The duplicates found, finished when the metrics come ({@link finishAnalysis}). Made here, not inside the functions
+ * that find them: a closure made there would keep their whole scope (the kNN index, the normalised rows) alive.
+ */
+function found(input: DuplicateInput, t: DuplicateThresholds, prep: Representatives, links: Links, outliers: Outlier[]): FoundDuplicates {
+  const { samples, hasEmbedding } = input;
+  return (metrics) => finishAnalysis({ samples, hasEmbedding, metricsFor: metrics.metricsFor, metricsBySplit: metrics.metricsBySplit }, t, prep, links, outliers);
+}
+
 /** Near groups from the links, then leakage and warnings. */
-function finishAnalysis(input: DuplicateInput, t: DuplicateThresholds, prep: Representatives, links: Links, outliers: Outlier[]): DuplicateAnalysis {
+function finishAnalysis(input: LeakageInput, t: DuplicateThresholds, prep: Representatives, links: Links, outliers: Outlier[]): DuplicateAnalysis {
   const { samples } = input;
   const hasSplits = samples.some((s) => s.split !== undefined);
-  const { groups } = prep;
+  // A copy: the same duplicates may be finished more than once.
+  const groups = prep.groups.slice();
   const m = prep.reps.length;
   const { uf, edgeSims } = links;
   const components = new Map<number, { reps: number[]; similarity: number }>();
@@ -923,7 +955,7 @@ function duplicateWarnings(
   raw: { kind: 'exact' | 'near'; members: number[] }[],
   leakage: LeakedSplit[],
   outliers: Outlier[],
-  input: DuplicateInput,
+  input: LeakageInput,
   t: DuplicateThresholds,
 ): Warning[] {
   const out: Warning[] = [];
@@ -1240,8 +1272,6 @@ export interface RunDuplicatesArgs {
   /** Decodes the images whose hashes are missing (the model's, so that every hash of a run is of the same pixels). */
   preprocessor: ImagePreprocessor;
   thresholds?: Partial<DuplicateThresholds>;
-  metricsFor?: (sampleIndices: number[]) => Metrics | null;
-  metricsBySplit?: Record<string, Metrics>;
   signal?: AbortSignal;
 }
 
@@ -1264,9 +1294,11 @@ class SampleImage implements PixelHashSource {
 
 /**
  * The evaluation's duplicate phase: the pixel hashes not known from the image phase (imported embeddings: read and
- * decoded here, cached by content hash), then {@link analyseDuplicates}.
+ * decoded here, cached by content hash), then {@link findDuplicatesAsync}: the leakage figures wait for the metrics
+ * (a streamed judgement finds the duplicates before its first pass, so that the kNN index's memory and the passes'
+ * never add up).
  */
-export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAnalysis> {
+export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<FoundDuplicates> {
   // Each row's source made when it is reached (not a million objects and paths held at once); its folder joined once
   // per folder, its file only when read (a million imported embeddings whose images are elsewhere read none).
   const folders = new Map<string, string>();
@@ -1281,8 +1313,8 @@ export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAn
   const { hashes, ok } = await pixelHashesOf(sourceOf, a.pixelHashes, a.preprocessor, { signal: a.signal });
   memMark('duplicates: pixel hashes done');
   const dim = a.embeddings.dim;
-  if (dim === 0) return { groups: [], leakage: [], outliers: [], warnings: [] };
-  return analyseDuplicatesAsync(
+  if (dim === 0) return () => ({ groups: [], leakage: [], outliers: [], warnings: [] });
+  return findDuplicatesAsync(
     {
       samples: a.samples,
       embeddings: a.embeddings,
@@ -1290,8 +1322,6 @@ export async function duplicatesOfRun(a: RunDuplicatesArgs): Promise<DuplicateAn
       hasEmbedding: a.embeddings.has,
       pixelHashes: hashes,
       hasPixelHash: ok,
-      metricsFor: a.metricsFor,
-      metricsBySplit: a.metricsBySplit,
     },
     a.thresholds,
   );

@@ -21,7 +21,7 @@ import { computeWarnings, effectiveWarningThresholds } from './warnings';
 import { predictorNeedsEmbeddings, runPredictors, zeroShotFindsLabelIssues } from './predictors';
 import { findLabelIssues } from './labelIssues';
 import { forEachScoredBlock, StreamedJudgement } from './streamedJudgement';
-import { EmbeddingRows, duplicatesOfRun, type HalfRow } from './duplicates';
+import { EmbeddingRows, duplicatesOfRun, type DuplicateAnalysis, type HalfRow, type LeakageMetrics } from './duplicates';
 import { PixelHashRows, hashCacheNamespace, perceptualHashes, perceptualHashesOfRgb, type ImagesNotOnDisk } from './perceptualHash';
 import type { Dataset, DatasetProblem, Sample } from './types';
 import { REPORT_SCHEMA_VERSION, type EvalReport, type LabelIssue, type Metrics, type PredictorName, type PredictorReport, type ProvisionalInfo, type ReportSample, type Warning } from './report';
@@ -588,7 +588,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
     warnings: Warning[];
     labelIssues: LabelIssue[];
     predictor: PredictorReport | undefined;
-    duplicates: Awaited<ReturnType<typeof duplicatesOfRun>>;
+    duplicates: DuplicateAnalysis;
     /** Zero-shot products run. */
     passes: number;
   };
@@ -597,15 +597,8 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
    * probabilities are read, by either judgement) instead of into per-sample objects.
    */
   const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true, classes.length) : null;
-  /**
-   * Duplicates, leakage and outliers (duplicates.ts) of either judgement: `rowOf` maps a sample to its evaluated row
-   * (-1: none), `metricsOfRows` gives the metrics of some rows (the metrics without leaked samples).
-   */
-  const duplicatesOfJudgement = (
-    metricsBySplit: Record<string, Metrics> | undefined,
-    rowOf: (sample: number) => number,
-    metricsOfRows: (rows: number[]) => Metrics,
-  ) =>
+  /** Duplicates and outliers (duplicates.ts) of either judgement; their leakage figures come with {@link leakageMetrics}. */
+  const findDuplicates = () =>
     duplicatesOfRun({
       root: dataset.root,
       samples: results,
@@ -613,13 +606,23 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       pixelHashes,
       preprocessor: model.preprocessor,
       thresholds: config.duplicates,
-      metricsBySplit,
-      metricsFor: (indices) => {
-        const rows = indices.map(rowOf).filter((r) => r >= 0);
-        return rows.length > 0 ? metricsOfRows(rows) : null;
-      },
       signal,
     });
+  /**
+   * The leakage figures' metrics: `rowOf` maps a sample to its evaluated row (-1: none), `metricsOfRows` gives the
+   * metrics of some rows (the metrics without leaked samples).
+   */
+  const leakageMetrics = (
+    metricsBySplit: Record<string, Metrics> | undefined,
+    rowOf: (sample: number) => number,
+    metricsOfRows: (rows: number[]) => Metrics,
+  ): LeakageMetrics => ({
+    metricsBySplit,
+    metricsFor: (indices) => {
+      const rows = indices.map(rowOf).filter((r) => r >= 0);
+      return rows.length > 0 ? metricsOfRows(rows) : null;
+    },
+  });
   /** The judgement over the held N x K matrix. */
   const heldJudgement = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
     memMark('judgement: held, before scoring');
@@ -662,18 +665,21 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
     // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
     const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
-    const duplicates = await duplicatesOfJudgement(
-      metricsBySplit,
-      (i) => rowOfSample.get(i) ?? -1,
-      (rows) => computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }),
+    const duplicates = (await findDuplicates())(
+      leakageMetrics(
+        metricsBySplit,
+        (i) => rowOfSample.get(i) ?? -1,
+        (rows) => computeMetrics({ classes, labels, probs: matrix }, { ks, indices: rows }),
+      ),
     );
     return { evaluated, metrics, metricsBySplit, warnings, labelIssues, predictor, duplicates, passes: 1 };
   };
   /**
-   * The same judgement without the matrix (streamedJudgement.ts): pass 1 (top-K per sample, per-row metrics), the
-   * metrics, the duplicates (the metrics without leaked samples: their APs wait for pass 2), pass 2 (cleanlab's
-   * scan, the prune's candidates, the APs of all rows, splits and those subsets), then the predictor, whose zero-shot
-   * label issues need a pass 3 only when the candidates do not decide the prune.
+   * The same judgement without the matrix (streamedJudgement.ts): the duplicates and outliers first (their kNN index,
+   * the run's largest memory after the rows, is gone before any pass), pass 1 (top-K per sample, per-row metrics),
+   * the metrics, the duplicates' leakage figures (the metrics without leaked samples: their APs wait for pass 2), pass
+   * 2 (cleanlab's scan, the prune's candidates, the APs of all rows, splits and those subsets), then the predictor,
+   * whose zero-shot label issues need a pass 3 only when the candidates do not decide the prune.
    */
   const streamedJudgementOf = async (classEmbeddings: ClassEmbeddings): Promise<Judged> => {
     const evaluated: number[] = [];
@@ -684,12 +690,16 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         evaluated.push(i);
       }
     }
-    const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
-    const judge = new StreamedJudgement({ rows: embeddingRows, classEmbeddings, logitScale: model.logitScale, classes, rowOfSample, labels, signal });
     for (let i = 0; i < samples.length; i++) {
       const hash = store.hash(i);
       if (hash !== null) own(i).contentHash = hash;
     }
+    memMark('judgement: streamed, before the duplicates');
+    const foundDuplicates = await findDuplicates();
+    memMark('judgement: duplicates/outliers found');
+    releaseGarbage('the duplicates');
+    const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
+    const judge = new StreamedJudgement({ rows: embeddingRows, classEmbeddings, logitScale: model.logitScale, classes, rowOfSample, labels, signal });
     memMark('judgement: streamed, before pass 1');
     // Without --probabilities no sample needs its whole row: pass 1 reduces the rows inside ONNX Runtime.
     const onRow = (i: number, p: Float32Array) => {
@@ -717,9 +727,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
         }
       }
     }
-    const duplicates = await duplicatesOfJudgement(metricsBySplit, (i) => rowOfSample[i] as number, (rows) => judge.metrics(ks, rows));
-    memMark('judgement: duplicates/outliers done');
-    releaseGarbage('the duplicates');
+    const duplicates = foundDuplicates(leakageMetrics(metricsBySplit, (i) => rowOfSample[i] as number, (rows) => judge.metrics(ks, rows)));
     // Pass 2, once the duplicates have asked for their subsets' metrics: their APs come with it.
     if (metrics) await judge.secondPass(zeroShotFindsLabelIssues(requestedPredictor, evaluated.length));
     memMark('judgement: pass 2 done (cleanlab scan, APs)');
@@ -860,15 +868,21 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
  */
 function topKColumns(n: number, topK: number, withProbabilities: boolean, classes: number) {
   const k = Math.max(1, topK);
-  const topClass = (classes < 0x8000 ? new Int16Array(n * k) : new Int32Array(n * k)).fill(-1);
-  const topScore = new Float32Array(n * k);
+  // Made when the first sample's top classes come (30 MB at a million samples, not held through what runs before).
+  let columns: { topClass: Int16Array | Int32Array; topScore: Float32Array } | null = null;
+  const made = () => (columns ??= { topClass: (classes < 0x8000 ? new Int16Array(n * k) : new Int32Array(n * k)).fill(-1), topScore: new Float32Array(n * k) });
   const probabilities = withProbabilities ? new Map<number, string>() : null;
   return {
     k,
-    topClass,
-    topScore,
+    get topClass() {
+      return made().topClass;
+    },
+    get topScore() {
+      return made().topScore;
+    },
     probabilities,
     set(i: number, p: Float32Array): void {
+      const { topClass, topScore } = made();
       topKIndices(p, k).forEach((ci, rank) => {
         topClass[i * k + rank] = ci;
         topScore[i * k + rank] = p[ci] as number;
@@ -877,6 +891,7 @@ function topKColumns(n: number, topK: number, withProbabilities: boolean, classe
     },
     /** The top classes and scores already known (best first; at most k of them taken). */
     setTop(i: number, cls: Int32Array, scores: Float32Array): void {
+      const { topClass, topScore } = made();
       const t = Math.min(k, cls.length);
       for (let q = 0; q < t; q++) {
         topClass[i * k + q] = cls[q] as number;

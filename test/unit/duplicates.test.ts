@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { evaluateDataset } from '../../src/core/evaluate';
 import { ClipModel } from '../../src/core/runtime';
 import { ClipLensError } from '../../src/core/errors';
-import { analyseDuplicates, analyseDuplicatesAsync, EmbeddingRows, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, nearDuplicatePairsFromEmbeddingsAsync, randomProjection, splitRank } from '../../src/core/duplicates';
+import { analyseDuplicates, analyseDuplicatesAsync, EmbeddingRows, findDuplicatesAsync, hashCandidatePairs, nearDuplicatePairsFromEmbeddings, nearDuplicatePairsFromEmbeddingsAsync, randomProjection, splitRank } from '../../src/core/duplicates';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import { approximateAvailable, ivfAvailable } from '../../src/core/neighbours';
 import { ImagePreprocessor, decodeObserver } from '../../src/core/imagePreprocess';
@@ -21,6 +21,7 @@ import { readObserver } from '../../src/core/fileSystem';
 import { readPreprocessorConfig } from '../../src/core/preprocessorConfig';
 import { HASH_WORDS, hammingDistance, hashDistance, perceptualHashOfPixels, perceptualHashes } from '../../src/core/perceptualHash';
 import type { DuplicateGroup, EvalReport } from '../../src/core/report';
+import type { Metrics } from '../../src/core/metrics';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');
@@ -533,5 +534,53 @@ test('analyseDuplicatesAsync: the IVF path (rows read through EmbeddingRows.copy
   } finally {
     setParallelism({});
     stopHelpers();
+  }
+});
+
+test('findDuplicatesAsync: the duplicates found before the metrics exist, finished with them, are analyseDuplicatesAsync\'s analysis (IVF and exact paths)', async () => {
+  const rnd = signedLcg(11);
+  const n = 2400;
+  const dim = 64;
+  const classes = 12;
+  const centres = Array.from({ length: classes }, () => Array.from({ length: dim }, () => rnd()));
+  const rows = new EmbeddingRows(n);
+  const samples: { path: string; label: string; split: string }[] = [];
+  const row = new Float32Array(dim);
+  const kept: Float32Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = i % classes;
+    // Every 40th row a near-copy of the row 13 before it (another split half the time): leakage to report.
+    const copyOf = i % 40 === 39 ? i - 13 : -1;
+    for (let d = 0; d < dim; d++) row[d] = copyOf >= 0 ? (kept[copyOf] as Float32Array)[d] + 0.005 * rnd() : centres[c][d] + (i % 200 === 3 ? 3 : 0.8) * rnd();
+    kept.push(row.slice());
+    rows.set(i, row);
+    samples.push({ path: `c${c}/${i}.png`, label: `c${c}`, split: i % 2 === 0 ? 'test' : 'train' });
+  }
+  // Fake metrics, told apart by what they were asked for: the leakage figures and the warnings' numbers follow them.
+  const asked: number[][] = [];
+  const metricsFor = (indices: number[]) => {
+    asked.push(indices);
+    return { n: indices.length, top1Accuracy: (indices.length % 97) / 97, balancedAccuracy: (indices.length % 89) / 89 } as unknown as Metrics;
+  };
+  const metricsBySplit = { test: { n: n / 2, top1Accuracy: 0.75, balancedAccuracy: 0.5 } as unknown as Metrics };
+  const input = { samples, embeddings: rows, dim, hasEmbedding: Uint8Array.from(rows.has), pixelHashes: null };
+  for (const ivf of [false, true]) {
+    const found = await findDuplicatesAsync({ ...input, ivf }, { minCosine: 0.99 });
+    assert.equal(asked.length, 0, 'nothing asked before the metrics are given');
+    const later = found({ metricsFor, metricsBySplit });
+    assert.ok(asked.length > 0, 'the leakage figures asked for the metrics without the leaked samples');
+    asked.length = 0;
+    const atOnce = await analyseDuplicatesAsync({ ...input, ivf, metricsFor, metricsBySplit }, { minCosine: 0.99 });
+    assert.deepEqual(later, atOnce, `ivf ${ivf}`);
+    // The planted pairs are the groups (60), half of them across the splits.
+    assert.deepEqual(later.groups.map((g) => g.paths.length), Array.from({ length: n / 40 }, () => 2));
+    assert.ok(later.leakage.length === 1 && later.leakage[0]?.metricsWithoutLeaked !== null, JSON.stringify(later.leakage.map((l) => l.split)));
+    assert.match(later.warnings.find((w) => w.kind === 'leakage')?.message ?? '', /top-1 75% with them/);
+    // Finished again without metrics: the same groups and outliers, no figures.
+    const bare = found({});
+    assert.deepEqual([bare.groups, bare.outliers], [later.groups, later.outliers]);
+    assert.equal(bare.leakage[0]?.metricsWithoutLeaked, null);
+    asked.length = 0;
+    if (!(await ivfAvailable())) break;
   }
 });
