@@ -496,7 +496,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
   });
   // A large evaluation's embedding rows (a GB at a million samples) are garbage now: freed before the report is written
   // (the helper threads, which saw them in shared memory, stopped first unless another evaluation is using them: they
-  // restart on demand).
+  // restart on demand), and given back before it is (the write encodes the sidecar on a worker beside the JSON).
   if (plan.dataset.samples.length > INLINE_SAMPLES_LIMIT) {
     await stopIdleHelpers();
     releaseGarbage('the evaluation');

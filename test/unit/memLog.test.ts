@@ -68,6 +68,18 @@ test('releaseGarbage: once allowed (the CLI), a full collection frees dropped Ar
   assert.ok(held - after >= 255 * 1024 * 1024, `freed ${(held - after) / 2 ** 20} MiB`);
 });
 
+test('releaseGarbage: many dropped shared buffers (the embedding rows\' chunks), which V8 frees in the background after a full collection, are all given back when it returns', () => {
+  allowFullCollection();
+  const MiB = 1024 * 1024;
+  const before = process.memoryUsage().arrayBuffers;
+  let chunks: Uint8Array[] | null = Array.from({ length: 24 }, (_, i) => new Uint8Array(new SharedArrayBuffer(16 * MiB)).fill(i + 1));
+  assert.ok(process.memoryUsage().arrayBuffers - before >= 384 * MiB && chunks[23]?.[999] === 24);
+  chunks = null;
+  assert.equal(releaseGarbage('the test chunks'), true);
+  const left = process.memoryUsage().arrayBuffers - before;
+  assert.ok(left < 32 * MiB, `${(left / MiB).toFixed(0)} MiB still counted`);
+});
+
 test('releaseYoungGarbage: once allowed, a scavenge frees a dropped young ArrayBuffer (an ONNX Runtime output per block) without a full collection', () => {
   allowFullCollection();
   // 40 blocks of 16 MB, each dropped and a scavenge run (what forEachPackedBlock does): at most the last one is still
