@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipLensError } from '../core/errors';
 import { jsonReportChunks } from '../core/reportExport';
-import { reportForFile, writeSamplesSidecar, type SamplesMode } from '../core/reportSamples';
+import { reportForFile, startSamplesSidecar, type SamplesMode } from '../core/reportSamples';
 import { downloadModel } from '../core/modelDownload';
 import type { ObtainModel } from '../core/run';
 import type { EvalReport } from '../core/report';
@@ -119,14 +119,13 @@ function firstLine(s: string): string {
 export async function writeJsonReport(report: EvalReport, file: string, mode: SamplesMode = 'auto'): Promise<void> {
   const { json, sidecar } = reportForFile(report, file, mode);
   await writeOutput(file, async (fh) => {
-    // The folder exists now; the sidecar is in place before the report that names it. Encoded on this thread, first:
-    // a large evaluation's embedding rows (a GB at a million samples) are often still resident when the write starts
-    // (V8 frees their memory at a later collection), and the encoding's allocations get them freed; a worker encoding
-    // beside the JSON was 1.5 s faster but added its copy of the columns on top of them (peaks of 2,273 and 2,457 MiB
-    // in 2 of 13 million-row runs against about 1,900: docs/benchmarks.md).
+    // The folder exists now. A large sidecar's encoding starts on a worker while this thread writes the JSON, then
+    // this thread encodes its share (startSamplesSidecar); it is in place before the report that names it (renamed
+    // into place after this function). A large evaluation's embedding rows (a GB at a million samples) were given back
+    // before (run.ts executeRun, memLog.ts releaseGarbage): with them still resident the worker's copy of the columns
+    // piled on them (peaks of 2,273 and 2,457 MiB in 2 of 13 million-row runs against about 1,900: docs/benchmarks.md).
     memMark('write: start');
-    if (sidecar) await writeSamplesSidecar(report, sidecar, 'here');
-    memMark('write: sidecar written');
+    const sidecarJob = sidecar ? startSamplesSidecar(report, sidecar) : null;
     let pending = '';
     for (const chunk of jsonReportChunks(json, 1)) {
       pending += chunk;
@@ -137,6 +136,8 @@ export async function writeJsonReport(report: EvalReport, file: string, mode: Sa
     }
     await fh.write(`${pending}\n`);
     memMark('write: JSON written');
+    await sidecarJob?.written();
+    memMark('write: sidecar written');
   });
 }
 

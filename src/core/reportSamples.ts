@@ -96,6 +96,14 @@ export interface SidecarColumns {
   issueRank: Int32Array;
   issueScore: (number | null)[];
   issueSuggested: Int32Array;
+  /** Set on some rows of a file (sidecarRows): whether the file has the probabilities column (else: whether a row has them). */
+  probabilityColumn?: boolean;
+}
+
+/** Whether the file of these columns has the probabilities column. */
+function probabilityColumn(columns: SidecarColumns): boolean {
+  const c = columns.samples;
+  return columns.probabilityColumn ?? ('labelNames' in c ? c.probabilities !== null && c.probabilities.size > 0 : c.probs !== null);
 }
 
 /** The per-sample columns of the file, one array each (a class column: indices into the report's classes). */
@@ -114,7 +122,7 @@ interface SampleFileColumns {
 }
 
 /** A sample table's columns spread out into the file's (see {@link SidecarColumns}). */
-function fileColumnsOf(c: SampleColumns, n: number, k: number): SampleFileColumns {
+function fileColumnsOf(c: SampleColumns, n: number, k: number, withProbabilities: boolean): SampleFileColumns {
   const labels: string[] = new Array(n);
   const splits: (string | null)[] = new Array(n);
   const srcFile: (string | null)[] = new Array(n);
@@ -142,53 +150,107 @@ function fileColumnsOf(c: SampleColumns, n: number, k: number): SampleFileColumn
     errCode[i] = e.code;
     errMessage[i] = e.message;
   }
-  if (c.probabilities && c.probabilities.size > 0) {
+  if (withProbabilities) {
     probs = new Array<string | null>(n).fill(null);
-    for (const [i, json] of c.probabilities) probs[i] = json;
+    for (const [i, json] of c.probabilities ?? []) probs[i] = json;
   }
   return { paths: c.paths, labels, splits, srcFile, srcLine: c.sourceLine, hashes, errCode, errMessage, topClass, topScore, probs };
 }
 
 /**
- * Where a large report's sidecar is encoded: `auto`, on a worker thread from SIDECAR_WORKER_MIN_ROWS samples (the
- * editor: its extension host stays responsive), or `here` (the CLI, see cli/io.ts writeJsonReport).
+ * Rows r0 .. r1 - 1 of the sidecar's columns, copied (what a worker encoding them is posted: those rows only). Which
+ * columns exist follows the whole (the probabilities' column, when any row has one), so that every part of one file
+ * has the file's schema.
  */
-export type SidecarThread = 'auto' | 'here';
+export function sidecarRows(columns: SidecarColumns, r0: number, r1: number): SidecarColumns {
+  const { k } = columns;
+  const within = <V>(m: Map<number, V>) => new Map([...m].filter(([i]) => i >= r0 && i < r1).map(([i, v]) => [i - r0, v]));
+  const c = columns.samples;
+  let samples: SampleColumns | SampleFileColumns;
+  if ('labelNames' in c) {
+    samples = {
+      ...c,
+      n: r1 - r0,
+      paths: c.paths.slice(r0, r1),
+      labels: c.labels.slice(r0, r1),
+      splits: c.splits.slice(r0, r1),
+      sourceFile: c.sourceFile.slice(r0, r1),
+      sourceLine: c.sourceLine.slice(r0, r1),
+      hashes: c.hashes ? c.hashes.slice(r0, r1) : null,
+      topClass: c.topClass.slice(r0 * k, r1 * k),
+      topScore: c.topScore.slice(r0 * k, r1 * k),
+      errors: within(c.errors),
+      probabilities: c.probabilities ? within(c.probabilities) : null,
+    };
+  } else {
+    const cut = <T>(a: T[]) => a.slice(r0, r1);
+    samples = {
+      paths: cut(c.paths),
+      labels: cut(c.labels),
+      splits: cut(c.splits),
+      srcFile: cut(c.srcFile),
+      srcLine: c.srcLine.slice(r0, r1),
+      hashes: cut(c.hashes),
+      errCode: cut(c.errCode),
+      errMessage: cut(c.errMessage),
+      topClass: c.topClass.map((a) => a.slice(r0, r1)),
+      topScore: c.topScore.map((a) => a.slice(r0, r1)),
+      probs: c.probs ? cut(c.probs) : null,
+    };
+  }
+  return { ...columns, n: r1 - r0, samples, probabilityColumn: probabilityColumn(columns), issueRank: columns.issueRank.slice(r0, r1), issueScore: columns.issueScore.slice(r0, r1), issueSuggested: columns.issueSuggested.slice(r0, r1) };
+}
 
 /** Builds the sidecar of `report`'s samples (Parquet bytes). */
-export async function samplesParquet(report: EvalReport, thread: SidecarThread = 'auto'): Promise<Uint8Array> {
+export async function samplesParquet(report: EvalReport): Promise<Uint8Array> {
   const columns = sidecarColumns(report);
-  return thread === 'auto' && columns.n >= SIDECAR_WORKER_MIN_ROWS ? parquetOnWorker(columns) : parquetOfColumns(columns);
+  return columns.n >= SIDECAR_WORKER_MIN_ROWS ? parquetOnWorker(columns) : parquetOfColumns(columns);
 }
 
 /**
- * From this many samples on the sidecar is encoded on a worker thread (sidecarWorker.ts) unless asked otherwise: at a
- * million samples the encoding takes about 3 s, which the extension host should not be blocked for.
+ * From this many samples on the sidecar is encoded on a worker thread (sidecarWorker.ts): at a million samples the
+ * encoding takes about 3 s, which the extension host should not be blocked for, and which the CLI spends writing the
+ * JSON meanwhile (cli/io.ts writeJsonReport).
  */
 const SIDECAR_WORKER_MIN_ROWS = 100_000;
+
+/** What a sidecar worker (sidecarWorker.ts) is posted: the columns to encode as a whole file, or as a part. */
+export interface SidecarJob {
+  columns: SidecarColumns;
+  part?: boolean;
+}
 
 /**
  * {@link parquetOfColumns} on a worker thread of its own; on this thread when none can be started or it fails
  * (`fallback` false, for the tests: its error instead).
  */
-export async function parquetOnWorker(columns: SidecarColumns, fallback = true): Promise<Uint8Array> {
+export function parquetOnWorker(columns: SidecarColumns, fallback = true): Promise<Uint8Array> {
+  return onSidecarWorker<Uint8Array>({ columns }, 'bytes', () => parquetOfColumns(columns), fallback);
+}
+
+/** {@link sidecarPart} on a worker thread of its own (as {@link parquetOnWorker}). */
+export function partOnWorker(columns: SidecarColumns, fallback = true): Promise<SidecarPart> {
+  return onSidecarWorker<SidecarPart>({ columns, part: true }, 'part', () => sidecarPart(columns), fallback);
+}
+
+async function onSidecarWorker<T>(job: SidecarJob, answer: 'bytes' | 'part', here: () => Promise<T>, fallback: boolean): Promise<T> {
   const w = startWorkerScript('sidecarWorker');
   if (!w) {
     if (!fallback) throw new Error('no sidecar worker script');
-    return parquetOfColumns(columns);
+    return here();
   }
   try {
-    return await new Promise<Uint8Array>((resolve, reject) => {
-      w.once('message', (m: { bytes?: Uint8Array; error?: string }) => (m.bytes ? resolve(m.bytes) : reject(new Error(m.error))));
+    return await new Promise<T>((resolve, reject) => {
+      w.once('message', (m: { bytes?: Uint8Array; part?: SidecarPart; error?: string }) => (m[answer] ? resolve(m[answer] as T) : reject(new Error(m.error))));
       w.once('error', reject);
       w.once('exit', (code) => reject(new Error(`the sidecar worker stopped (exit code ${code})`)));
-      w.postMessage(columns);
+      w.postMessage(job);
     });
   } catch (e) {
     if (!fallback) throw e;
     // The worker failed (it could not load, or ran out of memory): the same encoding here, whose error, if any, is
     // the one to report.
-    return parquetOfColumns(columns);
+    return here();
   } finally {
     void w.terminate();
   }
@@ -253,11 +315,13 @@ export function sidecarColumns(report: EvalReport): SidecarColumns {
   return { n, k, classes: classes.length, samples, issueRank, issueScore, issueSuggested };
 }
 
-/** The sidecar's Parquet bytes from its columns (no I/O: runs on any thread). */
-export async function parquetOfColumns(columns: SidecarColumns): Promise<Uint8Array> {
+type HyparquetWriter = typeof import('hyparquet-writer', { with: { 'resolution-mode': 'import' } });
+type ParquetWriterOf = InstanceType<HyparquetWriter['ParquetWriter']>;
+
+/** The file's schema and its columns' data for the rows of `columns` (see {@link parquetOfColumns}). */
+function fileColumnData(w: HyparquetWriter, columns: SidecarColumns): { schema: ReturnType<HyparquetWriter['schemaFromColumnData']>; columnData: ColumnSource[] } {
   const { n, k, issueRank, issueScore, issueSuggested } = columns;
-  const { paths, labels, splits, srcFile, srcLine, hashes, errCode, errMessage, topClass, topScore, probs } = 'labelNames' in columns.samples ? fileColumnsOf(columns.samples, n, k) : columns.samples;
-  const { parquetWriteBuffer, schemaFromColumnData } = await import('hyparquet-writer');
+  const { paths, labels, splits, srcFile, srcLine, hashes, errCode, errMessage, topClass, topScore, probs } = 'labelNames' in columns.samples ? fileColumnsOf(columns.samples, n, k, probabilityColumn(columns)) : columns.samples;
   // Encodings chosen per column (no guessing over a million values): paths and hashes are unique (plain, their UTF-8
   // bytes made in one go); label, split and source file have few distinct values (dictionary); class indices repeat
   // (dictionary); scores are plain and not compressed (random doubles: Snappy only costs time). No statistics: nothing
@@ -280,16 +344,110 @@ export async function parquetOfColumns(columns: SidecarColumns): Promise<Uint8Ar
   ];
   // The schema from the types (UTF-8 strings stay annotated as such), then the unique string columns handed over as
   // their bytes (a schema and column types cannot both be given).
-  const schema = schemaFromColumnData({ columnData: typed });
+  const schema = w.schemaFromColumnData({ columnData: typed });
   const columnData = typed.map(({ type: _t, nullable: _n, ...c }) => (c.name === 'path' || c.name === 'content_hash' ? { ...c, data: utf8Values(c.data as (string | null)[]) } : c));
-  const meta = { format: SAMPLES_FORMAT, rows: n, classes: columns.classes, topK: k };
-  const buf = parquetWriteBuffer({ columnData, schema, statistics: false, rowGroupSize: ROW_GROUP, kvMetadata: [{ key: META_KEY, value: JSON.stringify(meta) }], createdBy: 'clip-lens' });
-  return new Uint8Array(buf);
+  return { schema, columnData };
+}
+
+/** A writer of the sidecar file (`meta`: the whole file's; null for a part), its 4-byte head written. */
+function sidecarWriter(w: HyparquetWriter, schema: ReturnType<HyparquetWriter['schemaFromColumnData']>, meta: { rows: number; classes: number; topK: number } | null, size?: number): { writer: InstanceType<HyparquetWriter['ByteWriter']>; pq: ParquetWriterOf } {
+  const writer = new w.ByteWriter(size);
+  const kvMetadata = meta ? [{ key: META_KEY, value: JSON.stringify({ format: SAMPLES_FORMAT, ...meta }) }] : undefined;
+  return { writer, pq: new w.ParquetWriter({ writer, schema, statistics: false, ...(kvMetadata ? { kvMetadata } : {}), createdBy: 'clip-lens' }) };
+}
+
+/** The sidecar's Parquet bytes from its columns (no I/O: runs on any thread). */
+export async function parquetOfColumns(columns: SidecarColumns): Promise<Uint8Array> {
+  const w = await import('hyparquet-writer');
+  const { schema, columnData } = fileColumnData(w, columns);
+  const { writer, pq } = sidecarWriter(w, schema, { rows: columns.n, classes: columns.classes, topK: columns.k });
+  pq.write({ columnData, rowGroupSize: ROW_GROUP });
+  pq.finish();
+  return new Uint8Array(writer.getBuffer());
+}
+
+/**
+ * Some rows of a sidecar (sidecarRows from a multiple of ROW_GROUP) as the row groups of the file that come after
+ * earlier ones: their bytes as written after a file's 4-byte head, and their metadata (offsets as if they followed
+ * that head: {@link joinedParquet} moves them). Structured-cloneable (BigInt offsets; each index's chunk is the row
+ * group's own, which one message keeps).
+ */
+export interface SidecarPart {
+  bytes: Uint8Array;
+  rowGroups: ParquetWriterOf['row_groups'];
+  indexes: ParquetWriterOf['pendingIndexes'];
+}
+
+/** The row groups of these rows (see {@link SidecarPart}); no I/O, runs on any thread. */
+export async function sidecarPart(columns: SidecarColumns): Promise<SidecarPart> {
+  const w = await import('hyparquet-writer');
+  const { schema, columnData } = fileColumnData(w, columns);
+  const { writer, pq } = sidecarWriter(w, schema, null);
+  pq.write({ columnData, rowGroupSize: ROW_GROUP });
+  return { bytes: new Uint8Array(writer.getBuffer()).subarray(4), rowGroups: pq.row_groups, indexes: pq.pendingIndexes };
+}
+
+/**
+ * The sidecar of `columns` from its first `split` rows (encoded here; a multiple of ROW_GROUP) and the part of the
+ * rest (`rest`, made meanwhile elsewhere): the bytes {@link parquetOfColumns} makes, byte for byte.
+ */
+export async function joinedParquet(columns: SidecarColumns, split: number, rest: Promise<SidecarPart>): Promise<Uint8Array> {
+  const w = await import('hyparquet-writer');
+  const { schema, columnData } = fileColumnData(w, sidecarRows(columns, 0, split));
+  const { writer, pq } = sidecarWriter(w, schema, { rows: columns.n, classes: columns.classes, topK: columns.k });
+  pq.write({ columnData, rowGroupSize: ROW_GROUP });
+  const part = await rest;
+  const shift = BigInt(writer.offset - 4);
+  writer.appendBytes(part.bytes);
+  for (const group of part.rowGroups) {
+    for (const chunk of group.columns) {
+      chunk.file_offset += shift;
+      const m = chunk.meta_data;
+      if (m) {
+        m.data_page_offset += shift;
+        if (m.dictionary_page_offset !== undefined) m.dictionary_page_offset += shift;
+      }
+    }
+    pq.row_groups.push(group);
+    pq.num_rows += group.num_rows;
+  }
+  for (const index of part.indexes) {
+    for (const page of index.offsetIndex?.page_locations ?? []) page.offset += shift;
+    pq.pendingIndexes.push(index);
+  }
+  pq.finish();
+  return new Uint8Array(writer.getBuffer());
 }
 
 /** Writes the sidecar of `report` to `file` (a temporary file renamed into place). */
-export async function writeSamplesSidecar(report: EvalReport, file: string, thread: SidecarThread = 'auto'): Promise<void> {
-  const bytes = await samplesParquet(report, thread);
+export async function writeSamplesSidecar(report: EvalReport, file: string): Promise<void> {
+  await writeSidecarFile(file, await samplesParquet(report));
+}
+
+/**
+ * The sidecar written as the CLI does, its encoding shared with a worker thread: from SIDECAR_WORKER_MIN_ROWS samples
+ * the worker encodes the later row groups (all but about SIDECAR_HERE_SHARE of them) from now on, while the caller
+ * goes on (the CLI writes the JSON report) and then calls `written()`, which encodes the first ones on this thread,
+ * joins both ({@link joinedParquet}: the file one encoding makes) and writes it. Smaller reports: all at `written()`.
+ */
+export function startSamplesSidecar(report: EvalReport, file: string): { written: () => Promise<void> } {
+  const columns = sidecarColumns(report);
+  const n = columns.n;
+  const split = n >= SIDECAR_WORKER_MIN_ROWS ? Math.min(n, ROW_GROUP * Math.round((n * SIDECAR_HERE_SHARE) / ROW_GROUP)) : n;
+  const rest = split < n ? partOnWorker(sidecarRows(columns, split, n)) : null;
+  // A failure is written()'s (a caller that fails first leaves the worker to finish).
+  rest?.catch(() => undefined);
+  return { written: async () => writeSidecarFile(file, rest ? await joinedParquet(columns, split, rest) : await parquetOfColumns(columns)) };
+}
+
+/**
+ * The share of a large sidecar's rows {@link startSamplesSidecar} encodes on the caller's thread: the CLI writes the
+ * JSON report first (about 1.5 s at a million samples, about as long as 40% of the encoding), the worker starts at once.
+ */
+const SIDECAR_HERE_SHARE = 0.4;
+
+/** Writes sidecar bytes to `file` (a temporary file renamed into place). */
+async function writeSidecarFile(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await makeDirectory(path.dirname(path.resolve(file)));

@@ -20,8 +20,7 @@ import { ImagePreprocessor, decodeObserver } from '../../src/core/imagePreproces
 import { readObserver } from '../../src/core/fileSystem';
 import { readPreprocessorConfig } from '../../src/core/preprocessorConfig';
 import { HASH_WORDS, hammingDistance, hashDistance, perceptualHashOfPixels, perceptualHashes } from '../../src/core/perceptualHash';
-import type { DuplicateGroup, EvalReport } from '../../src/core/report';
-import type { Metrics } from '../../src/core/metrics';
+import type { DuplicateGroup, EvalReport, Metrics } from '../../src/core/report';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-clip');

@@ -8,7 +8,7 @@ import { compareRuns, readRunFile } from '../../src/core/compare';
 import { makeBaseline } from '../../src/core/baseline';
 import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport, ReportSample } from '../../src/core/report';
-import { attachSamples, INLINE_SAMPLES_LIMIT, parquetOfColumns, parquetOnWorker, readReportFile, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarColumns, sidecarFileOf } from '../../src/core/reportSamples';
+import { attachSamples, INLINE_SAMPLES_LIMIT, joinedParquet, parquetOfColumns, parquetOnWorker, partOnWorker, readReportFile, sidecarPart, sidecarRows, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarColumns, sidecarFileOf } from '../../src/core/reportSamples';
 import { writeReport } from '../../src/extension/reportFile';
 import { jsonReport } from '../../src/core/reportExport';
 import { hash, makeReport, many } from './reportFixtures';
@@ -77,6 +77,41 @@ test('a large report\'s sidecar is encoded on a worker thread (sidecarWorker.ts)
   const bad = { ...columns, samples: { ...columns.samples, srcLine: new Int32Array(1) } };
   await assert.rejects(parquetOfColumns(bad));
   await assert.rejects(parquetOnWorker(bad, false));
+});
+
+test('a large sidecar encoded in two parts (the later row groups on a worker, the first here, joined) is the file one encoding makes, byte for byte', async () => {
+  const n = 150_123; // three row groups of 50,000 and a short one
+  const r = makeReport(['a', 'b', 'c'], [...many('a', 60_000, 50_000, 'b'), ...many('b', 50_000, 40_000, 'c'), ...many('c', n - 110_000, 3, 'a')], { issues: [5, 70_001, 150_000] });
+  const s = r.samples as ReportSample[];
+  s[7] = { path: 'a/broken.png', label: 'a', predicted: [], error: { code: 'image-unreadable', message: 'bad PNG' } };
+  s[120_007] = { path: 'c/broken.png', label: 'c', predicted: [], error: { code: 'image-unreadable', message: 'truncated' } };
+  // Probabilities in the first row group only: every part still has the column (its rows null).
+  s[3] = { ...s[3], probabilities: [0.5, 0.25, 0.25] };
+  s[60_001] = { ...s[60_001], split: 'val', source: { file: 'labels.csv', line: 9 } };
+  const fromObjects = sidecarColumns(r);
+  const whole = await parquetOfColumns(fromObjects);
+  // The same rows as a sample table's columns (a large evaluation's form).
+  const file = path.join(tmpDir(), 'x.samples.parquet');
+  fs.writeFileSync(file, whole);
+  const columnar = { ...r } as EvalReport;
+  delete columnar.samples;
+  attachSamples(columnar, await readSamplesSidecar(file, r.dataset.classes, n));
+  const fromTable = sidecarColumns(columnar);
+  assert.ok('labelNames' in fromTable.samples && !('labelNames' in fromObjects.samples));
+  for (const columns of [fromObjects, fromTable]) {
+    for (const split of [0, 50_000, 100_000, 150_000]) {
+      const joined = await joinedParquet(columns, split, sidecarPart(sidecarRows(columns, split, n)));
+      assert.deepEqual(Buffer.from(joined), Buffer.from(whole), `split at ${split}`);
+    }
+  }
+  // The later part made on a worker (posted as its own rows, answered with its bytes and metadata).
+  const joined = await joinedParquet(fromTable, 50_000, partOnWorker(sidecarRows(fromTable, 50_000, n), false));
+  assert.deepEqual(Buffer.from(joined), Buffer.from(whole));
+  // And it reads back as the report's samples.
+  const back = path.join(tmpDir(), 'back.samples.parquet');
+  fs.writeFileSync(back, joined);
+  const table = await readSamplesSidecar(back, r.dataset.classes, n);
+  for (const i of [3, 7, 60_001, 120_007, n - 1]) assert.deepEqual(table.at(i), s[i]);
 });
 
 test('utf8Values: the UTF-8 bytes of each string from one buffer; nulls kept; a string holding NUL encoded alone', () => {
