@@ -24,7 +24,7 @@
  * above Q3 + 1.5 IQR of that class's distances; classes of fewer than 5 images skip this second test).
  */
 import { memMark } from './memLog';
-import { addClassRows, classDistancesOf, startClassDistances, startClassSums, startStoredClassSums, type ClassDistancesJob, type StoredClassSumsBlock } from './outlierJobs';
+import { addClassRows, classDistancesOf, startClassDistances, startClassSums, type ClassDistancesJob } from './outlierJobs';
 import { canShareMemory, sharedFloat32, sharedFloat64, sharedUint16, threadCount, toSharedFloat64, toSharedInt32 } from './parallel';
 import { copyStoredRows, copyStoredRowsOf, storedRowsShared, type StoredRows } from './storedRows';
 import * as path from 'node:path';
@@ -32,7 +32,6 @@ import { ClipLensError } from './errors';
 import { decodeHalfRows, halfValues } from './probabilities';
 import { HASH_WORDS, hashDistance, pixelHashesOf, type PixelHashRows, type PixelHashSource } from './perceptualHash';
 import type { ImagePreprocessor } from './imagePreprocess';
-import type { HalfBlock } from './onnxMatMul';
 import { approximateAvailable, EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, ivfAvailable, NeighbourIndex, packedRowSource, type Neighbours, type RowSource } from './neighbours';
 
 export { randomProjection } from './neighbours';
@@ -358,11 +357,9 @@ export async function findDuplicatesAsync(input: DuplicateInput, thresholds: Par
   const large = m >= 3 && wantIvf !== false && (wantIvf === true || m >= IVF_MIN_ROWS) && input.approximate !== false;
   if (!large || !(await ivfAvailable())) return findDuplicates(input, thresholds);
   const source = repRowSource(input.embeddings, input.dim, prep.reps);
-  // The outliers' class sums gathered as the build reads the rows (one decode of them fewer; float16 rows, which the
-  // build does not decode, decoded on a helper thread).
-  const stored = input.embeddings instanceof EmbeddingRows ? input.embeddings.stored : undefined;
-  const classSums = outlierK > 0 ? (({ classOf, classes }) => new ClassSums(classOf, classes, input.dim, { rows: source, stored, reps: toSharedInt32(prep.reps) }))(classesOfReps(input.samples, prep.reps)) : undefined;
-  const index = await NeighbourIndex.buildFromRows(source, { ivf: true, ...(classSums ? { onRows: (start: number, rows: Float32Array | null, count: number) => classSums.add(start, rows, count) } : {}) });
+  // The outliers' class sums gathered as the build reads the rows (one decode of them fewer).
+  const classSums = outlierK > 0 ? (({ classOf, classes }) => new ClassSums(classOf, classes, input.dim))(classesOfReps(input.samples, prep.reps)) : undefined;
+  const index = await NeighbourIndex.buildFromRows(source, { ivf: true, ...(classSums ? { onRows: (start: number, rows: Float32Array, count: number) => classSums.add(start, rows, count) } : {}) });
   memMark('duplicates: IVF index built');
   const links = new Links(m);
   if (input.pixelHashes) linkHashPairs(input, prep.reps, t, (a, b) => index.cosine(a, b), links);
@@ -792,29 +789,23 @@ class ClassSums {
   /** The block a helper thread is adding (see {@link add}), and the shared copy of its rows. */
   private pending: (() => void) | null = null;
   private block: Float32Array | null = null;
-  /**
-   * @param source where {@link add} reads the rows it is not given: the representatives' rows, and their shared
-   * storage (with each representative's row number) when a helper can read them there.
-   */
   constructor(
     classOf: Int32Array,
     readonly classes: number,
     readonly dim: number,
-    private readonly source?: { rows: RowSource; stored?: StoredRows; reps: Int32Array },
   ) {
     this.classOf = toSharedInt32(classOf);
     this.sums = sharedFloat64(classes * dim);
   }
 
   /**
-   * Adds rows start .. start + count - 1 (raw, rows[0 .. count * dim); read during the call only; null: read from the
-   * source). With helper threads the block is copied to shared memory, or read from the shared storage, and added by
-   * a helper while the caller goes on (the IVF build projects it on ONNX Runtime and reads the next one); blocks are
-   * added one after the other, in order: the same sums as on one thread. Call {@link finish} before reading the sums.
+   * Adds rows start .. start + count - 1 (raw, rows[0 .. count * dim); read during the call only). With helper
+   * threads the block is copied to shared memory and added by a helper while the caller goes on (the IVF build
+   * projects it on ONNX Runtime and reads the next one); blocks are added one after the other, in order: the same sums
+   * as on one thread. Call {@link finish} before reading the sums.
    */
-  add(start: number, rows: Float32Array | null, count: number): void {
+  add(start: number, rows: Float32Array, count: number): void {
     this.finish();
-    if (!rows) return this.addFromSource(start, count);
     const values = count * this.dim;
     const block = { rows: rows.subarray(0, values), count, dim: this.dim, classOf: this.classOf.subarray(start, start + count), sums: this.sums };
     this.seen += count;
@@ -823,24 +814,6 @@ class ClassSums {
     this.block.set(block.rows);
     // About four reads a value (the row twice, its class's sum twice).
     this.pending = startClassSums({ ...block, rows: this.block.subarray(0, values) }, 1, 4 * values, true);
-  }
-
-  /** {@link add} of rows not given: decoded by a helper from the shared storage, else here. */
-  private addFromSource(start: number, count: number): void {
-    const source = this.source;
-    if (!source) throw new Error('ClassSums.add: no rows and no source');
-    this.seen += count;
-    const { stored, reps } = source;
-    const block: StoredClassSumsBlock | null = stored && storedRowsShared(stored) ? { rows: stored, reps, j0: start, j1: start + count, dim: this.dim, classOf: this.classOf, sums: this.sums } : null;
-    if (block && canShareMemory() && threadCount() >= 2) {
-      // About five reads a value (the decode table, the row twice, its class's sum twice).
-      this.pending = startStoredClassSums(block, 1, 5 * count * this.dim, true);
-      return;
-    }
-    const values = count * this.dim;
-    if (!this.block || this.block.length < values) this.block = new Float32Array(values);
-    source.rows.copyRows(start, start + count, this.block);
-    addClassRows({ rows: this.block.subarray(0, values), count, dim: this.dim, classOf: this.classOf.subarray(start, start + count), sums: this.sums });
   }
 
   /** Waits for the block being added; the sums are complete for the rows seen. */
@@ -961,24 +934,10 @@ function packedRepRows(vectors: Float32Array, dim: number): RowSource {
 /** The raw embedding rows of the representatives (increasing sample indices), read by range without a packed copy. */
 function repRowSource(source: Float32Array | EmbeddingRows, dim: number, reps: number[]): RowSource {
   const stored: StoredRows = source instanceof Float32Array ? { dim, chunkRows: Math.max(1, source.length / dim), half: false, values: [source], scales: [] } : source.stored;
-  const half = source instanceof EmbeddingRows && source.halfBlocks ? source : null;
   return {
     rows: reps.length,
     dim,
     copyRows: (j0, j1, out) => copyStoredRowsOf(stored, reps, j0, j1, out),
-    ...(half
-      ? {
-          // Each run of consecutive rows one copy, as copyStoredRowsOf.
-          copyHalfRows: (j0: number, j1: number, into: HalfBlock) => {
-            for (let j = j0; j < j1; ) {
-              let e = j + 1;
-              while (e < j1 && reps[e] === reps[e - 1] + 1) e++;
-              half.copyHalfRows(reps[j], reps[e - 1] + 1, into.bits.subarray((j - j0) * dim), into.scales.subarray(j - j0));
-              j = e;
-            }
-          },
-        }
-      : {}),
   };
 }
 

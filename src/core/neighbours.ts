@@ -25,7 +25,7 @@
  * neighbours in JavaScript would cost more than the whole search at a million rows).
  */
 
-import { onnxMatMul, onnxProjection, onnxTopK, type HalfBlock, type ImageRows, type MatMul, type Projection, type TopK } from './onnxMatMul';
+import { onnxMatMul, onnxProjection, onnxTopK, type MatMul, type Projection, type TopK } from './onnxMatMul';
 
 /** rows x k, row-major, best first; index -1 and similarity NaN pad rows with fewer than k neighbours. */
 export interface Neighbours {
@@ -45,11 +45,6 @@ export interface RowSource {
   readonly dim: number;
   /** Rows start..end-1 as float32, row-major, into out[0 .. (end - start) * dim). */
   copyRows(start: number, end: number, out: Float32Array): void;
-  /**
-   * When the rows are float16 patterns with a float32 scale each (EmbeddingRows.halfBlocks): rows start..end-1 as
-   * those (HalfBlock: copyRows' floats are Cast(bits) * scale), which ONNX Runtime decodes itself.
-   */
-  copyHalfRows?(start: number, end: number, into: HalfBlock): void;
 }
 
 /** A packed n x dim matrix as a RowSource. */
@@ -86,10 +81,9 @@ export interface NeighbourIndexOptions {
   /**
    * {@link NeighbourIndex.buildFromRows} only: called with each block of raw rows as the build reads them (rows
    * start .. start + count - 1 in rows[0 .. count * dim)), in order, each row once, so a caller needing one pass over
-   * the rows (class sums, say) does not decode them again. The block is only valid during the call. `rows` is null
-   * when the build did not decode them (float16 rows go to ONNX Runtime as they are: RowSource.copyHalfRows).
+   * the rows (class sums, say) does not decode them again. The block is only valid during the call.
    */
-  onRows?: (start: number, rows: Float32Array | null, count: number) => void;
+  onRows?: (start: number, rows: Float32Array, count: number) => void;
   /** IVF tuning (tests, benchmarks): rows per list, candidate rows per list's queries. */
   ivfListRows?: number;
   ivfCandidates?: number;
@@ -759,7 +753,7 @@ class Ivf {
     return this.listStart.length - 1;
   }
 
-  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number; onRows?: NeighbourIndexOptions['onRows'] }): Promise<Ivf> {
+  static async build(source: RowSource, proj: Projection, topk: TopK, o: { width: number; listRows: number; candidates: number; spill: number; onRows?: (start: number, rows: Float32Array, count: number) => void }): Promise<Ivf> {
     const { rows: n, dim } = source;
     // Narrow rows are not projected (an identity basis): the "projected" rows are then the normalised rows.
     const width = dim > 2 * o.width ? o.width : dim;
@@ -767,22 +761,12 @@ class Ivf {
     const projected = new Float32Array(n * width);
     const invNorm = new Float32Array(n);
     const blockRows = Math.max(1, Math.min(IVF_BLOCK_ROWS, Math.floor((1 << 22) / dim)));
-    // Float16 rows are projected as they are stored (no decoding on this thread: the same float32 rows inside ONNX
-    // Runtime, so the same projection bit for bit).
-    const half: HalfBlock | null = source.copyHalfRows ? { bits: new Uint16Array(blockRows * dim), scales: new Float32Array(blockRows) } : null;
-    const buf = half ? null : new Float32Array(blockRows * dim);
+    const buf = new Float32Array(blockRows * dim);
     for (let b0 = 0; b0 < n; b0 += blockRows) {
       const b1 = Math.min(n, b0 + blockRows);
-      let rows: ImageRows;
-      if (half) {
-        source.copyHalfRows?.(b0, b1, half);
-        rows = { bits: half.bits.subarray(0, (b1 - b0) * dim), scales: half.scales.subarray(0, b1 - b0) };
-      } else {
-        source.copyRows(b0, b1, buf as Float32Array);
-        rows = (buf as Float32Array).subarray(0, (b1 - b0) * dim);
-      }
+      source.copyRows(b0, b1, buf);
       o.onRows?.(b0, buf, b1 - b0);
-      const r = await proj.run(rows, b1 - b0, dim, basis, width);
+      const r = await proj.run(buf.subarray(0, (b1 - b0) * dim), b1 - b0, dim, basis, width);
       projected.set(r.projected, b0 * width);
       for (let i = 0; i < b1 - b0; i++) invNorm[b0 + i] = r.squaredNorms[i] > 0 ? 1 / Math.sqrt(r.squaredNorms[i]) : 0;
     }

@@ -224,12 +224,8 @@ export function zeroShotModelBytes(half = false): Uint8Array {
  * its rows inside ONNX Runtime, so that they all give the same probabilities bit for bit.
  */
 function zeroShotHeadNodes(half: boolean): number[][] {
-  return [...imageRowNodes(half), nodeProto(['A', 'B'], ['L0'], 'MatMul'), nodeProto(['L0', 'S'], ['Z'], 'Mul'), nodeProto(['Z'], ['P'], 'Softmax')];
-}
-
-/** The nodes that make the float32 rows A of float16 rows (see {@link HalfBlock}): A = Cast(A16) * SC; none for float32 rows. */
-function imageRowNodes(half: boolean): number[][] {
-  return half ? [nodeProto(['A16'], ['AF'], 'Cast', [attr('to', 1)]), nodeProto(['AF', 'SC'], ['A'], 'Mul')] : [];
+  const rows = half ? [nodeProto(['A16'], ['AF'], 'Cast', [attr('to', 1)]), nodeProto(['AF', 'SC'], ['A'], 'Mul')] : [];
+  return [...rows, nodeProto(['A', 'B'], ['L0'], 'MatMul'), nodeProto(['L0', 'S'], ['Z'], 'Mul'), nodeProto(['Z'], ['P'], 'Softmax')];
 }
 
 /**
@@ -510,14 +506,12 @@ function modelOf(graphName: string, nodes: number[][], inputs: number[][], outpu
 /**
  * ONNX model bytes of the kNN index's projection (opset 13): for raw rows A[M, D] (any norm) and a basis R[D, W],
  * Y[M, W] = normalise(A R) (rows of norm 1; a zero row stays zero: the norm is at least E[1]) and SS[M] = the squared
- * norm of each row of A (for the full-width inverse norms of re-scoring). `half`: the rows come as float16 and a scale
- * per row (A16, SC: see {@link HalfBlock}), A = Cast(A16) * SC, the float32 rows EmbeddingRows.copyRows decodes.
+ * norm of each row of A (for the full-width inverse norms of re-scoring).
  */
-export function projectionModelBytes(half = false): Uint8Array {
+export function projectionModelBytes(): Uint8Array {
   return modelOf(
     'clip-lens-projection',
     [
-      ...imageRowNodes(half),
       nodeProto(['A', 'R'], ['Y0'], 'MatMul'),
       nodeProto(['Y0'], ['YS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 1)]),
       nodeProto(['YS'], ['YN'], 'Sqrt'),
@@ -525,7 +519,7 @@ export function projectionModelBytes(half = false): Uint8Array {
       nodeProto(['Y0', 'YD'], ['Y'], 'Div'),
       nodeProto(['A'], ['SS'], 'ReduceSumSquare', [attr('axes', [1]), attr('keepdims', 0)]),
     ],
-    [...imageRowInputs(half), typedValueInfo('R', ['D', 'W'], 1), typedValueInfo('E', [1], 1)],
+    [typedValueInfo('A', ['M', 'D'], 1), typedValueInfo('R', ['D', 'W'], 1), typedValueInfo('E', [1], 1)],
     [typedValueInfo('Y', ['M', 'W'], 1), typedValueInfo('SS', ['M'], 1)],
   );
 }
@@ -545,11 +539,8 @@ export function topKModelBytes(): Uint8Array {
 }
 
 export interface Projection {
-  /**
-   * rows: m x d raw rows (float32, or float16 with a scale per row: the same float32 rows made inside ONNX Runtime);
-   * basis: d x w. Returns the normalised projected rows (m x w) and the rows' squared norms.
-   */
-  run(rows: ImageRows, m: number, d: number, basis: Float32Array, w: number): Promise<{ projected: Float32Array; squaredNorms: Float32Array }>;
+  /** rows: m x d raw rows; basis: d x w. Returns the normalised projected rows (m x w) and the rows' squared norms. */
+  run(rows: Float32Array, m: number, d: number, basis: Float32Array, w: number): Promise<{ projected: Float32Array; squaredNorms: Float32Array }>;
 }
 
 export interface TopK {
@@ -567,12 +558,11 @@ export function onnxProjection(): Promise<Projection | null> {
   return (sharedProjection ??= (async () => {
     const ort = loadOrt();
     if (!ort) return null;
-    const sessions = await imageRowSessions(ort, projectionModelBytes, noSpin);
+    const session = await ort.InferenceSession.create(projectionModelBytes(), noSpin);
     const eps = new ort.Tensor('float32', Float32Array.of(1e-30), [1]);
     const p: Projection = {
       async run(rows, m, d, basis, w) {
-        const session = await sessions.of(rows);
-        const out = await session.run({ ...imageRowFeeds(ort, rows, m, d), R: new ort.Tensor('float32', basis, [d, w]), E: eps });
+        const out = await session.run({ A: new ort.Tensor('float32', rows, [m, d]), R: new ort.Tensor('float32', basis, [d, w]), E: eps });
         return { projected: out.Y.data as Float32Array, squaredNorms: out.SS.data as Float32Array };
       },
     };

@@ -39,38 +39,6 @@ export function addClassRows(b: ClassSumsBlock): void {
 /** Starts {@link addClassRows} of a block on a helper thread; returns the function that finishes it. */
 export const startClassSums = defineDeferredJob<ClassSumsBlock>('classSums', (data) => addClassRows(data));
 
-/** The class sums of representatives j0 .. j1 - 1 read from shared storage (row reps[j]; reps null: row j). */
-export interface StoredClassSumsBlock {
-  rows: StoredRows;
-  reps: Int32Array | null;
-  j0: number;
-  j1: number;
-  dim: number;
-  /** The class of every representative. */
-  classOf: Int32Array;
-  sums: Float64Array;
-}
-
-/**
- * {@link addClassRows} of a {@link StoredClassSumsBlock}, decoded CLASS_SUM_ROWS rows at a time into this thread's
- * buffer: float16 rows that the IVF build gave to ONNX Runtime undecoded are decoded here only, on the helper. The rows
- * in order: the same sums as {@link addClassRows} of the whole block.
- */
-export function addStoredClassRows(b: StoredClassSumsBlock): void {
-  for (let j = b.j0; j < b.j1; j += CLASS_SUM_ROWS) {
-    const e = Math.min(b.j1, j + CLASS_SUM_ROWS);
-    const buf = rowBuffer((e - j) * b.dim);
-    copyStoredRowsOf(b.rows, b.reps, j, e, buf);
-    addClassRows({ rows: buf, count: e - j, dim: b.dim, classOf: b.classOf.subarray(j, e), sums: b.sums });
-  }
-}
-
-/** Rows decoded at a time by {@link addStoredClassRows} (2 MiB at width 512). */
-const CLASS_SUM_ROWS = 1024;
-
-/** Starts {@link addStoredClassRows} on a helper thread (one unit: the rows in order); returns the function that finishes it. */
-export const startStoredClassSums = defineDeferredJob<StoredClassSumsBlock>('storedClassSums', (data) => addStoredClassRows(data));
-
 /**
  * The class distances' inputs and output (duplicates.ts classDistancesOfRows): per representative j (row reps[j] of
  * the stored rows; reps null: row j), 1 - cosine of its row with the mean of the rest of its class, from the class
@@ -118,20 +86,16 @@ export interface ClassDistancesJob extends ClassDistanceRows {
 }
 
 let unitBuffer: Float32Array | null = null;
-/** This thread's buffer of decoded rows (the class sums' and the class distances' units), at least `values` long. */
-function rowBuffer(values: number): Float32Array {
-  if (!unitBuffer || unitBuffer.length < values) unitBuffer = new Float32Array(values);
-  return unitBuffer;
-}
 
 /** One unit of a {@link ClassDistancesJob}: writes its representatives' distances only (idempotent). */
 export function classDistancesUnit(job: ClassDistancesJob, u: number): void {
   const m = job.classOf.length;
   const j0 = u * job.unitRows;
   const j1 = Math.min(m, j0 + job.unitRows);
-  const buf = rowBuffer((j1 - j0) * job.dim);
-  copyStoredRowsOf(job.rows, job.reps, j0, j1, buf);
-  classDistancesOf(job, j0, j1, buf);
+  const values = (j1 - j0) * job.dim;
+  if (!unitBuffer || unitBuffer.length < values) unitBuffer = new Float32Array(values);
+  copyStoredRowsOf(job.rows, job.reps, j0, j1, unitBuffer);
+  classDistancesOf(job, j0, j1, unitBuffer);
 }
 
 /**

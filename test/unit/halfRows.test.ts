@@ -5,9 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseDuplicatesAsync, EmbeddingRows } from '../../src/core/duplicates';
-import { ivfAvailable, NeighbourIndex, type RowSource } from '../../src/core/neighbours';
-import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
+import { EmbeddingRows } from '../../src/core/duplicates';
 import { floatRows, zeroShotBlock, zeroShotScanBlock, zeroShotSummaryBlock, type ClassEmbeddings, type HalfBlock } from '../../src/core/zeroShot';
 import { halfValues } from '../../src/core/probabilities';
 
@@ -105,74 +103,5 @@ test('the zero-shot head, summary and scan graphs given float16 rows and scales 
     assert.deepEqual(scanHalf.probs, viaFloat);
     // JavaScript: the float16 block decoded the same way.
     assert.deepEqual(await zeroShotBlock(block, 40, cls, 100, 'js'), await zeroShotBlock(rowsF.subarray(0, 40 * dim), 40, cls, 100, 'js'));
-  }
-});
-
-/** n float16 rows of width dim near 12 class centres (every 300th not: an outlier), every 50th a copy of the row 20 before; stored twice: as float16 (with their float32 rows) and as float32. */
-function storedBoth(n: number, dim: number): { half: EmbeddingRows; float: EmbeddingRows; samples: { path: string; label: string; split: string }[] } {
-  const rand = lcg(31);
-  const block = halfBlock(rand, n, dim);
-  const centres = halfBlock(rand, 12, dim);
-  // Rows near their class centre: the centre's patterns with some flipped to other random ones.
-  for (let i = 0; i < n; i++) {
-    const c = i % 12;
-    // Every 300th row stays random: far from its class (an outlier).
-    if (i % 300 !== 7) for (let j = 0; j < dim; j++) if (rand() < 0.6) block.bits[i * dim + j] = centres.bits[c * dim + j] as number;
-    if (i % 50 === 49) block.bits.copyWithin(i * dim, (i - 20) * dim, (i - 19) * dim);
-  }
-  const table = halfValues();
-  for (let i = 0; i < n; i++) {
-    let sq = 0;
-    for (let j = i * dim; j < (i + 1) * dim; j++) sq += (table[block.bits[j] as number] as number) ** 2;
-    block.scales[i] = Math.fround(1 / Math.sqrt(sq));
-  }
-  const decoded = floatRows(block, n, dim);
-  const half = new EmbeddingRows(n);
-  const float = new EmbeddingRows(n);
-  const samples: { path: string; label: string; split: string }[] = [];
-  for (let i = 0; i < n; i++) {
-    const row = decoded.subarray(i * dim, (i + 1) * dim);
-    half.set(i, row, { bits: block.bits.slice(i * dim, (i + 1) * dim), scale: block.scales[i] as number });
-    float.set(i, row);
-    samples.push({ path: `c${i % 12}/${i}.png`, label: `c${i % 12}`, split: i % 3 === 0 ? 'test' : 'train' });
-  }
-  assert.ok(half.halfBlocks && !float.isHalf);
-  return { half, float, samples };
-}
-
-test('the IVF index built from float16 rows (RowSource.copyHalfRows: projected by ONNX Runtime from the patterns) is the one built from their decoded float32 rows, bit for bit; onRows gets no decoded rows then', async () => {
-  if (!(await ivfAvailable())) return;
-  const n = 3000;
-  const dim = 160; // above twice the IVF width: a random projection, not the identity
-  const { half, float } = storedBoth(n, dim);
-  const fromHalf: RowSource = { rows: n, dim, copyRows: (s, e, out) => half.copyRows(s, e, out), copyHalfRows: (s, e, into) => half.copyHalfRows(s, e, into.bits, into.scales) };
-  const fromFloat: RowSource = { rows: n, dim, copyRows: (s, e, out) => float.copyRows(s, e, out) };
-  const given: boolean[] = [];
-  const a = await NeighbourIndex.buildFromRows(fromHalf, { ivf: true, onRows: (_s, rows) => given.push(rows !== null) });
-  const b = await NeighbourIndex.buildFromRows(fromFloat, { ivf: true });
-  assert.equal(a.kind, 'ivf');
-  assert.ok(given.length > 0 && given.every((g) => !g), 'no decoded rows from the float16 build');
-  const na = await a.selfNeighboursAsync(10);
-  const nb = await b.selfNeighboursAsync(10);
-  assert.deepEqual(na.indices, nb.indices);
-  assert.deepEqual(na.similarities, nb.similarities);
-});
-
-test('duplicates and outliers of float16 rows (the class sums decoded from shared storage on a helper, or here on one thread) equal those of the same rows stored as float32', async () => {
-  if (!(await ivfAvailable())) return;
-  const { half, float, samples } = storedBoth(3000, 160);
-  const input = (rows: EmbeddingRows) => ({ samples, embeddings: rows, dim: 160, hasEmbedding: Uint8Array.from(rows.has), pixelHashes: null, ivf: true });
-  const expected = await analyseDuplicatesAsync(input(float), { minCosine: 0.999 });
-  assert.ok(expected.groups.length >= 50 && expected.outliers.length > 0, `${expected.groups.length} groups, ${expected.outliers.length} outliers`);
-  try {
-    setParallelism({ threads: 1 });
-    assert.deepEqual(await analyseDuplicatesAsync(input(half), { minCosine: 0.999 }), expected, 'one thread');
-    setParallelism({ threads: 2, minWork: 0, callerRuns: false });
-    const before = helperUnits();
-    assert.deepEqual(await analyseDuplicatesAsync(input(half), { minCosine: 0.999 }), expected, 'with a helper');
-    assert.ok(helperUnits() - before >= 1, 'the helper ran units');
-  } finally {
-    setParallelism({});
-    stopHelpers();
   }
 });
