@@ -19,7 +19,7 @@
  *
  * Heavy modules (sharp, onnxruntime-node, through runtime.ts and evaluate.ts) are imported on first use only.
  */
-import { memMark, releaseGarbage } from './memLog';
+import { memMark, releaseGarbageThoroughly } from './memLog';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, ClipLensError } from './errors';
@@ -499,7 +499,7 @@ export async function executeRun(plan: RunPlan, options: ExecuteOptions): Promis
   // restart on demand), and given back before it is (the write encodes the sidecar on a worker beside the JSON).
   if (plan.dataset.samples.length > INLINE_SAMPLES_LIMIT) {
     await stopIdleHelpers();
-    releaseGarbage('the evaluation');
+    await releaseGarbageThoroughly('the evaluation');
   }
   if (options.precision) report.precision = options.precision;
   if (outside) {

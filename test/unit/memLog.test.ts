@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { allowFullCollection, formatMemSnapshot, memLogEnabled, memMark, memSnapshot, releaseGarbage, releaseYoungGarbage } from '../../src/core/memLog';
+import { allowFullCollection, formatMemSnapshot, memLogEnabled, memMark, memSnapshot, releaseGarbage, releaseGarbageThoroughly, releaseYoungGarbage } from '../../src/core/memLog';
 import { loadModel } from '../../src/core/run';
 
 const MODEL = path.join(__dirname, '../fixtures/tiny-clip');
@@ -78,6 +78,30 @@ test('releaseGarbage: many dropped shared buffers (the embedding rows\' chunks),
   assert.equal(releaseGarbage('the test chunks'), true);
   const left = process.memoryUsage().arrayBuffers - before;
   assert.ok(left < 32 * MiB, `${(left / MiB).toFixed(0)} MiB still counted`);
+});
+
+test('releaseGarbageThoroughly: memory let go only once a collection has run and the event loop turned (a finalizer\'s held value) is freed by its second collection', async () => {
+  allowFullCollection();
+  const MiB = 1024 * 1024;
+  // A finalization registry holds its held values until their callback has run, in a later task: the pattern of what
+  // kept a million rows' memory through one full collection.
+  const registry = new FinalizationRegistry<{ chunk: Uint8Array }>(() => undefined);
+  const make = () => {
+    registry.register({}, { chunk: new Uint8Array(new SharedArrayBuffer(192 * MiB)).fill(1) });
+  };
+  const before = process.memoryUsage().arrayBuffers;
+  make();
+  assert.equal(releaseGarbage('the test'), true);
+  assert.ok(process.memoryUsage().arrayBuffers - before >= 190 * MiB, 'one collection alone keeps it');
+  for (let turn = 0; turn < 3; turn++) {
+    await new Promise((r) => setTimeout(r, 0));
+    releaseGarbage('the test, again');
+  }
+  assert.ok(process.memoryUsage().arrayBuffers - before < 8 * MiB, 'collections after a few turns free it');
+  make();
+  assert.equal(await releaseGarbageThoroughly('the test'), true);
+  const left = process.memoryUsage().arrayBuffers - before;
+  assert.ok(left < 8 * MiB, `${(left / MiB).toFixed(0)} MiB still counted`);
 });
 
 test('releaseYoungGarbage: once allowed, a scavenge frees a dropped young ArrayBuffer (an ONNX Runtime output per block) without a full collection', () => {
