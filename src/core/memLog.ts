@@ -113,7 +113,7 @@ export function releaseGarbage(after: string): boolean {
   fullCollection();
   // V8 frees the backing stores of the ArrayBuffers the collection found dead on a background thread afterwards (a GB
   // of embedding rows in about 0.1 s when a core is free, later when none is), and until then they stay resident: the
-  // next phase's allocations, or a worker started meanwhile, piled on them (peaks of 2,100 to 2,450 MiB at a million
+  // next phase's allocations, or a worker started meanwhile, piled on them (peaks of 2,125 to 2,457 MiB at a million
   // rows). The next collection first finishes that sweep on this thread: a scavenge, a few milliseconds.
   fullCollection({ type: 'minor' });
   memMark(`garbage released after ${after}`);
@@ -123,9 +123,9 @@ export function releaseGarbage(after: string): boolean {
 /**
  * {@link releaseGarbage} where most of the ArrayBuffer memory is expected to go (a large evaluation's embedding rows,
  * once it is over): while less than half of it went, again after a turn of the event loop, at most twice more. In 5
- * of 18 million-row runs the first collection left the rows' GB held and one more after a turn (setTimeout 0) freed it
+ * of 22 million-row runs the first collection left the rows' GB held and one more after a turn (setTimeout 0) freed it
  * (a turn before the first did not: something lets go only once a collection has run, as a finalizer's held value
- * does); the write then piled on them (peaks of 2,018 to 2,125 MiB). Returns whether it ran.
+ * does); the write then piled on them (peaks of 1,972 to 2,125 MiB). Returns whether it ran.
  */
 export async function releaseGarbageThoroughly(after: string): Promise<boolean> {
   if (!fullCollection) return false;
