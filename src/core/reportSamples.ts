@@ -234,6 +234,7 @@ export function partOnWorker(columns: SidecarColumns, fallback = true): Promise<
   return onSidecarWorker<SidecarPart>({ columns, part: true }, 'part', () => sidecarPart(columns), fallback);
 }
 
+/** `job` on a sidecar worker of its own, answered with `answer`; `here()` on this thread when the worker cannot help. */
 async function onSidecarWorker<T>(job: SidecarJob, answer: 'bytes' | 'part', here: () => Promise<T>, fallback: boolean): Promise<T> {
   const w = startWorkerScript('sidecarWorker');
   if (!w) {
