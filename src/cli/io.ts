@@ -122,8 +122,8 @@ export async function writeJsonReport(report: EvalReport, file: string, mode: Sa
     // The folder exists now. A large sidecar's encoding starts on a worker while this thread writes the JSON, then
     // this thread encodes its share (startSamplesSidecar); it is in place before the report that names it (renamed
     // into place after this function). A large evaluation's embedding rows (a GB at a million samples) were given back
-    // before (run.ts executeRun, memLog.ts releaseGarbage): with them still resident the worker's copy of the columns
-    // piled on them (peaks of 2,273 and 2,457 MiB in 2 of 13 million-row runs against about 1,900: docs/benchmarks.md).
+    // before (run.ts executeRun, memLog.ts releaseGarbageThoroughly): with them still resident the worker's copy of the
+    // columns piled on them (peaks of 1,972 to 2,457 MiB at a million rows: docs/benchmarks.md).
     memMark('write: start');
     const sidecarJob = sidecar ? startSamplesSidecar(report, sidecar) : null;
     let pending = '';

@@ -598,7 +598,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
    */
   const columnar = samples.length > (options.columnarSamplesAbove ?? INLINE_SAMPLES_LIMIT) ? topKColumns(samples.length, topK, options.probabilities === true, classes.length) : null;
   /** Duplicates and outliers (duplicates.ts) of either judgement; their leakage figures come with {@link leakageMetrics}. */
-  const findDuplicates = () =>
+  const findRunDuplicates = () =>
     duplicatesOfRun({
       root: dataset.root,
       samples: results,
@@ -665,7 +665,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
 
     // Duplicates, leakage and outliers (duplicates.ts): exact and near copies, and the metrics without leaked samples.
     const rowOfSample = new Map(evaluated.map((sampleIndex, row) => [sampleIndex, row]));
-    const duplicates = (await findDuplicates())(
+    const duplicates = (await findRunDuplicates())(
       leakageMetrics(
         metricsBySplit,
         (i) => rowOfSample.get(i) ?? -1,
@@ -695,7 +695,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       if (hash !== null) own(i).contentHash = hash;
     }
     memMark('judgement: streamed, before the duplicates');
-    const foundDuplicates = await findDuplicates();
+    const foundDuplicates = await findRunDuplicates();
     memMark('judgement: duplicates/outliers found');
     releaseGarbage('the duplicates');
     const labels: number[] = evaluated.map((i) => classIndex.get(samples[i].label) as number);
