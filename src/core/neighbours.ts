@@ -904,10 +904,15 @@ class Ivf {
       into.ids.set(this.order.subarray(s0, s1), at);
       at += s1 - s0;
       // A spilled entry whose own list is probed too is there already.
+      // Row by row without a view per row (tens of spilled rows per probe, thousands of probes).
+      const { rows, ids } = into;
+      const listed = this.listed;
       for (let e = sp.start[o]; e < sp.start[o + 1]; e++) {
         if (this.inProbe[sp.home[e]]) continue;
-        into.rows.set(this.listed.subarray(sp.pos[e] * w, (sp.pos[e] + 1) * w), at * w);
-        into.ids[at++] = sp.ids[e];
+        const from = sp.pos[e] * w;
+        const to = at * w;
+        for (let d = 0; d < w; d++) rows[to + d] = listed[from + d];
+        ids[at++] = sp.ids[e];
       }
     }
     for (let p = p0; p < p1; p++) this.inProbe[probe[p]] = 0;
@@ -1025,12 +1030,7 @@ class Ivf {
     }
     const rowQ = new Float32Array(this.dim);
     const rowC = new Float32Array(this.dim);
-    for (let i = 0; i < m; i++) {
-      const ids = poolIds[i];
-      const ps = poolSims[i];
-      const best = Array.from({ length: filled[i] }, (_, x) => x).sort((a, b) => ps[b] - ps[a] || ids[a] - ids[b]);
-      this.keepBest(nb, rows[i], best.slice(0, t).map((x) => ids[x]), k, rowQ, rowC);
-    }
+    for (let i = 0; i < m; i++) this.keepBest(nb, rows[i], bestOfPool(poolIds[i], poolSims[i], filled[i], t), k, rowQ, rowC);
   }
 
   /**
@@ -1122,18 +1122,7 @@ class Ivf {
       for (let q0 = s0; q0 < s1; q0 += IVF_BLOCK_ROWS) {
         const q1 = Math.min(s1, q0 + IVF_BLOCK_ROWS);
         const { scores, indices } = await this.topk.run(this.listed.subarray(q0 * w, q1 * w), q1 - q0, w, b, count, t);
-        for (let p = q0; p < q1; p++) {
-          const q = this.order[p];
-          const o = (p - q0) * t;
-          let r = 0;
-          for (let c = 0; c < t && r < k; c++) {
-            const j = probe.ids[indices[o + c]];
-            if (j === q) continue;
-            out.indices[q * k + r] = j;
-            out.similarities[q * k + r] = scores[o + c];
-            r++;
-          }
-        }
+        keepSelfAnswers(out, this.order, q0, q1, probe.ids, scores, indices, t);
       }
     }
     return out;
@@ -1184,6 +1173,50 @@ function identity(dim: number): Float32Array {
   const m = new Float32Array(dim * dim);
   for (let d = 0; d < dim; d++) m[d * dim + d] = 1;
   return m;
+}
+
+/**
+ * The ids of the first `t` of a pool's `filled` entries in the order (similarity descending, then id ascending): the
+ * entries above the t-th largest similarity and, of those equal to it, the lowest ids (one numeric sort of the
+ * similarities, not a comparison sort of the whole pool). Ids are distinct. Exported for the tests.
+ */
+export function bestOfPool(ids: Int32Array, sims: Float32Array, filled: number, t: number): number[] {
+  const out: number[] = [];
+  if (filled <= t) {
+    for (let x = 0; x < filled; x++) out.push(ids[x]);
+    return out;
+  }
+  const bar = sims.slice(0, filled).sort()[filled - t];
+  const tied: number[] = [];
+  for (let x = 0; x < filled; x++) {
+    if (sims[x] > bar) out.push(ids[x]);
+    else if (sims[x] === bar) tied.push(ids[x]);
+  }
+  tied.sort((a, b) => a - b);
+  for (let x = 0; out.length < t; x++) out.push(tied[x]);
+  return out;
+}
+
+/**
+ * Rows q0 .. q1 - 1 (list order) of a self-search: each one's first k answers of its t (best first) other than
+ * itself (a plain function: an async caller's locals are slower to reach in a hot loop).
+ */
+function keepSelfAnswers(out: Neighbours, order: Int32Array, q0: number, q1: number, ids: Int32Array, scores: Float32Array, indices: Int32Array, t: number): void {
+  const k = out.k;
+  const outIds = out.indices;
+  const outSims = out.similarities;
+  for (let p = q0; p < q1; p++) {
+    const q = order[p];
+    const o = (p - q0) * t;
+    let r = 0;
+    for (let c = 0; c < t && r < k; c++) {
+      const j = ids[indices[o + c]];
+      if (j === q) continue;
+      outIds[q * k + r] = j;
+      outSims[q * k + r] = scores[o + c];
+      r++;
+    }
+  }
 }
 
 /** Rows `members` of a packed matrix (width w), packed. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, IVF_SCORE_OUTPUT, NeighbourIndex, approximateAvailable, assignBlockRows, ivfAvailable, packedRowSource } from '../../src/core/neighbours';
+import { EXACT_AUTO_MAX_ROWS, IVF_MIN_ROWS, IVF_SCORE_OUTPUT, NeighbourIndex, approximateAvailable, assignBlockRows, bestOfPool, ivfAvailable, packedRowSource } from '../../src/core/neighbours';
 import { onnxTopK } from '../../src/core/onnxMatMul';
 import { rng } from '../fixtures/rng';
 
@@ -492,4 +492,30 @@ test('the top-k session reads views with an offset as the rows they show (the IV
     if (s > bestS) [best, bestS] = [j, s];
   }
   assert.equal(viewed.indices[0], best);
+});
+
+test('bestOfPool: the first t ids by (similarity descending, id ascending), as the comparison sort gives them', () => {
+  const next = rng(41);
+  for (let trial = 0; trial < 200; trial++) {
+    const filled = 1 + Math.floor(next() * 300);
+    const t = 1 + Math.floor(next() * 120);
+    // Few distinct similarities (ties across the cut), -0 beside 0, ids distinct and unordered.
+    const sims = Float32Array.from({ length: filled }, () => (next() < 0.1 ? (next() < 0.5 ? -0 : 0) : Math.round(next() * 20) / 20 - 0.5));
+    const ids = Int32Array.from({ length: filled }, (_, x) => x);
+    for (let x = filled - 1; x > 0; x--) {
+      const y = Math.floor(next() * (x + 1));
+      [ids[x], ids[y]] = [ids[y], ids[x]];
+    }
+    const padded = new Int32Array(filled + 5);
+    padded.set(ids);
+    const paddedSims = new Float32Array(filled + 5).fill(9); // past `filled`: never read
+    paddedSims.set(sims);
+    const expected = Array.from({ length: filled }, (_, x) => x)
+      .sort((a, b) => sims[b] - sims[a] || ids[a] - ids[b])
+      .slice(0, t)
+      .map((x) => ids[x]);
+    const got = bestOfPool(padded, paddedSims, filled, t);
+    assert.deepEqual([...got].sort((a, b) => a - b), [...expected].sort((a, b) => a - b), `trial ${trial}`);
+    assert.equal(got.length, Math.min(t, filled));
+  }
 });
