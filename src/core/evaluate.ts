@@ -706,9 +706,9 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       if (columnar) columnar.set(i, p);
       else results[i].predicted = topKIndices(p, topK).map((c) => ({ class: classes[c], score: p[c] }));
     };
-    const onTop = (i: number, cls: Int32Array, scores: Float32Array) => {
-      if (columnar) columnar.setTop(i, cls, scores);
-      else results[i].predicted = Array.from(cls.subarray(0, topK), (c, q) => ({ class: classes[c] as string, score: scores[q] as number }));
+    const onTop = (i: number, cls: Int32Array, scores: Float32Array, at: number, count: number) => {
+      if (columnar) columnar.setTop(i, cls, scores, at, count);
+      else results[i].predicted = Array.from({ length: Math.min(count, topK) }, (_, q) => ({ class: classes[cls[at + q] as number] as string, score: scores[at + q] as number }));
     };
     await judge.firstPass(onRow, options.probabilities ? undefined : { t: Math.max(1, topK), set: onTop });
     memMark('judgement: pass 1 done (top-K, per-row metrics)');
@@ -889,13 +889,13 @@ function topKColumns(n: number, topK: number, withProbabilities: boolean, classe
       });
       probabilities?.set(i, JSON.stringify(Array.from(p)));
     },
-    /** The top classes and scores already known (best first; at most k of them taken). */
-    setTop(i: number, cls: Int32Array, scores: Float32Array): void {
+    /** The top classes and scores already known: cls[at ..], scores[at ..] (count, best first; at most k taken). */
+    setTop(i: number, cls: Int32Array, scores: Float32Array, at: number, count: number): void {
       const { topClass, topScore } = made();
-      const t = Math.min(k, cls.length);
+      const t = Math.min(k, count);
       for (let q = 0; q < t; q++) {
-        topClass[i * k + q] = cls[q] as number;
-        topScore[i * k + q] = scores[q] as number;
+        topClass[i * k + q] = cls[at + q] as number;
+        topScore[i * k + q] = scores[at + q] as number;
       }
     },
   };

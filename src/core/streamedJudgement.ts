@@ -136,8 +136,8 @@ async function forEachPackedBlock<R>(rows: EmbeddingRows, product: (packed: Imag
 /** Pass 1's per-sample output when the probabilities themselves are not wanted: each scored sample's top-t. */
 export interface TopOfSample {
   t: number;
-  /** classes and scores (t each, best first; views valid during the call). */
-  set: (sample: number, classes: Int32Array, scores: Float32Array) => void;
+  /** classes[at .. at + count) and scores[at .. at + count) (count <= t, best first; valid during the call). */
+  set: (sample: number, classes: Int32Array, scores: Float32Array, at: number, count: number) => void;
 }
 
 export interface StreamedJudgementInput {
@@ -302,7 +302,7 @@ export class StreamedJudgement {
       if (top) {
         const t = Math.min(top.t, this.k);
         const cls = Int32Array.from(topKIndices(p, t));
-        top.set(i, cls, Float32Array.from(cls, (c) => p[c] as number));
+        top.set(i, cls, Float32Array.from(cls, (c) => p[c] as number), 0, cls.length);
       } else onSample(i, p);
     }, share);
   }
@@ -343,7 +343,7 @@ export class StreamedJudgement {
         (index, s) => {
           const t = s.t;
           index.forEach((i, r) => {
-            top.set(i, s.topClasses.subarray(r * t, r * t + wanted), s.topScores.subarray(r * t, r * t + wanted));
+            top.set(i, s.topClasses, s.topScores, r * t, wanted); // no views: two a sample cost pass 1 about 0.2 s at a million
             const row = rowOfSample[i] as number;
             if (row < 0) return;
             const arg = s.argmax[r] as number;
@@ -647,26 +647,36 @@ export class StreamedJudgement {
       const letGo = holdZeroShotHead();
       const bar = heaps.bar;
       const pairs = new BlockPairs(ap, k, this.threaded);
+      // The offers of rows first .. first + m - 1 (rows in increasing order, as the heaps' ties need).
+      const offers = (block: ProbabilityMatrix, first: number) => {
+        const m = block.length;
+        const d = block.chunkOf(0);
+        for (let r = 0; r < m; r++) {
+          const i = first + r;
+          const c = labels[i] as number;
+          if (!redo[c]) continue;
+          const pc = selfValue[i] as number;
+          const o = r * k;
+          const h1 = heaps.first[c + 1] as number;
+          for (let h = heaps.first[c] as number; h < h1; h++) {
+            const v = (d[o + (heaps.j[h] as number)] as number) - pc;
+            if (v > (bar[h] as number)) heaps.offer(h, v, i);
+          }
+        }
+      };
+      // A block held for its pair's AP counting has its offers made beside that counting (it stays intact until
+      // then), not alone while the helpers wait: 0.4 s of pass 3 at 1,000,000 x 1,000 (docs/benchmarks.md).
+      const waiting: { block: ProbabilityMatrix; first: number }[] = [];
       try {
         await this.pass((block, first) => {
-          const m = block.length;
           // The AP counting of the pair on the helper threads while this thread makes the offers, then with them.
           const finish = pairs.add(block, first);
-          const d = block.chunkOf(0);
-          for (let r = 0; r < m; r++) {
-            const i = first + r;
-            const c = labels[i] as number;
-            if (!redo[c]) continue;
-            const pc = selfValue[i] as number;
-            const o = r * k;
-            const h1 = heaps.first[c + 1] as number;
-            for (let h = heaps.first[c] as number; h < h1; h++) {
-              const v = (d[o + (heaps.j[h] as number)] as number) - pc;
-              if (v > (bar[h] as number)) heaps.offer(h, v, i);
-            }
-          }
+          waiting.push({ block, first });
+          if (pairs.holds(block)) return;
+          for (const w of waiting.splice(0)) offers(w.block, w.first);
           finish();
         }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
+        for (const w of waiting.splice(0)) offers(w.block, w.first);
         pairs.flush();
       } finally {
         await letGo();
@@ -747,6 +757,11 @@ class BlockPairs {
       return () => undefined;
     }
     return this.start(block, first);
+  }
+
+  /** Whether `block` is the one held for the next (its pair's counting has not started). */
+  holds(block: ProbabilityMatrix): boolean {
+    return this.held?.block === block;
   }
 
   /** Counts a block still held (the pass is over). */

@@ -87,7 +87,7 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   const judge = new StreamedJudgement({ rows, classEmbeddings: cls, logitScale, classes, rowOfSample, labels, ...(streamedOptions.pruneCandidates ? { pruneCandidates: streamedOptions.pruneCandidates } : {}) });
   const seen = new Map<number, number[]>();
   const seenTop = new Map<number, { classes: number[]; scores: number[] }>();
-  if (streamedOptions.summary) await judge.firstPass(() => assert.fail('no whole row with a top-t'), { t: streamedOptions.top ?? 5, set: (i, c, v) => seenTop.set(i, { classes: Array.from(c), scores: Array.from(v) }) });
+  if (streamedOptions.summary) await judge.firstPass(() => assert.fail('no whole row with a top-t'), { t: streamedOptions.top ?? 5, set: (i, c, v, at, count) => seenTop.set(i, { classes: Array.from(c.subarray(at, at + count)), scores: Array.from(v.subarray(at, at + count)) }) });
   else await judge.firstPass((i, p) => seen.set(i, Array.from(p)));
   const all = judge.metrics(ks);
   const splits = subsets.map((idx) => judge.metrics(ks, idx));
