@@ -430,14 +430,14 @@ export async function writeSamplesSidecar(report: EvalReport, file: string): Pro
 
 /**
  * The sidecar written as the CLI does, its encoding shared with a worker thread: from SIDECAR_WORKER_MIN_ROWS samples
- * the worker encodes the later row groups (all but about SIDECAR_HERE_SHARE of them) from now on, while the caller
+ * the worker encodes the later row groups (all but {@link sidecarRowsHere} rows) from now on, while the caller
  * goes on (the CLI writes the JSON report) and then calls `written()`, which encodes the first ones on this thread,
  * joins both ({@link joinedParquet}: the file one encoding makes) and writes it. Smaller reports: all at `written()`.
  */
 export function startSamplesSidecar(report: EvalReport, file: string): { written: () => Promise<void> } {
   const columns = sidecarColumns(report);
   const n = columns.n;
-  const split = n >= SIDECAR_WORKER_MIN_ROWS ? Math.min(n, ROW_GROUP * Math.round((n * SIDECAR_HERE_SHARE) / ROW_GROUP)) : n;
+  const split = n >= SIDECAR_WORKER_MIN_ROWS ? Math.min(n, ROW_GROUP * Math.round(sidecarRowsHere(n, report.labelIssues.length) / ROW_GROUP)) : n;
   const rest = split < n ? partOnWorker(sidecarRows(columns, split, n)) : null;
   // A failure is written()'s (a caller that fails first leaves the worker to finish).
   rest?.catch(() => undefined);
@@ -445,11 +445,17 @@ export function startSamplesSidecar(report: EvalReport, file: string): { written
 }
 
 /**
- * The share of a large sidecar's rows {@link startSamplesSidecar} encodes on the caller's thread: the CLI writes the
- * JSON report first (about 2 s at a million samples), the worker starts at once and encodes a little slower (at 40%
- * here the worker's part was done first at a million samples: about 1.6 s for this thread's share after the JSON).
+ * How many of a large sidecar's n rows {@link startSamplesSidecar} encodes on the caller's thread, so that both threads
+ * finish together: the CLI writes the JSON report first, whose time goes with its label issues (measured at a million
+ * samples: 0.6 s with 60,000 issues, 2.0-2.3 s with 548,000: about 0.4 s + 3.1 us an issue), then encodes about 4 us a
+ * row; the worker starts at once and encodes about 3.4 us a row. A fixed 30% left this thread last by 0.4-0.5 s with
+ * many issues and the worker last by 0.7 s with few (docs/benchmarks.md). Between 10% and 50% of the rows.
  */
-const SIDECAR_HERE_SHARE = 0.3;
+export function sidecarRowsHere(n: number, labelIssues: number): number {
+  const json = (0.4e6 + 3.1 * labelIssues) / 4; // the JSON's time in this thread's row encodings
+  const here = (0.85 * n - json) / 1.85; // json + here = 0.85 (n - here)
+  return Math.min(0.5 * n, Math.max(0.1 * n, here));
+}
 
 /** Writes sidecar bytes to `file` (a temporary file renamed into place). */
 async function writeSidecarFile(file: string, bytes: Uint8Array): Promise<void> {

@@ -8,7 +8,7 @@ import { compareRuns, readRunFile } from '../../src/core/compare';
 import { makeBaseline } from '../../src/core/baseline';
 import { ClipLensError } from '../../src/core/errors';
 import type { EvalReport, ReportSample } from '../../src/core/report';
-import { attachSamples, INLINE_SAMPLES_LIMIT, joinedParquet, parquetOfColumns, parquetOnWorker, partOnWorker, readReportFile, sidecarPart, sidecarRows, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarColumns, sidecarFileOf } from '../../src/core/reportSamples';
+import { attachSamples, INLINE_SAMPLES_LIMIT, joinedParquet, parquetOfColumns, parquetOnWorker, partOnWorker, readReportFile, sidecarPart, sidecarRows, utf8Values, readSamplesSidecar, reportForFile, samplesOf, samplesParquet, sidecarColumns, sidecarRowsHere, sidecarFileOf } from '../../src/core/reportSamples';
 import { writeReport } from '../../src/extension/reportFile';
 import { jsonReport } from '../../src/core/reportExport';
 import { hash, makeReport, many } from './reportFixtures';
@@ -247,4 +247,20 @@ test('the sidecar carries each sample\'s label issue (rank, score, suggested cla
   // An issue naming a sample the report does not have is refused, naming it.
   r.labelIssues = [{ index: 99, given: 'cat', suggested: 'dog', score: 0.5, rank: 1 }];
   await assert.rejects(samplesParquet(r), (e: unknown) => e instanceof ClipLensError && /label issue 1 names sample 99/.test(e.message));
+});
+
+test('sidecarRowsHere: the JSON report goes first on this thread, so the more label issues, the fewer rows here (10-50%)', () => {
+  const n = 1_000_000;
+  // The measured cases (docs/benchmarks.md): random rows (548,000 issues) and aligned ones (60,000).
+  const many = sidecarRowsHere(n, 548_000);
+  const few = sidecarRowsHere(n, 60_000);
+  assert.ok(many > 0.1 * n && many < 0.25 * n, `many issues: ${many}`);
+  assert.ok(few > 0.3 * n && few < 0.45 * n, `few issues: ${few}`);
+  let last = Infinity;
+  for (let issues = 0; issues <= n; issues += 50_000) {
+    const here = sidecarRowsHere(n, issues);
+    assert.ok(here <= last && here >= 0.1 * n && here <= 0.5 * n, `${issues} issues: ${here}`);
+    last = here;
+  }
+  assert.equal(sidecarRowsHere(n, n), 0.1 * n);
 });
