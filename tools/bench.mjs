@@ -367,6 +367,12 @@ async function realPhotos(vit) {
   results.realPhotos = { images: files.length, png, bytes, ...(made ? { made } : {}), rounds, ...summary };
 }
 
+/** tools/machine-speed.ts's reading (milliseconds per block of the zero-shot head), or null when it failed. */
+function machineSpeed() {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/machine-speed.ts')], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()) : null;
+}
+
 /**
  * Step 7: zero-shot at 1,000,000 x 512 x 1,000. The shards are tools/make-embeddings-shards.ts's (float16, 250,000
  * rows each, class folders class_0000 .. class_0999 as metadata); the text tower is the random-weight ViT-B/32's,
@@ -405,6 +411,8 @@ async function zeroShotAtScale() {
     // The CLI's main() in a wrapper that prints its CPU time and peak RSS (VmHWM, worker threads included) last.
     const wrapper = `require(${JSON.stringify(CLI)}).main(process.argv.slice(1)).then((c) => { const u = process.cpuUsage(); const hwm = Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); process.stderr.write('\\n' + JSON.stringify({ cpuS: (u.user + u.system) / 1e6, peakKiB: hwm }) + '\\n'); process.exitCode = c; })`;
     const out = path.join(BENCH, `zeroshot-${geometry}.json`);
+    // The machine's speed just before (tools/machine-speed.ts: this VM's drifts by 10-20% within an hour).
+    const speed = machineSpeed();
     const t0 = performance.now();
     // With the glibc settings the CLI would start itself again with (src/cli/relaunch.ts): what a user's run gets.
     const tunables = require(CLI).relaunchTunables(process.env, 'eval');
@@ -416,8 +424,8 @@ async function zeroShotAtScale() {
     const report = JSON.parse(fs.readFileSync(out, 'utf8'));
     const embeddingsMiB = (rows * 512 * 2) / 2 ** 20;
     const top1 = report.metrics?.top1Accuracy ?? null;
-    log(`  eval --embeddings, end to end, ${geometry} geometry (top-1 ${top1 === null ? '?' : (100 * top1).toFixed(1)}%, ${report.labelIssues.length} label issues): ${wallS.toFixed(1)} s wall, ${usage.cpuS.toFixed(1)} s CPU, peak RSS ${(usage.peakKiB / 1024).toFixed(0)} MiB (embeddings on disk ${embeddingsMiB.toFixed(0)} MiB float16; goals at 1,000,000 rows: 60 s and 2x the embeddings); load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    results.zeroShotEndToEnd[geometry] = { rows, wallS, cpuS: usage.cpuS, peakRssMiB: usage.peakKiB / 1024, embeddingsMiB, top1, labelIssues: report.labelIssues.length, jsonBytes: fs.statSync(out).size, load: os.loadavg() };
+    log(`  eval --embeddings, end to end, ${geometry} geometry (top-1 ${top1 === null ? '?' : (100 * top1).toFixed(1)}%, ${report.labelIssues.length} label issues): ${wallS.toFixed(1)} s wall, ${usage.cpuS.toFixed(1)} s CPU, peak RSS ${(usage.peakKiB / 1024).toFixed(0)} MiB (embeddings on disk ${embeddingsMiB.toFixed(0)} MiB float16; goals at 1,000,000 rows: 60 s and 2x the embeddings); load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; machine speed before: ${speed ? `${speed.msPerBlock} ms per 4,096-row block of the zero-shot head` : 'not measured'}`);
+    results.zeroShotEndToEnd[geometry] = { rows, wallS, cpuS: usage.cpuS, peakRssMiB: usage.peakKiB / 1024, embeddingsMiB, top1, labelIssues: report.labelIssues.length, jsonBytes: fs.statSync(out).size, load: os.loadavg(), ...(speed ? { machineSpeed: speed } : {}) };
   }
 }
 
