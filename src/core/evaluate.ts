@@ -421,11 +421,12 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
   const issuesOfSamples = (issues: LabelIssue[], evaluated: number[]): LabelIssue[] => {
     // One object per issue kept (a million rows can flag half a million: no intermediate arrays of copies).
     const out: LabelIssue[] = [];
+    const ignoring = ignored.size > 0; // else no path is looked up (each one hashed for nothing)
     for (const issue of issues) {
       const index = evaluated[issue.index];
       const path = samples[index].path;
       // A literal of all six fields (the report's key order): compact objects, unlike spread copies with a key added.
-      if (!ignored.has(path)) out.push({ index, given: issue.given, suggested: issue.suggested, score: issue.score, rank: out.length + 1, path });
+      if (!ignoring || !ignored.has(path)) out.push({ index, given: issue.given, suggested: issue.suggested, score: issue.score, rank: out.length + 1, path });
     }
     return out;
   };
