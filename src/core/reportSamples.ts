@@ -447,13 +447,13 @@ export function startSamplesSidecar(report: EvalReport, file: string): { written
 /**
  * How many of a large sidecar's n rows {@link startSamplesSidecar} encodes on the caller's thread, so that both threads
  * finish together: the CLI writes the JSON report first, whose time goes with its label issues (measured at a million
- * samples: 0.6 s with 60,000 issues, 2.0-2.3 s with 548,000: about 0.4 s + 3.1 us an issue), then encodes about 4 us a
- * row; the worker starts at once and encodes about 3.4 us a row. A fixed 30% left this thread last by 0.4-0.5 s with
- * many issues and the worker last by 0.7 s with few (docs/benchmarks.md). Between 10% and 50% of the rows.
+ * samples: 0.6 s with 60,000 issues, 1.7-2.3 s with 548,000: about 0.4 s + 3.1 us an issue), and both threads encode
+ * about 4 us a row (the worker from the start). A fixed 30% left the worker last by 0.7 s with few issues
+ * (docs/benchmarks.md). Between 10% and 50% of the rows.
  */
 export function sidecarRowsHere(n: number, labelIssues: number): number {
-  const json = (0.4e6 + 3.1 * labelIssues) / 4; // the JSON's time in this thread's row encodings
-  const here = (0.85 * n - json) / 1.85; // json + here = 0.85 (n - here)
+  const json = (0.4e6 + 3.1 * labelIssues) / 4; // the JSON's time in row encodings
+  const here = (n - json) / 2; // json + here = n - here
   return Math.min(0.5 * n, Math.max(0.1 * n, here));
 }
 
