@@ -237,11 +237,6 @@ export interface RunRequest {
   /** The config as already read by the caller (check reads it first to skip datasets without thresholds). */
   config?: { config: ProjectConfig; file?: string; problems: ConfigProblem[] };
   signal?: AbortSignal;
-  /**
-   * Called before outside embeddings' metadata is read, with the one model the plan will name and its precision
-   * (not for two models), so that the caller can ready it meanwhile (runEvaluation). The plan may still fail.
-   */
-  onEmbeddingsModel?: (model: ModelChoice, precision: Precision) => void;
 }
 
 export interface RunPlan {
@@ -349,28 +344,7 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
     o.embeddings !== undefined ? path.resolve(o.embeddings) : config.embeddings !== undefined ? path.resolve(root, config.embeddings) : target === root && isEmbeddingsDir(root) ? root : undefined;
   let embeddings: RunPlan['embeddings'];
   let dataset: Dataset;
-  const modelSpec = () =>
-    chooseModelSpec({
-      option: o.models?.[0] ?? o.model,
-      optionBaseDir: o.modelBaseDir,
-      environment: s.environmentModel,
-      projectModel: config.model ?? config.models?.[0],
-      projectDir: request.projectDir ?? root,
-      setting: s.model,
-      settingBaseDir: s.modelBaseDir,
-      trusted: request.trusted,
-    });
-  const precision: Precision = o.precision ?? config.precision ?? (request.quantized ? 'int8' : s.precision) ?? 'fp32';
   if (embeddingsDir !== undefined) {
-    if (request.onEmbeddingsModel && o.models === undefined && config.models === undefined) {
-      let early: ModelChoice | undefined;
-      try {
-        early = modelSpec();
-      } catch {
-        // Reported below, in its turn (after the dataset's errors).
-      }
-      if (early) request.onEmbeddingsModel(early, precision);
-    }
     const read = await readEmbeddingsDir(embeddingsDir, { labelFile: labels.file, imageColumn: labels.imageColumn, labelColumn: labels.labelColumn, splitColumn: labels.splitColumn, signal: request.signal });
     dataset = read.dataset;
     embeddings = { input: read.input, verify: o.verify ?? DEFAULT_VERIFY };
@@ -391,8 +365,18 @@ export async function planRun(request: RunRequest): Promise<RunPlan> {
   await resolveTemplates(templates, dataset.root);
 
   if (o.models !== undefined && o.models.length !== 2) throw new ClipLensError('models-count', `two models are compared in one go, got ${o.models.length}`);
-  const model = modelSpec();
+  const model = chooseModelSpec({
+    option: o.models?.[0] ?? o.model,
+    optionBaseDir: o.modelBaseDir,
+    environment: s.environmentModel,
+    projectModel: config.model ?? config.models?.[0],
+    projectDir: request.projectDir ?? root,
+    setting: s.model,
+    settingBaseDir: s.modelBaseDir,
+    trusted: request.trusted,
+  });
   const warnings = s.warnings ? mergeWarningThresholds(config.warnings, s.warnings) : config.warnings;
+  const precision: Precision = o.precision ?? config.precision ?? (request.quantized ? 'int8' : s.precision) ?? 'fp32';
   const compared = request.firstModelOnly && !o.models ? undefined : comparedModel(o, config, model, request.projectDir ?? root, request.trusted);
   if (compared && embeddingsDir !== undefined) {
     throw new ClipLensError('models-with-embeddings', 'two models cannot be compared on embeddings computed elsewhere (--embeddings or "embeddings" of .clip-lens.json): evaluate the images, or one model', { file: embeddingsDir });
@@ -612,34 +596,16 @@ export interface RunEvaluationOptions extends LocateOptions, LoadModelOptions {
 /** Plans, locates and loads the model, evaluates, disposes the model. Undefined when `obtain` declined a download. */
 export async function runEvaluation(request: RunRequest, options: RunEvaluationOptions = {}): Promise<(RunOutcome & { plan: RunPlan }) | undefined> {
   memMark('run: start');
-  // Outside embeddings: the model's text tower is readied while their metadata is read (its session is the width
-  // check's first step, and the prompts' tower is the evaluation's longest path; measured: docs/benchmarks.md).
-  let prepared: PreparedModel | undefined;
-  let plan: RunPlan;
-  try {
-    plan = await planRun({ ...request, onEmbeddingsModel: (choice, precision) => (prepared = prepareModel(choice, precision, options)) });
-  } catch (e) {
-    await disposePrepared(prepared);
-    throw e;
-  }
+  const plan = await planRun(request);
   memMark('run: planned (dataset / labels read)');
   options.onPlan?.(plan);
   const signal = options.signal ?? request.signal;
-  let located: LocatedModel | undefined;
-  try {
-    located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal });
-  } catch (e) {
-    await disposePrepared(prepared);
-    throw e;
-  }
-  if (!located) {
-    await disposePrepared(prepared);
-    return undefined;
-  }
+  const located = await locateModel(plan.model, { ...options, quantized: plan.quantized, signal });
+  if (!located) return undefined;
   const compared = plan.compared;
   const locatedOther = compared ? await locateModel(compared.model, { ...options, quantized: compared.quantized, signal }) : undefined;
   if (compared && !locatedOther) return undefined;
-  const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal, prepared });
+  const { model, precision } = await loadWithPrecision(plan, located, { ...options, signal });
   memMark('run: model loaded');
   try {
     if (!compared || !locatedOther) {
@@ -657,51 +623,6 @@ export async function runEvaluation(request: RunRequest, options: RunEvaluationO
   } finally {
     await model.dispose();
   }
-}
-
-/** A model loaded ahead of its plan (see runEvaluation), with what it was loaded as; undefined when it could not be. */
-export type PreparedModel = Promise<{ dir: string; quantized: boolean | undefined; model: ClipModel } | undefined>;
-
-/**
- * Loads the plan's model ahead of it and embeds one prompt (the width check's), so that its text session and
- * tokenizer are ready: only a model already on disk (nothing is downloaded or asked), only in one precision (auto
- * loads two graph pairs and compares them on the dataset). Failures are left to the plan's own loading to report.
- */
-function prepareModel(choice: ModelChoice, precision: Precision, options: LoadModelOptions & { cacheDir?: string }): PreparedModel {
-  if (precision === 'auto') return Promise.resolve(undefined);
-  return (async () => {
-    const located = await locateModel(choice, { cacheDir: options.cacheDir, quantized: precision === 'int8' });
-    if (!located) return undefined;
-    const wanted = { dir: located.dir, quantized: precision === 'int8' ? true : located.quantized };
-    const model = await loadModel(wanted, options);
-    await model.embedTexts(['a photo.']).catch(() => undefined);
-    return { ...wanted, model };
-  })().catch(() => undefined);
-}
-
-const preparedCounts = { used: 0, disposed: 0 };
-/** Tests: models prepared ahead of their plan and then used, or disposed unused, since the process started. */
-export function preparedModels(): { used: number; disposed: number } {
-  return { ...preparedCounts };
-}
-
-/** The prepared model when it was loaded as `wanted` (else it is disposed, and undefined). */
-async function takePrepared(prepared: PreparedModel | undefined, wanted: { dir: string; quantized: boolean | undefined }): Promise<ClipModel | undefined> {
-  const ready = await prepared;
-  if (!ready) return undefined;
-  if (ready.dir === wanted.dir && ready.quantized === wanted.quantized) {
-    preparedCounts.used++;
-    return ready.model;
-  }
-  await disposePrepared(prepared);
-  return undefined;
-}
-
-async function disposePrepared(prepared: PreparedModel | undefined): Promise<void> {
-  const ready = await prepared;
-  if (!ready) return;
-  preparedCounts.disposed++;
-  await ready.model.dispose();
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -734,15 +655,13 @@ export async function graphFolders(located: LocatedModel, cacheDir?: string): Pr
 export async function loadWithPrecision(
   plan: RunPlan,
   located: LocatedModel,
-  options: LoadModelOptions & { cacheDir?: string; signal?: AbortSignal; prepared?: PreparedModel } = {},
+  options: LoadModelOptions & { cacheDir?: string; signal?: AbortSignal } = {},
 ): Promise<{ model: ClipModel; precision: PrecisionChoice }> {
   if (plan.precision !== 'auto') {
-    const wanted = { dir: located.dir, quantized: plan.precision === 'int8' ? true : located.quantized };
-    const model = (await takePrepared(options.prepared, wanted)) ?? (await loadModel(wanted, options));
+    const model = await loadModel({ dir: located.dir, quantized: plan.precision === 'int8' ? true : located.quantized }, options);
     const used = model.files.quantized ? 'int8' : 'fp32';
     return { model, precision: { requested: plan.precision, used, reason: used === plan.precision ? `${used} requested` : `the model has only ${used} graphs` } };
   }
-  await disposePrepared(options.prepared);
   const folders = await graphFolders(located, options.cacheDir);
   if (!folders.int8 || !folders.fp32) {
     const model = await loadModel({ dir: located.dir, quantized: folders.int8 && !folders.fp32 ? true : false }, options);

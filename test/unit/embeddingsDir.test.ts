@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClipLensError } from '../../src/core/errors';
-import { embedFiles, executeRun, loadModel, planRun, preparedModels, runEvaluation } from '../../src/core/run';
+import { embedFiles, executeRun, loadModel, planRun, runEvaluation } from '../../src/core/run';
 import { EmbeddingsWriter, forEachEmbedding, isEmbeddingsDir, readEmbeddingsDir, readSampleEmbeddings } from '../../src/core/embeddingsDir';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { floatToHalf as toHalf, halfToFloat, halfValues } from '../../src/core/probabilities';
@@ -514,36 +514,4 @@ test('float16 shards: the streamed judgement (forced by a zero budget) gives the
     if (d === leaky) assert.ok((held.leakage ?? []).some((l) => l.metricsWithoutLeaked?.perClass.some((c) => c.averagePrecision !== null)), 'leakage with metrics');
     assert.ok(held.metricsBySplit?.val);
   }
-});
-
-test('outside embeddings: the model is readied while their metadata is read, used by the run, disposed when the plan fails', async (t) => {
-  const dir = await writeShards(tmp(t), shardsOf(2), 'f4');
-  // planRun names the model and precision before reading the metadata (offered even when the read then fails).
-  const offered: [string, string][] = [];
-  const onEmbeddingsModel = (choice: { spec: string }, precision: string) => void offered.push([choice.spec, precision]);
-  const plan = await planRun({ target: dir, options: { model: MODEL, embeddings: dir }, onEmbeddingsModel });
-  assert.deepEqual(offered, [[MODEL, 'fp32']]);
-  const broken = await writeShards(tmp(t), shardsOf(2), 'f4');
-  fs.rmSync(path.join(broken, 'metadata', 'metadata_1.parquet'));
-  await assert.rejects(planRun({ target: broken, options: { model: MODEL, precision: 'int8' }, onEmbeddingsModel }), (e: unknown) => e instanceof ClipLensError && /metadata_1\.parquet/.test(e.message));
-  assert.deepEqual(offered, [[MODEL, 'fp32'], [MODEL, 'int8']]);
-  // Not offered for images, nor for two models.
-  await planRun({ target: images, options: { model: MODEL }, onEmbeddingsModel });
-  await assert.rejects(planRun({ target: dir, options: { models: [MODEL, MODEL], embeddings: dir }, onEmbeddingsModel }));
-  assert.equal(offered.length, 2);
-  assert.equal(plan.embeddings?.input.rows, files.length);
-
-  // runEvaluation uses the readied model: the same report as a run on a model loaded after the plan.
-  const before = preparedModels();
-  const outcome = await runEvaluation({ target: dir, options: { model: MODEL }, cacheDir: null });
-  assert.deepEqual(preparedModels(), { used: before.used + 1, disposed: before.disposed });
-  const direct = await executeRun(plan, { model });
-  assert.deepEqual(top1(outcome?.report as EvalReport), top1(direct.report));
-  assert.deepEqual(outcome?.report.metrics, direct.report.metrics);
-  // A plan that fails after the model was readied disposes it; auto precision readies nothing (it loads two).
-  await assert.rejects(runEvaluation({ target: broken, options: { model: MODEL }, cacheDir: null }), (e: unknown) => e instanceof ClipLensError && /metadata_1\.parquet/.test(e.message));
-  assert.deepEqual(preparedModels(), { used: before.used + 1, disposed: before.disposed + 1 });
-  // A model that is not there: nothing readied, the plan's own loading reports it.
-  await assert.rejects(runEvaluation({ target: dir, options: { model: path.join(dir, 'no-model') }, cacheDir: null }));
-  assert.deepEqual(preparedModels(), { used: before.used + 1, disposed: before.disposed + 1 });
 });
