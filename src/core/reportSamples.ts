@@ -447,13 +447,13 @@ export function startSamplesSidecar(report: EvalReport, file: string): { written
 /**
  * How many of a large sidecar's n rows {@link startSamplesSidecar} encodes on the caller's thread, so that both threads
  * finish together: the CLI writes the JSON report first, whose time goes with its label issues (measured at a million
- * samples: 0.6 s with 60,000 issues, 1.7-2.3 s with 548,000: about 0.4 s + 3.1 us an issue), and both threads encode
- * about 4 us a row (the worker from the start). A fixed 30% left the worker last by 0.7 s with few issues
- * (docs/benchmarks.md). Between 10% and 50% of the rows.
+ * samples: 0.5-0.6 s with 60,000 issues, 1.5-1.6 s with 548,000: about 0.4 s + 2.1 us an issue), then encodes about
+ * 5 us a row; the worker starts at once and encodes about 4.5 us a row. Between 10% and 50% of the rows
+ * (docs/benchmarks.md, session 11).
  */
 export function sidecarRowsHere(n: number, labelIssues: number): number {
-  const json = (0.4e6 + 3.1 * labelIssues) / 4; // the JSON's time in row encodings
-  const here = (n - json) / 2; // json + here = n - here
+  const json = (0.4e6 + 2.1 * labelIssues) / 5; // the JSON's time in this thread's row encodings
+  const here = (0.9 * n - json) / 1.9; // json + here = 0.9 (n - here)
   return Math.min(0.5 * n, Math.max(0.1 * n, here));
 }
 
