@@ -447,7 +447,7 @@ export function startSamplesSidecar(report: EvalReport, file: string): { written
 /**
  * How many of a large sidecar's n rows {@link startSamplesSidecar} encodes on the caller's thread, so that both threads
  * finish together: the CLI writes the JSON report first, whose time goes with its label issues (measured at a million
- * samples: 0.5-0.6 s with 60,000 issues, 1.5-1.6 s with 548,000: about 0.4 s + 2.1 us an issue), then encodes about
+ * samples: 0.3-0.6 s with 59,000 issues, 1.5-1.6 s with 548,000: about 0.4 s + 2.1 us an issue), then encodes about
  * 5 us a row; the worker starts at once and encodes about 4.5 us a row. Between 10% and 50% of the rows
  * (docs/benchmarks.md, session 11).
  */

@@ -343,7 +343,7 @@ export class StreamedJudgement {
         (index, s) => {
           const t = s.t;
           index.forEach((i, r) => {
-            top.set(i, s.topClasses, s.topScores, r * t, wanted); // no views: two a sample cost pass 1 about 0.2 s at a million
+            top.set(i, s.topClasses, s.topScores, r * t, wanted); // no views: two a sample, a million samples
             const row = rowOfSample[i] as number;
             if (row < 0) return;
             const arg = s.argmax[r] as number;
@@ -665,7 +665,7 @@ export class StreamedJudgement {
         }
       };
       // A block held for its pair's AP counting has its offers made beside that counting (it stays intact until
-      // then), not alone while the helpers wait: 0.4 s of pass 3 at 1,000,000 x 1,000 (docs/benchmarks.md).
+      // then), not alone while the helpers have nothing to do.
       const waiting: { block: ProbabilityMatrix; first: number }[] = [];
       try {
         await this.pass((block, first) => {
