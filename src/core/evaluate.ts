@@ -748,7 +748,7 @@ export async function evaluateDataset(target: string, options: EvaluateOptions):
       warnings = computeWarnings({ metrics, metricsBySplit, judge: judging }, config.warnings);
       warnings.push(...outcome.warnings);
     }
-    memMark(`judgement: predictor done (label issues; passes so far ${judge.passes})`);
+    memMark(`judgement: predictor done (label issues; passes so far ${judge.passes}; prune in pass 2: ${JSON.stringify(judge.prunedInPass2)})`);
     releaseGarbage('the label issues');
     // The APs of subsets asked for after pass 2 when the predictor did not run pass 3.
     await judge.finishAveragePrecision();

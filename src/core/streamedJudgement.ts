@@ -15,11 +15,14 @@
  *    (splits, the metrics without leaked samples; left to pass 3 when it will run anyway: see
  *    {@link StreamedJudgement.apInPass3}), and, when asked (pruneCandidates), per row its largest other scores.
  * Then cleanlab's prune by noise rate: per (given class c, other class j) the rows of c with the largest margins
- * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order), from the candidates: a row lacking
- * j has p_j at most its smallest candidate, so when no such bound can beat the heap's last entry the pair is
- * decided. 3. For the classes with an undecided pair (all of them without candidates, the default: see
- * {@link PRUNE_CANDIDATES}), and subsets asked for after pass 2 or left to it: a third pass prunes them from the
- * exact scores and counts those APs.
+ * p_j - p_c, in a bounded heap (margin descending, then row: cleanlab's order). When label issues come next after a
+ * summary pass 1 (the evaluation's way), pass 2 fills these heaps itself, sized from the confident guesses pass 1
+ * decides (and the few rows it does not, scored again on their own: see {@link StreamedJudgement.provisionalPrune}),
+ * and counts the APs beside them. Otherwise the heaps are filled from
+ * pass 2's candidates when asked for: a row lacking j has p_j at most its smallest candidate, so when no such bound
+ * can beat the heap's last entry the pair is decided. 3. For the classes whose pass-2 heaps turn out too small or
+ * with an undecided pair (all of them without candidates or pass-2 heaps), and subsets asked for after pass 2 or left
+ * to it: a third pass prunes them from the exact scores and counts those APs.
  * Every result equals the in-memory path's (the same float32 probabilities, the same integer counts, the same
  * float64 arithmetic in the same order): checked by test/unit/streamedJudgement.test.ts on both paths.
  */
@@ -186,6 +189,13 @@ export class StreamedJudgement {
   private readonly self: Int32Array;
   private readonly p1: Float32Array | null;
   private guess: Int32Array | null = null;
+  /**
+   * The prune made by pass 2 (see provisionalPrune): classes with heaps, rows scored again to size them, heap
+   * entries, and classes pass 3 pruned again.
+   */
+  readonly prunedInPass2 = { classes: 0, rescored: 0, slots: 0, again: 0 };
+  /** The prune's heaps filled by pass 2 (see provisionalPrune), until labelIssues takes them. */
+  private provisional: ProvisionalPrune | null = null;
   private argmax: Int32Array | null = null;
   private maxOther: Int32Array | null = null;
   /**
@@ -422,9 +432,13 @@ export class StreamedJudgement {
     const T = this.candidates;
     const candClass = new Int32Array(this.n * T).fill(-1);
     const candValue = new Float32Array(this.n * T);
-    const ap = this.apInPass3(labelIssuesNext, cut) ? NO_AVERAGE_PRECISION : this.averagePrecisionDue();
     this.candClass = candClass;
     this.candValue = candValue;
+    // Label issues next, after a summary pass 1: the prune's heaps are sized from pass 1 and filled in this pass, the
+    // APs counted beside them, so that no third product runs (see provisionalPrune).
+    const provisional = labelIssuesNext && this.summarised && T === 0 ? await this.provisionalPrune(cut) : null;
+    if (provisional) return this.countingPass(cut, guess, this.averagePrecisionDue(BlockPairs.rows), provisional);
+    const ap = this.apInPass3(labelIssuesNext, cut) ? NO_AVERAGE_PRECISION : this.averagePrecisionDue();
     if (this.summarised) return this.countingPass(cut, guess, ap);
     const argmax = sharedInt32(this.n);
     const maxOther = sharedInt32(this.n);
@@ -454,7 +468,8 @@ export class StreamedJudgement {
   }
 
   /**
-   * Whether pass 2 leaves the APs due to pass 3, which then counts them beside the prune's offers ({@link BlockPairs}):
+   * Whether pass 2 leaves the APs due to pass 3, which then counts them beside the prune's offers ({@link BlockPairs}),
+   * when pass 2 does not make the prune itself (see {@link provisionalPrune}: no room for its heaps):
    * after a summary pass 1 without prune candidates, pass 2 then copies no probabilities out of ONNX Runtime at all
    * (its confident counts come from inside), so the blocks' whole probabilities are copied out once instead of twice
    * (with BlockPairs and the scavenges after each block, passes 2 and 3 at 1,000,000 x 1,000 went from 24.5 to about
@@ -479,6 +494,98 @@ export class StreamedJudgement {
     return false;
   }
 
+  /**
+   * The prune's heaps for pass 2 to fill beside its confident counts, sized from pass 1, or null when pass 3 would be
+   * as cheap (nothing to prune) or the heaps would hold too much memory (more than {@link PROVISIONAL_SLOTS} entries).
+   * A row whose argmax is confident counts at its argmax in cleanlab's confident joint (one confident class is the
+   * argmax; several count at the argmax), and one whose largest score is below every cut at none: pass 1 decides
+   * those. The others (0.5% of a million random rows, 42% of the aligned bench set's) are scored again on their own
+   * ({@link guessesOf}): a product of those rows alone costs less than a third pass. The heaps get the prune counts of that joint. labelIssues checks every exact count (from pass
+   * 2's confident counts) against them, and a class whose count exceeds its heap is pruned again by a third pass: the
+   * sizes decide the cost, never the result.
+   */
+  private async provisionalPrune(cut: Int32Array): Promise<ProvisionalPrune | null> {
+    const { pred, labelArray: labels, maxOther, k, n } = this;
+    if (!maxOther || n === 0 || k < 3) return null;
+    const selfValue = new Float32Array(this.self.buffer, this.self.byteOffset, n);
+    const other = new Float32Array(maxOther.buffer, maxOther.byteOffset, n);
+    const least = new Float32Array(cut.buffer, cut.byteOffset, k);
+    let lowest = Infinity;
+    for (let c = 0; c < k; c++) lowest = Math.min(lowest, least[c] as number);
+    const estimate = new Int32Array(n);
+    const open: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = labels[i] as number;
+      const a = pred[i] as number;
+      const top = a === c ? (selfValue[i] as number) : (other[i] as number);
+      if (top >= (least[a] as number)) {
+        estimate[i] = a;
+        continue;
+      }
+      estimate[i] = -1;
+      if (top >= lowest) open.push(i);
+    }
+    if (open.length > n * PROVISIONAL_RESCORED) return null;
+    await this.guessesOf(Int32Array.from(open), least.slice(), estimate);
+    const prune = pruneCountMatrix(jointFromGuesses(labels, k, estimate, true), MIN_EXAMPLES_PER_CLASS);
+    const size = this.classSizes();
+    const pairs = { c: [] as number[], j: [] as number[], count: [] as number[] };
+    let slots = 0;
+    for (let c = 0; c < k; c++) {
+      const m = size[c] as number;
+      if (m <= MIN_EXAMPLES_PER_CLASS) continue;
+      for (let j = 0; j < k; j++) {
+        const count = j === c ? 0 : ((prune[j] as number[])[c] as number);
+        // Tests: every other class's heaps half as large, so that pass 3 prunes those classes again.
+        const room = Math.min(count, m) >> (provisionalShort && c % 2 === 1 ? 1 : 0);
+        if (room <= 0) continue;
+        pairs.c.push(c);
+        pairs.j.push(j);
+        pairs.count.push(room);
+        slots += room;
+      }
+    }
+    if (pairs.c.length === 0 || slots > provisionalSlots) return null;
+    const heaps = new PruneHeaps(k, { c: Int32Array.from(pairs.c), j: Int32Array.from(pairs.j), count: Int32Array.from(pairs.count), length: pairs.c.length });
+    let classes = 0;
+    for (let c = 0; c < k; c++) if (heaps.ofClass(c) > 0) classes++;
+    Object.assign(this.prunedInPass2, { classes, rescored: open.length, slots });
+    return { heaps };
+  }
+
+  /**
+   * The confident guesses (pass 2's, from the confident count) of the evaluated rows `which` (increasing) into
+   * `into`, from a product of those rows alone: an estimate (a row's scores in another block may differ in their last
+   * bits), used only to size the prune's heaps.
+   */
+  private async guessesOf(which: Int32Array, cut: Float32Array, into: Int32Array): Promise<void> {
+    if (which.length === 0) return;
+    const { rows, classEmbeddings, logitScale, rowOfSample, engine } = this.input;
+    const dim = rows.dim;
+    if (dim !== classEmbeddings.dim) return;
+    const sampleOf = new Int32Array(this.n);
+    rowOfSample.forEach((row, i) => {
+      if (row >= 0) sampleOf[row] = i;
+    });
+    const span = SCORE_SPAN_ROWS;
+    const half = rows.halfBlocks;
+    const images: ImageRows = half ? { bits: new Uint16Array(span * dim), scales: new Float32Array(span) } : new Float32Array(span * dim);
+    for (let s = 0; s < which.length; s += span) {
+      const m = Math.min(span, which.length - s);
+      for (let q = 0; q < m; q++) {
+        const i = sampleOf[which[s + q] as number] as number;
+        if (images instanceof Float32Array) rows.copyRows(i, i + 1, images.subarray(q * dim, (q + 1) * dim));
+        else rows.copyHalfRows(i, i + 1, images.bits.subarray(q * dim, (q + 1) * dim), images.scales.subarray(q, q + 1));
+      }
+      const { confident } = await zeroShotScanBlock(images, m, classEmbeddings, logitScale, cut, false, engine);
+      for (let q = 0; q < m; q++) {
+        const row = which[s + q] as number;
+        const count = confident[2 * q] as number;
+        into[row] = count === 0 ? -1 : count === 1 ? (confident[2 * q + 1] as number) : (this.pred[row] as number);
+      }
+    }
+  }
+
   private sizes: Int32Array | null = null;
   /** Evaluated rows per class (made once). */
   private classSizes(): Int32Array {
@@ -500,7 +607,7 @@ export class StreamedJudgement {
    * probabilities copied out only for the APs and the prune candidates. guess as rowScanUnit gives it: -1 when no
    * class is confident, the confident class when one is, else the argmax.
    */
-  private async countingPass(cut: Int32Array, guess: Int32Array, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>): Promise<void> {
+  private async countingPass(cut: Int32Array, guess: Int32Array, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>, provisional?: ProvisionalPrune): Promise<void> {
     const { k, pred, labelArray } = this;
     const { rowOfSample } = this.input;
     const T = this.candidates;
@@ -509,7 +616,7 @@ export class StreamedJudgement {
     const counting: { finish: (() => void) | null } = { finish: null };
     const scan: PassScan = {
       cut: new Float32Array(cut.buffer, cut.byteOffset, k).slice(),
-      probs: ap.due || T > 0,
+      probs: ap.due || T > 0 || provisional !== undefined,
       onCounts: (index, confident) =>
         index.forEach((i, r) => {
           const row = rowOfSample[i] as number;
@@ -520,6 +627,19 @@ export class StreamedJudgement {
     };
     // Pass 2 holds the scan session; once over, its memory arena goes (pass 3 uses the plain head).
     const letGo = holdZeroShotScan();
+    if (provisional) {
+      // The prune's offers and the APs in pass 3's way (BlockPairs), beside the confident counts.
+      try {
+        await this.pruningPass(provisional.heaps, null, ap, scan);
+      } finally {
+        await letGo();
+      }
+      ap.finish();
+      this.guess = guess;
+      this.argmax = pred;
+      this.provisional = provisional;
+      return;
+    }
     try {
       await this.pass(
         (block, first) => {
@@ -593,6 +713,52 @@ export class StreamedJudgement {
     return redo;
   }
 
+  /**
+   * A pass making the prune's offers (rows of the classes marked in `classes`, all when null) and counting the APs of
+   * `ap` two blocks at a time (BlockPairs); with `scan`, pass 2's confident counts on the way.
+   */
+  private async pruningPass(heaps: PruneHeaps, classes: Uint8Array | null, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>, scan?: PassScan): Promise<void> {
+    const { k, labelArray: labels, n } = this;
+    const selfValue = new Float32Array(this.self.buffer, this.self.byteOffset, n);
+    const bar = heaps.bar;
+    const pairs = new BlockPairs(ap, k, this.threaded);
+    // The offers of rows first .. first + m - 1 (rows in increasing order, as the heaps' ties need).
+    const offers = (block: ProbabilityMatrix, first: number) => {
+      const m = block.length;
+      const d = block.chunkOf(0);
+      for (let r = 0; r < m; r++) {
+        const i = first + r;
+        const c = labels[i] as number;
+        if (classes && !classes[c]) continue;
+        const pc = selfValue[i] as number;
+        const o = r * k;
+        const h1 = heaps.first[c + 1] as number;
+        for (let h = heaps.first[c] as number; h < h1; h++) {
+          const v = (d[o + (heaps.j[h] as number)] as number) - pc;
+          if (v > (bar[h] as number)) heaps.offer(h, v, i);
+        }
+      }
+    };
+    // A block held for its pair's AP counting has its offers made beside that counting (it stays intact until
+    // then), not alone while the helpers have nothing to do.
+    const waiting: { block: ProbabilityMatrix; first: number }[] = [];
+    await this.pass(
+      (block, first) => {
+        // The AP counting of the pair on the helper threads while this thread makes the offers, then with them.
+        const finish = pairs.add(block, first);
+        waiting.push({ block, first });
+        if (pairs.holds(block)) return;
+        for (const w of waiting.splice(0)) offers(w.block, w.first);
+        finish();
+      },
+      undefined,
+      this.threaded && ap.due, // blocks copied to shared memory only for AP counting on the helpers
+      scan,
+    );
+    for (const w of waiting.splice(0)) offers(w.block, w.first);
+    pairs.flush();
+  }
+
   /** A pass for the APs still due (none when there are none). */
   async finishAveragePrecision(): Promise<void> {
     if (this.pending.length === 0) return;
@@ -603,8 +769,8 @@ export class StreamedJudgement {
 
   /**
    * cleanlab's find_label_issues with its defaults (labelIssues.ts findLabelIssues), ranked by self-confidence;
-   * `index` = evaluated row. The prune comes from pass 2's candidates; a third pass runs for the classes they do not
-   * decide and for the APs still due. Needs {@link secondPass}.
+   * `index` = evaluated row. The prune comes from pass 2's heaps or candidates; a third pass runs for the classes they
+   * do not decide and for the APs still due. Needs {@link secondPass}.
    */
   async labelIssues(): Promise<LabelIssue[]> {
     const { guess, argmax, maxOther, labelArray: labels, self, k, n } = this;
@@ -638,46 +804,18 @@ export class StreamedJudgement {
     // From the candidates of pass 2: a pair (c, j) is decided when every row of c whose candidates lack j (so p_j is
     // at most its smallest candidate) cannot beat the heap's last entry; the classes with an undecided pair are
     // pruned again by pass 3 from their rows' exact scores.
-    const redo = this.pruneFromCandidates(heaps, selfValue);
+    const provisional = this.provisional;
+    this.provisional = null;
+    const redo = provisional ? heaps.takeFrom(provisional.heaps) : this.pruneFromCandidates(heaps, selfValue);
+    if (provisional) redo.forEach((x) => (this.prunedInPass2.again += x));
     const ap = this.averagePrecisionDue(BlockPairs.rows);
     if (redo.some((x) => x === 1) || ap.due) {
       for (let c = 0; c < k; c++) if (redo[c]) heaps.emptyClass(c);
       // The last product of the judgement (a later one makes the session again): the head's memory arena goes
       // before the label issues are made.
       const letGo = holdZeroShotHead();
-      const bar = heaps.bar;
-      const pairs = new BlockPairs(ap, k, this.threaded);
-      // The offers of rows first .. first + m - 1 (rows in increasing order, as the heaps' ties need).
-      const offers = (block: ProbabilityMatrix, first: number) => {
-        const m = block.length;
-        const d = block.chunkOf(0);
-        for (let r = 0; r < m; r++) {
-          const i = first + r;
-          const c = labels[i] as number;
-          if (!redo[c]) continue;
-          const pc = selfValue[i] as number;
-          const o = r * k;
-          const h1 = heaps.first[c + 1] as number;
-          for (let h = heaps.first[c] as number; h < h1; h++) {
-            const v = (d[o + (heaps.j[h] as number)] as number) - pc;
-            if (v > (bar[h] as number)) heaps.offer(h, v, i);
-          }
-        }
-      };
-      // A block held for its pair's AP counting has its offers made beside that counting (it stays intact until
-      // then), not alone while the helpers have nothing to do.
-      const waiting: { block: ProbabilityMatrix; first: number }[] = [];
       try {
-        await this.pass((block, first) => {
-          // The AP counting of the pair on the helper threads while this thread makes the offers, then with them.
-          const finish = pairs.add(block, first);
-          waiting.push({ block, first });
-          if (pairs.holds(block)) return;
-          for (const w of waiting.splice(0)) offers(w.block, w.first);
-          finish();
-        }, undefined, this.threaded && ap.due); // blocks copied to shared memory only for AP counting on the helpers
-        for (const w of waiting.splice(0)) offers(w.block, w.first);
-        pairs.flush();
+        await this.pruningPass(heaps, redo, ap);
       } finally {
         await letGo();
       }
@@ -781,6 +919,34 @@ let pairsCounted = 0;
 /** Tests: block pairs counted together by {@link BlockPairs} so far in this thread. */
 export function blockPairsCounted(): number {
   return pairsCounted;
+}
+
+/**
+ * Heap entries (12 bytes each) pass 2 may hold for the prune ({@link StreamedJudgement.provisionalPrune}): 2^21, 24 MiB.
+ * The exact counts of a million noisy rows (random labels, 1,000 classes) are about 550,000.
+ */
+export const PROVISIONAL_SLOTS = 1 << 21;
+
+let provisionalSlots = PROVISIONAL_SLOTS;
+let provisionalShort = false;
+/**
+ * Tests: the heap entries pass 2 may hold for the prune (0: none, the prune left to pass 3; undefined: the default),
+ * and whether every other class's heaps are made half as large as pass 1 says.
+ */
+export function setProvisionalPrune(options: { slots?: number; short?: boolean }): void {
+  provisionalSlots = options.slots ?? PROVISIONAL_SLOTS;
+  provisionalShort = options.short ?? false;
+}
+
+/**
+ * The most evaluated rows (a fraction) {@link StreamedJudgement.provisionalPrune} scores again to size the prune's
+ * heaps; with more, the prune is left to pass 3 (a product of every row).
+ */
+export const PROVISIONAL_RESCORED = 0.6;
+
+/** The prune's heaps filled by pass 2. */
+interface ProvisionalPrune {
+  heaps: PruneHeaps;
 }
 
 /** The AP accumulators when none are taken (pass 2 leaving them to pass 3). */
@@ -934,6 +1100,46 @@ export class PruneHeaps {
     const base = this.start[h] as number;
     const worst = this.margin[base] as number;
     return bound < worst || (bound === worst && row > (this.row[base] as number));
+  }
+
+  /**
+   * Fills these heaps from `from`'s (the same classes; pass 2's, see StreamedJudgement.provisionalPrune), offering
+   * each of its entries in increasing row order: a heap of `from` with room for at least this heap's count holds its
+   * best entries among all the rows offered, so the best `count` of them are this heap's. Returns per class 1 when
+   * some pair of it has no such heap in `from` (that class's heaps are left empty, to be filled again).
+   */
+  takeFrom(from: PruneHeaps): Uint8Array {
+    const k = this.first.length - 1;
+    const redo = new Uint8Array(k);
+    const match: number[] = [];
+    const entries: number[] = [];
+    for (let c = 0; c < k; c++) {
+      const h0 = this.first[c] as number;
+      const h1 = this.first[c + 1] as number;
+      if (h0 === h1) continue;
+      let g = from.first[c] as number;
+      const g1 = from.first[c + 1] as number;
+      match.length = 0;
+      for (let h = h0; h < h1; h++) {
+        const j = this.j[h] as number;
+        while (g < g1 && (from.j[g] as number) < j) g++;
+        if (g === g1 || from.j[g] !== j || (from.cap[g] as number) < (this.cap[h] as number)) break;
+        match.push(g);
+      }
+      if (match.length < h1 - h0) {
+        redo[c] = 1;
+        continue;
+      }
+      for (let h = h0; h < h1; h++) {
+        const f = match[h - h0] as number;
+        const base = from.start[f] as number;
+        entries.length = 0;
+        for (let q = 0; q < (from.size[f] as number); q++) entries.push(base + q);
+        if (entries.length > 1) entries.sort((a, b) => (from.row[a] as number) - (from.row[b] as number));
+        for (const e of entries) this.offer(h, from.margin[e] as number, from.row[e] as number);
+      }
+    }
+    return redo;
   }
 
   /** The rows heap h holds, in increasing order (tests). */

@@ -9,7 +9,7 @@ import { PerSampleStore, scoreAll } from '../../src/core/evaluate';
 import { EmbeddingRows } from '../../src/core/duplicates';
 import { computeMetrics } from '../../src/core/metrics';
 import { findLabelIssues, scanRows } from '../../src/core/labelIssues';
-import { blockPairsCounted, PruneHeaps, shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
+import { blockPairsCounted, PruneHeaps, setProvisionalPrune, shareStreamedRowPass, StreamedJudgement } from '../../src/core/streamedJudgement';
 import { halfToFloat } from '../../src/core/probabilities';
 import { helperUnits, setParallelism, stopHelpers } from '../../src/core/parallel';
 import { topKIndices, type ClassEmbeddings } from '../../src/core/zeroShot';
@@ -104,7 +104,7 @@ async function bothPaths(seed: number, n: number, k: number, dim: number, noise:
   assert.deepEqual(lateAgain, lateMetrics);
   const heldScan = scanRows(labels, matrix);
   const scan = judge.rowScan();
-  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes, heldScan, scan, labels, apAfterPass2 };
+  return { held, streamed: { all, splits, late: lateMetrics, issues }, topOf, seen, seenTop, passes: judge.passes, heldScan, scan, labels, apAfterPass2, prunedInPass2: { ...judge.prunedInPass2 } };
 }
 
 test('streamed judgement = held judgement: metrics, per-split and late-subset APs, label issues and ranks (bit for bit)', async () => {
@@ -167,18 +167,53 @@ test('streamed judgement: the prune decided from pass 2\'s candidates (two passe
   assert.deepEqual(plain.streamed, plain.held);
 });
 
-test('label issues next: pass 2 leaves the APs to pass 3 when pass 1 shows a confident wrong argmax, the same results either way', async () => {
-  // Noisy labels: pass 3 runs for the prune and counts the APs beside it (still three products).
-  const noisy = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true });
-  assert.equal(noisy.apAfterPass2, false, 'APs left to pass 3');
-  assert.equal(noisy.passes, 3);
+test('label issues next: pass 2 fills the prune\'s heaps sized from pass 1 and counts the APs (two products), the same results', async () => {
+  // Noisy labels: pass 1's argmax, label score and largest other score size the heaps; pass 2 fills them beside its
+  // confident counts and counts the APs: no third product.
+  const noisy = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true, lateAfterPass2: false });
+  assert.equal(noisy.apAfterPass2, true);
+  assert.ok(noisy.prunedInPass2.classes > 30, `classes pruned in pass 2: ${noisy.prunedInPass2.classes}`);
+  assert.equal(noisy.prunedInPass2.again, 0);
+  assert.equal(noisy.passes, 2);
+  assert.ok(noisy.held.issues.length > 100, `label issues to compare: ${noisy.held.issues.length}`);
   assert.deepEqual(noisy.streamed, noisy.held);
-  // Not told that label issues come next: pass 2 counts them (the predictor may not call labelIssues).
+  // Many rows whose argmax is not confident (its score below that class's cut) but above the lowest cut: pass 1 does
+  // not decide them, so they are scored again on their own to size the heaps; the same results.
+  const flat = await bothPaths(13, 9000, 40, 32, 0.2, (i) => i % 3, { summary: true, labelIssuesNext: true, lateAfterPass2: false, spread: 0.5 });
+  assert.ok(flat.prunedInPass2.rescored > 100, `rows scored again: ${flat.prunedInPass2.rescored}`);
+  assert.equal(flat.passes, 2);
+  assert.deepEqual(flat.streamed, flat.held);
+  // A subset asked for after pass 2: its APs take a third product, the prune stays pass 2's.
+  const late = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true });
+  assert.equal(late.passes, 3);
+  assert.equal(late.prunedInPass2.again, 0);
+  assert.deepEqual(late.streamed, noisy.streamed);
+  // Heaps half as large for every other class: those classes are pruned again by pass 3, the same results.
+  try {
+    setProvisionalPrune({ short: true });
+    const short = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true, lateAfterPass2: false });
+    assert.ok(short.prunedInPass2.again > 5, `classes pruned again: ${short.prunedInPass2.again}`);
+    assert.equal(short.passes, 3);
+    assert.deepEqual(short.streamed, noisy.streamed);
+  } finally {
+    setProvisionalPrune({});
+  }
+  // No room for heaps in pass 2: the APs are left to pass 3, which prunes (three products), the same results.
+  try {
+    setProvisionalPrune({ slots: 0 });
+    const left = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true, labelIssuesNext: true });
+    assert.equal(left.apAfterPass2, false, 'APs left to pass 3');
+    assert.equal(left.passes, 3);
+    assert.deepEqual(left.streamed, noisy.streamed);
+  } finally {
+    setProvisionalPrune({});
+  }
+  // Not told that label issues come next: pass 2 counts the APs (the predictor may not call labelIssues).
   const told = await bothPaths(11, 9000, 60, 32, 0.12, (i) => i % 3, { summary: true });
   assert.equal(told.apAfterPass2, true);
   assert.deepEqual(told.streamed, noisy.streamed);
-  // Clean labels on well separated classes: no confident wrong argmax, so pass 2 keeps the APs; with nothing to prune
-  // and no subset asked for after pass 2, no third product runs.
+  // Clean labels on well separated classes: nothing to prune, so pass 2 keeps the APs; with no subset asked for
+  // after pass 2, no third product runs.
   const clean = await bothPaths(12, 3000, 4, 32, 0, (i) => i % 3, { summary: true, labelIssuesNext: true, spread: 0.05, lateAfterPass2: false });
   assert.equal(clean.apAfterPass2, true, 'nothing predicts a pass 3');
   assert.deepEqual(clean.streamed, clean.held);
@@ -229,19 +264,25 @@ test('streamed judgement on helper threads (AP counting, cleanlab scan and row p
   }
 });
 
-test('pass 3 counts the APs left to it two blocks at a time on the helpers: a pair, a pair with a short second block, a last block alone', async () => {
+test('the pruning pass counts the APs two blocks at a time on the helpers: a pair, a pair with a short second block, a last block alone', async () => {
   try {
     setParallelism({ threads: 2, minWork: 0, callerRuns: false });
+    // Pass 2 with the prune's heaps (the default), and pass 3 when pass 2 has no room for them.
+    for (const slots of [undefined, 0]) {
+    setProvisionalPrune({ slots });
     // Every row evaluated, so that blocks are full (4,096 rows): 3 blocks (a pair, then one flushed alone), and 3 blocks
     // and 100 rows (two pairs, the second with a short block).
     for (const [n, pairs] of [[3 * 4096, 1], [3 * 4096 + 100, 2]] as const) {
       const before = blockPairsCounted();
       const r = await bothPaths(29, n, 300, 24, 0.15, (i) => i % 2, { summary: true, labelIssuesNext: true, lateAfterPass2: false, gaps: false });
-      assert.equal(r.apAfterPass2, false);
+      assert.equal(r.apAfterPass2, slots === undefined);
+      assert.equal(r.passes, slots === undefined ? 2 : 3);
       assert.equal(blockPairsCounted() - before, pairs, `n = ${n}`);
       assert.deepEqual(r.streamed, r.held, `n = ${n}`);
     }
+    }
   } finally {
+    setProvisionalPrune({});
     setParallelism({});
     stopHelpers();
   }
