@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(out));
 }
 
-/** The streamed judgement's three passes over the same data. */
+/** The streamed judgement's passes over the same data (two when pass 2 makes the prune, as here). */
 async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: number[], out: Record<string, unknown>, embeddingMiB: number, baseMiB: number): Promise<void> {
   const classNames = Array.from({ length: k }, (_, c) => `class_${c}`);
   const judge = new StreamedJudgement({ rows, classEmbeddings: classes, logitScale: 100, classes: classNames, rowOfSample: Int32Array.from({ length: n }, (_, i) => i), labels });
@@ -161,9 +161,10 @@ async function streamed(rows: EmbeddingRows, classes: ClassEmbeddings, labels: n
   if (process.argv.includes('--whole-rows')) await time('pass 1: top-5 per sample, row values (whole rows)', () => judge.firstPass((_, p) => (topSum += topKIndices(p, 5)[0] as number)), out);
   else await time('pass 1: top-5 per sample, row values', () => judge.firstPass(() => undefined, { t: 5, set: (_, c) => (topSum += c[0] as number) }), out);
   const metrics = await time('metrics (no AP yet)', () => judge.metrics([1, 5]), out);
-  // As eval does: label issues come next, so pass 2 leaves the APs to pass 3 when that runs anyway.
-  await time('pass 2: cleanlab scan (APs left to pass 3)', () => judge.secondPass(true), out);
-  const issues = await time('pass 3: prune, APs, rank', () => judge.labelIssues(), out);
+  // As eval does: label issues come next, so pass 2 makes the prune and counts the APs beside its cleanlab scan; a
+  // third pass runs only for classes whose heaps turn out too small.
+  await time('pass 2: cleanlab scan, prune, APs', () => judge.secondPass(true), out);
+  const issues = await time('label issues (a pass 3 only when needed), rank', () => judge.labelIssues(), out);
   out.passes = judge.passes;
   out.top1 = metrics.top1Accuracy;
   out.meanAP = metrics.perClass.reduce((a, c) => a + (c.averagePrecision ?? 0), 0) / k;
