@@ -68,7 +68,12 @@ if [ ! -x "$E2E/cs-prefix/bin/code-server" ] || ! grep -q "\"version\": \"$CODE_
   t=$(date +%s)
   rm -rf "$E2E/cs-prefix"
   mkdir -p "$E2E/tmp"
-  if ! PATH="$E2E/node24/bin:$PATH" npm_config_nodedir="$E2E/node24" TMPDIR="$E2E/tmp" \
+  # Under `npm run test:e2e` the outer npm (node 20) exports npm_config_user_agent ("... node/v20 ..."), which the
+  # inner npm would take as its own: code-server's postinstall reads the node version from it and refuses. The
+  # inner install starts without any of the outer npm's variables.
+  outer_npm=()
+  while IFS= read -r name; do outer_npm+=(-u "$name"); done < <(env | sed -n 's/^\([Nn][Pp][Mm]_[^=]*\)=.*/\1/p')
+  if ! env "${outer_npm[@]}" PATH="$E2E/node24/bin:$PATH" npm_config_nodedir="$E2E/node24" TMPDIR="$E2E/tmp" \
        npm install -g --prefix "$E2E/cs-prefix" --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" \
        > "$E2E/code-server-install.log" 2>&1; then
     tail -40 "$E2E/code-server-install.log"
