@@ -52,6 +52,8 @@ class App {
   private resolvedPaths: Record<string, 'fixed' | 'ignored'> = {};
   private readonly grid: ImageGrid;
   private readonly searchSlot = h('div', { class: 'search-slot' });
+  /** The query of the search results shown (kept through a new report, which clears them until they are sent again). */
+  private searchShown: string | null = null;
   private readonly duplicatesSlot = h('div', { class: 'duplicates-slot' });
   private readonly compareSlot = h('div', { class: 'compare-slot' });
   /** The active "Compare with..." result (A: the picked run, B: the report shown); dropped when another report comes. */
@@ -178,7 +180,10 @@ class App {
         if (t.kind === 'class') this.showClass(t.class);
         else if (t.kind === 'cell') this.showCell(t.cell);
         else if (t.kind === 'images') this.showImages(t.source);
-        else if (t.kind === 'search') this.showSearch(t.query, t.hits);
+        else if (t.kind === 'search') {
+          // A search sent again after a re-run comes back only if the panel showed it when the new report came.
+          if (!t.refresh || this.searchShown === t.query) this.showSearch(t.query, t.hits, !t.refresh);
+        }
         else {
           this.selectTab('issues');
           if (t.path) this.issues.reveal(t.path);
@@ -209,10 +214,15 @@ class App {
     this.selectTab(this.state.tab);
   }
 
-  private showSearch(query: string, hits: { path: string; score: number }[]): void {
+  private showSearch(query: string, hits: { path: string; score: number }[], scroll = true): void {
     if (!this.model) return;
-    replaceChildren(this.searchSlot, renderSearch(query, hits, { model: this.model, host: this.host, thumbs: this.thumbs, onClose: () => replaceChildren(this.searchSlot) }));
-    this.searchSlot.scrollIntoView({ block: 'start' });
+    this.searchShown = query;
+    const onClose = () => {
+      this.searchShown = null;
+      replaceChildren(this.searchSlot);
+    };
+    replaceChildren(this.searchSlot, renderSearch(query, hits, { model: this.model, host: this.host, thumbs: this.thumbs, onClose }));
+    if (scroll) this.searchSlot.scrollIntoView({ block: 'start' });
   }
 
   private renderHeaderAndComparison(model: ReportModel): void {

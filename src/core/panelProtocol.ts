@@ -200,8 +200,12 @@ export type RevealTarget =
   | { kind: 'cell'; cell: MatrixCell }
   | { kind: 'issues'; path?: string }
   | { kind: 'images'; source: GridSource }
-  /** Text-search results (CLIP Lens: Search Images...), best first, shown as ranked thumbnails. */
-  | { kind: 'search'; query: string; hits: SearchHitItem[] };
+  /**
+   * Text-search results (CLIP Lens: Search Images...), best first, shown as ranked thumbnails. `refresh`: the same
+   * search sent again after a new report of the same dataset and model (a re-run), with its samples as they are now;
+   * shown only when the panel still shows that search (the new report cleared it).
+   */
+  | { kind: 'search'; query: string; hits: SearchHitItem[]; refresh?: boolean };
 
 /** Messages from the extension host to the webview. */
 export type HostToPanel =

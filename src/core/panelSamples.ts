@@ -6,7 +6,7 @@
  *
  * Pure (no Node, no vscode): the extension's ReportPanel and the webview test harness answer with the same code.
  */
-import type { GridSort, GridSource, PanelSampleRow, PanelSamplesQuery } from './panelProtocol';
+import type { GridSort, GridSource, PanelSampleRow, PanelSamplesQuery, SearchHitItem } from './panelProtocol';
 import type { EvalReport, ReportSample } from './report';
 import { samplesOf, type SampleTable } from './sampleTable';
 
@@ -115,4 +115,13 @@ export function referencedIndices(report: EvalReport): number[] {
   for (const l of report.leakage ?? []) for (const p of [...l.paths, ...l.copies]) byPath(p);
   for (const o of report.outliers ?? []) byPath(o.path);
   return [...out].sort((x, y) => x - y);
+}
+
+/** Search hits with their samples as the report has them now (index and data); a hit whose image is gone drops out. */
+export function withSamples(report: EvalReport, hits: SearchHitItem[]): SearchHitItem[] {
+  const table = samplesOf(report);
+  return hits.flatMap((h) => {
+    const index = table.indexOfPath(h.path);
+    return index < 0 ? [] : [{ path: h.path, score: h.score, index, sample: panelSample(table.at(index) as ReportSample, true) }];
+  });
 }

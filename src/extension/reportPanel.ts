@@ -36,7 +36,7 @@ import { classPrCurve } from '../core/prCurve';
 import { panelHtml } from './panelHtml';
 import { datasetFormat } from '../core/datasetFormat';
 import { samplesOf } from '../core/sampleTable';
-import { panelSample, querySamples, referencedIndices } from '../core/panelSamples';
+import { panelSample, querySamples, referencedIndices, withSamples } from '../core/panelSamples';
 
 export const REPORT_PANEL_VIEW_TYPE = 'clipLens.report';
 
@@ -112,13 +112,11 @@ export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_P
 }
 
 /** Search hits with their samples (index and data), for a panel that holds no samples of its own. */
-export function withSamples(report: EvalReport, hits: SearchHitItem[]): SearchHitItem[] {
-  const table = samplesOf(report);
-  return hits.flatMap((h) => {
-    const index = table.indexOfPath(h.path);
-    return index < 0 ? [] : [{ path: h.path, score: h.score, index, sample: panelSample(table.at(index) as ReportSample, true) }];
-  });
+/** The model a search's scores came from: a report of another model gets no stale search. */
+function searchModel(report: EvalReport): string {
+  return `${report.model.id}\u0000${report.model.quantized}`;
 }
+
 
 /** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
 export function buildFix(report: EvalReport, sample: ReportSample, toClass: string): SampleFix | null {
@@ -274,6 +272,8 @@ export class ReportPanel implements vscode.Disposable {
   /** The webview said `ready` and has not been unloaded since (hidden panels lose their content). */
   private webviewReady = false;
   private pendingReveal: RevealTarget | undefined;
+  /** The last search shown, sent again with each new report of the same dataset and model (see RevealTarget). */
+  private search: { query: string; hits: SearchHitItem[]; root: string; model: string } | undefined;
 
   /** The panel used last (the active one, else the newest), if any. */
   static get current(): ReportPanel | undefined {
@@ -386,12 +386,20 @@ export class ReportPanel implements vscode.Disposable {
       this.panel.webview.options = ReportPanel.webviewOptions(this.extensionUri, report);
     }
     this.sendReport();
+    // A re-run (say, after the config was saved) keeps the search on screen: its scores are the same model's on the
+    // same images; the samples are looked up again (an image moved since drops out).
+    const search = this.search;
+    if (search && (search.root !== report.dataset.root || search.model !== searchModel(report))) this.search = undefined;
+    else if (search && this.webviewReady) this.post({ type: 'reveal', target: { kind: 'search', query: search.query, hits: withSamples(report, search.hits), refresh: true } });
   }
 
   /** Brings a class, a matrix cell or a label issue into view. */
   reveal(target: RevealTarget): void {
     this.panel.reveal(undefined, true);
-    if (target.kind === 'search' && this.report) target = { ...target, hits: withSamples(this.report, target.hits) };
+    if (target.kind === 'search' && this.report) {
+      this.search = { query: target.query, hits: target.hits.map((x) => ({ path: x.path, score: x.score })), root: this.report.dataset.root, model: searchModel(this.report) };
+      target = { ...target, hits: withSamples(this.report, target.hits) };
+    }
     if (this.webviewReady) this.post({ type: 'reveal', target });
     else this.pendingReveal = target;
   }

@@ -20,6 +20,8 @@ import { largeReport, shapesReport } from '../fixtures/report/generate';
 import { makeBaseline } from '../../src/core/baseline';
 import { compareRuns } from '../../src/core/compare';
 import { CHROMIUM, FakeHost, ROOT, applyTheme, buildWebview, launchChromium, screenshotPath, tmpDir, type ThemeName } from './harness';
+import { toPanelReport } from '../../src/extension/reportPanel';
+import { withSamples } from '../../src/core/panelSamples';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/report/shapes-report.json');
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
@@ -402,6 +404,34 @@ describe('report panel in headless Chromium', { skip: chromiumMissing && `Chromi
     assert.equal((csv.content as string).trim().split('\r\n').length, 17);
     assert.match(html.content as string, /<img class="matrix" alt="Confusion matrix" src="data:image\/png;base64,/);
     assert.deepEqual(JSON.parse(json.content as string), fixture);
+  });
+
+  test('search results stay through a re-run (sent again after the new report); a closed search does not come back', async () => {
+    const { page } = watched;
+    const query = 'a photo of a red circle.';
+    const hits = withSamples(fixture, fixture.samples!.slice(0, 4).map((x, i) => ({ path: x.path, score: 0.3 - i * 0.01 })));
+    const tiles = () => page.locator('.search-results .search-tiles [data-rank]');
+    await host.send({ type: 'reveal', target: { kind: 'search', query, hits } });
+    await page.waitForSelector('.search-results');
+    assert.equal(await tiles().count(), 4);
+    const reRun = async () => {
+      const { report, samples } = toPanelReport(fixture);
+      await host.send({ type: 'report', report, samples, reportRef: 'shapes-report.json', gate: null });
+      await page.waitForFunction(() => document.querySelector('.search-results') === null);
+    };
+    // The new report clears the results; the host sends the search again (one image gone), and it is shown.
+    await reRun();
+    await host.send({ type: 'reveal', target: { kind: 'search', query, hits: hits.slice(1), refresh: true } });
+    await page.waitForSelector('.search-results');
+    assert.equal(await tiles().count(), 3);
+    // Closed by the user: a later re-run does not bring it back.
+    await page.click('.search-results vscode-button:has-text("Close")');
+    await reRun();
+    await host.send({ type: 'reveal', target: { kind: 'search', query, hits, refresh: true } });
+    await host.send({ type: 'reveal', target: { kind: 'class', class: fixture.dataset.classes[0]! } }); // after the refresh
+    await page.waitForTimeout(200);
+    assert.equal(await page.locator('.search-results').count(), 0);
+    assert.deepEqual(watched.errors, []);
   });
 
   test('UI state survives the webview being unloaded and reloaded (hide/show, window reload)', async () => {

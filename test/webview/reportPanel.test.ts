@@ -131,6 +131,35 @@ test('sends the report when the webview is ready, and again after it was hidden 
   assert.deepEqual(posted().slice(1).map((m) => m.type), ['report', 'reveal']);
 });
 
+test('a re-run of the same dataset and model sends the search shown again after its report (samples as they are now); another model does not', async () => {
+  const r = await report();
+  const p = ReportPanel.createOrShow(ext, actions(newCalls()), r);
+  lastPanel().webview.receive({ type: 'ready' });
+  await settle();
+  const hits = r.samples!.slice(0, 3).map((s, i) => ({ path: s.path, score: 0.31 - i * 0.01 }));
+  p.reveal({ kind: 'search', query: 'a photo of a red circle.', hits });
+  const shown = posted().at(-1) as Extract<HostToPanel, { type: 'reveal' }>;
+  assert.equal(shown.target.kind === 'search' && shown.target.refresh, undefined);
+  // The re-run: the first image was moved since.
+  const moved = { ...r, createdAt: new Date(Date.now() + 1000).toISOString(), samples: r.samples!.map((s, i) => (i === 0 ? { ...s, path: `elsewhere/${s.path}` } : s)) };
+  const before = posted().length;
+  p.update(moved);
+  const sent = posted().slice(before);
+  assert.deepEqual(sent.map((m) => m.type), ['report', 'reveal']);
+  const target = (sent[1] as Extract<HostToPanel, { type: 'reveal' }>).target;
+  assert.ok(target.kind === 'search');
+  assert.equal(target.refresh, true);
+  assert.equal(target.query, 'a photo of a red circle.');
+  assert.deepEqual(target.hits.map((x) => [x.path, x.score, x.index]), hits.slice(1).map((x, i) => [x.path, x.score, i + 1]));
+  assert.equal(target.hits[0]!.sample?.path, hits[1]!.path);
+  // Another model's report: the scores are not its own, so the search is dropped (and stays dropped).
+  const other = { ...moved, model: { ...moved.model, id: 'another-model' } };
+  const n = posted().length;
+  p.update(other);
+  p.update(moved);
+  assert.deepEqual(posted().slice(n).map((m) => m.type), ['report', 'report']);
+});
+
 test('toPanelReport drops content hashes, and probabilities only when too many', () => {
   const r = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as EvalReport;
   const first = r.labelIssues[0]!.index;
