@@ -117,7 +117,10 @@ export function referencedIndices(report: EvalReport): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-/** Search hits with their samples as the report has them now (index and data); a hit whose image is gone drops out. */
+/**
+ * Search hits with their samples as the report has them now (index and data), for a panel that holds no samples of
+ * its own; a hit whose image is gone drops out.
+ */
 export function withSamples(report: EvalReport, hits: SearchHitItem[]): SearchHitItem[] {
   const table = samplesOf(report);
   return hits.flatMap((h) => {

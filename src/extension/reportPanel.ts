@@ -111,12 +111,10 @@ export function toPanelReport(report: EvalReport, maxProbabilities = MAX_PANEL_P
   return { report: rest, samples: { count: table.length, known, hasProbabilities: full }, probabilitiesStripped: strip };
 }
 
-/** Search hits with their samples (index and data), for a panel that holds no samples of its own. */
 /** The model a search's scores came from: a report of another model gets no stale search. */
 function searchModel(report: EvalReport): string {
   return `${report.model.id}\u0000${report.model.quantized}`;
 }
-
 
 /** Builds the fix for a sample in the dataset's own terms; null when the dataset cannot be fixed that way. */
 export function buildFix(report: EvalReport, sample: ReportSample, toClass: string): SampleFix | null {
