@@ -195,7 +195,7 @@ export class StreamedJudgement {
    */
   readonly prunedInPass2 = { classes: 0, rescored: 0, slots: 0, again: 0 };
   /** The prune's heaps filled by pass 2 (see provisionalPrune), until labelIssues takes them. */
-  private provisional: ProvisionalPrune | null = null;
+  private provisional: PruneHeaps | null = null;
   private argmax: Int32Array | null = null;
   private maxOther: Int32Array | null = null;
   /**
@@ -500,11 +500,12 @@ export class StreamedJudgement {
    * A row whose argmax is confident counts at its argmax in cleanlab's confident joint (one confident class is the
    * argmax; several count at the argmax), and one whose largest score is below every cut at none: pass 1 decides
    * those. The others (0.5% of a million random rows, 42% of the aligned bench set's) are scored again on their own
-   * ({@link guessesOf}): a product of those rows alone costs less than a third pass. The heaps get the prune counts of that joint. labelIssues checks every exact count (from pass
-   * 2's confident counts) against them, and a class whose count exceeds its heap is pruned again by a third pass: the
-   * sizes decide the cost, never the result.
+   * ({@link guessesOf}): a product of those rows alone costs less than a third pass. The heaps get the prune of that
+   * joint ({@link prunePairs}, as labelIssues makes it from the exact one). labelIssues checks every exact count
+   * against them, and a class whose count exceeds its heap is pruned again by a third pass: the sizes decide the
+   * cost, never the result.
    */
-  private async provisionalPrune(cut: Int32Array): Promise<ProvisionalPrune | null> {
+  private async provisionalPrune(cut: Int32Array): Promise<PruneHeaps | null> {
     const { pred, labelArray: labels, maxOther, k, n } = this;
     if (!maxOther || n === 0 || k < 3) return null;
     const selfValue = new Float32Array(this.self.buffer, this.self.byteOffset, n);
@@ -527,30 +528,57 @@ export class StreamedJudgement {
     }
     if (open.length > n * PROVISIONAL_RESCORED) return null;
     await this.guessesOf(Int32Array.from(open), least.slice(), estimate);
-    const prune = pruneCountMatrix(jointFromGuesses(labels, k, estimate, true), MIN_EXAMPLES_PER_CLASS);
+    const { pairs, slots } = this.prunePairs(estimate);
+    if (provisionalShort) {
+      // Tests: every other class's heaps half as large, so that pass 3 prunes those classes again.
+      let q = 0;
+      for (let p = 0; p < pairs.length; p++) {
+        const count = (pairs.count[p] as number) >> ((pairs.c[p] as number) % 2);
+        if (count <= 0) continue;
+        pairs.c[q] = pairs.c[p] as number;
+        pairs.j[q] = pairs.j[p] as number;
+        pairs.count[q++] = count;
+      }
+      pairs.length = q;
+    }
+    if (pairs.length === 0 || slots > provisionalSlots) return null;
+    const heaps = new PruneHeaps(k, pairs);
+    let classes = 0;
+    for (let c = 0; c < k; c++) if (heaps.ofClass(c) > 0) classes++;
+    Object.assign(this.prunedInPass2, { classes, rescored: open.length, slots });
+    return heaps;
+  }
+
+  /**
+   * cleanlab's prune for the confident guesses `guess` (calibrated joint, prune counts): per class of more than
+   * MIN_EXAMPLES_PER_CLASS rows, the other classes j with a count below the class's rows (its rows with the `count`
+   * largest margins p_j - p_c are flagged: a heap each), and the classes with a count reaching their rows (all their
+   * rows flagged); `slots`, the heaps' entries in all.
+   */
+  private prunePairs(guess: Int32Array): { pairs: PrunePairs; flagAll: Uint8Array; slots: number } {
+    const { labelArray: labels, k } = this;
+    const prune = pruneCountMatrix(jointFromGuesses(labels, k, guess, true), MIN_EXAMPLES_PER_CLASS);
     const size = this.classSizes();
-    const pairs = { c: [] as number[], j: [] as number[], count: [] as number[] };
+    const pairs = { c: new Int32Array(k * (k - 1)), j: new Int32Array(k * (k - 1)), count: new Int32Array(k * (k - 1)), length: 0 };
+    const flagAll = new Uint8Array(k);
     let slots = 0;
     for (let c = 0; c < k; c++) {
       const m = size[c] as number;
       if (m <= MIN_EXAMPLES_PER_CLASS) continue;
       for (let j = 0; j < k; j++) {
-        const count = j === c ? 0 : ((prune[j] as number[])[c] as number);
-        // Tests: every other class's heaps half as large, so that pass 3 prunes those classes again.
-        const room = Math.min(count, m) >> (provisionalShort && c % 2 === 1 ? 1 : 0);
-        if (room <= 0) continue;
-        pairs.c.push(c);
-        pairs.j.push(j);
-        pairs.count.push(room);
-        slots += room;
+        if (j === c) continue;
+        const count = (prune[j] as number[])[c] as number;
+        if (count <= 0) continue;
+        if (count >= m) flagAll[c] = 1;
+        else {
+          pairs.c[pairs.length] = c;
+          pairs.j[pairs.length] = j;
+          pairs.count[pairs.length++] = count;
+          slots += count;
+        }
       }
     }
-    if (pairs.c.length === 0 || slots > provisionalSlots) return null;
-    const heaps = new PruneHeaps(k, { c: Int32Array.from(pairs.c), j: Int32Array.from(pairs.j), count: Int32Array.from(pairs.count), length: pairs.c.length });
-    let classes = 0;
-    for (let c = 0; c < k; c++) if (heaps.ofClass(c) > 0) classes++;
-    Object.assign(this.prunedInPass2, { classes, rescored: open.length, slots });
-    return { heaps };
+    return { pairs, flagAll, slots };
   }
 
   /**
@@ -607,7 +635,7 @@ export class StreamedJudgement {
    * probabilities copied out only for the APs and the prune candidates. guess as rowScanUnit gives it: -1 when no
    * class is confident, the confident class when one is, else the argmax.
    */
-  private async countingPass(cut: Int32Array, guess: Int32Array, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>, provisional?: ProvisionalPrune): Promise<void> {
+  private async countingPass(cut: Int32Array, guess: Int32Array, ap: ReturnType<StreamedJudgement['averagePrecisionDue']>, provisional?: PruneHeaps): Promise<void> {
     const { k, pred, labelArray } = this;
     const { rowOfSample } = this.input;
     const T = this.candidates;
@@ -630,7 +658,7 @@ export class StreamedJudgement {
     if (provisional) {
       // The prune's offers and the APs in pass 3's way (BlockPairs), beside the confident counts.
       try {
-        await this.pruningPass(provisional.heaps, null, ap, scan);
+        await this.pruningPass(provisional, null, ap, scan);
       } finally {
         await letGo();
       }
@@ -777,27 +805,9 @@ export class StreamedJudgement {
     if (!guess || !argmax || !maxOther) throw new Error('StreamedJudgement: labelIssues before secondPass');
     const { classes } = this.input;
     if (n === 0) return [];
-    const prune = pruneCountMatrix(jointFromGuesses(labels, k, guess, true), MIN_EXAMPLES_PER_CLASS);
-    const size = this.classSizes();
     const flagged = new Uint8Array(n);
     // Per given class c: the other classes j with rows to flag, each with a heap of its best (margin, row) so far.
-    const pairs = { c: new Int32Array(k * (k - 1)), j: new Int32Array(k * (k - 1)), count: new Int32Array(k * (k - 1)), length: 0 };
-    const flagAll = new Uint8Array(k);
-    for (let c = 0; c < k; c++) {
-      const m = size[c] as number;
-      if (m <= MIN_EXAMPLES_PER_CLASS) continue;
-      for (let j = 0; j < k; j++) {
-        if (j === c) continue;
-        const count = (prune[j] as number[])[c] as number;
-        if (count <= 0) continue;
-        if (count >= m) flagAll[c] = 1;
-        else {
-          pairs.c[pairs.length] = c;
-          pairs.j[pairs.length] = j;
-          pairs.count[pairs.length++] = count;
-        }
-      }
-    }
+    const { pairs, flagAll } = this.prunePairs(guess);
     const heaps = new PruneHeaps(k, pairs);
     const selfValue = new Float32Array(self.buffer, self.byteOffset, n);
     for (let i = 0; i < n; i++) if (flagAll[labels[i] as number]) flagged[i] = 1;
@@ -806,7 +816,7 @@ export class StreamedJudgement {
     // pruned again by pass 3 from their rows' exact scores.
     const provisional = this.provisional;
     this.provisional = null;
-    const redo = provisional ? heaps.takeFrom(provisional.heaps) : this.pruneFromCandidates(heaps, selfValue);
+    const redo = provisional ? heaps.takeFrom(provisional) : this.pruneFromCandidates(heaps, selfValue);
     if (provisional) redo.forEach((x) => (this.prunedInPass2.again += x));
     const ap = this.averagePrecisionDue(BlockPairs.rows);
     if (redo.some((x) => x === 1) || ap.due) {
@@ -944,9 +954,12 @@ export function setProvisionalPrune(options: { slots?: number; short?: boolean }
  */
 export const PROVISIONAL_RESCORED = 0.6;
 
-/** The prune's heaps filled by pass 2. */
-interface ProvisionalPrune {
-  heaps: PruneHeaps;
+/** Prune heaps' pairs: the first `length` of (given class c, other class j, count), grouped by c, increasing. */
+interface PrunePairs {
+  c: Int32Array;
+  j: Int32Array;
+  count: Int32Array;
+  length: number;
 }
 
 /** The AP accumulators when none are taken (pass 2 leaving them to pass 3). */
@@ -1005,8 +1018,8 @@ export class PruneHeaps {
    */
   readonly bar: Float64Array;
 
-  /** The first `pairs.length` pairs (class c, other class j, count), grouped by c, increasing. */
-  constructor(k: number, pairs: { c: Int32Array; j: Int32Array; count: Int32Array; length: number }) {
+  /** One heap per pair, `count` entries each. */
+  constructor(k: number, pairs: PrunePairs) {
     const h = pairs.length;
     this.first = new Int32Array(k + 1);
     this.j = pairs.j.slice(0, h);
